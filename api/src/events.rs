@@ -1,0 +1,16 @@
+//! Reasons of the Kubernetes events ferrolb records. Operators grep for these.
+
+/// An address was assigned to a Service.
+pub const IP_ALLOCATED: &str = "IPAllocated";
+/// A Service's address was released (Service changed, or the address became invalid).
+pub const IP_RELEASED: &str = "IPReleased";
+/// A Service could not get an address; the message says why.
+pub const ALLOCATION_FAILED: &str = "AllocationFailed";
+/// A configuration object was rejected; the last valid configuration stays in force.
+pub const CONFIG_INVALID: &str = "ConfigInvalid";
+/// A configuration object produced a warning but was accepted.
+pub const CONFIG_WARNING: &str = "ConfigWarning";
+/// A pool was removed or shrunk while Services still hold addresses from it.
+pub const POOL_IN_USE: &str = "PoolInUse";
+/// A node took over announcing a Service address in layer 2 mode.
+pub const NODE_ASSIGNED: &str = "nodeAssigned";

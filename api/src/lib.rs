@@ -1,0 +1,33 @@
+//! ferrolb-api: the types every ferrolb component and its users share.
+//!
+//! * CRD types of the `ferrolb.io/v1beta1` group. Kinds and field names follow MetalLB's, so a
+//!   MetalLB manifest migrates by changing its `apiVersion`.
+//! * Annotation keys (with MetalLB's spellings as aliases), the load balancer class, event reasons.
+//! * The JSON types of the HTTP status API both binaries serve.
+//!
+//! This crate does no I/O.
+
+pub mod annotations;
+pub mod bfd;
+pub mod bgp;
+pub mod community;
+pub mod crds;
+pub mod events;
+pub mod l2;
+pub mod pool;
+pub mod status;
+
+/// API group of every ferrolb CRD.
+pub const GROUP: &str = "ferrolb.io";
+/// API version of every ferrolb CRD.
+pub const VERSION: &str = "v1beta1";
+/// `apiVersion` string of ferrolb objects.
+pub const API_VERSION: &str = "ferrolb.io/v1beta1";
+/// MetalLB API group; `validate` accepts its objects as equivalents of ours.
+pub const METALLB_GROUP: &str = "metallb.io";
+
+pub use bfd::{BFDProfile, BFDProfileSpec};
+pub use bgp::{BGPAdvertisement, BGPAdvertisementSpec, BGPPeer, BGPPeerSpec, DynamicAsn};
+pub use community::{Community, CommunityAlias, CommunitySpec};
+pub use l2::{L2Advertisement, L2AdvertisementSpec};
+pub use pool::{IPAddressPool, IPAddressPoolSpec, IPAddressPoolStatus, ServiceAllocation};

@@ -1,0 +1,605 @@
+//! What this node must announce, computed from the whole index (level-triggered).
+//!
+//! [`desired_announcements`] is the whole truth at one instant: the caller diffs two results
+//! and applies the difference (gratuitous ARP / unsolicited NA on a gained IP, UPDATE or
+//! withdraw per peer). Everything is sorted so equal inputs give equal outputs, which keeps
+//! those diffs empty when nothing changed.
+//!
+//! Merging rules for BGP, where several IPs, Services and advertisements meet:
+//! - IPs aggregate to `aggregationLength` / `aggregationLengthV6` (10.0.0.5 with 24 gives
+//!   10.0.0.0/24); a prefix reached from several IPs or Services is advertised once, listing
+//!   them all.
+//! - When several advertisements give the same prefix to the same peer, communities are the
+//!   union (as MetalLB's FRR configuration does: each advertisement adds its communities with
+//!   `set community … additive`), and LOCAL_PREF is the highest one set. MetalLB applies its
+//!   LOCAL_PREF route-map entries in sequence with `on-match next`, so there the winner
+//!   depends on the order of advertisements; taking the highest is deterministic and favours
+//!   the most preferred intent.
+
+use crate::election::elect;
+use crate::eligibility::{
+    bgp_advertisements_for, bgp_advertisements_of_node, l2_advertisements_for,
+    l2_advertisements_of_node, l2_eligible_nodes, l2_interfaces, peers_for, pool_for,
+};
+use crate::index::{ClusterIndex, ServiceInfo};
+use ferrolb_config::{BgpAdvertisement, CommunityValue};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+/// A layer 2 IP this node answers ARP / NDP for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct L2Announcement {
+    /// The address.
+    pub ip: IpAddr,
+    /// Services (`namespace/name`) using it, sorted.
+    pub services: Vec<String>,
+    /// Interfaces to answer on, sorted; empty means automatic.
+    pub interfaces: Vec<String>,
+}
+
+/// The elected owner of one layer 2 IP, whichever node it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct L2Owner {
+    /// The address.
+    pub ip: IpAddr,
+    /// Services (`namespace/name`) using it, sorted.
+    pub services: Vec<String>,
+    /// The owner, or `None` when no node is eligible.
+    pub owner: Option<String>,
+}
+
+/// Path attributes of one prefix towards one peer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RouteAttributes {
+    /// LOCAL_PREF (sent on iBGP sessions only; the session decides).
+    pub local_pref: Option<u32>,
+    /// Communities, sorted and deduplicated.
+    pub communities: Vec<CommunityValue>,
+}
+
+/// A prefix this node advertises over BGP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BgpAnnouncement {
+    /// The (possibly aggregated) prefix.
+    pub prefix: IpNet,
+    /// Service IPs it covers on this node, sorted.
+    pub ips: Vec<IpAddr>,
+    /// Services (`namespace/name`) it carries, sorted.
+    pub services: Vec<String>,
+    /// Attributes per peer name; only peers that receive the prefix are present.
+    pub peers: BTreeMap<String, RouteAttributes>,
+}
+
+/// Why an IP of one of our Services is announced by no mode at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum NotAnnouncedReason {
+    /// The IP lies in no pool of the configuration in force.
+    NoPool,
+    /// The IP's pool is selected by no L2Advertisement and no BGPAdvertisement.
+    NoAdvertisement,
+}
+
+/// An IP that is not announced anywhere, with the reason (cluster-wide, not per node).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotAnnounced {
+    /// The address.
+    pub ip: IpAddr,
+    /// Services (`namespace/name`) using it, sorted.
+    pub services: Vec<String>,
+    /// Why.
+    pub reason: NotAnnouncedReason,
+}
+
+/// Everything this node must announce, sorted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Desired {
+    /// Layer 2 IPs this node owns, by IP.
+    pub layer2: Vec<L2Announcement>,
+    /// BGP prefixes this node advertises, by prefix.
+    pub bgp: Vec<BgpAnnouncement>,
+    /// Owner of every layer 2 IP, by IP (for `nodeAssigned` events when it changes).
+    pub l2_owners: Vec<L2Owner>,
+    /// IPs no mode announces, by IP.
+    pub not_announced: Vec<NotAnnounced>,
+}
+
+/// Computes what `my_node` must announce from the whole index.
+pub fn desired_announcements(index: &ClusterIndex, my_node: &str) -> Desired {
+    let config = index.config();
+    let mut desired = Desired::default();
+    let mut bgp: BTreeMap<IpNet, BgpAcc> = BTreeMap::new();
+
+    for (ip, services) in services_by_ip(index) {
+        let names = service_names(&services);
+        let Some(pool) = pool_for(config, ip) else {
+            desired.not_announced.push(NotAnnounced {
+                ip,
+                services: names,
+                reason: NotAnnouncedReason::NoPool,
+            });
+            continue;
+        };
+
+        let has_l2 = l2_advertisements_for(config, &pool.name).next().is_some();
+        if has_l2 {
+            let owner = elect(ip, l2_eligible_nodes(index, ip, &services)).map(str::to_string);
+            if owner.as_deref() == Some(my_node) {
+                let advs = l2_advertisements_of_node(index, ip, my_node, &services);
+                desired.layer2.push(L2Announcement {
+                    ip,
+                    services: names.clone(),
+                    interfaces: l2_interfaces(&advs),
+                });
+            }
+            desired.l2_owners.push(L2Owner {
+                ip,
+                services: names.clone(),
+                owner,
+            });
+        }
+
+        let has_bgp = bgp_advertisements_for(config, &pool.name).next().is_some();
+        if has_bgp && let Some(me) = index.node(my_node) {
+            for adv in bgp_advertisements_of_node(index, ip, my_node, &services) {
+                let peers = peers_for(config, adv, me);
+                if peers.is_empty() {
+                    continue;
+                }
+                let acc = bgp.entry(aggregate(ip, adv)).or_default();
+                acc.ips.insert(ip);
+                acc.services.extend(names.iter().cloned());
+                for p in peers {
+                    merge(acc.peers.entry(p.name.clone()).or_default(), adv);
+                }
+            }
+        }
+
+        if !has_l2 && !has_bgp {
+            desired.not_announced.push(NotAnnounced {
+                ip,
+                services: names,
+                reason: NotAnnouncedReason::NoAdvertisement,
+            });
+        }
+    }
+
+    desired.bgp = bgp
+        .into_iter()
+        .map(|(prefix, acc)| BgpAnnouncement {
+            prefix,
+            ips: acc.ips.into_iter().collect(),
+            services: acc.services.into_iter().collect(),
+            peers: acc
+                .peers
+                .into_iter()
+                .map(|(name, a)| {
+                    let attrs = RouteAttributes {
+                        local_pref: a.local_pref,
+                        communities: a.communities.into_iter().collect(),
+                    };
+                    (name, attrs)
+                })
+                .collect(),
+        })
+        .collect();
+    desired
+}
+
+#[derive(Default)]
+struct BgpAcc {
+    ips: BTreeSet<IpAddr>,
+    services: BTreeSet<String>,
+    peers: BTreeMap<String, AttrAcc>,
+}
+
+#[derive(Default)]
+struct AttrAcc {
+    local_pref: Option<u32>,
+    communities: BTreeSet<CommunityValue>,
+}
+
+fn merge(acc: &mut AttrAcc, adv: &BgpAdvertisement) {
+    // `Option`'s order puts `None` below every value, so `max` keeps the highest one set.
+    acc.local_pref = acc.local_pref.max(adv.local_pref);
+    acc.communities.extend(adv.communities.iter().copied());
+}
+
+/// Our Services' IPs, each with the Services using it (sorted by key; IPs ascending).
+fn services_by_ip(index: &ClusterIndex) -> BTreeMap<IpAddr, Vec<&ServiceInfo>> {
+    let mut by_ip: BTreeMap<IpAddr, Vec<&ServiceInfo>> = BTreeMap::new();
+    for svc in index.services().filter(|s| s.ours) {
+        for ip in &svc.ips {
+            by_ip.entry(*ip).or_default().push(svc);
+        }
+    }
+    by_ip
+}
+
+fn service_names(services: &[&ServiceInfo]) -> Vec<String> {
+    services.iter().map(|s| s.key.to_string()).collect()
+}
+
+/// The prefix `ip` is advertised as under `adv`. Lengths beyond the family's width (validation
+/// prevents them) are clamped, so the function is total.
+pub fn aggregate(ip: IpAddr, adv: &BgpAdvertisement) -> IpNet {
+    match ip {
+        IpAddr::V4(v4) => Ipv4Net::new(v4, adv.aggregation_length.min(32))
+            .map(|n| IpNet::V4(n.trunc()))
+            .unwrap_or_else(|_| IpNet::from(ip)),
+        IpAddr::V6(v6) => Ipv6Net::new(v6, adv.aggregation_length_v6.min(128))
+            .map(|n| IpNet::V6(n.trunc()))
+            .unwrap_or_else(|_| IpNet::from(ip)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eligibility::tests::{
+        bgpadv, endpoints, ip, l2adv, label_sel, node, peer, pool, service,
+    };
+    use crate::index::TrafficPolicy;
+    use ferrolb_config::Config;
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    fn net(s: &str) -> IpNet {
+        s.parse().expect("test prefix")
+    }
+
+    fn config() -> Config {
+        let mut c = Config::default();
+        for p in [
+            pool(
+                "l2pool",
+                &[
+                    ("10.200.0.0", "10.200.0.255"),
+                    ("fd00:200::", "fd00:200::ffff"),
+                ],
+            ),
+            pool("bgppool", &[("10.210.0.0", "10.210.1.255")]),
+            pool("dark", &[("10.220.0.0", "10.220.0.255")]),
+        ] {
+            c.pools.insert(p.name.clone(), p);
+        }
+        c.l2_advertisements = vec![
+            l2adv("l2-a", &["l2pool"], vec![], &["eth1"]),
+            l2adv("l2-b", &["l2pool"], vec![label_sel("zone", "b")], &["eth2"]),
+        ];
+        let mut agg = bgpadv("agg", &["bgppool"], vec![], &["tor"]);
+        agg.aggregation_length = 24;
+        agg.local_pref = Some(100);
+        agg.communities = vec![CommunityValue::Standard(65000 << 16 | 1)];
+        let mut host = bgpadv("host", &["bgppool"], vec![], &[]);
+        host.local_pref = Some(50);
+        let mut agg2 = bgpadv("agg2", &["bgppool"], vec![], &["tor"]);
+        agg2.aggregation_length = 24;
+        agg2.local_pref = Some(200);
+        agg2.communities = vec![
+            CommunityValue::Standard(65000 << 16 | 1),
+            CommunityValue::Large(64500, 1, 2),
+        ];
+        c.bgp_advertisements = vec![agg, agg2, host];
+        for p in [
+            peer("tor", vec![]),
+            peer("spine", vec![label_sel("spine", "yes")]),
+        ] {
+            c.peers.insert(p.name.clone(), p);
+        }
+        c
+    }
+
+    fn index() -> ClusterIndex {
+        let mut idx = ClusterIndex::new(config());
+        idx.upsert_node(node("a", &[("spine", "yes")], true));
+        idx.upsert_node(node("b", &[("zone", "b")], true));
+        idx.upsert_node(node("c", &[], true));
+        idx
+    }
+
+    #[test]
+    fn l2_owner_is_elected_among_eligible_nodes_and_only_it_announces() {
+        let mut idx = index();
+        idx.upsert_service(service(
+            "web",
+            "shop",
+            &["10.200.0.10", "fd00:200::10"],
+            TrafficPolicy::Cluster,
+        ));
+        let mut owners_seen = BTreeSet::new();
+        for me in ["a", "b", "c"] {
+            let d = desired_announcements(&idx, me);
+            assert_eq!(d.l2_owners.len(), 2);
+            for o in &d.l2_owners {
+                let expected = elect(o.ip, ["a", "b", "c"]).map(str::to_string);
+                assert_eq!(o.owner, expected);
+                assert_eq!(o.services, ["web/shop"]);
+            }
+            for a in &d.layer2 {
+                owners_seen.insert((a.ip, me));
+                let o = d
+                    .l2_owners
+                    .iter()
+                    .find(|o| o.ip == a.ip)
+                    .expect("owner listed");
+                assert_eq!(o.owner.as_deref(), Some(me));
+                // Node b matches both advertisements; the others only l2-a.
+                let want: &[&str] = if me == "b" {
+                    &["eth1", "eth2"]
+                } else {
+                    &["eth1"]
+                };
+                assert_eq!(a.interfaces, want);
+            }
+            assert!(d.bgp.is_empty());
+            assert!(d.not_announced.is_empty());
+        }
+        // Each IP is announced by exactly one node.
+        assert_eq!(owners_seen.len(), 2);
+        assert_eq!(
+            owners_seen
+                .iter()
+                .map(|(i, _)| *i)
+                .collect::<BTreeSet<_>>()
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn shared_ip_is_announced_once_listing_both_services() {
+        let mut idx = index();
+        idx.upsert_service(service(
+            "web",
+            "http",
+            &["10.200.0.7"],
+            TrafficPolicy::Cluster,
+        ));
+        idx.upsert_service(service(
+            "web",
+            "https",
+            &["10.200.0.7"],
+            TrafficPolicy::Cluster,
+        ));
+        let owner = elect(ip("10.200.0.7"), ["a", "b", "c"]).expect("eligible");
+        let d = desired_announcements(&idx, owner);
+        assert_eq!(d.layer2.len(), 1);
+        assert_eq!(d.layer2[0].services, ["web/http", "web/https"]);
+    }
+
+    #[test]
+    fn local_policy_moves_owner_to_endpoint_node() {
+        let mut idx = index();
+        idx.upsert_service(service(
+            "web",
+            "shop",
+            &["10.200.0.10"],
+            TrafficPolicy::Local,
+        ));
+        let d = desired_announcements(&idx, "a");
+        assert_eq!(d.l2_owners[0].owner, None, "no endpoint anywhere");
+        assert!(d.layer2.is_empty());
+        for only in ["a", "b", "c"] {
+            idx.upsert_endpoint_slice(endpoints("web", "shop", &[only]));
+            let d = desired_announcements(&idx, only);
+            assert_eq!(d.l2_owners[0].owner.as_deref(), Some(only));
+            assert_eq!(d.layer2.len(), 1);
+        }
+    }
+
+    #[test]
+    fn dead_member_loses_only_its_ips() {
+        let mut idx = index();
+        let ips: Vec<String> = (1..=60).map(|i| format!("10.200.0.{i}")).collect();
+        let refs: Vec<&str> = ips.iter().map(String::as_str).collect();
+        idx.upsert_service(service("web", "many", &refs, TrafficPolicy::Cluster));
+        let all = |idx: &ClusterIndex| -> BTreeMap<IpAddr, Option<String>> {
+            desired_announcements(idx, "a")
+                .l2_owners
+                .into_iter()
+                .map(|o| (o.ip, o.owner))
+                .collect()
+        };
+        let before = all(&idx);
+        idx.set_members_alive(Some(BTreeSet::from(["a".to_string(), "c".to_string()])));
+        let after = all(&idx);
+        let mut moved = 0;
+        for (ip, owner) in &before {
+            if owner.as_deref() == Some("b") {
+                moved += 1;
+                assert!(matches!(after[ip].as_deref(), Some("a" | "c")));
+            } else {
+                assert_eq!(&after[ip], owner);
+            }
+        }
+        assert!(moved > 0, "b owned none of 60 IPs");
+    }
+
+    #[test]
+    fn services_not_ours_or_without_ips_are_ignored() {
+        let mut idx = index();
+        let mut theirs = service("web", "theirs", &["10.200.0.10"], TrafficPolicy::Cluster);
+        theirs.ours = false;
+        idx.upsert_service(theirs);
+        idx.upsert_service(service("web", "pending", &[], TrafficPolicy::Cluster));
+        assert_eq!(desired_announcements(&idx, "a"), Desired::default());
+    }
+
+    #[test]
+    fn not_announced_reasons() {
+        let mut idx = index();
+        idx.upsert_service(service(
+            "web",
+            "dark",
+            &["10.220.0.1"],
+            TrafficPolicy::Cluster,
+        ));
+        idx.upsert_service(service(
+            "web",
+            "stray",
+            &["192.0.2.1"],
+            TrafficPolicy::Cluster,
+        ));
+        let d = desired_announcements(&idx, "a");
+        let got: Vec<(IpAddr, NotAnnouncedReason)> =
+            d.not_announced.iter().map(|n| (n.ip, n.reason)).collect();
+        assert_eq!(
+            got,
+            [
+                (ip("10.220.0.1"), NotAnnouncedReason::NoAdvertisement),
+                (ip("192.0.2.1"), NotAnnouncedReason::NoPool),
+            ]
+        );
+        assert!(d.l2_owners.is_empty() && d.layer2.is_empty() && d.bgp.is_empty());
+    }
+
+    #[test]
+    fn bgp_aggregates_merges_and_dedups() {
+        let mut idx = index();
+        idx.upsert_service(service(
+            "web",
+            "one",
+            &["10.210.0.5"],
+            TrafficPolicy::Cluster,
+        ));
+        idx.upsert_service(service(
+            "web",
+            "two",
+            &["10.210.0.9"],
+            TrafficPolicy::Cluster,
+        ));
+        idx.upsert_service(service(
+            "web",
+            "three",
+            &["10.210.1.1"],
+            TrafficPolicy::Cluster,
+        ));
+        let d = desired_announcements(&idx, "a");
+        let prefixes: Vec<IpNet> = d.bgp.iter().map(|b| b.prefix).collect();
+        assert_eq!(
+            prefixes,
+            [
+                net("10.210.0.0/24"),
+                net("10.210.0.5/32"),
+                net("10.210.0.9/32"),
+                net("10.210.1.0/24"),
+                net("10.210.1.1/32"),
+            ]
+        );
+        let agg = &d.bgp[0];
+        assert_eq!(agg.ips, [ip("10.210.0.5"), ip("10.210.0.9")]);
+        assert_eq!(agg.services, ["web/one", "web/two"]);
+        // Only `tor` gets the aggregate; `agg` and `agg2` merge: highest localPref, union of
+        // communities.
+        assert_eq!(agg.peers.keys().collect::<Vec<_>>(), ["tor"]);
+        assert_eq!(
+            agg.peers["tor"],
+            RouteAttributes {
+                local_pref: Some(200),
+                communities: vec![
+                    CommunityValue::Standard(65000 << 16 | 1),
+                    CommunityValue::Large(64500, 1, 2),
+                ],
+            }
+        );
+        // Host routes go to every peer of node a (it matches spine's selector).
+        let host = &d.bgp[1];
+        assert_eq!(host.peers.keys().collect::<Vec<_>>(), ["spine", "tor"]);
+        assert_eq!(host.peers["spine"].local_pref, Some(50));
+        assert!(host.peers["spine"].communities.is_empty());
+
+        // Node c has no session with spine.
+        let d = desired_announcements(&idx, "c");
+        assert_eq!(d.bgp[1].peers.keys().collect::<Vec<_>>(), ["tor"]);
+    }
+
+    #[test]
+    fn bgp_local_policy_only_from_endpoint_nodes() {
+        let mut idx = index();
+        idx.upsert_service(service(
+            "web",
+            "shop",
+            &["10.210.0.5"],
+            TrafficPolicy::Local,
+        ));
+        idx.upsert_endpoint_slice(endpoints("web", "shop", &["b"]));
+        assert!(desired_announcements(&idx, "a").bgp.is_empty());
+        assert_eq!(desired_announcements(&idx, "b").bgp.len(), 2);
+        // An unknown local node advertises nothing.
+        assert!(desired_announcements(&idx, "ghost").bgp.is_empty());
+    }
+
+    #[test]
+    fn local_pref_unset_loses_to_any_value() {
+        let mut acc = AttrAcc::default();
+        let mut adv = bgpadv("x", &[], vec![], &[]);
+        merge(&mut acc, &adv);
+        assert_eq!(acc.local_pref, None);
+        adv.local_pref = Some(0);
+        merge(&mut acc, &adv);
+        assert_eq!(acc.local_pref, Some(0));
+        adv.local_pref = None;
+        merge(&mut acc, &adv);
+        assert_eq!(acc.local_pref, Some(0));
+    }
+
+    #[test]
+    fn aggregation_lengths() {
+        let mut adv = bgpadv("x", &[], vec![], &[]);
+        adv.aggregation_length = 24;
+        adv.aggregation_length_v6 = 64;
+        assert_eq!(aggregate(ip("10.0.0.5"), &adv), net("10.0.0.0/24"));
+        assert_eq!(
+            aggregate(ip("fd00:1:2:3:4::5"), &adv),
+            net("fd00:1:2:3::/64")
+        );
+        adv.aggregation_length = 99;
+        adv.aggregation_length_v6 = 200;
+        assert_eq!(aggregate(ip("10.0.0.5"), &adv), net("10.0.0.5/32"));
+        assert_eq!(aggregate(ip("fd00::5"), &adv), net("fd00::5/128"));
+        adv.aggregation_length = 0;
+        assert_eq!(aggregate(ip("10.0.0.5"), &adv), net("0.0.0.0/0"));
+    }
+
+    proptest! {
+        /// Across all nodes, every L2 IP with an eligible node is announced by exactly that
+        /// node, whatever the mix of policies, readiness and endpoints.
+        #[test]
+        fn exactly_one_announcer_per_l2_ip(
+            ready in proptest::collection::vec(any::<bool>(), 4),
+            eps in proptest::collection::vec(any::<bool>(), 4),
+            local in any::<bool>(),
+            last_octets in proptest::collection::btree_set(0u8..=255, 1..20),
+        ) {
+            let names = ["n0", "n1", "n2", "n3"];
+            let mut idx = ClusterIndex::new(config());
+            for (i, n) in names.iter().enumerate() {
+                idx.upsert_node(node(n, &[], ready[i]));
+            }
+            let with_ep: Vec<&str> = names.iter().zip(&eps).filter(|(_, e)| **e).map(|(n, _)| *n).collect();
+            idx.upsert_endpoint_slice(endpoints("web", "s", &with_ep));
+            let ips: Vec<String> = last_octets.iter().map(|o| format!("10.200.0.{o}")).collect();
+            let ip_refs: Vec<&str> = ips.iter().map(String::as_str).collect();
+            let policy = if local { TrafficPolicy::Local } else { TrafficPolicy::Cluster };
+            idx.upsert_service(service("web", "s", &ip_refs, policy));
+            let any_eligible = (0..4).any(|i| ready[i] && (!local || eps[i]));
+            let mut count = BTreeMap::<IpAddr, usize>::new();
+            for n in names {
+                let d = desired_announcements(&idx, n);
+                prop_assert_eq!(d.l2_owners.len(), ips.len());
+                for a in d.layer2 {
+                    *count.entry(a.ip).or_default() += 1;
+                }
+            }
+            if any_eligible {
+                prop_assert_eq!(count.len(), ips.len());
+                prop_assert!(count.values().all(|c| *c == 1));
+            } else {
+                prop_assert!(count.is_empty());
+            }
+            // Deterministic: same input, same output.
+            prop_assert_eq!(desired_announcements(&idx, "n0"), desired_announcements(&idx, "n0"));
+        }
+    }
+}

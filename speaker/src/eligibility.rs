@@ -1,0 +1,698 @@
+//! Which pool and advertisements apply to an IP, and which nodes may announce it.
+//!
+//! A node may announce an IP (layer 2 or BGP) when all of these hold, checked in this order so
+//! the reported reason is the most fundamental one:
+//! 1. the Node is known to the index;
+//! 2. it lacks the label `node.kubernetes.io/exclude-from-external-load-balancers` (any
+//!    value: Kubernetes' own service controller tests presence only);
+//! 3. its `Ready` condition is `True`;
+//! 4. its speaker is alive in the membership (when membership is enabled);
+//! 5. it matches the advertisement's `nodeSelectors` (empty: every node);
+//! 6. for `externalTrafficPolicy: Local`, it hosts a ready endpoint of the Service.
+//!
+//! Several Services may share one IP. Their policies should agree (the controller only lets
+//! Services with the same policy share), but when they do not, the IP is treated per IP as the
+//! union, like MetalLB: a node passes check 6 when at least one of the Services is `Cluster` or
+//! has a ready endpoint on it. The alternative (intersection) could leave an IP announced by
+//! nobody although a Service behind it is served; announcing it from a node where only some of
+//! the Services are served is the lesser harm.
+
+use crate::index::{ClusterIndex, NodeInfo, ServiceInfo, TrafficPolicy};
+use ferrolb_api::annotations::EXCLUDE_FROM_LB_LABEL;
+use ferrolb_config::selector::{Selector, any_matches};
+use ferrolb_config::{BgpAdvertisement, Config, L2Advertisement, Peer, Pool};
+use std::net::IpAddr;
+
+/// Why a node may not announce an IP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Ineligible {
+    /// The index has no Node of that name.
+    UnknownNode,
+    /// The node carries `node.kubernetes.io/exclude-from-external-load-balancers`.
+    Excluded,
+    /// The node's `Ready` condition is not `True`.
+    NotReady,
+    /// The node's speaker is not alive in the membership.
+    NotAlive,
+    /// The node matches none of the advertisement's node selectors.
+    SelectorMismatch,
+    /// `externalTrafficPolicy: Local` and no ready endpoint on the node.
+    NoReadyEndpoint,
+}
+
+/// The pool containing `ip`. Validated pools do not overlap, so there is at most one; should
+/// there be more, the first by name is taken so the answer stays deterministic.
+pub fn pool_for(config: &Config, ip: IpAddr) -> Option<&Pool> {
+    config.pools.values().find(|p| p.contains(ip))
+}
+
+/// Layer 2 advertisements announcing `pool`, in configuration order.
+pub fn l2_advertisements_for<'a>(
+    config: &'a Config,
+    pool: &'a str,
+) -> impl Iterator<Item = &'a L2Advertisement> + 'a {
+    config
+        .l2_advertisements
+        .iter()
+        .filter(move |a| a.pools.iter().any(|p| p == pool))
+}
+
+/// BGP advertisements announcing `pool`, in configuration order.
+pub fn bgp_advertisements_for<'a>(
+    config: &'a Config,
+    pool: &'a str,
+) -> impl Iterator<Item = &'a BgpAdvertisement> + 'a {
+    config
+        .bgp_advertisements
+        .iter()
+        .filter(move |a| a.pools.iter().any(|p| p == pool))
+}
+
+/// Checks 1–4: the node itself may announce anything at all.
+pub fn node_health<'a>(index: &'a ClusterIndex, node: &str) -> Result<&'a NodeInfo, Ineligible> {
+    let info = index.node(node).ok_or(Ineligible::UnknownNode)?;
+    if info.labels.contains_key(EXCLUDE_FROM_LB_LABEL) {
+        return Err(Ineligible::Excluded);
+    }
+    if !info.ready {
+        return Err(Ineligible::NotReady);
+    }
+    if !index.is_member_alive(node) {
+        return Err(Ineligible::NotAlive);
+    }
+    Ok(info)
+}
+
+/// Check 6 for the Services sharing one IP (per-IP union, see the module documentation).
+/// With no Service at all there is nothing to serve, so it fails.
+pub fn serves_locally(index: &ClusterIndex, services: &[&ServiceInfo], node: &str) -> bool {
+    services.iter().any(|s| match s.traffic_policy {
+        TrafficPolicy::Cluster => true,
+        TrafficPolicy::Local => index.has_ready_endpoint(&s.key, node),
+    })
+}
+
+/// All six checks for one node against one advertisement's node selectors.
+pub fn check_node(
+    index: &ClusterIndex,
+    node: &str,
+    node_selectors: &[Selector],
+    services: &[&ServiceInfo],
+) -> Result<(), Ineligible> {
+    let info = node_health(index, node)?;
+    if !any_matches(node_selectors, &info.labels) {
+        return Err(Ineligible::SelectorMismatch);
+    }
+    if !serves_locally(index, services, node) {
+        return Err(Ineligible::NoReadyEndpoint);
+    }
+    Ok(())
+}
+
+/// Layer 2 advertisements of `ip`'s pool under which `node` may announce it. Empty when the IP
+/// is in no pool, no advertisement selects the pool, or the node fails a check for each.
+pub fn l2_advertisements_of_node<'a>(
+    index: &'a ClusterIndex,
+    ip: IpAddr,
+    node: &str,
+    services: &[&ServiceInfo],
+) -> Vec<&'a L2Advertisement> {
+    let Some(pool) = pool_for(index.config(), ip) else {
+        return Vec::new();
+    };
+    l2_advertisements_for(index.config(), &pool.name)
+        .filter(|a| check_node(index, node, &a.node_selectors, services).is_ok())
+        .collect()
+}
+
+/// Nodes that may own `ip` in layer 2 (eligible under at least one advertisement), sorted.
+pub fn l2_eligible_nodes<'a>(
+    index: &'a ClusterIndex,
+    ip: IpAddr,
+    services: &[&ServiceInfo],
+) -> Vec<&'a str> {
+    let Some(pool) = pool_for(index.config(), ip) else {
+        return Vec::new();
+    };
+    let advs: Vec<&L2Advertisement> = l2_advertisements_for(index.config(), &pool.name).collect();
+    if advs.is_empty() {
+        return Vec::new();
+    }
+    index
+        .nodes()
+        .map(|n| n.name.as_str())
+        .filter(|n| {
+            advs.iter()
+                .any(|a| check_node(index, n, &a.node_selectors, services).is_ok())
+        })
+        .collect()
+}
+
+/// Interfaces to announce on, from the advertisements under which this node announces: the
+/// sorted union, except that any advertisement without interfaces means "automatic" (every
+/// suitable interface), which already covers the others, so the result is then empty.
+pub fn l2_interfaces(advs: &[&L2Advertisement]) -> Vec<String> {
+    if advs.iter().any(|a| a.interfaces.is_empty()) {
+        return Vec::new();
+    }
+    let mut all: Vec<String> = advs
+        .iter()
+        .flat_map(|a| a.interfaces.iter().cloned())
+        .collect();
+    all.sort();
+    all.dedup();
+    all
+}
+
+/// BGP advertisements of `ip`'s pool under which `node` advertises it. In BGP mode every
+/// eligible node advertises (routers spread traffic by ECMP); there is no election.
+pub fn bgp_advertisements_of_node<'a>(
+    index: &'a ClusterIndex,
+    ip: IpAddr,
+    node: &str,
+    services: &[&ServiceInfo],
+) -> Vec<&'a BgpAdvertisement> {
+    let Some(pool) = pool_for(index.config(), ip) else {
+        return Vec::new();
+    };
+    bgp_advertisements_for(index.config(), &pool.name)
+        .filter(|a| check_node(index, node, &a.node_selectors, services).is_ok())
+        .collect()
+}
+
+/// Peers this node has sessions with (peer `nodeSelectors`; empty: every node).
+pub fn peers_for_node<'a>(
+    config: &'a Config,
+    node: &'a NodeInfo,
+) -> impl Iterator<Item = &'a Peer> + 'a {
+    config
+        .peers
+        .values()
+        .filter(move |p| any_matches(&p.node_selectors, &node.labels))
+}
+
+/// Peers an advertisement is sent to (`peers`; empty: every peer). Names not in the
+/// configuration are skipped (validation rejects them; this keeps the function total).
+pub fn peers_for_advertisement<'a>(
+    config: &'a Config,
+    adv: &'a BgpAdvertisement,
+) -> Box<dyn Iterator<Item = &'a Peer> + 'a> {
+    if adv.peers.is_empty() {
+        Box::new(config.peers.values())
+    } else {
+        Box::new(adv.peers.iter().filter_map(|n| config.peers.get(n)))
+    }
+}
+
+/// Peers that receive `adv` from `node`: the advertisement's peers this node has a session
+/// with, sorted by name and deduplicated.
+pub fn peers_for<'a>(
+    config: &'a Config,
+    adv: &'a BgpAdvertisement,
+    node: &NodeInfo,
+) -> Vec<&'a Peer> {
+    let mut peers: Vec<&Peer> = peers_for_advertisement(config, adv)
+        .filter(|p| any_matches(&p.node_selectors, &node.labels))
+        .collect();
+    peers.sort_by(|a, b| a.name.cmp(&b.name));
+    peers.dedup_by(|a, b| a.name == b.name);
+    peers
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::index::{EndpointSliceInfo, ServiceKey};
+    use ferrolb_config::selector::Requirement;
+    use ferrolb_config::{AddressRange, PeerAsn};
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::time::Duration;
+
+    pub(crate) fn ip(s: &str) -> IpAddr {
+        s.parse().expect("test address")
+    }
+
+    pub(crate) fn pool(name: &str, cidrs: &[(&str, &str)]) -> Pool {
+        Pool {
+            namespace: "ferrolb-system".into(),
+            name: name.into(),
+            labels: BTreeMap::new(),
+            ranges: cidrs
+                .iter()
+                .map(|(first, last)| AddressRange {
+                    first: ip(first),
+                    last: ip(last),
+                    prefix_len: None,
+                    text: format!("{first}-{last}"),
+                })
+                .collect(),
+            auto_assign: true,
+            avoid_buggy_ips: false,
+            priority: None,
+            namespaces: vec![],
+            namespace_selectors: vec![],
+            service_selectors: vec![],
+        }
+    }
+
+    /// A selector requiring `key=value`.
+    pub(crate) fn label_sel(key: &str, value: &str) -> Selector {
+        Selector {
+            requirements: vec![Requirement::In(
+                key.into(),
+                BTreeSet::from([value.to_string()]),
+            )],
+        }
+    }
+
+    pub(crate) fn l2adv(
+        name: &str,
+        pools: &[&str],
+        sels: Vec<Selector>,
+        ifaces: &[&str],
+    ) -> L2Advertisement {
+        L2Advertisement {
+            namespace: "ferrolb-system".into(),
+            name: name.into(),
+            pools: pools.iter().map(|s| s.to_string()).collect(),
+            node_selectors: sels,
+            interfaces: ifaces.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    pub(crate) fn bgpadv(
+        name: &str,
+        pools: &[&str],
+        sels: Vec<Selector>,
+        peers: &[&str],
+    ) -> BgpAdvertisement {
+        BgpAdvertisement {
+            namespace: "ferrolb-system".into(),
+            name: name.into(),
+            pools: pools.iter().map(|s| s.to_string()).collect(),
+            aggregation_length: 32,
+            aggregation_length_v6: 128,
+            local_pref: None,
+            communities: vec![],
+            node_selectors: sels,
+            peers: peers.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    pub(crate) fn peer(name: &str, sels: Vec<Selector>) -> Peer {
+        Peer {
+            namespace: "ferrolb-system".into(),
+            name: name.into(),
+            my_asn: 64500,
+            peer_asn: PeerAsn::Fixed(64501),
+            address: ip("10.200.0.1"),
+            source_address: None,
+            port: 179,
+            hold_time: Duration::from_secs(90),
+            keepalive_time: Duration::from_secs(30),
+            connect_time: Duration::from_secs(10),
+            router_id: None,
+            node_selectors: sels,
+            password: None,
+            bfd_profile: None,
+            ebgp_multihop: false,
+            graceful_restart: false,
+            disable_mp: false,
+        }
+    }
+
+    pub(crate) fn node(name: &str, labels: &[(&str, &str)], ready: bool) -> NodeInfo {
+        NodeInfo {
+            name: name.into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ready,
+        }
+    }
+
+    pub(crate) fn service(
+        ns: &str,
+        name: &str,
+        ips: &[&str],
+        policy: TrafficPolicy,
+    ) -> ServiceInfo {
+        ServiceInfo {
+            key: ServiceKey::new(ns, name),
+            ips: ips.iter().map(|s| ip(s)).collect(),
+            traffic_policy: policy,
+            ours: true,
+        }
+    }
+
+    pub(crate) fn endpoints(ns: &str, svc: &str, nodes: &[&str]) -> EndpointSliceInfo {
+        EndpointSliceInfo {
+            namespace: ns.into(),
+            name: format!("{svc}-slice"),
+            service: svc.into(),
+            ready_nodes: nodes.iter().map(|n| n.to_string()).collect(),
+        }
+    }
+
+    /// Pool `lan` = 10.200.0.0–10.200.0.255 with one L2 advertisement for nodes labelled
+    /// `l2=yes`; pool `dark` = 10.201.0.0–10.201.0.255 with no advertisement.
+    fn base_config() -> Config {
+        let mut c = Config::default();
+        for p in [
+            pool("lan", &[("10.200.0.0", "10.200.0.255")]),
+            pool("dark", &[("10.201.0.0", "10.201.0.255")]),
+        ] {
+            c.pools.insert(p.name.clone(), p);
+        }
+        c.l2_advertisements = vec![l2adv("l2", &["lan"], vec![label_sel("l2", "yes")], &[])];
+        c
+    }
+
+    struct Case {
+        what: &'static str,
+        node: NodeInfo,
+        /// `None`: membership disabled.
+        alive: Option<bool>,
+        policy: TrafficPolicy,
+        endpoint_on_node: bool,
+        ip: &'static str,
+        expect: Result<(), Ineligible>,
+    }
+
+    #[test]
+    fn eligibility_table() {
+        let yes = &[("l2", "yes")][..];
+        let cases = [
+            Case {
+                what: "all good",
+                node: node("n", yes, true),
+                alive: None,
+                policy: TrafficPolicy::Cluster,
+                endpoint_on_node: false,
+                ip: "10.200.0.5",
+                expect: Ok(()),
+            },
+            Case {
+                what: "selector mismatch",
+                node: node("n", &[("l2", "no")], true),
+                alive: None,
+                policy: TrafficPolicy::Cluster,
+                endpoint_on_node: true,
+                ip: "10.200.0.5",
+                expect: Err(Ineligible::SelectorMismatch),
+            },
+            Case {
+                what: "label absent",
+                node: node("n", &[], true),
+                alive: None,
+                policy: TrafficPolicy::Cluster,
+                endpoint_on_node: true,
+                ip: "10.200.0.5",
+                expect: Err(Ineligible::SelectorMismatch),
+            },
+            Case {
+                what: "excluded (empty value)",
+                node: node("n", &[("l2", "yes"), (EXCLUDE_FROM_LB_LABEL, "")], true),
+                alive: None,
+                policy: TrafficPolicy::Cluster,
+                endpoint_on_node: true,
+                ip: "10.200.0.5",
+                expect: Err(Ineligible::Excluded),
+            },
+            Case {
+                what: "excluded (false value still excludes)",
+                node: node(
+                    "n",
+                    &[("l2", "yes"), (EXCLUDE_FROM_LB_LABEL, "false")],
+                    true,
+                ),
+                alive: None,
+                policy: TrafficPolicy::Cluster,
+                endpoint_on_node: true,
+                ip: "10.200.0.5",
+                expect: Err(Ineligible::Excluded),
+            },
+            Case {
+                what: "not ready",
+                node: node("n", yes, false),
+                alive: None,
+                policy: TrafficPolicy::Cluster,
+                endpoint_on_node: true,
+                ip: "10.200.0.5",
+                expect: Err(Ineligible::NotReady),
+            },
+            Case {
+                what: "not ready although alive",
+                node: node("n", yes, false),
+                alive: Some(true),
+                policy: TrafficPolicy::Cluster,
+                endpoint_on_node: true,
+                ip: "10.200.0.5",
+                expect: Err(Ineligible::NotReady),
+            },
+            Case {
+                what: "not alive",
+                node: node("n", yes, true),
+                alive: Some(false),
+                policy: TrafficPolicy::Cluster,
+                endpoint_on_node: true,
+                ip: "10.200.0.5",
+                expect: Err(Ineligible::NotAlive),
+            },
+            Case {
+                what: "alive",
+                node: node("n", yes, true),
+                alive: Some(true),
+                policy: TrafficPolicy::Cluster,
+                endpoint_on_node: false,
+                ip: "10.200.0.5",
+                expect: Ok(()),
+            },
+            Case {
+                what: "local with endpoint",
+                node: node("n", yes, true),
+                alive: Some(true),
+                policy: TrafficPolicy::Local,
+                endpoint_on_node: true,
+                ip: "10.200.0.5",
+                expect: Ok(()),
+            },
+            Case {
+                what: "local without endpoint",
+                node: node("n", yes, true),
+                alive: Some(true),
+                policy: TrafficPolicy::Local,
+                endpoint_on_node: false,
+                ip: "10.200.0.5",
+                expect: Err(Ineligible::NoReadyEndpoint),
+            },
+        ];
+        for c in cases {
+            let mut idx = ClusterIndex::new(base_config());
+            idx.upsert_node(c.node.clone());
+            idx.upsert_node(node("other", yes, true));
+            idx.set_members_alive(c.alive.map(|alive| {
+                let mut m = BTreeSet::from(["other".to_string()]);
+                if alive {
+                    m.insert("n".into());
+                }
+                m
+            }));
+            let svc = service("web", "shop", &[c.ip], c.policy);
+            let on = if c.endpoint_on_node {
+                vec!["n", "other"]
+            } else {
+                vec!["other"]
+            };
+            idx.upsert_endpoint_slice(endpoints("web", "shop", &on));
+            let sel = &idx.config().l2_advertisements[0].node_selectors;
+            assert_eq!(check_node(&idx, "n", sel, &[&svc]), c.expect, "{}", c.what);
+            let eligible = l2_eligible_nodes(&idx, ip(c.ip), &[&svc]);
+            assert_eq!(
+                eligible.contains(&"n"),
+                c.expect.is_ok(),
+                "{}: {eligible:?}",
+                c.what
+            );
+            assert!(eligible.contains(&"other"), "{}", c.what);
+            let advs = l2_advertisements_of_node(&idx, ip(c.ip), "n", &[&svc]);
+            assert_eq!(advs.len(), usize::from(c.expect.is_ok()), "{}", c.what);
+        }
+    }
+
+    #[test]
+    fn unknown_node_is_ineligible() {
+        let idx = ClusterIndex::new(base_config());
+        let svc = service("web", "shop", &["10.200.0.5"], TrafficPolicy::Cluster);
+        assert_eq!(
+            check_node(&idx, "ghost", &[], &[&svc]),
+            Err(Ineligible::UnknownNode)
+        );
+    }
+
+    #[test]
+    fn no_advertisement_or_no_pool_means_nobody() {
+        let mut idx = ClusterIndex::new(base_config());
+        idx.upsert_node(node("n", &[("l2", "yes")], true));
+        let dark = service("web", "dark", &["10.201.0.5"], TrafficPolicy::Cluster);
+        assert!(l2_eligible_nodes(&idx, ip("10.201.0.5"), &[&dark]).is_empty());
+        assert!(l2_advertisements_of_node(&idx, ip("10.201.0.5"), "n", &[&dark]).is_empty());
+        let stray = service("web", "stray", &["192.0.2.1"], TrafficPolicy::Cluster);
+        assert!(pool_for(idx.config(), ip("192.0.2.1")).is_none());
+        assert!(l2_eligible_nodes(&idx, ip("192.0.2.1"), &[&stray]).is_empty());
+        assert!(bgp_advertisements_of_node(&idx, ip("192.0.2.1"), "n", &[&stray]).is_empty());
+        assert_eq!(
+            pool_for(idx.config(), ip("10.200.0.255")).map(|p| p.name.as_str()),
+            Some("lan")
+        );
+    }
+
+    #[test]
+    fn shared_ip_with_disagreeing_policies_is_a_union() {
+        let mut idx = ClusterIndex::new(base_config());
+        let yes = &[("l2", "yes")][..];
+        idx.upsert_node(node("a", yes, true));
+        idx.upsert_node(node("b", yes, true));
+        idx.upsert_endpoint_slice(endpoints("web", "local", &["a"]));
+        let local = service("web", "local", &["10.200.0.5"], TrafficPolicy::Local);
+        let local2 = service("web", "local2", &["10.200.0.5"], TrafficPolicy::Local);
+        let cluster = service("web", "cluster", &["10.200.0.5"], TrafficPolicy::Cluster);
+        assert_eq!(l2_eligible_nodes(&idx, ip("10.200.0.5"), &[&local]), ["a"]);
+        // Two Local services: nodes with an endpoint of either.
+        idx.upsert_endpoint_slice(endpoints("web", "local2", &["b"]));
+        assert_eq!(
+            l2_eligible_nodes(&idx, ip("10.200.0.5"), &[&local, &local2]),
+            ["a", "b"]
+        );
+        idx.remove_endpoint_slice("web", "local2-slice");
+        // Local + Cluster: every node, because the Cluster service is served everywhere.
+        assert_eq!(
+            l2_eligible_nodes(&idx, ip("10.200.0.5"), &[&local, &cluster]),
+            ["a", "b"]
+        );
+        // No service at all: nothing to serve.
+        assert!(l2_eligible_nodes(&idx, ip("10.200.0.5"), &[]).is_empty());
+    }
+
+    #[test]
+    fn node_eligible_under_any_of_several_advertisements() {
+        let mut c = base_config();
+        c.l2_advertisements.push(l2adv(
+            "l2-zone",
+            &["lan"],
+            vec![label_sel("zone", "b")],
+            &["eth1"],
+        ));
+        let mut idx = ClusterIndex::new(c);
+        idx.upsert_node(node("a", &[("l2", "yes")], true));
+        idx.upsert_node(node("b", &[("zone", "b")], true));
+        idx.upsert_node(node("c", &[("zone", "c")], true));
+        let svc = service("web", "shop", &["10.200.0.5"], TrafficPolicy::Cluster);
+        assert_eq!(
+            l2_eligible_nodes(&idx, ip("10.200.0.5"), &[&svc]),
+            ["a", "b"]
+        );
+        let of_b = l2_advertisements_of_node(&idx, ip("10.200.0.5"), "b", &[&svc]);
+        assert_eq!(
+            of_b.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
+            ["l2-zone"]
+        );
+        assert_eq!(l2_interfaces(&of_b), ["eth1"]);
+    }
+
+    #[test]
+    fn interfaces_union_and_automatic() {
+        let a = l2adv("a", &[], vec![], &["eth2", "eth1"]);
+        let b = l2adv("b", &[], vec![], &["eth1", "bond0"]);
+        let auto = l2adv("auto", &[], vec![], &[]);
+        assert_eq!(l2_interfaces(&[&a, &b]), ["bond0", "eth1", "eth2"]);
+        assert!(l2_interfaces(&[&a, &auto]).is_empty());
+        assert!(l2_interfaces(&[]).is_empty());
+    }
+
+    #[test]
+    fn bgp_eligibility_and_peers() {
+        let mut c = base_config();
+        c.bgp_advertisements = vec![
+            bgpadv("all-peers", &["lan"], vec![], &[]),
+            bgpadv(
+                "to-tor",
+                &["lan"],
+                vec![label_sel("rack", "1")],
+                &["tor1", "ghost"],
+            ),
+            bgpadv("other-pool", &["dark"], vec![], &[]),
+        ];
+        for p in [
+            peer("tor1", vec![label_sel("rack", "1")]),
+            peer("tor2", vec![label_sel("rack", "2")]),
+            peer("spine", vec![]),
+        ] {
+            c.peers.insert(p.name.clone(), p);
+        }
+        let mut idx = ClusterIndex::new(c);
+        idx.upsert_node(node("r1", &[("rack", "1")], true));
+        idx.upsert_node(node("r2", &[("rack", "2")], true));
+        idx.upsert_node(node("down", &[("rack", "1")], false));
+        let svc = service("web", "shop", &["10.200.0.5"], TrafficPolicy::Cluster);
+        let names =
+            |v: Vec<&BgpAdvertisement>| v.iter().map(|a| a.name.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            names(bgp_advertisements_of_node(
+                &idx,
+                ip("10.200.0.5"),
+                "r1",
+                &[&svc]
+            )),
+            ["all-peers", "to-tor"]
+        );
+        assert_eq!(
+            names(bgp_advertisements_of_node(
+                &idx,
+                ip("10.200.0.5"),
+                "r2",
+                &[&svc]
+            )),
+            ["all-peers"]
+        );
+        assert!(bgp_advertisements_of_node(&idx, ip("10.200.0.5"), "down", &[&svc]).is_empty());
+
+        let cfg = idx.config();
+        let r1 = idx.node("r1").expect("known");
+        let r2 = idx.node("r2").expect("known");
+        let pnames = |v: Vec<&Peer>| v.iter().map(|p| p.name.clone()).collect::<Vec<_>>();
+        assert_eq!(pnames(peers_for_node(cfg, r1).collect()), ["spine", "tor1"]);
+        assert_eq!(pnames(peers_for_node(cfg, r2).collect()), ["spine", "tor2"]);
+        let all = &cfg.bgp_advertisements[0];
+        let tor = &cfg.bgp_advertisements[1];
+        assert_eq!(
+            pnames(peers_for_advertisement(cfg, all).collect()),
+            ["spine", "tor1", "tor2"]
+        );
+        // Unknown peer names are skipped.
+        assert_eq!(
+            pnames(peers_for_advertisement(cfg, tor).collect()),
+            ["tor1"]
+        );
+        assert_eq!(pnames(peers_for(cfg, all, r1)), ["spine", "tor1"]);
+        assert_eq!(pnames(peers_for(cfg, tor, r1)), ["tor1"]);
+        assert!(peers_for(cfg, tor, r2).is_empty());
+    }
+
+    #[test]
+    fn bgp_local_policy_needs_endpoint_on_node() {
+        let mut c = base_config();
+        c.bgp_advertisements = vec![bgpadv("all", &["lan"], vec![], &[])];
+        let mut idx = ClusterIndex::new(c);
+        idx.upsert_node(node("a", &[], true));
+        idx.upsert_node(node("b", &[], true));
+        idx.upsert_endpoint_slice(endpoints("web", "shop", &["b"]));
+        let svc = service("web", "shop", &["10.200.0.5"], TrafficPolicy::Local);
+        assert!(bgp_advertisements_of_node(&idx, ip("10.200.0.5"), "a", &[&svc]).is_empty());
+        assert_eq!(
+            bgp_advertisements_of_node(&idx, ip("10.200.0.5"), "b", &[&svc]).len(),
+            1
+        );
+    }
+}

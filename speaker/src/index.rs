@@ -1,0 +1,529 @@
+//! The cluster index: what the speaker watches, reduced to what announcing needs.
+//!
+//! The watch loops (not here) translate each Kubernetes object with the `*_from_k8s` functions
+//! and upsert or remove the result; [`crate::desired::desired_announcements`] then reads the
+//! whole index. Keeping only reduced forms means the decisions can be tested with small
+//! hand-written values and never depend on fields we do not look at.
+
+use ferrolb_config::Config;
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
+
+/// Label by which an EndpointSlice names the Service it belongs to.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// `namespace/name` of a Service.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceKey {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl ServiceKey {
+    /// Builds a key.
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// `spec.externalTrafficPolicy` of a Service.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TrafficPolicy {
+    /// Traffic may land on any node; kube-proxy forwards it (the Kubernetes default).
+    #[default]
+    Cluster,
+    /// Traffic must land on a node with a ready endpoint of the Service.
+    Local,
+}
+
+/// A Service as the speaker sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceInfo {
+    /// `namespace/name`.
+    pub key: ServiceKey,
+    /// Addresses from `status.loadBalancer.ingress[].ip`, sorted and deduplicated.
+    pub ips: Vec<IpAddr>,
+    /// `spec.externalTrafficPolicy`.
+    pub traffic_policy: TrafficPolicy,
+    /// Whether ferrolb announces this Service: `type: LoadBalancer` and a load balancer class
+    /// that is ours (or unset while ferrolb is the default implementation).
+    pub ours: bool,
+}
+
+/// The endpoints of one EndpointSlice that matter: on which nodes they are ready.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointSliceInfo {
+    /// Namespace of the slice (always the Service's).
+    pub namespace: String,
+    /// Name of the slice (a Service usually has several).
+    pub name: String,
+    /// Name of the Service the slice belongs to (its `kubernetes.io/service-name` label).
+    pub service: String,
+    /// Names of the nodes hosting at least one ready endpoint of the slice.
+    pub ready_nodes: BTreeSet<String>,
+}
+
+impl EndpointSliceInfo {
+    /// Key of the Service the slice belongs to.
+    pub fn service_key(&self) -> ServiceKey {
+        ServiceKey::new(&self.namespace, &self.service)
+    }
+}
+
+/// A Node as the speaker sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// Node name.
+    pub name: String,
+    /// Node labels (advertisement and peer node selectors match these).
+    pub labels: BTreeMap<String, String>,
+    /// Whether the `Ready` condition is `True`.
+    pub ready: bool,
+}
+
+/// Everything the speaker knows about the cluster, in reduced form.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterIndex {
+    config: Config,
+    services: BTreeMap<ServiceKey, ServiceInfo>,
+    /// Slices by (namespace, slice name): slices arrive and leave one at a time, and a deleted
+    /// slice must take exactly its own endpoints with it.
+    slices: BTreeMap<(String, String), EndpointSliceInfo>,
+    nodes: BTreeMap<String, NodeInfo>,
+    members_alive: Option<BTreeSet<String>>,
+}
+
+impl ClusterIndex {
+    /// An empty index with `config`; membership disabled.
+    pub fn new(config: Config) -> Self {
+        Self {
+            config,
+            ..Self::default()
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Replaces the configuration (only ever with a valid one: the caller keeps the last valid
+    /// configuration when a new one is rejected).
+    pub fn set_config(&mut self, config: Config) {
+        self.config = config;
+    }
+
+    /// Adds or replaces a Service.
+    pub fn upsert_service(&mut self, service: ServiceInfo) {
+        self.services.insert(service.key.clone(), service);
+    }
+
+    /// Forgets a Service. Its EndpointSlices are deleted by Kubernetes on their own.
+    pub fn remove_service(&mut self, key: &ServiceKey) {
+        self.services.remove(key);
+    }
+
+    /// Every Service, sorted by key.
+    pub fn services(&self) -> impl Iterator<Item = &ServiceInfo> {
+        self.services.values()
+    }
+
+    /// One Service.
+    pub fn service(&self, key: &ServiceKey) -> Option<&ServiceInfo> {
+        self.services.get(key)
+    }
+
+    /// Adds or replaces an EndpointSlice.
+    pub fn upsert_endpoint_slice(&mut self, slice: EndpointSliceInfo) {
+        self.slices
+            .insert((slice.namespace.clone(), slice.name.clone()), slice);
+    }
+
+    /// Forgets an EndpointSlice.
+    pub fn remove_endpoint_slice(&mut self, namespace: &str, name: &str) {
+        self.slices
+            .remove(&(namespace.to_string(), name.to_string()));
+    }
+
+    /// Whether `node` hosts a ready endpoint of the Service `key`, in any of its slices.
+    pub fn has_ready_endpoint(&self, key: &ServiceKey, node: &str) -> bool {
+        self.slices_of(key).any(|s| s.ready_nodes.contains(node))
+    }
+
+    /// Nodes hosting a ready endpoint of the Service `key`, sorted.
+    pub fn ready_endpoint_nodes<'a>(&'a self, key: &ServiceKey) -> BTreeSet<&'a str> {
+        self.slices_of(key)
+            .flat_map(|s| s.ready_nodes.iter().map(String::as_str))
+            .collect()
+    }
+
+    fn slices_of<'a, 'k>(
+        &'a self,
+        key: &'k ServiceKey,
+    ) -> impl Iterator<Item = &'a EndpointSliceInfo> + use<'a, 'k> {
+        // Slices of one namespace are contiguous in the map; the scan stays within it.
+        self.slices
+            .range((key.namespace.clone(), String::new())..)
+            .take_while(move |((ns, _), _)| *ns == key.namespace)
+            .map(|(_, s)| s)
+            .filter(move |s| s.service == key.name)
+    }
+
+    /// Adds or replaces a Node.
+    pub fn upsert_node(&mut self, node: NodeInfo) {
+        self.nodes.insert(node.name.clone(), node);
+    }
+
+    /// Forgets a Node.
+    pub fn remove_node(&mut self, name: &str) {
+        self.nodes.remove(name);
+    }
+
+    /// Every Node, sorted by name.
+    pub fn nodes(&self) -> impl Iterator<Item = &NodeInfo> {
+        self.nodes.values()
+    }
+
+    /// One Node.
+    pub fn node(&self, name: &str) -> Option<&NodeInfo> {
+        self.nodes.get(name)
+    }
+
+    /// Sets the nodes whose speakers the membership considers alive, or `None` when membership
+    /// is disabled (liveness is then the Node `Ready` condition alone).
+    pub fn set_members_alive(&mut self, members: Option<BTreeSet<String>>) {
+        self.members_alive = members;
+    }
+
+    /// Whether the membership considers `node`'s speaker alive; always true when membership is
+    /// disabled.
+    pub fn is_member_alive(&self, node: &str) -> bool {
+        self.members_alive
+            .as_ref()
+            .is_none_or(|alive| alive.contains(node))
+    }
+}
+
+/// Reduces a Service. `our_class` is the `spec.loadBalancerClass` that selects ferrolb;
+/// `default_class` says whether ferrolb also handles Services without a class. Returns `None`
+/// for an object without namespace or name (never the case for objects from a watch).
+///
+/// Ingress entries without a parseable `ip` (hostname-only entries written by another
+/// implementation) are skipped: there is nothing to announce for them.
+pub fn service_from_k8s(
+    svc: &Service,
+    our_class: &str,
+    default_class: bool,
+) -> Option<ServiceInfo> {
+    let namespace = svc.metadata.namespace.clone()?;
+    let name = svc.metadata.name.clone()?;
+    let spec = svc.spec.as_ref();
+    let is_lb = spec.and_then(|s| s.type_.as_deref()) == Some("LoadBalancer");
+    let class_ok = match spec.and_then(|s| s.load_balancer_class.as_deref()) {
+        Some(class) => class == our_class,
+        None => default_class,
+    };
+    let traffic_policy = match spec.and_then(|s| s.external_traffic_policy.as_deref()) {
+        Some("Local") => TrafficPolicy::Local,
+        // Unset and any other value mean Cluster, as in Kubernetes.
+        _ => TrafficPolicy::Cluster,
+    };
+    let mut ips: Vec<IpAddr> = svc
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|ing| ing.ip.as_deref()?.parse().ok())
+        .collect();
+    ips.sort();
+    ips.dedup();
+    Some(ServiceInfo {
+        key: ServiceKey::new(namespace, name),
+        ips,
+        traffic_policy,
+        ours: is_lb && class_ok,
+    })
+}
+
+/// Reduces an EndpointSlice. Returns `None` for a slice without namespace, name or
+/// `kubernetes.io/service-name` label (slices not managed for a Service).
+///
+/// An endpoint counts when it has a `nodeName` and is ready. Per the Kubernetes API,
+/// `conditions.ready` "should be interpreted as true" when absent (and so when `conditions` is
+/// absent); terminating endpoints are reported with `ready: false` and so do not count.
+/// Endpoints without `nodeName` cannot be placed on a node and are ignored.
+pub fn endpoint_slice_from_k8s(slice: &EndpointSlice) -> Option<EndpointSliceInfo> {
+    let namespace = slice.metadata.namespace.clone()?;
+    let name = slice.metadata.name.clone()?;
+    let service = slice
+        .metadata
+        .labels
+        .as_ref()?
+        .get(SERVICE_NAME_LABEL)?
+        .clone();
+    let ready_nodes = slice
+        .endpoints
+        .iter()
+        .filter(|ep| ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true))
+        .filter_map(|ep| ep.node_name.clone())
+        .collect();
+    Some(EndpointSliceInfo {
+        namespace,
+        name,
+        service,
+        ready_nodes,
+    })
+}
+
+/// Reduces a Node. Ready means a `Ready` condition with status `True`; a Node without one (just
+/// registered, or its kubelet never reported) is not ready. Returns `None` without a name.
+pub fn node_from_k8s(node: &Node) -> Option<NodeInfo> {
+    let name = node.metadata.name.clone()?;
+    let ready = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    Some(NodeInfo {
+        name,
+        labels: node.metadata.labels.clone().unwrap_or_default(),
+        ready,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{
+        LoadBalancerIngress, LoadBalancerStatus, NodeCondition, NodeStatus, ServiceSpec,
+        ServiceStatus,
+    };
+    use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    const CLASS: &str = "ferrolb.io/ferrolb";
+
+    fn meta(ns: Option<&str>, name: &str) -> ObjectMeta {
+        ObjectMeta {
+            namespace: ns.map(String::from),
+            name: Some(name.into()),
+            ..ObjectMeta::default()
+        }
+    }
+
+    fn lb_service(
+        class: Option<&str>,
+        etp: Option<&str>,
+        ingress: &[(&str, Option<&str>)],
+    ) -> Service {
+        Service {
+            metadata: meta(Some("web"), "shop"),
+            spec: Some(ServiceSpec {
+                type_: Some("LoadBalancer".into()),
+                load_balancer_class: class.map(String::from),
+                external_traffic_policy: etp.map(String::from),
+                ..ServiceSpec::default()
+            }),
+            status: Some(ServiceStatus {
+                load_balancer: Some(LoadBalancerStatus {
+                    ingress: Some(
+                        ingress
+                            .iter()
+                            .map(|(ip, host)| LoadBalancerIngress {
+                                ip: (!ip.is_empty()).then(|| ip.to_string()),
+                                hostname: host.map(String::from),
+                                ..LoadBalancerIngress::default()
+                            })
+                            .collect(),
+                    ),
+                }),
+                ..ServiceStatus::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn service_ips_policy_and_class() {
+        let svc = lb_service(
+            None,
+            Some("Local"),
+            &[
+                ("fd00:200::5", None),
+                ("10.200.0.5", None),
+                ("", Some("lb.example")),
+                ("10.200.0.5", None),
+            ],
+        );
+        let info = service_from_k8s(&svc, CLASS, true).expect("named");
+        assert_eq!(info.key.to_string(), "web/shop");
+        assert_eq!(
+            info.ips,
+            vec![
+                "10.200.0.5".parse::<IpAddr>().unwrap(),
+                "fd00:200::5".parse().unwrap()
+            ]
+        );
+        assert_eq!(info.traffic_policy, TrafficPolicy::Local);
+        assert!(info.ours, "unset class while default");
+        assert!(!service_from_k8s(&svc, CLASS, false).expect("named").ours);
+
+        let ours = lb_service(Some(CLASS), None, &[]);
+        let info = service_from_k8s(&ours, CLASS, false).expect("named");
+        assert!(info.ours);
+        assert_eq!(info.traffic_policy, TrafficPolicy::Cluster);
+        assert!(info.ips.is_empty());
+
+        let theirs = lb_service(Some("other.io/lb"), None, &[]);
+        assert!(!service_from_k8s(&theirs, CLASS, true).expect("named").ours);
+    }
+
+    #[test]
+    fn non_load_balancer_service_is_not_ours() {
+        let mut svc = lb_service(None, None, &[("10.200.0.5", None)]);
+        if let Some(spec) = svc.spec.as_mut() {
+            spec.type_ = Some("ClusterIP".into());
+        }
+        assert!(!service_from_k8s(&svc, CLASS, true).expect("named").ours);
+        svc.spec = None;
+        assert!(!service_from_k8s(&svc, CLASS, true).expect("named").ours);
+        svc.metadata.namespace = None;
+        assert_eq!(service_from_k8s(&svc, CLASS, true), None);
+    }
+
+    fn endpoint(node: Option<&str>, ready: Option<Option<bool>>) -> Endpoint {
+        Endpoint {
+            addresses: vec!["10.1.0.1".into()],
+            conditions: ready.map(|r| EndpointConditions {
+                ready: r,
+                ..EndpointConditions::default()
+            }),
+            node_name: node.map(String::from),
+            ..Endpoint::default()
+        }
+    }
+
+    fn slice(name: &str, service: Option<&str>, endpoints: Vec<Endpoint>) -> EndpointSlice {
+        let mut m = meta(Some("web"), name);
+        m.labels =
+            service.map(|s| BTreeMap::from([(SERVICE_NAME_LABEL.to_string(), s.to_string())]));
+        EndpointSlice {
+            metadata: m,
+            address_type: "IPv4".into(),
+            endpoints,
+            ports: None,
+        }
+    }
+
+    #[test]
+    fn endpoint_readiness_follows_kubernetes_semantics() {
+        let s = slice(
+            "shop-abc",
+            Some("shop"),
+            vec![
+                endpoint(Some("n-ready"), Some(Some(true))),
+                endpoint(Some("n-absent-ready"), Some(None)),
+                endpoint(Some("n-no-conditions"), None),
+                endpoint(Some("n-not-ready"), Some(Some(false))),
+                endpoint(None, Some(Some(true))),
+            ],
+        );
+        let info = endpoint_slice_from_k8s(&s).expect("labelled");
+        assert_eq!(info.service_key(), ServiceKey::new("web", "shop"));
+        let nodes: Vec<&str> = info.ready_nodes.iter().map(String::as_str).collect();
+        assert_eq!(nodes, ["n-absent-ready", "n-no-conditions", "n-ready"]);
+        assert_eq!(endpoint_slice_from_k8s(&slice("x", None, vec![])), None);
+    }
+
+    #[test]
+    fn node_ready_condition() {
+        let node = |conds: Option<Vec<(&str, &str)>>| Node {
+            metadata: ObjectMeta {
+                name: Some("n1".into()),
+                labels: Some(BTreeMap::from([("zone".into(), "a".into())])),
+                ..ObjectMeta::default()
+            },
+            spec: None,
+            status: Some(NodeStatus {
+                conditions: conds.map(|cs| {
+                    cs.into_iter()
+                        .map(|(t, s)| NodeCondition {
+                            type_: t.into(),
+                            status: s.into(),
+                            ..NodeCondition::default()
+                        })
+                        .collect()
+                }),
+                ..NodeStatus::default()
+            }),
+        };
+        let ready = node_from_k8s(&node(Some(vec![
+            ("MemoryPressure", "False"),
+            ("Ready", "True"),
+        ])))
+        .expect("named");
+        assert!(ready.ready);
+        assert_eq!(ready.labels.get("zone").map(String::as_str), Some("a"));
+        assert!(
+            !node_from_k8s(&node(Some(vec![("Ready", "Unknown")])))
+                .expect("named")
+                .ready
+        );
+        assert!(
+            !node_from_k8s(&node(Some(vec![("Ready", "False")])))
+                .expect("named")
+                .ready
+        );
+        assert!(!node_from_k8s(&node(None)).expect("named").ready);
+    }
+
+    #[test]
+    fn slices_are_kept_per_slice_and_per_namespace() {
+        let mut idx = ClusterIndex::default();
+        let info = |ns: &str, name: &str, svc: &str, nodes: &[&str]| EndpointSliceInfo {
+            namespace: ns.into(),
+            name: name.into(),
+            service: svc.into(),
+            ready_nodes: nodes.iter().map(|n| n.to_string()).collect(),
+        };
+        idx.upsert_endpoint_slice(info("web", "shop-1", "shop", &["a"]));
+        idx.upsert_endpoint_slice(info("web", "shop-2", "shop", &["b"]));
+        idx.upsert_endpoint_slice(info("web", "cart-1", "cart", &["c"]));
+        idx.upsert_endpoint_slice(info("web2", "shop-1", "shop", &["d"]));
+        let shop = ServiceKey::new("web", "shop");
+        assert_eq!(idx.ready_endpoint_nodes(&shop), BTreeSet::from(["a", "b"]));
+        assert!(idx.has_ready_endpoint(&shop, "b"));
+        assert!(!idx.has_ready_endpoint(&shop, "c"));
+        assert!(!idx.has_ready_endpoint(&shop, "d"));
+        idx.remove_endpoint_slice("web", "shop-2");
+        assert_eq!(idx.ready_endpoint_nodes(&shop), BTreeSet::from(["a"]));
+        idx.upsert_endpoint_slice(info("web", "shop-1", "shop", &[]));
+        assert!(idx.ready_endpoint_nodes(&shop).is_empty());
+    }
+
+    #[test]
+    fn membership_disabled_means_everyone_alive() {
+        let mut idx = ClusterIndex::default();
+        assert!(idx.is_member_alive("anything"));
+        idx.set_members_alive(Some(BTreeSet::from(["a".to_string()])));
+        assert!(idx.is_member_alive("a"));
+        assert!(!idx.is_member_alive("b"));
+    }
+}

@@ -1,0 +1,10 @@
+//! ferrolb speaker library.
+//!
+//! The modules here are the speaker's pure core: plain data in, decisions out. Kubernetes
+//! watches, sockets, netlink and BGP sessions live around them and only translate.
+
+pub mod desired;
+pub mod election;
+pub mod eligibility;
+pub mod index;
+pub mod layer2;

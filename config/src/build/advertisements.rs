@@ -1,0 +1,659 @@
+//! L2Advertisements and BGPAdvertisements: pool, peer and community references resolved,
+//! aggregation lengths checked against the pools, defaults applied.
+
+use super::{Ctx, Obj, kinds, known_list, selectors};
+use crate::Inputs;
+use crate::community::{self, parse_community};
+use crate::model::{BgpAdvertisement, CommunityValue, IpFamily, L2Advertisement, Peer, Pool};
+use crate::selector::Selector;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What references resolve against. Names come from the inputs, not only from valid objects,
+/// so an advertisement naming a pool that has its own errors is not reported a second time.
+pub struct Refs<'a> {
+    pool_names: BTreeSet<&'a str>,
+    /// Labels of every pool in the inputs, by name, for `ipAddressPoolSelectors`.
+    pool_labels: Vec<(&'a str, BTreeMap<String, String>)>,
+    peer_names: BTreeSet<&'a str>,
+    pools: &'a BTreeMap<String, Pool>,
+    peers: &'a BTreeMap<String, Peer>,
+    communities: &'a BTreeMap<String, CommunityValue>,
+}
+
+impl<'a> Refs<'a> {
+    pub fn new(
+        inputs: &'a Inputs,
+        pools: &'a BTreeMap<String, Pool>,
+        peers: &'a BTreeMap<String, Peer>,
+        communities: &'a BTreeMap<String, CommunityValue>,
+    ) -> Self {
+        Refs {
+            pool_names: inputs
+                .pools
+                .iter()
+                .filter_map(|p| p.metadata.name.as_deref())
+                .collect(),
+            pool_labels: inputs
+                .pools
+                .iter()
+                .filter_map(|p| {
+                    let name = p.metadata.name.as_deref()?;
+                    Some((name, p.metadata.labels.clone().unwrap_or_default()))
+                })
+                .collect(),
+            peer_names: inputs
+                .peers
+                .iter()
+                .filter_map(|p| p.metadata.name.as_deref())
+                .collect(),
+            pools,
+            peers,
+            communities,
+        }
+    }
+}
+
+/// The pools an advertisement selects: named ones plus those matched by a selector; both empty
+/// means every pool. Unknown names and bad selectors are reported.
+fn resolve_pools(
+    ctx: &mut Ctx,
+    refs: &Refs<'_>,
+    obj: &Obj<'_>,
+    names: &[String],
+    pool_selectors: &[LabelSelector],
+) -> Vec<String> {
+    if names.is_empty() && pool_selectors.is_empty() {
+        return refs.pool_names.iter().map(|n| n.to_string()).collect();
+    }
+    let mut out = BTreeSet::new();
+    for (i, name) in names.iter().enumerate() {
+        if refs.pool_names.contains(name.as_str()) {
+            out.insert(name.clone());
+        } else {
+            ctx.error(
+                obj,
+                &format!("spec.ipAddressPools[{i}]"),
+                format!(
+                    "no IPAddressPool named {name:?}; {}",
+                    known_list(refs.pool_names.iter().copied())
+                ),
+            );
+        }
+    }
+    let parsed: Vec<Selector> =
+        selectors::parse_list(ctx, obj, "spec.ipAddressPoolSelectors", pool_selectors);
+    for (name, labels) in &refs.pool_labels {
+        if parsed.iter().any(|s| s.matches(labels)) {
+            out.insert(name.to_string());
+        }
+    }
+    // Legal (a matching pool may be added later) but most likely a label typo.
+    if names.is_empty()
+        && !parsed.is_empty()
+        && parsed.len() == pool_selectors.len()
+        && out.is_empty()
+    {
+        ctx.warn(
+            obj,
+            "spec.ipAddressPoolSelectors",
+            "match no IPAddressPool, so nothing is advertised until a pool with matching labels \
+             exists; check the labels of your pools",
+        );
+    }
+    out.into_iter().collect()
+}
+
+pub fn build_l2(
+    ctx: &mut Ctx,
+    refs: &Refs<'_>,
+    inputs: &[ferrolb_api::L2Advertisement],
+) -> Vec<L2Advertisement> {
+    let objs: Vec<Obj<'_>> = inputs
+        .iter()
+        .map(|a| Obj::new(kinds::L2, &a.metadata))
+        .collect();
+    ctx.check_names(&objs, false, "names must be unique within a namespace");
+    let mut out: Vec<L2Advertisement> = inputs
+        .iter()
+        .zip(&objs)
+        .map(|(input, obj)| {
+            let spec = &input.spec;
+            L2Advertisement {
+                namespace: obj.namespace.to_string(),
+                name: obj.name.to_string(),
+                pools: resolve_pools(
+                    ctx,
+                    refs,
+                    obj,
+                    &spec.ip_address_pools,
+                    &spec.ip_address_pool_selectors,
+                ),
+                node_selectors: selectors::parse_list(
+                    ctx,
+                    obj,
+                    "spec.nodeSelectors",
+                    &spec.node_selectors,
+                ),
+                interfaces: spec.interfaces.clone(),
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    out
+}
+
+pub fn build_bgp(
+    ctx: &mut Ctx,
+    refs: &Refs<'_>,
+    inputs: &[ferrolb_api::BGPAdvertisement],
+) -> Vec<BgpAdvertisement> {
+    let objs: Vec<Obj<'_>> = inputs
+        .iter()
+        .map(|a| Obj::new(kinds::BGP_ADV, &a.metadata))
+        .collect();
+    ctx.check_names(&objs, false, "names must be unique within a namespace");
+    let mut out: Vec<BgpAdvertisement> = inputs
+        .iter()
+        .zip(&objs)
+        .map(|(input, obj)| build_one_bgp(ctx, refs, obj, &input.spec))
+        .collect();
+    out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    out
+}
+
+fn build_one_bgp(
+    ctx: &mut Ctx,
+    refs: &Refs<'_>,
+    obj: &Obj<'_>,
+    spec: &ferrolb_api::BGPAdvertisementSpec,
+) -> BgpAdvertisement {
+    let pools = resolve_pools(
+        ctx,
+        refs,
+        obj,
+        &spec.ip_address_pools,
+        &spec.ip_address_pool_selectors,
+    );
+    let node_selectors =
+        selectors::parse_list(ctx, obj, "spec.nodeSelectors", &spec.node_selectors);
+    let aggregation_length = aggregation(
+        ctx,
+        refs,
+        obj,
+        "spec.aggregationLength",
+        spec.aggregation_length,
+        IpFamily::V4,
+        &pools,
+    );
+    let aggregation_length_v6 = aggregation(
+        ctx,
+        refs,
+        obj,
+        "spec.aggregationLengthV6",
+        spec.aggregation_length_v6,
+        IpFamily::V6,
+        &pools,
+    );
+    let communities = resolve_communities(ctx, refs, obj, &spec.communities);
+    let mut peers = Vec::new();
+    for (i, name) in spec.peers.iter().enumerate() {
+        if refs.peer_names.contains(name.as_str()) {
+            peers.push(name.clone());
+        } else {
+            ctx.error(
+                obj,
+                &format!("spec.peers[{i}]"),
+                format!(
+                    "no BGPPeer named {name:?}; {}",
+                    known_list(refs.peer_names.iter().copied())
+                ),
+            );
+        }
+    }
+    peers.sort();
+    peers.dedup();
+    if let Some(local_pref) = spec.local_pref {
+        warn_local_pref_unused(ctx, refs, obj, local_pref, &peers, &node_selectors);
+    }
+    BgpAdvertisement {
+        namespace: obj.namespace.to_string(),
+        name: obj.name.to_string(),
+        pools,
+        aggregation_length,
+        aggregation_length_v6,
+        local_pref: spec.local_pref,
+        communities,
+        node_selectors,
+        peers,
+    }
+}
+
+/// Checks an aggregation length: within the family's width, and not shorter than the prefix of
+/// any CIDR (or the smallest CIDR covering any range) of a selected pool, MetalLB's rule: a
+/// shorter route would attract traffic for addresses outside the pool.
+fn aggregation(
+    ctx: &mut Ctx,
+    refs: &Refs<'_>,
+    obj: &Obj<'_>,
+    field: &str,
+    value: Option<i32>,
+    family: IpFamily,
+    pools: &[String],
+) -> u8 {
+    let bits = crate::address::family_bits(family);
+    let Some(v) = value else { return bits };
+    let Some(len) = u8::try_from(v).ok().filter(|l| *l <= bits) else {
+        ctx.error(
+            obj,
+            field,
+            format!("{v} is out of range; accepted: 0 to {bits} (default {bits})"),
+        );
+        return bits;
+    };
+    for name in pools {
+        let Some(pool) = refs.pools.get(name) else {
+            continue;
+        };
+        for range in pool.ranges.iter().filter(|r| r.family() == family) {
+            let needed = range.covering_prefix_len();
+            if len < needed {
+                let shape = if range.prefix_len.is_some() {
+                    format!("the prefix /{needed} of {:?}", range.text)
+                } else {
+                    format!("/{needed}, the smallest CIDR covering {:?},", range.text)
+                };
+                ctx.error(
+                    obj,
+                    field,
+                    format!(
+                        "{len} is shorter than {shape} in IPAddressPool {name}; a /{len} route would \
+                         attract traffic for addresses outside the pool: use at least {needed}"
+                    ),
+                );
+            }
+        }
+    }
+    len
+}
+
+fn resolve_communities(
+    ctx: &mut Ctx,
+    refs: &Refs<'_>,
+    obj: &Obj<'_>,
+    entries: &[String],
+) -> Vec<CommunityValue> {
+    let mut out = BTreeSet::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let field = format!("spec.communities[{i}]");
+        if let Some(v) = refs.communities.get(entry.trim()) {
+            out.insert(*v);
+            continue;
+        }
+        match parse_community(entry) {
+            Ok(v) => {
+                out.insert(v);
+            }
+            // A value with ':' was meant as a literal; report the literal's problem.
+            Err(message) if entry.contains(':') => ctx.error(obj, &field, message),
+            Err(_) => ctx.error(
+                obj,
+                &field,
+                format!(
+                    "{entry:?} is neither a community value ({}) nor the name of an entry of a \
+                     Community resource; {}",
+                    community::ACCEPTED,
+                    known_list(refs.communities.keys().map(String::as_str))
+                ),
+            ),
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// LOCAL_PREF is only sent on iBGP sessions: warn when every peer the advertisement can use, on
+/// any node it applies to, is eBGP.
+fn warn_local_pref_unused(
+    ctx: &mut Ctx,
+    refs: &Refs<'_>,
+    obj: &Obj<'_>,
+    local_pref: u32,
+    peer_names: &[String],
+    node_selectors: &[Selector],
+) {
+    let relevant: Vec<&Peer> = refs
+        .peers
+        .values()
+        .filter(|p| peer_names.is_empty() || peer_names.contains(&p.name))
+        .filter(|p| selectors::lists_may_overlap(&p.node_selectors, node_selectors))
+        .collect();
+    if !relevant.is_empty() && relevant.iter().all(|p| !p.is_ibgp()) {
+        let names: Vec<&str> = relevant.iter().map(|p| p.name.as_str()).collect();
+        ctx.warn(
+            obj,
+            "spec.localPref",
+            format!(
+                "localPref {local_pref} has no effect: LOCAL_PREF is only sent on iBGP sessions, \
+                 and every peer this advertisement reaches ({}) is eBGP",
+                names.join(", ")
+            ),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use crate::model::CommunityValue;
+    use crate::{Config, Inputs, Severity};
+    use ferrolb_api::{
+        BGPAdvertisement, BGPAdvertisementSpec, L2Advertisement, L2AdvertisementSpec,
+    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+    use std::collections::BTreeMap;
+
+    fn bgp(spec: BGPAdvertisementSpec) -> BGPAdvertisement {
+        BGPAdvertisement {
+            metadata: meta("adv"),
+            spec,
+        }
+    }
+
+    fn l2(spec: L2AdvertisementSpec) -> L2Advertisement {
+        L2Advertisement {
+            metadata: meta("l2"),
+            spec,
+        }
+    }
+
+    fn labelled(
+        name: &str,
+        addresses: &[&str],
+        key: &str,
+        value: &str,
+    ) -> ferrolb_api::IPAddressPool {
+        let mut p = pool(name, addresses);
+        p.metadata.labels = Some(BTreeMap::from([(key.to_string(), value.to_string())]));
+        p
+    }
+
+    fn bad_operator() -> LabelSelector {
+        LabelSelector {
+            match_labels: None,
+            match_expressions: Some(vec![
+                LabelSelectorRequirement {
+                    key: "a".into(),
+                    operator: "Exists".into(),
+                    values: None,
+                },
+                LabelSelectorRequirement {
+                    key: "b".into(),
+                    operator: "in".into(),
+                    values: Some(vec!["x".into()]),
+                },
+            ]),
+        }
+    }
+
+    #[test]
+    fn pools_resolve_by_name_selector_or_all() {
+        let pools = vec![
+            labelled("a", &["10.0.0.0/24"], "announce", "l2"),
+            labelled("b", &["10.0.1.0/24"], "announce", "bgp"),
+            pool("c", &["10.0.2.0/24"]),
+        ];
+        let inputs = Inputs {
+            pools,
+            l2_advertisements: vec![l2(L2AdvertisementSpec {
+                ip_address_pools: vec!["c".into()],
+                ip_address_pool_selectors: vec![LabelSelector {
+                    match_labels: Some(BTreeMap::from([("announce".into(), "l2".into())])),
+                    match_expressions: None,
+                }],
+                ..Default::default()
+            })],
+            bgp_advertisements: vec![bgp(BGPAdvertisementSpec::default())],
+            ..Default::default()
+        };
+        let config = Config::build(&inputs).expect("valid");
+        assert_eq!(config.l2_advertisements[0].pools, vec!["a", "c"]);
+        assert_eq!(config.bgp_advertisements[0].pools, vec!["a", "b", "c"]);
+        assert_eq!(config.bgp_advertisements[0].aggregation_length, 32);
+        assert_eq!(config.bgp_advertisements[0].aggregation_length_v6, 128);
+    }
+
+    #[test]
+    fn unknown_pool_and_peer_references() {
+        let inputs = Inputs {
+            pools: vec![pool("a", &["10.0.0.0/24"])],
+            peers: vec![peer("router", "10.0.0.1")],
+            bgp_advertisements: vec![bgp(BGPAdvertisementSpec {
+                ip_address_pools: vec!["a".into(), "missing".into()],
+                peers: vec!["rotuer".into()],
+                ..Default::default()
+            })],
+            l2_advertisements: vec![l2(L2AdvertisementSpec {
+                ip_address_pools: vec!["nope".into()],
+                ..Default::default()
+            })],
+            ..Default::default()
+        };
+        assert_eq!(
+            lines(&inputs),
+            vec![
+                "L2Advertisement ferrolb-system/l2: spec.ipAddressPools[0]: no IPAddressPool named \"nope\"; known: a",
+                "BGPAdvertisement ferrolb-system/adv: spec.ipAddressPools[1]: no IPAddressPool named \"missing\"; known: a",
+                "BGPAdvertisement ferrolb-system/adv: spec.peers[0]: no BGPPeer named \"rotuer\"; known: router",
+            ]
+        );
+    }
+
+    #[test]
+    fn invalid_selectors_have_full_paths() {
+        let inputs = Inputs {
+            l2_advertisements: vec![l2(L2AdvertisementSpec {
+                ip_address_pool_selectors: vec![bad_operator()],
+                node_selectors: vec![LabelSelector::default(), bad_operator()],
+                ..Default::default()
+            })],
+            ..Default::default()
+        };
+        let msg = "unknown operator \"in\"; accepted: In, NotIn, Exists, DoesNotExist";
+        assert_eq!(
+            lines(&inputs),
+            vec![
+                format!(
+                    "L2Advertisement ferrolb-system/l2: spec.ipAddressPoolSelectors[0].matchExpressions[1].operator: {msg}"
+                ),
+                format!(
+                    "L2Advertisement ferrolb-system/l2: spec.nodeSelectors[1].matchExpressions[1].operator: {msg}"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn communities_resolve_and_bad_ones_are_reported() {
+        let inputs = Inputs {
+            communities: vec![ferrolb_api::Community {
+                metadata: meta("c"),
+                spec: ferrolb_api::CommunitySpec {
+                    communities: vec![ferrolb_api::CommunityAlias {
+                        name: "no-export".into(),
+                        value: "65535:65281".into(),
+                    }],
+                },
+            }],
+            bgp_advertisements: vec![bgp(BGPAdvertisementSpec {
+                communities: vec![
+                    "no-export".into(),
+                    "1:70000".into(),
+                    "no-advertise".into(),
+                    "large:1:2:3".into(),
+                ],
+                ..Default::default()
+            })],
+            ..Default::default()
+        };
+        assert_eq!(
+            lines(&inputs),
+            vec![
+                "BGPAdvertisement ferrolb-system/adv: spec.communities[1]: \"1:70000\" is not a valid \
+                 community; expected AA:NN with two numbers 0-65535, or large:A:B:C with three \
+                 numbers 0-4294967295",
+                "BGPAdvertisement ferrolb-system/adv: spec.communities[2]: \"no-advertise\" is neither \
+                 a community value (AA:NN with two numbers 0-65535, or large:A:B:C with three \
+                 numbers 0-4294967295) nor the name of an entry of a Community resource; known: \
+                 no-export",
+            ]
+        );
+        let mut ok = inputs.clone();
+        ok.bgp_advertisements[0].spec.communities = vec![
+            "large:1:2:3".into(),
+            "no-export".into(),
+            "65535:65281".into(),
+        ];
+        let config = Config::build(&ok).expect("valid");
+        assert_eq!(
+            config.bgp_advertisements[0].communities,
+            vec![
+                CommunityValue::Standard(0xffff_ff01),
+                CommunityValue::Large(1, 2, 3)
+            ]
+        );
+    }
+
+    #[test]
+    fn aggregation_lengths() {
+        let inputs = |v4: i32, v6: i32| Inputs {
+            pools: vec![
+                pool("a", &["10.0.0.0/25", "fd00::/120"]),
+                pool("b", &["10.0.1.200-10.0.1.239"]),
+            ],
+            bgp_advertisements: vec![bgp(BGPAdvertisementSpec {
+                aggregation_length: Some(v4),
+                aggregation_length_v6: Some(v6),
+                ..Default::default()
+            })],
+            ..Default::default()
+        };
+        assert_eq!(
+            lines(&inputs(33, -1)),
+            vec![
+                "BGPAdvertisement ferrolb-system/adv: spec.aggregationLength: 33 is out of range; accepted: 0 to 32 (default 32)",
+                "BGPAdvertisement ferrolb-system/adv: spec.aggregationLengthV6: -1 is out of range; accepted: 0 to 128 (default 128)",
+            ]
+        );
+        assert_eq!(
+            lines(&inputs(24, 112)),
+            vec![
+                "BGPAdvertisement ferrolb-system/adv: spec.aggregationLength: 24 is shorter than the \
+                 prefix /25 of \"10.0.0.0/25\" in IPAddressPool a; a /24 route would attract traffic \
+                 for addresses outside the pool: use at least 25",
+                "BGPAdvertisement ferrolb-system/adv: spec.aggregationLength: 24 is shorter than \
+                 /26, the smallest CIDR covering \"10.0.1.200-10.0.1.239\", in IPAddressPool b; a /24 \
+                 route would attract traffic for addresses outside the pool: use at least 26",
+                "BGPAdvertisement ferrolb-system/adv: spec.aggregationLengthV6: 112 is shorter than \
+                 the prefix /120 of \"fd00::/120\" in IPAddressPool a; a /112 route would attract \
+                 traffic for addresses outside the pool: use at least 120",
+            ]
+        );
+        // The range 10.0.1.200-239 lies in 10.0.1.192/26, so it needs at least 26.
+        let errs = lines(&inputs(25, 128));
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert!(
+            errs[0].contains("25 is shorter than /26, the smallest CIDR covering"),
+            "{errs:#?}"
+        );
+        assert!(Config::build(&inputs(26, 120)).is_ok());
+    }
+
+    #[test]
+    fn local_pref_with_only_ebgp_peers_is_a_warning() {
+        let mut ibgp = peer("ibgp", "10.0.0.2");
+        ibgp.spec.peer_asn = Some(64512);
+        ibgp.spec.node_selectors = vec![LabelSelector {
+            match_labels: Some(BTreeMap::from([("zone".into(), "b".into())])),
+            match_expressions: None,
+        }];
+        let inputs = Inputs {
+            peers: vec![peer("ebgp", "10.0.0.1"), ibgp],
+            bgp_advertisements: vec![bgp(BGPAdvertisementSpec {
+                local_pref: Some(100),
+                node_selectors: vec![LabelSelector {
+                    match_labels: Some(BTreeMap::from([("zone".into(), "a".into())])),
+                    match_expressions: None,
+                }],
+                ..Default::default()
+            })],
+            ..Default::default()
+        };
+        let config = Config::build(&inputs).expect("a warning is not an error");
+        assert_eq!(config.warnings.len(), 1);
+        assert_eq!(config.warnings[0].severity, Severity::Warning);
+        assert_eq!(
+            config.warnings[0].to_string(),
+            "BGPAdvertisement ferrolb-system/adv: spec.localPref: localPref 100 has no effect: \
+             LOCAL_PREF is only sent on iBGP sessions, and every peer this advertisement reaches \
+             (ebgp) is eBGP"
+        );
+        // On every node: the iBGP peer can share a node with the advertisement, so no warning.
+        let mut everywhere = inputs.clone();
+        everywhere.bgp_advertisements[0].spec.node_selectors.clear();
+        assert!(
+            Config::build(&everywhere)
+                .expect("valid")
+                .warnings
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn selectors_matching_no_pool_warn() {
+        let inputs = Inputs {
+            pools: vec![labelled("a", &["10.0.0.0/24"], "announce", "l2")],
+            l2_advertisements: vec![l2(L2AdvertisementSpec {
+                ip_address_pool_selectors: vec![LabelSelector {
+                    match_labels: Some(BTreeMap::from([("anounce".into(), "l2".into())])),
+                    match_expressions: None,
+                }],
+                ..Default::default()
+            })],
+            ..Default::default()
+        };
+        let config = Config::build(&inputs).expect("a warning is not an error");
+        assert_eq!(
+            config
+                .warnings
+                .iter()
+                .map(|w| w.to_string())
+                .collect::<Vec<_>>(),
+            vec![
+                "L2Advertisement ferrolb-system/l2: spec.ipAddressPoolSelectors: match no \
+                 IPAddressPool, so nothing is advertised until a pool with matching labels exists; \
+                 check the labels of your pools"
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_and_duplicate_names() {
+        let mut unnamed = peer("x", "10.0.0.9");
+        unnamed.metadata.name = None;
+        let mut dup = peer("router", "10.0.0.2");
+        dup.metadata.namespace = Some("other".into());
+        let inputs = Inputs {
+            peers: vec![peer("router", "10.0.0.1"), dup, unnamed],
+            ..Default::default()
+        };
+        assert_eq!(
+            lines(&inputs),
+            vec![
+                "BGPPeer other/router: metadata.name: \"router\" is already used by BGPPeer \
+                 ferrolb-system/router; BGPAdvertisements refer to peers by name only, so names \
+                 must be unique across all namespaces",
+                "BGPPeer ferrolb-system/: metadata.name: is missing; every object needs a name",
+            ]
+        );
+    }
+}

@@ -1,0 +1,564 @@
+//! BGPPeers: AS numbers, addresses, timers, passwords, BFD profile references, and sessions
+//! that would clash on a node.
+
+use super::{Ctx, Obj, kinds, known_list, selectors};
+use crate::Inputs;
+use crate::duration;
+use crate::model::{IpFamily, Peer, PeerAsn, PeerPassword};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+const DEFAULT_PORT: u16 = 179;
+const DEFAULT_HOLD: Duration = Duration::from_secs(90);
+const DEFAULT_CONNECT: Duration = Duration::from_secs(10);
+const MIN_HOLD: Duration = Duration::from_secs(3);
+
+pub fn build(ctx: &mut Ctx, inputs: &Inputs) -> BTreeMap<String, Peer> {
+    let objs: Vec<Obj<'_>> = inputs
+        .peers
+        .iter()
+        .map(|p| Obj::new(kinds::PEER, &p.metadata))
+        .collect();
+    let keep = ctx.check_names(
+        &objs,
+        true,
+        "BGPAdvertisements refer to peers by name only, so names must be unique across all \
+         namespaces",
+    );
+    let bfd_names: BTreeSet<&str> = inputs
+        .bfd_profiles
+        .iter()
+        .filter_map(|p| p.metadata.name.as_deref())
+        .collect();
+    let mut built: Vec<(Obj<'_>, Option<Peer>)> = Vec::new();
+    for ((input, obj), keep) in inputs.peers.iter().zip(&objs).zip(keep) {
+        let peer = build_one(ctx, obj, &input.spec, &bfd_names);
+        built.push((*obj, peer.filter(|_| keep)));
+    }
+    check_clashes(ctx, &built);
+    built
+        .into_iter()
+        .filter_map(|(_, p)| p)
+        .map(|p| (p.name.clone(), p))
+        .collect()
+}
+
+/// Builds one peer; `None` when a field needed to describe it could not be parsed (the error is
+/// reported).
+fn build_one(
+    ctx: &mut Ctx,
+    obj: &Obj<'_>,
+    spec: &ferrolb_api::BGPPeerSpec,
+    bfd_names: &BTreeSet<&str>,
+) -> Option<Peer> {
+    if spec.my_asn == 0 {
+        ctx.error(
+            obj,
+            "spec.myASN",
+            "AS 0 is reserved; accepted: 1 to 4294967295",
+        );
+    }
+    let peer_asn = match (spec.peer_asn, spec.dynamic_asn) {
+        (Some(0), _) => {
+            ctx.error(
+                obj,
+                "spec.peerASN",
+                "AS 0 is reserved; accepted: 1 to 4294967295",
+            );
+            None
+        }
+        (Some(_), Some(_)) => {
+            ctx.error(
+                obj,
+                "spec.peerASN",
+                "peerASN and dynamicASN are both set; set exactly one: peerASN for a fixed AS, or \
+                 dynamicASN (internal or external)",
+            );
+            None
+        }
+        (None, None) => {
+            ctx.error(
+                obj,
+                "spec.peerASN",
+                "neither peerASN nor dynamicASN is set; set exactly one: peerASN for a fixed AS, or \
+                 dynamicASN (internal or external)",
+            );
+            None
+        }
+        (Some(asn), None) => Some(PeerAsn::Fixed(asn)),
+        (None, Some(ferrolb_api::DynamicAsn::Internal)) => Some(PeerAsn::Internal),
+        (None, Some(ferrolb_api::DynamicAsn::External)) => Some(PeerAsn::External),
+    };
+    let address = parse_ip(
+        ctx,
+        obj,
+        "spec.peerAddress",
+        &spec.peer_address,
+        "the peer's address",
+    );
+    let source_address = spec.source_address.as_deref().and_then(|s| {
+        let src = parse_ip(
+            ctx,
+            obj,
+            "spec.sourceAddress",
+            s,
+            "a local address of the node",
+        )?;
+        if let Some(peer) = address
+            && IpFamily::of(&src) != IpFamily::of(&peer)
+        {
+            ctx.error(
+                obj,
+                "spec.sourceAddress",
+                format!(
+                    "{src} is {} but peerAddress {peer} is {}; the session needs a source \
+                     address of the peer's family",
+                    IpFamily::of(&src).k8s_name(),
+                    IpFamily::of(&peer).k8s_name()
+                ),
+            );
+        }
+        Some(src)
+    });
+    let router_id = spec.router_id.as_deref().and_then(|s| match s.trim().parse::<Ipv4Addr>() {
+        Ok(id) => Some(id),
+        Err(_) => {
+            ctx.error(
+                obj,
+                "spec.routerID",
+                format!("{s:?} is not an IPv4 address; a BGP router ID is written as one, e.g. 10.0.0.1"),
+            );
+            None
+        }
+    });
+    let (hold_time, keepalive_time) = timers(ctx, obj, spec);
+    let connect_time = match spec.connect_time.as_deref() {
+        None => DEFAULT_CONNECT,
+        Some(text) => {
+            match duration::parse(text) {
+                Ok(d) if d.is_zero() => {
+                    ctx.error(obj, "spec.connectTime", "0s would never let a connection start; use a positive duration such as 10s");
+                    d
+                }
+                Ok(d) => d,
+                Err(m) => {
+                    ctx.error(obj, "spec.connectTime", m);
+                    DEFAULT_CONNECT
+                }
+            }
+        }
+    };
+    let password = password(ctx, obj, spec);
+    if let Some(name) = &spec.bfd_profile
+        && !bfd_names.contains(name.as_str())
+    {
+        ctx.error(
+            obj,
+            "spec.bfdProfile",
+            format!(
+                "no BFDProfile named {name:?}; {}",
+                known_list(bfd_names.iter().copied())
+            ),
+        );
+    }
+    let node_selectors =
+        selectors::parse_list(ctx, obj, "spec.nodeSelectors", &spec.node_selectors);
+    Some(Peer {
+        namespace: obj.namespace.to_string(),
+        name: obj.name.to_string(),
+        my_asn: spec.my_asn,
+        peer_asn: peer_asn?,
+        address: address?,
+        source_address,
+        port: spec.peer_port.unwrap_or(DEFAULT_PORT),
+        hold_time,
+        keepalive_time,
+        connect_time,
+        router_id,
+        node_selectors,
+        password,
+        bfd_profile: spec.bfd_profile.clone(),
+        ebgp_multihop: spec.ebgp_multi_hop,
+        graceful_restart: spec.enable_graceful_restart,
+        disable_mp: spec.disable_mp,
+    })
+}
+
+fn parse_ip(ctx: &mut Ctx, obj: &Obj<'_>, field: &str, text: &str, what: &str) -> Option<IpAddr> {
+    match text.trim().parse::<IpAddr>() {
+        Ok(ip) => Some(ip),
+        Err(_) => {
+            let hint = if text.contains('/') {
+                " (without a prefix length)"
+            } else {
+                ""
+            };
+            ctx.error(
+                obj,
+                field,
+                format!("{text:?} is not an IP address; expected {what} as an IPv4 or IPv6 address{hint}"),
+            );
+            None
+        }
+    }
+}
+
+/// Hold and keepalive times with defaults: hold 90s, keepalive a third of hold (0 when hold is
+/// 0, which disables keepalives).
+fn timers(ctx: &mut Ctx, obj: &Obj<'_>, spec: &ferrolb_api::BGPPeerSpec) -> (Duration, Duration) {
+    let parse = |ctx: &mut Ctx, field: &str, text: Option<&str>| {
+        text.and_then(|t| match duration::parse(t) {
+            Ok(d) => Some(d),
+            Err(m) => {
+                ctx.error(obj, field, m);
+                None
+            }
+        })
+    };
+    let hold = parse(ctx, "spec.holdTime", spec.hold_time.as_deref());
+    let keepalive = parse(ctx, "spec.keepaliveTime", spec.keepalive_time.as_deref());
+    let hold = hold.unwrap_or(DEFAULT_HOLD);
+    if !hold.is_zero() && hold < MIN_HOLD {
+        ctx.error(
+            obj,
+            "spec.holdTime",
+            format!(
+                "{} is too short; accepted: 0s (no keepalives) or at least 3s (RFC 4271)",
+                duration::format(hold)
+            ),
+        );
+    }
+    let keepalive = keepalive.unwrap_or(hold / 3);
+    if !hold.is_zero() && keepalive >= hold {
+        ctx.error(
+            obj,
+            "spec.keepaliveTime",
+            format!(
+                "{} is not less than holdTime {}; keepalives must come more often than the hold \
+                 time, typically a third of it ({})",
+                duration::format(keepalive),
+                duration::format(hold),
+                duration::format(hold / 3)
+            ),
+        );
+    }
+    (hold, keepalive)
+}
+
+fn password(ctx: &mut Ctx, obj: &Obj<'_>, spec: &ferrolb_api::BGPPeerSpec) -> Option<PeerPassword> {
+    match (&spec.password, &spec.password_secret) {
+        (Some(_), Some(_)) => {
+            ctx.error(
+                obj,
+                "spec.passwordSecret",
+                "password and passwordSecret are both set; set one: the password itself, or a \
+                 reference to a kubernetes.io/basic-auth Secret",
+            );
+            None
+        }
+        (Some(p), None) => Some(PeerPassword::Literal(p.clone())),
+        (None, Some(secret)) => match secret.name.as_deref().filter(|n| !n.is_empty()) {
+            Some(name) => Some(PeerPassword::Secret {
+                // Like MetalLB, a reference without a namespace means the peer's own namespace.
+                namespace: secret
+                    .namespace
+                    .clone()
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| obj.namespace.to_string()),
+                name: name.to_string(),
+            }),
+            None => {
+                ctx.error(
+                    obj,
+                    "spec.passwordSecret.name",
+                    "is missing; name the kubernetes.io/basic-auth Secret whose password key holds \
+                     the TCP MD5 password",
+                );
+                None
+            }
+        },
+        (None, None) => None,
+    }
+}
+
+/// Two sessions to one address and port from the same node cannot both exist: report pairs
+/// whose node selectors may select a common node (see [`selectors::lists_may_overlap`]).
+fn check_clashes(ctx: &mut Ctx, peers: &[(Obj<'_>, Option<Peer>)]) {
+    for (i, (_, a)) in peers.iter().enumerate() {
+        let Some(a) = a else { continue };
+        for (obj_b, b) in &peers[i + 1..] {
+            let Some(b) = b else { continue };
+            if a.address == b.address
+                && a.port == b.port
+                && selectors::lists_may_overlap(&a.node_selectors, &b.node_selectors)
+            {
+                ctx.error(
+                    obj_b,
+                    "spec.peerAddress",
+                    format!(
+                        "{} port {} is also the address of {}, and both may apply to the \
+                         same node (their nodeSelectors are not provably disjoint); a node can \
+                         hold one session per address and port: merge the peers or give them \
+                         nodeSelectors that differ in the value of one label",
+                        b.address,
+                        b.port,
+                        Obj {
+                            kind: kinds::PEER,
+                            namespace: &a.namespace,
+                            name: &a.name
+                        }
+                        .describe()
+                    ),
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use crate::{Config, Inputs, PeerPassword};
+    use ferrolb_api::DynamicAsn;
+    use k8s_openapi::api::core::v1::SecretReference;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    const P: &str = "BGPPeer ferrolb-system/r: ";
+
+    fn one(edit: impl FnOnce(&mut ferrolb_api::BGPPeerSpec)) -> Vec<String> {
+        let mut p = peer("r", "10.0.0.1");
+        edit(&mut p.spec);
+        lines(&Inputs {
+            peers: vec![p],
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn asn_zero_is_reserved() {
+        let l = one(|s| {
+            s.my_asn = 0;
+            s.peer_asn = Some(0);
+        });
+        assert_eq!(
+            l,
+            vec![
+                format!("{P}spec.myASN: AS 0 is reserved; accepted: 1 to 4294967295"),
+                format!("{P}spec.peerASN: AS 0 is reserved; accepted: 1 to 4294967295"),
+            ]
+        );
+    }
+
+    #[test]
+    fn exactly_one_of_peer_asn_and_dynamic_asn() {
+        assert_eq!(
+            one(|s| s.dynamic_asn = Some(DynamicAsn::External)),
+            vec![format!(
+                "{P}spec.peerASN: peerASN and dynamicASN are both set; set exactly one: peerASN for \
+                 a fixed AS, or dynamicASN (internal or external)"
+            )]
+        );
+        assert_eq!(
+            one(|s| s.peer_asn = None),
+            vec![format!(
+                "{P}spec.peerASN: neither peerASN nor dynamicASN is set; set exactly one: peerASN \
+                 for a fixed AS, or dynamicASN (internal or external)"
+            )]
+        );
+    }
+
+    #[test]
+    fn addresses_and_router_id() {
+        assert_eq!(
+            one(|s| s.peer_address = "10.0.0.1/24".into()),
+            vec![format!(
+                "{P}spec.peerAddress: \"10.0.0.1/24\" is not an IP address; expected the peer's \
+                 address as an IPv4 or IPv6 address (without a prefix length)"
+            )]
+        );
+        assert_eq!(
+            one(|s| s.source_address = Some("router".into())),
+            vec![format!(
+                "{P}spec.sourceAddress: \"router\" is not an IP address; expected a local address \
+                 of the node as an IPv4 or IPv6 address"
+            )]
+        );
+        assert_eq!(
+            one(|s| s.source_address = Some("fd00::2".into())),
+            vec![format!(
+                "{P}spec.sourceAddress: fd00::2 is IPv6 but peerAddress 10.0.0.1 is IPv4; the \
+                 session needs a source address of the peer's family"
+            )]
+        );
+        assert_eq!(
+            one(|s| s.router_id = Some("fd00::1".into())),
+            vec![format!(
+                "{P}spec.routerID: \"fd00::1\" is not an IPv4 address; a BGP router ID is written \
+                 as one, e.g. 10.0.0.1"
+            )]
+        );
+    }
+
+    #[test]
+    fn timers() {
+        assert_eq!(
+            one(|s| s.hold_time = Some("2s".into())),
+            vec![format!(
+                "{P}spec.holdTime: 2s is too short; accepted: 0s (no keepalives) or at least 3s (RFC 4271)"
+            ),]
+        );
+        assert_eq!(
+            one(|s| {
+                s.hold_time = Some("9s".into());
+                s.keepalive_time = Some("9s".into());
+            }),
+            vec![format!(
+                "{P}spec.keepaliveTime: 9s is not less than holdTime 9s; keepalives must come more \
+                 often than the hold time, typically a third of it (3s)"
+            )]
+        );
+        assert_eq!(
+            one(|s| s.hold_time = Some("90".into())),
+            vec![format!(
+                "{P}spec.holdTime: \"90\" is not a duration; expected a duration such as 90s, 1m30s \
+                 or 500ms (units: ns, us, ms, s, m, h; no sign)"
+            )]
+        );
+        assert!(
+            one(|s| s.connect_time = Some("soon".into()))[0]
+                .starts_with(&format!("{P}spec.connectTime: \"soon\" is not a duration"))
+        );
+    }
+
+    #[test]
+    fn timer_defaults() {
+        let mut p = peer("r", "10.0.0.1");
+        p.spec.hold_time = Some("0s".into());
+        let mut q = peer("q", "10.0.0.2");
+        q.spec.hold_time = Some("1m30s".into());
+        let config = Config::build(&Inputs {
+            peers: vec![p, q],
+            ..Default::default()
+        })
+        .expect("valid");
+        assert_eq!(config.peers["r"].hold_time, Duration::ZERO);
+        assert_eq!(config.peers["r"].keepalive_time, Duration::ZERO);
+        assert_eq!(config.peers["q"].keepalive_time, Duration::from_secs(30));
+        assert_eq!(config.peers["q"].connect_time, Duration::from_secs(10));
+        assert_eq!(config.peers["q"].port, 179);
+    }
+
+    #[test]
+    fn passwords() {
+        assert_eq!(
+            one(|s| {
+                s.password = Some("x".into());
+                s.password_secret = Some(SecretReference {
+                    name: Some("s".into()),
+                    namespace: None,
+                });
+            }),
+            vec![format!(
+                "{P}spec.passwordSecret: password and passwordSecret are both set; set one: the \
+                 password itself, or a reference to a kubernetes.io/basic-auth Secret"
+            )]
+        );
+        assert_eq!(
+            one(|s| s.password_secret = Some(SecretReference {
+                name: None,
+                namespace: Some("x".into())
+            })),
+            vec![format!(
+                "{P}spec.passwordSecret.name: is missing; name the kubernetes.io/basic-auth Secret \
+                 whose password key holds the TCP MD5 password"
+            )]
+        );
+        let mut p = peer("r", "10.0.0.1");
+        p.spec.password_secret = Some(SecretReference {
+            name: Some("s".into()),
+            namespace: None,
+        });
+        let config = Config::build(&Inputs {
+            peers: vec![p],
+            ..Default::default()
+        })
+        .expect("valid");
+        assert_eq!(
+            config.peers["r"].password,
+            Some(PeerPassword::Secret {
+                namespace: "ferrolb-system".into(),
+                name: "s".into()
+            })
+        );
+    }
+
+    #[test]
+    fn unknown_bfd_profile() {
+        assert_eq!(
+            one(|s| s.bfd_profile = Some("fast".into())),
+            vec![format!(
+                "{P}spec.bfdProfile: no BFDProfile named \"fast\"; there are none"
+            )]
+        );
+    }
+
+    fn zone(z: &str) -> LabelSelector {
+        LabelSelector {
+            match_labels: Some(BTreeMap::from([("zone".to_string(), z.to_string())])),
+            match_expressions: None,
+        }
+    }
+
+    #[test]
+    fn same_address_and_port_on_one_node() {
+        let a = peer("a", "10.0.0.1");
+        let b = peer("b", "10.0.0.1");
+        assert_eq!(
+            lines(&Inputs {
+                peers: vec![a.clone(), b.clone()],
+                ..Default::default()
+            }),
+            vec![
+                "BGPPeer ferrolb-system/b: spec.peerAddress: 10.0.0.1 port 179 is also the address \
+                 of BGPPeer ferrolb-system/a, and both may apply to the same node (their \
+                 nodeSelectors are not provably disjoint); a node can hold one session per address \
+                 and port: merge the peers or give them nodeSelectors that differ in the value of \
+                 one label"
+                    .to_string()
+            ]
+        );
+        // Disjoint by a matchLabels value: fine. Different ports: fine.
+        let (mut a1, mut b1) = (a.clone(), b.clone());
+        a1.spec.node_selectors = vec![zone("a")];
+        b1.spec.node_selectors = vec![zone("b")];
+        assert!(
+            Config::build(&Inputs {
+                peers: vec![a1, b1],
+                ..Default::default()
+            })
+            .is_ok()
+        );
+        let mut b2 = b.clone();
+        b2.spec.peer_port = Some(1179);
+        assert!(
+            Config::build(&Inputs {
+                peers: vec![a.clone(), b2],
+                ..Default::default()
+            })
+            .is_ok()
+        );
+        // One side selects every node: overlapping.
+        let mut b3 = b;
+        b3.spec.node_selectors = vec![zone("b")];
+        assert!(
+            Config::build(&Inputs {
+                peers: vec![a, b3],
+                ..Default::default()
+            })
+            .is_err()
+        );
+    }
+}

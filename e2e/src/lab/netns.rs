@@ -1,0 +1,383 @@
+//! Network namespaces, links, addresses and sysctls, via the `ip` command (so
+//! every step is what a human would type and shows up readably in errors), plus
+//! [`Netns`], the handle tests use to run things inside a namespace.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::sched::CloneFlags;
+
+use super::process::{self, CmdOutput, EXEC_TIMEOUT, LabProcess, ProcessSpec};
+use super::{LabError, Result, topology};
+
+/// Where `ip netns` keeps its named namespaces.
+pub const NETNS_RUN_DIR: &str = "/run/netns";
+/// Linux interface names are at most 15 bytes (IFNAMSIZ - 1).
+pub const IFNAME_MAX: usize = 15;
+
+const IP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Runs `ip ARGS…` in the root context and returns stdout; errors carry stderr.
+pub fn ip<I, S>(args: I) -> Result<String>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let argv: Vec<std::ffi::OsString> = std::iter::once(OsStr::new("ip").to_owned())
+        .chain(args.into_iter().map(|a| a.as_ref().to_owned()))
+        .collect();
+    Ok(process::run_capture(None, None, argv, IP_TIMEOUT)?
+        .check()?
+        .stdout)
+}
+
+/// Names of all named namespaces (from /run/netns).
+pub fn list() -> Result<Vec<String>> {
+    let dir = match std::fs::read_dir(NETNS_RUN_DIR) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(LabError::io(format!("reading {NETNS_RUN_DIR}"), e)),
+    };
+    let mut v: Vec<String> = dir
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+pub fn exists(name: &str) -> bool {
+    Path::new(NETNS_RUN_DIR).join(name).exists()
+}
+
+/// Checks a namespace name: short (so it fits where interface names must),
+/// and only `[a-z0-9-]`.
+pub fn validate_name(name: &str) -> Result<()> {
+    let bad = |reason: &str| {
+        Err(LabError::InvalidName {
+            name: name.to_string(),
+            reason: reason.to_string(),
+        })
+    };
+    if name.is_empty() || name.len() > IFNAME_MAX {
+        return bad("must be 1 to 15 characters");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return bad("only a-z, 0-9 and '-' are allowed");
+    }
+    Ok(())
+}
+
+/// `ip netns add NAME`.
+pub(crate) fn add(name: &str) -> Result<()> {
+    validate_name(name)?;
+    ip(["netns", "add", name]).map(drop)
+}
+
+/// `ip netns del NAME`; a missing namespace is not an error.
+pub(crate) fn delete(name: &str) -> Result<()> {
+    if !exists(name) {
+        return Ok(());
+    }
+    match ip(["netns", "del", name]) {
+        Ok(_) => Ok(()),
+        Err(_) if !exists(name) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// PIDs of the processes inside namespace `name`.
+pub fn pids(name: &str) -> Result<Vec<i32>> {
+    let out = ip(["netns", "pids", name])?;
+    Ok(out
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect())
+}
+
+/// Runs `f` on a short-lived thread that has joined namespace `name` (setns
+/// applies to the calling thread only, so the rest of the process is untouched).
+/// Handy for sysctls and for netlink sockets opened inside the namespace.
+pub fn in_netns<T, F>(name: &str, f: F) -> Result<T>
+where
+    T: Send,
+    F: FnOnce() -> T + Send,
+{
+    let path = Path::new(NETNS_RUN_DIR).join(name);
+    let file =
+        File::open(&path).map_err(|e| LabError::io(format!("opening {}", path.display()), e))?;
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            nix::sched::setns(&file, CloneFlags::CLONE_NEWNET)
+                .map_err(|e| LabError::io(format!("setns into {name}"), e.into()))?;
+            Ok(f())
+        })
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
+}
+
+/// Sets sysctl `key` (dotted, e.g. `net.ipv4.ip_forward`) in namespace `ns`.
+/// Keys are our own constants (interface names without dots), so the dotted
+/// form maps 1:1 onto /proc/sys paths.
+pub fn sysctl(ns: &str, key: &str, value: &str) -> Result<()> {
+    let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
+    let v = value.to_string();
+    in_netns(ns, move || {
+        std::fs::write(&path, v.as_bytes()).map_err(|e| (path, e))
+    })?
+    .map_err(|(path, e)| LabError::io(format!("[{ns}] writing {}", path.display()), e))
+}
+
+/// Reads sysctl `key` in namespace `ns`.
+pub fn sysctl_get(ns: &str, key: &str) -> Result<String> {
+    let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
+    in_netns(ns, move || {
+        std::fs::read_to_string(&path).map_err(|e| (path, e))
+    })?
+    .map(|s| s.trim().to_string())
+    .map_err(|(path, e)| LabError::io(format!("[{ns}] reading {}", path.display()), e))
+}
+
+/// Handle to one lab namespace: run commands and daemons in it. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Netns {
+    name: String,
+    role: String,
+    prefix: String,
+    log_dir: PathBuf,
+}
+
+impl Netns {
+    pub(crate) fn new(prefix: &str, role: &str, log_dir: &Path) -> Self {
+        Netns {
+            name: format!("{prefix}-{role}"),
+            role: role.to_string(),
+            prefix: prefix.to_string(),
+            log_dir: log_dir.to_path_buf(),
+        }
+    }
+
+    /// Full namespace name, e.g. `flbk3x9-node1` (what `ip netns exec` wants).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Role without the prefix, e.g. `node1`.
+    pub fn role(&self) -> &str {
+        &self.role
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The run's log dir (`/tmp/ferrolb-lab-<prefix>`).
+    pub fn log_dir(&self) -> &Path {
+        &self.log_dir
+    }
+
+    /// A path for this namespace's files in the log dir: `<log_dir>/<role>-<name>`.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.log_dir.join(format!("{}-{name}", self.role))
+    }
+
+    /// `ip -n NS ARGS…`, returns stdout.
+    pub fn ip<I, S>(&self, args: I) -> Result<String>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<std::ffi::OsString> = ["-n", self.name.as_str()]
+            .iter()
+            .map(|s| OsStr::new(s).to_owned())
+            .chain(args.into_iter().map(|a| a.as_ref().to_owned()))
+            .collect();
+        ip(args)
+    }
+
+    pub fn sysctl(&self, key: &str, value: &str) -> Result<()> {
+        sysctl(&self.name, key, value)
+    }
+
+    pub fn sysctl_get(&self, key: &str) -> Result<String> {
+        sysctl_get(&self.name, key)
+    }
+
+    /// Runs `f` on a thread inside this namespace (see [`in_netns`]).
+    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T> {
+        in_netns(&self.name, f)
+    }
+
+    /// Runs `argv` inside the namespace and captures its output (timeout
+    /// [`EXEC_TIMEOUT`]). A non-zero exit is *not* an error here; see
+    /// [`Netns::exec_ok`] / [`CmdOutput::check`].
+    pub fn exec<I, S>(&self, argv: I) -> Result<CmdOutput>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.exec_timeout(argv, EXEC_TIMEOUT)
+    }
+
+    pub fn exec_timeout<I, S>(&self, argv: I, timeout: Duration) -> Result<CmdOutput>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        process::run_capture(Some(&self.prefix), Some(&self.name), argv, timeout)
+    }
+
+    /// Like [`Netns::exec`] but a non-zero exit is an error.
+    pub fn exec_ok<I, S>(&self, argv: I) -> Result<CmdOutput>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.exec(argv)?.check()
+    }
+
+    /// [`Netns::exec`] for async code (runs on tokio's blocking pool).
+    pub async fn exec_async(&self, argv: Vec<String>) -> Result<CmdOutput> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.exec(&argv))
+            .await
+            .map_err(|e| LabError::io("exec task", std::io::Error::other(e.to_string())))?
+    }
+
+    /// Starts a long-running process; output goes to `<log_dir>/<role>-<name>.log`.
+    pub fn spawn<I, S>(&self, name: &str, argv: I) -> Result<LabProcess>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.spawn_spec(&ProcessSpec::from_argv(name, argv)?)
+    }
+
+    pub fn spawn_spec(&self, spec: &ProcessSpec) -> Result<LabProcess> {
+        if !spec
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        {
+            return Err(LabError::InvalidName {
+                name: spec.name.clone(),
+                reason: "process names are used in file names: a-z, 0-9, '-', '_', '.'".into(),
+            });
+        }
+        let log = self.file(&format!("{}.log", spec.name));
+        LabProcess::spawn(&self.prefix, &self.name, log, spec)
+    }
+
+    /// One ping (1 s wait) to a lab address; `Ok(true)` if answered.
+    pub fn ping(&self, dst: IpAddr) -> Result<bool> {
+        self.ping_count(dst, 1, Duration::from_secs(1))
+    }
+
+    /// `count` pings, each waiting up to `wait` (whole seconds, at least 1).
+    pub fn ping_count(&self, dst: IpAddr, count: u32, wait: Duration) -> Result<bool> {
+        topology::ensure_lab_addr(dst)?;
+        let fam = if dst.is_ipv4() { "-4" } else { "-6" };
+        let wait = wait.as_secs().max(1).to_string();
+        let out = self.exec([
+            "ping",
+            fam,
+            "-n",
+            "-q",
+            "-c",
+            &count.to_string(),
+            "-i",
+            "0.2",
+            "-W",
+            &wait,
+            &dst.to_string(),
+        ])?;
+        Ok(out.success())
+    }
+
+    /// `arping -c COUNT -i IFACE DST` (Habets arping); exit 0 if a reply came.
+    pub fn arping(&self, iface: &str, dst: Ipv4Addr, count: u32) -> Result<CmdOutput> {
+        topology::ensure_lab_addr(IpAddr::V4(dst))?;
+        self.exec([
+            "arping",
+            "-c",
+            &count.to_string(),
+            "-w",
+            "1",
+            "-i",
+            iface,
+            &dst.to_string(),
+        ])
+    }
+
+    /// Gratuitous ARP for `addr` from `iface` (`arping -U`; never gets a reply).
+    pub fn arping_gratuitous(&self, iface: &str, addr: Ipv4Addr) -> Result<CmdOutput> {
+        topology::ensure_lab_addr(IpAddr::V4(addr))?;
+        let a = addr.to_string();
+        self.exec(["arping", "-c", "1", "-U", "-i", iface, "-S", &a, &a])
+    }
+
+    /// `ndisc6 -n -r 2 DST IFACE`: a Neighbor Solicitation from its own raw
+    /// socket; stdout has the target's link-layer address. Exit 0 if answered.
+    pub fn ndisc6(&self, iface: &str, dst: Ipv6Addr) -> Result<CmdOutput> {
+        topology::ensure_lab_addr(IpAddr::V6(dst))?;
+        self.exec([
+            "ndisc6",
+            "-n",
+            "-r",
+            "2",
+            "-w",
+            "500",
+            &dst.to_string(),
+            iface,
+        ])
+    }
+
+    /// `curl -sS --max-time T http://DST:PORT/PATH` to a lab address.
+    pub fn curl(&self, dst: IpAddr, port: u16, path: &str, timeout: Duration) -> Result<CmdOutput> {
+        topology::ensure_lab_addr(dst)?;
+        let host = match dst {
+            IpAddr::V4(a) => a.to_string(),
+            IpAddr::V6(a) => format!("[{a}]"),
+        };
+        let path = path.trim_start_matches('/');
+        let url = format!("http://{host}:{port}/{path}");
+        let secs = format!("{:.1}", timeout.as_secs_f64());
+        self.exec_timeout(
+            [
+                "curl",
+                "-sS",
+                "-g",
+                "--noproxy",
+                "*",
+                "--max-time",
+                &secs,
+                &url,
+            ],
+            timeout + Duration::from_secs(5),
+        )
+    }
+
+    /// The neighbour entry for `addr` (`ip neigh show ADDR`), empty if none.
+    pub fn neigh(&self, addr: IpAddr) -> Result<String> {
+        Ok(self
+            .ip(["neigh", "show", &addr.to_string()])?
+            .trim()
+            .to_string())
+    }
+
+    /// `ip -4 route show` / `ip -6 route show`.
+    pub fn routes(&self, v6: bool) -> Result<String> {
+        if v6 {
+            self.ip(["-6", "route", "show"])
+        } else {
+            self.ip(["-4", "route", "show"])
+        }
+    }
+}

@@ -1,3 +1,90 @@
+//! ferrolb-speaker: announces LoadBalancer addresses from this node (layer 2 and BGP).
+
+use clap::{Args, Parser, Subcommand};
+use ferrolb_speaker::layer2::interfaces::DEFAULT_EXCLUDE_PATTERNS;
+use ferrolb_speaker::membership::GossipTimers;
+use ferrolb_speaker::run::{MembershipOptions, RunOptions};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferrolb-speaker",
+    version,
+    about = "ferrolb speaker: announces LoadBalancer addresses"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the speaker of this node against the cluster of the current kubeconfig (or in-cluster
+    /// credentials).
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Name of this node's Node object.
+    #[arg(long, env = "NODE_NAME")]
+    node_name: String,
+    /// Namespace of the configuration objects and Secrets.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "ferrolb-system")]
+    namespace: String,
+    /// Address of the HTTP API (/healthz, /readyz, /metrics, /api/v1/status).
+    #[arg(long, default_value = "0.0.0.0:7473")]
+    listen: std::net::SocketAddr,
+    /// Handle only Services with spec.loadBalancerClass ferrolb.io/ferrolb (not unset ones).
+    #[arg(long)]
+    require_class: bool,
+    /// UDP port of the gossip membership on the node's InternalIP; 0 disables membership (node
+    /// liveness is then the Node Ready condition alone).
+    #[arg(long, default_value_t = 7946)]
+    membership_port: u16,
+    /// Secret in --namespace holding the membership key.
+    #[arg(long, default_value = "memberlist")]
+    membership_secret: String,
+    /// Key of that Secret's data.
+    #[arg(long, default_value = "secretkey")]
+    membership_secret_key: String,
+    /// Interface name patterns (globs) automatic interface choice skips; repeatable. Default:
+    /// cni*, docker*, veth*, kube-ipvs0 and other virtual interfaces.
+    #[arg(long = "exclude-interface")]
+    exclude_interfaces: Vec<String>,
+}
+
 fn main() -> anyhow::Result<()> {
-    Ok(())
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => {
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+            tracing_subscriber::fmt().with_env_filter(filter).init();
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async move {
+                let client = kube::Client::try_default().await?;
+                let opts = RunOptions {
+                    node_name: args.node_name,
+                    namespace: args.namespace,
+                    listen: args.listen,
+                    default_class: !args.require_class,
+                    membership: (args.membership_port != 0).then(|| MembershipOptions {
+                        port: args.membership_port,
+                        secret: args.membership_secret,
+                        secret_key: args.membership_secret_key,
+                        timers: GossipTimers::default(),
+                    }),
+                    exclude_interfaces: if args.exclude_interfaces.is_empty() {
+                        DEFAULT_EXCLUDE_PATTERNS
+                            .iter()
+                            .map(|s| s.to_string())
+                            .collect()
+                    } else {
+                        args.exclude_interfaces
+                    },
+                };
+                ferrolb_speaker::run::run(client, opts).await
+            })
+        }
+    }
 }

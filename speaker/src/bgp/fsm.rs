@@ -1,0 +1,553 @@
+//! The RFC 4271 §8 finite state machine, pure: `step(config, fsm, event) -> (fsm, actions)`.
+//!
+//! The session task owns sockets and timers and only translates: socket results and received
+//! messages become [`Event`]s, returned [`Action`]s become writes, connects, timer changes.
+//! Everything that decides — OPEN validation, hold time negotiation, which NOTIFICATION to
+//! send, when to give up and retry — lives here and is unit-tested transition by transition.
+//!
+//! Differences from the RFC's full machine, on purpose:
+//! - Active-only (like MetalLB's native mode): we never listen, so there is no connection
+//!   collision to resolve. `Active` is the state "waiting for the ConnectRetry timer before the
+//!   next connect attempt"; `Connect` is "a connect attempt is in flight".
+//! - Automatic restart is built in: after an error the machine goes to `Idle` and arms the
+//!   ConnectRetry timer with exponential backoff (1 s, 2 s, 4 s … capped at 30 s, reset on
+//!   Established); its expiry in `Idle` restarts the session unless it was stopped manually.
+//! - A timer event for a timer the current state does not run is ignored: a timer may fire
+//!   just as the session task is cancelling it, and that race must not reset the session.
+
+use crate::bgp::codec::{Notification, PeerOpen};
+use ferrolb_config::PeerAsn;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+/// RFC 4271 session states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Not running, or waiting for an automatic restart.
+    Idle,
+    /// TCP connect in flight.
+    Connect,
+    /// Waiting for the ConnectRetry timer before connecting again.
+    Active,
+    /// OPEN sent, waiting for the peer's.
+    OpenSent,
+    /// OPENs exchanged, waiting for the first KEEPALIVE.
+    OpenConfirm,
+    /// Session up.
+    Established,
+}
+
+impl State {
+    /// Name as in RFC 4271 (and `BgpPeerStatus.state`).
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Idle => "Idle",
+            State::Connect => "Connect",
+            State::Active => "Active",
+            State::OpenSent => "OpenSent",
+            State::OpenConfirm => "OpenConfirm",
+            State::Established => "Established",
+        }
+    }
+}
+
+/// The three timers of RFC 4271.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Timer {
+    /// ConnectRetry (our backoff timer).
+    ConnectRetry,
+    /// Hold.
+    Hold,
+    /// Keepalive.
+    Keepalive,
+}
+
+/// Inputs of the machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Administrative start (session configured).
+    ManualStart,
+    /// Administrative stop (peer removed, speaker shutting down).
+    ManualStop,
+    /// ConnectRetry timer fired.
+    ConnectRetryTimerExpires,
+    /// Hold timer fired.
+    HoldTimerExpires,
+    /// Keepalive timer fired.
+    KeepaliveTimerExpires,
+    /// Our connect succeeded.
+    TcpConnectionConfirmed,
+    /// Connect failed or timed out, or the established connection closed/failed.
+    TcpConnectionFails,
+    /// A well-formed OPEN arrived (the machine validates it against the configuration).
+    BgpOpen(PeerOpen),
+    /// A message failed header checks; the NOTIFICATION to send.
+    BgpHeaderErr(Notification),
+    /// An OPEN failed parsing; the NOTIFICATION to send.
+    BgpOpenMsgErr(Notification),
+    /// A NOTIFICATION arrived.
+    NotifMsg(Notification),
+    /// A KEEPALIVE arrived.
+    KeepAliveMsg,
+    /// An UPDATE arrived.
+    UpdateMsg,
+    /// An UPDATE failed parsing; the NOTIFICATION to send.
+    UpdateMsgErr(Notification),
+    /// A ROUTE-REFRESH arrived.
+    RouteRefreshMsg,
+}
+
+/// Outputs of the machine, executed in order by the session task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Start a TCP connect (the session reports the result as an event).
+    Connect,
+    /// Close the TCP connection.
+    DropTcp,
+    /// Send our OPEN.
+    SendOpen,
+    /// Send a KEEPALIVE.
+    SendKeepalive,
+    /// Send a NOTIFICATION (then the session closes the connection: a DropTcp follows).
+    SendNotification(Notification),
+    /// (Re)start a timer.
+    StartTimer(Timer, Duration),
+    /// Stop a timer.
+    StopTimer(Timer),
+    /// The session is up: send the whole Adj-RIB-Out.
+    Established(Negotiated),
+    /// The peer asked for our routes again (ROUTE-REFRESH): resend the whole Adj-RIB-Out.
+    ResendAll,
+    /// The session left Established or failed to get there; the reason, for status and logs.
+    Down(String),
+}
+
+/// Static parameters of the machine, from the peer configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FsmConfig {
+    /// Our AS.
+    pub local_as: u32,
+    /// Expected peer AS.
+    pub peer_as: PeerAsn,
+    /// Our BGP identifier.
+    pub router_id: Ipv4Addr,
+    /// Proposed hold time (seconds; 0 disables keepalives, else >= 3).
+    pub hold_time: u16,
+    /// Configured keepalive interval (seconds); scaled down if the negotiated hold time is
+    /// shorter than ours.
+    pub keepalive_time: u16,
+    /// We want IPv4 unicast on this session.
+    pub ipv4: bool,
+    /// We want IPv6 unicast on this session.
+    pub ipv6: bool,
+}
+
+/// What the OPEN exchange settled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Negotiated {
+    /// Peer AS.
+    pub peer_as: u32,
+    /// Peer BGP identifier.
+    pub peer_router_id: Ipv4Addr,
+    /// Hold time (0: no hold or keepalive timers).
+    pub hold_time: u16,
+    /// Keepalive interval (0 when hold time is 0).
+    pub keepalive_time: u16,
+    /// AS numbers are 4 octets in AS_PATH.
+    pub four_octet_as: bool,
+    /// IPv4 unicast may be sent.
+    pub ipv4: bool,
+    /// IPv6 unicast may be sent.
+    pub ipv6: bool,
+    /// eBGP session.
+    pub ebgp: bool,
+    /// Peer understands ROUTE-REFRESH.
+    pub route_refresh: bool,
+}
+
+/// The machine's state and the bookkeeping the transitions need.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fsm {
+    /// Current state.
+    pub state: State,
+    /// Started and not manually stopped: automatic restart is allowed.
+    pub admin_up: bool,
+    /// Consecutive failed attempts since the last Established (drives the backoff).
+    pub failures: u32,
+    /// Negotiated parameters, from OpenConfirm on.
+    pub negotiated: Option<Negotiated>,
+}
+
+impl Default for Fsm {
+    fn default() -> Self {
+        Fsm::new()
+    }
+}
+
+/// First retry delay.
+pub const RETRY_BASE: Duration = Duration::from_secs(1);
+/// Longest retry delay.
+pub const RETRY_CAP: Duration = Duration::from_secs(30);
+/// Hold timer while waiting for the peer's OPEN (RFC 4271 suggests 4 minutes).
+pub const OPEN_HOLD_TIME: Duration = Duration::from_secs(240);
+
+/// Retry delay after `failures` consecutive failures (1 → RETRY_BASE, doubling, capped).
+pub fn retry_delay(failures: u32) -> Duration {
+    let shift = failures.saturating_sub(1).min(16);
+    (RETRY_BASE * (1u32 << shift)).min(RETRY_CAP)
+}
+
+/// Validates a peer's OPEN and negotiates: Ok, or the NOTIFICATION RFC 4271 §6.2 prescribes.
+pub fn negotiate(cfg: &FsmConfig, open: &PeerOpen) -> Result<Negotiated, Notification> {
+    if open.version != 4 {
+        // Data: the largest version we support, 2 octets.
+        return Err(Notification::new(2, 1, 4u16.to_be_bytes().to_vec()));
+    }
+    let as_ok = match cfg.peer_as {
+        PeerAsn::Fixed(asn) => open.asn == asn,
+        PeerAsn::Internal => open.asn == cfg.local_as,
+        PeerAsn::External => open.asn != cfg.local_as,
+    };
+    if !as_ok {
+        return Err(Notification::new(
+            2,
+            2,
+            open.my_as_field.to_be_bytes().to_vec(),
+        ));
+    }
+    // A 4-octet AS capability must come with AS_TRANS in the 2-octet field when the AS does
+    // not fit, and with the AS itself when it does (RFC 6793 §4.1 leaves mismatches to the
+    // receiver; a mismatching 2-octet AS is a Bad Peer AS).
+    if open.four_octet_as {
+        let expected = u16::try_from(open.asn).unwrap_or(crate::bgp::codec::AS_TRANS);
+        if open.my_as_field != expected && open.my_as_field != crate::bgp::codec::AS_TRANS {
+            return Err(Notification::new(
+                2,
+                2,
+                open.my_as_field.to_be_bytes().to_vec(),
+            ));
+        }
+    }
+    let ebgp = open.asn != cfg.local_as;
+    // RFC 6286: the identifier must be non-zero, and differ from ours on iBGP.
+    if open.router_id.is_unspecified() || (!ebgp && open.router_id == cfg.router_id) {
+        return Err(Notification::new(2, 3, open.router_id.octets().to_vec()));
+    }
+    if open.hold_time != 0 && open.hold_time < 3 {
+        return Err(Notification::new(
+            2,
+            6,
+            open.hold_time.to_be_bytes().to_vec(),
+        ));
+    }
+    let hold_time = cfg.hold_time.min(open.hold_time);
+    let keepalive_time = if hold_time == 0 {
+        0
+    } else if cfg.keepalive_time == 0 || cfg.hold_time == 0 {
+        (hold_time / 3).max(1)
+    } else {
+        // Keep the configured ratio when the peer forces a shorter hold time.
+        let scaled =
+            u32::from(cfg.keepalive_time) * u32::from(hold_time) / u32::from(cfg.hold_time);
+        u16::try_from(scaled)
+            .unwrap_or(u16::MAX)
+            .clamp(1, hold_time)
+    };
+    let ipv4 = cfg.ipv4 && open.accepts_ipv4();
+    let ipv6 = cfg.ipv6 && open.mp_ipv6;
+    Ok(Negotiated {
+        peer_as: open.asn,
+        peer_router_id: open.router_id,
+        hold_time,
+        keepalive_time,
+        four_octet_as: open.four_octet_as,
+        ipv4,
+        ipv6,
+        ebgp,
+        route_refresh: open.route_refresh,
+    })
+}
+
+impl Fsm {
+    /// A stopped machine.
+    pub fn new() -> Self {
+        Fsm {
+            state: State::Idle,
+            admin_up: false,
+            failures: 0,
+            negotiated: None,
+        }
+    }
+}
+
+fn secs(s: u16) -> Duration {
+    Duration::from_secs(u64::from(s))
+}
+
+/// Tears the session down after an error: optional NOTIFICATION, close, stop timers, go Idle
+/// and arm the backoff timer (when automatic restart is allowed).
+fn fail(mut fsm: Fsm, notification: Option<Notification>, reason: String) -> (Fsm, Vec<Action>) {
+    let mut actions = Vec::new();
+    if let Some(n) = notification {
+        actions.push(Action::SendNotification(n));
+    }
+    actions.push(Action::DropTcp);
+    actions.push(Action::StopTimer(Timer::Hold));
+    actions.push(Action::StopTimer(Timer::Keepalive));
+    actions.push(Action::Down(reason));
+    fsm.failures = fsm.failures.saturating_add(1);
+    fsm.negotiated = None;
+    fsm.state = State::Idle;
+    if fsm.admin_up {
+        actions.push(Action::StartTimer(
+            Timer::ConnectRetry,
+            retry_delay(fsm.failures),
+        ));
+    } else {
+        actions.push(Action::StopTimer(Timer::ConnectRetry));
+    }
+    (fsm, actions)
+}
+
+/// Manual stop from any connected state: Cease / Administrative Shutdown, close, Idle.
+fn stop(mut fsm: Fsm, send_cease: bool) -> (Fsm, Vec<Action>) {
+    let mut actions = Vec::new();
+    if send_cease {
+        actions.push(Action::SendNotification(
+            Notification::cease_admin_shutdown(),
+        ));
+    }
+    if fsm.state != State::Idle {
+        actions.push(Action::DropTcp);
+    }
+    actions.extend([
+        Action::StopTimer(Timer::ConnectRetry),
+        Action::StopTimer(Timer::Hold),
+        Action::StopTimer(Timer::Keepalive),
+    ]);
+    if fsm.state != State::Idle {
+        actions.push(Action::Down("stopped administratively".into()));
+    }
+    fsm.admin_up = false;
+    fsm.failures = 0;
+    fsm.negotiated = None;
+    fsm.state = State::Idle;
+    (fsm, actions)
+}
+
+fn start_connect(mut fsm: Fsm) -> (Fsm, Vec<Action>) {
+    fsm.state = State::Connect;
+    (
+        fsm,
+        vec![Action::StopTimer(Timer::ConnectRetry), Action::Connect],
+    )
+}
+
+fn hold_restart(fsm: &Fsm) -> Vec<Action> {
+    match &fsm.negotiated {
+        Some(n) if n.hold_time > 0 => vec![Action::StartTimer(Timer::Hold, secs(n.hold_time))],
+        _ => Vec::new(),
+    }
+}
+
+fn unexpected(fsm: Fsm, what: &str) -> (Fsm, Vec<Action>) {
+    let subcode = match fsm.state {
+        State::OpenSent => 1,
+        State::OpenConfirm => 2,
+        State::Established => 3,
+        _ => 0,
+    };
+    let reason = format!("unexpected {what} in {}", fsm.state.name());
+    fail(fsm, Some(Notification::fsm_error(subcode)), reason)
+}
+
+/// One transition.
+pub fn step(cfg: &FsmConfig, fsm: &Fsm, event: Event) -> (Fsm, Vec<Action>) {
+    use Event as E;
+    use State as S;
+    let fsm = fsm.clone();
+    match (fsm.state, event) {
+        // ---- administrative events, any state
+        (S::Idle, E::ManualStart) => {
+            let mut fsm = fsm;
+            fsm.admin_up = true;
+            fsm.failures = 0;
+            start_connect(fsm)
+        }
+        (_, E::ManualStart) => (fsm, Vec::new()),
+        (S::Idle | S::Connect | S::Active, E::ManualStop) => stop(fsm, false),
+        (_, E::ManualStop) => stop(fsm, true),
+
+        // ---- Idle: only the automatic restart timer matters
+        (S::Idle, E::ConnectRetryTimerExpires) if fsm.admin_up => start_connect(fsm),
+        (S::Idle, _) => (fsm, Vec::new()),
+
+        // ---- Connect: a connect is in flight
+        (S::Connect, E::TcpConnectionConfirmed) => {
+            let mut fsm = fsm;
+            fsm.state = S::OpenSent;
+            (
+                fsm,
+                vec![
+                    Action::StopTimer(Timer::ConnectRetry),
+                    Action::SendOpen,
+                    Action::StartTimer(Timer::Hold, OPEN_HOLD_TIME),
+                ],
+            )
+        }
+        (S::Connect, E::TcpConnectionFails) => {
+            let mut fsm = fsm;
+            fsm.failures = fsm.failures.saturating_add(1);
+            fsm.state = S::Active;
+            let d = retry_delay(fsm.failures);
+            (
+                fsm,
+                vec![
+                    Action::DropTcp,
+                    Action::Down("TCP connection failed".into()),
+                    Action::StartTimer(Timer::ConnectRetry, d),
+                ],
+            )
+        }
+        (
+            S::Connect,
+            E::ConnectRetryTimerExpires | E::HoldTimerExpires | E::KeepaliveTimerExpires,
+        ) => (fsm, Vec::new()),
+        (S::Connect, other) => {
+            let reason = format!("unexpected {other:?} in Connect");
+            fail(fsm, None, reason)
+        }
+
+        // ---- Active: waiting to retry
+        (S::Active, E::ConnectRetryTimerExpires) => start_connect(fsm),
+        (S::Active, E::HoldTimerExpires | E::KeepaliveTimerExpires) => (fsm, Vec::new()),
+        (S::Active, other) => {
+            let reason = format!("unexpected {other:?} in Active");
+            fail(fsm, None, reason)
+        }
+
+        // ---- OpenSent: waiting for the peer's OPEN
+        (S::OpenSent, E::BgpOpen(open)) => match negotiate(cfg, &open) {
+            Ok(n) => {
+                let mut fsm = fsm;
+                let mut actions = vec![Action::SendKeepalive];
+                if n.hold_time > 0 {
+                    actions.push(Action::StartTimer(Timer::Keepalive, secs(n.keepalive_time)));
+                    actions.push(Action::StartTimer(Timer::Hold, secs(n.hold_time)));
+                } else {
+                    actions.push(Action::StopTimer(Timer::Hold));
+                }
+                fsm.negotiated = Some(n);
+                fsm.state = S::OpenConfirm;
+                (fsm, actions)
+            }
+            Err(notification) => {
+                let reason = format!("rejected OPEN: {notification}");
+                fail(fsm, Some(notification), reason)
+            }
+        },
+        (S::OpenSent, E::TcpConnectionFails) => {
+            // RFC 4271: close, restart ConnectRetry, go to Active.
+            let mut fsm = fsm;
+            fsm.failures = fsm.failures.saturating_add(1);
+            fsm.state = S::Active;
+            let d = retry_delay(fsm.failures);
+            (
+                fsm,
+                vec![
+                    Action::DropTcp,
+                    Action::StopTimer(Timer::Hold),
+                    Action::Down("connection closed in OpenSent".into()),
+                    Action::StartTimer(Timer::ConnectRetry, d),
+                ],
+            )
+        }
+        (S::OpenSent, E::ConnectRetryTimerExpires | E::KeepaliveTimerExpires) => (fsm, Vec::new()),
+
+        // ---- events common to OpenSent, OpenConfirm, Established
+        (S::OpenSent | S::OpenConfirm | S::Established, E::HoldTimerExpires) => fail(
+            fsm,
+            Some(Notification::hold_timer_expired()),
+            "hold timer expired".into(),
+        ),
+        (
+            S::OpenSent | S::OpenConfirm | S::Established,
+            E::BgpHeaderErr(n) | E::BgpOpenMsgErr(n),
+        ) => {
+            let reason = format!("malformed message from peer: {n}");
+            fail(fsm, Some(n), reason)
+        }
+        (S::OpenSent | S::OpenConfirm | S::Established, E::NotifMsg(n)) => {
+            // Never answer a NOTIFICATION with one.
+            let reason = format!("NOTIFICATION received: {n}");
+            fail(fsm, None, reason)
+        }
+        (S::OpenConfirm | S::Established, E::TcpConnectionFails) => {
+            fail(fsm, None, "connection closed by peer".into())
+        }
+        (S::OpenSent, other) => unexpected(fsm, &event_name(&other)),
+
+        // ---- OpenConfirm: waiting for the first KEEPALIVE
+        (S::OpenConfirm, E::KeepAliveMsg) => {
+            let mut fsm = fsm;
+            fsm.state = S::Established;
+            fsm.failures = 0;
+            let mut actions = hold_restart(&fsm);
+            if let Some(n) = fsm.negotiated.clone() {
+                actions.push(Action::Established(n));
+            }
+            (fsm, actions)
+        }
+        (S::OpenConfirm, E::KeepaliveTimerExpires) => {
+            let actions = keepalive(&fsm);
+            (fsm, actions)
+        }
+        (S::OpenConfirm, E::ConnectRetryTimerExpires) => (fsm, Vec::new()),
+        (S::OpenConfirm, other) => unexpected(fsm, &event_name(&other)),
+
+        // ---- Established
+        (S::Established, E::KeepaliveTimerExpires) => {
+            let actions = keepalive(&fsm);
+            (fsm, actions)
+        }
+        (S::Established, E::KeepAliveMsg | E::UpdateMsg) => {
+            let actions = hold_restart(&fsm);
+            (fsm, actions)
+        }
+        (S::Established, E::RouteRefreshMsg) => {
+            let mut actions = hold_restart(&fsm);
+            actions.push(Action::ResendAll);
+            (fsm, actions)
+        }
+        (S::Established, E::UpdateMsgErr(n)) => {
+            let reason = format!("malformed UPDATE from peer: {n}");
+            fail(fsm, Some(n), reason)
+        }
+        (S::Established, E::ConnectRetryTimerExpires) => (fsm, Vec::new()),
+        (S::Established, other) => unexpected(fsm, &event_name(&other)),
+    }
+}
+
+fn keepalive(fsm: &Fsm) -> Vec<Action> {
+    match &fsm.negotiated {
+        Some(n) if n.keepalive_time > 0 => vec![
+            Action::SendKeepalive,
+            Action::StartTimer(Timer::Keepalive, secs(n.keepalive_time)),
+        ],
+        _ => Vec::new(),
+    }
+}
+
+fn event_name(e: &Event) -> String {
+    match e {
+        Event::BgpOpen(_) => "OPEN".into(),
+        Event::KeepAliveMsg => "KEEPALIVE".into(),
+        Event::UpdateMsg | Event::UpdateMsgErr(_) => "UPDATE".into(),
+        Event::RouteRefreshMsg => "ROUTE-REFRESH".into(),
+        Event::TcpConnectionConfirmed => "TCP connection".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,255 @@
+//! The peer manager: turns (peers that apply to this node, resolved passwords, desired BGP
+//! announcements) into running sessions, level-triggered.
+//!
+//! Every [`PeerManager::apply`] gets the whole current view. Sessions whose configuration is
+//! unchanged only receive their new table (they diff it against what they sent); a peer whose
+//! configuration changed is reconnected — only that one; peers that disappeared are stopped
+//! with a Cease. A peer that cannot be configured (missing Secret, no router ID) is reported;
+//! if it already runs with a previous, valid configuration, that session is kept ("never lose
+//! what works").
+
+use crate::bgp::codec::RouteAttrs;
+use crate::bgp::session::{
+    AdjRibOut, MD5_MAX_KEY_LEN, SessionConfig, SessionCounters, SessionHandle,
+};
+use crate::desired::BgpAnnouncement;
+use ferrolb_api::status::BgpPeerStatus;
+use ferrolb_config::{Peer, PeerPassword};
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{info, warn};
+
+/// How long `shutdown` and reconfiguration wait for a session to send its Cease and close.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Secret passwords by (namespace, name) of the Secret.
+pub type Passwords = BTreeMap<(String, String), String>;
+
+/// Why a peer could not be (re)configured.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ManagerError {
+    /// The BGPPeer's password Secret is missing or has no `password` key.
+    #[error(
+        "BGPPeer {peer}: spec.passwordSecret {namespace}/{name} not found or without a `password` key; the session is not started with a changed password until it exists"
+    )]
+    MissingSecret {
+        /// `namespace/name` of the BGPPeer.
+        peer: String,
+        /// Secret namespace.
+        namespace: String,
+        /// Secret name.
+        name: String,
+    },
+    /// Password longer than Linux's TCP MD5 key limit.
+    #[error("BGPPeer {peer}: password is {len} bytes; TCP MD5 accepts at most {MD5_MAX_KEY_LEN}")]
+    PasswordTooLong {
+        /// `namespace/name` of the BGPPeer.
+        peer: String,
+        /// Its length.
+        len: usize,
+    },
+    /// No router ID configured and the node has no IPv4 address to default to.
+    #[error(
+        "BGPPeer {peer}: spec.routerID is not set and the node has no IPv4 address to use instead"
+    )]
+    NoRouterId {
+        /// `namespace/name` of the BGPPeer.
+        peer: String,
+    },
+}
+
+/// Runs one session per peer that applies to this node.
+#[derive(Debug)]
+pub struct PeerManager {
+    default_router_id: Option<Ipv4Addr>,
+    sessions: BTreeMap<String, SessionHandle>,
+}
+
+fn secs_u16(d: Duration) -> u16 {
+    u16::try_from(d.as_secs()).unwrap_or(u16::MAX)
+}
+
+/// Builds a session configuration from a peer (pure; exposed for tests).
+pub fn session_config(
+    peer: &Peer,
+    passwords: &Passwords,
+    default_router_id: Option<Ipv4Addr>,
+) -> Result<SessionConfig, ManagerError> {
+    let full = format!("{}/{}", peer.namespace, peer.name);
+    let password = match &peer.password {
+        None => None,
+        Some(PeerPassword::Literal(p)) => Some(p.clone()),
+        Some(PeerPassword::Secret { namespace, name }) => Some(
+            passwords
+                .get(&(namespace.clone(), name.clone()))
+                .cloned()
+                .ok_or_else(|| ManagerError::MissingSecret {
+                    peer: full.clone(),
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                })?,
+        ),
+    };
+    if let Some(p) = &password
+        && p.len() > MD5_MAX_KEY_LEN
+    {
+        return Err(ManagerError::PasswordTooLong {
+            peer: full,
+            len: p.len(),
+        });
+    }
+    let router_id = peer
+        .router_id
+        .or(default_router_id)
+        .ok_or_else(|| ManagerError::NoRouterId { peer: full.clone() })?;
+    let hold_time = secs_u16(peer.hold_time);
+    Ok(SessionConfig {
+        name: full,
+        local_as: peer.my_asn,
+        peer_as: peer.peer_asn,
+        peer_address: peer.address,
+        port: peer.port,
+        source_address: peer.source_address,
+        router_id,
+        // Config validation keeps hold time 0 or >= 3 s; clamp anyway so the OPEN is legal.
+        hold_time: if hold_time == 0 { 0 } else { hold_time.max(3) },
+        keepalive_time: secs_u16(peer.keepalive_time),
+        connect_time: if peer.connect_time.is_zero() {
+            Duration::from_secs(10)
+        } else {
+            peer.connect_time
+        },
+        password,
+        ebgp_multihop: peer.ebgp_multihop,
+        graceful_restart: peer.graceful_restart,
+        disable_mp: peer.disable_mp,
+        next_hop_v6: None,
+        next_hop_v4: None,
+    })
+}
+
+/// The table one peer must receive, from the node's desired announcements.
+pub fn table_for(peer_name: &str, announcements: &[BgpAnnouncement]) -> AdjRibOut {
+    announcements
+        .iter()
+        .filter_map(|a| {
+            a.peers.get(peer_name).map(|attrs| {
+                (
+                    a.prefix,
+                    RouteAttrs {
+                        local_pref: attrs.local_pref,
+                        communities: attrs.communities.clone(),
+                    },
+                )
+            })
+        })
+        .collect()
+}
+
+impl PeerManager {
+    /// A manager with no sessions. `default_router_id` is the node's IPv4 address, used for
+    /// peers without `routerID`.
+    pub fn new(default_router_id: Option<Ipv4Addr>) -> Self {
+        PeerManager {
+            default_router_id,
+            sessions: BTreeMap::new(),
+        }
+    }
+
+    /// Changes the default router ID (node address change); sessions that use it reconnect on
+    /// the next [`apply`](Self::apply).
+    pub fn set_default_router_id(&mut self, id: Option<Ipv4Addr>) {
+        self.default_router_id = id;
+    }
+
+    /// Applies the whole current view: `peers` are the peers that apply to this node,
+    /// `passwords` the resolved Secret passwords, `announcements` this node's desired BGP
+    /// announcements. Returns the peers that could not be configured. Must run inside a tokio
+    /// runtime.
+    pub async fn apply(
+        &mut self,
+        peers: &[Peer],
+        passwords: &Passwords,
+        announcements: &[BgpAnnouncement],
+    ) -> Vec<ManagerError> {
+        let mut errors = Vec::new();
+        let mut wanted: BTreeMap<String, SessionConfig> = BTreeMap::new();
+        for peer in peers {
+            match session_config(peer, passwords, self.default_router_id) {
+                Ok(c) => {
+                    wanted.insert(peer.name.clone(), c);
+                }
+                Err(e) => {
+                    warn!(error = %e, "BGP peer not configurable");
+                    errors.push(e);
+                    // Keep a running session on its last valid configuration.
+                    if let Some(h) = self.sessions.get(&peer.name) {
+                        wanted.insert(peer.name.clone(), h.config().clone());
+                    }
+                }
+            }
+        }
+
+        // Stop sessions that are gone or changed, all at once (each bounded).
+        let stale: Vec<String> = self
+            .sessions
+            .iter()
+            .filter(|(name, h)| wanted.get(*name) != Some(h.config()))
+            .map(|(name, _)| name.clone())
+            .collect();
+        let mut stopping = Vec::new();
+        for name in stale {
+            if let Some(h) = self.sessions.remove(&name) {
+                if wanted.contains_key(&name) {
+                    info!(peer = %h.config().name, "BGP peer configuration changed; reconnecting");
+                } else {
+                    info!(peer = %h.config().name, "BGP peer removed; stopping session");
+                }
+                stopping.push(h.stop(STOP_TIMEOUT));
+            }
+        }
+        futures::future::join_all(stopping).await;
+
+        for (name, config) in wanted {
+            let table = table_for(&name, announcements);
+            match self.sessions.get(&name) {
+                Some(h) => h.set_table(table),
+                None => {
+                    let h = SessionHandle::spawn(config, table);
+                    self.sessions.insert(name, h);
+                }
+            }
+        }
+        errors
+    }
+
+    /// The session of a peer (by BGPPeer name).
+    pub fn session(&self, name: &str) -> Option<&SessionHandle> {
+        self.sessions.get(name)
+    }
+
+    /// Status of every session, by peer name.
+    pub fn status(&self) -> Vec<BgpPeerStatus> {
+        self.sessions.values().map(SessionHandle::status).collect()
+    }
+
+    /// Counters of every session (`namespace/name`, counters) for metrics.
+    pub fn counters(&self) -> Vec<(String, Arc<SessionCounters>)> {
+        self.sessions
+            .values()
+            .map(|h| (h.config().name.clone(), h.counters().clone()))
+            .collect()
+    }
+
+    /// Stops every session: Cease / Administrative Shutdown on each, in parallel, waiting at
+    /// most [`STOP_TIMEOUT`].
+    pub async fn shutdown(&mut self) {
+        let sessions = std::mem::take(&mut self.sessions);
+        futures::future::join_all(sessions.into_values().map(|h| h.stop(STOP_TIMEOUT))).await;
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,855 @@
+//! One BGP session: a tokio task per peer that owns the socket and the timers and drives the
+//! pure [`fsm`](crate::bgp::fsm) with what happens on them.
+//!
+//! - Active only: we connect, never listen (like MetalLB's native mode), so no collision
+//!   handling is needed and the speaker opens no port.
+//! - The socket is prepared before `connect`: source address, TTL (1 for single-hop eBGP, 255
+//!   for multihop eBGP and iBGP), TCP MD5 (RFC 2385) through a raw `setsockopt(TCP_MD5SIG)`.
+//! - The Adj-RIB-Out is level-triggered: the manager publishes the whole desired table on a
+//!   `watch` channel; on Established the session sends all of it, then only differences
+//!   against what it has sent. Prefixes with identical attributes share an UPDATE, and
+//!   withdrawals are batched too.
+//! - On manual stop the session sends Cease / Administrative Shutdown before closing, so the
+//!   router withdraws our routes at once instead of waiting for its hold timer.
+
+use crate::bgp::codec::{
+    BgpFrameCodec, CodecError, Message, OpenConfig, PeerOpen, RouteAttrs, UpdateContext,
+    build_announcements, build_open, build_withdrawals, end_of_rib,
+};
+use crate::bgp::fsm::{self, Action, Event, Fsm, FsmConfig, Negotiated, State, Timer};
+use ferrolb_api::status::BgpPeerStatus;
+use ferrolb_config::PeerAsn;
+use futures::{SinkExt, StreamExt};
+use ipnet::IpNet;
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::codec::Framed;
+use tracing::{debug, info, warn};
+
+/// The routes a session must advertise: prefix → attributes.
+pub type AdjRibOut = BTreeMap<IpNet, RouteAttrs>;
+
+/// Longest TCP MD5 key Linux accepts (TCP_MD5SIG_MAXKEYLEN).
+pub const MD5_MAX_KEY_LEN: usize = 80;
+
+/// Everything a session needs to know about its peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// `namespace/name` of the BGPPeer.
+    pub name: String,
+    /// Our AS.
+    pub local_as: u32,
+    /// The peer's AS.
+    pub peer_as: PeerAsn,
+    /// The peer's address.
+    pub peer_address: IpAddr,
+    /// The peer's port.
+    pub port: u16,
+    /// Local address to connect from.
+    pub source_address: Option<IpAddr>,
+    /// Our BGP identifier.
+    pub router_id: Ipv4Addr,
+    /// Proposed hold time, seconds.
+    pub hold_time: u16,
+    /// Keepalive interval, seconds.
+    pub keepalive_time: u16,
+    /// TCP connect timeout.
+    pub connect_time: Duration,
+    /// TCP MD5 password (resolved).
+    pub password: Option<String>,
+    /// eBGP multihop (TTL 255).
+    pub ebgp_multihop: bool,
+    /// Announce graceful restart.
+    pub graceful_restart: bool,
+    /// Only the session's own family (no multiprotocol across families).
+    pub disable_mp: bool,
+    /// IPv6 next hop for IPv6 prefixes on an IPv4 session (default: IPv4-mapped local address).
+    pub next_hop_v6: Option<Ipv6Addr>,
+    /// IPv4 next hop for IPv4 prefixes on an IPv6 session (default: the router ID).
+    pub next_hop_v4: Option<Ipv4Addr>,
+}
+
+impl SessionConfig {
+    fn ibgp_known(&self) -> bool {
+        match self.peer_as {
+            PeerAsn::Fixed(a) => a == self.local_as,
+            PeerAsn::Internal => true,
+            PeerAsn::External => false,
+        }
+    }
+
+    /// TTL for the session's packets: 1 for single-hop eBGP, 255 otherwise.
+    pub fn ttl(&self) -> u32 {
+        if self.ebgp_multihop || self.ibgp_known() {
+            255
+        } else {
+            1
+        }
+    }
+
+    /// Families we offer in OPEN.
+    pub fn families(&self) -> (bool, bool) {
+        if self.disable_mp {
+            (self.peer_address.is_ipv4(), self.peer_address.is_ipv6())
+        } else {
+            (true, true)
+        }
+    }
+
+    fn fsm_config(&self) -> FsmConfig {
+        let (ipv4, ipv6) = self.families();
+        FsmConfig {
+            local_as: self.local_as,
+            peer_as: self.peer_as,
+            router_id: self.router_id,
+            hold_time: self.hold_time,
+            keepalive_time: self.keepalive_time,
+            ipv4,
+            ipv6,
+        }
+    }
+
+    fn open_config(&self) -> OpenConfig {
+        let (ipv4, ipv6) = self.families();
+        OpenConfig {
+            asn: self.local_as,
+            hold_time: self.hold_time,
+            router_id: self.router_id,
+            ipv4,
+            ipv6,
+            graceful_restart: self.graceful_restart,
+        }
+    }
+}
+
+/// Session errors (socket setup and connect).
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// Creating or configuring the socket failed.
+    #[error("socket setup: {0}")]
+    Socket(#[source] std::io::Error),
+    /// TCP MD5 could not be configured.
+    #[error("TCP MD5 (RFC 2385) setup: {0}")]
+    Md5(String),
+    /// The connect timed out.
+    #[error("connect to {0} timed out after {1:?}")]
+    ConnectTimeout(SocketAddr, Duration),
+    /// The connect failed.
+    #[error("connect to {0}: {1}")]
+    Connect(SocketAddr, #[source] std::io::Error),
+}
+
+/// Counters for metrics, updated lock-free by the session task.
+#[derive(Debug, Default)]
+pub struct SessionCounters {
+    /// Connect attempts.
+    pub connect_attempts: AtomicU64,
+    /// Times the session reached Established.
+    pub established_transitions: AtomicU64,
+    /// Messages sent, all types.
+    pub messages_sent: AtomicU64,
+    /// Messages received, all types.
+    pub messages_received: AtomicU64,
+    /// UPDATEs sent.
+    pub updates_sent: AtomicU64,
+    /// UPDATEs received.
+    pub updates_received: AtomicU64,
+    /// NOTIFICATIONs sent.
+    pub notifications_sent: AtomicU64,
+    /// NOTIFICATIONs received.
+    pub notifications_received: AtomicU64,
+    /// Malformed attributes skipped in received UPDATEs (RFC 7606 treat-as-withdraw).
+    pub treat_as_withdraw: AtomicU64,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// What the task reports besides counters.
+#[derive(Clone, Debug, Default)]
+struct Shared {
+    established_at: Option<Instant>,
+    last_error: Option<String>,
+    last_notification: Option<String>,
+    prefixes_advertised: u64,
+}
+
+/// The manager's handle on a running session.
+#[derive(Debug)]
+pub struct SessionHandle {
+    config: SessionConfig,
+    table: watch::Sender<Arc<AdjRibOut>>,
+    stop: mpsc::Sender<()>,
+    state: watch::Receiver<State>,
+    shared: Arc<Mutex<Shared>>,
+    counters: Arc<SessionCounters>,
+    task: JoinHandle<()>,
+}
+
+impl SessionHandle {
+    /// Starts the session task (it connects at once). Must be called inside a tokio runtime.
+    pub fn spawn(config: SessionConfig, table: AdjRibOut) -> Self {
+        let (table_tx, table_rx) = watch::channel(Arc::new(table));
+        let (stop_tx, stop_rx) = mpsc::channel(1);
+        let (state_tx, state_rx) = watch::channel(State::Idle);
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let counters = Arc::new(SessionCounters::default());
+        let runner = Runner {
+            fsm_cfg: config.fsm_config(),
+            cfg: config.clone(),
+            fsm: Fsm::new(),
+            framed: None,
+            connecting: None,
+            timers: Timers::default(),
+            table_rx,
+            sent: AdjRibOut::new(),
+            update_ctx: None,
+            negotiated: None,
+            state_tx,
+            shared: shared.clone(),
+            counters: counters.clone(),
+        };
+        let task = tokio::spawn(runner.run(stop_rx));
+        SessionHandle {
+            config,
+            table: table_tx,
+            stop: stop_tx,
+            state: state_rx,
+            shared,
+            counters,
+            task,
+        }
+    }
+
+    /// The configuration the session runs with.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// Hands the session its whole desired table; it sends the difference when Established.
+    pub fn set_table(&self, table: AdjRibOut) {
+        self.table.send_if_modified(|current| {
+            if **current == table {
+                false
+            } else {
+                *current = Arc::new(table);
+                true
+            }
+        });
+    }
+
+    /// The desired table the session currently works towards.
+    pub fn table(&self) -> Arc<AdjRibOut> {
+        self.table.borrow().clone()
+    }
+
+    /// Current FSM state.
+    pub fn state(&self) -> State {
+        *self.state.borrow()
+    }
+
+    /// A receiver of state changes (tests wait on it).
+    pub fn subscribe_state(&self) -> watch::Receiver<State> {
+        self.state.clone()
+    }
+
+    /// Counters for metrics.
+    pub fn counters(&self) -> &Arc<SessionCounters> {
+        &self.counters
+    }
+
+    /// Status for `/api/v1/status`.
+    pub fn status(&self) -> BgpPeerStatus {
+        let shared = match self.shared.lock() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        let state = self.state();
+        BgpPeerStatus {
+            name: self.config.name.clone(),
+            address: SocketAddr::new(self.config.peer_address, self.config.port).to_string(),
+            state: state.name().to_string(),
+            uptime_seconds: match (state, shared.established_at) {
+                (State::Established, Some(t)) => Some(t.elapsed().as_secs()),
+                _ => None,
+            },
+            last_error: shared.last_error,
+            last_notification: shared.last_notification,
+            prefixes_advertised: shared.prefixes_advertised,
+            updates_sent: self.counters.updates_sent.load(Ordering::Relaxed),
+            updates_received: self.counters.updates_received.load(Ordering::Relaxed),
+            bfd: None,
+        }
+    }
+
+    /// Stops the session: Cease / Administrative Shutdown when connected, then close. Waits
+    /// at most `timeout` for the task, then aborts it.
+    pub async fn stop(self, timeout: Duration) {
+        let _ = self.stop.try_send(());
+        let mut task = self.task;
+        if tokio::time::timeout(timeout, &mut task).await.is_err() {
+            warn!(peer = %self.config.name, "session did not stop in time; aborting it");
+            task.abort();
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Timers {
+    connect_retry: Option<Instant>,
+    hold: Option<Instant>,
+    keepalive: Option<Instant>,
+}
+
+impl Timers {
+    fn slot(&mut self, t: Timer) -> &mut Option<Instant> {
+        match t {
+            Timer::ConnectRetry => &mut self.connect_retry,
+            Timer::Hold => &mut self.hold,
+            Timer::Keepalive => &mut self.keepalive,
+        }
+    }
+
+    /// The earliest armed timer.
+    fn next(&self) -> Option<(Instant, Timer)> {
+        [
+            (self.connect_retry, Timer::ConnectRetry),
+            (self.hold, Timer::Hold),
+            (self.keepalive, Timer::Keepalive),
+        ]
+        .into_iter()
+        .filter_map(|(d, t)| d.map(|d| (d, t)))
+        .min_by_key(|(d, _)| *d)
+    }
+}
+
+type ConnectFuture = Pin<Box<dyn Future<Output = Result<TcpStream, SessionError>> + Send>>;
+
+struct Runner {
+    cfg: SessionConfig,
+    fsm_cfg: FsmConfig,
+    fsm: Fsm,
+    framed: Option<Framed<TcpStream, BgpFrameCodec>>,
+    connecting: Option<ConnectFuture>,
+    timers: Timers,
+    table_rx: watch::Receiver<Arc<AdjRibOut>>,
+    sent: AdjRibOut,
+    update_ctx: Option<UpdateContext>,
+    negotiated: Option<Negotiated>,
+    state_tx: watch::Sender<State>,
+    shared: Arc<Mutex<Shared>>,
+    counters: Arc<SessionCounters>,
+}
+
+/// How long a write may block before the connection is considered dead.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long to wait for the peer to close after our NOTIFICATION.
+const LINGER: Duration = Duration::from_millis(500);
+
+async fn next_message(
+    framed: &mut Option<Framed<TcpStream, BgpFrameCodec>>,
+) -> Option<Result<crate::bgp::codec::Decoded, CodecError>> {
+    match framed.as_mut() {
+        Some(f) => f.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn connecting(c: &mut Option<ConnectFuture>) -> Result<TcpStream, SessionError> {
+    match c.as_mut() {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn timer(next: Option<(Instant, Timer)>) -> Timer {
+    match next {
+        Some((at, t)) => {
+            tokio::time::sleep_until(at).await;
+            t
+        }
+        None => std::future::pending().await,
+    }
+}
+
+impl Runner {
+    fn with_shared(&self, f: impl FnOnce(&mut Shared)) {
+        match self.shared.lock() {
+            Ok(mut g) => f(&mut g),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+
+    async fn run(mut self, mut stop_rx: mpsc::Receiver<()>) {
+        info!(peer = %self.cfg.name, address = %self.cfg.peer_address, "BGP session starting");
+        self.handle(Event::ManualStart).await;
+        loop {
+            let next_timer = self.timers.next();
+            let established = self.fsm.state == State::Established;
+            tokio::select! {
+                biased;
+                _ = stop_rx.recv() => {
+                    self.handle(Event::ManualStop).await;
+                    break;
+                }
+                res = connecting(&mut self.connecting) => {
+                    self.connecting = None;
+                    match res {
+                        Ok(stream) => {
+                            debug!(peer = %self.cfg.name, "TCP connected");
+                            self.framed = Some(Framed::new(stream, BgpFrameCodec::new()));
+                            self.handle(Event::TcpConnectionConfirmed).await;
+                        }
+                        Err(e) => {
+                            debug!(peer = %self.cfg.name, error = %e, "connect failed");
+                            self.with_shared(|s| s.last_error = Some(e.to_string()));
+                            self.handle(Event::TcpConnectionFails).await;
+                        }
+                    }
+                }
+                t = timer(next_timer) => {
+                    *self.timers.slot(t) = None;
+                    let ev = match t {
+                        Timer::ConnectRetry => Event::ConnectRetryTimerExpires,
+                        Timer::Hold => Event::HoldTimerExpires,
+                        Timer::Keepalive => Event::KeepaliveTimerExpires,
+                    };
+                    self.handle(ev).await;
+                }
+                msg = next_message(&mut self.framed) => {
+                    let ev = self.on_message(msg);
+                    self.handle(ev).await;
+                }
+                changed = self.table_rx.changed(), if established => {
+                    if changed.is_err() {
+                        // The manager dropped the handle without stopping: stop cleanly.
+                        self.handle(Event::ManualStop).await;
+                        break;
+                    }
+                    self.sync_table(false).await;
+                }
+            }
+        }
+        info!(peer = %self.cfg.name, "BGP session stopped");
+    }
+
+    fn on_message(&mut self, msg: Option<Result<crate::bgp::codec::Decoded, CodecError>>) -> Event {
+        match msg {
+            None => {
+                self.with_shared(|s| s.last_error = Some("connection closed by peer".into()));
+                Event::TcpConnectionFails
+            }
+            Some(Err(CodecError::Malformed {
+                kind,
+                reason,
+                notification,
+            })) => {
+                warn!(peer = %self.cfg.name, kind, %reason, "malformed message from peer");
+                self.with_shared(|s| s.last_error = Some(format!("malformed {kind}: {reason}")));
+                match notification.code {
+                    2 => Event::BgpOpenMsgErr(notification),
+                    3 => Event::UpdateMsgErr(notification),
+                    _ => Event::BgpHeaderErr(notification),
+                }
+            }
+            Some(Err(e)) => {
+                self.with_shared(|s| s.last_error = Some(e.to_string()));
+                Event::TcpConnectionFails
+            }
+            Some(Ok(d)) => {
+                bump(&self.counters.messages_received);
+                if d.malformed_attributes > 0 {
+                    // RFC 7606 treat-as-withdraw: we import nothing, so count and log.
+                    self.counters
+                        .treat_as_withdraw
+                        .fetch_add(d.malformed_attributes as u64, Ordering::Relaxed);
+                    warn!(peer = %self.cfg.name, count = d.malformed_attributes,
+                        "malformed attributes in UPDATE treated as withdraw");
+                }
+                match d.message {
+                    Message::Open(o) => Event::BgpOpen(PeerOpen::from_open(&o)),
+                    Message::KeepAlive => Event::KeepAliveMsg,
+                    Message::Update(_) => {
+                        bump(&self.counters.updates_received);
+                        Event::UpdateMsg
+                    }
+                    Message::RouteRefresh(_) => Event::RouteRefreshMsg,
+                    Message::Notification(n) => {
+                        bump(&self.counters.notifications_received);
+                        info!(peer = %self.cfg.name, notification = %n, "NOTIFICATION received");
+                        self.with_shared(|s| s.last_notification = Some(format!("received: {n}")));
+                        Event::NotifMsg(n)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs one event and everything it causes (a failed write becomes TcpConnectionFails).
+    async fn handle(&mut self, ev: Event) {
+        let mut queue = VecDeque::from([ev]);
+        while let Some(ev) = queue.pop_front() {
+            let before = self.fsm.state;
+            let (next, actions) = fsm::step(&self.fsm_cfg, &self.fsm, ev);
+            self.fsm = next;
+            if let (Some(n), Some(f)) = (&self.fsm.negotiated, self.framed.as_mut()) {
+                // Received UPDATEs may follow the OPEN immediately: read AS_PATH with the
+                // negotiated width from now on.
+                f.codec_mut().set_four_octet_as(n.four_octet_as);
+            }
+            for a in actions {
+                if let Some(follow) = self.execute(a).await {
+                    queue.push_back(follow);
+                }
+            }
+            if self.fsm.state != before {
+                debug!(peer = %self.cfg.name, from = before.name(), to = self.fsm.state.name(), "state change");
+                self.state_tx.send_replace(self.fsm.state);
+            }
+        }
+    }
+
+    async fn send(&mut self, msg: Message) -> Option<Event> {
+        let framed = self.framed.as_mut()?;
+        let kind = msg.kind();
+        let is_update = matches!(msg, Message::Update(_));
+        match tokio::time::timeout(WRITE_TIMEOUT, framed.send(msg)).await {
+            Ok(Ok(())) => {
+                bump(&self.counters.messages_sent);
+                if is_update {
+                    bump(&self.counters.updates_sent);
+                }
+                None
+            }
+            Ok(Err(CodecError::Encode { kind, reason })) => {
+                // A bug or an impossible table (attributes larger than a message): skip the
+                // message rather than tear the session down for every other route.
+                warn!(peer = %self.cfg.name, kind, %reason, "cannot encode message; skipped");
+                None
+            }
+            Ok(Err(e)) => {
+                self.with_shared(|s| s.last_error = Some(format!("sending {kind}: {e}")));
+                self.framed = None;
+                Some(Event::TcpConnectionFails)
+            }
+            Err(_) => {
+                self.with_shared(|s| s.last_error = Some(format!("sending {kind}: timed out")));
+                self.framed = None;
+                Some(Event::TcpConnectionFails)
+            }
+        }
+    }
+
+    async fn execute(&mut self, action: Action) -> Option<Event> {
+        match action {
+            Action::Connect => {
+                bump(&self.counters.connect_attempts);
+                let cfg = self.cfg.clone();
+                self.connecting = Some(Box::pin(async move { connect(&cfg).await }));
+                None
+            }
+            Action::DropTcp => {
+                self.connecting = None;
+                if let Some(framed) = self.framed.take() {
+                    close_gracefully(framed).await;
+                }
+                None
+            }
+            Action::SendOpen => {
+                let open = build_open(&self.cfg.open_config());
+                self.send(Message::Open(open)).await
+            }
+            Action::SendKeepalive => self.send(Message::KeepAlive).await,
+            Action::SendNotification(n) => {
+                info!(peer = %self.cfg.name, notification = %n, "sending NOTIFICATION");
+                self.with_shared(|s| s.last_notification = Some(format!("sent: {n}")));
+                bump(&self.counters.notifications_sent);
+                self.send(Message::Notification(n)).await
+            }
+            Action::StartTimer(t, d) => {
+                *self.timers.slot(t) = Some(Instant::now() + d);
+                None
+            }
+            Action::StopTimer(t) => {
+                *self.timers.slot(t) = None;
+                None
+            }
+            Action::Established(n) => {
+                info!(peer = %self.cfg.name, peer_as = n.peer_as, hold = n.hold_time,
+                    ipv4 = n.ipv4, ipv6 = n.ipv6, "BGP session established");
+                bump(&self.counters.established_transitions);
+                self.update_ctx = self.framed.as_ref().and_then(|f| {
+                    f.get_ref()
+                        .local_addr()
+                        .ok()
+                        .map(|local| update_context(&self.cfg, &n, local.ip()))
+                });
+                self.negotiated = Some(n);
+                self.sent.clear();
+                self.with_shared(|s| {
+                    s.established_at = Some(Instant::now());
+                    s.last_error = None;
+                });
+                self.sync_table(true).await
+            }
+            Action::ResendAll => {
+                self.sent.clear();
+                self.sync_table(false).await
+            }
+            Action::Down(reason) => {
+                if self.negotiated.is_some() {
+                    info!(peer = %self.cfg.name, %reason, "BGP session down");
+                } else {
+                    debug!(peer = %self.cfg.name, %reason, "BGP session not up");
+                }
+                self.negotiated = None;
+                self.update_ctx = None;
+                self.sent.clear();
+                self.with_shared(|s| {
+                    s.established_at = None;
+                    s.prefixes_advertised = 0;
+                    if !reason.starts_with("stopped") {
+                        s.last_error = Some(reason);
+                    }
+                });
+                None
+            }
+        }
+    }
+
+    /// Sends the difference between the desired table and what was sent. `end_of_rib` adds
+    /// the RFC 4724 markers after the initial table.
+    async fn sync_table(&mut self, end_of_rib_markers: bool) -> Option<Event> {
+        let (Some(n), Some(ctx)) = (self.negotiated.clone(), self.update_ctx.clone()) else {
+            return None;
+        };
+        let desired = self.table_rx.borrow_and_update().clone();
+        let wanted: AdjRibOut = desired
+            .iter()
+            .filter(|(p, _)| if p.addr().is_ipv4() { n.ipv4 } else { n.ipv6 })
+            .map(|(p, a)| (*p, a.clone()))
+            .collect();
+        let (withdraw, announce) = diff(&self.sent, &wanted);
+        let mut messages = Vec::new();
+        match build_withdrawals(&withdraw) {
+            Ok(w) => messages.extend(w),
+            Err(e) => warn!(peer = %self.cfg.name, error = %e, "cannot build withdrawals"),
+        }
+        for (attrs, prefixes) in &announce {
+            match build_announcements(&ctx, attrs, prefixes) {
+                Ok(u) => messages.extend(u),
+                Err(e) => {
+                    warn!(peer = %self.cfg.name, error = %e, "cannot build UPDATE; prefixes skipped")
+                }
+            }
+        }
+        if end_of_rib_markers {
+            if n.ipv4 {
+                messages.push(end_of_rib(false));
+            }
+            if n.ipv6 {
+                messages.push(end_of_rib(true));
+            }
+        }
+        debug!(peer = %self.cfg.name, withdrawn = withdraw.len(),
+            announced = announce.values().map(Vec::len).sum::<usize>(), messages = messages.len(), "sending table diff");
+        for m in messages {
+            if let Some(ev) = self.send(Message::Update(m)).await {
+                return Some(ev);
+            }
+        }
+        // Keepalive timer: RFC 4271 lets UPDATEs stand in for KEEPALIVEs, but restarting the
+        // timer here buys nothing; it keeps its own rhythm.
+        self.sent = wanted;
+        let count = self.sent.len() as u64;
+        self.with_shared(|s| s.prefixes_advertised = count);
+        None
+    }
+}
+
+/// Withdrawals (prefixes sent but no longer wanted) and announcements grouped by identical
+/// attributes (new prefixes and prefixes whose attributes changed).
+pub fn diff(
+    sent: &AdjRibOut,
+    wanted: &AdjRibOut,
+) -> (Vec<IpNet>, BTreeMap<RouteAttrs, Vec<IpNet>>) {
+    let withdraw: Vec<IpNet> = sent
+        .keys()
+        .filter(|p| !wanted.contains_key(p))
+        .copied()
+        .collect();
+    let mut announce: BTreeMap<RouteAttrs, Vec<IpNet>> = BTreeMap::new();
+    for (p, a) in wanted {
+        if sent.get(p) != Some(a) {
+            announce.entry(a.clone()).or_default().push(*p);
+        }
+    }
+    (withdraw, announce)
+}
+
+/// Next hops and AS_PATH rules for a negotiated session with the given local address.
+pub fn update_context(cfg: &SessionConfig, n: &Negotiated, local: IpAddr) -> UpdateContext {
+    let (next_hop_v4, next_hop_v6, next_hop_v6_link_local) = match local {
+        IpAddr::V4(v4) => (
+            Some(v4),
+            // IPv6 routes over an IPv4 session need an IPv6 next hop; without a configured
+            // one, the IPv4-mapped address (what FRR and GoBGP send) at least names us.
+            Some(cfg.next_hop_v6.unwrap_or_else(|| v4.to_ipv6_mapped())),
+            None,
+        ),
+        IpAddr::V6(v6) => {
+            let link_local = v6.is_unicast_link_local();
+            (
+                Some(cfg.next_hop_v4.unwrap_or(cfg.router_id)),
+                Some(if link_local {
+                    cfg.next_hop_v6.unwrap_or(v6)
+                } else {
+                    v6
+                }),
+                link_local.then_some(v6),
+            )
+        }
+    };
+    UpdateContext {
+        local_as: cfg.local_as,
+        ebgp: n.ebgp,
+        four_octet_as: n.four_octet_as,
+        next_hop_v4,
+        next_hop_v6,
+        next_hop_v6_link_local,
+    }
+}
+
+/// After a NOTIFICATION the connection must be closed so that the peer still reads it:
+/// half-close, then wait (briefly) for the peer to close its side. Closing with unread data
+/// would send a RST that can overtake the NOTIFICATION.
+async fn close_gracefully(framed: Framed<TcpStream, BgpFrameCodec>) {
+    let mut stream = framed.into_inner();
+    let _ = tokio::time::timeout(LINGER, async {
+        use tokio::io::AsyncWriteExt;
+        let _ = stream.shutdown().await;
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+}
+
+/// Opens the TCP connection with source address, TTL and TCP MD5 set before connecting.
+pub async fn connect(cfg: &SessionConfig) -> Result<TcpStream, SessionError> {
+    let peer = SocketAddr::new(cfg.peer_address, cfg.port);
+    let socket = match peer {
+        SocketAddr::V4(_) => TcpSocket::new_v4(),
+        SocketAddr::V6(_) => TcpSocket::new_v6(),
+    }
+    .map_err(SessionError::Socket)?;
+    {
+        let s = socket2::SockRef::from(&socket);
+        match peer {
+            SocketAddr::V4(_) => s.set_ttl_v4(cfg.ttl()),
+            SocketAddr::V6(_) => s.set_unicast_hops_v6(cfg.ttl()),
+        }
+        .map_err(SessionError::Socket)?;
+        s.set_tcp_nodelay(true).map_err(SessionError::Socket)?;
+    }
+    if let Some(password) = &cfg.password {
+        set_tcp_md5(&socket, peer.ip(), password.as_bytes())?;
+    }
+    if let Some(src) = cfg.source_address {
+        socket
+            .bind(SocketAddr::new(src, 0))
+            .map_err(SessionError::Socket)?;
+    }
+    match tokio::time::timeout(cfg.connect_time, socket.connect(peer)).await {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(e)) => Err(SessionError::Connect(peer, e)),
+        Err(_) => Err(SessionError::ConnectTimeout(peer, cfg.connect_time)),
+    }
+}
+
+/// `struct tcp_md5sig` from `<linux/tcp.h>` (libc does not define it).
+#[repr(C)]
+struct TcpMd5Sig {
+    tcpm_addr: libc::sockaddr_storage,
+    tcpm_flags: u8,
+    tcpm_prefixlen: u8,
+    tcpm_keylen: u16,
+    tcpm_ifindex: libc::c_int,
+    tcpm_key: [u8; MD5_MAX_KEY_LEN],
+}
+
+/// Installs an RFC 2385 key for `peer` on the socket (must happen before connect, so the
+/// SYN is signed).
+pub fn set_tcp_md5(
+    socket: &impl std::os::fd::AsRawFd,
+    peer: IpAddr,
+    key: &[u8],
+) -> Result<(), SessionError> {
+    if key.len() > MD5_MAX_KEY_LEN {
+        return Err(SessionError::Md5(format!(
+            "password is {} bytes; Linux accepts at most {MD5_MAX_KEY_LEN}",
+            key.len()
+        )));
+    }
+    // SAFETY: all-zero is a valid value for this plain C struct.
+    let mut sig: TcpMd5Sig = unsafe { std::mem::zeroed() };
+    match peer {
+        IpAddr::V4(a) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in.
+            let sin = unsafe {
+                &mut *(&mut sig.tcpm_addr as *mut libc::sockaddr_storage as *mut libc::sockaddr_in)
+            };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_addr = libc::in_addr {
+                s_addr: u32::from_ne_bytes(a.octets()),
+            };
+        }
+        IpAddr::V6(a) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in6.
+            let sin6 = unsafe {
+                &mut *(&mut sig.tcpm_addr as *mut libc::sockaddr_storage as *mut libc::sockaddr_in6)
+            };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_addr = libc::in6_addr {
+                s6_addr: a.octets(),
+            };
+        }
+    }
+    sig.tcpm_keylen = key.len() as u16;
+    sig.tcpm_key[..key.len()].copy_from_slice(key);
+    // SAFETY: the fd is a valid socket owned by the caller; the pointer and length describe
+    // `sig`, which outlives the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_MD5SIG,
+            &sig as *const TcpMd5Sig as *const libc::c_void,
+            std::mem::size_of::<TcpMd5Sig>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(SessionError::Md5(
+            std::io::Error::last_os_error().to_string(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,304 @@
+use super::*;
+use crate::bgp::codec::{Decoded, Notification, UpdateSummary, summarize_update};
+use ferrolb_config::CommunityValue;
+use netgauze_bgp_pkt::open::BgpOpenMessage;
+use tokio::net::TcpListener;
+
+fn net(s: &str) -> IpNet {
+    s.parse().expect("prefix")
+}
+
+fn attrs(c: u32) -> RouteAttrs {
+    RouteAttrs {
+        local_pref: Some(200),
+        communities: vec![CommunityValue::Standard(c), CommunityValue::Large(1, 2, 3)],
+    }
+}
+
+#[test]
+fn diff_groups_by_attributes_and_withdraws_the_rest() {
+    let mut sent = AdjRibOut::new();
+    sent.insert(net("10.0.0.1/32"), attrs(1));
+    sent.insert(net("10.0.0.2/32"), attrs(1));
+    sent.insert(net("10.0.0.3/32"), attrs(1));
+    let mut wanted = AdjRibOut::new();
+    wanted.insert(net("10.0.0.1/32"), attrs(1)); // unchanged
+    wanted.insert(net("10.0.0.2/32"), attrs(2)); // changed
+    wanted.insert(net("10.0.0.4/32"), attrs(2)); // new, same attrs as .2
+    wanted.insert(net("fd00::4/128"), attrs(1)); // new
+    let (w, a) = diff(&sent, &wanted);
+    assert_eq!(w, vec![net("10.0.0.3/32")]);
+    assert_eq!(a.len(), 2);
+    assert_eq!(a[&attrs(2)], vec![net("10.0.0.2/32"), net("10.0.0.4/32")]);
+    assert_eq!(a[&attrs(1)], vec![net("fd00::4/128")]);
+    let (w, a) = diff(&wanted, &wanted);
+    assert!(w.is_empty() && a.is_empty());
+}
+
+fn cfg(port: u16, peer_as: PeerAsn) -> SessionConfig {
+    SessionConfig {
+        name: "ns/peer".into(),
+        local_as: 64512,
+        peer_as,
+        peer_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        port,
+        source_address: None,
+        router_id: Ipv4Addr::new(10, 200, 0, 1),
+        hold_time: 9,
+        keepalive_time: 3,
+        connect_time: Duration::from_secs(2),
+        password: None,
+        ebgp_multihop: false,
+        graceful_restart: false,
+        disable_mp: false,
+        next_hop_v6: None,
+        next_hop_v4: None,
+    }
+}
+
+#[test]
+fn ttl_and_families() {
+    let mut c = cfg(179, PeerAsn::Fixed(64513));
+    assert_eq!(c.ttl(), 1);
+    c.ebgp_multihop = true;
+    assert_eq!(c.ttl(), 255);
+    let c = cfg(179, PeerAsn::Internal);
+    assert_eq!(c.ttl(), 255);
+    let mut c = cfg(179, PeerAsn::External);
+    assert_eq!(c.families(), (true, true));
+    c.disable_mp = true;
+    assert_eq!(c.families(), (true, false));
+}
+
+#[test]
+fn md5_key_too_long_is_refused() {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("socket");
+    let err = set_tcp_md5(&s, IpAddr::V4(Ipv4Addr::LOCALHOST), &[b'x'; 81]).expect_err("too long");
+    assert!(err.to_string().contains("80"), "{err}");
+}
+
+/// A scripted peer on loopback, speaking through our own codec.
+struct FakePeer {
+    framed: Framed<TcpStream, BgpFrameCodec>,
+}
+
+impl FakePeer {
+    async fn accept(listener: &TcpListener) -> Self {
+        let (s, _) = listener.accept().await.expect("accept");
+        FakePeer {
+            framed: Framed::new(s, BgpFrameCodec::new()),
+        }
+    }
+
+    async fn recv(&mut self) -> Decoded {
+        tokio::time::timeout(Duration::from_secs(5), self.framed.next())
+            .await
+            .expect("message in time")
+            .expect("stream open")
+            .expect("well-formed")
+    }
+
+    async fn recv_update(&mut self) -> UpdateSummary {
+        loop {
+            match self.recv().await.message {
+                Message::Update(u) => return summarize_update(&u),
+                Message::KeepAlive => continue,
+                other => panic!("expected UPDATE, got {other:?}"),
+            }
+        }
+    }
+
+    async fn send(&mut self, m: Message) {
+        self.framed.send(m).await.expect("send");
+    }
+
+    async fn handshake(&mut self, asn: u32) -> BgpOpenMessage {
+        let Message::Open(ours) = self.recv().await.message else {
+            panic!("expected OPEN first")
+        };
+        let open = build_open(&OpenConfig {
+            asn,
+            hold_time: 9,
+            router_id: Ipv4Addr::new(10, 200, 0, 2),
+            ipv4: true,
+            ipv6: true,
+            graceful_restart: false,
+        });
+        self.send(Message::Open(open)).await;
+        self.send(Message::KeepAlive).await;
+        assert_eq!(self.recv().await.message, Message::KeepAlive);
+        self.framed.codec_mut().set_four_octet_as(true);
+        ours
+    }
+}
+
+async fn wait_state(h: &SessionHandle, s: State) {
+    let mut rx = h.subscribe_state();
+    tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|x| *x == s))
+        .await
+        .expect("state in time")
+        .expect("session alive");
+}
+
+#[tokio::test]
+async fn session_establishes_sends_table_diffs_and_ceases() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let mut table = AdjRibOut::new();
+    table.insert(net("10.200.0.10/32"), attrs(100));
+    table.insert(net("10.200.0.11/32"), attrs(100));
+    table.insert(net("fd00:200::10/128"), attrs(100));
+    let h = SessionHandle::spawn(cfg(port, PeerAsn::Fixed(4_200_000_001)), table.clone());
+    let mut peer = FakePeer::accept(&listener).await;
+    let ours = peer.handshake(4_200_000_001).await;
+    assert_eq!(ours.my_as(), 64512);
+    wait_state(&h, State::Established).await;
+
+    // Full table: one v4 UPDATE with both prefixes, one v6, then End-of-RIB for each.
+    let u4 = peer.recv_update().await;
+    assert_eq!(
+        u4.announced,
+        vec![net("10.200.0.10/32"), net("10.200.0.11/32")]
+    );
+    assert_eq!(u4.as_path, vec![64512]);
+    assert_eq!(u4.local_pref, None, "eBGP");
+    assert_eq!(u4.next_hop, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+    let u6 = peer.recv_update().await;
+    assert_eq!(u6.announced, vec![net("fd00:200::10/128")]);
+    assert_eq!(
+        u6.next_hop,
+        Some(IpAddr::V6(Ipv4Addr::LOCALHOST.to_ipv6_mapped()))
+    );
+    assert!(peer.recv_update().await.announced.is_empty(), "EoR v4");
+    assert!(peer.recv_update().await.announced.is_empty(), "EoR v6");
+    assert_eq!(h.status().prefixes_advertised, 3);
+
+    // Change: withdraw .11 and change .10's communities → one withdrawal, one UPDATE.
+    table.remove(&net("10.200.0.11/32"));
+    table.insert(net("10.200.0.10/32"), attrs(200));
+    h.set_table(table.clone());
+    let w = peer.recv_update().await;
+    assert_eq!(w.withdrawn, vec![net("10.200.0.11/32")]);
+    let a = peer.recv_update().await;
+    assert_eq!(a.announced, vec![net("10.200.0.10/32")]);
+    assert!(a.communities.contains(&CommunityValue::Standard(200)));
+
+    // Route refresh → everything again.
+    peer.send(Message::RouteRefresh(
+        netgauze_bgp_pkt::route_refresh::BgpRouteRefreshMessage::new(
+            netgauze_iana::address_family::AddressType::Ipv4Unicast,
+            netgauze_bgp_pkt::iana::RouteRefreshSubcode::NormalRequest,
+        ),
+    ))
+    .await;
+    let again = peer.recv_update().await;
+    assert_eq!(again.announced.len(), 1);
+
+    let status = h.status();
+    assert_eq!(status.state, "Established");
+    assert!(status.updates_sent >= 6);
+    assert!(status.uptime_seconds.is_some());
+
+    // Stop: Cease / Administrative Shutdown, then the connection closes.
+    let stopper = tokio::spawn(h.stop(Duration::from_secs(2)));
+    let mut got_cease = false;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(3), peer.framed.next()).await {
+            Ok(Some(Ok(d))) => {
+                if d.message == Message::Notification(Notification::cease_admin_shutdown()) {
+                    got_cease = true;
+                }
+            }
+            Ok(None) | Ok(Some(Err(_))) => break,
+            Err(_) => panic!("connection not closed"),
+        }
+    }
+    assert!(got_cease);
+    stopper.await.expect("stopped");
+}
+
+#[tokio::test]
+async fn wrong_peer_as_gets_bad_peer_as_and_retries() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let h = SessionHandle::spawn(cfg(port, PeerAsn::Fixed(64513)), AdjRibOut::new());
+    let mut peer = FakePeer::accept(&listener).await;
+    let _ = peer.recv().await; // our OPEN
+    let open = build_open(&OpenConfig {
+        asn: 64999,
+        hold_time: 9,
+        router_id: Ipv4Addr::new(10, 200, 0, 2),
+        ipv4: true,
+        ipv6: false,
+        graceful_restart: false,
+    });
+    peer.send(Message::Open(open)).await;
+    let Message::Notification(n) = peer.recv().await.message else {
+        panic!("expected NOTIFICATION")
+    };
+    assert_eq!((n.code, n.subcode), (2, 2));
+    // The session backs off (1 s) and connects again.
+    let again = tokio::time::timeout(Duration::from_secs(4), listener.accept()).await;
+    assert!(again.is_ok(), "reconnected after backoff");
+    let st = h.status();
+    assert!(
+        st.last_notification
+            .as_deref()
+            .unwrap_or("")
+            .contains("Bad Peer AS"),
+        "{st:?}"
+    );
+    h.stop(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn malformed_message_from_peer_gets_header_error() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let h = SessionHandle::spawn(cfg(port, PeerAsn::External), AdjRibOut::new());
+    let (mut s, _) = listener.accept().await.expect("accept");
+    use tokio::io::AsyncWriteExt;
+    let mut bad = vec![0xffu8; 16];
+    bad.extend_from_slice(&[0, 19, 9]); // unknown type 9
+    s.write_all(&bad).await.expect("write");
+    let mut framed = Framed::new(s, BgpFrameCodec::new());
+    let mut seen = Vec::new();
+    while let Ok(Some(Ok(d))) = tokio::time::timeout(Duration::from_secs(3), framed.next()).await {
+        seen.push(d.message);
+    }
+    assert!(matches!(seen.first(), Some(Message::Open(_))));
+    assert_eq!(
+        seen.last(),
+        Some(&Message::Notification(Notification::new(1, 3, vec![9])))
+    );
+    h.stop(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn hold_timer_expiry_sends_4_0() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let mut c = cfg(port, PeerAsn::External);
+    c.hold_time = 3;
+    c.keepalive_time = 1;
+    let h = SessionHandle::spawn(c, AdjRibOut::new());
+    let mut peer = FakePeer::accept(&listener).await;
+    let _ = peer.handshake(64513).await;
+    wait_state(&h, State::Established).await;
+    // Stay silent: within ~3 s the session must give up with Hold Timer Expired.
+    let start = std::time::Instant::now();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(6), peer.framed.next()).await {
+            Ok(Some(Ok(d))) => match d.message {
+                Message::Notification(n) => {
+                    assert_eq!(n, Notification::hold_timer_expired());
+                    break;
+                }
+                _ => continue,
+            },
+            other => panic!("no hold timer NOTIFICATION: {other:?}"),
+        }
+    }
+    assert!(start.elapsed() >= Duration::from_secs(2));
+    h.stop(Duration::from_secs(1)).await;
+}

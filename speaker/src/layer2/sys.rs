@@ -1,0 +1,147 @@
+//! The few raw system calls layer 2 needs that neither `nix` nor `socket2` wrap for us:
+//! creating and binding an `AF_PACKET` socket, reading from it with the packet type, and
+//! typed `setsockopt`. Every `unsafe` block of the layer 2 runtime is in this file.
+
+use std::io;
+use std::mem::size_of;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// `socket(2)` with `SOCK_NONBLOCK | SOCK_CLOEXEC`, owned.
+pub(crate) fn socket(
+    domain: libc::c_int,
+    ty: libc::c_int,
+    protocol: libc::c_int,
+) -> io::Result<OwnedFd> {
+    // SAFETY: socket(2) takes plain integers and returns a new descriptor or -1.
+    let fd = unsafe {
+        libc::socket(
+            domain,
+            ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            protocol,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by socket(2), is valid and owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `setsockopt(2)` with a value of any plain-old-data type.
+pub(crate) fn setsockopt<T: Copy>(
+    fd: &impl AsRawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+) -> io::Result<()> {
+    let len = libc::socklen_t::try_from(size_of::<T>())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `value` points to `len` readable bytes for the duration of the call; the kernel
+    // copies them and keeps no pointer. `T: Copy` rules out types with drop glue or pointers
+    // the kernel could not interpret (callers pass C structs and integers).
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            std::ptr::from_ref(value).cast::<libc::c_void>(),
+            len,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// An `AF_PACKET` / `SOCK_RAW` socket receiving only `ethertype` on interface `ifindex`.
+///
+/// The protocol is given to socket(2) *and* bind(2): until bind, the socket would see that
+/// EtherType on every interface, so callers also check the interface of each frame.
+pub(crate) fn packet_socket(ethertype: u16, ifindex: u32) -> io::Result<OwnedFd> {
+    let proto_be = ethertype.to_be();
+    let fd = socket(libc::AF_PACKET, libc::SOCK_RAW, libc::c_int::from(proto_be))?;
+    let ifindex =
+        libc::c_int::try_from(ifindex).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let addr = libc::sockaddr_ll {
+        sll_family: libc::AF_PACKET as libc::c_ushort,
+        sll_protocol: proto_be,
+        sll_ifindex: ifindex,
+        sll_hatype: 0,
+        sll_pkttype: 0,
+        sll_halen: 0,
+        sll_addr: [0; 8],
+    };
+    // SAFETY: `addr` is a fully initialised sockaddr_ll and its exact size is passed.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            std::ptr::from_ref(&addr).cast::<libc::sockaddr>(),
+            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+/// One frame read from a packet socket: its length, interface index and packet type
+/// (`PACKET_HOST`, `PACKET_BROADCAST`, `PACKET_OUTGOING`, …).
+pub(crate) fn packet_recv(fd: &impl AsRawFd, buf: &mut [u8]) -> io::Result<(usize, i32, u8)> {
+    let mut addr = libc::sockaddr_ll {
+        sll_family: 0,
+        sll_protocol: 0,
+        sll_ifindex: 0,
+        sll_hatype: 0,
+        sll_pkttype: 0,
+        sll_halen: 0,
+        sll_addr: [0; 8],
+    };
+    let mut addr_len = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    // SAFETY: `buf` is writable for `buf.len()` bytes; `addr`/`addr_len` describe a writable
+    // sockaddr_ll the kernel fills in (it never writes more than `addr_len`).
+    let n = unsafe {
+        libc::recvfrom(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr().cast::<libc::c_void>(),
+            buf.len(),
+            0,
+            std::ptr::from_mut(&mut addr).cast::<libc::sockaddr>(),
+            &mut addr_len,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // n >= 0 was checked, so the conversion cannot fail.
+    let n = usize::try_from(n).unwrap_or(0);
+    Ok((n, addr.sll_ifindex, addr.sll_pkttype))
+}
+
+/// Sends a whole frame on a bound packet socket (the kernel takes interface and protocol from
+/// the binding).
+pub(crate) fn packet_send(fd: &impl AsRawFd, frame: &[u8]) -> io::Result<usize> {
+    // SAFETY: `frame` is readable for its length; the kernel copies it.
+    let n = unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            frame.as_ptr().cast::<libc::c_void>(),
+            frame.len(),
+            0,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
+/// Registers an owned socket with the tokio reactor for readability.
+pub(crate) fn async_fd(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    // SAFETY: the `OwnedFd` moves into the `AsyncFd`, which is then its only owner: the
+    // descriptor stays open and unchanged until the `AsyncFd` is dropped, and
+    // `OwnedFd::as_raw_fd` always returns the same descriptor.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+        .map_err(io::Error::from)
+}

@@ -1,0 +1,677 @@
+//! Speaker-to-speaker membership: which speakers are alive, learnt in well under a second.
+//!
+//! The Node `Ready` condition takes the kubelet's `node-monitor-grace-period` (40 s by default)
+//! to turn false, far too slow for layer 2 failover. Speakers therefore gossip among themselves
+//! with SWIM ([`foca`]) over UDP: each member probes a random other member every probe period,
+//! asks others to probe it indirectly when the direct probe gets no answer within the probe
+//! RTT, suspects it when neither works, and declares it down when it does not refute the
+//! suspicion in time. The alive set feeds the layer 2 election
+//! ([`crate::index::ClusterIndex::set_members_alive`]).
+//!
+//! # Identity and authentication
+//!
+//! A member is identified by its node name and gossip address ([`NodeId`]), plus a start-time
+//! stamp that lets a restarted speaker (or one wrongly declared down) rejoin at once with a
+//! newer identity instead of waiting for the cluster to forget the old one. Every datagram is
+//! authenticated with HMAC-SHA256 and a key shared through a Secret ([`auth`]); datagrams that
+//! fail verification are dropped and counted, so a host without the key is never admitted.
+//!
+//! # Timers ([`GossipTimers::default`])
+//!
+//! | setting | value | why |
+//! | --- | --- | --- |
+//! | probe period | 120 ms | how often each member probes one other member |
+//! | probe RTT | 50 ms | a LAN answers in well under 1 ms; the rest leaves room for indirect probes |
+//! | indirect probes | 3 | a lost datagram alone does not raise suspicion |
+//! | suspect → down | 300 ms | time for a suspected member to refute (it hears of it by gossip within ~100 ms) |
+//! | gossip | every 100 ms to 3 members | news (down, refutations) spreads in a few hundred ms |
+//! | announce to down members | every 1 s | partitions heal without waiting for the cluster to forget |
+//!
+//! A dead speaker is probed within about one probe period (foca walks the members in a
+//! shuffled round-robin, and in a small cluster several members probe it), its probe fails at
+//! the end of that period, and 300 ms later it is down: `speaker/tests/membership.rs`
+//! measures 0.5–0.7 s on loopback (three members, three rounds).
+//!
+//! The trade-off: a speaker that cannot answer for about 350 ms (CPU starvation under a tight
+//! CFS quota, a burst of packet loss) is declared down and its layer 2 IPs fail over. It
+//! notices (foca tells a down member so), rejoins with a renewed identity within one probe
+//! period, and the election moves the IPs back: a false positive costs two short failovers,
+//! not an outage. The traffic is tens of datagrams per second per speaker, each well under the
+//! MTU. Slower timers can be configured for noisy networks.
+//!
+//! # Network partitions
+//!
+//! When the speakers are split into groups that cannot reach each other, each side declares
+//! the other side down and elects owners among its own alive members. An IP can then be
+//! answered from both sides of the partition. That is safe: a partition that separates the
+//! speakers also separates their layer 2 segments, so no client can hear both answers (if a
+//! client could reach both sides on one segment, so could the speakers' gossip). When the
+//! partition heals, members announce themselves to the ones they consider down, foca's
+//! refutation (renewed identities, higher incarnations) brings everyone back alive, every
+//! speaker computes the same election over the same alive set again, and the losers stop
+//! answering while the winner sends gratuitous ARP / unsolicited NA so caches converge.
+
+pub mod auth;
+
+use auth::{AuthError, Authenticator};
+use bytes::Bytes;
+use ferrolb_api::status::{Member as ViewMember, MembershipView};
+use foca::{AccumulatingRuntime, Foca, Identity, OwnedNotification, PostcardCodec, State, Timer};
+use rand_foca::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::num::{NonZeroU8, NonZeroUsize};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+use tokio::net::UdpSocket;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// Default UDP port of the gossip.
+pub const DEFAULT_PORT: u16 = 7472;
+
+/// Largest foca payload: leaves room for the authentication header inside a 1400-byte
+/// datagram, below any Ethernet MTU even with tunnels.
+const MAX_PAYLOAD: usize = 1400 - auth::OVERHEAD;
+
+/// A member's identity: node name, gossip address, and a stamp that orders incarnations of the
+/// same address (start time in milliseconds, incremented on every rejoin).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct NodeId {
+    /// Kubernetes node name.
+    pub node: String,
+    /// Gossip address (node IP and port).
+    pub addr: SocketAddr,
+    /// Orders identities with the same address; larger wins.
+    pub bump: u64,
+}
+
+impl Identity for NodeId {
+    type Addr = SocketAddr;
+
+    /// Rejoining after being declared down (a false suspicion, a healed partition) needs a
+    /// new identity that wins over the old one.
+    fn renew(&self) -> Option<Self> {
+        Some(NodeId {
+            node: self.node.clone(),
+            addr: self.addr,
+            bump: self.bump.wrapping_add(1),
+        })
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn win_addr_conflict(&self, adversary: &Self) -> bool {
+        self.bump > adversary.bump
+    }
+}
+
+/// The SWIM timers; see the module documentation for the values and the trade-off.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GossipTimers {
+    /// How often a member probes another.
+    pub probe_period: Duration,
+    /// How long a direct probe may take before indirect probes are sent.
+    pub probe_rtt: Duration,
+    /// How long a suspected member has to refute before it is declared down.
+    pub suspect_to_down: Duration,
+    /// How often updates are gossiped to a few members beyond probe piggybacking.
+    pub gossip_period: Duration,
+    /// How often members considered down are contacted (partition healing).
+    pub announce_to_down_period: Duration,
+    /// How often seeds that are not alive members are announced to (joining, healing).
+    pub seed_announce_period: Duration,
+}
+
+impl Default for GossipTimers {
+    fn default() -> Self {
+        GossipTimers {
+            probe_period: Duration::from_millis(120),
+            probe_rtt: Duration::from_millis(50),
+            suspect_to_down: Duration::from_millis(300),
+            gossip_period: Duration::from_millis(100),
+            announce_to_down_period: Duration::from_secs(1),
+            seed_announce_period: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Errors of the membership.
+#[derive(Debug, thiserror::Error)]
+pub enum MembershipError {
+    /// The shared key is empty.
+    #[error("the membership key is empty; set it from the Secret")]
+    EmptyKey,
+    /// The timers are inconsistent.
+    #[error("invalid gossip timers: {0}")]
+    Timers(&'static str),
+    /// The advertised address is unspecified (0.0.0.0 / ::): peers could not reach it.
+    #[error("the advertised gossip address {0} is unspecified; give the node IP")]
+    UnspecifiedAddress(SocketAddr),
+    /// The UDP socket could not be bound.
+    #[error("binding the gossip socket on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// The foca configuration for `timers`. `foca` asks for: probe RTT < probe period, all
+/// durations non-zero.
+pub fn foca_config(timers: &GossipTimers) -> Result<foca::Config, MembershipError> {
+    if timers.probe_rtt.is_zero() || timers.probe_period.is_zero() {
+        return Err(MembershipError::Timers(
+            "probe period and RTT must be positive",
+        ));
+    }
+    if timers.probe_rtt >= timers.probe_period {
+        return Err(MembershipError::Timers(
+            "probe RTT must be below the probe period",
+        ));
+    }
+    if timers.suspect_to_down.is_zero()
+        || timers.gossip_period.is_zero()
+        || timers.announce_to_down_period.is_zero()
+        || timers.seed_announce_period.is_zero()
+    {
+        return Err(MembershipError::Timers("durations must be positive"));
+    }
+    let three = NonZeroUsize::MIN.saturating_add(2);
+    Ok(foca::Config {
+        probe_period: timers.probe_period,
+        probe_rtt: timers.probe_rtt,
+        num_indirect_probes: three,
+        // Each update rides on this many messages; enough for clusters of hundreds of nodes
+        // (memberlist uses 4 × log10(n + 1)).
+        max_transmissions: NonZeroU8::new(12).unwrap_or(NonZeroU8::MIN),
+        suspect_to_down_after: timers.suspect_to_down,
+        // Renewed identities replace old ones by address, so remembering down members costs
+        // one entry per address; a day is plenty to refuse a stale identity.
+        remove_down_after: Some(Duration::from_secs(24 * 3600)),
+        max_packet_size: NonZeroUsize::new(MAX_PAYLOAD).unwrap_or(NonZeroUsize::MIN),
+        notify_down_members: true,
+        periodic_announce: Some(foca::PeriodicParams {
+            frequency: Duration::from_secs(10),
+            num_members: NonZeroUsize::MIN,
+        }),
+        periodic_announce_to_down_members: Some(foca::PeriodicParams {
+            frequency: timers.announce_to_down_period,
+            num_members: three,
+        }),
+        periodic_gossip: Some(foca::PeriodicParams {
+            frequency: timers.gossip_period,
+            num_members: three,
+        }),
+    })
+}
+
+/// How to run the membership.
+#[derive(Clone)]
+pub struct MembershipConfig {
+    /// This node's name.
+    pub node_name: String,
+    /// Where to bind the UDP socket (port 0 picks one, for tests).
+    pub bind: SocketAddr,
+    /// The address peers reach us at; defaults to the bound address, which must then be
+    /// specific.
+    pub advertise: Option<SocketAddr>,
+    /// Other speakers' gossip addresses (node IPs from Node objects, our port).
+    pub seeds: Vec<SocketAddr>,
+    /// The shared key from the Secret.
+    pub key: Vec<u8>,
+    /// SWIM timers.
+    pub timers: GossipTimers,
+}
+
+impl std::fmt::Debug for MembershipConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MembershipConfig")
+            .field("node_name", &self.node_name)
+            .field("bind", &self.bind)
+            .field("advertise", &self.advertise)
+            .field("seeds", &self.seeds)
+            .field("key", &"<redacted>")
+            .field("timers", &self.timers)
+            .finish()
+    }
+}
+
+/// Counters of the membership, for metrics. Monotonic.
+#[derive(Debug, Default)]
+pub struct MembershipCounters {
+    /// Datagrams received that passed authentication.
+    pub datagrams_received: AtomicU64,
+    /// Datagrams sent.
+    pub datagrams_sent: AtomicU64,
+    /// Datagrams dropped because authentication failed (wrong key, tampering, not ours).
+    pub auth_failures: AtomicU64,
+    /// Authenticated datagrams foca rejected (malformed, from ourselves, too big).
+    pub protocol_errors: AtomicU64,
+}
+
+enum Command {
+    Leave(oneshot::Sender<()>),
+}
+
+/// The running membership. Dropping it stops gossiping at once, without telling anyone (as a
+/// crash would); [`Membership::leave`] tells the cluster first.
+pub struct Membership {
+    identity: NodeId,
+    alive: watch::Receiver<BTreeSet<String>>,
+    view: watch::Receiver<MembershipView>,
+    seeds: watch::Sender<Vec<SocketAddr>>,
+    commands: tokio::sync::mpsc::Sender<Command>,
+    counters: Arc<MembershipCounters>,
+    task: JoinHandle<()>,
+}
+
+impl Membership {
+    /// Binds the socket and starts gossiping, announcing to the seeds. Must be called inside a
+    /// tokio runtime.
+    pub async fn start(config: MembershipConfig) -> Result<Self, MembershipError> {
+        let auth = Authenticator::new(&config.key).ok_or(MembershipError::EmptyKey)?;
+        let foca_config = foca_config(&config.timers)?;
+        let socket =
+            UdpSocket::bind(config.bind)
+                .await
+                .map_err(|source| MembershipError::Bind {
+                    addr: config.bind,
+                    source,
+                })?;
+        let bound = socket
+            .local_addr()
+            .map_err(|source| MembershipError::Bind {
+                addr: config.bind,
+                source,
+            })?;
+        let advertise = config.advertise.unwrap_or(bound);
+        if advertise.ip().is_unspecified() {
+            return Err(MembershipError::UnspecifiedAddress(advertise));
+        }
+        let bump = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let identity = NodeId {
+            node: config.node_name.clone(),
+            addr: advertise,
+            bump,
+        };
+        let rng: StdRng = rand_foca::make_rng();
+        let foca = Foca::new(identity.clone(), foca_config, rng, PostcardCodec);
+
+        let me = BTreeSet::from([config.node_name.clone()]);
+        let (alive_tx, alive) = watch::channel(me);
+        let (view_tx, view) = watch::channel(MembershipView {
+            enabled: true,
+            members: vec![ViewMember {
+                node: config.node_name.clone(),
+                address: advertise.to_string(),
+                alive: true,
+            }],
+        });
+        let (seeds, seeds_rx) = watch::channel(config.seeds.clone());
+        let (commands, commands_rx) = tokio::sync::mpsc::channel(4);
+        let counters = Arc::new(MembershipCounters::default());
+        let worker = Worker {
+            foca,
+            runtime: AccumulatingRuntime::new(),
+            socket,
+            auth,
+            timers: BTreeMap::new(),
+            timer_seq: 0,
+            seeds: seeds_rx,
+            seed_period: config.timers.seed_announce_period,
+            alive_tx,
+            view_tx,
+            counters: counters.clone(),
+        };
+        let task = tokio::spawn(worker.run(commands_rx));
+        Ok(Membership {
+            identity,
+            alive,
+            view,
+            seeds,
+            commands,
+            counters,
+            task,
+        })
+    }
+
+    /// Our identity.
+    pub fn identity(&self) -> &NodeId {
+        &self.identity
+    }
+
+    /// The names of the nodes whose speakers are alive (always including ours), updated on
+    /// every change.
+    pub fn alive(&self) -> watch::Receiver<BTreeSet<String>> {
+        self.alive.clone()
+    }
+
+    /// The membership as the status API shows it.
+    pub fn view(&self) -> MembershipView {
+        self.view.borrow().clone()
+    }
+
+    /// Replaces the seed addresses (e.g. when Nodes come and go).
+    pub fn set_seeds(&self, seeds: Vec<SocketAddr>) {
+        self.seeds.send_if_modified(|old| {
+            let changed = *old != seeds;
+            *old = seeds;
+            changed
+        });
+    }
+
+    /// Datagrams dropped for failed authentication so far.
+    pub fn auth_failures(&self) -> u64 {
+        self.counters.auth_failures.load(Ordering::Relaxed)
+    }
+
+    /// All counters.
+    pub fn counters(&self) -> &MembershipCounters {
+        &self.counters
+    }
+
+    /// Leaves the cluster gracefully (others mark us down at once instead of after the
+    /// suspicion timeout) and stops.
+    pub async fn leave(self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Leave(tx)).await.is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), rx).await;
+        }
+    }
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct Worker {
+    foca: Foca<NodeId, PostcardCodec, StdRng, foca::NoCustomBroadcast>,
+    runtime: AccumulatingRuntime<NodeId>,
+    socket: UdpSocket,
+    auth: Authenticator,
+    /// Timers by (due, sequence): foca needs them delivered in order.
+    timers: BTreeMap<(Instant, u64), Timer<NodeId>>,
+    timer_seq: u64,
+    seeds: watch::Receiver<Vec<SocketAddr>>,
+    seed_period: Duration,
+    alive_tx: watch::Sender<BTreeSet<String>>,
+    view_tx: watch::Sender<MembershipView>,
+    counters: Arc<MembershipCounters>,
+}
+
+impl Worker {
+    async fn run(mut self, mut commands: tokio::sync::mpsc::Receiver<Command>) {
+        let mut buf = vec![0u8; 65_536];
+        let mut seed_tick = tokio::time::interval(self.seed_period);
+        seed_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let next_timer = self.timers.keys().next().map(|(at, _)| *at);
+            let result = tokio::select! {
+                got = self.socket.recv_from(&mut buf) => match got {
+                    Ok((n, _from)) => {
+                        let datagram = buf.get(..n).unwrap_or_default();
+                        match self.auth.open(datagram) {
+                            Ok(payload) => {
+                                self.counters.datagrams_received.fetch_add(1, Ordering::Relaxed);
+                                self.foca.handle_data(payload, &mut self.runtime)
+                            }
+                            Err(error) => {
+                                self.count_auth_failure(error);
+                                Ok(())
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        // ICMP port unreachable from a dead peer surfaces here on Linux;
+                        // nothing to do but carry on.
+                        tracing::debug!(%error, "gossip receive error");
+                        Ok(())
+                    }
+                },
+                () = sleep_until_opt(next_timer) => {
+                    let now = Instant::now();
+                    let mut result = Ok(());
+                    while let Some(entry) = self.timers.first_entry() {
+                        if entry.key().0 > now {
+                            break;
+                        }
+                        let timer = entry.remove();
+                        result = result.and(self.foca.handle_timer(timer, &mut self.runtime));
+                    }
+                    result
+                }
+                _ = seed_tick.tick() => self.announce_to_seeds(),
+                changed = self.seeds.changed() => {
+                    if changed.is_ok() {
+                        self.announce_to_seeds()
+                    } else {
+                        Ok(())
+                    }
+                }
+                command = commands.recv() => match command {
+                    Some(Command::Leave(done)) => {
+                        let result = self.foca.leave_cluster(&mut self.runtime);
+                        if let Err(error) = result {
+                            tracing::debug!(%error, "leaving the cluster");
+                        }
+                        self.drain().await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    None => Ok(()),
+                },
+            };
+            if let Err(error) = result {
+                self.counters
+                    .protocol_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%error, "gossip protocol error");
+            }
+            self.drain().await;
+        }
+    }
+
+    fn count_auth_failure(&self, error: AuthError) {
+        let n = self.counters.auth_failures.fetch_add(1, Ordering::Relaxed);
+        // Log the first and then every 100th: a misconfigured peer sends several per second.
+        if n.is_multiple_of(100) {
+            tracing::warn!(%error, total = n + 1, "dropped unauthenticated gossip datagram");
+        }
+    }
+
+    /// Announces to every seed whose address is not an active member's (joining at start,
+    /// re-joining after a partition the cluster has forgotten).
+    fn announce_to_seeds(&mut self) -> Result<(), foca::Error> {
+        let me = self.foca.identity().addr;
+        let active: BTreeSet<SocketAddr> = self.foca.iter_members().map(|m| m.id().addr).collect();
+        let seeds: Vec<SocketAddr> = self.seeds.borrow_and_update().clone();
+        for seed in seeds {
+            if seed == me || active.contains(&seed) {
+                continue;
+            }
+            // foca accepts an Announce addressed to any identity with the right address, so
+            // the seed's name and stamp need not be known.
+            let dst = NodeId {
+                node: String::new(),
+                addr: seed,
+                bump: 0,
+            };
+            self.foca.announce(dst, &mut self.runtime)?;
+        }
+        Ok(())
+    }
+
+    /// Sends what foca produced, schedules its timers and publishes membership changes.
+    async fn drain(&mut self) {
+        while let Some((to, data)) = self.runtime.to_send() {
+            self.send(to.addr, &data).await;
+        }
+        let now = Instant::now();
+        while let Some((after, timer)) = self.runtime.to_schedule() {
+            self.timer_seq += 1;
+            self.timers.insert((now + after, self.timer_seq), timer);
+        }
+        let mut changed = false;
+        while let Some(notification) = self.runtime.to_notify() {
+            match &notification {
+                OwnedNotification::MemberUp(id) => {
+                    tracing::info!(node = %id.node, addr = %id.addr, "member up");
+                }
+                OwnedNotification::MemberDown(id) => {
+                    tracing::info!(node = %id.node, addr = %id.addr, "member down");
+                }
+                OwnedNotification::Defunct => {
+                    tracing::warn!("our identity is down (left, or declared down by the cluster)");
+                }
+                OwnedNotification::Rejoin(id) => {
+                    tracing::info!(bump = id.bump, "rejoined the cluster with a new identity");
+                }
+                other => tracing::debug!(notification = ?other, "membership"),
+            }
+            changed = true;
+        }
+        if changed {
+            self.publish();
+        }
+    }
+
+    async fn send(&self, to: SocketAddr, data: &Bytes) {
+        let datagram = self.auth.seal(data);
+        match self.socket.send_to(&datagram, to).await {
+            Ok(_) => {
+                self.counters.datagrams_sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(error) => tracing::debug!(%error, %to, "gossip send failed"),
+        }
+    }
+
+    fn publish(&self) {
+        let me = self.foca.identity();
+        let mut alive = BTreeSet::from([me.node.clone()]);
+        let mut members = vec![ViewMember {
+            node: me.node.clone(),
+            address: me.addr.to_string(),
+            alive: true,
+        }];
+        for m in self.foca.iter_membership_state() {
+            let is_alive = m.state() != State::Down;
+            if is_alive {
+                alive.insert(m.id().node.clone());
+            }
+            members.push(ViewMember {
+                node: m.id().node.clone(),
+                address: m.id().addr.to_string(),
+                alive: is_alive,
+            });
+        }
+        members.sort_by(|a, b| (&a.node, &a.address).cmp(&(&b.node, &b.address)));
+        // The view first: whoever reacts to the alive set finds the view already up to date.
+        self.view_tx.send_if_modified(|old| {
+            let changed = old.members != members;
+            old.members = members;
+            changed
+        });
+        self.alive_tx.send_if_modified(|old| {
+            let changed = *old != alive;
+            if changed {
+                tracing::info!(alive = ?alive, "alive speakers changed");
+                *old = alive;
+            }
+            changed
+        });
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_timers_detect_in_well_under_a_second() {
+        let t = GossipTimers::default();
+        let c = foca_config(&t).expect("valid");
+        assert!(c.probe_rtt < c.probe_period);
+        assert!(c.probe_period >= Duration::from_millis(100));
+        assert!(c.probe_period <= Duration::from_millis(150));
+        assert_eq!(c.probe_rtt, Duration::from_millis(50));
+        // Worst case in a small cluster: wait for the next probe of the dead member (one
+        // period), the probe's own period, then the suspicion timeout.
+        let worst = c.probe_period * 2 + c.suspect_to_down_after;
+        assert!(worst < Duration::from_millis(600), "{worst:?}");
+        assert!(c.notify_down_members);
+        assert!(c.periodic_gossip.is_some());
+        assert!(c.max_packet_size.get() + auth::OVERHEAD <= 1400);
+    }
+
+    #[test]
+    fn inconsistent_timers_are_rejected() {
+        let mut t = GossipTimers {
+            probe_rtt: Duration::from_millis(200),
+            ..GossipTimers::default()
+        };
+        assert!(foca_config(&t).is_err());
+        t.probe_rtt = Duration::ZERO;
+        assert!(foca_config(&t).is_err());
+        t = GossipTimers {
+            suspect_to_down: Duration::ZERO,
+            ..GossipTimers::default()
+        };
+        assert!(foca_config(&t).is_err());
+    }
+
+    #[test]
+    fn renewed_identity_wins() {
+        let id = NodeId {
+            node: "n1".into(),
+            addr: "127.0.0.1:7472".parse().expect("addr"),
+            bump: 5,
+        };
+        let renewed = id.renew().expect("renews");
+        assert_eq!((renewed.addr(), &renewed.node), (id.addr(), &id.node));
+        assert!(renewed.win_addr_conflict(&id));
+        assert!(!id.win_addr_conflict(&renewed));
+    }
+
+    #[tokio::test]
+    async fn empty_key_and_unspecified_address_are_refused() {
+        let config = MembershipConfig {
+            node_name: "n1".into(),
+            bind: "127.0.0.1:0".parse().expect("addr"),
+            advertise: None,
+            seeds: vec![],
+            key: vec![],
+            timers: GossipTimers::default(),
+        };
+        assert!(matches!(
+            Membership::start(config.clone()).await,
+            Err(MembershipError::EmptyKey)
+        ));
+        let config = MembershipConfig {
+            key: b"k".to_vec(),
+            advertise: Some("0.0.0.0:7472".parse().expect("addr")),
+            ..config
+        };
+        assert!(matches!(
+            Membership::start(config).await,
+            Err(MembershipError::UnspecifiedAddress(_))
+        ));
+    }
+}

@@ -1,0 +1,237 @@
+//! Prometheus metrics of the speaker. Counters kept by the runtime components (announcer, BGP
+//! sessions) are copied in as deltas when the loop refreshes, so each component keeps plain
+//! atomics and knows nothing about Prometheus.
+
+use crate::layer2::announcer::L2CounterValues;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::sync::Mutex;
+
+/// Label of per-mode metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModeLabels {
+    /// `layer2` or `bgp`.
+    pub mode: String,
+}
+
+/// Label of per-family metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FamilyLabels {
+    /// `ipv4` or `ipv6`.
+    pub family: String,
+}
+
+/// Label of per-peer metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerLabels {
+    /// `namespace/name` of the BGPPeer.
+    pub peer: String,
+}
+
+/// Labels of NOTIFICATION counts.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotificationLabels {
+    /// `namespace/name` of the BGPPeer.
+    pub peer: String,
+    /// `sent` or `received`.
+    pub direction: String,
+    /// NOTIFICATION error code.
+    pub code: u8,
+}
+
+/// Every metric the speaker exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Addresses this node announces, per mode.
+    pub announced: Family<ModeLabels, Gauge>,
+    /// Gratuitous ARP / unsolicited NA sent, per family.
+    pub gratuitous_sent: Family<FamilyLabels, Counter>,
+    /// ARP requests / Neighbor Solicitations answered, per family.
+    pub requests_answered: Family<FamilyLabels, Counter>,
+    /// Layer 2 socket or send errors.
+    pub l2_errors: Counter,
+    /// Alive members of the membership (including this node).
+    pub members: Gauge,
+    /// Changes of the alive set.
+    pub membership_changes: Counter,
+    /// Layer 2 owner changes seen by this node.
+    pub election_changes: Counter,
+    /// 1 when the BGP session is Established.
+    pub bgp_session_up: Family<PeerLabels, Gauge>,
+    /// UPDATE messages sent.
+    pub bgp_updates_sent: Family<PeerLabels, Counter>,
+    /// UPDATE messages received.
+    pub bgp_updates_received: Family<PeerLabels, Counter>,
+    /// NOTIFICATION messages by direction and code.
+    pub bgp_notifications: Family<NotificationLabels, Counter>,
+    /// Prefixes advertised to the peer.
+    pub bgp_prefixes_advertised: Family<PeerLabels, Gauge>,
+    /// 1 when the latest configuration is valid.
+    pub config_valid: Gauge,
+    last_l2: Mutex<L2CounterValues>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric under the `ferrolb_speaker` prefix.
+    pub fn new() -> Self {
+        let mut r = Registry::with_prefix("ferrolb_speaker");
+        let m = Self {
+            announced: Family::default(),
+            gratuitous_sent: Family::default(),
+            requests_answered: Family::default(),
+            l2_errors: Counter::default(),
+            members: Gauge::default(),
+            membership_changes: Counter::default(),
+            election_changes: Counter::default(),
+            bgp_session_up: Family::default(),
+            bgp_updates_sent: Family::default(),
+            bgp_updates_received: Family::default(),
+            bgp_notifications: Family::default(),
+            bgp_prefixes_advertised: Family::default(),
+            config_valid: Gauge::default(),
+            last_l2: Mutex::new(L2CounterValues::default()),
+            registry: Registry::default(),
+        };
+        r.register(
+            "announced_ips",
+            "Addresses this node announces",
+            m.announced.clone(),
+        );
+        r.register(
+            "gratuitous_sent",
+            "Gratuitous ARP (ipv4) and unsolicited Neighbor Advertisements (ipv6) sent",
+            m.gratuitous_sent.clone(),
+        );
+        r.register(
+            "requests_answered",
+            "ARP requests (ipv4) and Neighbor Solicitations (ipv6) answered",
+            m.requests_answered.clone(),
+        );
+        r.register(
+            "l2_errors",
+            "Layer 2 socket and send errors",
+            m.l2_errors.clone(),
+        );
+        r.register(
+            "membership_members",
+            "Alive members, this node included",
+            m.members.clone(),
+        );
+        r.register(
+            "membership_changes",
+            "Changes of the alive set",
+            m.membership_changes.clone(),
+        );
+        r.register(
+            "election_changes",
+            "Layer 2 owner changes seen by this node",
+            m.election_changes.clone(),
+        );
+        r.register(
+            "bgp_session_up",
+            "1 when the session is Established",
+            m.bgp_session_up.clone(),
+        );
+        r.register(
+            "bgp_updates_sent",
+            "UPDATE messages sent",
+            m.bgp_updates_sent.clone(),
+        );
+        r.register(
+            "bgp_updates_received",
+            "UPDATE messages received",
+            m.bgp_updates_received.clone(),
+        );
+        r.register(
+            "bgp_notifications",
+            "NOTIFICATION messages by direction and error code",
+            m.bgp_notifications.clone(),
+        );
+        r.register(
+            "bgp_prefixes_advertised",
+            "Prefixes advertised to the peer",
+            m.bgp_prefixes_advertised.clone(),
+        );
+        r.register(
+            "config_valid",
+            "1 when the latest configuration is valid",
+            m.config_valid.clone(),
+        );
+        Self { registry: r, ..m }
+    }
+
+    /// Copies the announcer's counters in (as deltas since the last call).
+    pub fn observe_l2(&self, now: L2CounterValues) {
+        let mut last = self.last_l2.lock().unwrap_or_else(|p| p.into_inner());
+        let v4 = FamilyLabels {
+            family: "ipv4".into(),
+        };
+        let v6 = FamilyLabels {
+            family: "ipv6".into(),
+        };
+        self.gratuitous_sent
+            .get_or_create(&v4)
+            .inc_by(now.garp_sent.saturating_sub(last.garp_sent));
+        self.gratuitous_sent.get_or_create(&v6).inc_by(
+            now.unsolicited_na_sent
+                .saturating_sub(last.unsolicited_na_sent),
+        );
+        self.requests_answered.get_or_create(&v4).inc_by(
+            now.arp_requests_answered
+                .saturating_sub(last.arp_requests_answered),
+        );
+        self.requests_answered.get_or_create(&v6).inc_by(
+            now.ndp_solicitations_answered
+                .saturating_sub(last.ndp_solicitations_answered),
+        );
+        self.l2_errors
+            .inc_by(now.errors.saturating_sub(last.errors));
+        *last = now;
+    }
+
+    /// The metrics in the Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn l2_counters_are_copied_as_deltas() {
+        let m = Metrics::new();
+        m.observe_l2(L2CounterValues {
+            garp_sent: 3,
+            arp_requests_answered: 5,
+            ..Default::default()
+        });
+        m.observe_l2(L2CounterValues {
+            garp_sent: 4,
+            arp_requests_answered: 9,
+            ..Default::default()
+        });
+        let text = m.encode();
+        assert!(
+            text.contains(r#"ferrolb_speaker_gratuitous_sent_total{family="ipv4"} 4"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"ferrolb_speaker_requests_answered_total{family="ipv4"} 9"#),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,445 @@
+//! The speaker process: caches, membership, the level-triggered loop (index → desired
+//! announcements → announcers), events and the HTTP API.
+
+use crate::desired::{Desired, desired_announcements};
+use crate::http::StatusSource;
+use crate::layer2::announcer::{Announcer, AnnouncerConfig};
+use crate::membership::{GossipTimers, Membership, MembershipConfig};
+use crate::metrics::{Metrics, ModeLabels};
+use crate::stores::{ConfigView, SpeakerStores};
+use anyhow::Context;
+use ferrolb_api::status::{ConfigStatus, MembershipView, SpeakerStatus};
+use ferrolb_config::{Config, ConfigError};
+use k8s_openapi::api::core::v1::{Node, ObjectReference};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Client, Resource};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// Settings of `ferrolb-speaker run`.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// This node's name (the Node object's name).
+    pub node_name: String,
+    /// Namespace of the configuration objects and Secrets.
+    pub namespace: String,
+    /// Address of the HTTP API.
+    pub listen: SocketAddr,
+    /// Also handle Services without a `loadBalancerClass`.
+    pub default_class: bool,
+    /// Gossip membership: UDP port (on the node's address) and the Secret holding the key;
+    /// `None` uses the Node Ready condition alone.
+    pub membership: Option<MembershipOptions>,
+    /// Glob patterns of interfaces the automatic choice skips (layer 2).
+    pub exclude_interfaces: Vec<String>,
+}
+
+/// Gossip membership settings.
+#[derive(Clone, Debug)]
+pub struct MembershipOptions {
+    /// UDP port, the same on every node.
+    pub port: u16,
+    /// Secret (in the speaker's namespace) with the shared key.
+    pub secret: String,
+    /// Key of the Secret's data holding the key.
+    pub secret_key: String,
+    /// SWIM timers.
+    pub timers: GossipTimers,
+}
+
+#[derive(Default)]
+struct State {
+    config: ConfigStatus,
+    last_valid: Option<Config>,
+    last_errors: Vec<ConfigError>,
+    membership: MembershipView,
+}
+
+/// State shared by the loop and the HTTP API.
+pub struct Shared {
+    node: String,
+    state: Mutex<State>,
+    metrics: Metrics,
+    ready: AtomicBool,
+    announcer: Mutex<Option<Arc<Announcer>>>,
+}
+
+impl Shared {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn announcer(&self) -> Option<Arc<Announcer>> {
+        self.announcer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl StatusSource for Shared {
+    fn ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    fn metrics_text(&self) -> String {
+        if let Some(a) = self.announcer() {
+            self.metrics.observe_l2(a.counters());
+        }
+        self.metrics.encode()
+    }
+
+    fn status(&self) -> SpeakerStatus {
+        let st = self.state();
+        SpeakerStatus {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            node: self.node.clone(),
+            ready: self.ready(),
+            config: st.config.clone(),
+            membership: st.membership.clone(),
+            announcements: self.announcer().map(|a| a.snapshot()).unwrap_or_default(),
+            bgp_peers: Vec::new(),
+        }
+    }
+}
+
+/// A running speaker.
+pub struct Handle {
+    /// Bound address of the HTTP API.
+    pub addr: SocketAddr,
+    /// What the HTTP API reads.
+    pub shared: Arc<Shared>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Handle {
+    /// Stops the speaker (withdrawing everything it announces) and waits for it.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await?
+    }
+}
+
+/// Runs the speaker until SIGTERM/SIGINT.
+pub async fn run(client: Client, opts: RunOptions) -> anyhow::Result<()> {
+    let mut handle = start(client, opts).await?;
+    tokio::select! {
+        r = &mut handle.task => r?,
+        _ = shutdown_signal() => {
+            tracing::info!("signal received");
+            handle.stop().await
+        }
+    }
+}
+
+/// Binds the HTTP API and starts the speaker in the background.
+pub async fn start(client: Client, opts: RunOptions) -> anyhow::Result<Handle> {
+    let shared = Arc::new(Shared {
+        node: opts.node_name.clone(),
+        state: Mutex::new(State::default()),
+        metrics: Metrics::new(),
+        ready: AtomicBool::new(false),
+        announcer: Mutex::new(None),
+    });
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .with_context(|| format!("binding the HTTP API on {}", opts.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(listen = %addr, node = %opts.node_name, "HTTP API listening");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(main_loop(client, opts, shared.clone(), listener, stop_rx));
+    Ok(Handle {
+        addr,
+        shared,
+        stop: Some(stop_tx),
+        task,
+    })
+}
+
+/// InternalIP addresses of a Node (IPv4 first).
+fn node_addresses(node: &Node) -> Vec<IpAddr> {
+    let mut ips: Vec<IpAddr> = node
+        .status
+        .iter()
+        .flat_map(|s| s.addresses.iter().flatten())
+        .filter(|a| a.type_ == "InternalIP")
+        .filter_map(|a| a.address.parse().ok())
+        .collect();
+    ips.sort_by_key(|ip| ip.is_ipv6());
+    ips
+}
+
+struct Gossip {
+    membership: Membership,
+    key: Vec<u8>,
+}
+
+async fn main_loop(
+    client: Client,
+    opts: RunOptions,
+    shared: Arc<Shared>,
+    listener: tokio::net::TcpListener,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) -> anyhow::Result<()> {
+    let mut tasks = JoinSet::new();
+    let (changes_tx, mut changes) = watch::channel(0u64);
+    let stores = SpeakerStores::start(&client, &opts.namespace, changes_tx, &mut tasks);
+    let router = crate::http::router(shared.clone());
+    tasks.spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "HTTP API stopped");
+        }
+    });
+    let announcer = Arc::new(
+        Announcer::start(AnnouncerConfig {
+            exclude_patterns: opts.exclude_interfaces.clone(),
+        })
+        .await
+        .context("starting the layer 2 announcer")?,
+    );
+    *shared.announcer.lock().unwrap_or_else(|p| p.into_inner()) = Some(announcer.clone());
+
+    let mut stop = std::pin::pin!(stop);
+    tokio::select! {
+        r = stores.wait_until_ready() => r?,
+        _ = &mut stop => return Ok(()),
+    }
+    tracing::info!("caches synced");
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "ferrolb-speaker".into(),
+            instance: Some(opts.node_name.clone()),
+        },
+    );
+
+    let mut gossip: Option<Gossip> = None;
+    let (_no_alive_tx, no_alive) = watch::channel(BTreeSet::new());
+    let mut alive_rx = no_alive.clone();
+    let mut owners: BTreeMap<IpAddr, Option<String>> = BTreeMap::new();
+    loop {
+        // Membership follows the key Secret and the Node objects.
+        if let Some(mopts) = &opts.membership {
+            let key = stores
+                .secret_values(&mopts.secret_key)
+                .get(&mopts.secret)
+                .cloned();
+            let nodes = stores.nodes();
+            let me = nodes
+                .iter()
+                .find(|n| n.metadata.name.as_deref() == Some(opts.node_name.as_str()));
+            let my_ip = me.and_then(|n| node_addresses(n).into_iter().next());
+            let seeds: Vec<SocketAddr> = nodes
+                .iter()
+                .filter(|n| n.metadata.name.as_deref() != Some(opts.node_name.as_str()))
+                .filter_map(|n| node_addresses(n).into_iter().next())
+                .map(|ip| SocketAddr::new(ip, mopts.port))
+                .collect();
+            match (key, my_ip) {
+                (Some(key), Some(ip)) if gossip.as_ref().is_none_or(|g| g.key != key) => {
+                    if let Some(old) = gossip.take() {
+                        old.membership.leave().await;
+                    }
+                    let cfg = MembershipConfig {
+                        node_name: opts.node_name.clone(),
+                        bind: SocketAddr::new(ip, mopts.port),
+                        advertise: None,
+                        seeds,
+                        key: key.clone(),
+                        timers: mopts.timers.clone(),
+                    };
+                    match Membership::start(cfg).await {
+                        Ok(m) => {
+                            alive_rx = m.alive();
+                            gossip = Some(Gossip { membership: m, key });
+                            tracing::info!("membership started");
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "membership could not start; using Node Ready only")
+                        }
+                    }
+                }
+                (Some(_), Some(_)) => {
+                    if let Some(g) = &gossip {
+                        g.membership.set_seeds(seeds);
+                    }
+                }
+                (None, _) => {
+                    if gossip.is_some() {
+                        tracing::warn!(secret = %mopts.secret, "membership key Secret is gone; using Node Ready only");
+                    }
+                    if let Some(old) = gossip.take() {
+                        old.membership.leave().await;
+                    }
+                    alive_rx = no_alive.clone();
+                }
+                (Some(_), None) => {
+                    tracing::warn!(node = %opts.node_name, "no InternalIP on this node's Node object; membership waits")
+                }
+            }
+        }
+        let alive = gossip
+            .as_ref()
+            .map(|_| alive_rx.borrow_and_update().clone());
+
+        let desired = {
+            let mut st = shared.state();
+            match stores.config() {
+                ConfigView::Valid(cfg) => {
+                    st.config = ConfigStatus {
+                        valid: true,
+                        loaded: true,
+                        errors: Vec::new(),
+                        warnings: cfg.warnings.iter().map(ConfigError::to_problem).collect(),
+                    };
+                    st.last_errors.clear();
+                    st.last_valid = Some(cfg);
+                }
+                ConfigView::Invalid(errors) => {
+                    if errors != st.last_errors {
+                        for e in &errors {
+                            tracing::error!(error = %e, "configuration rejected; the last valid one stays in force");
+                        }
+                    }
+                    st.config.valid = false;
+                    st.config.errors = errors.iter().map(ConfigError::to_problem).collect();
+                    st.last_errors = errors;
+                }
+            }
+            shared.metrics.config_valid.set(i64::from(st.config.valid));
+            st.membership = match &gossip {
+                Some(g) => g.membership.view(),
+                None => MembershipView {
+                    enabled: false,
+                    members: Vec::new(),
+                },
+            };
+            let members = alive.as_ref().map_or(0, |a| a.len());
+            shared
+                .metrics
+                .members
+                .set(i64::try_from(members).unwrap_or(i64::MAX));
+            st.last_valid.clone().map(|cfg| {
+                let mut index = stores.index(cfg, opts.default_class);
+                index.set_members_alive(alive.clone());
+                desired_announcements(&index, &opts.node_name)
+            })
+        };
+        if let Some(desired) = desired {
+            announcer.set_desired(desired.layer2.iter());
+            shared
+                .metrics
+                .announced
+                .get_or_create(&ModeLabels {
+                    mode: "layer2".into(),
+                })
+                .set(desired.layer2.len() as i64);
+            shared
+                .metrics
+                .announced
+                .get_or_create(&ModeLabels { mode: "bgp".into() })
+                .set(desired.bgp.len() as i64);
+            record_owner_changes(
+                &desired,
+                &mut owners,
+                &opts.node_name,
+                &stores,
+                &recorder,
+                &shared.metrics,
+            )
+            .await;
+            shared.ready.store(true, Ordering::Relaxed);
+        }
+
+        tokio::select! {
+            _ = changes.changed() => {}
+            r = alive_rx.changed(), if gossip.is_some() => {
+                if r.is_ok() {
+                    shared.metrics.membership_changes.inc();
+                }
+            }
+            _ = &mut stop => break,
+        }
+        // Let a burst of watch events land before recomputing (membership changes are rare and
+        // urgent: they skip the wait).
+        if changes.has_changed().unwrap_or(false) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    tracing::info!("stopping: withdrawing announcements");
+    announcer.set_desired(Vec::<crate::layer2::announcer::DesiredIp>::new());
+    if let Some(g) = gossip.take() {
+        g.membership.leave().await;
+    }
+    Ok(())
+}
+
+/// Counts owner changes and records `nodeAssigned` on each Service of an IP this node newly
+/// owns (each speaker reports only its own announcements).
+async fn record_owner_changes(
+    desired: &Desired,
+    owners: &mut BTreeMap<IpAddr, Option<String>>,
+    me: &str,
+    stores: &SpeakerStores,
+    recorder: &Recorder,
+    metrics: &Metrics,
+) {
+    let mut next = BTreeMap::new();
+    for o in &desired.l2_owners {
+        let before = owners.get(&o.ip);
+        if before.is_some_and(|b| *b != o.owner) {
+            metrics.election_changes.inc();
+        }
+        let newly_mine =
+            o.owner.as_deref() == Some(me) && before.is_none_or(|b| b.as_deref() != Some(me));
+        if newly_mine {
+            for svc in &o.services {
+                let Some((ns, name)) = svc.split_once('/') else {
+                    continue;
+                };
+                let Some(obj) = stores.service(ns, name) else {
+                    continue;
+                };
+                let reference: ObjectReference = obj.object_ref(&());
+                let ev = Event {
+                    type_: EventType::Normal,
+                    reason: ferrolb_api::events::NODE_ASSIGNED.to_string(),
+                    note: Some(format!(
+                        "announcing {} from node {me} with protocol layer2",
+                        o.ip
+                    )),
+                    action: "Announce".to_string(),
+                    secondary: None,
+                };
+                if let Err(e) = recorder.publish(&ev, &reference).await {
+                    tracing::warn!(error = %e, service = %svc, "recording nodeAssigned failed");
+                }
+            }
+        }
+        next.insert(o.ip, o.owner.clone());
+    }
+    *owners = next;
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}

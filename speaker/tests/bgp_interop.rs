@@ -1,0 +1,555 @@
+//! End-to-end interop of the native BGP speaker with BIRD 2, in network namespaces.
+//!
+//! Each test creates two namespaces joined by a veth pair (addresses in 10.200.0.0/16 and
+//! fd00:200::/48 only), runs BIRD in one, and runs our `PeerManager` in-process in the other:
+//! a dedicated thread enters the namespace with `setns` before building a current-thread
+//! tokio runtime, so every socket the sessions open lives there. Everything is torn down by
+//! a Drop guard (processes killed by PID, namespaces deleted), also when an assertion fails.
+//!
+//! Needs root and `bird`/`birdc`. Without root: skipped with a message locally, a failure
+//! when `CI` is set.
+
+use ferrolb_config::{CommunityValue, Peer, PeerAsn, PeerPassword};
+use ferrolb_speaker::bgp::fsm::State;
+use ferrolb_speaker::bgp::manager::{Passwords, PeerManager};
+use ferrolb_speaker::desired::{BgpAnnouncement, RouteAttributes};
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static NEXT_LAB: AtomicU32 = AtomicU32::new(0);
+
+/// Returns false (after printing why) when the test cannot run here.
+fn can_run(test: &str) -> bool {
+    let root = unsafe { libc::geteuid() } == 0;
+    let bird = Command::new("sh")
+        .args(["-c", "command -v bird && command -v birdc"])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    let why = if !root {
+        "needs root (network namespaces)"
+    } else if !bird {
+        "needs bird and birdc (apt-get install bird2)"
+    } else {
+        return true;
+    };
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: {why}, and CI is set");
+    }
+    eprintln!("skipping {test}: {why}");
+    false
+}
+
+fn run(cmd: &str, args: &[&str]) {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd} {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Two namespaces, a veth pair, BIRD; all removed on drop.
+struct Lab {
+    ns_bird: String,
+    ns_us: String,
+    dir: PathBuf,
+    /// Third octet of 10.200.X.0/24 and fourth group of fd00:200:X::/64.
+    net: u32,
+    children: Vec<Child>,
+    namespaces: Vec<String>,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        let n = NEXT_LAB.fetch_add(1, Ordering::SeqCst);
+        let tag = format!("fbi{}{n}", std::process::id() % 100_000);
+        let net = 70 + (std::process::id() % 50) * 2 + n;
+        let dir = std::env::temp_dir().join(format!("{tag}-lab"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("lab dir");
+        let mut lab = Lab {
+            ns_bird: format!("{tag}-bird"),
+            ns_us: format!("{tag}-us"),
+            dir,
+            net,
+            children: Vec::new(),
+            namespaces: Vec::new(),
+        };
+        for ns in [lab.ns_bird.clone(), lab.ns_us.clone()] {
+            run("ip", &["netns", "add", &ns]);
+            lab.namespaces.push(ns.clone());
+            run("ip", &["-n", &ns, "link", "set", "lo", "up"]);
+        }
+        let (va, vb) = (format!("{tag}a"), format!("{tag}b"));
+        run(
+            "ip",
+            &["link", "add", &va, "type", "veth", "peer", "name", &vb],
+        );
+        run("ip", &["link", "set", &va, "netns", &lab.ns_bird]);
+        run("ip", &["link", "set", &vb, "netns", &lab.ns_us]);
+        let (ns_b, ns_u) = (lab.ns_bird.clone(), lab.ns_us.clone());
+        run(
+            "ip",
+            &[
+                "-n",
+                &ns_b,
+                "addr",
+                "add",
+                &format!("{}/24", lab.bird_v4()),
+                "dev",
+                &va,
+            ],
+        );
+        run(
+            "ip",
+            &[
+                "-n",
+                &ns_u,
+                "addr",
+                "add",
+                &format!("{}/24", lab.our_v4()),
+                "dev",
+                &vb,
+            ],
+        );
+        run(
+            "ip",
+            &[
+                "-n",
+                &ns_b,
+                "addr",
+                "add",
+                &format!("{}/64", lab.bird_v6()),
+                "dev",
+                &va,
+                "nodad",
+            ],
+        );
+        run(
+            "ip",
+            &[
+                "-n",
+                &ns_u,
+                "addr",
+                "add",
+                &format!("{}/64", lab.our_v6()),
+                "dev",
+                &vb,
+                "nodad",
+            ],
+        );
+        run("ip", &["-n", &ns_b, "link", "set", &va, "up"]);
+        run("ip", &["-n", &ns_u, "link", "set", &vb, "up"]);
+        lab
+    }
+
+    fn bird_v4(&self) -> String {
+        format!("10.200.{}.1", self.net)
+    }
+    fn our_v4(&self) -> String {
+        format!("10.200.{}.2", self.net)
+    }
+    fn bird_v6(&self) -> String {
+        format!("fd00:200:{}::1", self.net)
+    }
+    fn our_v6(&self) -> String {
+        format!("fd00:200:{}::2", self.net)
+    }
+    fn ctl(&self) -> String {
+        self.dir.join("bird.ctl").display().to_string()
+    }
+
+    /// Starts BIRD with the given protocols.
+    fn start_bird(&mut self, protocols: &str) {
+        let conf = format!(
+            "router id {};\nlog \"{}\" all;\nprotocol device {{}}\n{protocols}\n",
+            self.bird_v4(),
+            self.dir.join("bird.log").display()
+        );
+        let path = self.dir.join("bird.conf");
+        std::fs::write(&path, conf).expect("bird.conf");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns_bird, "bird", "-f", "-c"])
+            .arg(&path)
+            .args(["-s", &self.ctl()])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.join("bird.stderr")).expect("stderr file"))
+            .spawn()
+            .expect("start bird");
+        self.children.push(child);
+        // Wait for the control socket.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.birdc(&["show", "status"]).contains("BIRD") {
+                return;
+            }
+            if let Some(child) = self.children.last_mut()
+                && let Ok(Some(_)) = child.try_wait()
+            {
+                break; // exited: configuration error, reported below
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "bird did not start; stderr: {}; log: {}",
+            std::fs::read_to_string(self.dir.join("bird.stderr")).unwrap_or_default(),
+            self.bird_log()
+        );
+    }
+
+    fn birdc(&self, args: &[&str]) -> String {
+        Command::new("birdc")
+            .args(["-s", &self.ctl()])
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
+    fn bird_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("bird.log")).unwrap_or_default()
+    }
+
+    fn ns_path(&self) -> String {
+        format!("/var/run/netns/{}", self.ns_us)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let pid = child.id() as libc::pid_t;
+            // SAFETY: plain kill(2) on a child we spawned and have not reaped yet.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(3);
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) => break,
+                    Ok(None) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(50))
+                    }
+                    _ => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                }
+            }
+        }
+        for ns in &self.namespaces {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs `f` on a thread inside the namespace at `ns_path`, with a current-thread runtime.
+fn in_netns<F, Fut>(ns_path: String, f: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let handle = std::thread::spawn(move || {
+        let file = std::fs::File::open(&ns_path).expect("open netns");
+        // SAFETY: setns on a valid namespace fd; affects only this thread.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(f());
+    });
+    if let Err(panic) = handle.join() {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn peer(name: &str, my_asn: u32, peer_asn: u32, address: &str) -> Peer {
+    Peer {
+        namespace: "ferrolb-system".into(),
+        name: name.into(),
+        my_asn,
+        peer_asn: PeerAsn::Fixed(peer_asn),
+        address: address.parse().expect("address"),
+        source_address: None,
+        port: 179,
+        hold_time: Duration::from_secs(9),
+        keepalive_time: Duration::from_secs(3),
+        connect_time: Duration::from_secs(2),
+        router_id: None,
+        node_selectors: vec![],
+        password: None,
+        bfd_profile: None,
+        ebgp_multihop: false,
+        graceful_restart: false,
+        disable_mp: false,
+    }
+}
+
+fn announcement(prefix: &str, peers: &[&str], local_pref: Option<u32>) -> BgpAnnouncement {
+    BgpAnnouncement {
+        prefix: prefix.parse().expect("prefix"),
+        ips: vec![],
+        services: vec!["default/web".into()],
+        peers: peers
+            .iter()
+            .map(|p| {
+                (
+                    p.to_string(),
+                    RouteAttributes {
+                        local_pref,
+                        communities: vec![
+                            CommunityValue::Standard((64512 << 16) | 100),
+                            CommunityValue::Large(4_200_000_099, 1, 2),
+                        ],
+                    },
+                )
+            })
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+async fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if f() {
+            return start.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out after {within:?} waiting for {what}");
+}
+
+async fn wait_established(m: &PeerManager, name: &str, within: Duration) {
+    let mut rx = m.session(name).expect("session").subscribe_state();
+    tokio::time::timeout(within, rx.wait_for(|s| *s == State::Established))
+        .await
+        .unwrap_or_else(|_| panic!("{name} not Established within {within:?}: {:?}", m.status()))
+        .expect("session alive");
+}
+
+#[test]
+fn bird_learns_routes_with_communities_withdrawal_and_cease() {
+    if !can_run("bird_learns_routes_with_communities_withdrawal_and_cease") {
+        return;
+    }
+    let mut lab = Lab::new();
+    let protocols = format!(
+        "protocol bgp us4 {{ local {b4} as 64513; neighbor {o4} as 4200000099; passive on; hold time 9;\n  ipv4 {{ import all; export none; }}; }}\n\
+         protocol bgp us6 {{ local {b6} as 64513; neighbor {o6} as 4200000099; passive on; hold time 9;\n  ipv6 {{ import all; export none; }}; }}\n",
+        b4 = lab.bird_v4(),
+        o4 = lab.our_v4(),
+        b6 = lab.bird_v6(),
+        o6 = lab.our_v6()
+    );
+    lab.start_bird(&protocols);
+    let ctl = lab.ctl();
+    let (bird_v4, bird_v6, our_v4, our_v6) =
+        (lab.bird_v4(), lab.bird_v6(), lab.our_v4(), lab.our_v6());
+    let birdc = move |args: &[&str]| -> String {
+        Command::new("birdc")
+            .args(["-s", &ctl])
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+
+    in_netns(lab.ns_path(), move || async move {
+        let router_id: Ipv4Addr = our_v4.parse().expect("v4");
+        let mut m = PeerManager::new(Some(router_id));
+        let peers = vec![
+            peer("bird4", 4_200_000_099, 64513, &bird_v4),
+            peer("bird6", 4_200_000_099, 64513, &bird_v6),
+        ];
+        let v4 = "10.200.200.10/32";
+        let v6 = "fd00:200:200::10/128";
+        let anns = vec![
+            announcement(v4, &["bird4"], Some(300)),
+            announcement(v6, &["bird6"], None),
+        ];
+        let errs = m.apply(&peers, &Passwords::new(), &anns).await;
+        assert!(errs.is_empty(), "{errs:?}");
+        wait_established(&m, "bird4", Duration::from_secs(20)).await;
+        wait_established(&m, "bird6", Duration::from_secs(20)).await;
+
+        // The IPv4 route with our communities, AS_PATH = our 4-octet AS, next hop = us.
+        wait_until("IPv4 route in BIRD", Duration::from_secs(10), || {
+            birdc(&["show", "route", "all", "for", v4]).contains(v4.trim_end_matches("/32"))
+        })
+        .await;
+        let out = birdc(&["show", "route", "all", "protocol", "us4"]);
+        assert!(out.contains("10.200.200.10/32"), "{out}");
+        assert!(out.contains("BGP.community: (64512,100)"), "{out}");
+        assert!(
+            out.contains("BGP.large_community: (4200000099, 1, 2)"),
+            "{out}"
+        );
+        assert!(out.contains("BGP.as_path: 4200000099"), "{out}");
+        assert!(out.contains(&format!("BGP.next_hop: {our_v4}")), "{out}");
+        assert!(
+            !out.contains("BGP.local_pref: 300"),
+            "no LOCAL_PREF on eBGP: {out}"
+        );
+
+        // The IPv6 route over the IPv6 session (MP_REACH_NLRI, global next hop).
+        wait_until("IPv6 route in BIRD", Duration::from_secs(10), || {
+            birdc(&["show", "route", "all", "protocol", "us6"]).contains("fd00:200:200::10/128")
+        })
+        .await;
+        let out6 = birdc(&["show", "route", "all", "protocol", "us6"]);
+        assert!(out6.contains(&format!("BGP.next_hop: {our_v6}")), "{out6}");
+        assert!(out6.contains("BGP.community: (64512,100)"), "{out6}");
+
+        // Status of the sessions.
+        let st = m.status();
+        assert!(st.iter().all(|s| s.state == "Established"), "{st:?}");
+        assert!(st.iter().all(|s| s.prefixes_advertised == 1), "{st:?}");
+
+        // Withdrawal: an empty desired table removes the route.
+        m.apply(&peers, &Passwords::new(), &[anns[1].clone()]).await;
+        let took = wait_until("IPv4 withdrawal", Duration::from_secs(5), || {
+            !birdc(&["show", "route", "protocol", "us4"]).contains("10.200.200.10/32")
+        })
+        .await;
+        eprintln!("withdrawal visible in BIRD after {took:?}");
+        // And back.
+        m.apply(&peers, &Passwords::new(), &anns).await;
+        wait_until("IPv4 re-announcement", Duration::from_secs(5), || {
+            birdc(&["show", "route", "protocol", "us4"]).contains("10.200.200.10/32")
+        })
+        .await;
+
+        // Cease on shutdown: BIRD drops the routes at once (its hold timer is 9 s).
+        let start = Instant::now();
+        m.shutdown().await;
+        loop {
+            let r4 = birdc(&["show", "route", "protocol", "us4"]);
+            let r6 = birdc(&["show", "route", "protocol", "us6"]);
+            if !r4.contains("10.200.200.10/32") && !r6.contains("fd00:200:200::10/128") {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(1),
+                "routes still in BIRD {:?} after shutdown:\n{r4}\n{r6}",
+                start.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        eprintln!(
+            "routes gone from BIRD {:?} after shutdown started",
+            start.elapsed()
+        );
+        let protos = birdc(&["show", "protocols", "all", "us4"]);
+        assert!(
+            protos.to_lowercase().contains("administrative shutdown"),
+            "BIRD saw our Cease: {protos}"
+        );
+    });
+    drop(lab);
+}
+
+#[test]
+fn ibgp_sends_local_pref_and_empty_as_path() {
+    if !can_run("ibgp_sends_local_pref_and_empty_as_path") {
+        return;
+    }
+    let mut lab = Lab::new();
+    let protocols = format!(
+        "protocol bgp peer_ibgp {{ local {b4} as 4200000099; neighbor {o4} as 4200000099; passive on; hold time 9; direct;\n  ipv4 {{ import all; export none; }}; }}\n",
+        b4 = lab.bird_v4(),
+        o4 = lab.our_v4()
+    );
+    lab.start_bird(&protocols);
+    let ctl = lab.ctl();
+    let (bird_v4, our_v4) = (lab.bird_v4(), lab.our_v4());
+    in_netns(lab.ns_path(), move || async move {
+        let mut m = PeerManager::new(Some(our_v4.parse().expect("v4")));
+        let mut p = peer("bird", 4_200_000_099, 4_200_000_099, &bird_v4);
+        p.peer_asn = PeerAsn::Internal;
+        let anns = vec![announcement("10.200.201.0/24", &["bird"], Some(300))];
+        m.apply(&[p], &Passwords::new(), &anns).await;
+        wait_established(&m, "bird", Duration::from_secs(20)).await;
+        let show = || {
+            Command::new("birdc")
+                .args(["-s", &ctl, "show", "route", "all", "protocol", "peer_ibgp"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
+        };
+        wait_until("iBGP route", Duration::from_secs(10), || {
+            show().contains("10.200.201.0/24")
+        })
+        .await;
+        let out = show();
+        assert!(out.contains("BGP.local_pref: 300"), "{out}");
+        assert!(
+            !out.contains("BGP.as_path: 4200000099"),
+            "iBGP: empty AS_PATH: {out}"
+        );
+        m.shutdown().await;
+    });
+    drop(lab);
+}
+
+#[test]
+fn md5_wrong_password_never_establishes_right_one_does() {
+    if !can_run("md5_wrong_password_never_establishes_right_one_does") {
+        return;
+    }
+    let mut lab = Lab::new();
+    let protocols = format!(
+        "protocol bgp peer_md5 {{ local {b4} as 64513; neighbor {o4} as 64512; passive on; hold time 9; password \"s3cret\";\n  ipv4 {{ import all; export none; }}; }}\n",
+        b4 = lab.bird_v4(),
+        o4 = lab.our_v4()
+    );
+    lab.start_bird(&protocols);
+    let (bird_v4, our_v4) = (lab.bird_v4(), lab.our_v4());
+    in_netns(lab.ns_path(), move || async move {
+        let mut m = PeerManager::new(Some(our_v4.parse().expect("v4")));
+        let mut p = peer("bird", 64512, 64513, &bird_v4);
+        p.password = Some(PeerPassword::Literal("wrong".into()));
+        let anns = vec![announcement("10.200.202.10/32", &["bird"], None)];
+        m.apply(&[p.clone()], &Passwords::new(), &anns).await;
+        // Several connect attempts (2 s timeout, 1/2/4 s backoff) within 8 s: none may succeed.
+        let mut rx = m.session("bird").expect("session").subscribe_state();
+        let reached = tokio::time::timeout(
+            Duration::from_secs(8),
+            rx.wait_for(|s| matches!(s, State::OpenSent | State::OpenConfirm | State::Established)),
+        )
+        .await;
+        assert!(
+            reached.is_err(),
+            "wrong MD5 password got past TCP: {:?}",
+            m.status()
+        );
+        let attempts = m.counters()[0].1.connect_attempts.load(Ordering::Relaxed);
+        assert!(attempts >= 2, "retried: {attempts}");
+
+        // The right password, from a Secret: establishes.
+        p.password = Some(PeerPassword::Secret {
+            namespace: "ferrolb-system".into(),
+            name: "bird-md5".into(),
+        });
+        let mut pw = Passwords::new();
+        pw.insert(
+            ("ferrolb-system".into(), "bird-md5".into()),
+            "s3cret".into(),
+        );
+        m.apply(&[p], &pw, &anns).await;
+        wait_established(&m, "bird", Duration::from_secs(20)).await;
+        m.shutdown().await;
+    });
+    drop(lab);
+}

@@ -1,0 +1,273 @@
+//! Layer 2 runtime against real tools, in network namespaces (needs root).
+//!
+//! Namespace "spk" runs the announcer in-process (a thread that entered the namespace with its
+//! own current-thread runtime); namespace "cli" is a client on the same veth link. The VIPs are
+//! configured nowhere, so only our sockets can answer for them.
+
+mod common;
+
+use common::{Netns, ensure_tools, require_root, veth};
+use ferrolb_api::status::Announcement;
+use ferrolb_speaker::layer2::{Announcer, AnnouncerConfig, DesiredIp, L2CounterValues};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+const VIP4: &str = "10.200.50.100";
+const VIP6: &str = "fd00:200:50::100";
+
+struct State {
+    snapshot: Vec<Announcement>,
+    counters: L2CounterValues,
+    groups: BTreeMap<String, Vec<Ipv6Addr>>,
+}
+
+enum Cmd {
+    Set(Vec<DesiredIp>, std_mpsc::Sender<()>),
+    Get(std_mpsc::Sender<State>),
+}
+
+/// The announcer running on its own thread inside a namespace.
+struct Speaker {
+    tx: Option<mpsc::UnboundedSender<Cmd>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Speaker {
+    fn start(ns: &Netns) -> Self {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Cmd>();
+        let (ready_tx, ready_rx) = std_mpsc::channel();
+        let thread = ns.spawn_in(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let announcer = Announcer::start(AnnouncerConfig::default())
+                    .await
+                    .expect("announcer starts");
+                let _ = ready_tx.send(());
+                while let Some(cmd) = rx.recv().await {
+                    match cmd {
+                        Cmd::Set(desired, done) => {
+                            announcer.set_desired(desired);
+                            let _ = done.send(());
+                        }
+                        Cmd::Get(reply) => {
+                            let _ = reply.send(State {
+                                snapshot: announcer.snapshot(),
+                                counters: announcer.counters(),
+                                groups: announcer.joined_groups(),
+                            });
+                        }
+                    }
+                }
+            });
+        });
+        ready_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("announcer ready");
+        Speaker {
+            tx: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    fn set(&self, desired: Vec<DesiredIp>) {
+        let (done, wait) = std_mpsc::channel();
+        self.tx
+            .as_ref()
+            .expect("running")
+            .send(Cmd::Set(desired, done))
+            .expect("speaker alive");
+        wait.recv_timeout(Duration::from_secs(5)).expect("applied");
+    }
+
+    fn state(&self) -> State {
+        let (reply, wait) = std_mpsc::channel();
+        self.tx
+            .as_ref()
+            .expect("running")
+            .send(Cmd::Get(reply))
+            .expect("speaker alive");
+        wait.recv_timeout(Duration::from_secs(5)).expect("state")
+    }
+}
+
+impl Drop for Speaker {
+    fn drop(&mut self) {
+        // Closing the channel ends the loop; the announcer closes its sockets on drop.
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn desired(ip: &str, interfaces: &[&str]) -> DesiredIp {
+    DesiredIp {
+        ip: ip.parse::<IpAddr>().expect("ip"),
+        interfaces: interfaces.iter().map(|s| s.to_string()).collect(),
+        services: vec!["default/web".into()],
+    }
+}
+
+/// The MACs in arping's reply lines ("42 bytes from 02:..:.. (10.200.50.100): index=0 …").
+fn arping_reply_macs(out: &str) -> Vec<String> {
+    out.lines()
+        .filter(|l| l.contains("bytes from"))
+        .filter_map(|l| l.split_whitespace().nth(3))
+        .map(str::to_lowercase)
+        .collect()
+}
+
+fn ndisc6_mac(out: &str) -> Option<String> {
+    out.lines()
+        .find(|l| l.contains("Target link-layer address"))
+        .and_then(|l| {
+            l.split(':')
+                .skip(1)
+                .collect::<Vec<_>>()
+                .join(":")
+                .split_whitespace()
+                .next()
+                .map(str::to_lowercase)
+        })
+}
+
+/// Two namespaces on one veth link, DAD off so link-local addresses are usable at once.
+fn lab() -> (Netns, Netns) {
+    let spk = Netns::new("spk");
+    let cli = Netns::new("cli");
+    for ns in [&spk, &cli] {
+        ns.sysctl("net.ipv6.conf.all.accept_dad", "0");
+        ns.sysctl("net.ipv6.conf.default.accept_dad", "0");
+    }
+    veth(&spk, "lan0", &cli, "lan0c");
+    spk.add_addr("lan0", "10.200.50.1/24");
+    spk.add_addr("lan0", "fd00:200:50::1/64");
+    cli.add_addr("lan0c", "10.200.50.2/24");
+    cli.add_addr("lan0c", "fd00:200:50::2/64");
+    // Learn gratuitous ARP, so the neighbour table shows our announcement.
+    cli.sysctl("net.ipv4.conf.lan0c.arp_accept", "1");
+    (spk, cli)
+}
+
+#[test]
+fn arp_and_ndp_are_answered_only_while_owned() {
+    if !require_root("arp_and_ndp_are_answered_only_while_owned") {
+        return;
+    }
+    ensure_tools(&["arping", "ndisc6"], &["arping", "ndisc6"]);
+    let (spk, cli) = lab();
+    let our_mac = spk.mac("lan0");
+    // Let the link-local addresses settle.
+    std::thread::sleep(Duration::from_millis(300));
+
+    let speaker = Speaker::start(&spk);
+    speaker.set(vec![desired(VIP4, &[]), desired(VIP6, &["lan0"])]);
+
+    // Gratuitous ARP reached the client's neighbour table.
+    std::thread::sleep(Duration::from_millis(300));
+    let neigh = cli.exec(&["ip", "neigh", "show", VIP4]);
+    let neigh = String::from_utf8_lossy(&neigh.stdout).to_lowercase();
+    println!("client neighbour entry after gratuitous ARP: {neigh}");
+    assert!(neigh.contains(&our_mac), "GARP learnt: {neigh}");
+
+    // ARP: three requests, three replies, all from our MAC.
+    let out = cli.try_exec(&["arping", "-c", "3", "-i", "lan0c", VIP4]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("arping:\n{text}");
+    let macs = arping_reply_macs(&text);
+    assert_eq!(macs.len(), 3, "three replies: {text}");
+    assert!(
+        macs.iter().all(|m| *m == our_mac),
+        "replies from {macs:?}, ours {our_mac}"
+    );
+
+    // NDP: ndisc6 gets our MAC. (ndisc6 only accepts the answer for a global target from a
+    // non-link-local source, which is why NAs come from the VIP itself.)
+    let out = cli.try_exec(&["ndisc6", "-n", "-r", "3", VIP6, "lan0c"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("ndisc6:\n{text}");
+    assert_eq!(
+        ndisc6_mac(&text).as_deref(),
+        Some(our_mac.as_str()),
+        "{text}"
+    );
+
+    // Kernel traffic works too: ping6 resolves the VIP through us (the echo itself gets no
+    // answer, nothing owns the address in the speaker's stack), so the neighbour entry is ours.
+    let _ = cli.try_exec(&["ping", "-6", "-c", "1", "-W", "1", VIP6]);
+    let neigh6 = cli.exec(&["ip", "-6", "neigh", "show", VIP6]);
+    let neigh6 = String::from_utf8_lossy(&neigh6.stdout).to_lowercase();
+    println!("client IPv6 neighbour entry: {neigh6}");
+    assert!(neigh6.contains(&our_mac), "{neigh6}");
+
+    let state = speaker.state();
+    println!("counters: {:?}", state.counters);
+    assert!(state.counters.arp_requests_answered >= 3);
+    assert!(state.counters.ndp_solicitations_answered >= 1);
+    assert!(state.counters.garp_sent >= 1);
+    assert!(state.counters.unsolicited_na_sent >= 1);
+    assert_eq!(state.counters.errors, 0);
+    let group: Ipv6Addr = "ff02::1:ff00:100".parse().expect("group");
+    assert_eq!(state.groups.get("lan0"), Some(&vec![group]));
+    assert_eq!(state.snapshot.len(), 2);
+    for a in &state.snapshot {
+        assert_eq!(a.interfaces, ["lan0"]);
+        assert_eq!(a.services, ["default/web"]);
+        assert!(a.since.ends_with('Z'));
+    }
+
+    // Loss: no more answers, and the group is left.
+    speaker.set(vec![]);
+    let out = cli.try_exec(&["arping", "-c", "2", "-i", "lan0c", VIP4]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("arping after loss:\n{text}");
+    assert!(arping_reply_macs(&text).is_empty(), "{text}");
+    let out = cli.try_exec(&["ndisc6", "-n", "-r", "2", VIP6, "lan0c"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("ndisc6 after loss:\n{text}");
+    assert_eq!(ndisc6_mac(&text), None, "{text}");
+    let state = speaker.state();
+    assert!(state.snapshot.is_empty());
+    assert!(state.groups.is_empty());
+}
+
+#[test]
+fn an_interface_that_appears_later_is_used() {
+    if !require_root("an_interface_that_appears_later_is_used") {
+        return;
+    }
+    ensure_tools(&["arping"], &["arping"]);
+    let (spk, cli) = lab();
+    let speaker = Speaker::start(&spk);
+    speaker.set(vec![desired(VIP4, &[])]);
+    assert_eq!(speaker.state().snapshot[0].interfaces, ["lan0"]);
+
+    // A second link appears after the announcer started; rtnetlink tells us.
+    veth(&spk, "lan1", &cli, "lan1c");
+    cli.add_addr("lan1c", "10.200.51.2/24");
+    let mac1 = spk.mac("lan1");
+    let mut interfaces = Vec::new();
+    for _ in 0..50 {
+        interfaces = speaker.state().snapshot[0].interfaces.clone();
+        if interfaces.len() == 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(interfaces, ["lan0", "lan1"]);
+    let out = cli.try_exec(&["arping", "-c", "2", "-i", "lan1c", VIP4]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("arping on the new link:\n{text}");
+    let macs = arping_reply_macs(&text);
+    assert_eq!(macs, [mac1.clone(), mac1], "{text}");
+    // Excluded names are not used automatically.
+    veth(&spk, "veth7", &cli, "veth7c");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(speaker.state().snapshot[0].interfaces, ["lan0", "lan1"]);
+}

@@ -1,0 +1,586 @@
+//! The object store: every object of every kind, one resourceVersion sequence across all
+//! kinds (like etcd's revision), a bounded event history for watch resumption and `410 Gone`,
+//! and a broadcast channel that feeds open watches.
+//!
+//! All reads and writes go through one mutex and never await while holding it, so every
+//! write is atomic with respect to its optimistic-concurrency check and to the watch
+//! subscriptions that must not miss or duplicate an event.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use super::error::{ApiError, ApiResult};
+use super::resources::{self, GroupResource, ResourceType};
+
+/// Capacity of the broadcast channel; a watch that falls this far behind is closed and the
+/// client resumes from its last resourceVersion (as after any dropped watch).
+const BROADCAST_CAPACITY: usize = 8192;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change, as kept in history and sent to watchers.
+#[derive(Debug)]
+pub struct Event {
+    pub rv: u64,
+    pub gr: GroupResource,
+    pub namespace: String,
+    pub type_: EventType,
+    pub object: Value,
+    /// The object before a modification: a watch with a selector turns MODIFIED into
+    /// ADDED/DELETED when the object enters/leaves the selection, as the real server does.
+    pub prev: Option<Value>,
+}
+
+/// What a write closure decides.
+pub enum Write {
+    /// Store this object (create or replace). No event and no new resourceVersion when it is
+    /// identical to the stored one, as etcd-backed updates that change nothing.
+    Put(Value),
+    /// Remove the object (a DELETED event).
+    Remove,
+}
+
+/// The result of a write: the stored (or removed) object and what happened.
+pub struct Written {
+    pub object: Value,
+    pub created: bool,
+}
+
+type Key = (String, String);
+
+/// Serializable state for restarts (`--state` file and in-memory snapshot).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Snapshot {
+    #[serde(rename = "resourceVersion")]
+    pub resource_version: u64,
+    pub objects: Vec<SnapshotObject>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SnapshotObject {
+    pub group: String,
+    pub resource: String,
+    pub object: Value,
+}
+
+pub struct Inner {
+    rv: u64,
+    objects: BTreeMap<GroupResource, BTreeMap<Key, Value>>,
+    history: VecDeque<Arc<Event>>,
+    /// Every event with rv > history_start is in `history`.
+    history_start: u64,
+    history_limit: usize,
+    types: Vec<ResourceType>,
+    changes: u64,
+}
+
+impl Inner {
+    pub fn rv(&self) -> u64 {
+        self.rv
+    }
+
+    pub fn types(&self) -> &[ResourceType] {
+        &self.types
+    }
+
+    pub fn get(&self, gr: &GroupResource, ns: &str, name: &str) -> Option<&Value> {
+        self.objects
+            .get(gr)?
+            .get(&(ns.to_string(), name.to_string()))
+    }
+
+    /// Objects of one collection in (namespace, name) order; `ns = None` for all namespaces.
+    pub fn list<'a>(
+        &'a self,
+        gr: &GroupResource,
+        ns: Option<&'a str>,
+    ) -> impl Iterator<Item = (&'a Key, &'a Value)> + 'a {
+        self.objects
+            .get(gr)
+            .into_iter()
+            .flat_map(|m| m.iter())
+            .filter(move |((n, _), _)| ns.is_none_or(|want| want == n))
+    }
+
+    pub fn namespace_exists(&self, ns: &str) -> bool {
+        self.get(&core("namespaces"), "", ns).is_some()
+    }
+
+    fn next_rv(&mut self) -> u64 {
+        self.rv += 1;
+        self.rv
+    }
+
+    fn record(&mut self, ev: Event, tx: &broadcast::Sender<Arc<Event>>) {
+        let ev = Arc::new(ev);
+        self.history.push_back(ev.clone());
+        while self.history.len() > self.history_limit {
+            if let Some(old) = self.history.pop_front() {
+                self.history_start = old.rv;
+            }
+        }
+        self.changes += 1;
+        // No receivers is fine: nobody is watching.
+        let _ = tx.send(ev);
+    }
+
+    fn refresh_types(&mut self) {
+        let mut types = resources::builtins();
+        for crd in self
+            .objects
+            .get(&crd_gr())
+            .into_iter()
+            .flat_map(|m| m.values())
+        {
+            // A CRD being deleted stays served until it is gone.
+            types.extend(resources::from_crd(crd));
+        }
+        self.types = types;
+    }
+
+    fn remove_and_record(
+        &mut self,
+        gr: &GroupResource,
+        key: &Key,
+        tx: &broadcast::Sender<Arc<Event>>,
+    ) -> Option<Value> {
+        let mut obj = self.objects.get_mut(gr)?.remove(key)?;
+        let rv = self.next_rv();
+        set_rv(&mut obj, rv);
+        self.record(
+            Event {
+                rv,
+                gr: gr.clone(),
+                namespace: key.0.clone(),
+                type_: EventType::Deleted,
+                object: obj.clone(),
+                prev: None,
+            },
+            tx,
+        );
+        Some(obj)
+    }
+}
+
+pub fn core(resource: &str) -> GroupResource {
+    GroupResource {
+        group: String::new(),
+        resource: resource.to_string(),
+    }
+}
+
+pub fn crd_gr() -> GroupResource {
+    GroupResource {
+        group: "apiextensions.k8s.io".to_string(),
+        resource: "customresourcedefinitions".to_string(),
+    }
+}
+
+fn set_rv(obj: &mut Value, rv: u64) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("resourceVersion".into(), json!(rv.to_string()));
+    }
+}
+
+/// Equality that ignores the resourceVersion and managedFields timestamps (a write that
+/// changes nothing else is a no-op, as in the real server).
+fn same_content(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("resourceVersion");
+            if let Some(mf) = m.get_mut("managedFields").and_then(Value::as_array_mut) {
+                for e in mf.iter_mut().filter_map(Value::as_object_mut) {
+                    e.remove("time");
+                }
+            }
+        }
+        v
+    };
+    strip(a) == strip(b)
+}
+
+/// Where a watch starts.
+pub enum WatchFrom {
+    /// Replay history after this resourceVersion, then live events.
+    Version(u64),
+    /// Current objects as synthetic ADDED events, then live events.
+    Now,
+}
+
+/// What a new watch receives before live events.
+pub struct Subscription {
+    pub backlog: Vec<Arc<Event>>,
+    /// For `WatchFrom::Now`: the current objects.
+    pub initial: Vec<Value>,
+    pub rv: u64,
+    pub rx: broadcast::Receiver<Arc<Event>>,
+}
+
+pub struct Store {
+    inner: Mutex<Inner>,
+    tx: broadcast::Sender<Arc<Event>>,
+}
+
+impl Store {
+    pub fn new(history_limit: usize, snapshot: Option<Snapshot>) -> Self {
+        let (tx, _) = broadcast::channel(BROADCAST_CAPACITY);
+        let mut inner = Inner {
+            rv: 0,
+            objects: BTreeMap::new(),
+            history: VecDeque::new(),
+            history_start: 0,
+            history_limit: history_limit.max(1),
+            types: Vec::new(),
+            changes: 0,
+        };
+        match snapshot {
+            Some(snap) => {
+                inner.rv = snap.resource_version;
+                for o in snap.objects {
+                    let ns = o.object["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string();
+                    let Some(name) = o.object["metadata"]["name"].as_str().map(str::to_string)
+                    else {
+                        continue;
+                    };
+                    inner
+                        .objects
+                        .entry(GroupResource {
+                            group: o.group,
+                            resource: o.resource,
+                        })
+                        .or_default()
+                        .insert((ns, name), o.object);
+                }
+            }
+            None => {
+                for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+                    inner.rv += 1;
+                    let obj = json!({
+                        "apiVersion": "v1",
+                        "kind": "Namespace",
+                        "metadata": {
+                            "name": ns,
+                            "uid": super::objects::new_uid(),
+                            "resourceVersion": inner.rv.to_string(),
+                            "creationTimestamp": super::time::now_rfc3339(),
+                            "labels": {"kubernetes.io/metadata.name": ns},
+                        },
+                        "spec": {"finalizers": ["kubernetes"]},
+                        "status": {"phase": "Active"},
+                    });
+                    inner
+                        .objects
+                        .entry(core("namespaces"))
+                        .or_default()
+                        .insert((String::new(), ns.to_string()), obj);
+                }
+            }
+        }
+        // Watches may resume from any version up to now only if history covers it; after a
+        // restart history is empty, so older versions get 410 as after an etcd compaction.
+        inner.history_start = inner.rv;
+        inner.refresh_types();
+        Store {
+            inner: Mutex::new(inner),
+            tx,
+        }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock would be a bug in this server; keep serving.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let inner = self.lock();
+        Snapshot {
+            resource_version: inner.rv,
+            objects: inner
+                .objects
+                .iter()
+                .flat_map(|(gr, m)| {
+                    m.values().map(move |o| SnapshotObject {
+                        group: gr.group.clone(),
+                        resource: gr.resource.clone(),
+                        object: o.clone(),
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// A counter that changes on every write (for periodic state-file saves).
+    pub fn change_count(&self) -> u64 {
+        self.lock().changes
+    }
+
+    pub fn current_rv(&self) -> u64 {
+        self.lock().rv
+    }
+
+    pub fn history_start(&self) -> u64 {
+        self.lock().history_start
+    }
+
+    /// Forget all history, as an etcd compaction: watches from older versions get 410.
+    pub fn compact(&self) {
+        let mut inner = self.lock();
+        inner.history.clear();
+        inner.history_start = inner.rv;
+    }
+
+    /// Atomically read the current object and apply the closure's decision.
+    pub fn write<F>(&self, gr: &GroupResource, ns: &str, name: &str, f: F) -> ApiResult<Written>
+    where
+        F: FnOnce(&Inner, Option<&Value>) -> ApiResult<Write>,
+    {
+        let mut inner = self.lock();
+        let key = (ns.to_string(), name.to_string());
+        let current = inner.get(gr, ns, name).cloned();
+        let decision = f(&inner, current.as_ref())?;
+        let is_crd = *gr == crd_gr();
+        let written = match decision {
+            Write::Put(mut obj) => {
+                if let Some(cur) = &current
+                    && same_content(cur, &obj)
+                {
+                    return Ok(Written {
+                        object: cur.clone(),
+                        created: false,
+                    });
+                }
+                let rv = inner.next_rv();
+                set_rv(&mut obj, rv);
+                inner
+                    .objects
+                    .entry(gr.clone())
+                    .or_default()
+                    .insert(key.clone(), obj.clone());
+                let created = current.is_none();
+                inner.record(
+                    Event {
+                        rv,
+                        gr: gr.clone(),
+                        namespace: ns.to_string(),
+                        type_: if created {
+                            EventType::Added
+                        } else {
+                            EventType::Modified
+                        },
+                        object: obj.clone(),
+                        prev: current,
+                    },
+                    &self.tx,
+                );
+                Written {
+                    object: obj,
+                    created,
+                }
+            }
+            Write::Remove => {
+                let Some(obj) = inner.remove_and_record(gr, &key, &self.tx) else {
+                    return Err(ApiError::not_found(&gr.group, &gr.resource, name));
+                };
+                if is_crd {
+                    // Deleting a CRD deletes all its objects.
+                    let group = obj["spec"]["group"].as_str().unwrap_or("").to_string();
+                    let plural = obj["spec"]["names"]["plural"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string();
+                    self.remove_collection(
+                        &mut inner,
+                        &GroupResource {
+                            group,
+                            resource: plural,
+                        },
+                        None,
+                    );
+                }
+                if *gr == core("namespaces") {
+                    // Cascade: the namespace controller would delete everything inside.
+                    let namespaced: Vec<GroupResource> = inner
+                        .types
+                        .iter()
+                        .filter(|t| t.namespaced)
+                        .map(ResourceType::group_resource)
+                        .collect();
+                    for gr in namespaced {
+                        self.remove_collection(&mut inner, &gr, Some(name));
+                    }
+                }
+                Written {
+                    object: obj,
+                    created: false,
+                }
+            }
+        };
+        if is_crd {
+            inner.refresh_types();
+        }
+        Ok(written)
+    }
+
+    fn remove_collection(&self, inner: &mut Inner, gr: &GroupResource, ns: Option<&str>) {
+        let keys: Vec<Key> = inner.list(gr, ns).map(|(k, _)| k.clone()).collect();
+        for k in keys {
+            inner.remove_and_record(gr, &k, &self.tx);
+        }
+    }
+
+    /// Subscribe a watch. `Err` is the 410 the client must answer with a relist.
+    pub fn subscribe(
+        &self,
+        gr: &GroupResource,
+        ns: Option<&str>,
+        from: WatchFrom,
+    ) -> ApiResult<Subscription> {
+        let inner = self.lock();
+        let rx = self.tx.subscribe();
+        match from {
+            WatchFrom::Now => Ok(Subscription {
+                backlog: Vec::new(),
+                initial: inner.list(gr, ns).map(|(_, v)| v.clone()).collect(),
+                rv: inner.rv,
+                rx,
+            }),
+            WatchFrom::Version(v) => {
+                if v < inner.history_start {
+                    return Err(ApiError::gone(format!(
+                        "too old resource version: {v} ({})",
+                        inner.history_start
+                    )));
+                }
+                let backlog = inner
+                    .history
+                    .iter()
+                    .filter(|e| e.rv > v && e.gr == *gr && ns.is_none_or(|n| n == e.namespace))
+                    .cloned()
+                    .collect();
+                Ok(Subscription {
+                    backlog,
+                    initial: Vec::new(),
+                    rv: inner.rv,
+                    rx,
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cm(name: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "default"}})
+    }
+
+    fn put(store: &Store, name: &str, data: &str) -> Value {
+        let mut o = cm(name);
+        o["data"] = json!({"k": data});
+        store
+            .write(&core("configmaps"), "default", name, |_, _| {
+                Ok(Write::Put(o))
+            })
+            .map(|w| w.object)
+            .expect("write")
+    }
+
+    #[test]
+    fn one_sequence_and_noop_writes() {
+        let store = Store::new(10, None);
+        let start = store.current_rv();
+        let a = put(&store, "a", "1");
+        assert_eq!(
+            a["metadata"]["resourceVersion"],
+            json!((start + 1).to_string())
+        );
+        // Same content: no new version.
+        let again = put(&store, "a", "1");
+        assert_eq!(
+            again["metadata"]["resourceVersion"],
+            a["metadata"]["resourceVersion"]
+        );
+        let b = put(&store, "b", "1");
+        assert_eq!(
+            b["metadata"]["resourceVersion"],
+            json!((start + 2).to_string())
+        );
+    }
+
+    #[test]
+    fn history_is_bounded_and_old_versions_are_gone() {
+        let store = Store::new(3, None);
+        let start = store.current_rv();
+        for i in 0..5 {
+            put(&store, "a", &i.to_string());
+        }
+        // 5 events, 3 kept: events start+3..start+5 remain, so resuming from start+2 works.
+        assert!(
+            store
+                .subscribe(&core("configmaps"), None, WatchFrom::Version(start + 2))
+                .is_ok()
+        );
+        let gone = store
+            .subscribe(&core("configmaps"), None, WatchFrom::Version(start + 1))
+            .err()
+            .expect("410");
+        assert_eq!(gone.code, 410);
+        assert_eq!(gone.reason, "Expired");
+        let sub = store
+            .subscribe(&core("configmaps"), None, WatchFrom::Version(start + 3))
+            .expect("sub");
+        assert_eq!(sub.backlog.len(), 2);
+        store.compact();
+        assert!(
+            store
+                .subscribe(&core("configmaps"), None, WatchFrom::Version(start + 4))
+                .is_err()
+        );
+        assert!(
+            store
+                .subscribe(&core("configmaps"), None, WatchFrom::Version(start + 5))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn snapshot_round_trip() {
+        let store = Store::new(10, None);
+        put(&store, "a", "1");
+        let snap = store.snapshot();
+        let restored = Store::new(10, Some(snap.clone()));
+        assert_eq!(restored.current_rv(), snap.resource_version);
+        assert!(
+            restored
+                .lock()
+                .get(&core("configmaps"), "default", "a")
+                .is_some()
+        );
+        assert!(restored.lock().namespace_exists("default"));
+    }
+}

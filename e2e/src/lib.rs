@@ -1,0 +1,6 @@
+//! ferrolb end-to-end test harness.
+
+pub mod apiserver;
+pub mod bench;
+pub mod fixtures;
+pub mod lab;

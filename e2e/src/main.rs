@@ -1,0 +1,110 @@
+//! `ferrolb-e2e`: the test harness command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use ferrolb_e2e::apiserver::{ApiServer, ApiServerOptions};
+
+#[derive(Parser)]
+#[command(name = "ferrolb-e2e", about = "ferrolb test harness", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the in-memory Kubernetes API server (plain HTTP, loopback or lab addresses only).
+    Apiserver(ApiserverArgs),
+    /// Benchmark the controller: N Services created at once against the in-memory API server;
+    /// prints create-to-status p50/p99, total time and the controller's peak RSS.
+    BenchController(BenchControllerArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchControllerArgs {
+    /// Services to create.
+    #[arg(long, default_value_t = 5000)]
+    services: usize,
+    /// The controller binary (default: next to this one).
+    #[arg(long)]
+    controller: Option<PathBuf>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    timeout: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct ApiserverArgs {
+    /// Address to listen on (loopback only; port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    listen: SocketAddr,
+    /// JSON state file: loaded at start when present, saved on changes and at exit.
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Where to write a kubeconfig for this server.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Watch events kept for resumption (older resourceVersions get 410 Gone).
+    #[arg(long, default_value_t = 1000)]
+    history: usize,
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
+    let server = ApiServer::start(ApiServerOptions {
+        listen: args.listen,
+        state_file: args.state,
+        kubeconfig_path: args.kubeconfig,
+        history_limit: args.history,
+        ..ApiServerOptions::default()
+    })
+    .await?;
+    // The address and kubeconfig on stdout, for scripts that start us with port 0.
+    println!("listening on {}", server.url());
+    println!("kubeconfig {}", server.kubeconfig_path().display());
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    server.shutdown().await;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    init_tracing();
+    match Cli::parse().command {
+        Command::Apiserver(args) => run_apiserver(args).await,
+        Command::BenchController(args) => {
+            use ferrolb_e2e::bench::controller::{ControllerBench, run, sibling_binary};
+            let opts = ControllerBench {
+                services: args.services,
+                controller_bin: args
+                    .controller
+                    .unwrap_or_else(|| sibling_binary("ferrolb-controller")),
+                timeout: std::time::Duration::from_secs(args.timeout),
+            };
+            let report = run(&opts).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{report}");
+            }
+            Ok(())
+        }
+    }
+}

@@ -7,6 +7,10 @@
 //!
 //! This crate does no I/O.
 
+// kube's `printcolumn(...)` attributes repeat `type_ = "integer"` etc. by design; clippy reads
+// the repetition as a duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod annotations;
 pub mod bfd;
 pub mod bgp;

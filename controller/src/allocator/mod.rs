@@ -1,0 +1,270 @@
+//! The pure allocator: Services' requests and the pool configuration in, address decisions out.
+//!
+//! No Kubernetes, no I/O, no async. The reconciler turns each Service into a
+//! [`ServiceRequest`], calls [`Allocator::allocate`], and writes [`Outcome::ips`] to the
+//! Service's status. At startup it first calls [`Allocator::restore`] with every Service's
+//! current status so that a restart moves no address.
+
+mod free;
+mod outcome;
+mod plan;
+mod request;
+mod sharing;
+mod table;
+mod usage;
+
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod testutil;
+
+pub use free::RangeSet;
+pub use outcome::{AllocError, Outcome, ReleaseReason, ReleasedIp, RestoreConflict};
+pub use request::{
+    AnnotationRequest, IpFamilyPolicy, Protocol, Requested, ServiceKey, ServicePort,
+    ServiceRequest, TrafficPolicy, parse_ip_families, parse_requested_ips,
+};
+pub use sharing::{Incompatibility, SharingInfo};
+pub use usage::{FamilyUsage, PoolUsage};
+
+use ferrolb_config::Config;
+use plan::Planner;
+use std::net::IpAddr;
+use std::sync::Arc;
+use table::{Change, ServiceEntry, Table};
+use usage::UsageCounts;
+
+/// Address allocation state: the configuration in force and who holds what.
+#[derive(Clone, Debug, Default)]
+pub struct Allocator {
+    config: Config,
+    table: Table,
+    usage: UsageCounts,
+}
+
+impl Allocator {
+    /// An empty allocator using `config`.
+    pub fn new(config: Config) -> Self {
+        Self {
+            config,
+            table: Table::default(),
+            usage: UsageCounts::default(),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Switches to a new configuration. Allocations stay recorded — each is re-checked when its
+    /// Service is next allocated — and usage counts are recomputed against the new pools.
+    pub fn set_config(&mut self, config: Config) {
+        self.config = config;
+        self.usage = UsageCounts::recompute(&self.config, &self.table);
+    }
+
+    /// Rebuilds the table from Services' statuses (`ServiceRequest::current`) before anything
+    /// is allocated. Every address is recorded as held, also addresses in no pool, so nobody
+    /// else gets them; they are judged when their Service is allocated. When two statuses claim
+    /// one address and cannot share it, the first Service by key keeps it and the conflict is
+    /// returned.
+    pub fn restore(
+        &mut self,
+        services: impl IntoIterator<Item = ServiceRequest>,
+    ) -> Vec<RestoreConflict> {
+        let mut all: Vec<ServiceRequest> = services.into_iter().collect();
+        // Sorted so that the winner of a conflict does not depend on watch order.
+        all.sort_by(|a, b| a.key.cmp(&b.key));
+        all.iter().flat_map(|req| self.adopt(req)).collect()
+    }
+
+    fn adopt(&mut self, req: &ServiceRequest) -> Vec<RestoreConflict> {
+        let sharing = SharingInfo::of(req);
+        let mut conflicts = Vec::new();
+        let mut ips: Vec<IpAddr> = Vec::new();
+        for ip in &req.current {
+            if ips.contains(ip) {
+                continue;
+            }
+            let refusal = self.table.holding(ip).and_then(|h| {
+                h.holders
+                    .iter()
+                    .filter(|k| k.as_ref() != &req.key)
+                    .find_map(|k| {
+                        let theirs = self.table.service(k).map(|e| &e.sharing)?;
+                        sharing::check(&sharing, theirs)
+                            .err()
+                            .map(|why| (k.as_ref().clone(), why))
+                    })
+            });
+            match refusal {
+                Some((holder, why)) => conflicts.push(RestoreConflict {
+                    ip: *ip,
+                    service: req.key.clone(),
+                    holder,
+                    why,
+                }),
+                None => ips.push(*ip),
+            }
+        }
+        let pool = ips.first().and_then(|ip| self.pool_name(*ip));
+        let entry = ServiceEntry {
+            ips,
+            pool: pool.map(Arc::from),
+            sharing,
+            error: None,
+        };
+        let config = &self.config;
+        let change = self.table.set(&req.key, entry, |ip| {
+            config
+                .pools
+                .values()
+                .find(|p| p.contains(*ip))
+                .map(|p| Arc::from(p.name.as_str()))
+        });
+        self.count(&change);
+        conflicts
+    }
+
+    fn pool_name(&self, ip: IpAddr) -> Option<String> {
+        self.config
+            .pools
+            .values()
+            .find(|p| p.contains(ip))
+            .map(|p| p.name.clone())
+    }
+
+    fn count(&mut self, change: &Change) {
+        for ip in &change.gained {
+            self.usage.gained(&self.config, *ip);
+        }
+        for ip in &change.freed {
+            self.usage.freed(&self.config, *ip);
+        }
+    }
+
+    /// Decides the addresses of one Service and records them. Addresses it holds stay while
+    /// still valid; invalid ones are released with a reason; missing ones are allocated.
+    pub fn allocate(&mut self, req: &ServiceRequest) -> Outcome {
+        // A Service not seen since startup (restore not called, or created meanwhile with a
+        // status already set): adopt its status as restore would have.
+        let mut adopt_conflicts = Vec::new();
+        if self.table.service(&req.key).is_none() && !req.current.is_empty() {
+            adopt_conflicts = self.adopt(req);
+        }
+        let held: Vec<IpAddr> = self
+            .table
+            .service(&req.key)
+            .map(|e| e.ips.clone())
+            .unwrap_or_default();
+        let planner = Planner::new(&self.config, &self.table, req);
+        let plan = planner.plan(&held);
+        let sharing = planner.sharing;
+        let mut released = plan.released;
+        for c in adopt_conflicts {
+            if !released.iter().any(|r| r.ip == c.ip) {
+                released.push(ReleasedIp {
+                    ip: c.ip,
+                    reason: ReleaseReason::Sharing {
+                        holder: c.holder,
+                        why: c.why,
+                    },
+                });
+            }
+        }
+        let added: Vec<IpAddr> = plan
+            .ips
+            .iter()
+            .filter(|ip| !held.contains(ip))
+            .copied()
+            .collect();
+        let pool_deleted = released
+            .iter()
+            .filter_map(|r| match &r.reason {
+                ReleaseReason::PoolDeleted { pool } => Some((r.ip, pool.clone())),
+                _ => None,
+            })
+            .collect();
+        // One shared name for the Service and each of its addresses.
+        let pool: Option<Arc<str>> = plan.pool.as_deref().map(Arc::from);
+        let entry = ServiceEntry {
+            ips: plan.ips.clone(),
+            pool: pool.clone(),
+            sharing,
+            error: plan.error.as_ref().map(ToString::to_string),
+        };
+        let change = self.table.set(&req.key, entry, |_| pool.clone());
+        self.count(&change);
+        Outcome {
+            ips: plan.ips,
+            pool: plan.pool,
+            error: plan.error,
+            added,
+            released,
+            pool_deleted,
+        }
+    }
+
+    /// Forgets a Service (deleted, or no longer handled by ferrolb). Returns the addresses that
+    /// became free; a shared address stays held while another Service uses it.
+    pub fn release(&mut self, key: &ServiceKey) -> Vec<IpAddr> {
+        let change = self.table.remove(key);
+        self.count(&change);
+        change.freed
+    }
+
+    /// Addresses recorded for a Service.
+    pub fn ips_of(&self, key: &ServiceKey) -> &[IpAddr] {
+        self.table.service(key).map_or(&[], |e| e.ips.as_slice())
+    }
+
+    /// Services holding an address, sorted.
+    pub fn holders_of(&self, ip: &IpAddr) -> Vec<ServiceKey> {
+        self.table
+            .holding(ip)
+            .map(|h| h.holders.iter().map(|k| k.as_ref().clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Usage of one pool of the configuration in force.
+    pub fn pool_usage(&self, name: &str) -> Option<PoolUsage> {
+        self.config.pools.get(name).map(|p| self.usage.usage(p))
+    }
+
+    /// Usage of every pool, by name.
+    pub fn usage(&self) -> Vec<PoolUsage> {
+        self.config
+            .pools
+            .values()
+            .map(|p| self.usage.usage(p))
+            .collect()
+    }
+
+    /// Usage of every pool in the status API form.
+    pub fn usage_status(&self) -> Vec<ferrolb_api::status::PoolUsage> {
+        self.config
+            .pools
+            .values()
+            .map(|p| self.usage.usage(p).to_api(p))
+            .collect()
+    }
+
+    /// Every Service the allocator knows, with its addresses or why it has none, by key.
+    pub fn allocations(&self) -> Vec<ferrolb_api::status::ServiceAllocation> {
+        self.table
+            .services()
+            .into_iter()
+            .map(|(k, e)| ferrolb_api::status::ServiceAllocation {
+                namespace: k.namespace.clone(),
+                name: k.name.clone(),
+                ips: e.ips.clone(),
+                pool: e.pool.as_deref().map(str::to_string),
+                sharing_key: e.sharing.key.clone(),
+                error: e.error.clone(),
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,11 @@
+//! ferrolb controller library.
+
+pub mod allocator;
+pub mod http;
+pub mod leader;
+pub mod metrics;
+pub mod reconciler;
+pub mod run;
+pub mod service;
+pub mod stores;
+pub mod validate;

@@ -1,0 +1,497 @@
+//! One reconcile pass: from the whole current view (Services, configuration objects, Namespace
+//! labels) to the list of writes that bring the cluster in line. Level-triggered: the pass is
+//! recomputed from scratch on every change, so missed or reordered events cannot leave stale
+//! state. No I/O here; `run.rs` executes the writes.
+
+use crate::allocator::{Allocator, ReleaseReason, ServiceKey, ServiceRequest};
+use crate::metrics::{Metrics, PoolLabels, ReasonLabels};
+use crate::service::{ingress_ips, is_ours, to_request};
+use ferrolb_api::IPAddressPoolStatus;
+use ferrolb_api::events as reasons;
+use ferrolb_api::status::{ConfigStatus, ControllerStatus, ServiceAllocation};
+use ferrolb_config::{Config, ConfigError, Inputs};
+use k8s_openapi::api::core::v1::{ObjectReference, Service};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// Pool status is written at most this often per pool.
+pub const POOL_STATUS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Severity of an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// Informational.
+    Normal,
+    /// Something needs attention.
+    Warning,
+}
+
+/// One write the pass asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Write {
+    /// Set `status.loadBalancer.ingress` of a Service.
+    ServiceStatus {
+        /// The Service.
+        key: ServiceKey,
+        /// Addresses (empty clears the ingress).
+        ips: Vec<IpAddr>,
+    },
+    /// Record an event.
+    Event {
+        /// Object the event is about.
+        regarding: ObjectReference,
+        /// Normal or Warning.
+        kind: EventKind,
+        /// Reason (see `ferrolb_api::events`).
+        reason: &'static str,
+        /// Human-readable message.
+        note: String,
+    },
+    /// Set an IPAddressPool's status.
+    PoolStatus {
+        /// Namespace of the pool.
+        namespace: String,
+        /// Name of the pool.
+        name: String,
+        /// The status.
+        status: IPAddressPoolStatus,
+    },
+}
+
+/// What the pass needs besides the objects.
+#[derive(Clone, Copy, Debug)]
+pub struct PassContext {
+    /// Only Services with our `loadBalancerClass` (not unset ones).
+    pub require_class: bool,
+    /// Whether this replica leads (followers write nothing).
+    pub leader: bool,
+    /// Now, for rate limits.
+    pub now: Instant,
+}
+
+/// What a pass returns.
+#[derive(Debug, Default)]
+pub struct PassResult {
+    /// Writes to execute.
+    pub writes: Vec<Write>,
+    /// Run another pass after this long even without changes (rate-limited pool status).
+    pub again_after: Option<Duration>,
+}
+
+/// State kept between passes.
+#[derive(Debug, Default)]
+pub struct Core {
+    allocator: Allocator,
+    config: ConfigStatus,
+    last_errors: Vec<ConfigError>,
+    restored: bool,
+    /// Last failure message reported per Service, so an event is recorded once per change.
+    failures: HashMap<ServiceKey, String>,
+    /// Last status written per Service with the resourceVersion it was computed from: until the
+    /// cache shows a newer version, the same write is not repeated.
+    written: HashMap<ServiceKey, (String, Vec<IpAddr>)>,
+    pool_status: HashMap<String, (IPAddressPoolStatus, Instant)>,
+}
+
+fn service_ref(svc: &Service) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Service".into()),
+        namespace: svc.metadata.namespace.clone(),
+        name: svc.metadata.name.clone(),
+        uid: svc.metadata.uid.clone(),
+        resource_version: svc.metadata.resource_version.clone(),
+        field_path: None,
+    }
+}
+
+fn config_ref(kind: &str, namespace: &str, name: &str) -> ObjectReference {
+    ObjectReference {
+        api_version: Some(ferrolb_api::API_VERSION.into()),
+        kind: Some(kind.into()),
+        namespace: (!namespace.is_empty()).then(|| namespace.to_string()),
+        name: Some(name.into()),
+        ..ObjectReference::default()
+    }
+}
+
+fn key_of(svc: &Service) -> ServiceKey {
+    ServiceKey::new(
+        svc.metadata.namespace.as_deref().unwrap_or("default"),
+        svc.metadata.name.as_deref().unwrap_or_default(),
+    )
+}
+
+fn saturate(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn failure_reason(msg: &str) -> &'static str {
+    // Coarse, stable label values for the failures metric.
+    if msg.contains("no free") || msg.contains("RequireDualStack") {
+        "exhausted"
+    } else if msg.contains("cannot be shared") {
+        "sharing"
+    } else if msg.contains("not in") {
+        "requested_ip"
+    } else if msg.contains("does not exist") || msg.contains("does not admit") {
+        "requested_pool"
+    } else if msg.contains("no pool") {
+        "no_pool"
+    } else {
+        "invalid_service"
+    }
+}
+
+impl Core {
+    /// Whether a valid configuration has been loaded.
+    pub fn loaded(&self) -> bool {
+        self.config.loaded
+    }
+
+    /// Forget the allocation table, so that the next pass rebuilds it from the Services'
+    /// statuses (called when this replica becomes leader: a follower's view may be stale).
+    pub fn reset_for_leadership(&mut self) {
+        self.restored = false;
+        self.written.clear();
+        self.failures.clear();
+    }
+
+    /// Forgets that a status was written (the write failed), so the next pass writes it again.
+    pub fn forget_written(&mut self, key: &ServiceKey) {
+        self.written.remove(key);
+    }
+
+    /// The status API document.
+    pub fn status(&self, version: &str, ready: bool, leader: bool) -> ControllerStatus {
+        ControllerStatus {
+            version: version.to_string(),
+            ready,
+            leader,
+            config: self.config.clone(),
+            pools: self.allocator.usage_status(),
+            services: self.allocator.allocations(),
+        }
+    }
+
+    /// One Service's allocation.
+    pub fn service(&self, namespace: &str, name: &str) -> Option<ServiceAllocation> {
+        let key = ServiceKey::new(namespace, name);
+        let mut found = self
+            .allocator
+            .allocations()
+            .into_iter()
+            .find(|a| a.namespace == namespace && a.name == name)?;
+        if found.error.is_none() {
+            found.error = self.failures.get(&key).cloned();
+        }
+        Some(found)
+    }
+
+    fn load_config(&mut self, inputs: &Inputs, ctx: &PassContext, metrics: &Metrics) -> Vec<Write> {
+        let mut writes = Vec::new();
+        match Config::build(inputs) {
+            Ok(cfg) => {
+                self.config.valid = true;
+                self.config.loaded = true;
+                self.config.errors.clear();
+                self.config.warnings = cfg.warnings.iter().map(ConfigError::to_problem).collect();
+                if self.last_errors.iter().any(|_| true) {
+                    tracing::info!("configuration is valid again");
+                }
+                self.last_errors.clear();
+                if &cfg != self.allocator.config() {
+                    tracing::info!(pools = cfg.pools.len(), "configuration loaded");
+                    self.allocator.set_config(cfg);
+                }
+            }
+            Err(errors) => {
+                self.config.valid = false;
+                if errors != self.last_errors {
+                    metrics.config_errors.inc();
+                    for e in &errors {
+                        tracing::error!(error = %e, "configuration rejected; the last valid configuration stays in force");
+                        if ctx.leader {
+                            writes.push(Write::Event {
+                                regarding: config_ref(&e.kind, &e.namespace, &e.name),
+                                kind: EventKind::Warning,
+                                reason: reasons::CONFIG_INVALID,
+                                note: format!(
+                                    "{}: {} (the last valid configuration stays in force)",
+                                    e.field, e.message
+                                ),
+                            });
+                        }
+                    }
+                    self.config.errors = errors.iter().map(ConfigError::to_problem).collect();
+                    self.last_errors = errors;
+                }
+            }
+        }
+        metrics.config_valid.set(i64::from(self.config.valid));
+        writes
+    }
+
+    /// Runs one pass over the whole view.
+    pub fn pass(
+        &mut self,
+        services: &[std::sync::Arc<Service>],
+        inputs: &Inputs,
+        namespace_labels: &BTreeMap<String, BTreeMap<String, String>>,
+        ctx: PassContext,
+        metrics: &Metrics,
+    ) -> PassResult {
+        let mut out = PassResult {
+            writes: self.load_config(inputs, &ctx, metrics),
+            again_after: None,
+        };
+        // Without any valid configuration every address would look invalid: touch nothing.
+        if !self.config.loaded || !ctx.leader {
+            return out;
+        }
+        let empty = BTreeMap::new();
+        let mut ours: Vec<(&Service, Result<ServiceRequest, String>)> = services
+            .iter()
+            .filter(|s| is_ours(s, ctx.require_class) && s.metadata.deletion_timestamp.is_none())
+            .map(|s| {
+                let ns = s.metadata.namespace.as_deref().unwrap_or("default");
+                (
+                    &**s,
+                    to_request(s, namespace_labels.get(ns).unwrap_or(&empty)),
+                )
+            })
+            .collect();
+        ours.sort_by_key(|(s, _)| key_of(s));
+        if !self.restored {
+            let conflicts = self
+                .allocator
+                .restore(ours.iter().filter_map(|(_, r)| r.as_ref().ok().cloned()));
+            for c in conflicts {
+                tracing::warn!(ip = %c.ip, service = %c.service, holder = %c.holder, why = %c.why, "two Services' statuses claim one address");
+            }
+            self.restored = true;
+        }
+        let mut seen = BTreeSet::new();
+        for (svc, req) in &ours {
+            let key = key_of(svc);
+            seen.insert(key.clone());
+            self.reconcile_one(svc, req, &key, &mut out.writes, metrics);
+        }
+        // Services that are gone, changed type or changed class release their addresses.
+        let gone: Vec<ServiceKey> = self
+            .allocator
+            .allocations()
+            .into_iter()
+            .map(|a| ServiceKey::new(a.namespace, a.name))
+            .filter(|k| !seen.contains(k))
+            .collect();
+        for key in gone {
+            let freed = self.allocator.release(&key);
+            self.failures.remove(&key);
+            self.written.remove(&key);
+            let svc = services.iter().find(|s| key_of(s) == key);
+            if let Some(svc) = svc {
+                let still_lb =
+                    svc.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer");
+                // A Service that is no longer a LoadBalancer keeps no stale ingress; one that
+                // moved to another class belongs to that class's controller now.
+                if !still_lb && !ingress_ips(svc).is_empty() {
+                    out.writes.push(Write::ServiceStatus {
+                        key: key.clone(),
+                        ips: Vec::new(),
+                    });
+                }
+                if !freed.is_empty() {
+                    out.writes.push(Write::Event {
+                        regarding: service_ref(svc),
+                        kind: EventKind::Normal,
+                        reason: reasons::IP_RELEASED,
+                        note: format!(
+                            "released {} (no longer a ferrolb LoadBalancer Service)",
+                            join(&freed)
+                        ),
+                    });
+                }
+            }
+        }
+        out.again_after = self.pool_status_writes(ctx.now, &mut out.writes, metrics);
+        out
+    }
+
+    fn reconcile_one(
+        &mut self,
+        svc: &Service,
+        req: &Result<ServiceRequest, String>,
+        key: &ServiceKey,
+        writes: &mut Vec<Write>,
+        metrics: &Metrics,
+    ) {
+        let req = match req {
+            Ok(r) => r,
+            Err(msg) => {
+                // Keep whatever the Service holds: a typo in an annotation must not take its
+                // address away.
+                self.report_failure(svc, key, msg.clone(), writes, metrics);
+                return;
+            }
+        };
+        let started = Instant::now();
+        let outcome = self.allocator.allocate(req);
+        metrics
+            .reconcile_duration
+            .observe(started.elapsed().as_secs_f64());
+        for r in &outcome.released {
+            writes.push(Write::Event {
+                regarding: service_ref(svc),
+                kind: EventKind::Normal,
+                reason: reasons::IP_RELEASED,
+                note: r.to_string(),
+            });
+            if let ReleaseReason::PoolShrunk { pool } = &r.reason
+                && let Some(p) = self.allocator.config().pools.get(pool)
+            {
+                writes.push(Write::Event {
+                    regarding: config_ref("IPAddressPool", &p.namespace, &p.name),
+                    kind: EventKind::Warning,
+                    reason: reasons::POOL_IN_USE,
+                    note: format!(
+                        "{} no longer contains {} used by {key}; it was released",
+                        p.name, r.ip
+                    ),
+                });
+            }
+        }
+        for (ip, pool) in &outcome.pool_deleted {
+            writes.push(Write::Event {
+                regarding: service_ref(svc),
+                kind: EventKind::Warning,
+                reason: reasons::POOL_IN_USE,
+                note: format!("pool {pool} was deleted while {ip} was in use by {key}"),
+            });
+        }
+        if !outcome.added.is_empty() {
+            writes.push(Write::Event {
+                regarding: service_ref(svc),
+                kind: EventKind::Normal,
+                reason: reasons::IP_ALLOCATED,
+                note: format!(
+                    "assigned {} from pool {}",
+                    join(&outcome.added),
+                    outcome.pool.as_deref().unwrap_or("?")
+                ),
+            });
+        }
+        match &outcome.error {
+            Some(e) => self.report_failure(svc, key, e.to_string(), writes, metrics),
+            None => {
+                self.failures.remove(key);
+            }
+        }
+        let rv = svc.metadata.resource_version.clone().unwrap_or_default();
+        let already_written = self
+            .written
+            .get(key)
+            .is_some_and(|(written_rv, ips)| *written_rv == rv && *ips == outcome.ips);
+        if outcome.ips != req.current && !already_written {
+            writes.push(Write::ServiceStatus {
+                key: key.clone(),
+                ips: outcome.ips.clone(),
+            });
+            self.written.insert(key.clone(), (rv, outcome.ips));
+        }
+    }
+
+    fn report_failure(
+        &mut self,
+        svc: &Service,
+        key: &ServiceKey,
+        msg: String,
+        writes: &mut Vec<Write>,
+        metrics: &Metrics,
+    ) {
+        if self.failures.get(key) == Some(&msg) {
+            return;
+        }
+        metrics
+            .allocation_failures
+            .get_or_create(&ReasonLabels {
+                reason: failure_reason(&msg).to_string(),
+            })
+            .inc();
+        tracing::warn!(service = %key, reason = %msg, "allocation failed");
+        writes.push(Write::Event {
+            regarding: service_ref(svc),
+            kind: EventKind::Warning,
+            reason: reasons::ALLOCATION_FAILED,
+            note: msg.clone(),
+        });
+        self.failures.insert(key.clone(), msg);
+    }
+
+    fn pool_status_writes(
+        &mut self,
+        now: Instant,
+        writes: &mut Vec<Write>,
+        metrics: &Metrics,
+    ) -> Option<Duration> {
+        let mut again: Option<Duration> = None;
+        for u in self.allocator.usage_status() {
+            for (family, used, total) in [
+                (
+                    "ipv4",
+                    u.assigned_ipv4,
+                    u.assigned_ipv4.saturating_add(u.available_ipv4),
+                ),
+                (
+                    "ipv6",
+                    u.assigned_ipv6,
+                    u.assigned_ipv6.saturating_add(u.available_ipv6),
+                ),
+            ] {
+                let labels = PoolLabels {
+                    pool: u.name.clone(),
+                    family: family.to_string(),
+                };
+                metrics
+                    .addresses_in_use
+                    .get_or_create(&labels)
+                    .set(saturate(used));
+                metrics
+                    .addresses_total
+                    .get_or_create(&labels)
+                    .set(saturate(total));
+            }
+            let status = IPAddressPoolStatus {
+                assigned_ipv4: saturate(u.assigned_ipv4),
+                assigned_ipv6: saturate(u.assigned_ipv6),
+                available_ipv4: saturate(u.available_ipv4),
+                available_ipv6: saturate(u.available_ipv6),
+            };
+            match self.pool_status.get(&u.name) {
+                Some((last, _)) if *last == status => {}
+                Some((_, at)) if now.duration_since(*at) < POOL_STATUS_INTERVAL => {
+                    let wait = POOL_STATUS_INTERVAL - now.duration_since(*at);
+                    again = Some(again.map_or(wait, |a| a.min(wait)));
+                }
+                _ => {
+                    self.pool_status
+                        .insert(u.name.clone(), (status.clone(), now));
+                    writes.push(Write::PoolStatus {
+                        namespace: u.namespace.clone(),
+                        name: u.name.clone(),
+                        status,
+                    });
+                }
+            }
+        }
+        again
+    }
+}
+
+fn join(ips: &[IpAddr]) -> String {
+    ips.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}

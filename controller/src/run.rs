@@ -1,0 +1,370 @@
+//! The controller process: caches, leader election, the reconcile loop executing each pass's
+//! writes, and the HTTP API.
+
+use crate::allocator::ServiceKey;
+use crate::http::StatusSource;
+use crate::leader::{self, LeaderConfig};
+use crate::metrics::Metrics;
+use crate::reconciler::{Core, EventKind, PassContext, Write};
+use crate::stores::{ConfigStores, spawn_store};
+use ferrolb_api::IPAddressPool;
+use ferrolb_api::status::{ControllerStatus, ServiceAllocation};
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Api, Client};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// Settings of `ferrolb-controller run`.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Address of the HTTP API.
+    pub listen: SocketAddr,
+    /// Namespace of the configuration objects and the leader Lease.
+    pub namespace: String,
+    /// Read configuration objects from every namespace instead of `namespace` only.
+    pub all_namespaces_config: bool,
+    /// Handle only Services whose `loadBalancerClass` is ours.
+    pub require_class: bool,
+    /// Identity in the leader Lease (pod name).
+    pub identity: String,
+    /// Elect a leader with a Lease; without it this replica always writes.
+    pub leader_election: bool,
+    /// Lease validity without renewal (default 15 s).
+    pub lease_duration: Duration,
+    /// Renewal and retry period of the election (default 2 s).
+    pub lease_renew_every: Duration,
+}
+
+impl RunOptions {
+    /// Options with defaults for the given namespace and identity.
+    pub fn new(namespace: &str, identity: &str) -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 7472)),
+            namespace: namespace.to_string(),
+            all_namespaces_config: false,
+            require_class: false,
+            identity: identity.to_string(),
+            leader_election: true,
+            lease_duration: Duration::from_secs(15),
+            lease_renew_every: Duration::from_secs(2),
+        }
+    }
+}
+
+/// State shared by the loop and the HTTP API.
+pub struct Shared {
+    core: Mutex<Core>,
+    metrics: Metrics,
+    ready: AtomicBool,
+    leader: AtomicBool,
+}
+
+impl Shared {
+    fn core(&self) -> MutexGuard<'_, Core> {
+        // A panic while holding the lock leaves a consistent-enough table; keep serving.
+        self.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl StatusSource for Shared {
+    fn ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+    fn metrics_text(&self) -> String {
+        self.metrics.encode()
+    }
+    fn status(&self) -> ControllerStatus {
+        self.core().status(
+            env!("CARGO_PKG_VERSION"),
+            self.ready(),
+            self.leader.load(Ordering::Relaxed),
+        )
+    }
+    fn service(&self, namespace: &str, name: &str) -> Option<ServiceAllocation> {
+        self.core().service(namespace, name)
+    }
+}
+
+/// A running controller.
+pub struct Handle {
+    /// Bound address of the HTTP API.
+    pub addr: SocketAddr,
+    /// The state the HTTP API reads.
+    pub shared: Arc<Shared>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Handle {
+    /// Stops the controller and waits for it.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await?
+    }
+
+    /// Waits until the controller ends by itself (it only does on an error).
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        (&mut self.task).await?
+    }
+}
+
+/// Runs the controller until SIGTERM/SIGINT.
+pub async fn run(client: Client, opts: RunOptions) -> anyhow::Result<()> {
+    let handle = start(client, opts).await?;
+    let mut handle = std::pin::pin!(handle);
+    tokio::select! {
+        r = &mut handle.task => r?,
+        _ = shutdown_signal() => {
+            tracing::info!("signal received");
+            if let Some(stop) = handle.stop.take() {
+                let _ = stop.send(());
+            }
+            (&mut handle.task).await?
+        }
+    }
+}
+
+/// Binds the HTTP API and starts the controller in the background.
+pub async fn start(client: Client, opts: RunOptions) -> anyhow::Result<Handle> {
+    let shared = Arc::new(Shared {
+        core: Mutex::new(Core::default()),
+        metrics: Metrics::new(),
+        ready: AtomicBool::new(false),
+        leader: AtomicBool::new(!opts.leader_election),
+    });
+    let listener = tokio::net::TcpListener::bind(opts.listen).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(listen = %addr, "HTTP API listening");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(main_loop(client, opts, shared.clone(), listener, stop_rx));
+    Ok(Handle {
+        addr,
+        shared,
+        stop: Some(stop_tx),
+        task,
+    })
+}
+
+async fn main_loop(
+    client: Client,
+    opts: RunOptions,
+    shared: Arc<Shared>,
+    listener: tokio::net::TcpListener,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) -> anyhow::Result<()> {
+    // Dropping the set aborts every watch, the HTTP server and the election.
+    let mut tasks = JoinSet::new();
+    let (changes_tx, mut changes) = watch::channel(0u64);
+    let services = spawn_store(
+        Api::<Service>::all(client.clone()),
+        changes_tx.clone(),
+        &mut tasks,
+    );
+    let config_ns = (!opts.all_namespaces_config).then_some(opts.namespace.as_str());
+    let stores = ConfigStores::start(&client, config_ns, changes_tx, &mut tasks);
+
+    let router = crate::http::router(shared.clone());
+    tasks.spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "HTTP API stopped");
+        }
+    });
+
+    let (leader_tx, mut leader_rx) = watch::channel(!opts.leader_election);
+    if opts.leader_election {
+        let api: Api<Lease> = Api::namespaced(client.clone(), &opts.namespace);
+        let mut cfg = LeaderConfig::new(&opts.namespace, &opts.identity);
+        cfg.lease_duration = opts.lease_duration;
+        cfg.renew_every = opts.lease_renew_every;
+        tasks.spawn(leader::run(api, cfg, leader_tx));
+    }
+
+    let mut stop = std::pin::pin!(stop);
+    tokio::select! {
+        r = async {
+            services.wait_until_ready().await?;
+            stores.wait_until_ready().await
+        } => r?,
+        _ = &mut stop => return Ok(()),
+    }
+    tracing::info!("caches synced");
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "ferrolb-controller".into(),
+            instance: Some(opts.identity.clone()),
+        },
+    );
+    let mut again: Option<Duration> = None;
+    let mut was_leader = false;
+    loop {
+        let leading = *leader_rx.borrow_and_update();
+        shared.leader.store(leading, Ordering::Relaxed);
+        shared.metrics.leader.set(i64::from(leading));
+        if leading && !was_leader {
+            // A new leader rebuilds its table from the Services' statuses before allocating.
+            shared.core().reset_for_leadership();
+        }
+        was_leader = leading;
+        let ctx = PassContext {
+            require_class: opts.require_class,
+            leader: leading,
+            now: Instant::now(),
+        };
+        let result = {
+            let mut core = shared.core();
+            core.pass(
+                &services.state(),
+                &stores.inputs(),
+                &stores.namespace_labels(),
+                ctx,
+                &shared.metrics,
+            )
+        };
+        shared.ready.store(true, Ordering::Relaxed);
+        let failed = execute(&client, &recorder, &shared, result.writes).await;
+        if failed {
+            again = Some(again.map_or(Duration::from_millis(200), |d| {
+                (d * 2).min(Duration::from_secs(10))
+            }));
+        } else {
+            again = result.again_after;
+        }
+        let retry = async {
+            match again {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = changes.changed() => {}
+            _ = leader_rx.changed() => {}
+            _ = retry => {}
+            _ = &mut stop => break,
+        }
+        // Let a burst of watch events land before recomputing.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tracing::info!("controller stopped");
+    Ok(())
+}
+
+/// Executes writes concurrently; returns whether any failed (the pass is then retried).
+async fn execute(
+    client: &Client,
+    recorder: &Recorder,
+    shared: &Shared,
+    writes: Vec<Write>,
+) -> bool {
+    let results = futures::stream::iter(writes)
+        .map(|w| async move {
+            // Losing the lease stops writes at once, also within a pass.
+            if !shared.leader.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let status_key = match &w {
+                Write::ServiceStatus { key, .. } => Some(key.clone()),
+                _ => None,
+            };
+            execute_one(client, recorder, w)
+                .await
+                .map_err(|e| (status_key, e))
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<Result<(), (Option<ServiceKey>, kube::Error)>>>()
+        .await;
+    let mut failed = false;
+    for r in results {
+        if let Err((key, e)) = r {
+            tracing::warn!(error = %e, "write failed; will retry");
+            if let Some(key) = key {
+                shared.core().forget_written(&key);
+            }
+            failed = true;
+        }
+    }
+    failed
+}
+
+async fn execute_one(client: &Client, recorder: &Recorder, w: Write) -> Result<(), kube::Error> {
+    match w {
+        Write::ServiceStatus { key, ips } => {
+            let api: Api<Service> = Api::namespaced(client.clone(), &key.namespace);
+            let patch = crate::service::status_patch(&ips);
+            match api
+                .patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => Ok(()),
+                // Deleted meanwhile: nothing to write.
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+        Write::PoolStatus {
+            namespace,
+            name,
+            status,
+        } => {
+            let api: Api<IPAddressPool> = Api::namespaced(client.clone(), &namespace);
+            let patch = serde_json::json!({ "status": status });
+            match api
+                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+        Write::Event {
+            regarding,
+            kind,
+            reason,
+            note,
+        } => {
+            let ev = Event {
+                type_: match kind {
+                    EventKind::Normal => EventType::Normal,
+                    EventKind::Warning => EventType::Warning,
+                },
+                reason: reason.to_string(),
+                note: Some(note),
+                action: reason.to_string(),
+                secondary: None,
+            };
+            // An event that cannot be recorded is logged, not retried: the state it describes is
+            // also in the status API and the logs.
+            if let Err(e) = recorder.publish(&ev, &regarding).await {
+                tracing::warn!(error = %e, "recording event failed");
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,169 @@
+//! Translation between Kubernetes Services and the allocator's plain request type.
+
+use crate::allocator::{
+    AnnotationRequest, IpFamilyPolicy, Protocol, ServicePort, ServiceRequest, TrafficPolicy,
+    parse_ip_families,
+};
+use ferrolb_api::annotations::LOAD_BALANCER_CLASS;
+use k8s_openapi::api::core::v1::Service;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+/// Whether ferrolb handles this Service: `type: LoadBalancer` with our class, or with no class
+/// unless `require_class` is set. Services of other classes are never touched.
+pub fn is_ours(svc: &Service, require_class: bool) -> bool {
+    let Some(spec) = svc.spec.as_ref() else {
+        return false;
+    };
+    if spec.type_.as_deref() != Some("LoadBalancer") {
+        return false;
+    }
+    match spec.load_balancer_class.as_deref() {
+        Some(class) => class == LOAD_BALANCER_CLASS,
+        None => !require_class,
+    }
+}
+
+/// The addresses in `status.loadBalancer.ingress[].ip`, in order. Hostnames and unparsable
+/// entries are skipped: they were not written by an IP allocator.
+pub fn ingress_ips(svc: &Service) -> Vec<IpAddr> {
+    svc.status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .map(|ing| {
+            ing.iter()
+                .filter_map(|i| i.ip.as_deref()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Builds the allocator's request from a Service and its Namespace's labels. The error names
+/// the annotation or field that could not be read.
+pub fn to_request(
+    svc: &Service,
+    namespace_labels: &BTreeMap<String, String>,
+) -> Result<ServiceRequest, String> {
+    let namespace = svc.metadata.namespace.as_deref().unwrap_or("default");
+    let name = svc.metadata.name.as_deref().unwrap_or_default();
+    let spec = svc.spec.clone().unwrap_or_default();
+    let empty = BTreeMap::new();
+    let annotations = svc.metadata.annotations.as_ref().unwrap_or(&empty);
+    let ann = AnnotationRequest::parse(annotations, spec.load_balancer_ip.as_deref())?;
+    let mut req = ServiceRequest::new(namespace, name);
+    req.namespace_labels = namespace_labels.clone();
+    req.service_labels = svc.metadata.labels.clone().unwrap_or_default();
+    req.requested_ips = ann.requested_ips;
+    req.requested_pool = ann.requested_pool;
+    req.sharing_key = ann.sharing_key;
+    req.ip_family_policy = IpFamilyPolicy::parse(spec.ip_family_policy.as_deref())?;
+    req.ip_families = parse_ip_families(spec.ip_families.as_deref().unwrap_or_default())?;
+    req.traffic_policy = match spec.external_traffic_policy.as_deref() {
+        Some("Local") => TrafficPolicy::Local,
+        _ => TrafficPolicy::Cluster,
+    };
+    req.selector = spec.selector.clone().unwrap_or_default();
+    for (i, p) in spec.ports.iter().flatten().enumerate() {
+        let port = u16::try_from(p.port)
+            .map_err(|_| format!("spec.ports[{i}].port {} is not a valid port", p.port))?;
+        let protocol =
+            Protocol::parse(p.protocol.as_deref()).map_err(|e| format!("spec.ports[{i}]: {e}"))?;
+        req.ports.push(ServicePort { port, protocol });
+    }
+    req.current = ingress_ips(svc);
+    Ok(req)
+}
+
+/// The `status` merge patch that sets the ingress to `ips` (each with `ipMode: VIP`).
+pub fn status_patch(ips: &[IpAddr]) -> serde_json::Value {
+    let ingress: Vec<serde_json::Value> = ips
+        .iter()
+        .map(|ip| serde_json::json!({"ip": ip.to_string(), "ipMode": "VIP"}))
+        .collect();
+    serde_json::json!({"status": {"loadBalancer": {"ingress": ingress}}})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{
+        LoadBalancerIngress, LoadBalancerStatus, ServicePort as K8sPort, ServiceSpec, ServiceStatus,
+    };
+    use kube::api::ObjectMeta;
+
+    fn svc(class: Option<&str>, type_: &str) -> Service {
+        Service {
+            metadata: ObjectMeta {
+                name: Some("web".into()),
+                namespace: Some("apps".into()),
+                annotations: Some(BTreeMap::from([(
+                    "metallb.universe.tf/allow-shared-ip".to_string(),
+                    "k".to_string(),
+                )])),
+                ..ObjectMeta::default()
+            },
+            spec: Some(ServiceSpec {
+                type_: Some(type_.into()),
+                load_balancer_class: class.map(str::to_string),
+                ip_family_policy: Some("PreferDualStack".into()),
+                ip_families: Some(vec!["IPv6".into(), "IPv4".into()]),
+                external_traffic_policy: Some("Local".into()),
+                ports: Some(vec![K8sPort {
+                    port: 53,
+                    protocol: Some("UDP".into()),
+                    ..K8sPort::default()
+                }]),
+                ..ServiceSpec::default()
+            }),
+            status: Some(ServiceStatus {
+                load_balancer: Some(LoadBalancerStatus {
+                    ingress: Some(vec![
+                        LoadBalancerIngress {
+                            ip: Some("10.0.0.1".into()),
+                            ..Default::default()
+                        },
+                        LoadBalancerIngress {
+                            hostname: Some("lb.example".into()),
+                            ..Default::default()
+                        },
+                    ]),
+                }),
+                ..ServiceStatus::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn which_services_are_ours() {
+        assert!(is_ours(&svc(None, "LoadBalancer"), false));
+        assert!(!is_ours(&svc(None, "LoadBalancer"), true));
+        assert!(is_ours(
+            &svc(Some(LOAD_BALANCER_CLASS), "LoadBalancer"),
+            true
+        ));
+        assert!(!is_ours(&svc(Some("other.io/lb"), "LoadBalancer"), false));
+        assert!(!is_ours(&svc(None, "ClusterIP"), false));
+    }
+
+    #[test]
+    fn request_reads_every_field() {
+        let r = to_request(&svc(None, "LoadBalancer"), &BTreeMap::new()).expect("valid");
+        assert_eq!(r.key.to_string(), "apps/web");
+        assert_eq!(r.ip_family_policy, IpFamilyPolicy::PreferDualStack);
+        assert_eq!(
+            r.ip_families,
+            vec![ferrolb_config::IpFamily::V6, ferrolb_config::IpFamily::V4]
+        );
+        assert_eq!(r.traffic_policy, TrafficPolicy::Local);
+        assert_eq!(r.ports, vec![ServicePort::udp(53)]);
+        assert_eq!(r.sharing_key.as_deref(), Some("k"));
+        assert_eq!(r.current, vec!["10.0.0.1".parse::<IpAddr>().expect("ip")]);
+    }
+
+    #[test]
+    fn status_patch_sets_vip_mode() {
+        let p = status_patch(&["10.0.0.1".parse().expect("ip")]);
+        assert_eq!(p["status"]["loadBalancer"]["ingress"][0]["ipMode"], "VIP");
+    }
+}

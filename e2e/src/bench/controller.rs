@@ -1,0 +1,245 @@
+//! Controller throughput benchmark: N LoadBalancer Services created at once against the
+//! in-memory API server, with the real `ferrolb-controller` binary as a separate process (so
+//! its peak RSS is its own). Reports p50/p99 of create→status time, total time and peak RSS.
+
+use super::stats::{peak_rss_kib, percentile};
+use crate::apiserver::{ApiServer, ApiServerOptions};
+use crate::fixtures::{ensure_namespace, install_crds};
+use anyhow::Context;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+use kube::api::{ObjectMeta, PostParams};
+use kube::runtime::watcher;
+use kube::{Api, Client};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Benchmark settings.
+#[derive(Clone, Debug)]
+pub struct ControllerBench {
+    /// Services to create.
+    pub services: usize,
+    /// Path of the `ferrolb-controller` binary.
+    pub controller_bin: PathBuf,
+    /// Give up after this long.
+    pub timeout: Duration,
+}
+
+/// Benchmark figures.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ControllerBenchReport {
+    /// Services created.
+    pub services: usize,
+    /// Services whose status was set before the timeout.
+    pub assigned: usize,
+    /// Median create→status time, ms.
+    pub p50_ms: f64,
+    /// 99th percentile create→status time, ms.
+    pub p99_ms: f64,
+    /// From the first create to the last status, ms.
+    pub total_ms: f64,
+    /// Controller peak RSS, MiB.
+    pub controller_peak_rss_mib: f64,
+}
+
+impl std::fmt::Display for ControllerBenchReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "controller bench: {} services, {} assigned, create->status p50 {:.1} ms, p99 {:.1} ms, \
+             all assigned in {:.0} ms, controller peak RSS {:.1} MiB",
+            self.services,
+            self.assigned,
+            self.p50_ms,
+            self.p99_ms,
+            self.total_ms,
+            self.controller_peak_rss_mib
+        )
+    }
+}
+
+/// The binary next to the current executable (target/{debug,release}/), or on PATH.
+pub fn sibling_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().ok();
+    let dirs = exe
+        .iter()
+        .flat_map(|e| e.ancestors().skip(1).take(2).map(PathBuf::from));
+    for dir in dirs {
+        let candidate = dir.join(name);
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    PathBuf::from(name)
+}
+
+fn lb_service(i: usize) -> Service {
+    Service {
+        metadata: ObjectMeta {
+            name: Some(format!("bench-{i:05}")),
+            namespace: Some("default".into()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(ServiceSpec {
+            type_: Some("LoadBalancer".into()),
+            ports: Some(vec![ServicePort {
+                port: 80,
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// Runs the benchmark.
+pub async fn run(opts: &ControllerBench) -> anyhow::Result<ControllerBenchReport> {
+    let server = ApiServer::start(ApiServerOptions {
+        history_limit: opts.services * 8 + 1000,
+        ..ApiServerOptions::default()
+    })
+    .await?;
+    let client = server.client()?;
+    install_crds(&client).await?;
+    ensure_namespace(&client, "ferrolb-system").await?;
+    let pools: Api<ferrolb_api::IPAddressPool> = Api::namespaced(client.clone(), "ferrolb-system");
+    let pool = ferrolb_api::IPAddressPool::new(
+        "bench",
+        ferrolb_api::IPAddressPoolSpec {
+            // Data only: these addresses are written into statuses, never used on a network.
+            addresses: vec!["10.200.128.0/17".into()],
+            auto_assign: true,
+            ..Default::default()
+        },
+    );
+    pools.create(&PostParams::default(), &pool).await?;
+
+    let mut child = tokio::process::Command::new(&opts.controller_bin)
+        .args([
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--namespace",
+            "ferrolb-system",
+        ])
+        .arg("--no-leader-election")
+        .env("KUBECONFIG", server.kubeconfig_path())
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", opts.controller_bin.display()))?;
+    let pid = child.id().context("controller pid")?;
+
+    let assigned_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let watch_task = {
+        let api: Api<Service> = Api::namespaced(client.clone(), "default");
+        let assigned_at = assigned_at.clone();
+        tokio::spawn(async move {
+            let mut stream = std::pin::pin!(watcher(api, watcher::Config::default()));
+            while let Some(ev) = stream.next().await {
+                let Ok(ev) = ev else { continue };
+                let objs: Vec<Service> = match ev {
+                    watcher::Event::Apply(s) | watcher::Event::InitApply(s) => vec![s],
+                    _ => continue,
+                };
+                for s in objs {
+                    let has_ip = s
+                        .status
+                        .as_ref()
+                        .and_then(|st| st.load_balancer.as_ref())
+                        .and_then(|lb| lb.ingress.as_ref())
+                        .is_some_and(|i| !i.is_empty());
+                    if has_ip
+                        && let Some(name) = s.metadata.name
+                        && let Ok(mut m) = assigned_at.lock()
+                    {
+                        m.entry(name).or_insert_with(Instant::now);
+                    }
+                }
+            }
+        })
+    };
+    // Give the controller time to sync before the burst, so start-up is not measured.
+    wait_ready(&client).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let start = Instant::now();
+    let created_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let api: Api<Service> = Api::namespaced(client.clone(), "default");
+    futures::stream::iter(0..opts.services)
+        .map(|i| {
+            let api = api.clone();
+            let created_at = created_at.clone();
+            async move {
+                let svc = lb_service(i);
+                let name = svc.metadata.name.clone().unwrap_or_default();
+                let t = Instant::now();
+                api.create(&PostParams::default(), &svc).await?;
+                if let Ok(mut m) = created_at.lock() {
+                    m.insert(name, t);
+                }
+                Ok::<(), kube::Error>(())
+            }
+        })
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<()>, kube::Error>>()?;
+
+    let deadline = start + opts.timeout;
+    loop {
+        let n = assigned_at.lock().map(|m| m.len()).unwrap_or(0);
+        if n >= opts.services || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let rss_kib = peak_rss_kib(pid).unwrap_or(0);
+    watch_task.abort();
+    let _ = child.kill().await;
+    server.shutdown().await;
+
+    let created = created_at.lock().map(|m| m.clone()).unwrap_or_default();
+    let assigned = assigned_at.lock().map(|m| m.clone()).unwrap_or_default();
+    let latencies: Vec<Duration> = created
+        .iter()
+        .filter_map(|(name, c)| assigned.get(name).map(|a| a.saturating_duration_since(*c)))
+        .collect();
+    let last = assigned.values().max().copied().unwrap_or(start);
+    let ms = |d: Option<Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0);
+    Ok(ControllerBenchReport {
+        services: opts.services,
+        assigned: latencies.len(),
+        p50_ms: ms(percentile(&latencies, 50.0)),
+        p99_ms: ms(percentile(&latencies, 99.0)),
+        total_ms: last.saturating_duration_since(start).as_secs_f64() * 1000.0,
+        controller_peak_rss_mib: rss_kib as f64 / 1024.0,
+    })
+}
+
+/// Waits until a probe Service gets an address: the controller is synced and allocating. The
+/// probe is deleted again so it does not count.
+async fn wait_ready(client: &Client) {
+    let api: Api<Service> = Api::namespaced(client.clone(), "default");
+    let mut probe = lb_service(0);
+    probe.metadata.name = Some("bench-probe".into());
+    if api.create(&PostParams::default(), &probe).await.is_err() {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(s) = api.get("bench-probe").await
+            && s.status
+                .and_then(|st| st.load_balancer)
+                .and_then(|lb| lb.ingress)
+                .is_some_and(|i| !i.is_empty())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = api.delete("bench-probe", &Default::default()).await;
+}

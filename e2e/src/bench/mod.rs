@@ -1,0 +1,4 @@
+//! End-to-end benchmarks: they print figures, they do not pass or fail on wall time.
+
+pub mod controller;
+pub mod stats;

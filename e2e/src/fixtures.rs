@@ -74,3 +74,37 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> std::io::Result
         .ok_or_else(|| std::io::Error::other(format!("bad HTTP response: {head}")))?;
     Ok((code, body.to_string()))
 }
+
+/// Answers every HTTP request on `listen` with `text` and the client's address (so tests can
+/// check that client source addresses are preserved), until the process ends.
+pub async fn echo_server(listen: std::net::SocketAddr, text: &str) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    loop {
+        let (mut stream, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                continue;
+            }
+        };
+        let body = format!("{text} {}\n", peer.ip().to_canonical());
+        tokio::spawn(async move {
+            // Read the request head (bounded), then answer; the content is not interpreted.
+            let mut buf = [0u8; 2048];
+            let mut seen = Vec::new();
+            while !seen.windows(4).any(|w| w == b"\r\n\r\n") && seen.len() < 16 * 1024 {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => seen.extend_from_slice(&buf[..n]),
+                }
+            }
+            let resp = format!(
+                "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(resp.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        });
+    }
+}

@@ -2,5 +2,6 @@
 
 pub mod apiserver;
 pub mod bench;
+pub mod cluster;
 pub mod fixtures;
 pub mod lab;

@@ -20,6 +20,19 @@ enum Command {
     /// Benchmark the controller: N Services created at once against the in-memory API server;
     /// prints create-to-status p50/p99, total time and the controller's peak RSS.
     BenchController(BenchControllerArgs),
+    /// A tiny HTTP server answering every request with a fixed text (the lab's stand-in for a
+    /// Service backend on each node: it answers with the node's name).
+    EchoServer(EchoServerArgs),
+}
+
+#[derive(clap::Args)]
+struct EchoServerArgs {
+    /// Address to listen on; `[::]:PORT` also accepts IPv4.
+    #[arg(long, default_value = "[::]:80")]
+    listen: SocketAddr,
+    /// The text to answer with.
+    #[arg(long)]
+    text: String,
 }
 
 #[derive(clap::Args)]
@@ -89,6 +102,9 @@ async fn main() -> anyhow::Result<()> {
     init_tracing();
     match Cli::parse().command {
         Command::Apiserver(args) => run_apiserver(args).await,
+        Command::EchoServer(args) => {
+            ferrolb_e2e::fixtures::echo_server(args.listen, &args.text).await
+        }
         Command::BenchController(args) => {
             use ferrolb_e2e::bench::controller::{ControllerBench, run, sibling_binary};
             let opts = ControllerBench {

@@ -1,0 +1,523 @@
+//! ferrolb deployed on the network-namespace lab: the in-memory API server and the controller
+//! in the control-plane namespace, a real `ferrolb-speaker` in every node namespace, a stand-in
+//! for kube-proxy on every node (service addresses accepted locally, a tiny HTTP server
+//! answering with the node's name), optionally BIRD as the BGP router.
+//!
+//! Shared by the end-to-end tests, the benchmarks and the `lab` command.
+//!
+//! The test process itself stays in the root namespace; it talks to the API server through a
+//! tokio runtime whose threads live in the control-plane namespace ([`ns_runtime`]), so sockets
+//! it opens are created there.
+
+use crate::bench::controller::sibling_binary;
+use crate::lab::daemons::{BgpPeer, Bird, BirdConfig};
+use crate::lab::process::{LabProcess, ProcessSpec};
+use crate::lab::{Lab, LabError};
+use anyhow::{Context, anyhow};
+use ipnet::IpNet;
+use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeCondition, NodeStatus, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::core::{DynamicObject, GroupVersionKind};
+use kube::discovery::pinned_kind;
+use kube::{Client, ResourceExt};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Port of every speaker's HTTP API.
+pub const SPEAKER_HTTP_PORT: u16 = 7473;
+/// Port of the controller's HTTP API.
+pub const CONTROLLER_HTTP_PORT: u16 = 7472;
+/// Port of the API server.
+pub const APISERVER_PORT: u16 = 6443;
+/// Port of the speakers' gossip membership.
+pub const MEMBERSHIP_PORT: u16 = 7946;
+/// AS of the speakers (matches `deploy/examples/bgp.yaml`).
+pub const NODE_ASN: u32 = 64512;
+/// AS of the lab router.
+pub const ROUTER_ASN: u32 = 64500;
+/// TCP MD5 password of the example BGP peer (`deploy/examples/bgp.yaml`).
+pub const EXAMPLE_BGP_PASSWORD: &str = "s3cret-md5";
+
+/// A tokio runtime whose worker and blocking threads have joined network namespace `ns`: every
+/// socket its tasks open is created in that namespace.
+pub fn ns_runtime(ns: &str) -> anyhow::Result<tokio::runtime::Runtime> {
+    let path = PathBuf::from(crate::lab::netns::NETNS_RUN_DIR).join(ns);
+    let file = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    let file = std::sync::Arc::new(file);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .on_thread_start(move || {
+            // A thread that cannot join the namespace would open sockets in the root
+            // namespace; refuse to continue rather than send traffic there.
+            if let Err(e) = nix::sched::setns(&*file, nix::sched::CloneFlags::CLONE_NEWNET) {
+                eprintln!("setns into the lab namespace failed: {e}");
+                std::process::abort();
+            }
+        })
+        .build()
+        .context("building the namespace runtime")
+}
+
+/// What to deploy.
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    /// Node namespaces, each with a speaker.
+    pub nodes: u8,
+    /// Start the controller.
+    pub controller: bool,
+    /// Start the speakers.
+    pub speakers: bool,
+    /// Gossip membership between speakers (else Node Ready only).
+    pub membership: bool,
+    /// BIRD in the router namespace, peering with every node.
+    pub bird: bool,
+    /// TCP MD5 password BIRD expects from the nodes.
+    pub bird_password: Option<String>,
+    /// A client behind the router (reaches BGP-announced addresses).
+    pub upstream_client: bool,
+    /// Address ranges the nodes accept as local (the stand-in for kube-proxy).
+    pub service_ranges: Vec<IpNet>,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        Self {
+            nodes: 3,
+            controller: true,
+            speakers: true,
+            membership: true,
+            bird: false,
+            bird_password: None,
+            upstream_client: false,
+            service_ranges: default_service_ranges(),
+        }
+    }
+}
+
+/// The lab's service range plus the ranges of `deploy/examples/`.
+pub fn default_service_ranges() -> Vec<IpNet> {
+    [
+        "10.200.10.0/24",
+        "fd00:200:0:10::/64",
+        "10.200.0.192/26",
+        "fd00:200::c0/122",
+        "10.200.100.0/24",
+        "10.200.101.0/24",
+        "fd00:200:0:101::/120",
+    ]
+    .iter()
+    .filter_map(|s| s.parse().ok())
+    .collect()
+}
+
+/// A running deployment.
+pub struct Cluster {
+    /// The namespaces (dropped last: processes first).
+    pub lab: Lab,
+    /// Runtime in the control-plane namespace; use [`Cluster::run`], never `block_on` with a
+    /// future of your own (it would run on the calling thread, in the root namespace).
+    rt: tokio::runtime::Runtime,
+    /// Client of the API server (use it inside `rt`).
+    pub client: Client,
+    /// Kubeconfig file for the API server (usable from the lab's namespaces).
+    pub kubeconfig: PathBuf,
+    apiserver: LabProcess,
+    controller: Option<LabProcess>,
+    speakers: Vec<Option<LabProcess>>,
+    echo: Vec<LabProcess>,
+    /// BIRD in the router namespace.
+    pub bird: Option<Bird>,
+    opts: ClusterOptions,
+}
+
+fn lab_err(e: LabError) -> anyhow::Error {
+    anyhow!("{e}")
+}
+
+impl Cluster {
+    /// Builds the lab and starts everything; returns once the API server answers, the nodes
+    /// are registered and the processes are started (not necessarily synced).
+    pub fn start(opts: ClusterOptions) -> anyhow::Result<Cluster> {
+        let lab = Lab::builder()
+            .nodes(opts.nodes)
+            .lan_client(true)
+            .upstream_client(opts.upstream_client)
+            .build()
+            .map_err(lab_err)?;
+        let e2e_bin = sibling_binary("ferrolb-e2e");
+        let cp = lab.control_plane();
+        let kubeconfig = lab.log_dir().join("kubeconfig");
+        let listen = SocketAddr::new(IpAddr::V4(cp.v4()), APISERVER_PORT);
+        let apiserver = cp
+            .ns()
+            .spawn_spec(
+                &ProcessSpec::new("apiserver", &e2e_bin)
+                    .arg("apiserver")
+                    .arg("--listen")
+                    .arg(listen.to_string())
+                    .arg("--kubeconfig")
+                    .arg(&kubeconfig)
+                    .arg("--history")
+                    .arg("20000"),
+            )
+            .map_err(lab_err)?;
+        let rt = ns_runtime(cp.ns().name())?;
+        let client = run_in(&rt, async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if tokio::net::TcpStream::connect(listen).await.is_ok() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    return Err(anyhow!("the API server did not listen on {listen}"));
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let mut cfg = kube::Config::new(format!("http://{listen}").parse()?);
+            cfg.default_namespace = "default".into();
+            Ok::<Client, anyhow::Error>(Client::try_from(cfg)?)
+        })??;
+        let mut cluster = Cluster {
+            lab,
+            rt,
+            client,
+            kubeconfig,
+            apiserver,
+            controller: None,
+            speakers: Vec::new(),
+            echo: Vec::new(),
+            bird: None,
+            opts: opts.clone(),
+        };
+        cluster.prepare_nodes()?;
+        cluster.register()?;
+        if opts.bird {
+            cluster.start_bird()?;
+        }
+        if opts.controller {
+            cluster.start_controller()?;
+        }
+        for i in 1..=usize::from(opts.nodes) {
+            cluster.speakers.push(None);
+            if opts.speakers {
+                cluster.start_speaker(i)?;
+            }
+        }
+        Ok(cluster)
+    }
+
+    /// Node namespaces accept the service ranges locally without answering ARP/NDP for them
+    /// (only the speaker does), and run an HTTP server answering with the node's name.
+    fn prepare_nodes(&mut self) -> anyhow::Result<()> {
+        let e2e_bin = sibling_binary("ferrolb-e2e");
+        for node in self.lab.nodes() {
+            let ns = node.ns();
+            // arp_ignore=1: answer ARP only for addresses configured on the receiving
+            // interface; service addresses are local routes on lo, so the kernel never answers
+            // for them. arp_announce=2: never use them as ARP source.
+            for (k, v) in [
+                ("net.ipv4.conf.all.arp_ignore", "1"),
+                ("net.ipv4.conf.all.arp_announce", "2"),
+            ] {
+                ns.sysctl(k, v).map_err(lab_err)?;
+            }
+            for range in &self.opts.service_ranges {
+                let fam = if range.addr().is_ipv6() { "-6" } else { "-4" };
+                ns.ip([
+                    fam,
+                    "route",
+                    "add",
+                    "local",
+                    &range.to_string(),
+                    "dev",
+                    "lo",
+                ])
+                .map_err(lab_err)?;
+            }
+            let echo = ns
+                .spawn_spec(
+                    &ProcessSpec::new("echo", &e2e_bin)
+                        .arg("echo-server")
+                        .arg("--listen")
+                        .arg("[::]:80")
+                        .arg("--text")
+                        .arg(node.name()),
+                )
+                .map_err(lab_err)?;
+            self.echo.push(echo);
+        }
+        Ok(())
+    }
+
+    /// CRDs, the namespace, Node objects (Ready, with their InternalIP) and the membership key.
+    fn register(&self) -> anyhow::Result<()> {
+        let client = self.client.clone();
+        let nodes: Vec<(String, Vec<IpAddr>)> = self
+            .lab
+            .nodes()
+            .iter()
+            .map(|n| {
+                (
+                    n.name().to_string(),
+                    vec![IpAddr::V4(n.v4()), IpAddr::V6(n.v6())],
+                )
+            })
+            .collect();
+        self.run(async move {
+            crate::fixtures::install_crds(&client).await.context("installing CRDs")?;
+            crate::fixtures::ensure_namespace(&client, "ferrolb-system").await.context("creating namespace ferrolb-system")?;
+            for (name, addrs) in nodes {
+                register_node(&client, &name, &addrs, true).await.with_context(|| format!("registering node {name}"))?;
+            }
+            let secrets: Api<Secret> = Api::namespaced(client.clone(), "ferrolb-system");
+            let key = Secret {
+                metadata: ObjectMeta {
+                    name: Some("memberlist".into()),
+                    ..ObjectMeta::default()
+                },
+                string_data: Some(BTreeMap::from([(
+                    "secretkey".to_string(),
+                    "ferrolb-lab-membership-key-not-secret".to_string(),
+                )])),
+                ..Secret::default()
+            };
+            match secrets.create(&PostParams::default(), &key).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 409 => {}
+                Err(e) => return Err(anyhow::Error::from(e).context("creating the membership Secret")),
+            }
+            Ok::<(), anyhow::Error>(())
+        })?
+    }
+
+    fn start_bird(&mut self) -> anyhow::Result<()> {
+        let router = self.lab.router();
+        let mut cfg = BirdConfig::new(router.v4(), ROUTER_ASN);
+        for (i, node) in self.lab.nodes().iter().enumerate() {
+            for addr in [IpAddr::V4(node.v4()), IpAddr::V6(node.v6())] {
+                let fam = if addr.is_ipv4() { "v4" } else { "v6" };
+                let mut peer = BgpPeer::new(format!("node{}{fam}", i + 1), addr, NODE_ASN)
+                    .passive(true)
+                    .families(addr.is_ipv4(), addr.is_ipv6());
+                if let Some(p) = &self.opts.bird_password {
+                    peer = peer.password(p.clone());
+                }
+                cfg = cfg.peer(peer);
+            }
+        }
+        self.bird = Some(Bird::start(router.ns(), &cfg).map_err(lab_err)?);
+        Ok(())
+    }
+
+    /// Starts (or restarts) the controller.
+    pub fn start_controller(&mut self) -> anyhow::Result<()> {
+        self.controller = None;
+        let cp = self.lab.control_plane();
+        let listen = SocketAddr::new(IpAddr::V4(cp.v4()), CONTROLLER_HTTP_PORT);
+        let spec = ProcessSpec::new("controller", sibling_binary("ferrolb-controller"))
+            .args([
+                "run",
+                "--namespace",
+                "ferrolb-system",
+                "--no-leader-election",
+            ])
+            .arg("--listen")
+            .arg(listen.to_string())
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("RUST_LOG", "info");
+        self.controller = Some(cp.ns().spawn_spec(&spec).map_err(lab_err)?);
+        Ok(())
+    }
+
+    /// Starts (or restarts) the speaker of node `i` (1-based).
+    pub fn start_speaker(&mut self, i: usize) -> anyhow::Result<()> {
+        let slot = i
+            .checked_sub(1)
+            .ok_or_else(|| anyhow!("nodes are numbered from 1"))?;
+        if let Some(s) = self.speakers.get_mut(slot) {
+            *s = None;
+        }
+        let node = self.lab.node(i);
+        let listen = SocketAddr::new(IpAddr::V4(node.v4()), SPEAKER_HTTP_PORT);
+        let port = if self.opts.membership {
+            MEMBERSHIP_PORT
+        } else {
+            0
+        };
+        let spec = ProcessSpec::new("speaker", sibling_binary("ferrolb-speaker"))
+            .args([
+                "run",
+                "--namespace",
+                "ferrolb-system",
+                "--node-name",
+                node.name(),
+            ])
+            .arg("--listen")
+            .arg(listen.to_string())
+            .arg("--membership-port")
+            .arg(port.to_string())
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("RUST_LOG", "info");
+        let p = node.ns().spawn_spec(&spec).map_err(lab_err)?;
+        match self.speakers.get_mut(slot) {
+            Some(s) => *s = Some(p),
+            None => return Err(anyhow!("no node {i}")),
+        }
+        Ok(())
+    }
+
+    /// The speaker process of node `i` (1-based), if running.
+    pub fn speaker(&self, i: usize) -> Option<&LabProcess> {
+        self.speakers.get(i.checked_sub(1)?)?.as_ref()
+    }
+
+    /// Forgets (and so stops) the speaker of node `i` without signalling it first; use
+    /// [`LabProcess::kill`] before for a crash.
+    pub fn drop_speaker(&mut self, i: usize) {
+        if let Some(Some(p)) = i
+            .checked_sub(1)
+            .and_then(|s| self.speakers.get_mut(s))
+            .map(Option::take)
+        {
+            drop(p);
+        }
+    }
+
+    /// The controller process, if running.
+    pub fn controller(&self) -> Option<&LabProcess> {
+        self.controller.as_ref()
+    }
+
+    /// The API server process.
+    pub fn apiserver(&self) -> &LabProcess {
+        &self.apiserver
+    }
+
+    /// Address of the speaker HTTP API of node `i` (1-based).
+    pub fn speaker_http(&self, i: usize) -> SocketAddr {
+        SocketAddr::new(IpAddr::V4(self.lab.node(i).v4()), SPEAKER_HTTP_PORT)
+    }
+
+    /// Address of the controller HTTP API.
+    pub fn controller_http(&self) -> SocketAddr {
+        SocketAddr::new(
+            IpAddr::V4(self.lab.control_plane().v4()),
+            CONTROLLER_HTTP_PORT,
+        )
+    }
+
+    /// `GET path` on one of the lab's HTTP APIs, as parsed JSON.
+    pub fn get_json(&self, addr: SocketAddr, path: &str) -> anyhow::Result<serde_json::Value> {
+        let path_owned = path.to_string();
+        let (code, body) =
+            self.run(async move { crate::fixtures::http_get(addr, &path_owned).await })??;
+        if code != 200 {
+            return Err(anyhow!("GET {addr}{path}: HTTP {code}: {body}"));
+        }
+        Ok(serde_json::from_str(&body)?)
+    }
+
+    /// Applies every document of a YAML manifest (server-side apply, field manager
+    /// `ferrolb-lab`); returns `kind/name` of each object.
+    pub fn apply_yaml(&self, text: &str) -> anyhow::Result<Vec<String>> {
+        let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(text)?;
+        let client = self.client.clone();
+        self.run(async move {
+            let mut applied = Vec::new();
+            for doc in docs.into_iter().filter(|d| !d.is_null()) {
+                let obj: DynamicObject = serde_json::from_value(doc)?;
+                let types = obj
+                    .types
+                    .clone()
+                    .ok_or_else(|| anyhow!("a document has no apiVersion/kind"))?;
+                let gvk = GroupVersionKind::try_from(&types)?;
+                let (resource, caps) = pinned_kind(&client, &gvk).await?;
+                let name = obj.name_any();
+                let api: Api<DynamicObject> = match caps.scope {
+                    kube::discovery::Scope::Namespaced => Api::namespaced_with(
+                        client.clone(),
+                        obj.namespace().as_deref().unwrap_or("default"),
+                        &resource,
+                    ),
+                    kube::discovery::Scope::Cluster => Api::all_with(client.clone(), &resource),
+                };
+                let params = PatchParams::apply("ferrolb-lab").force();
+                api.patch(&name, &params, &Patch::Apply(&obj)).await?;
+                applied.push(format!("{}/{name}", gvk.kind));
+            }
+            Ok(applied)
+        })?
+    }
+
+    /// Runs `fut` as a task of the control-plane runtime (so every socket it opens is in the
+    /// control-plane namespace) and waits for it.
+    pub fn run<F>(&self, fut: F) -> anyhow::Result<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        run_in(&self.rt, fut)
+    }
+}
+
+/// Spawns `fut` on `rt` and waits for it from the calling thread. The calling thread only
+/// waits: the future itself runs on the runtime's threads, inside their namespace.
+fn run_in<F>(rt: &tokio::runtime::Runtime, fut: F) -> anyhow::Result<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handle = rt.spawn(fut);
+    rt.block_on(handle).map_err(|e| anyhow!("task in the lab namespace failed: {e}"))
+}
+
+/// Creates (or updates) a Node object with InternalIP addresses and a Ready condition.
+pub async fn register_node(
+    client: &Client,
+    name: &str,
+    addrs: &[IpAddr],
+    ready: bool,
+) -> anyhow::Result<()> {
+    let api: Api<Node> = Api::all(client.clone());
+    let node = Node {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            labels: Some(BTreeMap::from([(
+                "kubernetes.io/hostname".to_string(),
+                name.to_string(),
+            )])),
+            ..ObjectMeta::default()
+        },
+        ..Node::default()
+    };
+    match api.create(&PostParams::default(), &node).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => return Err(anyhow::Error::from(e).context("creating the Node")),
+    }
+    let status = NodeStatus {
+        addresses: Some(
+            addrs
+                .iter()
+                .map(|a| NodeAddress {
+                    type_: "InternalIP".into(),
+                    address: a.to_string(),
+                })
+                .collect(),
+        ),
+        conditions: Some(vec![NodeCondition {
+            type_: "Ready".into(),
+            status: if ready { "True" } else { "False" }.into(),
+            ..NodeCondition::default()
+        }]),
+        ..NodeStatus::default()
+    };
+    let patch = serde_json::json!({ "status": status });
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
+}

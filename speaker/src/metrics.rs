@@ -38,8 +38,6 @@ pub struct NotificationLabels {
     pub peer: String,
     /// `sent` or `received`.
     pub direction: String,
-    /// NOTIFICATION error code.
-    pub code: u8,
 }
 
 /// Every metric the speaker exports.
@@ -65,13 +63,14 @@ pub struct Metrics {
     pub bgp_updates_sent: Family<PeerLabels, Counter>,
     /// UPDATE messages received.
     pub bgp_updates_received: Family<PeerLabels, Counter>,
-    /// NOTIFICATION messages by direction and code.
+    /// NOTIFICATION messages by direction (the last one's code is in the status API).
     pub bgp_notifications: Family<NotificationLabels, Counter>,
     /// Prefixes advertised to the peer.
     pub bgp_prefixes_advertised: Family<PeerLabels, Gauge>,
     /// 1 when the latest configuration is valid.
     pub config_valid: Gauge,
     last_l2: Mutex<L2CounterValues>,
+    last_bgp: Mutex<std::collections::HashMap<String, [u64; 4]>>,
 }
 
 impl Default for Metrics {
@@ -99,6 +98,7 @@ impl Metrics {
             bgp_prefixes_advertised: Family::default(),
             config_valid: Gauge::default(),
             last_l2: Mutex::new(L2CounterValues::default()),
+            last_bgp: Mutex::new(std::collections::HashMap::new()),
             registry: Registry::default(),
         };
         r.register(
@@ -153,7 +153,7 @@ impl Metrics {
         );
         r.register(
             "bgp_notifications",
-            "NOTIFICATION messages by direction and error code",
+            "NOTIFICATION messages by direction",
             m.bgp_notifications.clone(),
         );
         r.register(
@@ -196,6 +196,46 @@ impl Metrics {
         self.l2_errors
             .inc_by(now.errors.saturating_sub(last.errors));
         *last = now;
+    }
+
+    /// Copies the BGP sessions' counters in (as deltas since the last call, per peer).
+    pub fn observe_bgp(
+        &self,
+        sessions: &[(String, std::sync::Arc<crate::bgp::session::SessionCounters>)],
+    ) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut last = self.last_bgp.lock().unwrap_or_else(|p| p.into_inner());
+        for (peer, c) in sessions {
+            let now = [
+                c.updates_sent.load(Relaxed),
+                c.updates_received.load(Relaxed),
+                c.notifications_sent.load(Relaxed),
+                c.notifications_received.load(Relaxed),
+            ];
+            // A reconnected session starts its counters again from zero.
+            let before = last
+                .get(peer)
+                .copied()
+                .filter(|b| b.iter().zip(now.iter()).all(|(b, n)| b <= n))
+                .unwrap_or_default();
+            let labels = PeerLabels { peer: peer.clone() };
+            self.bgp_updates_sent
+                .get_or_create(&labels)
+                .inc_by(now[0] - before[0]);
+            self.bgp_updates_received
+                .get_or_create(&labels)
+                .inc_by(now[1] - before[1]);
+            for (i, direction) in [(2, "sent"), (3, "received")] {
+                let l = NotificationLabels {
+                    peer: peer.clone(),
+                    direction: direction.into(),
+                };
+                self.bgp_notifications
+                    .get_or_create(&l)
+                    .inc_by(now[i] - before[i]);
+            }
+            last.insert(peer.clone(), now);
+        }
     }
 
     /// The metrics in the Prometheus text format.

@@ -1,20 +1,22 @@
 //! The speaker process: caches, membership, the level-triggered loop (index → desired
 //! announcements → announcers), events and the HTTP API.
 
+use crate::bgp::manager::PeerManager;
 use crate::desired::{Desired, desired_announcements};
+use crate::eligibility::peers_for_node;
 use crate::http::StatusSource;
 use crate::layer2::announcer::{Announcer, AnnouncerConfig};
 use crate::membership::{GossipTimers, Membership, MembershipConfig};
 use crate::metrics::{Metrics, ModeLabels};
 use crate::stores::{ConfigView, SpeakerStores};
 use anyhow::Context;
-use ferrolb_api::status::{ConfigStatus, MembershipView, SpeakerStatus};
-use ferrolb_config::{Config, ConfigError};
+use ferrolb_api::status::{BgpPeerStatus, ConfigStatus, MembershipView, SpeakerStatus};
+use ferrolb_config::{Config, ConfigError, Peer};
 use k8s_openapi::api::core::v1::{Node, ObjectReference};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource};
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -58,6 +60,8 @@ struct State {
     last_valid: Option<Config>,
     last_errors: Vec<ConfigError>,
     membership: MembershipView,
+    bgp_peers: Vec<BgpPeerStatus>,
+    bgp_errors: Vec<String>,
 }
 
 /// State shared by the loop and the HTTP API.
@@ -103,7 +107,7 @@ impl StatusSource for Shared {
             config: st.config.clone(),
             membership: st.membership.clone(),
             announcements: self.announcer().map(|a| a.snapshot()).unwrap_or_default(),
-            bgp_peers: Vec::new(),
+            bgp_peers: st.bgp_peers.clone(),
         }
     }
 }
@@ -225,7 +229,10 @@ async fn main_loop(
     let (_no_alive_tx, no_alive) = watch::channel(BTreeSet::new());
     let mut alive_rx = no_alive.clone();
     let mut owners: BTreeMap<IpAddr, Option<String>> = BTreeMap::new();
-    loop {
+    let mut bgp = PeerManager::new(None);
+    // Session states change without any watch event: refresh their status and metrics.
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    'outer: loop {
         // Membership follows the key Secret and the Node objects.
         if let Some(mopts) = &opts.membership {
             let key = stores
@@ -330,10 +337,34 @@ async fn main_loop(
             st.last_valid.clone().map(|cfg| {
                 let mut index = stores.index(cfg, opts.default_class);
                 index.set_members_alive(alive.clone());
-                desired_announcements(&index, &opts.node_name)
+                let peers: Vec<Peer> = index
+                    .node(&opts.node_name)
+                    .map(|n| peers_for_node(index.config(), n).cloned().collect())
+                    .unwrap_or_default();
+                (desired_announcements(&index, &opts.node_name), peers)
             })
         };
-        if let Some(desired) = desired {
+        if let Some((desired, peers)) = desired {
+            let router_id = stores
+                .nodes()
+                .iter()
+                .find(|n| n.metadata.name.as_deref() == Some(opts.node_name.as_str()))
+                .and_then(|n| {
+                    node_addresses(n).into_iter().find_map(|ip| match ip {
+                        IpAddr::V4(v4) => Some(v4),
+                        IpAddr::V6(_) => None,
+                    })
+                });
+            apply_bgp(
+                &mut bgp,
+                &shared,
+                &stores,
+                &opts.namespace,
+                router_id,
+                &peers,
+                &desired,
+            )
+            .await;
             announcer.set_desired(desired.layer2.iter());
             shared
                 .metrics
@@ -359,14 +390,20 @@ async fn main_loop(
             shared.ready.store(true, Ordering::Relaxed);
         }
 
-        tokio::select! {
-            _ = changes.changed() => {}
-            r = alive_rx.changed(), if gossip.is_some() => {
-                if r.is_ok() {
-                    shared.metrics.membership_changes.inc();
+        // Wait for something that changes the desired state; the periodic tick only refreshes
+        // the sessions' status.
+        loop {
+            tokio::select! {
+                _ = changes.changed() => break,
+                r = alive_rx.changed(), if gossip.is_some() => {
+                    if r.is_ok() {
+                        shared.metrics.membership_changes.inc();
+                    }
+                    break;
                 }
+                _ = tick.tick() => refresh_bgp_status(&bgp, &shared),
+                _ = &mut stop => break 'outer,
             }
-            _ = &mut stop => break,
         }
         // Let a burst of watch events land before recomputing (membership changes are rare and
         // urgent: they skip the wait).
@@ -376,10 +413,71 @@ async fn main_loop(
     }
     tracing::info!("stopping: withdrawing announcements");
     announcer.set_desired(Vec::<crate::layer2::announcer::DesiredIp>::new());
+    // Cease to every peer so routers withdraw our routes at once.
+    bgp.shutdown().await;
     if let Some(g) = gossip.take() {
         g.membership.leave().await;
     }
     Ok(())
+}
+
+/// Hands the BGP manager the peers of this node, their passwords and the whole desired table.
+async fn apply_bgp(
+    bgp: &mut PeerManager,
+    shared: &Shared,
+    stores: &SpeakerStores,
+    namespace: &str,
+    router_id: Option<Ipv4Addr>,
+    peers: &[Peer],
+    desired: &Desired,
+) {
+    let passwords: BTreeMap<(String, String), String> = stores
+        .secret_values("password")
+        .into_iter()
+        .filter_map(|(name, bytes)| {
+            let text = String::from_utf8(bytes).ok()?;
+            Some(((namespace.to_string(), name), text))
+        })
+        .collect();
+    bgp.set_default_router_id(router_id);
+    let errors: Vec<String> = bgp
+        .apply(peers, &passwords, &desired.bgp)
+        .await
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    {
+        let mut st = shared.state();
+        if errors != st.bgp_errors {
+            for e in &errors {
+                tracing::error!(error = %e, "BGP peer not applied");
+            }
+            st.bgp_errors = errors;
+        }
+    }
+    refresh_bgp_status(bgp, shared);
+}
+
+/// Copies the sessions' states into the status API and the metrics.
+fn refresh_bgp_status(bgp: &PeerManager, shared: &Shared) {
+    let status = bgp.status();
+    for p in &status {
+        let labels = crate::metrics::PeerLabels {
+            peer: p.name.clone(),
+        };
+        shared
+            .metrics
+            .bgp_session_up
+            .get_or_create(&labels)
+            .set(i64::from(p.state == "Established"));
+        shared
+            .metrics
+            .bgp_prefixes_advertised
+            .get_or_create(&labels)
+            .set(i64::try_from(p.prefixes_advertised).unwrap_or(i64::MAX));
+    }
+    shared.metrics.observe_bgp(&bgp.counters());
+    shared.state().bgp_peers = status;
 }
 
 /// Counts owner changes and records `nodeAssigned` on each Service of an IP this node newly

@@ -223,6 +223,51 @@ impl Lab {
     fn ns_path(&self) -> String {
         format!("/var/run/netns/{}", self.ns_us)
     }
+
+    fn frr_dir(&self) -> String {
+        self.dir.join("frr").display().to_string()
+    }
+
+    /// Starts FRR zebra + bgpd (no watchfrr) in the BIRD namespace with `conf`.
+    fn start_frr(&mut self, conf: &str) {
+        let dir = self.frr_dir();
+        std::fs::create_dir_all(&dir).expect("frr dir");
+        let path = format!("{dir}/frr.conf");
+        std::fs::write(&path, conf).expect("frr.conf");
+        run("chown", &["-R", "frr:frr", &dir]);
+        // The lab dir must be traversable by the frr user.
+        run("chmod", &["755", &self.dir.display().to_string()]);
+        for daemon in ["zebra", "bgpd"] {
+            let child = Command::new("ip")
+                .args(["netns", "exec", &self.ns_bird])
+                .arg(format!("/usr/lib/frr/{daemon}"))
+                .args(["-i", &format!("{dir}/{daemon}.pid"), "-f", &path])
+                .args(["-z", &format!("{dir}/zserv.api"), "--vty_socket", &dir])
+                .args(["-u", "frr", "-g", "frr", "-P", "0"])
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(format!("{dir}/{daemon}.stderr")).expect("stderr"))
+                .spawn()
+                .expect("start frr");
+            self.children.push(child);
+            std::thread::sleep(Duration::from_millis(700));
+        }
+    }
+
+    fn vtysh(&self, cmd: &str) -> String {
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.ns_bird,
+                "vtysh",
+                "--vty_socket",
+                &self.frr_dir(),
+            ])
+            .args(["-c", cmd])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
 }
 
 impl Drop for Lab {
@@ -550,6 +595,83 @@ fn md5_wrong_password_never_establishes_right_one_does() {
         m.apply(&[p], &pw, &anns).await;
         wait_established(&m, "bird", Duration::from_secs(20)).await;
         m.shutdown().await;
+    });
+    drop(lab);
+}
+
+#[test]
+fn frr_learns_routes_over_md5_with_four_octet_as_and_ceases() {
+    if !can_run("frr_learns_routes_over_md5_with_four_octet_as_and_ceases") {
+        return;
+    }
+    if !std::path::Path::new("/usr/lib/frr/bgpd").exists() {
+        if std::env::var_os("CI").is_some() {
+            panic!("FRR (apt-get install frr) is needed and CI is set");
+        }
+        eprintln!("skipping: FRR not installed");
+        return;
+    }
+    let mut lab = Lab::new();
+    let conf = format!(
+        "frr defaults traditional\nhostname frr-lab\nlog file {dir}/frr.log\n!\n\
+         router bgp 64513\n bgp router-id {b4}\n no bgp ebgp-requires-policy\n\
+          neighbor {o4} remote-as 4200000099\n neighbor {o4} password s3cret\n\
+          neighbor {o4} passive\n neighbor {o4} timers 3 9\n\
+          neighbor {o6} remote-as 4200000099\n neighbor {o6} passive\n neighbor {o6} timers 3 9\n\
+          address-family ipv4 unicast\n  no neighbor {o6} activate\n exit-address-family\n\
+          address-family ipv6 unicast\n  neighbor {o6} activate\n exit-address-family\n!\n",
+        dir = lab.frr_dir(),
+        b4 = lab.bird_v4(),
+        o4 = lab.our_v4(),
+        o6 = lab.our_v6(),
+    );
+    lab.start_frr(&conf);
+    let (frr_v4, frr_v6, our_v4) = (lab.bird_v4(), lab.bird_v6(), lab.our_v4());
+    let lab = std::sync::Arc::new(lab);
+    let l = lab.clone();
+    in_netns(lab.ns_path(), move || async move {
+        let mut m = PeerManager::new(Some(our_v4.parse().expect("v4")));
+        let mut p4 = peer("frr4", 4_200_000_099, 64513, &frr_v4);
+        p4.password = Some(PeerPassword::Literal("s3cret".into()));
+        let p6 = peer("frr6", 4_200_000_099, 64513, &frr_v6);
+        let anns = vec![
+            announcement("10.200.210.10/32", &["frr4"], None),
+            announcement("fd00:200:210::10/128", &["frr6"], None),
+        ];
+        m.apply(&[p4, p6], &Passwords::new(), &anns).await;
+        wait_established(&m, "frr4", Duration::from_secs(30)).await;
+        wait_established(&m, "frr6", Duration::from_secs(30)).await;
+        wait_until("IPv4 route in FRR", Duration::from_secs(10), || {
+            l.vtysh("show bgp ipv4 unicast 10.200.210.10/32")
+                .contains("4200000099")
+        })
+        .await;
+        let out = l.vtysh("show bgp ipv4 unicast 10.200.210.10/32");
+        assert!(out.contains("Community: 64512:100"), "{out}");
+        assert!(out.contains("Large Community: 4200000099:1:2"), "{out}");
+        wait_until("IPv6 route in FRR", Duration::from_secs(10), || {
+            l.vtysh("show bgp ipv6 unicast fd00:200:210::10/128")
+                .contains("4200000099")
+        })
+        .await;
+        let start = Instant::now();
+        m.shutdown().await;
+        wait_until(
+            "FRR drops the routes after Cease",
+            Duration::from_secs(1),
+            || {
+                !l.vtysh("show bgp ipv4 unicast")
+                    .contains("10.200.210.10/32")
+                    && !l
+                        .vtysh("show bgp ipv6 unicast")
+                        .contains("fd00:200:210::10/128")
+            },
+        )
+        .await;
+        eprintln!(
+            "FRR dropped the routes {:?} after shutdown started",
+            start.elapsed()
+        );
     });
     drop(lab);
 }

@@ -1040,6 +1040,18 @@ pub fn end_of_rib(ipv6: bool) -> BgpUpdateMessage {
     }
 }
 
+/// A ROUTE-REFRESH request (RFC 2918) for IPv4 or IPv6 unicast.
+pub fn route_refresh(ipv6: bool) -> BgpRouteRefreshMessage {
+    BgpRouteRefreshMessage::new(
+        if ipv6 {
+            AddressType::Ipv6Unicast
+        } else {
+            AddressType::Ipv4Unicast
+        },
+        netgauze_bgp_pkt::iana::RouteRefreshSubcode::NormalRequest,
+    )
+}
+
 /// A received UPDATE in plain fields (for tests and logs).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UpdateSummary {

@@ -42,8 +42,8 @@ pub type AdjRibOut = BTreeMap<IpNet, RouteAttrs>;
 /// Longest TCP MD5 key Linux accepts (TCP_MD5SIG_MAXKEYLEN).
 pub const MD5_MAX_KEY_LEN: usize = 80;
 
-/// Everything a session needs to know about its peer.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Everything a session needs to know about its peer. `Debug` redacts the password.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SessionConfig {
     /// `namespace/name` of the BGPPeer.
     pub name: String,
@@ -77,6 +77,29 @@ pub struct SessionConfig {
     pub next_hop_v6: Option<Ipv6Addr>,
     /// IPv4 next hop for IPv4 prefixes on an IPv6 session (default: the router ID).
     pub next_hop_v4: Option<Ipv4Addr>,
+}
+
+impl std::fmt::Debug for SessionConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionConfig")
+            .field("name", &self.name)
+            .field("local_as", &self.local_as)
+            .field("peer_as", &self.peer_as)
+            .field("peer_address", &self.peer_address)
+            .field("port", &self.port)
+            .field("source_address", &self.source_address)
+            .field("router_id", &self.router_id)
+            .field("hold_time", &self.hold_time)
+            .field("keepalive_time", &self.keepalive_time)
+            .field("connect_time", &self.connect_time)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("ebgp_multihop", &self.ebgp_multihop)
+            .field("graceful_restart", &self.graceful_restart)
+            .field("disable_mp", &self.disable_mp)
+            .field("next_hop_v6", &self.next_hop_v6)
+            .field("next_hop_v4", &self.next_hop_v4)
+            .finish()
+    }
 }
 
 impl SessionConfig {

@@ -45,7 +45,7 @@ fn open_of(d: &Decoded) -> PeerOpen {
 // session and fd00:200::10/128 with (64512,600) on an IPv6 session; FRR exported 10.201.0.0/24
 // and fd00:200:201::/64 through a route-map setting 64513:200, large 64513:3:4 and
 // local-preference 150 (not sent on eBGP). Then BIRD withdrew both and shut the IPv4 session
-// down. The script is `shared/lab-recipes`-style and lived in /tmp/fbg-golden/run.sh.
+// down. The capture script is `golden-capture.sh` next to this file.
 
 const BIRD_OPEN_V4: &str = "ffffffffffffffffffffffffffffffff003501045ba000090ac832011802160104000100010200400200784104fa56ea0146004700";
 const BIRD_OPEN_V6: &str = "ffffffffffffffffffffffffffffffff003501045ba000090ac832011802160104000200010200400200784104fa56ea0146004700";
@@ -619,6 +619,14 @@ proptest! {
         let bytes = encode(Message::Notification(n.clone())).expect("encode");
         let d = decode_one(&bytes, true).expect("decode").expect("complete");
         prop_assert_eq!(d.message, Message::Notification(n));
+    }
+
+    #[test]
+    fn route_refresh_round_trips(ipv6 in any::<bool>(), four in any::<bool>()) {
+        let m = Message::RouteRefresh(route_refresh(ipv6));
+        let bytes = encode(m.clone()).expect("encode");
+        prop_assert_eq!(bytes.len(), 23);
+        prop_assert_eq!(decode_one(&bytes, four).expect("decode").map(|d| d.message), Some(m));
     }
 
     #[test]

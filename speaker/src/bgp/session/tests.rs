@@ -302,3 +302,90 @@ async fn hold_timer_expiry_sends_4_0() {
     assert!(start.elapsed() >= Duration::from_secs(2));
     h.stop(Duration::from_secs(1)).await;
 }
+
+fn negotiated(ebgp: bool) -> Negotiated {
+    Negotiated {
+        peer_as: 64513,
+        peer_router_id: Ipv4Addr::new(10, 200, 0, 2),
+        hold_time: 9,
+        keepalive_time: 3,
+        four_octet_as: true,
+        ipv4: true,
+        ipv6: true,
+        ebgp,
+        route_refresh: true,
+    }
+}
+
+#[test]
+fn next_hops_follow_the_session_address() {
+    let c = cfg(179, PeerAsn::External);
+    let v4 = update_context(&c, &negotiated(true), "10.200.0.1".parse().expect("ip"));
+    assert_eq!(v4.next_hop_v4, Some(Ipv4Addr::new(10, 200, 0, 1)));
+    assert_eq!(
+        v4.next_hop_v6,
+        Some(Ipv4Addr::new(10, 200, 0, 1).to_ipv6_mapped())
+    );
+    assert_eq!(v4.next_hop_v6_link_local, None);
+    let g = update_context(&c, &negotiated(true), "fd00:200::1".parse().expect("ip"));
+    assert_eq!(g.next_hop_v6, Some("fd00:200::1".parse().expect("ip")));
+    assert_eq!(g.next_hop_v6_link_local, None);
+    assert_eq!(
+        g.next_hop_v4,
+        Some(c.router_id),
+        "router ID for IPv4 over IPv6"
+    );
+    let ll = update_context(&c, &negotiated(false), "fe80::1".parse().expect("ip"));
+    assert_eq!(
+        ll.next_hop_v6_link_local,
+        Some("fe80::1".parse().expect("ip"))
+    );
+    assert!(!ll.ebgp);
+}
+
+proptest::proptest! {
+    /// Applying the diff to what was sent gives exactly what is wanted.
+    #[test]
+    fn diff_converges(
+        sent in proptest::collection::btree_map(0u32..64, 0u32..3, 0..40),
+        wanted in proptest::collection::btree_map(0u32..64, 0u32..3, 0..40),
+    ) {
+        let to_table = |m: &BTreeMap<u32, u32>| -> AdjRibOut {
+            m.iter()
+                .map(|(k, v)| {
+                    (
+                        IpNet::V4(ipnet::Ipv4Net::new(Ipv4Addr::from(0x0a00_0000 + k), 32).expect("net")),
+                        attrs(*v),
+                    )
+                })
+                .collect()
+        };
+        let (sent, wanted) = (to_table(&sent), to_table(&wanted));
+        let (withdraw, announce) = diff(&sent, &wanted);
+        let mut result = sent.clone();
+        for p in &withdraw {
+            result.remove(p);
+        }
+        for (a, ps) in &announce {
+            for p in ps {
+                result.insert(*p, a.clone());
+            }
+        }
+        proptest::prop_assert_eq!(&result, &wanted);
+        // Nothing unchanged is resent.
+        for (a, ps) in &announce {
+            for p in ps {
+                proptest::prop_assert_ne!(sent.get(p), Some(a));
+            }
+        }
+    }
+}
+
+#[test]
+fn debug_redacts_the_password() {
+    let mut c = cfg(179, PeerAsn::External);
+    c.password = Some("s3cret".into());
+    let text = format!("{c:?}");
+    assert!(!text.contains("s3cret"), "{text}");
+    assert!(text.contains("<redacted>"));
+}

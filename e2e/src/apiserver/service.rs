@@ -4,7 +4,7 @@
 //! allocateLoadBalancerNodePorts, the immutable loadBalancerClass and the empty
 //! `status.loadBalancer`. The ranges are data only: nothing ever connects to them.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde_json::{Value, json};
@@ -19,37 +19,93 @@ const V4_SIZE: u32 = 1 << 16;
 const V6_BASE: u128 = 0xfd00_0096_0000_0000_0000_0000_0000_0000;
 const V6_SIZE: u128 = 1 << 16;
 
-struct Used {
+/// Cluster IPs and node ports held by every Service, kept up to date by the store on each
+/// Service write, so that creating a Service does not scan all the others.
+#[derive(Debug, Default)]
+pub struct ServiceIndex {
+    ips: HashMap<IpAddr, (String, String)>,
+    ports: HashMap<i64, (String, String)>,
+}
+
+impl ServiceIndex {
+    /// Replaces what Service `key` holds: `old` is forgotten, `new` recorded.
+    pub fn update(&mut self, key: &(String, String), old: Option<&Value>, new: Option<&Value>) {
+        if let Some(old) = old {
+            let (ips, ports) = held(old);
+            for ip in ips {
+                if self.ips.get(&ip) == Some(key) {
+                    self.ips.remove(&ip);
+                }
+            }
+            for p in ports {
+                if self.ports.get(&p) == Some(key) {
+                    self.ports.remove(&p);
+                }
+            }
+        }
+        if let Some(new) = new {
+            let (ips, ports) = held(new);
+            for ip in ips {
+                self.ips.insert(ip, key.clone());
+            }
+            for p in ports {
+                self.ports.insert(p, key.clone());
+            }
+        }
+    }
+}
+
+/// Cluster IPs and node ports (including healthCheckNodePort) of a stored Service.
+fn held(svc: &Value) -> (Vec<IpAddr>, Vec<i64>) {
+    let spec = &svc["spec"];
+    let ips = spec["clusterIPs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|ip| ip.as_str()?.parse().ok())
+        .collect();
+    let mut ports: Vec<i64> = spec["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["nodePort"].as_i64())
+        .collect();
+    ports.extend(spec["healthCheckNodePort"].as_i64());
+    (ips, ports)
+}
+
+/// Addresses and ports held by every Service except `(ns, name)`, plus those this write takes.
+struct Used<'a> {
+    index: &'a ServiceIndex,
+    me: (String, String),
     ips: HashSet<IpAddr>,
     ports: HashSet<i64>,
 }
 
-/// Addresses and ports held by every Service except `(ns, name)`.
-fn used(view: &Inner, ns: &str, name: &str) -> Used {
-    let mut u = Used {
+impl Used<'_> {
+    /// Takes `ip` unless another Service (or this write) holds it.
+    fn take_ip(&mut self, ip: IpAddr) -> bool {
+        let other = self.index.ips.get(&ip).is_some_and(|k| *k != self.me);
+        !other && self.ips.insert(ip)
+    }
+
+    fn port_taken(&self, p: i64) -> bool {
+        self.ports.contains(&p) || self.index.ports.get(&p).is_some_and(|k| *k != self.me)
+    }
+
+    /// Takes port `p` unless another Service (or this write) holds it.
+    fn take_port(&mut self, p: i64) -> bool {
+        !self.port_taken(p) && self.ports.insert(p)
+    }
+}
+
+fn used<'a>(view: &'a Inner, ns: &str, name: &str) -> Used<'a> {
+    Used {
+        index: view.service_index(),
+        me: (ns.to_string(), name.to_string()),
         ips: HashSet::new(),
         ports: HashSet::new(),
-    };
-    for ((n, nm), svc) in view.list(&core("services"), None) {
-        if n == ns && nm == name {
-            continue;
-        }
-        let spec = &svc["spec"];
-        for ip in spec["clusterIPs"].as_array().into_iter().flatten() {
-            if let Some(ip) = ip.as_str().and_then(|s| s.parse().ok()) {
-                u.ips.insert(ip);
-            }
-        }
-        for p in spec["ports"].as_array().into_iter().flatten() {
-            if let Some(np) = p["nodePort"].as_i64() {
-                u.ports.insert(np);
-            }
-        }
-        if let Some(h) = spec["healthCheckNodePort"].as_i64() {
-            u.ports.insert(h);
-        }
     }
-    u
 }
 
 fn in_range(ip: IpAddr) -> bool {
@@ -59,7 +115,7 @@ fn in_range(ip: IpAddr) -> bool {
     }
 }
 
-fn allocate_ip(u: &mut Used, v6: bool) -> Option<IpAddr> {
+fn allocate_ip(u: &mut Used<'_>, v6: bool) -> Option<IpAddr> {
     // .1 is the `kubernetes` Service's address in a real cluster; start at .10 like kubeadm's
     // DNS and go up.
     for off in 10..(if v6 { V6_SIZE } else { u128::from(V4_SIZE) }) - 1 {
@@ -68,15 +124,15 @@ fn allocate_ip(u: &mut Used, v6: bool) -> Option<IpAddr> {
         } else {
             IpAddr::V4(Ipv4Addr::from(V4_BASE + off as u32))
         };
-        if u.ips.insert(ip) {
+        if u.take_ip(ip) {
             return Some(ip);
         }
     }
     None
 }
 
-fn allocate_port(u: &mut Used) -> Option<i64> {
-    (NODE_PORT_MIN..=NODE_PORT_MAX).find(|p| u.ports.insert(*p))
+fn allocate_port(u: &mut Used<'_>) -> Option<i64> {
+    (NODE_PORT_MIN..=NODE_PORT_MAX).find(|p| u.take_port(*p))
 }
 
 fn family_of(ip: &str) -> Option<&'static str> {
@@ -91,6 +147,11 @@ pub fn on_create(view: &Inner, obj: &mut Value) -> ApiResult<()> {
 }
 
 pub fn on_update(view: &Inner, current: &Value, obj: &mut Value) -> ApiResult<()> {
+    // The stored spec is already defaulted and validated: a write that leaves it as it is
+    // (status, labels, annotations) has nothing to default or allocate.
+    if obj["spec"] == current["spec"] {
+        return Ok(());
+    }
     defaults(view, obj, Some(current))
 }
 
@@ -208,7 +269,7 @@ fn defaults(view: &Inner, obj: &mut Value, current: Option<&Value>) -> ApiResult
                     &p["nodePort"],
                     &format!("provided port is not in the valid range. The range of valid ports is {NODE_PORT_MIN}-{NODE_PORT_MAX}"),
                 )),
-                Some(np) if u.ports.contains(&np) => {
+                Some(np) if u.port_taken(np) => {
                     errs.push(FieldError::invalid(&format!("{field}.nodePort"), &p["nodePort"], "provided port is already allocated"));
                 }
                 _ => {}
@@ -248,10 +309,22 @@ fn defaults(view: &Inner, obj: &mut Value, current: Option<&Value>) -> ApiResult
                     o["port"].as_i64() == port && o["protocol"].as_str().unwrap_or("TCP") == proto
                 })
                 .and_then(|o| o["nodePort"].as_i64())
-                .filter(|k| u.ports.insert(*k));
+                .filter(|k| u.take_port(*k));
             let np = match kept {
                 Some(k) => Some(k),
-                None if allocate_node_ports => allocate_port(&mut u),
+                None if allocate_node_ports => {
+                    let np = allocate_port(&mut u);
+                    if np.is_none() {
+                        // As the real allocator: the create fails rather than leaving a port
+                        // without a nodePort.
+                        errs.push(FieldError::invalid(
+                            &format!("spec.ports[{i}].nodePort"),
+                            &Value::Null,
+                            "failed to allocate a nodePort: range is full",
+                        ));
+                    }
+                    np
+                }
                 None => None,
             };
             if let Some(np) = np {
@@ -393,7 +466,7 @@ fn defaults(view: &Inner, obj: &mut Value, current: Option<&Value>) -> ApiResult
                         "provided IP is not in the valid range. The range of valid IPs is 10.96.0.0/16,fd00:96::/112",
                     )),
                     Ok(addr) => {
-                        if !u.ips.insert(addr) && !same_as_before {
+                        if !u.take_ip(addr) && !same_as_before {
                             errs.push(FieldError::invalid(&format!("spec.clusterIPs[{i}]"), &json!(ip), "provided IP is already allocated"));
                         }
                     }

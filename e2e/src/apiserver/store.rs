@@ -91,9 +91,16 @@ pub struct Inner {
     history_limit: usize,
     types: Vec<ResourceType>,
     changes: u64,
+    /// Cluster IPs and node ports held by Services, maintained on every Service write.
+    services: super::service::ServiceIndex,
 }
 
 impl Inner {
+    /// Cluster IPs and node ports held by Services.
+    pub fn service_index(&self) -> &super::service::ServiceIndex {
+        &self.services
+    }
+
     pub fn rv(&self) -> u64 {
         self.rv
     }
@@ -164,6 +171,9 @@ impl Inner {
         tx: &broadcast::Sender<Arc<Event>>,
     ) -> Option<Value> {
         let mut obj = self.objects.get_mut(gr)?.remove(key)?;
+        if *gr == core("services") {
+            self.services.update(key, Some(&obj), None);
+        }
         let rv = self.next_rv();
         set_rv(&mut obj, rv);
         self.record(
@@ -252,6 +262,7 @@ impl Store {
             history_limit: history_limit.max(1),
             types: Vec::new(),
             changes: 0,
+            services: Default::default(),
         };
         match snapshot {
             Some(snap) => {
@@ -265,12 +276,18 @@ impl Store {
                     else {
                         continue;
                     };
+                    let gr = GroupResource {
+                        group: o.group,
+                        resource: o.resource,
+                    };
+                    if gr == core("services") {
+                        inner
+                            .services
+                            .update(&(ns.clone(), name.clone()), None, Some(&o.object));
+                    }
                     inner
                         .objects
-                        .entry(GroupResource {
-                            group: o.group,
-                            resource: o.resource,
-                        })
+                        .entry(gr)
                         .or_default()
                         .insert((ns, name), o.object);
                 }
@@ -374,6 +391,9 @@ impl Store {
                 }
                 let rv = inner.next_rv();
                 set_rv(&mut obj, rv);
+                if *gr == core("services") {
+                    inner.services.update(&key, current.as_ref(), Some(&obj));
+                }
                 inner
                     .objects
                     .entry(gr.clone())

@@ -84,6 +84,9 @@ fn lb_service(i: usize) -> Service {
         },
         spec: Some(ServiceSpec {
             type_: Some("LoadBalancer".into()),
+            // 5,000 Services would exhaust the 2,768 node ports; load balancers that route to
+            // the Service address do not need them.
+            allocate_load_balancer_node_ports: Some(false),
             ports: Some(vec![ServicePort {
                 port: 80,
                 ..ServicePort::default()

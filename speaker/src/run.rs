@@ -230,6 +230,7 @@ async fn main_loop(
     let mut alive_rx = no_alive.clone();
     let mut owners: BTreeMap<IpAddr, Option<String>> = BTreeMap::new();
     let mut bgp = PeerManager::new(None);
+    let mut warned_no_key = false;
     // Session states change without any watch event: refresh their status and metrics.
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     'outer: loop {
@@ -280,8 +281,14 @@ async fn main_loop(
                     }
                 }
                 (None, _) => {
-                    if gossip.is_some() {
-                        tracing::warn!(secret = %mopts.secret, "membership key Secret is gone; using Node Ready only");
+                    if gossip.is_some() || !warned_no_key {
+                        tracing::warn!(
+                            secret = %mopts.secret,
+                            key = %mopts.secret_key,
+                            namespace = %opts.namespace,
+                            "membership key Secret (or its key) not found; node liveness is the Node Ready condition only, so failover waits for the node controller"
+                        );
+                        warned_no_key = true;
                     }
                     if let Some(old) = gossip.take() {
                         old.membership.leave().await;

@@ -239,6 +239,7 @@ pub fn prepare_create(
     }
     match (rt.group.as_str(), kind.as_str()) {
         ("", "Service") => service::on_create(view, &mut obj)?,
+        ("", "Secret") => fold_string_data(&mut obj),
         ("", "Namespace") => {
             obj["status"] = json!({"phase": "Active"});
             obj["spec"] = json!({"finalizers": ["kubernetes"]});
@@ -401,6 +402,7 @@ pub fn prepare_update(
     }
     match (rt.group.as_str(), rt.kind.as_str()) {
         ("", "Service") => service::on_update(view, current, &mut obj)?,
+        ("", "Secret") => fold_string_data(&mut obj),
         ("apiextensions.k8s.io", "CustomResourceDefinition") if part == Part::Main => {
             super::crd::validate(view, &obj, Some(current))?;
             obj["status"] = super::crd::status(&obj);
@@ -490,4 +492,42 @@ pub fn ready_to_remove(obj: &Value) -> bool {
         && obj["metadata"]["finalizers"]
             .as_array()
             .is_none_or(|f| f.is_empty())
+}
+
+/// As the real API server: a Secret's `stringData` is a write-only convenience, merged into
+/// `data` (base64, overriding keys of the same name) and never stored or returned.
+fn fold_string_data(obj: &mut Value) {
+    let Some(string_data) = obj.as_object_mut().and_then(|m| m.remove("stringData")) else {
+        return;
+    };
+    let Value::Object(entries) = string_data else {
+        return;
+    };
+    if !obj["data"].is_object() {
+        obj["data"] = json!({});
+    }
+    for (k, v) in entries {
+        let Some(text) = v.as_str() else { continue };
+        let encoded = serde_json::to_value(k8s_openapi::ByteString(text.as_bytes().to_vec()))
+            .unwrap_or(Value::Null);
+        obj["data"][k.as_str()] = encoded;
+    }
+}
+
+#[cfg(test)]
+mod string_data_tests {
+    use super::*;
+
+    #[test]
+    fn string_data_is_folded_into_data() {
+        let mut s = json!({
+            "kind": "Secret",
+            "data": {"keep": "a2VlcA==", "password": "b2xk"},
+            "stringData": {"password": "s3cret"},
+        });
+        fold_string_data(&mut s);
+        assert!(s.get("stringData").is_none());
+        assert_eq!(s["data"]["password"], "czNjcmV0");
+        assert_eq!(s["data"]["keep"], "a2VlcA==");
+    }
 }

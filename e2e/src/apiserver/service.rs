@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult, FieldError};
-use super::store::{Inner, core};
+use super::store::Inner;
 
 const NODE_PORT_MIN: i64 = 30000;
 const NODE_PORT_MAX: i64 = 32767;
@@ -503,7 +503,7 @@ fn defaults(view: &Inner, obj: &mut Value, current: Option<&Value>) -> ApiResult
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apiserver::store::{Store, Write};
+    use crate::apiserver::store::{Store, Write, core};
 
     fn create(store: &Store, svc: Value) -> ApiResult<Value> {
         let name = svc["metadata"]["name"].as_str().unwrap_or("x").to_string();

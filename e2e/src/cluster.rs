@@ -10,7 +10,7 @@
 //! it opens are created there.
 
 use crate::bench::controller::sibling_binary;
-use crate::lab::daemons::{BgpPeer, Bird, BirdConfig};
+use crate::lab::daemons::{BgpPeer, Bird, BirdConfig, Frr, FrrConfig, Gobgp, GobgpConfig};
 use crate::lab::process::{LabProcess, ProcessSpec};
 use crate::lab::{Lab, LabError};
 use anyhow::{Context, anyhow};
@@ -81,6 +81,24 @@ pub struct ClusterOptions {
     pub upstream_client: bool,
     /// Address ranges the nodes accept as local (the stand-in for kube-proxy).
     pub service_ranges: Vec<IpNet>,
+    /// Which daemon `bird: true` starts in the router namespace (the flag's name predates FRR
+    /// and GoBGP): BIRD (default), FRR (zebra + bgpd, installing routes with ECMP) or gobgpd.
+    /// The same peers (every node, IPv4 and IPv6, passive), password and AS either way.
+    pub router: RouterKind,
+    /// AS of the router (default [`ROUTER_ASN`]); [`NODE_ASN`] makes the sessions iBGP.
+    pub router_asn: u32,
+}
+
+/// The BGP daemon of the lab router.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RouterKind {
+    /// BIRD 2, kernel export with ECMP (`merge paths on`).
+    #[default]
+    Bird,
+    /// FRR zebra + bgpd, `maximum-paths 8`, routes installed by zebra.
+    Frr,
+    /// gobgpd (no kernel installation; query with `gobgp global rib`).
+    Gobgp,
 }
 
 impl Default for ClusterOptions {
@@ -94,6 +112,8 @@ impl Default for ClusterOptions {
             bird_password: None,
             upstream_client: false,
             service_ranges: default_service_ranges(),
+            router: RouterKind::Bird,
+            router_asn: ROUTER_ASN,
         }
     }
 }
@@ -131,6 +151,10 @@ pub struct Cluster {
     echo: Vec<LabProcess>,
     /// BIRD in the router namespace.
     pub bird: Option<Bird>,
+    /// FRR in the router namespace ([`RouterKind::Frr`]).
+    pub frr: Option<Frr>,
+    /// gobgpd in the router namespace ([`RouterKind::Gobgp`]).
+    pub gobgp: Option<Gobgp>,
     opts: ClusterOptions,
 }
 
@@ -191,12 +215,18 @@ impl Cluster {
             speakers: Vec::new(),
             echo: Vec::new(),
             bird: None,
+            frr: None,
+            gobgp: None,
             opts: opts.clone(),
         };
         cluster.prepare_nodes()?;
         cluster.register()?;
         if opts.bird {
-            cluster.start_bird()?;
+            match opts.router {
+                RouterKind::Bird => cluster.start_bird()?,
+                RouterKind::Frr => cluster.start_frr()?,
+                RouterKind::Gobgp => cluster.start_gobgp()?,
+            }
         }
         if opts.controller {
             cluster.start_controller()?;
@@ -279,9 +309,12 @@ impl Cluster {
                     name: Some("memberlist".into()),
                     ..ObjectMeta::default()
                 },
-                string_data: Some(BTreeMap::from([(
+                // `data`, not `stringData`: the in-memory API server stores stringData as
+                // given (a real kube-apiserver folds it into data), and the speakers read data
+                // only; with stringData they never found the key and ran without membership.
+                data: Some(BTreeMap::from([(
                     "secretkey".to_string(),
-                    "ferrolb-lab-membership-key-not-secret".to_string(),
+                    k8s_openapi::ByteString(b"ferrolb-lab-membership-key-not-secret".to_vec()),
                 )])),
                 ..Secret::default()
             };
@@ -294,9 +327,9 @@ impl Cluster {
         })?
     }
 
-    fn start_bird(&mut self) -> anyhow::Result<()> {
-        let router = self.lab.router();
-        let mut cfg = BirdConfig::new(router.v4(), ROUTER_ASN);
+    /// The router's peers: every node, IPv4 and IPv6 sessions, passive, with the password.
+    fn router_peers(&self) -> Vec<BgpPeer> {
+        let mut peers = Vec::new();
         for (i, node) in self.lab.nodes().iter().enumerate() {
             for addr in [IpAddr::V4(node.v4()), IpAddr::V6(node.v6())] {
                 let fam = if addr.is_ipv4() { "v4" } else { "v6" };
@@ -306,10 +339,80 @@ impl Cluster {
                 if let Some(p) = &self.opts.bird_password {
                     peer = peer.password(p.clone());
                 }
-                cfg = cfg.peer(peer);
+                peers.push(peer);
             }
         }
-        self.bird = Some(Bird::start(router.ns(), &cfg).map_err(lab_err)?);
+        peers
+    }
+
+    /// The BIRD configuration of the lab router (also for restarting it by hand).
+    pub fn bird_config(&self) -> BirdConfig {
+        let mut cfg = BirdConfig::new(self.lab.router().v4(), self.opts.router_asn);
+        for peer in self.router_peers() {
+            cfg = cfg.peer(peer);
+        }
+        if self.opts.router_asn == NODE_ASN {
+            // iBGP next hops resolve recursively through the IGP table: give BIRD the
+            // connected LAN routes (not exported to the kernel, which has them already).
+            cfg.extra.push_str(
+                "protocol direct { ipv4 { import all; export none; }; ipv6 { import all; export none; }; }\n",
+            );
+            cfg.kernel_export = false;
+            cfg.extra.push_str(
+                "protocol kernel k_ipv4 { ipv4 { import none; export where source = RTS_BGP; }; merge paths on; }\n\
+                 protocol kernel k_ipv6 { ipv6 { import none; export where source = RTS_BGP; }; merge paths on; }\n",
+            );
+        }
+        cfg
+    }
+
+    fn start_bird(&mut self) -> anyhow::Result<()> {
+        let cfg = self.bird_config();
+        self.bird = Some(Bird::start(self.lab.router().ns(), &cfg).map_err(lab_err)?);
+        Ok(())
+    }
+
+    /// Stops BIRD (SIGKILL by PID: no Cease, routes stay in the kernel) and starts it again
+    /// with the same configuration.
+    pub fn restart_bird(&mut self) -> anyhow::Result<()> {
+        if let Some(b) = self.bird.take() {
+            b.process().kill().map_err(lab_err)?;
+            drop(b);
+        }
+        self.start_bird()
+    }
+
+    /// The FRR configuration of the lab router.
+    pub fn frr_config(&self) -> FrrConfig {
+        let asn = self.opts.router_asn;
+        let mut cfg = FrrConfig::new("router", self.lab.router().v4(), asn);
+        for peer in self.router_peers() {
+            cfg = cfg.peer(peer);
+        }
+        cfg.extra = format!(
+            "router bgp {asn}\n address-family ipv4 unicast\n  maximum-paths 8\n  maximum-paths ibgp 8\n exit-address-family\n address-family ipv6 unicast\n  maximum-paths 8\n  maximum-paths ibgp 8\n exit-address-family\n!\n"
+        );
+        cfg
+    }
+
+    fn start_frr(&mut self) -> anyhow::Result<()> {
+        let cfg = self.frr_config();
+        self.frr = Some(Frr::start(self.lab.router().ns(), &cfg).map_err(lab_err)?);
+        Ok(())
+    }
+
+    /// The gobgpd configuration of the lab router.
+    pub fn gobgp_config(&self) -> GobgpConfig {
+        let mut cfg = GobgpConfig::new(self.lab.router().v4(), self.opts.router_asn);
+        for peer in self.router_peers() {
+            cfg = cfg.peer(peer);
+        }
+        cfg
+    }
+
+    fn start_gobgp(&mut self) -> anyhow::Result<()> {
+        let cfg = self.gobgp_config();
+        self.gobgp = Some(Gobgp::start(self.lab.router().ns(), &cfg).map_err(lab_err)?);
         Ok(())
     }
 

@@ -4,10 +4,13 @@
 mod common;
 
 use common::*;
+use ferrolb_e2e::bench::failover::{Prober, measure};
 use ferrolb_e2e::cluster::{Cluster, ClusterOptions};
 use ferrolb_e2e::lab;
-use std::net::IpAddr;
-use std::time::Duration;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 const L2_EXAMPLE: &str = include_str!("../../deploy/examples/l2.yaml");
 
@@ -29,20 +32,35 @@ fn one_elected_node_answers_arp_and_ndp_and_serves_traffic() {
     for ip in ips {
         let owner = wait_single_owner(&c, ip, Duration::from_secs(20));
         let owner_host = c.lab.node(owner);
-        let owner_mac = owner_host.mac(owner_host.iface()).expect("mac").to_lowercase();
+        let owner_mac = owner_host
+            .mac(owner_host.iface())
+            .expect("mac")
+            .to_lowercase();
         match ip {
             IpAddr::V4(v4) => {
                 let out = client.ns().arping(client.iface(), v4, 3).expect("arping");
                 assert!(out.success(), "arping {v4}: {}", out.stdout);
-                assert_eq!(arping_macs(&out.stdout), vec![owner_mac.clone()], "{}", out.stdout);
+                assert_eq!(
+                    arping_macs(&out.stdout),
+                    vec![owner_mac.clone()],
+                    "{}",
+                    out.stdout
+                );
             }
             IpAddr::V6(v6) => {
                 let out = client.ns().ndisc6(client.iface(), v6).expect("ndisc6");
                 assert!(out.success(), "ndisc6 {v6}: {}", out.stdout);
-                assert!(out.stdout.to_lowercase().contains(&owner_mac), "{}", out.stdout);
+                assert!(
+                    out.stdout.to_lowercase().contains(&owner_mac),
+                    "{}",
+                    out.stdout
+                );
             }
         }
-        let out = client.ns().curl(ip, 80, "/", Duration::from_secs(3)).expect("curl");
+        let out = client
+            .ns()
+            .curl(ip, 80, "/", Duration::from_secs(3))
+            .expect("curl");
         assert!(out.success(), "curl {ip}: {} {}", out.stdout, out.stderr);
         assert!(
             out.stdout.starts_with(owner_host.name()),
@@ -51,4 +69,495 @@ fn one_elected_node_answers_arp_and_ndp_and_serves_traffic() {
             owner_host.name()
         );
     }
+}
+
+/// The L2 example plus Service `name` (IPv4); returns its address and owner (1-based).
+fn one_service(c: &Cluster, name: &str, local: bool) -> (IpAddr, usize) {
+    c.apply_yaml(L2_EXAMPLE).expect("apply l2 example");
+    let mut svc = lb_service(name, &[]);
+    if local && let Some(spec) = svc.spec.as_mut() {
+        spec.external_traffic_policy = Some("Local".into());
+    }
+    create_service(c, &svc);
+    let ip = wait_ips(c, name, 1, Duration::from_secs(20))[0];
+    if local {
+        return (ip, 0);
+    }
+    (ip, wait_single_owner(c, ip, Duration::from_secs(20)))
+}
+
+fn v4(ip: IpAddr) -> Ipv4Addr {
+    match ip {
+        IpAddr::V4(a) => a,
+        IpAddr::V6(a) => panic!("expected IPv4, got {a}"),
+    }
+}
+
+#[test]
+fn thirty_services_spread_over_all_nodes() {
+    if !lab::tools_or_skip("l2_e2e", &["arping"]) {
+        return;
+    }
+    let c = Cluster::start(ClusterOptions::default()).expect("cluster");
+    c.apply_yaml(L2_EXAMPLE).expect("apply l2 example");
+    create_services(&c, "spread", 30);
+    let mut per_node = vec![0usize; c.lab.nodes().len()];
+    for i in 0..30 {
+        let ip = wait_ips(&c, &format!("spread-{i}"), 1, Duration::from_secs(20))[0];
+        let owner = wait_single_owner(&c, ip, Duration::from_secs(20));
+        per_node[owner - 1] += 1;
+        // The elected owner is the one that answers on the wire, and the only one.
+        let macs = arp_answerers(&c, v4(ip), 1);
+        assert_eq!(macs, vec![node_mac(&c, owner)], "{ip} owned by node{owner}");
+    }
+    println!("distribution of 30 IPs over nodes 1..3: {per_node:?}");
+    assert!(
+        per_node.iter().all(|&n| n > 0),
+        "a node owns nothing: {per_node:?}"
+    );
+}
+
+#[test]
+fn local_policy_follows_ready_endpoints_and_keeps_client_ip() {
+    if !lab::tools_or_skip("l2_e2e", &["arping", "curl"]) {
+        return;
+    }
+    let c = Cluster::start(ClusterOptions::default()).expect("cluster");
+    let (ip, _) = one_service(&c, "local", true);
+    let (n1, n3) = (
+        c.lab.node(1).name().to_string(),
+        c.lab.node(3).name().to_string(),
+    );
+
+    set_endpoints(&c, "local", &[(&n3, true)]);
+    assert_eq!(wait_single_owner(&c, ip, Duration::from_secs(10)), 3);
+    assert_eq!(arp_answerers(&c, v4(ip), 2), vec![node_mac(&c, 3)]);
+    let echo = curl_echo(&c, ip).expect("curl to the Local service");
+    // The echo server answers `<node> <client address>`: no SNAT on the way.
+    assert_eq!(echo, format!("{n3} {}", c.lab.lan_client().v4()));
+
+    set_endpoints(&c, "local", &[(&n1, true)]);
+    eventually(
+        "node1 answers ARP after the endpoint moved",
+        Duration::from_secs(10),
+        || (arp_answerers(&c, v4(ip), 1) == vec![node_mac(&c, 1)]).then_some(()),
+    );
+    assert_eq!(announcing_nodes(&c, ip), vec![1]);
+
+    set_endpoints(&c, "local", &[(&n1, false)]);
+    eventually(
+        "nobody announces without a ready endpoint",
+        Duration::from_secs(10),
+        || announcing_nodes(&c, ip).is_empty().then_some(()),
+    );
+    let client = c.lab.lan_client();
+    let out = client
+        .ns()
+        .arping(client.iface(), v4(ip), 2)
+        .expect("arping");
+    assert!(
+        !out.success() && arping_macs(&out.stdout).is_empty(),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn speaker_crash_fails_over() {
+    if !lab::tools_or_skip("l2_e2e", &["curl"]) {
+        return;
+    }
+    let c = Cluster::start(ClusterOptions::default()).expect("cluster");
+    let (ip, owner) = one_service(&c, "crash", false);
+    let owner_name = c.lab.node(owner).name().to_string();
+    let prober = Prober::start(
+        c.lab.lan_client().ns().name(),
+        SocketAddr::new(ip, 80),
+        Duration::from_millis(10),
+    )
+    .expect("prober");
+    prober
+        .wait_success(Instant::now(), Duration::from_secs(10), |n| n == owner_name)
+        .expect("the owner serves before the crash");
+    std::thread::sleep(Duration::from_millis(100));
+    let fault_at = Instant::now();
+    c.speaker(owner).expect("speaker").kill().expect("SIGKILL");
+    let other = prober
+        .wait_success(fault_at, Duration::from_secs(5), |n| n != owner_name)
+        .expect("another node serves within 5 s of the crash");
+    std::thread::sleep(Duration::from_millis(50));
+    let (gap, takeover) = measure(&prober.samples(), fault_at, &owner_name).expect("measured");
+    println!(
+        "SIGKILL of {owner_name}'s speaker: gap {gap:?}, takeover {takeover:?} by {:?}",
+        other.node
+    );
+    let new_owner = wait_single_owner(&c, ip, Duration::from_secs(5));
+    assert_ne!(new_owner, owner);
+    assert_eq!(arp_answerers(&c, v4(ip), 2), vec![node_mac(&c, new_owner)]);
+    let echo = curl_echo(&c, ip).expect("curl after failover");
+    assert!(echo.starts_with(c.lab.node(new_owner).name()), "{echo}");
+}
+
+#[test]
+fn owner_link_down_fails_over() {
+    if !lab::tools_or_skip("l2_e2e", &["curl"]) {
+        return;
+    }
+    let c = Cluster::start(ClusterOptions::default()).expect("cluster");
+    let (ip, owner) = one_service(&c, "linkdown", false);
+    let h = c.lab.node(owner);
+    assert!(curl_echo(&c, ip).expect("curl").starts_with(h.name()));
+    let t0 = Instant::now();
+    h.ns()
+        .ip(["link", "set", h.iface(), "down"])
+        .expect("link down");
+    let served_by = eventually(
+        "traffic resumes via another node",
+        Duration::from_secs(10),
+        || curl_echo(&c, ip).filter(|e| !e.starts_with(h.name())),
+    );
+    println!(
+        "{} link down: traffic resumed via {served_by:?} after {:?}",
+        h.name(),
+        t0.elapsed()
+    );
+    // The downed node's own speaker cannot be asked (its link is down); the others agree on
+    // one owner among themselves.
+    let others: Vec<usize> = (1..=3).filter(|&i| i != owner).collect();
+    let owners: Vec<usize> = announcing_nodes(&c, ip)
+        .into_iter()
+        .filter(|i| others.contains(i))
+        .collect();
+    assert_eq!(owners.len(), 1, "{owners:?}");
+    assert_eq!(arp_answerers(&c, v4(ip), 2), vec![node_mac(&c, owners[0])]);
+}
+
+#[test]
+fn excluded_node_never_answers() {
+    if !lab::tools_or_skip("l2_e2e", &["arping"]) {
+        return;
+    }
+    let c = Cluster::start(ClusterOptions::default()).expect("cluster");
+    label_node(
+        &c,
+        c.lab.node(1).name(),
+        "node.kubernetes.io/exclude-from-external-load-balancers",
+        Some(""),
+    );
+    c.apply_yaml(L2_EXAMPLE).expect("apply l2 example");
+    // Wait for the speakers to see the label before any address exists, so no IP is ever
+    // owned by node1 (not even transiently).
+    std::thread::sleep(Duration::from_millis(500));
+    create_services(&c, "excl", 15);
+    let excluded_mac = node_mac(&c, 1);
+    let mut per_node = [0usize; 3];
+    for i in 0..15 {
+        let ip = wait_ips(&c, &format!("excl-{i}"), 1, Duration::from_secs(20))[0];
+        let owner = wait_single_owner(&c, ip, Duration::from_secs(20));
+        per_node[owner - 1] += 1;
+        assert_ne!(owner, 1, "{ip} elected the excluded node");
+        let macs = arp_answerers(&c, v4(ip), 1);
+        assert!(
+            !macs.contains(&excluded_mac),
+            "{ip}: excluded node answered: {macs:?}"
+        );
+        assert_eq!(macs, vec![node_mac(&c, owner)]);
+    }
+    println!("with node1 excluded: {per_node:?}");
+}
+
+#[test]
+fn node_selector_limits_owners() {
+    if !lab::tools_or_skip("l2_e2e", &["arping"]) {
+        return;
+    }
+    let c = Cluster::start(ClusterOptions::default()).expect("cluster");
+    let node2 = c.lab.node(2).name().to_string();
+    let adv = format!(
+        "{L2_EXAMPLE}  nodeSelectors:\n    - matchLabels:\n        kubernetes.io/hostname: {node2}\n"
+    );
+    c.apply_yaml(&adv)
+        .expect("apply l2 example with nodeSelectors");
+    std::thread::sleep(Duration::from_millis(500));
+    create_services(&c, "sel", 10);
+    for i in 0..10 {
+        let ip = wait_ips(&c, &format!("sel-{i}"), 1, Duration::from_secs(20))[0];
+        assert_eq!(
+            wait_single_owner(&c, ip, Duration::from_secs(20)),
+            2,
+            "{ip}"
+        );
+        assert_eq!(arp_answerers(&c, v4(ip), 1), vec![node_mac(&c, 2)], "{ip}");
+    }
+}
+
+/// One ARP line from `tcpdump -tt -n -e -l arp`.
+#[derive(Debug)]
+struct ArpLine {
+    t: f64,
+    src_mac: String,
+    dst_mac: String,
+    /// `Request who-has X tell Y` → (false, X, Y); `Reply X is-at M` → (true, X, X).
+    reply: bool,
+    target: String,
+    sender: String,
+}
+
+fn parse_tcpdump_arp(text: &str) -> Vec<ArpLine> {
+    text.lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let t: f64 = w.next()?.parse().ok()?;
+            let src_mac = w.next()?.to_lowercase();
+            let dst_mac = w.nth(1)?.trim_end_matches(',').to_lowercase();
+            let rest = l.split(": ").skip(1).collect::<Vec<_>>().join(": ");
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            if let Some(i) = words.iter().position(|x| *x == "who-has") {
+                let target = words.get(i + 1)?.to_string();
+                let sender = words
+                    .get(words.iter().position(|x| *x == "tell")? + 1)?
+                    .trim_end_matches(',')
+                    .to_string();
+                return Some(ArpLine {
+                    t,
+                    src_mac,
+                    dst_mac,
+                    reply: false,
+                    target,
+                    sender,
+                });
+            }
+            let i = words.iter().position(|x| *x == "is-at")?;
+            let target = words.get(i - 1)?.to_string();
+            Some(ArpLine {
+                t,
+                src_mac,
+                dst_mac,
+                reply: true,
+                sender: target.clone(),
+                target,
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn restarting_the_owner_never_shows_two_macs() {
+    if !lab::tools_or_skip("l2_e2e", &["arping", "tcpdump"]) {
+        return;
+    }
+    let mut c = Cluster::start(ClusterOptions::default()).expect("cluster");
+    let (ip, owner) = one_service(&c, "restart", false);
+    let vip = ip.to_string();
+    let client = c.lab.lan_client();
+    let client_ip = client.v4().to_string();
+    let tcpdump = client
+        .ns()
+        .spawn(
+            "tcpdump",
+            [
+                "tcpdump",
+                "-i",
+                client.iface(),
+                "-tt",
+                "-n",
+                "-e",
+                "-l",
+                "arp",
+            ],
+        )
+        .expect("tcpdump");
+    std::thread::sleep(Duration::from_millis(500));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ns, iface) = (client.ns().clone(), client.iface().to_string());
+    let stop2 = stop.clone();
+    let target = v4(ip);
+    let pinger = std::thread::spawn(move || {
+        let mut rounds = Vec::new();
+        while !stop2.load(Ordering::Relaxed) {
+            // One request per round with a short deadline, so rounds are frequent (the
+            // helper's 1 s deadline would allow only one round per second).
+            let out = ns
+                .exec([
+                    "arping",
+                    "-c",
+                    "1",
+                    "-w",
+                    "0.2",
+                    "-i",
+                    &iface,
+                    &target.to_string(),
+                ])
+                .expect("arping");
+            rounds.push(arping_macs(&out.stdout));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        rounds
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let speaker = c.speaker(owner).expect("speaker");
+    speaker.terminate().expect("SIGTERM");
+    speaker
+        .wait_timeout(Duration::from_secs(10))
+        .expect("speaker exits on SIGTERM");
+    // Someone else takes over while the owner is away.
+    eventually("another node owns the VIP", Duration::from_secs(5), || {
+        let o = announcing_nodes(&c, ip);
+        (o.len() == 1 && o[0] != owner).then_some(())
+    });
+    let restart_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    c.start_speaker(owner).expect("restart speaker");
+    let final_owner = eventually(
+        "a single owner after the restart",
+        Duration::from_secs(10),
+        || {
+            std::thread::sleep(Duration::from_millis(500));
+            let o = announcing_nodes(&c, ip);
+            (o.len() == 1).then(|| o[0])
+        },
+    );
+    // Cover the temporary owner's whole gratuitous schedule (0, 0.5, 2, 5 s after its gain).
+    std::thread::sleep(Duration::from_secs(6));
+    stop.store(true, Ordering::Relaxed);
+    let rounds = pinger.join().expect("pinger");
+    tcpdump.terminate().expect("stop tcpdump");
+    let _ = tcpdump.wait_timeout(Duration::from_secs(5));
+    let capture = std::fs::read_to_string(tcpdump.log_path()).expect("capture");
+    drop(tcpdump);
+
+    assert!(rounds.len() >= 15, "too few arping rounds: {}", rounds.len());
+    for (i, macs) in rounds.iter().enumerate() {
+        assert!(
+            macs.len() <= 1,
+            "arping round {i} got replies from {macs:?}"
+        );
+    }
+    let lines = parse_tcpdump_arp(&capture);
+    // Replies to each client request: at most one MAC (a request's replies come before the
+    // next request of the same arping round).
+    let mut replies_since_request: Vec<String> = Vec::new();
+    for l in &lines {
+        if !l.reply && l.target == vip && l.sender == client_ip {
+            replies_since_request.clear();
+        } else if l.reply && l.target == vip && l.dst_mac != "ff:ff:ff:ff:ff:ff" {
+            // A unicast reply to the client (broadcast replies are gratuitous, checked below).
+            if !replies_since_request.contains(&l.src_mac) {
+                replies_since_request.push(l.src_mac.clone());
+            }
+            assert!(
+                replies_since_request.len() <= 1,
+                "two MACs answered one request: {replies_since_request:?}\n{capture}"
+            );
+        }
+    }
+    // Gratuitous ARP for the VIP (sender == target == VIP): once the final owner has announced
+    // after the restart, nobody else may.
+    let final_mac = node_mac(&c, final_owner);
+    let garps: Vec<&ArpLine> = lines
+        .iter()
+        .filter(|l| l.sender == vip && l.target == vip)
+        .collect();
+    let reclaim = garps
+        .iter()
+        .find(|l| l.t >= restart_at && l.src_mac == final_mac)
+        .map(|l| l.t);
+    println!(
+        "owner node{owner}, final owner node{final_owner}, {} arping rounds, {} gratuitous ARPs",
+        rounds.len(),
+        garps.len()
+    );
+    if let Some(t) = reclaim {
+        let late: Vec<&&ArpLine> = garps
+            .iter()
+            .filter(|l| l.t > t && l.src_mac != final_mac)
+            .collect();
+        assert!(
+            late.is_empty(),
+            "gratuitous ARP for {vip} from a non-owner after node{final_owner} took it: {late:?}"
+        );
+    } else {
+        // The final owner is the temporary one (election kept it there): its gratuitous ARPs
+        // came before the restart.
+        assert_ne!(
+            final_owner, owner,
+            "the restarted owner reclaimed {vip} without announcing it"
+        );
+    }
+}
+
+#[test]
+fn status_events_and_metrics_name_the_owner() {
+    if !lab::tools_or_skip("l2_e2e", &["arping"]) {
+        return;
+    }
+    use k8s_openapi::api::events::v1::Event;
+    use kube::api::{Api, ListParams};
+    let c = Cluster::start(ClusterOptions::default()).expect("cluster");
+    let (ip, owner) = one_service(&c, "observed", false);
+    let owner_name = c.lab.node(owner).name().to_string();
+    let st = c
+        .get_json(c.speaker_http(owner), "/api/v1/status")
+        .expect("status");
+    let ann = st["announcements"]
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|x| x["ip"].as_str() == Some(&ip.to_string()))
+                .cloned()
+        })
+        .expect("announcement in status");
+    assert_eq!(
+        ann["services"],
+        serde_json::json!(["default/observed"]),
+        "{ann}"
+    );
+    assert_eq!(ann["mode"], "layer2", "{ann}");
+    assert_eq!(
+        ann["interfaces"],
+        serde_json::json!([c.lab.node(owner).iface()]),
+        "{ann}"
+    );
+
+    let api: Api<Event> = Api::namespaced(c.client.clone(), "default");
+    let events = eventually("a nodeAssigned event", Duration::from_secs(10), || {
+        let api = api.clone();
+        let evs = c
+            .run(async move { api.list(&ListParams::default()).await })
+            .ok()?
+            .ok()?;
+        let ours: Vec<Event> = evs
+            .items
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some("nodeAssigned"))
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("observed"))
+            .collect();
+        (!ours.is_empty()).then_some(ours)
+    });
+    for e in &events {
+        let note = e.note.clone().unwrap_or_default();
+        assert!(
+            note.contains(&owner_name) && note.contains(&ip.to_string()),
+            "{note}"
+        );
+        assert_eq!(e.reporting_instance.as_deref(), Some(owner_name.as_str()));
+    }
+
+    // The first gratuitous ARP goes out at once on gain.
+    let addr = c.speaker_http(owner);
+    let (code, metrics) = c
+        .run(async move { ferrolb_e2e::fixtures::http_get(addr, "/metrics").await })
+        .expect("runtime")
+        .expect("GET /metrics");
+    assert_eq!(code, 200);
+    let garp: f64 = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("ferrolb_speaker_gratuitous_sent_total{") && l.contains("family=\"ipv4\"")
+        })
+        .and_then(|l| l.split_whitespace().last()?.parse().ok())
+        .unwrap_or_else(|| panic!("no ipv4 gratuitous counter in\n{metrics}"));
+    assert!(garp > 0.0, "gratuitous_sent_total ipv4 = {garp}");
 }

@@ -1,0 +1,842 @@
+//! Layer 2 failover benchmark: ferrolb against keepalived (VRRPv3) in the same lab with the same
+//! probe, plus the speaker's ARP reply latency against the kernel's and the speaker's peak RSS
+//! with 1,000 announced addresses.
+//!
+//! The probe is an HTTP GET to the VIP every 10 ms from the LAN client namespace (10 ms connect
+//! timeout). Each node's echo server answers with the node's name, so a sample also says which
+//! node served it.
+//!
+//! Two figures per trial:
+//! - *gap*: last success before the fault → first success after it (the outage a client sees);
+//! - *takeover*: fault → first success served by another node (how fast the VIP moved).
+//!
+//! Killing only the daemon (`--fault kill`) leaves the old node's data path up: the client's
+//! neighbour entry still points there and that node still accepts the VIP, so the gap is close
+//! to the probe interval for both systems and the takeover time is the informative figure.
+//! `--fault link-down` (the owner's eth0 goes down) is a node failure: there the gap is real.
+
+use crate::bench::stats::{peak_rss_kib, percentile};
+use crate::cluster::{Cluster, ClusterOptions, default_service_ranges, ns_runtime};
+use crate::lab::process::{LabProcess, ProcessSpec};
+use anyhow::{Context, anyhow, bail};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One probe result.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    /// When the probe was sent.
+    pub at: Instant,
+    /// The serving node's name on success.
+    pub node: Option<String>,
+}
+
+/// HTTP GET prober running on a runtime inside a lab namespace.
+pub struct Prober {
+    rt: Option<tokio::runtime::Runtime>,
+    stop: Arc<AtomicBool>,
+    samples: Arc<Mutex<Vec<Sample>>>,
+}
+
+impl Prober {
+    /// Starts probing `target` every `interval` from namespace `ns` (sockets are opened there).
+    pub fn start(ns: &str, target: SocketAddr, interval: Duration) -> anyhow::Result<Prober> {
+        if !crate::lab::topology::is_lab_addr(target.ip()) {
+            bail!("{target} is not a lab address");
+        }
+        let rt = ns_runtime(ns)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let (stop2, samples2) = (stop.clone(), samples.clone());
+        rt.spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            while !stop2.load(Ordering::Relaxed) {
+                tick.tick().await;
+                let at = Instant::now();
+                let node = probe_once(target, interval).await;
+                samples2
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(Sample { at, node });
+            }
+        });
+        Ok(Prober {
+            rt: Some(rt),
+            stop,
+            samples,
+        })
+    }
+
+    /// The samples so far.
+    pub fn samples(&self) -> Vec<Sample> {
+        self.samples
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Forgets the samples so far.
+    pub fn clear(&self) {
+        self.samples
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// Waits until a probe sent after `after` succeeds (served by a node `accept` agrees with);
+    /// returns that sample.
+    pub fn wait_success(
+        &self,
+        after: Instant,
+        timeout: Duration,
+        accept: impl Fn(&str) -> bool,
+    ) -> Option<Sample> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self
+                .samples()
+                .into_iter()
+                .find(|s| s.at > after && s.node.as_deref().is_some_and(&accept))
+            {
+                return Some(s);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Prober {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_timeout(Duration::from_secs(1));
+        }
+    }
+}
+
+/// One GET: connect within `connect_timeout`, the whole exchange within 100 ms (a probe that
+/// takes longer counts as failed: a client would have seen a stall).
+async fn probe_once(target: SocketAddr, connect_timeout: Duration) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(target))
+        .await
+        .ok()?
+        .ok()?;
+    let exchange = async {
+        stream
+            .write_all(b"GET / HTTP/1.0\r\nHost: probe\r\n\r\n")
+            .await
+            .ok()?;
+        let mut buf = Vec::new();
+        stream.read_to_end(&mut buf).await.ok()?;
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let (_, body) = text.split_once("\r\n\r\n")?;
+        body.split_whitespace().next().map(str::to_string)
+    };
+    tokio::time::timeout(Duration::from_millis(100), exchange)
+        .await
+        .ok()?
+}
+
+/// Gap and takeover of one fault at `fault_at` whose owner was `old`.
+pub fn measure(samples: &[Sample], fault_at: Instant, old: &str) -> Option<(Duration, Duration)> {
+    let last_before = samples
+        .iter()
+        .filter(|s| s.at <= fault_at && s.node.is_some())
+        .map(|s| s.at)
+        .max()?;
+    let first_after = samples
+        .iter()
+        .filter(|s| s.at > fault_at && s.node.is_some())
+        .map(|s| s.at)
+        .min()?;
+    let takeover = samples
+        .iter()
+        .filter(|s| s.at > fault_at && s.node.as_deref().is_some_and(|n| n != old))
+        .map(|s| s.at)
+        .min()?;
+    Some((first_after - last_before, takeover - fault_at))
+}
+
+/// How the owner fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    /// SIGKILL the daemon (ferrolb's speaker, keepalived's VRRP child).
+    Kill,
+    /// The owner's eth0 goes down (a node failure).
+    LinkDown,
+}
+
+impl std::str::FromStr for Fault {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "kill" => Ok(Fault::Kill),
+            "link-down" => Ok(Fault::LinkDown),
+            _ => Err(format!("unknown fault {s:?}: kill or link-down")),
+        }
+    }
+}
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct FailoverBench {
+    pub trials: usize,
+    pub fault: Fault,
+    /// Also run keepalived.
+    pub keepalived: bool,
+    /// Also measure ARP latency and RSS with 1,000 addresses.
+    pub extras: bool,
+}
+
+/// Percentiles of one series (milliseconds).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Series {
+    pub samples_ms: Vec<f64>,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    /// Trials without a measurement (no success in time).
+    pub failed_trials: usize,
+}
+
+impl Series {
+    fn from(samples: &[Duration], failed: usize) -> Series {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        Series {
+            samples_ms: samples.iter().map(|d| ms(*d)).collect(),
+            p50_ms: percentile(samples, 50.0).map(ms),
+            p99_ms: percentile(samples, 99.0).map(ms),
+            failed_trials: failed,
+        }
+    }
+}
+
+/// Gap and takeover series of one system.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct SystemResult {
+    pub gap: Series,
+    pub takeover: Series,
+}
+
+/// The report.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Report {
+    pub trials: usize,
+    pub fault: String,
+    pub ferrolb: SystemResult,
+    pub keepalived: Option<SystemResult>,
+    /// Median ARP RTT (µs) for a VIP answered by the speaker and for the node's own address
+    /// answered by the kernel.
+    pub arp_speaker_p50_us: Option<f64>,
+    pub arp_kernel_p50_us: Option<f64>,
+    pub arp_speaker_p99_us: Option<f64>,
+    pub arp_kernel_p99_us: Option<f64>,
+    /// Announced addresses and the largest speaker VmHWM (KiB) with them.
+    pub rss_ips: usize,
+    pub rss_peak_kib: Option<u64>,
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+        _ => "n/a".into(),
+    }
+}
+
+fn opt_ms(v: Option<f64>) -> String {
+    v.map_or("n/a".into(), |v| format!("{v:.0} ms"))
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "failover, {} trials, fault {}", self.trials, self.fault)?;
+        let k = self.keepalived.clone().unwrap_or_default();
+        for (what, a, b) in [
+            ("gap", &self.ferrolb.gap, &k.gap),
+            ("takeover", &self.ferrolb.takeover, &k.takeover),
+        ] {
+            for (p, x, y) in [("p50", a.p50_ms, b.p50_ms), ("p99", a.p99_ms, b.p99_ms)] {
+                writeln!(
+                    f,
+                    "  {what} {p}: ferrolb {}, keepalived {} (ratio {})",
+                    opt_ms(x),
+                    opt_ms(y),
+                    ratio(x, y)
+                )?;
+            }
+            writeln!(
+                f,
+                "  {what} failed trials: ferrolb {}, keepalived {}",
+                a.failed_trials, b.failed_trials
+            )?;
+        }
+        let us = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:.0} µs"));
+        writeln!(
+            f,
+            "arp reply p50: speaker {}, kernel {} (ratio {}); p99: speaker {}, kernel {} (ratio {})",
+            us(self.arp_speaker_p50_us),
+            us(self.arp_kernel_p50_us),
+            ratio(self.arp_speaker_p50_us, self.arp_kernel_p50_us),
+            us(self.arp_speaker_p99_us),
+            us(self.arp_kernel_p99_us),
+            ratio(self.arp_speaker_p99_us, self.arp_kernel_p99_us),
+        )?;
+        write!(
+            f,
+            "speaker peak RSS with {} announced IPs: {}",
+            self.rss_ips,
+            self.rss_peak_kib
+                .map_or("n/a".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
+        )
+    }
+}
+
+const L2_EXAMPLE: &str = include_str!("../../../deploy/examples/l2.yaml");
+const PROBE_INTERVAL: Duration = Duration::from_millis(10);
+const KEEPALIVED_VIP: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 250);
+
+/// Runs the benchmark (blocking: call it outside any tokio runtime).
+pub fn run(opts: &FailoverBench) -> anyhow::Result<Report> {
+    crate::lab::root::require_root().map_err(|e| anyhow!("{e}"))?;
+    let mut report = Report {
+        trials: opts.trials,
+        fault: format!("{:?}", opts.fault),
+        ..Report::default()
+    };
+    {
+        let mut c = Cluster::start(ClusterOptions::default())?;
+        report.ferrolb = ferrolb_trials(&mut c, opts)?;
+        if opts.extras {
+            arp_latency(&c, &mut report)?;
+        }
+    }
+    if opts.keepalived {
+        let c = Cluster::start(ClusterOptions {
+            controller: false,
+            speakers: false,
+            ..ClusterOptions::default()
+        })?;
+        report.keepalived = Some(keepalived_trials(&c, opts)?);
+    }
+    if opts.extras {
+        rss_1000(&mut report)?;
+    }
+    Ok(report)
+}
+
+/// Creates a LoadBalancer Service `name` (IPv4) and returns its address once assigned.
+pub fn create_v4_service(c: &Cluster, name: &str, timeout: Duration) -> anyhow::Result<IpAddr> {
+    use k8s_openapi::api::core::v1::Service;
+    use kube::api::{Api, PostParams};
+    let svc: Service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"type": "LoadBalancer", "selector": {"app": name}, "ports": [{"port": 80}]}
+    }))?;
+    let api: Api<Service> = Api::namespaced(c.client.clone(), "default");
+    let name = name.to_string();
+    c.run(async move {
+        api.create(&PostParams::default(), &svc).await?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = api.get(&name).await?;
+            let ip = s
+                .status
+                .and_then(|s| s.load_balancer)
+                .and_then(|l| l.ingress)
+                .unwrap_or_default()
+                .iter()
+                .find_map(|i| i.ip.as_deref()?.parse::<IpAddr>().ok());
+            if let Some(ip) = ip {
+                return Ok(ip);
+            }
+            if Instant::now() > deadline {
+                bail!("service {name} got no address in {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })?
+}
+
+/// Nodes (1-based) whose speaker status lists `ip`.
+pub fn owners(c: &Cluster, ip: IpAddr) -> Vec<usize> {
+    (1..=c.lab.nodes().len())
+        .filter(|&i| {
+            c.get_json(c.speaker_http(i), "/api/v1/status")
+                .is_ok_and(|s| {
+                    s["announcements"].as_array().is_some_and(|a| {
+                        a.iter().any(|x| x["ip"].as_str() == Some(&ip.to_string()))
+                    })
+                })
+        })
+        .collect()
+}
+
+fn wait_single_owner(c: &Cluster, ip: IpAddr, timeout: Duration) -> anyhow::Result<usize> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let o = owners(c, ip);
+        if o.len() == 1 {
+            return Ok(o[0]);
+        }
+        if Instant::now() > deadline {
+            bail!("{ip}: owners {o:?} after {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn ferrolb_trials(c: &mut Cluster, opts: &FailoverBench) -> anyhow::Result<SystemResult> {
+    c.apply_yaml(L2_EXAMPLE)?;
+    let ip = create_v4_service(c, "bench", Duration::from_secs(20))?;
+    let client_ns = c.lab.lan_client().ns().name().to_string();
+    let prober = Prober::start(&client_ns, SocketAddr::new(ip, 80), PROBE_INTERVAL)?;
+    let (mut gaps, mut takeovers, mut failed) = (Vec::new(), Vec::new(), 0);
+    for trial in 0..opts.trials {
+        let owner = wait_single_owner(c, ip, Duration::from_secs(20))?;
+        let owner_name = c.lab.node(owner).name().to_string();
+        // Converged: the client reaches the owner now.
+        let now = Instant::now();
+        prober
+            .wait_success(now, Duration::from_secs(10), |n| n == owner_name)
+            .ok_or_else(|| anyhow!("trial {trial}: {ip} not served by {owner_name}"))?;
+        // Enough history before the fault for "last success before".
+        std::thread::sleep(Duration::from_millis(200));
+        prober.clear();
+        std::thread::sleep(Duration::from_millis(50));
+        let fault_at = Instant::now();
+        inject_ferrolb(c, owner, opts.fault)?;
+        let got = prober.wait_success(fault_at, Duration::from_secs(10), |n| n != owner_name);
+        // A little more history so the gap's "first success after" is settled.
+        std::thread::sleep(Duration::from_millis(50));
+        match got.and_then(|_| measure(&prober.samples(), fault_at, &owner_name)) {
+            Some((gap, takeover)) => {
+                eprintln!(
+                    "ferrolb trial {trial}: owner {owner_name}, gap {gap:?}, takeover {takeover:?}"
+                );
+                gaps.push(gap);
+                takeovers.push(takeover);
+            }
+            None => {
+                eprintln!("ferrolb trial {trial}: owner {owner_name}: no takeover within 10 s");
+                failed += 1;
+            }
+        }
+        heal_ferrolb(c, owner, opts.fault)?;
+    }
+    Ok(SystemResult {
+        gap: Series::from(&gaps, failed),
+        takeover: Series::from(&takeovers, failed),
+    })
+}
+
+fn inject_ferrolb(c: &mut Cluster, node: usize, fault: Fault) -> anyhow::Result<()> {
+    match fault {
+        Fault::Kill => c
+            .speaker(node)
+            .ok_or_else(|| anyhow!("no speaker on node {node}"))?
+            .kill()
+            .map_err(|e| anyhow!("{e}")),
+        Fault::LinkDown => {
+            let h = c.lab.node(node);
+            h.ns()
+                .ip(["link", "set", h.iface(), "down"])
+                .map(|_| ())
+                .map_err(|e| anyhow!("{e}"))
+        }
+    }
+}
+
+fn heal_ferrolb(c: &mut Cluster, node: usize, fault: Fault) -> anyhow::Result<()> {
+    match fault {
+        Fault::Kill => {
+            c.drop_speaker(node);
+            c.start_speaker(node)?;
+        }
+        Fault::LinkDown => {
+            let h = c.lab.node(node);
+            h.ns()
+                .ip(["link", "set", h.iface(), "up"])
+                .map_err(|e| anyhow!("{e}"))?;
+        }
+    }
+    // Wait for the node to be back in the membership of every speaker, so the next trial
+    // starts converged (its owner may be the healed node again).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let name = c.lab.node(node).name().to_string();
+    loop {
+        // A member may not list itself: ask the others, and the healed node only for ready.
+        let all_see = (1..=c.lab.nodes().len()).all(|i| {
+            if i == node {
+                return c
+                    .get_json(c.speaker_http(i), "/api/v1/status")
+                    .is_ok_and(|s| s["ready"].as_bool() == Some(true));
+            }
+            c.get_json(c.speaker_http(i), "/api/v1/status")
+                .is_ok_and(|s| {
+                    s["ready"].as_bool() == Some(true)
+                        && s["membership"]["members"].as_array().is_some_and(|m| {
+                            m.iter().any(|x| {
+                                x["node"].as_str() == Some(&name)
+                                    && x["alive"].as_bool() == Some(true)
+                            })
+                        })
+                })
+        });
+        if all_see {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("node {name} did not rejoin within 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Let the re-elected owner's gratuitous announcements (0, 0.5, 2, 5 s) settle the client.
+    std::thread::sleep(Duration::from_millis(700));
+    Ok(())
+}
+
+/// keepalived in one node namespace.
+struct Keepalived {
+    proc: LabProcess,
+    vrrp_pidfile: std::path::PathBuf,
+}
+
+fn keepalived_conf(iface: &str, priority: u8) -> String {
+    // VRRPv3 takes advert_int in centiseconds: 0.01 s is the fastest it accepts. Preemption
+    // stays on (the highest priority takes the VIP back), as it is keepalived's default.
+    format!(
+        "global_defs {{\n  vrrp_version 3\n  script_user root\n  enable_script_security\n  vrrp_garp_master_delay 0\n  vrrp_garp_master_repeat 1\n}}\n\
+         vrrp_instance VI_BENCH {{\n  state BACKUP\n  interface {iface}\n  virtual_router_id 51\n  priority {priority}\n  advert_int 0.01\n  virtual_ipaddress {{\n    {KEEPALIVED_VIP}/24 dev {iface}\n  }}\n}}\n"
+    )
+}
+
+fn start_keepalived(c: &Cluster, node: usize) -> anyhow::Result<Keepalived> {
+    let h = c.lab.node(node);
+    let dir = h.ns().log_dir().to_path_buf();
+    let conf = dir.join(format!("keepalived-{}.conf", h.name()));
+    let pid = dir.join(format!("keepalived-{}.pid", h.name()));
+    let vrrp_pidfile = dir.join(format!("keepalived-vrrp-{}.pid", h.name()));
+    let _ = std::fs::remove_file(&vrrp_pidfile);
+    // node1 highest: it is master whenever it runs.
+    let priority = 250u8.saturating_sub(u8::try_from(node * 50).unwrap_or(200));
+    std::fs::write(&conf, keepalived_conf(h.iface(), priority))?;
+    let spec = ProcessSpec::new("keepalived", "keepalived")
+        .args(["-n", "-l", "-D", "-P", "-R", "--no_bfd", "-f"])
+        .arg(&conf)
+        .arg("-p")
+        .arg(&pid)
+        .arg("-r")
+        .arg(&vrrp_pidfile)
+        .arg("-i")
+        .arg(h.name());
+    let proc = h.ns().spawn_spec(&spec).map_err(|e| anyhow!("{e}"))?;
+    Ok(Keepalived { proc, vrrp_pidfile })
+}
+
+/// The node whose eth0 holds the keepalived VIP (exactly one), if any.
+fn keepalived_master(c: &Cluster) -> anyhow::Result<Option<usize>> {
+    let mut holders = Vec::new();
+    for i in 1..=c.lab.nodes().len() {
+        let h = c.lab.node(i);
+        let out = h
+            .ns()
+            .ip(["-4", "addr", "show", "dev", h.iface()])
+            .map_err(|e| anyhow!("{e}"))?;
+        if out.contains(&format!("inet {KEEPALIVED_VIP}/")) {
+            holders.push(i);
+        }
+    }
+    Ok((holders.len() == 1).then(|| holders[0]))
+}
+
+fn keepalived_trials(c: &Cluster, opts: &FailoverBench) -> anyhow::Result<SystemResult> {
+    let mut ks: Vec<Option<Keepalived>> = Vec::new();
+    for i in 1..=c.lab.nodes().len() {
+        ks.push(Some(start_keepalived(c, i)?));
+    }
+    let client_ns = c.lab.lan_client().ns().name().to_string();
+    let prober = Prober::start(
+        &client_ns,
+        SocketAddr::new(IpAddr::V4(KEEPALIVED_VIP), 80),
+        PROBE_INTERVAL,
+    )?;
+    let (mut gaps, mut takeovers, mut failed) = (Vec::new(), Vec::new(), 0);
+    for trial in 0..opts.trials {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let owner = loop {
+            if let Some(m) = keepalived_master(c)? {
+                break m;
+            }
+            if Instant::now() > deadline {
+                bail!("keepalived elected no single master");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let owner_name = c.lab.node(owner).name().to_string();
+        prober
+            .wait_success(Instant::now(), Duration::from_secs(10), |n| n == owner_name)
+            .ok_or_else(|| anyhow!("keepalived trial {trial}: VIP not served by {owner_name}"))?;
+        std::thread::sleep(Duration::from_millis(200));
+        prober.clear();
+        std::thread::sleep(Duration::from_millis(50));
+        let k = ks[owner - 1]
+            .as_ref()
+            .ok_or_else(|| anyhow!("no keepalived on node {owner}"))?;
+        let fault_at = Instant::now();
+        match opts.fault {
+            Fault::Kill => {
+                // The VRRP child holds the instance; the parent (run with -R) does not respawn
+                // it. By PID from its pidfile only.
+                let text = std::fs::read_to_string(&k.vrrp_pidfile)
+                    .with_context(|| format!("reading {}", k.vrrp_pidfile.display()))?;
+                let child: i32 = text.trim().parse().context("VRRP child pid")?;
+                nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(child),
+                    nix::sys::signal::Signal::SIGKILL,
+                )?;
+            }
+            Fault::LinkDown => {
+                let h = c.lab.node(owner);
+                h.ns()
+                    .ip(["link", "set", h.iface(), "down"])
+                    .map_err(|e| anyhow!("{e}"))?;
+            }
+        }
+        let got = prober.wait_success(fault_at, Duration::from_secs(10), |n| n != owner_name);
+        std::thread::sleep(Duration::from_millis(50));
+        match got.and_then(|_| measure(&prober.samples(), fault_at, &owner_name)) {
+            Some((gap, takeover)) => {
+                eprintln!(
+                    "keepalived trial {trial}: owner {owner_name}, gap {gap:?}, takeover {takeover:?}"
+                );
+                gaps.push(gap);
+                takeovers.push(takeover);
+            }
+            None => {
+                eprintln!("keepalived trial {trial}: owner {owner_name}: no takeover in 10 s");
+                failed += 1;
+            }
+        }
+        // Heal: restart that node's keepalived (a SIGKILLed child leaves its VIP behind, so
+        // remove it first) or bring the link back; it preempts the VIP back as highest priority.
+        let h = c.lab.node(owner);
+        match opts.fault {
+            Fault::Kill => {
+                ks[owner - 1] = None;
+                let _ = h.ns().ip([
+                    "addr",
+                    "del",
+                    &format!("{KEEPALIVED_VIP}/24"),
+                    "dev",
+                    h.iface(),
+                ]);
+                ks[owner - 1] = Some(start_keepalived(c, owner)?);
+            }
+            Fault::LinkDown => {
+                h.ns()
+                    .ip(["link", "set", h.iface(), "up"])
+                    .map_err(|e| anyhow!("{e}"))?;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    for k in ks.iter().flatten() {
+        let _ = k.proc.terminate();
+    }
+    Ok(SystemResult {
+        gap: Series::from(&gaps, failed),
+        takeover: Series::from(&takeovers, failed),
+    })
+}
+
+/// RTTs (µs) from Habets arping output (`… time=123.456 usec` / `msec`).
+pub fn arping_rtts_us(out: &str) -> Vec<f64> {
+    out.lines()
+        .filter_map(|l| {
+            let rest = l.split("time=").nth(1)?;
+            let mut it = rest.split_whitespace();
+            let v: f64 = it.next()?.parse().ok()?;
+            match it.next()? {
+                "usec" => Some(v),
+                "msec" => Some(v * 1000.0),
+                "sec" => Some(v * 1e6),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+fn arp_series(c: &Cluster, target: Ipv4Addr, rounds: u32) -> anyhow::Result<Vec<f64>> {
+    crate::lab::topology::ensure_lab_addr(IpAddr::V4(target)).map_err(|e| anyhow!("{e}"))?;
+    let client = c.lab.lan_client();
+    let out = client
+        .ns()
+        .exec_timeout(
+            [
+                "arping",
+                "-c",
+                &rounds.to_string(),
+                "-W",
+                "0.01",
+                "-i",
+                client.iface(),
+                &target.to_string(),
+            ],
+            Duration::from_secs(60),
+        )
+        .map_err(|e| anyhow!("{e}"))?;
+    let rtts = arping_rtts_us(&out.stdout);
+    if rtts.is_empty() {
+        bail!("arping {target}: no replies: {} {}", out.stdout, out.stderr);
+    }
+    Ok(rtts)
+}
+
+fn arp_latency(c: &Cluster, report: &mut Report) -> anyhow::Result<()> {
+    let ip = create_v4_service(c, "arp-latency", Duration::from_secs(20))?;
+    let IpAddr::V4(vip) = ip else {
+        bail!("expected an IPv4 address, got {ip}");
+    };
+    let owner = wait_single_owner(c, ip, Duration::from_secs(20))?;
+    let own = c.lab.node(owner).v4();
+    let p = |v: &[f64], q: f64| {
+        let d: Vec<Duration> = v
+            .iter()
+            .map(|us| Duration::from_nanos((us * 1000.0) as u64))
+            .collect();
+        percentile(&d, q).map(|d| d.as_secs_f64() * 1e6)
+    };
+    // Interleave rounds so drift in machine load hits both equally.
+    let (mut sp, mut kn) = (Vec::new(), Vec::new());
+    for _ in 0..4 {
+        sp.extend(arp_series(c, vip, 50)?);
+        kn.extend(arp_series(c, own, 50)?);
+    }
+    report.arp_speaker_p50_us = p(&sp, 50.0);
+    report.arp_speaker_p99_us = p(&sp, 99.0);
+    report.arp_kernel_p50_us = p(&kn, 50.0);
+    report.arp_kernel_p99_us = p(&kn, 99.0);
+    Ok(())
+}
+
+const RSS_IPS: usize = 1000;
+const RSS_POOL: &str = r#"
+apiVersion: ferrolb.io/v1beta1
+kind: IPAddressPool
+metadata:
+  name: big-pool
+  namespace: ferrolb-system
+  labels:
+    announce: l2
+spec:
+  addresses:
+    - 10.200.12.0/22
+---
+apiVersion: ferrolb.io/v1beta1
+kind: L2Advertisement
+metadata:
+  name: big
+  namespace: ferrolb-system
+spec:
+  ipAddressPoolSelectors:
+    - matchLabels:
+        announce: l2
+"#;
+
+fn rss_1000(report: &mut Report) -> anyhow::Result<()> {
+    use k8s_openapi::api::core::v1::Service;
+    use kube::api::{Api, PostParams};
+    let mut ranges = default_service_ranges();
+    ranges.push("10.200.12.0/22".parse()?);
+    let c = Cluster::start(ClusterOptions {
+        service_ranges: ranges,
+        ..ClusterOptions::default()
+    })?;
+    c.apply_yaml(RSS_POOL)?;
+    let api: Api<Service> = Api::namespaced(c.client.clone(), "default");
+    for batch in 0..RSS_IPS / 100 {
+        let api = api.clone();
+        c.run(async move {
+            let creates = (0..100).map(|j| {
+                let api = api.clone();
+                async move {
+                    let name = format!("rss-{}", batch * 100 + j);
+                    let svc: Service = serde_json::from_value(serde_json::json!({
+                        "metadata": {"name": name, "namespace": "default"},
+                        "spec": {"type": "LoadBalancer", "selector": {"app": name}, "ports": [{"port": 80}]}
+                    }))?;
+                    api.create(&PostParams::default(), &svc).await?;
+                    Ok::<(), anyhow::Error>(())
+                }
+            });
+            futures::future::try_join_all(creates).await
+        })??;
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let total: usize = (1..=c.lab.nodes().len())
+            .map(|i| {
+                c.get_json(c.speaker_http(i), "/api/v1/status")
+                    .ok()
+                    .and_then(|s| s["announcements"].as_array().map(Vec::len))
+                    .unwrap_or(0)
+            })
+            .sum();
+        if total >= RSS_IPS {
+            report.rss_ips = total;
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("only {total} of {RSS_IPS} addresses announced after 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Let the gratuitous announcements of the burst (up to 5 s after gain) happen: they are
+    // part of the peak.
+    std::thread::sleep(Duration::from_secs(6));
+    report.rss_peak_kib = (1..=c.lab.nodes().len())
+        .filter_map(|i| c.speaker(i))
+        .filter_map(|p| u32::try_from(p.pid()).ok().and_then(peak_rss_kib))
+        .max();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gap_and_takeover_from_samples() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let s = |ms, n: Option<&str>| Sample {
+            at: at(ms),
+            node: n.map(str::to_string),
+        };
+        let samples = vec![
+            s(0, Some("node1")),
+            s(10, Some("node1")),
+            s(20, None),
+            s(30, None),
+            s(40, Some("node1")),
+            s(50, Some("node2")),
+        ];
+        let (gap, takeover) = measure(&samples, at(15), "node1").expect("measured");
+        assert_eq!(gap, Duration::from_millis(30));
+        assert_eq!(takeover, Duration::from_millis(35));
+        assert!(measure(&samples[..4], at(15), "node1").is_none());
+    }
+
+    #[test]
+    fn parses_arping_rtts() {
+        let out = "ARPING 10.200.0.200\n60 bytes from 02:00:00:00:00:01 (10.200.0.200): index=0 time=85.123 usec\n60 bytes from 02:00:00:00:00:01 (10.200.0.200): index=1 time=1.5 msec\n";
+        assert_eq!(arping_rtts_us(out), vec![85.123, 1500.0]);
+    }
+}

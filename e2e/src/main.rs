@@ -20,9 +20,16 @@ enum Command {
     /// Benchmark the controller: N Services created at once against the in-memory API server;
     /// prints create-to-status p50/p99, total time and the controller's peak RSS.
     BenchController(BenchControllerArgs),
+    /// Benchmark layer 2 failover (ferrolb vs keepalived VRRPv3, same lab, same probe), the
+    /// speaker's ARP reply latency vs the kernel's, and its peak RSS with 1,000 addresses.
+    BenchFailover(BenchFailoverArgs),
     /// A tiny HTTP server answering every request with a fixed text (the lab's stand-in for a
     /// Service backend on each node: it answers with the node's name).
     EchoServer(EchoServerArgs),
+    /// Run ferrolb end to end in network namespaces (3 nodes, clients, a BIRD router): a live
+    /// table of Services, addresses, announcing nodes and client reachability, a failover
+    /// demo, a summary; then tear everything down. Needs root.
+    Lab(ferrolb_e2e::labcmd::LabArgs),
 }
 
 #[derive(clap::Args)]
@@ -33,6 +40,25 @@ struct EchoServerArgs {
     /// The text to answer with.
     #[arg(long)]
     text: String,
+}
+
+#[derive(clap::Args)]
+struct BenchFailoverArgs {
+    /// Faults per system.
+    #[arg(long, default_value_t = 20)]
+    trials: usize,
+    /// How the owner fails: `kill` (SIGKILL the daemon) or `link-down` (its eth0 goes down).
+    #[arg(long, default_value = "kill")]
+    fault: ferrolb_e2e::bench::failover::Fault,
+    /// Skip keepalived.
+    #[arg(long)]
+    no_keepalived: bool,
+    /// Skip the ARP latency and 1,000-address RSS measurements.
+    #[arg(long)]
+    no_extras: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -102,8 +128,33 @@ async fn main() -> anyhow::Result<()> {
     init_tracing();
     match Cli::parse().command {
         Command::Apiserver(args) => run_apiserver(args).await,
+        Command::Lab(args) => {
+            // The lab's runtimes block on their own futures: keep them off this runtime.
+            let code = tokio::task::spawn_blocking(move || ferrolb_e2e::labcmd::run(&args)).await??;
+            if code != 0 {
+                std::process::exit(code);
+            }
+            Ok(())
+        }
         Command::EchoServer(args) => {
             ferrolb_e2e::fixtures::echo_server(args.listen, &args.text).await
+        }
+        Command::BenchFailover(args) => {
+            use ferrolb_e2e::bench::failover::{FailoverBench, run};
+            let opts = FailoverBench {
+                trials: args.trials,
+                fault: args.fault,
+                keepalived: !args.no_keepalived,
+                extras: !args.no_extras,
+            };
+            // The lab's runtimes block on their own futures: keep them off this runtime.
+            let report = tokio::task::spawn_blocking(move || run(&opts)).await??;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{report}");
+            }
+            Ok(())
         }
         Command::BenchController(args) => {
             use ferrolb_e2e::bench::controller::{ControllerBench, run, sibling_binary};

@@ -1,0 +1,168 @@
+//! `ferrolb-e2e lab --once --json --scenario l2` end to end: the command CI users run to see
+//! ferrolb work. Needs root (CI runs it as root).
+//!
+//! Two tests, one per scenario, each strict about its own rows: the layer 2 one never looks at
+//! BGP rows and the BGP one requires established sessions and routes — neither passes when a
+//! mode silently does nothing.
+
+use ferrolb_e2e::lab;
+use serde_json::Value;
+use std::process::Command;
+
+#[test]
+fn lab_l2_scenario_serves_reports_fails_over_and_cleans_up() {
+    if !lab::tools_or_skip("lab_command", &["ip"]) {
+        return;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrolb-e2e"))
+        .args(["lab", "--once", "--json", "--scenario", "l2"])
+        .output()
+        .expect("running ferrolb-e2e lab");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Exit code 1 means "ran, but something is not green": the JSON says what, and the
+    // assertions below decide what this test requires.
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "lab crashed ({}):\n{stderr}",
+        out.status
+    );
+    let r: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{stdout}\n--- stderr:\n{stderr}"));
+    let prefix = r["prefix"].as_str().expect("prefix").to_string();
+    assert!(!prefix.is_empty());
+    let services = r["services"].as_array().expect("services");
+
+    let l2: Vec<&Value> = services
+        .iter()
+        .filter(|s| s["mode"] == "L2" && s["expect"] == "reachable")
+        .collect();
+    let names: Vec<&str> = l2.iter().filter_map(|s| s["name"].as_str()).collect();
+    for want in ["web", "web-local", "dns-tcp", "dns-udp", "web-fixed"] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    for s in &l2 {
+        let name = &s["name"];
+        assert_eq!(s["reachable"], true, "{name} not reachable: {s:#}");
+        let probes = s["probes"].as_array().expect("probes");
+        assert_eq!(
+            probes.len(),
+            s["ips"].as_array().map_or(0, Vec::len),
+            "{name}: {s:#}"
+        );
+        assert!(
+            probes
+                .iter()
+                .all(|p| p["reachable"] == true && p["from"] == "lan-client"),
+            "{name}: {s:#}"
+        );
+        // Every address is announced by exactly one node (layer 2 elects one).
+        for (ip, nodes) in s["announcedBy"].as_object().expect("announcedBy") {
+            assert_eq!(
+                nodes.as_array().map(Vec::len),
+                Some(1),
+                "{name} {ip}: {s:#}"
+            );
+        }
+    }
+    let web = l2.iter().find(|s| s["name"] == "web").expect("web");
+    assert_eq!(
+        web["ips"].as_array().map(Vec::len),
+        Some(2),
+        "dual-stack: {web:#}"
+    );
+    let local = l2
+        .iter()
+        .find(|s| s["name"] == "web-local")
+        .expect("web-local");
+    assert_eq!(local["ok"], true, "{local:#}");
+    assert!(
+        local["probes"][0]["answeredBy"] == "node2",
+        "the Local Service must be served by the endpoint's node: {local:#}"
+    );
+    let tcp = l2.iter().find(|s| s["name"] == "dns-tcp").expect("dns-tcp");
+    let udp = l2.iter().find(|s| s["name"] == "dns-udp").expect("dns-udp");
+    assert_eq!(tcp["ips"], udp["ips"], "shared IP");
+    assert_eq!(tcp["ips"][0], "10.200.0.210");
+    let fixed = l2
+        .iter()
+        .find(|s| s["name"] == "web-fixed")
+        .expect("web-fixed");
+    assert_eq!(fixed["ips"][0], "10.200.0.220");
+
+    let bad = services
+        .iter()
+        .find(|s| s["name"] == "unservable")
+        .expect("the unservable Service is reported");
+    assert_eq!(bad["ips"].as_array().map(Vec::len), Some(0), "{bad:#}");
+    let reason = bad["reason"].as_str().expect("a reason");
+    assert!(reason.contains("10.200.99.99"), "{reason}");
+    assert_eq!(bad["ok"], true, "{bad:#}");
+
+    let fo = &r["failover"];
+    assert!(fo.is_object(), "no failover measured: {r:#}");
+    assert!(fo["takeoverMs"].as_f64().is_some_and(|t| t > 0.0), "{fo:#}");
+    assert!(fo["outageMs"].as_f64().is_some(), "{fo:#}");
+    assert_ne!(fo["oldOwner"], fo["newOwner"], "{fo:#}");
+    assert_eq!(fo["restarted"], true, "{fo:#}");
+
+    // Nothing left behind, by the command's own account and by ours.
+    assert_eq!(r["leftoverNamespaces"], serde_json::json!([]), "{r:#}");
+    assert_eq!(r["leftoverPids"], serde_json::json!([]), "{r:#}");
+    let ours: Vec<String> = lab::netns::list()
+        .expect("ip netns list")
+        .into_iter()
+        .filter(|n| n.starts_with(&format!("{prefix}-")))
+        .collect();
+    assert!(ours.is_empty(), "namespaces left behind: {ours:?}");
+}
+
+#[test]
+fn lab_bgp_scenario_routes_through_the_router() {
+    if !lab::tools_or_skip("lab_command", &["ip", "bird", "birdc"]) {
+        return;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrolb-e2e"))
+        .args(["lab", "--once", "--json", "--scenario", "bgp"])
+        .output()
+        .expect("running ferrolb-e2e lab");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let r: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{stdout}\n--- stderr:\n{stderr}"));
+    // Every BIRD session (IPv4 and IPv6 to each of the 3 nodes) is up.
+    let sessions = r["bgpSessions"].as_array().expect("bgpSessions");
+    assert_eq!(sessions.len(), 6, "{r:#}");
+    assert!(sessions.iter().all(|s| s["established"] == true), "{r:#}");
+    let services = r["services"].as_array().expect("services");
+    let bgp: Vec<&Value> = services.iter().filter(|s| s["mode"] == "BGP").collect();
+    assert_eq!(bgp.len(), 2, "api and web-dual: {r:#}");
+    for s in bgp {
+        assert_eq!(s["reachable"], true, "{s:#}");
+        assert_eq!(s["ok"], true, "{s:#}");
+        let routes = s["router"].as_array().expect("router");
+        assert_eq!(
+            routes.len(),
+            s["ips"].as_array().map_or(0, Vec::len),
+            "{s:#}"
+        );
+        for rt in routes {
+            // ECMP: with externalTrafficPolicy Cluster every node advertises.
+            assert_eq!(rt["learnedFrom"].as_array().map(Vec::len), Some(3), "{s:#}");
+        }
+        assert!(
+            s["probes"]
+                .as_array()
+                .is_some_and(|p| p.iter().all(|p| p["from"] == "upstream-client")),
+            "{s:#}"
+        );
+    }
+    assert!(
+        r["failover"].is_null(),
+        "no L2 failover under --scenario bgp"
+    );
+    assert_eq!(r["ok"], true, "{r:#}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(r["leftoverNamespaces"], serde_json::json!([]), "{r:#}");
+    assert_eq!(r["leftoverPids"], serde_json::json!([]), "{r:#}");
+}

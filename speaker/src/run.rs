@@ -62,6 +62,8 @@ struct State {
     membership: MembershipView,
     bgp_peers: Vec<BgpPeerStatus>,
     bgp_errors: Vec<String>,
+    /// Addresses advertised over BGP, with since-when.
+    bgp_announcements: Vec<ferrolb_api::status::Announcement>,
 }
 
 /// State shared by the loop and the HTTP API.
@@ -106,7 +108,13 @@ impl StatusSource for Shared {
             ready: self.ready(),
             config: st.config.clone(),
             membership: st.membership.clone(),
-            announcements: self.announcer().map(|a| a.snapshot()).unwrap_or_default(),
+            announcements: self
+                .announcer()
+                .map(|a| a.snapshot())
+                .unwrap_or_default()
+                .into_iter()
+                .chain(st.bgp_announcements.iter().cloned())
+                .collect(),
             bgp_peers: st.bgp_peers.clone(),
         }
     }
@@ -184,6 +192,26 @@ fn node_addresses(node: &Node) -> Vec<IpAddr> {
 struct Gossip {
     membership: Membership,
     key: Vec<u8>,
+    started: std::time::Instant,
+}
+
+/// How long a freshly started membership may take to learn the other speakers before layer 2
+/// announcements are made anyway.
+const MEMBERSHIP_SETTLE: Duration = Duration::from_secs(2);
+
+/// Whether layer 2 announcements may be applied. Right after (re)starting, a speaker's
+/// membership knows only itself, so it would elect itself for every address and answer next to
+/// the real owners; it waits until it sees every other Ready node with an address alive, or
+/// until [`MEMBERSHIP_SETTLE`] has passed (a dead node that is still Ready must not block it).
+fn membership_settled(
+    gossip: Option<&Gossip>,
+    alive: &BTreeSet<String>,
+    expected: &BTreeSet<String>,
+) -> bool {
+    match gossip {
+        None => true,
+        Some(g) => expected.is_subset(alive) || g.started.elapsed() >= MEMBERSHIP_SETTLE,
+    }
 }
 
 async fn main_loop(
@@ -231,6 +259,9 @@ async fn main_loop(
     let mut owners: BTreeMap<IpAddr, Option<String>> = BTreeMap::new();
     let mut bgp = PeerManager::new(None);
     let mut warned_no_key = false;
+    let mut bgp_since: BTreeMap<IpAddr, String> = BTreeMap::new();
+    // Set while layer 2 waits for the membership to settle: recompute again shortly.
+    let mut settle_retry = false;
     // Session states change without any watch event: refresh their status and metrics.
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     'outer: loop {
@@ -267,7 +298,11 @@ async fn main_loop(
                     match Membership::start(cfg).await {
                         Ok(m) => {
                             alive_rx = m.alive();
-                            gossip = Some(Gossip { membership: m, key });
+                            gossip = Some(Gossip {
+                                membership: m,
+                                key,
+                                started: std::time::Instant::now(),
+                            });
                             tracing::info!("membership started");
                         }
                         Err(e) => {
@@ -372,7 +407,23 @@ async fn main_loop(
                 &desired,
             )
             .await;
-            announcer.set_desired(desired.layer2.iter());
+            record_bgp_announcements(&desired, &shared, &mut bgp_since);
+            let expected: BTreeSet<String> = stores
+                .nodes()
+                .iter()
+                .filter(|n| !node_addresses(n).is_empty())
+                .filter_map(|n| crate::index::node_from_k8s(n))
+                .filter(|n| n.ready)
+                .map(|n| n.name)
+                .collect();
+            let alive_now = alive.clone().unwrap_or_default();
+            let settled = membership_settled(gossip.as_ref(), &alive_now, &expected);
+            if settled {
+                announcer.set_desired(desired.layer2.iter());
+            } else {
+                tracing::debug!("membership still settling; layer 2 announcements wait");
+                settle_retry = true;
+            }
             shared
                 .metrics
                 .announced
@@ -385,23 +436,37 @@ async fn main_loop(
                 .announced
                 .get_or_create(&ModeLabels { mode: "bgp".into() })
                 .set(desired.bgp.len() as i64);
-            record_owner_changes(
-                &desired,
-                &mut owners,
-                &opts.node_name,
-                &stores,
-                &recorder,
-                &shared.metrics,
-            )
-            .await;
-            shared.ready.store(true, Ordering::Relaxed);
+            // An unsettled view elects this node for everything: neither events nor election
+            // metrics may come from it, and the speaker is not ready yet.
+            if settled {
+                record_owner_changes(
+                    &desired,
+                    &mut owners,
+                    &opts.node_name,
+                    &stores,
+                    &recorder,
+                    &shared.metrics,
+                )
+                .await;
+                shared.ready.store(true, Ordering::Relaxed);
+            }
         }
 
         // Wait for something that changes the desired state; the periodic tick only refreshes
         // the sessions' status.
+        let retry_settle = std::mem::take(&mut settle_retry);
+        let settle = async move {
+            if retry_settle {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        let mut settle = std::pin::pin!(settle);
         loop {
             tokio::select! {
                 _ = changes.changed() => break,
+                _ = &mut settle => break,
                 r = alive_rx.changed(), if gossip.is_some() => {
                     if r.is_ok() {
                         shared.metrics.membership_changes.inc();
@@ -463,6 +528,33 @@ async fn apply_bgp(
         }
     }
     refresh_bgp_status(bgp, shared);
+}
+
+/// Lists the addresses advertised over BGP in the status API, keeping when each started.
+fn record_bgp_announcements(
+    desired: &Desired,
+    shared: &Shared,
+    since: &mut BTreeMap<IpAddr, String>,
+) {
+    let now = crate::layer2::announcer::rfc3339(std::time::SystemTime::now());
+    let mut next = BTreeMap::new();
+    let mut list = Vec::new();
+    for b in &desired.bgp {
+        for ip in &b.ips {
+            let started = since.get(ip).cloned().unwrap_or_else(|| now.clone());
+            next.insert(*ip, started.clone());
+            list.push(ferrolb_api::status::Announcement {
+                ip: *ip,
+                services: b.services.clone(),
+                mode: ferrolb_api::status::AnnouncementMode::Bgp,
+                interfaces: Vec::new(),
+                peers: b.peers.keys().cloned().collect(),
+                since: started,
+            });
+        }
+    }
+    *since = next;
+    shared.state().bgp_announcements = list;
 }
 
 /// Copies the sessions' states into the status API and the metrics.

@@ -54,7 +54,10 @@ mod tests {
     #[test]
     fn ours_wins_over_aliases() {
         let mut a = BTreeMap::new();
-        a.insert("metallb.universe.tf/address-pool".to_string(), "old".to_string());
+        a.insert(
+            "metallb.universe.tf/address-pool".to_string(),
+            "old".to_string(),
+        );
         assert_eq!(
             lookup(&a, ADDRESS_POOL),
             Some(("metallb.universe.tf/address-pool".to_string(), "old"))

@@ -16,10 +16,26 @@ use serde::{Deserialize, Serialize};
     shortname = "bfd",
     category = "ferrolb",
     doc = "BFDProfile holds Bidirectional Forwarding Detection settings for BGP sessions.",
-    printcolumn(name = "Passive Mode", type_ = "boolean", json_path = ".spec.passiveMode"),
-    printcolumn(name = "Transmit Interval", type_ = "integer", json_path = ".spec.transmitInterval"),
-    printcolumn(name = "Receive Interval", type_ = "integer", json_path = ".spec.receiveInterval"),
-    printcolumn(name = "Multiplier", type_ = "integer", json_path = ".spec.detectMultiplier")
+    printcolumn(
+        name = "Passive Mode",
+        type_ = "boolean",
+        json_path = ".spec.passiveMode"
+    ),
+    printcolumn(
+        name = "Transmit Interval",
+        type_ = "integer",
+        json_path = ".spec.transmitInterval"
+    ),
+    printcolumn(
+        name = "Receive Interval",
+        type_ = "integer",
+        json_path = ".spec.receiveInterval"
+    ),
+    printcolumn(
+        name = "Multiplier",
+        type_ = "integer",
+        json_path = ".spec.detectMultiplier"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct BFDProfileSpec {

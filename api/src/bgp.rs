@@ -18,7 +18,11 @@ use serde::{Deserialize, Serialize};
     shortname = "bgpadv",
     category = "ferrolb",
     doc = "BGPAdvertisement advertises the addresses of the selected pools to BGP peers.",
-    printcolumn(name = "IPAddressPools", type_ = "string", json_path = ".spec.ipAddressPools"),
+    printcolumn(
+        name = "IPAddressPools",
+        type_ = "string",
+        json_path = ".spec.ipAddressPools"
+    ),
     printcolumn(name = "Peers", type_ = "string", json_path = ".spec.peers"),
     printcolumn(name = "Local Pref", type_ = "integer", json_path = ".spec.localPref")
 )]
@@ -31,7 +35,11 @@ pub struct BGPAdvertisementSpec {
     pub aggregation_length: Option<i32>,
     /// Prefix length used for IPv6 routes. Range 0–128, and not shorter than the pool's CIDR.
     /// Default: 128.
-    #[serde(default, rename = "aggregationLengthV6", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "aggregationLengthV6",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub aggregation_length_v6: Option<i32>,
     /// BGP LOCAL_PREF attribute of the routes; only sent on iBGP sessions. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -42,10 +50,18 @@ pub struct BGPAdvertisementSpec {
     pub communities: Vec<String>,
     /// Names of the pools advertised. Default: empty; when both this and
     /// `ipAddressPoolSelectors` are empty, every pool is advertised.
-    #[serde(default, rename = "ipAddressPools", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        rename = "ipAddressPools",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub ip_address_pools: Vec<String>,
     /// Label selectors on pools advertised (any one must match). Default: empty.
-    #[serde(default, rename = "ipAddressPoolSelectors", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        rename = "ipAddressPoolSelectors",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub ip_address_pool_selectors: Vec<LabelSelector>,
     /// Label selectors on Nodes that advertise (any one must match). Default: empty, meaning
     /// every node.
@@ -82,7 +98,11 @@ pub enum DynamicAsn {
     printcolumn(name = "ASN", type_ = "integer", json_path = ".spec.peerASN"),
     printcolumn(name = "My ASN", type_ = "integer", json_path = ".spec.myASN"),
     printcolumn(name = "BFD Profile", type_ = "string", json_path = ".spec.bfdProfile"),
-    printcolumn(name = "Multi Hops", type_ = "boolean", json_path = ".spec.ebgpMultiHop")
+    printcolumn(
+        name = "Multi Hops",
+        type_ = "boolean",
+        json_path = ".spec.ebgpMultiHop"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct BGPPeerSpec {
@@ -94,7 +114,11 @@ pub struct BGPPeerSpec {
     pub peer_asn: Option<u32>,
     /// Accept any peer AS of this kind instead of a fixed `peerASN`: `internal` (same as
     /// `myASN`) or `external` (any other).
-    #[serde(default, rename = "dynamicASN", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "dynamicASN",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub dynamic_asn: Option<DynamicAsn>,
     /// The peer's IPv4 or IPv6 address. Required.
     pub peer_address: String,

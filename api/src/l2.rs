@@ -18,17 +18,29 @@ use serde::{Deserialize, Serialize};
     shortname = "l2adv",
     category = "ferrolb",
     doc = "L2Advertisement announces the addresses of the selected pools with ARP (IPv4) and NDP (IPv6).",
-    printcolumn(name = "IPAddressPools", type_ = "string", json_path = ".spec.ipAddressPools"),
+    printcolumn(
+        name = "IPAddressPools",
+        type_ = "string",
+        json_path = ".spec.ipAddressPools"
+    ),
     printcolumn(name = "Interfaces", type_ = "string", json_path = ".spec.interfaces")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct L2AdvertisementSpec {
     /// Names of the pools announced. Default: empty; when both this and
     /// `ipAddressPoolSelectors` are empty, every pool is announced.
-    #[serde(default, rename = "ipAddressPools", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        rename = "ipAddressPools",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub ip_address_pools: Vec<String>,
     /// Label selectors on pools announced (any one must match). Default: empty.
-    #[serde(default, rename = "ipAddressPoolSelectors", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        rename = "ipAddressPoolSelectors",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub ip_address_pool_selectors: Vec<LabelSelector>,
     /// Label selectors on Nodes that may announce (any one must match). Default: empty, meaning
     /// every node.

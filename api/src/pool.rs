@@ -23,12 +23,36 @@ fn default_true() -> bool {
     category = "ferrolb",
     doc = "IPAddressPool is a set of IP addresses that ferrolb may assign to LoadBalancer Services.",
     printcolumn(name = "Addresses", type_ = "string", json_path = ".spec.addresses"),
-    printcolumn(name = "Auto Assign", type_ = "boolean", json_path = ".spec.autoAssign"),
-    printcolumn(name = "Avoid Buggy IPs", type_ = "boolean", json_path = ".spec.avoidBuggyIPs"),
-    printcolumn(name = "Used IPv4", type_ = "integer", json_path = ".status.assignedIPv4"),
-    printcolumn(name = "Free IPv4", type_ = "integer", json_path = ".status.availableIPv4"),
-    printcolumn(name = "Used IPv6", type_ = "integer", json_path = ".status.assignedIPv6"),
-    printcolumn(name = "Free IPv6", type_ = "integer", json_path = ".status.availableIPv6")
+    printcolumn(
+        name = "Auto Assign",
+        type_ = "boolean",
+        json_path = ".spec.autoAssign"
+    ),
+    printcolumn(
+        name = "Avoid Buggy IPs",
+        type_ = "boolean",
+        json_path = ".spec.avoidBuggyIPs"
+    ),
+    printcolumn(
+        name = "Used IPv4",
+        type_ = "integer",
+        json_path = ".status.assignedIPv4"
+    ),
+    printcolumn(
+        name = "Free IPv4",
+        type_ = "integer",
+        json_path = ".status.availableIPv4"
+    ),
+    printcolumn(
+        name = "Used IPv6",
+        type_ = "integer",
+        json_path = ".status.assignedIPv6"
+    ),
+    printcolumn(
+        name = "Free IPv6",
+        type_ = "integer",
+        json_path = ".status.availableIPv6"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct IPAddressPoolSpec {

@@ -104,7 +104,9 @@ pub struct ControllerStatus {
 }
 
 /// How an address is announced.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum AnnouncementMode {
     /// ARP / NDP from one elected node.

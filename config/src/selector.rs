@@ -122,9 +122,11 @@ fn check_label_key(k: &str) -> Result<(), String> {
         Some((prefix, name)) => {
             let prefix_ok = !prefix.is_empty()
                 && prefix.len() <= 253
-                && prefix
-                    .split('.')
-                    .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+                && prefix.split('.').all(|p| {
+                    !p.is_empty()
+                        && p.chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                });
             if !prefix_ok {
                 return Err(format!(
                     "label key prefix {prefix:?} is not a DNS subdomain (lowercase letters, \
@@ -150,7 +152,10 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn expr(key: &str, op: &str, values: &[&str]) -> LabelSelectorRequirement {
@@ -203,7 +208,11 @@ mod tests {
         })
         .expect_err("bad operator");
         assert_eq!(err.0, "matchExpressions[1].operator");
-        assert!(err.1.contains("accepted: In, NotIn, Exists, DoesNotExist"), "{}", err.1);
+        assert!(
+            err.1.contains("accepted: In, NotIn, Exists, DoesNotExist"),
+            "{}",
+            err.1
+        );
 
         let err = Selector::parse(&LabelSelector {
             match_labels: Some(BTreeMap::from([("bad key!".into(), "v".into())])),

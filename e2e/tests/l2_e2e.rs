@@ -428,7 +428,11 @@ fn restarting_the_owner_never_shows_two_macs() {
     let capture = std::fs::read_to_string(tcpdump.log_path()).expect("capture");
     drop(tcpdump);
 
-    assert!(rounds.len() >= 15, "too few arping rounds: {}", rounds.len());
+    assert!(
+        rounds.len() >= 15,
+        "too few arping rounds: {}",
+        rounds.len()
+    );
     for (i, macs) in rounds.iter().enumerate() {
         assert!(
             macs.len() <= 1,

@@ -43,11 +43,17 @@ struct Families {
 
 impl Families {
     fn one(f: IpFamily) -> Self {
-        Self { items: [f, f], len: 1 }
+        Self {
+            items: [f, f],
+            len: 1,
+        }
     }
 
     fn two(a: IpFamily, b: IpFamily) -> Self {
-        Self { items: [a, b], len: 2 }
+        Self {
+            items: [a, b],
+            len: 2,
+        }
     }
 }
 
@@ -127,9 +133,7 @@ impl<'a> Planner<'a> {
         match self.req.ip_family_policy {
             IpFamilyPolicy::SingleStack => Families::one(fams.items[0]),
             IpFamilyPolicy::PreferDualStack => fams,
-            IpFamilyPolicy::RequireDualStack => {
-                Families::two(fams.items[0], other(fams.items[0]))
-            }
+            IpFamilyPolicy::RequireDualStack => Families::two(fams.items[0], other(fams.items[0])),
         }
     }
 
@@ -139,10 +143,9 @@ impl<'a> Planner<'a> {
     fn requirement_sets(&self) -> ([Families; 3], usize) {
         let fams = self.allowed_families();
         match (self.req.ip_family_policy, &*fams) {
-            (IpFamilyPolicy::PreferDualStack, [a, b]) => (
-                [fams, Families::one(*a), Families::one(*b)],
-                3,
-            ),
+            (IpFamilyPolicy::PreferDualStack, [a, b]) => {
+                ([fams, Families::one(*a), Families::one(*b)], 3)
+            }
             _ => ([fams; 3], 1),
         }
     }

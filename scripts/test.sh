@@ -18,5 +18,10 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+echo "== cargo build"
+# The end-to-end tests run ferrolb-controller, ferrolb-speaker and ferrolb-e2e as processes in
+# network namespaces: build every binary first.
+cargo build --workspace --locked
+
 echo "== cargo test"
 cargo test --workspace --locked --no-fail-fast

@@ -298,10 +298,16 @@ impl Cluster {
             })
             .collect();
         self.run(async move {
-            crate::fixtures::install_crds(&client).await.context("installing CRDs")?;
-            crate::fixtures::ensure_namespace(&client, "ferrolb-system").await.context("creating namespace ferrolb-system")?;
+            crate::fixtures::install_crds(&client)
+                .await
+                .context("installing CRDs")?;
+            crate::fixtures::ensure_namespace(&client, "ferrolb-system")
+                .await
+                .context("creating namespace ferrolb-system")?;
             for (name, addrs) in nodes {
-                register_node(&client, &name, &addrs, true).await.with_context(|| format!("registering node {name}"))?;
+                register_node(&client, &name, &addrs, true)
+                    .await
+                    .with_context(|| format!("registering node {name}"))?;
             }
             let secrets: Api<Secret> = Api::namespaced(client.clone(), "ferrolb-system");
             let key = Secret {
@@ -321,7 +327,9 @@ impl Cluster {
             match secrets.create(&PostParams::default(), &key).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(s)) if s.code == 409 => {}
-                Err(e) => return Err(anyhow::Error::from(e).context("creating the membership Secret")),
+                Err(e) => {
+                    return Err(anyhow::Error::from(e).context("creating the membership Secret"));
+                }
             }
             Ok::<(), anyhow::Error>(())
         })?
@@ -575,7 +583,8 @@ where
     F::Output: Send + 'static,
 {
     let handle = rt.spawn(fut);
-    rt.block_on(handle).map_err(|e| anyhow!("task in the lab namespace failed: {e}"))
+    rt.block_on(handle)
+        .map_err(|e| anyhow!("task in the lab namespace failed: {e}"))
 }
 
 /// Creates (or updates) a Node object with InternalIP addresses and a Ready condition.

@@ -130,7 +130,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Apiserver(args) => run_apiserver(args).await,
         Command::Lab(args) => {
             // The lab's runtimes block on their own futures: keep them off this runtime.
-            let code = tokio::task::spawn_blocking(move || ferrolb_e2e::labcmd::run(&args)).await??;
+            let code =
+                tokio::task::spawn_blocking(move || ferrolb_e2e::labcmd::run(&args)).await??;
             if code != 0 {
                 std::process::exit(code);
             }

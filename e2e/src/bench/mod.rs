@@ -1,5 +1,5 @@
 //! End-to-end benchmarks: they print figures, they do not pass or fail on wall time.
 
 pub mod controller;
-pub mod stats;
 pub mod failover;
+pub mod stats;

@@ -181,10 +181,19 @@ async fn project_crds_and_examples_apply_and_print() {
         let f = ex.display().to_string();
         k.ok(&["apply", "-f", &f]).await;
         let again = k.ok(&["apply", "-f", &f]).await;
-        assert!(
-            again.lines().all(|l| l.ends_with("unchanged")),
-            "{f} second apply:\n{again}"
-        );
+        let text = std::fs::read_to_string(ex).expect("example readable");
+        // A Secret written with `stringData` is re-patched on every apply against a real
+        // kube-apiserver too: the server folds stringData into data and never returns it, so
+        // kubectl's three-way diff always finds it missing and reports "configured"
+        // (kubernetes/kubernetes#87736). Everything else must be unchanged.
+        for line in again.lines() {
+            let expected = if line.starts_with("secret/") && text.contains("stringData:") {
+                "configured"
+            } else {
+                "unchanged"
+            };
+            assert!(line.ends_with(expected), "{f} second apply:\n{again}");
+        }
     }
 
     // Printer columns from the CRD, and the short name.

@@ -356,8 +356,27 @@ impl Cluster {
     /// The BIRD configuration of the lab router (also for restarting it by hand).
     pub fn bird_config(&self) -> BirdConfig {
         let mut cfg = BirdConfig::new(self.lab.router().v4(), self.opts.router_asn);
+        // The peers are rendered here, with `error wait time 1,5`: after an error (a hold
+        // timer expiry, a wrong password) BIRD's default refuses the peer for 60-300 s, far
+        // longer than a test; a router that takes a recovered node back quickly is the case
+        // the tests are about.
+        let mut peers_only = BirdConfig::new(self.lab.router().v4(), self.opts.router_asn);
+        peers_only.kernel_export = false;
         for peer in self.router_peers() {
-            cfg = cfg.peer(peer);
+            peers_only = peers_only.peer(peer);
+        }
+        match peers_only.render() {
+            Ok(text) => {
+                for line in text.lines().skip_while(|l| !l.starts_with("protocol bgp ")) {
+                    cfg.extra.push_str(line);
+                    cfg.extra.push('\n');
+                    if line.starts_with("protocol bgp ") {
+                        cfg.extra.push_str("  error wait time 1,5;\n");
+                    }
+                }
+            }
+            // Invalid peers: let BIRD's own rendering report it at start.
+            Err(_) => cfg.peers = peers_only.peers,
         }
         if self.opts.router_asn == NODE_ASN {
             // iBGP next hops resolve recursively through the IGP table: give BIRD the

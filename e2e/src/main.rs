@@ -23,6 +23,9 @@ enum Command {
     /// Benchmark layer 2 failover (ferrolb vs keepalived VRRPv3, same lab, same probe), the
     /// speaker's ARP reply latency vs the kernel's, and its peak RSS with 1,000 addresses.
     BenchFailover(BenchFailoverArgs),
+    /// Benchmark BGP propagation: N IPv4 /32 prefixes to BIRD from ferrolb's peer manager and
+    /// from gobgpd, same lab; prints both, the ratio and peak RSS.
+    BenchBgp(BenchBgpArgs),
     /// A tiny HTTP server answering every request with a fixed text (the lab's stand-in for a
     /// Service backend on each node: it answers with the node's name).
     EchoServer(EchoServerArgs),
@@ -40,6 +43,22 @@ struct EchoServerArgs {
     /// The text to answer with.
     #[arg(long)]
     text: String,
+}
+
+#[derive(clap::Args)]
+struct BenchBgpArgs {
+    /// Prefixes to advertise (10.200.64.0/18: at most 16,384).
+    #[arg(long, default_value_t = 10_000)]
+    prefixes: usize,
+    /// Skip gobgpd.
+    #[arg(long)]
+    no_gobgp: bool,
+    /// Give up waiting for a table after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    timeout: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -147,6 +166,22 @@ async fn main() -> anyhow::Result<()> {
                 fault: args.fault,
                 keepalived: !args.no_keepalived,
                 extras: !args.no_extras,
+            };
+            // The lab's runtimes block on their own futures: keep them off this runtime.
+            let report = tokio::task::spawn_blocking(move || run(&opts)).await??;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{report}");
+            }
+            Ok(())
+        }
+        Command::BenchBgp(args) => {
+            use ferrolb_e2e::bench::bgp::{BgpBench, run};
+            let opts = BgpBench {
+                prefixes: args.prefixes,
+                gobgp: !args.no_gobgp,
+                timeout: std::time::Duration::from_secs(args.timeout),
             };
             // The lab's runtimes block on their own futures: keep them off this runtime.
             let report = tokio::task::spawn_blocking(move || run(&opts)).await??;

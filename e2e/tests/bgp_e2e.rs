@@ -1,0 +1,679 @@
+//! BGP end to end: the in-memory API server, the controller and three speakers in network
+//! namespaces, a real routing daemon (BIRD 2, FRR bgpd, gobgpd) in the router namespace and a
+//! client behind the router. Needs root (CI runs it as root) and the daemons
+//! (scripts/install-test-deps.sh).
+
+mod common;
+
+use common::*;
+use ferrolb_e2e::cluster::{Cluster, ClusterOptions, EXAMPLE_BGP_PASSWORD, NODE_ASN, RouterKind};
+use ferrolb_e2e::lab;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+const BGP_EXAMPLE: &str = include_str!("../../deploy/examples/bgp.yaml");
+/// The BGPPeer of the example, as named in the speakers' status.
+const PEER: &str = "ferrolb-system/router";
+const NODES: usize = 3;
+
+/// A three-node cluster with `router` peering with every node (the example's password), a
+/// client behind the router, and the BGP example applied.
+fn bgp_cluster(router: RouterKind) -> Cluster {
+    let c = Cluster::start(ClusterOptions {
+        nodes: NODES as u8,
+        bird: true,
+        bird_password: Some(EXAMPLE_BGP_PASSWORD.into()),
+        upstream_client: true,
+        router,
+        ..ClusterOptions::default()
+    })
+    .expect("cluster");
+    c.apply_yaml(BGP_EXAMPLE).expect("apply bgp example");
+    c
+}
+
+fn node_addr(c: &Cluster, i: usize) -> IpAddr {
+    IpAddr::V4(c.lab.node(i).v4())
+}
+
+/// Node index (1-based) of a lab node address.
+fn node_of(c: &Cluster, addr: &str) -> Option<usize> {
+    (1..=NODES).find(|&i| node_addr(c, i).to_string() == addr)
+}
+
+/// State of the example peer in speaker `i`'s status API.
+fn speaker_peer(c: &Cluster, i: usize) -> Option<serde_json::Value> {
+    let st = c.get_json(c.speaker_http(i), "/api/v1/status").ok()?;
+    st["bgpPeers"]
+        .as_array()?
+        .iter()
+        .find(|p| p["name"].as_str() == Some(PEER))
+        .cloned()
+}
+
+fn speaker_established(c: &Cluster, i: usize) -> bool {
+    speaker_peer(c, i).is_some_and(|p| p["state"].as_str() == Some("Established"))
+}
+
+/// Whether the router's session with node `i` (IPv4) is Established.
+fn router_established(c: &Cluster, i: usize) -> bool {
+    if let Some(b) = &c.bird {
+        return b.is_established(&format!("node{i}v4"));
+    }
+    if let Some(f) = &c.frr {
+        return f.is_established(node_addr(c, i));
+    }
+    if let Some(g) = &c.gobgp {
+        return g.is_established(node_addr(c, i));
+    }
+    panic!("no router daemon")
+}
+
+/// Waits until the router and the speakers of `nodes` agree the sessions are Established.
+fn wait_established(c: &Cluster, nodes: &[usize], timeout: Duration) {
+    for &i in nodes {
+        eventually(
+            &format!("session router <-> node{i} Established on both ends"),
+            timeout,
+            || (router_established(c, i) && speaker_established(c, i)).then_some(()),
+        );
+    }
+}
+
+/// `via ADDR` next hops in text (BIRD `show route`, `ip route`), as node indices, sorted.
+fn via_nodes(c: &Cluster, text: &str) -> Vec<usize> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let mut nodes: Vec<usize> = words
+        .windows(2)
+        .filter(|w| w[0] == "via")
+        .filter_map(|w| node_of(c, w[1].trim_end_matches(',')))
+        .collect();
+    nodes.sort_unstable();
+    nodes
+}
+
+fn prefix(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(a) => format!("{a}/32"),
+        IpAddr::V6(a) => format!("{a}/128"),
+    }
+}
+
+/// `birdc show route <prefix> all`.
+fn bird_route(c: &Cluster, ip: IpAddr) -> String {
+    let b = c.bird.as_ref().expect("bird");
+    b.birdc(&format!("show route {} all", prefix(ip)))
+        .unwrap_or_default()
+}
+
+/// Next hops of `ip` in BIRD's RIB (one route per session), as node indices.
+fn bird_next_hops(c: &Cluster, ip: IpAddr) -> Vec<usize> {
+    via_nodes(c, &bird_route(c, ip))
+}
+
+/// `ip route show <prefix>` in the router namespace.
+fn kernel_route(c: &Cluster, ip: IpAddr) -> String {
+    let fam = if ip.is_ipv4() { "-4" } else { "-6" };
+    c.lab
+        .router()
+        .ns()
+        .exec(["ip", fam, "route", "show", &prefix(ip)])
+        .map(|o| o.stdout)
+        .unwrap_or_default()
+}
+
+/// Next hops of `ip` in the router's kernel table, as node indices.
+fn kernel_next_hops(c: &Cluster, ip: IpAddr) -> Vec<usize> {
+    via_nodes(c, &kernel_route(c, ip))
+}
+
+/// Waits until `f` reports exactly `want`; returns the elapsed time.
+fn wait_hops(
+    what: &str,
+    timeout: Duration,
+    want: &[usize],
+    mut f: impl FnMut() -> Vec<usize>,
+) -> Duration {
+    let start = Instant::now();
+    let mut last = Vec::new();
+    while start.elapsed() < timeout {
+        last = f();
+        if last == want {
+            return start.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{what}: next hops {last:?}, want {want:?} (after {timeout:?})");
+}
+
+/// `curl http://IP/` from the client behind the router: the echo server's `<node> <client>`.
+fn curl_upstream(c: &Cluster, ip: IpAddr) -> Option<String> {
+    let out = c
+        .lab
+        .upstream_client()
+        .ns()
+        .curl(ip, 80, "/", Duration::from_secs(2))
+        .expect("curl");
+    out.success().then(|| out.stdout.trim().to_string())
+}
+
+fn delete_service(c: &Cluster, name: &str) {
+    use k8s_openapi::api::core::v1::Service;
+    use kube::api::{Api, DeleteParams};
+    let api: Api<Service> = Api::namespaced(c.client.clone(), "default");
+    let name = name.to_string();
+    c.run(async move { api.delete(&name, &DeleteParams::default()).await })
+        .expect("runtime")
+        .expect("delete service");
+}
+
+/// A Cluster-policy IPv4 Service `name`; returns its address.
+fn service(c: &Cluster, name: &str, local: bool) -> IpAddr {
+    let mut svc = lb_service(name, &[]);
+    if local && let Some(spec) = svc.spec.as_mut() {
+        spec.external_traffic_policy = Some("Local".into());
+    }
+    create_service(c, &svc);
+    let ip = wait_ips(c, name, 1, Duration::from_secs(20))[0];
+    let pool: ipnet::IpNet = "10.200.100.0/24".parse().expect("net");
+    assert!(pool.contains(&ip), "{ip} is not from bgp-pool");
+    ip
+}
+
+const ALL: [usize; 3] = [1, 2, 3];
+
+#[test]
+fn bird_ecmp_communities_traffic_and_withdraw() {
+    if !lab::tools_or_skip(
+        "bird_ecmp_communities_traffic_and_withdraw",
+        &["bird", "birdc", "curl"],
+    ) {
+        return;
+    }
+    let c = bgp_cluster(RouterKind::Bird);
+    wait_established(&c, &ALL, Duration::from_secs(20));
+    let protocols = c
+        .bird
+        .as_ref()
+        .expect("bird")
+        .birdc("show protocols")
+        .expect("birdc");
+    println!("{protocols}");
+    let ip = service(&c, "web", false);
+
+    // One route per node in BIRD's RIB, merged into one ECMP route in the kernel.
+    wait_hops("BIRD RIB", Duration::from_secs(10), &ALL, || {
+        bird_next_hops(&c, ip)
+    });
+    wait_hops("router kernel", Duration::from_secs(5), &ALL, || {
+        kernel_next_hops(&c, ip)
+    });
+    let kernel = kernel_route(&c, ip);
+    println!("{kernel}");
+    assert_eq!(kernel.matches("nexthop via").count(), 3, "{kernel}");
+    let route = bird_route(&c, ip);
+    println!("{route}");
+    // Communities of the example: no-export, 64512:100, and the large one; on each route.
+    for line in ["BGP.community: ", "BGP.large_community: "] {
+        assert_eq!(
+            route.matches(line).count(),
+            3,
+            "{line} once per route:\n{route}"
+        );
+    }
+    for l in route.lines().filter(|l| l.contains("BGP.community: ")) {
+        assert!(
+            l.contains("(65535,65281)") && l.contains("(64512,100)"),
+            "{l}"
+        );
+    }
+    for l in route
+        .lines()
+        .filter(|l| l.contains("BGP.large_community: "))
+    {
+        assert!(l.contains("(64512, 1, 1)"), "{l}");
+    }
+    assert_eq!(route.matches("BGP.as_path: 64512").count(), 3, "{route}");
+    // The speakers count what they advertise (their status refreshes every second).
+    for i in ALL {
+        eventually(
+            &format!("node{i} reports 1 prefix advertised"),
+            Duration::from_secs(3),
+            || (speaker_peer(&c, i)?["prefixesAdvertised"].as_u64() == Some(1)).then_some(()),
+        );
+    }
+
+    // The client behind the router reaches the Service, on one of the nodes, source kept.
+    let answer = eventually(
+        "curl from the upstream client",
+        Duration::from_secs(10),
+        || curl_upstream(&c, ip),
+    );
+    println!("upstream client -> {ip}: {answer}");
+    let mut words = answer.split_whitespace();
+    let node = words.next().unwrap_or_default();
+    assert!(
+        c.lab.nodes().iter().any(|n| n.name() == node),
+        "answered by {node:?}"
+    );
+    assert_eq!(
+        words.next(),
+        Some(c.lab.upstream_client().v4().to_string().as_str())
+    );
+
+    // Deleting the Service withdraws it from the router everywhere.
+    delete_service(&c, "web");
+    let took = wait_hops(
+        "BIRD RIB after delete",
+        Duration::from_secs(10),
+        &[],
+        || bird_next_hops(&c, ip),
+    );
+    println!("service deleted: withdrawn from BIRD in {took:?}");
+    wait_hops(
+        "router kernel after delete",
+        Duration::from_secs(5),
+        &[],
+        || kernel_next_hops(&c, ip),
+    );
+    for i in ALL {
+        eventually(
+            &format!("node{i} advertises nothing"),
+            Duration::from_secs(5),
+            || (speaker_peer(&c, i)?["prefixesAdvertised"].as_u64() == Some(0)).then_some(()),
+        );
+    }
+    assert!(curl_upstream(&c, ip).is_none(), "{ip} still reachable");
+}
+
+#[test]
+fn bird_etp_local_only_endpoint_nodes() {
+    if !lab::tools_or_skip(
+        "bird_etp_local_only_endpoint_nodes",
+        &["bird", "birdc", "curl"],
+    ) {
+        return;
+    }
+    let c = bgp_cluster(RouterKind::Bird);
+    wait_established(&c, &ALL, Duration::from_secs(20));
+    let ip = service(&c, "local", true);
+    let name = |i: usize| c.lab.node(i).name().to_string();
+    set_endpoints(&c, "local", &[(&name(2), true)]);
+    wait_hops("only node2", Duration::from_secs(10), &[2], || {
+        bird_next_hops(&c, ip)
+    });
+    wait_hops("kernel: only node2", Duration::from_secs(5), &[2], || {
+        kernel_next_hops(&c, ip)
+    });
+    let answer = eventually(
+        "curl from the upstream client",
+        Duration::from_secs(10),
+        || curl_upstream(&c, ip),
+    );
+    assert_eq!(
+        answer,
+        format!("{} {}", name(2), c.lab.upstream_client().v4()),
+        "Local: the endpoint's node answers and sees the client's address"
+    );
+    // The endpoint moves to node3 (and an unready one on node1 does not count).
+    set_endpoints(&c, "local", &[(&name(1), false), (&name(3), true)]);
+    wait_hops("only node3", Duration::from_secs(10), &[3], || {
+        bird_next_hops(&c, ip)
+    });
+    // Two ready endpoints: two next hops.
+    set_endpoints(&c, "local", &[(&name(1), true), (&name(3), true)]);
+    wait_hops("nodes 1 and 3", Duration::from_secs(10), &[1, 3], || {
+        bird_next_hops(&c, ip)
+    });
+    let p = speaker_peer(&c, 2).expect("node2 status");
+    assert_eq!(p["prefixesAdvertised"].as_u64(), Some(0), "{p}");
+}
+
+#[test]
+fn bird_ibgp_local_pref() {
+    if !lab::tools_or_skip("bird_ibgp_local_pref", &["bird", "birdc"]) {
+        return;
+    }
+    let c = Cluster::start(ClusterOptions {
+        nodes: NODES as u8,
+        bird: true,
+        bird_password: Some(EXAMPLE_BGP_PASSWORD.into()),
+        router_asn: NODE_ASN,
+        ..ClusterOptions::default()
+    })
+    .expect("cluster");
+    // The example with the router in our AS and a local preference on the advertisement.
+    let yaml = BGP_EXAMPLE
+        .replace("peerASN: 64500", &format!("peerASN: {NODE_ASN}"))
+        .replace(
+            "  ipAddressPools:\n    - bgp-pool",
+            "  localPref: 150\n  ipAddressPools:\n    - bgp-pool",
+        );
+    assert!(yaml.contains("localPref: 150") && yaml.contains("peerASN: 64512"));
+    c.apply_yaml(&yaml).expect("apply");
+    wait_established(&c, &ALL, Duration::from_secs(20));
+    let ip = service(&c, "ibgp", false);
+    wait_hops("BIRD RIB (iBGP)", Duration::from_secs(10), &ALL, || {
+        bird_next_hops(&c, ip)
+    });
+    let route = bird_route(&c, ip);
+    println!("{route}");
+    assert_eq!(route.matches("BGP.local_pref: 150").count(), 3, "{route}");
+    wait_hops("router kernel (iBGP)", Duration::from_secs(5), &ALL, || {
+        kernel_next_hops(&c, ip)
+    });
+}
+
+#[test]
+fn sigterm_withdraws_within_one_second() {
+    if !lab::tools_or_skip("sigterm_withdraws_within_one_second", &["bird", "birdc"]) {
+        return;
+    }
+    let c = bgp_cluster(RouterKind::Bird);
+    wait_established(&c, &ALL, Duration::from_secs(20));
+    let ip = service(&c, "web", false);
+    wait_hops("BIRD RIB", Duration::from_secs(10), &ALL, || {
+        bird_next_hops(&c, ip)
+    });
+    wait_hops("router kernel", Duration::from_secs(5), &ALL, || {
+        kernel_next_hops(&c, ip)
+    });
+    let mut times = Vec::new();
+    for (victim, left) in [(2usize, vec![1usize, 3]), (3, vec![1])] {
+        let start = Instant::now();
+        c.speaker(victim)
+            .expect("speaker")
+            .terminate()
+            .expect("SIGTERM");
+        let rib = wait_hops("BIRD after SIGTERM", Duration::from_secs(5), &left, || {
+            bird_next_hops(&c, ip)
+        });
+        let kernel = wait_hops(
+            "kernel after SIGTERM",
+            Duration::from_secs(5),
+            &left,
+            || kernel_next_hops(&c, ip),
+        );
+        let kernel = rib + kernel;
+        println!(
+            "SIGTERM node{victim}: withdrawn from BIRD's RIB in {:.0} ms, from the router's kernel in {:.0} ms (since SIGTERM: {:?})",
+            rib.as_secs_f64() * 1e3,
+            kernel.as_secs_f64() * 1e3,
+            start.elapsed()
+        );
+        assert!(
+            !c.bird
+                .as_ref()
+                .expect("bird")
+                .is_established(&format!("node{victim}v4")),
+            "the session of node{victim} is closed (Cease)"
+        );
+        times.push(rib);
+    }
+    for t in &times {
+        assert!(*t < Duration::from_secs(1), "withdraw took {t:?}");
+    }
+    let log = c.bird.as_ref().expect("bird").process().log();
+    assert!(
+        log.contains("Received: Administrative shutdown")
+            || log.contains("Received: Peer de-configured"),
+        "BIRD logged the Cease:\n{log}"
+    );
+}
+
+#[test]
+fn bird_restart_reestablishes_and_readvertises() {
+    if !lab::tools_or_skip(
+        "bird_restart_reestablishes_and_readvertises",
+        &["bird", "birdc"],
+    ) {
+        return;
+    }
+    let mut c = bgp_cluster(RouterKind::Bird);
+    wait_established(&c, &ALL, Duration::from_secs(20));
+    let ips = [service(&c, "a", false), service(&c, "b", false)];
+    for ip in ips {
+        wait_hops("BIRD RIB", Duration::from_secs(10), &ALL, || {
+            bird_next_hops(&c, ip)
+        });
+    }
+    let old_pid = c.bird.as_ref().expect("bird").process().pid();
+    let start = Instant::now();
+    c.restart_bird().expect("restart BIRD");
+    let new_pid = c.bird.as_ref().expect("bird").process().pid();
+    assert_ne!(old_pid, new_pid);
+    wait_established(&c, &ALL, Duration::from_secs(30));
+    for ip in ips {
+        wait_hops(
+            "BIRD RIB after restart",
+            Duration::from_secs(10),
+            &ALL,
+            || bird_next_hops(&c, ip),
+        );
+        wait_hops("kernel after restart", Duration::from_secs(5), &ALL, || {
+            kernel_next_hops(&c, ip)
+        });
+    }
+    println!(
+        "BIRD restarted: all sessions and {} prefixes back in {:?}",
+        ips.len(),
+        start.elapsed()
+    );
+}
+
+#[test]
+fn sigstop_speaker_dropped_after_hold_time_sigcont_recovers() {
+    if !lab::tools_or_skip(
+        "sigstop_speaker_dropped_after_hold_time_sigcont_recovers",
+        &["bird", "birdc"],
+    ) {
+        return;
+    }
+    let c = bgp_cluster(RouterKind::Bird);
+    wait_established(&c, &ALL, Duration::from_secs(20));
+    let ip = service(&c, "web", false);
+    wait_hops("BIRD RIB", Duration::from_secs(10), &ALL, || {
+        bird_next_hops(&c, ip)
+    });
+    let bird = c.bird.as_ref().expect("bird");
+    let start = Instant::now();
+    c.speaker(3).expect("speaker").pause().expect("SIGSTOP");
+    // Still there for a while (no spurious drop: a stopped process sends nothing).
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        bird.is_established("node3v4"),
+        "dropped before the hold time"
+    );
+    wait_hops("BIRD drops node3", Duration::from_secs(10), &[1, 2], || {
+        bird_next_hops(&c, ip)
+    });
+    let dropped = start.elapsed();
+    println!("SIGSTOP node3: BIRD dropped its routes after {dropped:?} (hold time 9 s)");
+    // Between hold time minus one keepalive interval (3 s) and hold time plus slack.
+    assert!(
+        dropped >= Duration::from_secs(5) && dropped <= Duration::from_secs(11),
+        "{dropped:?}"
+    );
+    assert!(!bird.is_established("node3v4"));
+    c.speaker(3).expect("speaker").resume().expect("SIGCONT");
+    let start = Instant::now();
+    wait_established(&c, &[3], Duration::from_secs(20));
+    wait_hops("node3 back", Duration::from_secs(10), &ALL, || {
+        bird_next_hops(&c, ip)
+    });
+    println!(
+        "SIGCONT node3: re-established and re-advertised in {:?}",
+        start.elapsed()
+    );
+}
+
+/// The Secret `router-password` with `password`, as `data` (what the speakers read).
+fn set_password(c: &Cluster, password: &str) {
+    // JSON is YAML; k8s-openapi encodes `data` as base64.
+    let secret = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "router-password", "namespace": "ferrolb-system"},
+        "type": "kubernetes.io/basic-auth",
+        "data": {"password": k8s_openapi::ByteString(password.as_bytes().to_vec())},
+    });
+    c.apply_yaml(&secret.to_string()).expect("apply secret");
+}
+
+#[test]
+fn wrong_password_never_establishes() {
+    if !lab::tools_or_skip("wrong_password_never_establishes", &["bird", "birdc"]) {
+        return;
+    }
+    let c = bgp_cluster(RouterKind::Bird);
+    wait_established(&c, &ALL, Duration::from_secs(20));
+    let ip = service(&c, "web", false);
+    wait_hops("BIRD RIB", Duration::from_secs(10), &ALL, || {
+        bird_next_hops(&c, ip)
+    });
+    // The Secret changes: every speaker reconnects with the new (wrong) key.
+    set_password(&c, "not-the-password");
+    for i in ALL {
+        eventually(
+            &format!("node{i} leaves Established"),
+            Duration::from_secs(10),
+            || (!speaker_established(&c, i)).then_some(()),
+        );
+    }
+    wait_hops("routes gone", Duration::from_secs(5), &[], || {
+        bird_next_hops(&c, ip)
+    });
+    // Long enough for several connect attempts (backoff 1, 2, 4 s; connect timeout 10 s).
+    let watch = Instant::now();
+    while watch.elapsed() < Duration::from_secs(12) {
+        for i in ALL {
+            assert!(
+                !router_established(&c, i),
+                "node{i} established with a wrong password"
+            );
+            assert!(!speaker_established(&c, i), "node{i} reports Established");
+        }
+        assert!(bird_next_hops(&c, ip).is_empty());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let p = speaker_peer(&c, 1).expect("status");
+    println!("node1 with a wrong password: {p}");
+    // The right password again: back (so the test above did watch a working setup).
+    set_password(&c, EXAMPLE_BGP_PASSWORD);
+    wait_established(&c, &ALL, Duration::from_secs(30));
+    wait_hops("routes back", Duration::from_secs(10), &ALL, || {
+        bird_next_hops(&c, ip)
+    });
+}
+
+#[test]
+fn frr_md5_ecmp_and_withdraw() {
+    if !lab::tools_or_skip(
+        "frr_md5_ecmp_and_withdraw",
+        &["vtysh", "/usr/lib/frr/bgpd", "/usr/lib/frr/zebra"],
+    ) {
+        return;
+    }
+    let c = bgp_cluster(RouterKind::Frr);
+    wait_established(&c, &ALL, Duration::from_secs(30));
+    let frr = c.frr.as_ref().expect("frr");
+    let ip = service(&c, "web", false);
+    let pfx = prefix(ip);
+    // RIB: three paths, multipath; zebra's table and the kernel: three next hops.
+    wait_hops("FRR BGP table", Duration::from_secs(10), &ALL, || {
+        via_nodes_frr(
+            &c,
+            &frr.vtysh(&format!("show ip bgp {pfx}")).unwrap_or_default(),
+        )
+    });
+    let bgp = frr.vtysh(&format!("show ip bgp {pfx}")).expect("vtysh");
+    println!("{bgp}");
+    assert!(bgp.contains("Paths: (3 available"), "{bgp}");
+    assert_eq!(bgp.matches("multipath").count(), 3, "{bgp}");
+    assert!(bgp.contains("Community: 64512:100 no-export"), "{bgp}");
+    assert!(bgp.contains("Large Community: 64512:1:1"), "{bgp}");
+    wait_hops("FRR zebra", Duration::from_secs(10), &ALL, || {
+        via_nodes_frr(
+            &c,
+            &frr.vtysh(&format!("show ip route {pfx}"))
+                .unwrap_or_default(),
+        )
+    });
+    wait_hops("router kernel", Duration::from_secs(10), &ALL, || {
+        kernel_next_hops(&c, ip)
+    });
+    println!("{}", kernel_route(&c, ip));
+    let answer = eventually(
+        "curl from the upstream client",
+        Duration::from_secs(10),
+        || curl_upstream(&c, ip),
+    );
+    println!("upstream client -> {ip} via FRR: {answer}");
+    delete_service(&c, "web");
+    let took = wait_hops("FRR after delete", Duration::from_secs(10), &[], || {
+        via_nodes_frr(
+            &c,
+            &frr.vtysh(&format!("show ip bgp {pfx}")).unwrap_or_default(),
+        )
+    });
+    println!("service deleted: withdrawn from FRR in {took:?}");
+    wait_hops("kernel after delete", Duration::from_secs(10), &[], || {
+        kernel_next_hops(&c, ip)
+    });
+}
+
+/// Node next hops in FRR's `show ip bgp P` (path lines start with the next hop) or
+/// `show ip route P` (`* ADDR, via eth0`).
+fn via_nodes_frr(c: &Cluster, text: &str) -> Vec<usize> {
+    let mut nodes: Vec<usize> = text
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim_start().trim_start_matches('*').trim_start();
+            let first = l.split_whitespace().next()?.trim_end_matches(',');
+            // Path lines: "10.200.0.11 from 10.200.0.11 (10.200.0.11)"; route lines:
+            // "10.200.0.11, via eth0, weight 1".
+            let is_path = l.contains(" from ") || l.contains(", via ");
+            if is_path { node_of(c, first) } else { None }
+        })
+        .collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    nodes
+}
+
+#[test]
+fn gobgp_md5_ecmp_and_withdraw() {
+    if !lab::tools_or_skip("gobgp_md5_ecmp_and_withdraw", &["gobgpd", "gobgp"]) {
+        return;
+    }
+    let c = bgp_cluster(RouterKind::Gobgp);
+    wait_established(&c, &ALL, Duration::from_secs(30));
+    let g = c.gobgp.as_ref().expect("gobgp");
+    let ip = service(&c, "web", false);
+    let pfx = prefix(ip);
+    let hops = || -> Vec<usize> {
+        let rib = g.rib(false).unwrap_or_default();
+        let mut nodes: Vec<usize> = rib
+            .lines()
+            .filter(|l| l.split_whitespace().any(|w| w == pfx))
+            .filter_map(|l| {
+                let mut w = l.split_whitespace().skip_while(|w| *w != pfx);
+                w.next();
+                node_of(&c, w.next()?)
+            })
+            .collect();
+        nodes.sort_unstable();
+        nodes
+    };
+    wait_hops("GoBGP RIB", Duration::from_secs(10), &ALL, hops);
+    let rib = g.rib(false).expect("gobgp rib");
+    println!("{rib}");
+    for l in rib.lines().filter(|l| l.contains(&pfx)) {
+        // GoBGP names 65535:65281 well-known: `no-export`.
+        assert!(l.contains("Communities: 64512:100, no-export"), "{l}");
+        assert!(l.contains("64512:1:1"), "large community: {l}");
+    }
+    delete_service(&c, "web");
+    let took = wait_hops("GoBGP after delete", Duration::from_secs(10), &[], hops);
+    println!("service deleted: withdrawn from GoBGP in {took:?}");
+}

@@ -409,6 +409,29 @@ impl Cluster {
         self.start_bird()
     }
 
+    /// Kills the router's daemon (SIGKILL, as a crash) and starts it again with the same
+    /// configuration, whichever [`RouterKind`] runs.
+    pub fn restart_router(&mut self) -> anyhow::Result<()> {
+        match self.opts.router {
+            RouterKind::Bird => self.restart_bird(),
+            RouterKind::Frr => {
+                if let Some(f) = self.frr.take() {
+                    f.bgpd().kill().map_err(lab_err)?;
+                    f.zebra().kill().map_err(lab_err)?;
+                    drop(f);
+                }
+                self.start_frr()
+            }
+            RouterKind::Gobgp => {
+                if let Some(g) = self.gobgp.take() {
+                    g.process().kill().map_err(lab_err)?;
+                    drop(g);
+                }
+                self.start_gobgp()
+            }
+        }
+    }
+
     /// The FRR configuration of the lab router.
     pub fn frr_config(&self) -> FrrConfig {
         let asn = self.opts.router_asn;

@@ -446,8 +446,15 @@ impl Frr {
             v.extend(["-P".into(), "0".into()]);
             v
         };
-        let zebra = ns.spawn("zebra", args(FRR_ZEBRA))?;
         let zpath = PathBuf::from(&zserv);
+        // A restarted FRR finds the socket of the killed zebra: remove it, so that waiting for
+        // it below waits for the new zebra.
+        if let Err(e) = std::fs::remove_file(&zpath)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(LabError::io(format!("removing {zserv}"), e));
+        }
+        let zebra = ns.spawn("zebra", args(FRR_ZEBRA))?;
         wait_started(
             &format!("zebra in {} to listen", ns.name()),
             &[&zebra],

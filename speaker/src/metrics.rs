@@ -38,6 +38,31 @@ pub struct NotificationLabels {
     pub peer: String,
     /// `sent` or `received`.
     pub direction: String,
+    /// Error code (RFC 4271 §4.5), e.g. `6` for Cease.
+    pub code: String,
+    /// Error subcode, e.g. `2` for Administrative Shutdown.
+    pub subcode: String,
+}
+
+/// BGP counters of one session as last copied into the metrics.
+#[derive(Clone, Debug, Default)]
+struct BgpCounterValues {
+    updates_sent: u64,
+    updates_received: u64,
+    notifications: std::collections::BTreeMap<crate::bgp::session::NotificationKey, u64>,
+}
+
+impl BgpCounterValues {
+    /// Whether every counter of `self` is at most the one in `now` (else the session was
+    /// replaced and counts from zero).
+    fn not_after(&self, now: &BgpCounterValues) -> bool {
+        self.updates_sent <= now.updates_sent
+            && self.updates_received <= now.updates_received
+            && self
+                .notifications
+                .iter()
+                .all(|(k, v)| now.notifications.get(k).is_some_and(|n| v <= n))
+    }
 }
 
 /// Every metric the speaker exports.
@@ -70,7 +95,7 @@ pub struct Metrics {
     /// 1 when the latest configuration is valid.
     pub config_valid: Gauge,
     last_l2: Mutex<L2CounterValues>,
-    last_bgp: Mutex<std::collections::HashMap<String, [u64; 4]>>,
+    last_bgp: Mutex<std::collections::HashMap<String, BgpCounterValues>>,
 }
 
 impl Default for Metrics {
@@ -153,7 +178,7 @@ impl Metrics {
         );
         r.register(
             "bgp_notifications",
-            "NOTIFICATION messages by direction",
+            "NOTIFICATION messages by direction, code and subcode",
             m.bgp_notifications.clone(),
         );
         r.register(
@@ -206,33 +231,37 @@ impl Metrics {
         use std::sync::atomic::Ordering::Relaxed;
         let mut last = self.last_bgp.lock().unwrap_or_else(|p| p.into_inner());
         for (peer, c) in sessions {
-            let now = [
-                c.updates_sent.load(Relaxed),
-                c.updates_received.load(Relaxed),
-                c.notifications_sent.load(Relaxed),
-                c.notifications_received.load(Relaxed),
-            ];
+            let now = BgpCounterValues {
+                updates_sent: c.updates_sent.load(Relaxed),
+                updates_received: c.updates_received.load(Relaxed),
+                notifications: c.notifications_by_code(),
+            };
             // A reconnected session starts its counters again from zero.
             let before = last
                 .get(peer)
-                .copied()
-                .filter(|b| b.iter().zip(now.iter()).all(|(b, n)| b <= n))
+                .filter(|b| b.not_after(&now))
+                .cloned()
                 .unwrap_or_default();
             let labels = PeerLabels { peer: peer.clone() };
             self.bgp_updates_sent
                 .get_or_create(&labels)
-                .inc_by(now[0] - before[0]);
+                .inc_by(now.updates_sent - before.updates_sent);
             self.bgp_updates_received
                 .get_or_create(&labels)
-                .inc_by(now[1] - before[1]);
-            for (i, direction) in [(2, "sent"), (3, "received")] {
+                .inc_by(now.updates_received - before.updates_received);
+            for (&(direction, code, subcode), &n) in &now.notifications {
+                let was = before
+                    .notifications
+                    .get(&(direction, code, subcode))
+                    .copied()
+                    .unwrap_or(0);
                 let l = NotificationLabels {
                     peer: peer.clone(),
-                    direction: direction.into(),
+                    direction: direction.name().into(),
+                    code: code.to_string(),
+                    subcode: subcode.to_string(),
                 };
-                self.bgp_notifications
-                    .get_or_create(&l)
-                    .inc_by(now[i] - before[i]);
+                self.bgp_notifications.get_or_create(&l).inc_by(n - was);
             }
             last.insert(peer.clone(), now);
         }
@@ -273,5 +302,32 @@ mod tests {
             text.contains(r#"ferrolb_speaker_requests_answered_total{family="ipv4"} 9"#),
             "{text}"
         );
+    }
+
+    #[test]
+    fn bgp_notifications_are_counted_by_code_and_survive_a_new_session() {
+        use crate::bgp::codec::Notification;
+        use crate::bgp::session::{Direction, SessionCounters};
+        use std::sync::Arc;
+        let m = Metrics::new();
+        let first = Arc::new(SessionCounters::default());
+        first.count_notification(Direction::Received, &Notification::hold_timer_expired());
+        first.count_notification(Direction::Sent, &Notification::cease_admin_shutdown());
+        first.count_notification(Direction::Sent, &Notification::cease_admin_shutdown());
+        m.observe_bgp(&[("ns/p".into(), first.clone())]);
+        m.observe_bgp(&[("ns/p".into(), first)]);
+        // The session is replaced: its counters start from zero and are added, not lost.
+        let second = Arc::new(SessionCounters::default());
+        second.count_notification(Direction::Sent, &Notification::cease_bfd_down());
+        second.count_notification(Direction::Sent, &Notification::cease_admin_shutdown());
+        m.observe_bgp(&[("ns/p".into(), second)]);
+        let text = m.encode();
+        for line in [
+            r#"ferrolb_speaker_bgp_notifications_total{peer="ns/p",direction="received",code="4",subcode="0"} 1"#,
+            r#"ferrolb_speaker_bgp_notifications_total{peer="ns/p",direction="sent",code="6",subcode="2"} 3"#,
+            r#"ferrolb_speaker_bgp_notifications_total{peer="ns/p",direction="sent",code="6",subcode="10"} 1"#,
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
     }
 }

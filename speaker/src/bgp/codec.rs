@@ -95,6 +95,11 @@ impl Notification {
         Notification::new(6, 6, Vec::new())
     }
 
+    /// Cease / BFD Down (6/10, RFC 9384).
+    pub fn cease_bfd_down() -> Self {
+        Notification::new(6, 10, Vec::new())
+    }
+
     /// Hold Timer Expired (4/0).
     pub fn hold_timer_expired() -> Self {
         Notification::new(4, 0, Vec::new())

@@ -62,13 +62,40 @@ pub enum Timer {
     Keepalive,
 }
 
+/// Why a session is stopped administratively; each maps to its RFC 4486 Cease subcode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopCause {
+    /// The speaker is shutting down (6/2, Administrative Shutdown).
+    Shutdown,
+    /// The BGPPeer no longer applies to this node (6/3, Peer De-configured).
+    Deconfigured,
+    /// The BGPPeer's configuration changed; the session reconnects (6/6, Other
+    /// Configuration Change).
+    Reconfigured,
+}
+
+impl StopCause {
+    /// The Cease NOTIFICATION for this cause.
+    pub fn notification(self) -> Notification {
+        match self {
+            StopCause::Shutdown => Notification::cease_admin_shutdown(),
+            StopCause::Deconfigured => Notification::cease_deconfigured(),
+            StopCause::Reconfigured => Notification::cease_config_change(),
+        }
+    }
+}
+
 /// Inputs of the machine.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// Administrative start (session configured).
     ManualStart,
-    /// Administrative stop (peer removed, speaker shutting down).
-    ManualStop,
+    /// Administrative stop (speaker shutting down, peer removed or reconfigured); the cause
+    /// picks the Cease subcode sent when connected.
+    ManualStop(StopCause),
+    /// The BFD session protecting this peer went from Up to Down (RFC 5882 §4.3): tear the
+    /// session down at once with Cease / BFD Down (6/10) and retry later.
+    BfdDown,
     /// ConnectRetry timer fired.
     ConnectRetryTimerExpires,
     /// Hold timer fired.
@@ -309,13 +336,11 @@ fn fail(mut fsm: Fsm, notification: Option<Notification>, reason: String) -> (Fs
     (fsm, actions)
 }
 
-/// Manual stop from any connected state: Cease / Administrative Shutdown, close, Idle.
-fn stop(mut fsm: Fsm, send_cease: bool) -> (Fsm, Vec<Action>) {
+/// Manual stop: the Cease (when connected), close, Idle.
+fn stop(mut fsm: Fsm, cease: Option<Notification>) -> (Fsm, Vec<Action>) {
     let mut actions = Vec::new();
-    if send_cease {
-        actions.push(Action::SendNotification(
-            Notification::cease_admin_shutdown(),
-        ));
+    if let Some(n) = cease {
+        actions.push(Action::SendNotification(n));
     }
     if fsm.state != State::Idle {
         actions.push(Action::DropTcp);
@@ -375,8 +400,16 @@ pub fn step(cfg: &FsmConfig, fsm: &Fsm, event: Event) -> (Fsm, Vec<Action>) {
             start_connect(fsm)
         }
         (_, E::ManualStart) => (fsm, Vec::new()),
-        (S::Idle | S::Connect | S::Active, E::ManualStop) => stop(fsm, false),
-        (_, E::ManualStop) => stop(fsm, true),
+        (S::Idle | S::Connect | S::Active, E::ManualStop(_)) => stop(fsm, None),
+        (_, E::ManualStop(cause)) => stop(fsm, Some(cause.notification())),
+        // BFD only matters once a connection exists; before, the connect attempt itself
+        // tells whether the peer is there.
+        (S::Idle | S::Connect | S::Active, E::BfdDown) => (fsm, Vec::new()),
+        (_, E::BfdDown) => fail(
+            fsm,
+            Some(Notification::cease_bfd_down()),
+            "BFD session down".into(),
+        ),
 
         // ---- Idle: only the automatic restart timer matters
         (S::Idle, E::ConnectRetryTimerExpires) if fsm.admin_up => start_connect(fsm),

@@ -9,6 +9,7 @@
 //! what works").
 
 use crate::bgp::codec::RouteAttrs;
+use crate::bgp::fsm::StopCause;
 use crate::bgp::session::{
     AdjRibOut, MD5_MAX_KEY_LEN, SessionConfig, SessionCounters, SessionHandle,
 };
@@ -202,12 +203,14 @@ impl PeerManager {
         let mut stopping = Vec::new();
         for name in stale {
             if let Some(h) = self.sessions.remove(&name) {
-                if wanted.contains_key(&name) {
+                let cause = if wanted.contains_key(&name) {
                     info!(peer = %h.config().name, "BGP peer configuration changed; reconnecting");
+                    StopCause::Reconfigured
                 } else {
                     info!(peer = %h.config().name, "BGP peer removed; stopping session");
-                }
-                stopping.push(h.stop(STOP_TIMEOUT));
+                    StopCause::Deconfigured
+                };
+                stopping.push(h.stop(cause, STOP_TIMEOUT));
             }
         }
         futures::future::join_all(stopping).await;
@@ -247,7 +250,12 @@ impl PeerManager {
     /// most [`STOP_TIMEOUT`].
     pub async fn shutdown(&mut self) {
         let sessions = std::mem::take(&mut self.sessions);
-        futures::future::join_all(sessions.into_values().map(|h| h.stop(STOP_TIMEOUT))).await;
+        futures::future::join_all(
+            sessions
+                .into_values()
+                .map(|h| h.stop(StopCause::Shutdown, STOP_TIMEOUT)),
+        )
+        .await;
     }
 }
 

@@ -13,10 +13,10 @@
 //!   router withdraws our routes at once instead of waiting for its hold timer.
 
 use crate::bgp::codec::{
-    BgpFrameCodec, CodecError, Message, OpenConfig, PeerOpen, RouteAttrs, UpdateContext,
-    build_announcements, build_open, build_withdrawals, end_of_rib,
+    BgpFrameCodec, CodecError, Message, Notification, OpenConfig, PeerOpen, RouteAttrs,
+    UpdateContext, build_announcements, build_open, build_withdrawals, end_of_rib,
 };
-use crate::bgp::fsm::{self, Action, Event, Fsm, FsmConfig, Negotiated, State, Timer};
+use crate::bgp::fsm::{self, Action, Event, Fsm, FsmConfig, Negotiated, State, StopCause, Timer};
 use ferrolb_api::status::BgpPeerStatus;
 use ferrolb_config::PeerAsn;
 use futures::{SinkExt, StreamExt};
@@ -193,6 +193,50 @@ pub struct SessionCounters {
     pub notifications_received: AtomicU64,
     /// Malformed attributes skipped in received UPDATEs (RFC 7606 treat-as-withdraw).
     pub treat_as_withdraw: AtomicU64,
+    /// NOTIFICATIONs by (direction, code, subcode); few distinct keys, written rarely.
+    notifications: Mutex<BTreeMap<NotificationKey, u64>>,
+}
+
+/// Which way a NOTIFICATION went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Direction {
+    /// We sent it.
+    Sent,
+    /// The peer sent it.
+    Received,
+}
+
+impl Direction {
+    /// `sent` or `received`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Sent => "sent",
+            Direction::Received => "received",
+        }
+    }
+}
+
+/// (direction, code, subcode) of a NOTIFICATION, for counting them by kind.
+pub type NotificationKey = (Direction, u8, u8);
+
+impl SessionCounters {
+    pub(crate) fn count_notification(&self, direction: Direction, n: &Notification) {
+        let counter = match direction {
+            Direction::Sent => &self.notifications_sent,
+            Direction::Received => &self.notifications_received,
+        };
+        bump(counter);
+        let mut by_code = self.notifications.lock().unwrap_or_else(|p| p.into_inner());
+        *by_code.entry((direction, n.code, n.subcode)).or_default() += 1;
+    }
+
+    /// NOTIFICATIONs counted so far by (direction, code, subcode).
+    pub fn notifications_by_code(&self) -> BTreeMap<NotificationKey, u64> {
+        self.notifications
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
 }
 
 fn bump(c: &AtomicU64) {
@@ -213,7 +257,7 @@ struct Shared {
 pub struct SessionHandle {
     config: SessionConfig,
     table: watch::Sender<Arc<AdjRibOut>>,
-    stop: mpsc::Sender<()>,
+    stop: mpsc::Sender<StopCause>,
     state: watch::Receiver<State>,
     shared: Arc<Mutex<Shared>>,
     counters: Arc<SessionCounters>,
@@ -316,10 +360,10 @@ impl SessionHandle {
         }
     }
 
-    /// Stops the session: Cease / Administrative Shutdown when connected, then close. Waits
+    /// Stops the session: a Cease with `cause`'s subcode when connected, then close. Waits
     /// at most `timeout` for the task, then aborts it.
-    pub async fn stop(self, timeout: Duration) {
-        let _ = self.stop.try_send(());
+    pub async fn stop(self, cause: StopCause, timeout: Duration) {
+        let _ = self.stop.try_send(cause);
         let mut task = self.task;
         if tokio::time::timeout(timeout, &mut task).await.is_err() {
             warn!(peer = %self.config.name, "session did not stop in time; aborting it");
@@ -414,7 +458,7 @@ impl Runner {
         }
     }
 
-    async fn run(mut self, mut stop_rx: mpsc::Receiver<()>) {
+    async fn run(mut self, mut stop_rx: mpsc::Receiver<StopCause>) {
         info!(peer = %self.cfg.name, address = %self.cfg.peer_address, "BGP session starting");
         self.handle(Event::ManualStart).await;
         loop {
@@ -422,8 +466,10 @@ impl Runner {
             let established = self.fsm.state == State::Established;
             tokio::select! {
                 biased;
-                _ = stop_rx.recv() => {
-                    self.handle(Event::ManualStop).await;
+                cause = stop_rx.recv() => {
+                    // A dropped handle (None) is a removed peer.
+                    let cause = cause.unwrap_or(StopCause::Deconfigured);
+                    self.handle(Event::ManualStop(cause)).await;
                     break;
                 }
                 res = connecting(&mut self.connecting) => {
@@ -457,7 +503,7 @@ impl Runner {
                 changed = self.table_rx.changed(), if established => {
                     if changed.is_err() {
                         // The manager dropped the handle without stopping: stop cleanly.
-                        self.handle(Event::ManualStop).await;
+                        self.handle(Event::ManualStop(StopCause::Deconfigured)).await;
                         break;
                     }
                     self.sync_table(false).await;
@@ -509,7 +555,7 @@ impl Runner {
                     }
                     Message::RouteRefresh(_) => Event::RouteRefreshMsg,
                     Message::Notification(n) => {
-                        bump(&self.counters.notifications_received);
+                        self.counters.count_notification(Direction::Received, &n);
                         info!(peer = %self.cfg.name, notification = %n, "NOTIFICATION received");
                         self.with_shared(|s| s.last_notification = Some(format!("received: {n}")));
                         Event::NotifMsg(n)
@@ -597,7 +643,7 @@ impl Runner {
             Action::SendNotification(n) => {
                 info!(peer = %self.cfg.name, notification = %n, "sending NOTIFICATION");
                 self.with_shared(|s| s.last_notification = Some(format!("sent: {n}")));
-                bump(&self.counters.notifications_sent);
+                self.counters.count_notification(Direction::Sent, &n);
                 self.send(Message::Notification(n)).await
             }
             Action::StartTimer(t, d) => {

@@ -92,7 +92,7 @@ fn idle_retry_timer_restarts_when_admin_up() {
 #[test]
 fn idle_manual_stop_disarms_restart() {
     let f = in_state(State::Idle);
-    let (g, a) = run(&f, Event::ManualStop);
+    let (g, a) = run(&f, Event::ManualStop(StopCause::Shutdown));
     assert!(!g.admin_up);
     assert_eq!(g.state, State::Idle);
     assert!(sent_notification(&a).is_none());
@@ -137,7 +137,10 @@ fn connect_failure_backs_off_in_active() {
 
 #[test]
 fn connect_manual_stop_sends_no_cease() {
-    let (f, a) = run(&in_state(State::Connect), Event::ManualStop);
+    let (f, a) = run(
+        &in_state(State::Connect),
+        Event::ManualStop(StopCause::Shutdown),
+    );
     assert_eq!(f.state, State::Idle);
     assert!(sent_notification(&a).is_none());
     assert!(a.contains(&Action::DropTcp));
@@ -157,7 +160,10 @@ fn connect_ignores_stale_timers() {
 
 #[test]
 fn active_manual_stop() {
-    let (f, a) = run(&in_state(State::Active), Event::ManualStop);
+    let (f, a) = run(
+        &in_state(State::Active),
+        Event::ManualStop(StopCause::Shutdown),
+    );
     assert_eq!(f.state, State::Idle);
     assert!(!f.admin_up);
     assert!(sent_notification(&a).is_none());
@@ -370,7 +376,10 @@ fn opensent_tcp_failure_goes_active() {
 
 #[test]
 fn opensent_manual_stop_sends_cease() {
-    let (f, a) = run(&in_state(State::OpenSent), Event::ManualStop);
+    let (f, a) = run(
+        &in_state(State::OpenSent),
+        Event::ManualStop(StopCause::Shutdown),
+    );
     assert_eq!(f.state, State::Idle);
     assert_eq!(
         sent_notification(&a),
@@ -432,7 +441,7 @@ fn openconfirm_errors() {
     let (g, a) = run(&f, Event::NotifMsg(Notification::cease_admin_shutdown()));
     assert_eq!(g.state, State::Idle);
     assert!(sent_notification(&a).is_none());
-    let (g, a) = run(&f, Event::ManualStop);
+    let (g, a) = run(&f, Event::ManualStop(StopCause::Shutdown));
     assert_eq!(g.state, State::Idle);
     assert_eq!(
         sent_notification(&a),
@@ -476,7 +485,10 @@ fn established_route_refresh_resends() {
 
 #[test]
 fn established_manual_stop_sends_cease_before_close() {
-    let (f, a) = run(&in_state(State::Established), Event::ManualStop);
+    let (f, a) = run(
+        &in_state(State::Established),
+        Event::ManualStop(StopCause::Shutdown),
+    );
     assert_eq!(f.state, State::Idle);
     assert!(!f.admin_up);
     assert_eq!(
@@ -586,7 +598,7 @@ proptest::proptest! {
         for code in seq {
             let e = match code {
                 0 => Event::ManualStart,
-                1 => Event::ManualStop,
+                1 => Event::ManualStop(StopCause::Shutdown),
                 2 => Event::ConnectRetryTimerExpires,
                 3 => Event::HoldTimerExpires,
                 4 => Event::KeepaliveTimerExpires,
@@ -601,7 +613,7 @@ proptest::proptest! {
                 13 => Event::UpdateMsgErr(Notification::new(3, 1, vec![])),
                 _ => Event::RouteRefreshMsg,
             };
-            let was_stop = matches!(e, Event::ManualStop);
+            let was_stop = matches!(e, Event::ManualStop(StopCause::Shutdown));
             let (g, a) = step(&c, &f, e);
             if let Some(i) = a.iter().position(|x| matches!(x, Action::SendNotification(_))) {
                 proptest::prop_assert_eq!(&a[i + 1], &Action::DropTcp);
@@ -615,5 +627,56 @@ proptest::proptest! {
             }
             f = g;
         }
+    }
+}
+
+#[test]
+fn manual_stop_sends_the_cease_subcode_of_its_cause() {
+    for (cause, subcode) in [
+        (StopCause::Shutdown, 2),
+        (StopCause::Deconfigured, 3),
+        (StopCause::Reconfigured, 6),
+    ] {
+        for state in [State::OpenSent, State::OpenConfirm, State::Established] {
+            let (f, a) = run(&in_state(state), Event::ManualStop(cause));
+            assert_eq!(f.state, State::Idle, "{cause:?} in {state:?}");
+            assert!(!f.admin_up);
+            assert_eq!(
+                a.first(),
+                Some(&Action::SendNotification(Notification::new(
+                    6,
+                    subcode,
+                    Vec::new()
+                ))),
+                "{cause:?} in {state:?}: {a:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn bfd_down_tears_a_connected_session_down_and_retries() {
+    for state in [State::OpenSent, State::OpenConfirm, State::Established] {
+        let (f, a) = run(&in_state(state), Event::BfdDown);
+        assert_eq!(f.state, State::Idle, "{state:?}");
+        assert!(f.admin_up, "BFD down is not an administrative stop");
+        assert_eq!(
+            a.first(),
+            Some(&Action::SendNotification(Notification::cease_bfd_down())),
+            "{a:?}"
+        );
+        assert!(a.contains(&Action::DropTcp), "{a:?}");
+        assert!(
+            a.iter()
+                .any(|x| matches!(x, Action::StartTimer(Timer::ConnectRetry, _))),
+            "{a:?}"
+        );
+    }
+    // Without a connection there is nothing to tear down.
+    for state in [State::Idle, State::Connect, State::Active] {
+        let before = in_state(state);
+        let (f, a) = run(&before, Event::BfdDown);
+        assert_eq!(f, before, "{state:?}");
+        assert!(a.is_empty(), "{state:?}: {a:?}");
     }
 }

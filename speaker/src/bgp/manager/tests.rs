@@ -114,15 +114,15 @@ async fn accept(l: &TcpListener, within: Duration) -> Option<Framed<TcpStream, B
     }
 }
 
-/// Reads until the connection closes; true when a Cease / Administrative Shutdown came first.
-async fn got_cease(f: &mut Framed<TcpStream, BgpFrameCodec>) -> bool {
-    let mut cease = false;
+/// Reads until the connection closes; the NOTIFICATIONs that came.
+async fn notifications(f: &mut Framed<TcpStream, BgpFrameCodec>) -> Vec<Notification> {
+    let mut got = Vec::new();
     while let Ok(Some(Ok(d))) = tokio::time::timeout(Duration::from_secs(3), f.next()).await {
-        if d.message == Message::Notification(Notification::cease_admin_shutdown()) {
-            cease = true;
+        if let Message::Notification(n) = d.message {
+            got.push(n);
         }
     }
-    cease
+    got
 }
 
 #[tokio::test]
@@ -140,7 +140,7 @@ async fn a_peer_change_reconnects_only_that_session() {
     let mut ca = accept(&la, Duration::from_secs(3))
         .await
         .expect("a connects");
-    let _cb = accept(&lb, Duration::from_secs(3))
+    let mut cb = accept(&lb, Duration::from_secs(3))
         .await
         .expect("b connects");
     assert_eq!(m.status().len(), 2);
@@ -158,11 +158,14 @@ async fn a_peer_change_reconnects_only_that_session() {
     pa2.hold_time = Duration::from_secs(30);
     m.apply(&[pa2.clone(), pb.clone()], &Passwords::new(), &anns2)
         .await;
-    assert!(got_cease(&mut ca).await, "old session of a ceased");
-    assert!(
-        accept(&la, Duration::from_secs(3)).await.is_some(),
-        "a reconnects"
+    assert_eq!(
+        notifications(&mut ca).await,
+        vec![Notification::cease_config_change()],
+        "old session of a ceased with Other Configuration Change"
     );
+    let mut ca = accept(&la, Duration::from_secs(3))
+        .await
+        .expect("a reconnects");
     assert!(
         accept(&lb, Duration::from_millis(500)).await.is_none(),
         "b not reconnected"
@@ -179,9 +182,18 @@ async fn a_peer_change_reconnects_only_that_session() {
     assert_eq!(errs.len(), 1);
     assert!(m.session("a").is_some());
 
-    // Remove b.
+    // Remove b: Peer De-configured.
     m.apply(&[pa2], &Passwords::new(), &anns2).await;
     assert!(m.session("b").is_none());
+    assert_eq!(
+        notifications(&mut cb).await,
+        vec![Notification::cease_deconfigured()]
+    );
+    // Shutdown: Administrative Shutdown.
     m.shutdown().await;
     assert!(m.status().is_empty());
+    assert_eq!(
+        notifications(&mut ca).await,
+        vec![Notification::cease_admin_shutdown()]
+    );
 }

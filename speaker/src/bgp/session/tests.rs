@@ -200,7 +200,7 @@ async fn session_establishes_sends_table_diffs_and_ceases() {
     assert!(status.uptime_seconds.is_some());
 
     // Stop: Cease / Administrative Shutdown, then the connection closes.
-    let stopper = tokio::spawn(h.stop(Duration::from_secs(2)));
+    let stopper = tokio::spawn(h.stop(StopCause::Shutdown, Duration::from_secs(2)));
     let mut got_cease = false;
     loop {
         match tokio::time::timeout(Duration::from_secs(3), peer.framed.next()).await {
@@ -248,7 +248,7 @@ async fn wrong_peer_as_gets_bad_peer_as_and_retries() {
             .contains("Bad Peer AS"),
         "{st:?}"
     );
-    h.stop(Duration::from_secs(1)).await;
+    h.stop(StopCause::Shutdown, Duration::from_secs(1)).await;
 }
 
 #[tokio::test]
@@ -271,7 +271,7 @@ async fn malformed_message_from_peer_gets_header_error() {
         seen.last(),
         Some(&Message::Notification(Notification::new(1, 3, vec![9])))
     );
-    h.stop(Duration::from_secs(1)).await;
+    h.stop(StopCause::Shutdown, Duration::from_secs(1)).await;
 }
 
 #[tokio::test]
@@ -300,7 +300,7 @@ async fn hold_timer_expiry_sends_4_0() {
         }
     }
     assert!(start.elapsed() >= Duration::from_secs(2));
-    h.stop(Duration::from_secs(1)).await;
+    h.stop(StopCause::Shutdown, Duration::from_secs(1)).await;
 }
 
 fn negotiated(ebgp: bool) -> Negotiated {

@@ -1,7 +1,7 @@
 //! The speaker process: caches, membership, the level-triggered loop (index → desired
 //! announcements → announcers), events and the HTTP API.
 
-use crate::bgp::manager::PeerManager;
+use crate::bgp::manager::{NodeAddresses, PeerManager};
 use crate::desired::{Desired, desired_announcements};
 use crate::eligibility::peers_for_node;
 use crate::http::StatusSource;
@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::{Node, ObjectReference};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource};
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -387,22 +387,23 @@ async fn main_loop(
             })
         };
         if let Some((desired, peers)) = desired {
-            let router_id = stores
+            let mut node_ips = NodeAddresses::default();
+            let this_node = stores
                 .nodes()
-                .iter()
-                .find(|n| n.metadata.name.as_deref() == Some(opts.node_name.as_str()))
-                .and_then(|n| {
-                    node_addresses(n).into_iter().find_map(|ip| match ip {
-                        IpAddr::V4(v4) => Some(v4),
-                        IpAddr::V6(_) => None,
-                    })
-                });
+                .into_iter()
+                .find(|n| n.metadata.name.as_deref() == Some(opts.node_name.as_str()));
+            for ip in this_node.map(|n| node_addresses(&n)).unwrap_or_default() {
+                match ip {
+                    IpAddr::V4(v4) => node_ips.v4 = node_ips.v4.or(Some(v4)),
+                    IpAddr::V6(v6) => node_ips.v6 = node_ips.v6.or(Some(v6)),
+                }
+            }
             apply_bgp(
                 &mut bgp,
                 &shared,
                 &stores,
                 &opts.namespace,
-                router_id,
+                node_ips,
                 &peers,
                 &desired,
             )
@@ -499,7 +500,7 @@ async fn apply_bgp(
     shared: &Shared,
     stores: &SpeakerStores,
     namespace: &str,
-    router_id: Option<Ipv4Addr>,
+    node_ips: NodeAddresses,
     peers: &[Peer],
     desired: &Desired,
 ) {
@@ -511,7 +512,7 @@ async fn apply_bgp(
             Some(((namespace.to_string(), name), text))
         })
         .collect();
-    bgp.set_default_router_id(router_id);
+    bgp.set_node_addresses(node_ips);
     let errors: Vec<String> = bgp
         .apply(peers, &passwords, &desired.bgp)
         .await

@@ -17,7 +17,7 @@ use crate::desired::BgpAnnouncement;
 use ferrolb_api::status::BgpPeerStatus;
 use ferrolb_config::{Peer, PeerPassword};
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, warn};
@@ -61,10 +61,22 @@ pub enum ManagerError {
     },
 }
 
+/// The node's own addresses (its InternalIPs), the defaults of what a peer leaves unset.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeAddresses {
+    /// IPv4 InternalIP: the default router ID, and the IPv4 next hop of IPv4 routes sent over
+    /// an IPv6 session.
+    pub v4: Option<Ipv4Addr>,
+    /// IPv6 InternalIP: the IPv6 next hop of IPv6 routes sent over an IPv4 session. Without
+    /// one, such routes carry the IPv4-mapped address of the session's local address (what
+    /// FRR and GoBGP send too), which most routers cannot resolve.
+    pub v6: Option<Ipv6Addr>,
+}
+
 /// Runs one session per peer that applies to this node.
 #[derive(Debug)]
 pub struct PeerManager {
-    default_router_id: Option<Ipv4Addr>,
+    node: NodeAddresses,
     sessions: BTreeMap<String, SessionHandle>,
 }
 
@@ -76,7 +88,7 @@ fn secs_u16(d: Duration) -> u16 {
 pub fn session_config(
     peer: &Peer,
     passwords: &Passwords,
-    default_router_id: Option<Ipv4Addr>,
+    node: NodeAddresses,
 ) -> Result<SessionConfig, ManagerError> {
     let full = format!("{}/{}", peer.namespace, peer.name);
     let password = match &peer.password {
@@ -103,7 +115,7 @@ pub fn session_config(
     }
     let router_id = peer
         .router_id
-        .or(default_router_id)
+        .or(node.v4)
         .ok_or_else(|| ManagerError::NoRouterId { peer: full.clone() })?;
     let hold_time = secs_u16(peer.hold_time);
     Ok(SessionConfig {
@@ -126,8 +138,8 @@ pub fn session_config(
         ebgp_multihop: peer.ebgp_multihop,
         graceful_restart: peer.graceful_restart,
         disable_mp: peer.disable_mp,
-        next_hop_v6: None,
-        next_hop_v4: None,
+        next_hop_v6: node.v6,
+        next_hop_v4: node.v4,
     })
 }
 
@@ -154,15 +166,18 @@ impl PeerManager {
     /// peers without `routerID`.
     pub fn new(default_router_id: Option<Ipv4Addr>) -> Self {
         PeerManager {
-            default_router_id,
+            node: NodeAddresses {
+                v4: default_router_id,
+                v6: None,
+            },
             sessions: BTreeMap::new(),
         }
     }
 
-    /// Changes the default router ID (node address change); sessions that use it reconnect on
-    /// the next [`apply`](Self::apply).
-    pub fn set_default_router_id(&mut self, id: Option<Ipv4Addr>) {
-        self.default_router_id = id;
+    /// Changes the node's addresses (router ID and next-hop defaults); sessions whose
+    /// configuration changes with them reconnect on the next [`apply`](Self::apply).
+    pub fn set_node_addresses(&mut self, node: NodeAddresses) {
+        self.node = node;
     }
 
     /// Applies the whole current view: `peers` are the peers that apply to this node,
@@ -178,7 +193,7 @@ impl PeerManager {
         let mut errors = Vec::new();
         let mut wanted: BTreeMap<String, SessionConfig> = BTreeMap::new();
         for peer in peers {
-            match session_config(peer, passwords, self.default_router_id) {
+            match session_config(peer, passwords, self.node) {
                 Ok(c) => {
                     wanted.insert(peer.name.clone(), c);
                 }

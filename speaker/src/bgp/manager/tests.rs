@@ -58,7 +58,10 @@ fn session_config_resolves_passwords_and_router_id() {
         name: "tor-pw".into(),
     });
     let mut pw = Passwords::new();
-    let id = Some(Ipv4Addr::new(10, 200, 0, 5));
+    let id = NodeAddresses {
+        v4: Some(Ipv4Addr::new(10, 200, 0, 5)),
+        v6: Some("fd00:200::5".parse().expect("v6")),
+    };
     assert_eq!(
         session_config(&p, &pw, id),
         Err(ManagerError::MissingSecret {
@@ -71,17 +74,22 @@ fn session_config_resolves_passwords_and_router_id() {
     let c = session_config(&p, &pw, id).expect("config");
     assert_eq!(c.password.as_deref(), Some("s3cret"));
     assert_eq!(c.router_id, Ipv4Addr::new(10, 200, 0, 5));
+    // The node's addresses are the next hops of the other family's routes.
+    assert_eq!(c.next_hop_v4, Some(Ipv4Addr::new(10, 200, 0, 5)));
+    assert_eq!(c.next_hop_v6, "fd00:200::5".parse().ok());
     assert_eq!((c.hold_time, c.keepalive_time), (90, 30));
     assert_eq!(c.name, "ferrolb-system/tor");
 
     p.router_id = Some(Ipv4Addr::new(1, 2, 3, 4));
     assert_eq!(
-        session_config(&p, &pw, None).expect("config").router_id,
+        session_config(&p, &pw, NodeAddresses::default())
+            .expect("config")
+            .router_id,
         Ipv4Addr::new(1, 2, 3, 4)
     );
     p.router_id = None;
     assert!(matches!(
-        session_config(&p, &pw, None),
+        session_config(&p, &pw, NodeAddresses::default()),
         Err(ManagerError::NoRouterId { .. })
     ));
 

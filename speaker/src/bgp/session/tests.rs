@@ -341,6 +341,19 @@ fn next_hops_follow_the_session_address() {
         Some("fe80::1".parse().expect("ip"))
     );
     assert!(!ll.ebgp);
+    // With the node's addresses known, each family's routes carry the node's own address.
+    let mut c = c;
+    c.next_hop_v6 = "fd00:200::10".parse().ok();
+    c.next_hop_v4 = Some(Ipv4Addr::new(10, 200, 0, 10));
+    let v4 = update_context(&c, &negotiated(true), "10.200.0.1".parse().expect("ip"));
+    assert_eq!(v4.next_hop_v6, "fd00:200::10".parse().ok());
+    let g = update_context(&c, &negotiated(true), "fd00:200::1".parse().expect("ip"));
+    assert_eq!(g.next_hop_v4, Some(Ipv4Addr::new(10, 200, 0, 10)));
+    assert_eq!(
+        g.next_hop_v6,
+        "fd00:200::1".parse().ok(),
+        "the session's own address"
+    );
 }
 
 proptest::proptest! {

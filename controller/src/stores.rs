@@ -28,7 +28,9 @@ where
     let (reader, writer) = reflector::store();
     let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
         .default_backoff()
-        .applied_objects();
+        // Deletions count too (a deleted Service or pool must start a pass at once);
+        // `applied_objects` would drop them.
+        .touched_objects();
     tasks.spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(item) = stream.next().await {

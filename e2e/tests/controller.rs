@@ -9,7 +9,7 @@ use ferrolb_e2e::apiserver::{ApiServer, ApiServerHandle, ApiServerOptions};
 use ferrolb_e2e::fixtures::{ensure_namespace, eventually, http_get, install_crds};
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -179,6 +179,32 @@ async fn assigns_lowest_free_ip_with_event_pool_status_and_status_api() {
         "{body}"
     );
     assert_eq!(http_get(ctl.addr, "/readyz").await.expect("readyz").0, 200);
+    ctl.stop().await.expect("stop");
+}
+
+/// Deleting a Service releases its address at once: the deletion alone (no other change)
+/// must start a pass, which hands the address to a Service waiting for it.
+#[tokio::test]
+async fn deleting_a_service_releases_its_ip_at_once() {
+    let (_server, client) = cluster().await;
+    create_pool(&client, "one", &["10.200.50.10/32"]).await;
+    let ctl = controller(&client).await;
+    create_service(&client, &lb_service("first", 80, &[])).await;
+    wait_ingress(&client, "first", &["10.200.50.10"]).await;
+    create_service(&client, &lb_service("second", 80, &[])).await;
+    wait_event(&client, "default", "AllocationFailed", "").await;
+    let api: Api<Service> = Api::namespaced(client.clone(), "default");
+    assert!(ingress(&api.get("second").await.expect("get")).is_empty());
+    api.delete("first", &DeleteParams::default())
+        .await
+        .expect("delete first");
+    wait_ingress(&client, "second", &["10.200.50.10"]).await;
+    let (_, status) = status_json(&ctl, "/api/v1/status").await;
+    let services = status["services"].to_string();
+    assert!(
+        services.contains("\"second\"") && !services.contains("\"first\""),
+        "{services}"
+    );
     ctl.stop().await.expect("stop");
 }
 

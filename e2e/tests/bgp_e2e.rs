@@ -365,27 +365,6 @@ fn etp_local_only_endpoint_nodes(router: RouterKind) {
 }
 
 #[test]
-fn etp_local_bird() {
-    if lab::tools_or_skip("etp_local_bird", router_tools(RouterKind::Bird)) {
-        etp_local_only_endpoint_nodes(RouterKind::Bird);
-    }
-}
-
-#[test]
-fn etp_local_frr() {
-    if lab::tools_or_skip("etp_local_frr", router_tools(RouterKind::Frr)) {
-        etp_local_only_endpoint_nodes(RouterKind::Frr);
-    }
-}
-
-#[test]
-fn etp_local_gobgp() {
-    if lab::tools_or_skip("etp_local_gobgp", router_tools(RouterKind::Gobgp)) {
-        etp_local_only_endpoint_nodes(RouterKind::Gobgp);
-    }
-}
-
-#[test]
 fn bird_ibgp_local_pref() {
     if !lab::tools_or_skip("bird_ibgp_local_pref", &["bird", "birdc"]) {
         return;
@@ -502,27 +481,6 @@ fn sigterm_withdraws_within_one_second(router: RouterKind) {
     }
 }
 
-#[test]
-fn sigterm_withdraws_within_one_second_bird() {
-    if lab::tools_or_skip("sigterm_bird", router_tools(RouterKind::Bird)) {
-        sigterm_withdraws_within_one_second(RouterKind::Bird);
-    }
-}
-
-#[test]
-fn sigterm_withdraws_within_one_second_frr() {
-    if lab::tools_or_skip("sigterm_frr", router_tools(RouterKind::Frr)) {
-        sigterm_withdraws_within_one_second(RouterKind::Frr);
-    }
-}
-
-#[test]
-fn sigterm_withdraws_within_one_second_gobgp() {
-    if lab::tools_or_skip("sigterm_gobgp", router_tools(RouterKind::Gobgp)) {
-        sigterm_withdraws_within_one_second(RouterKind::Gobgp);
-    }
-}
-
 /// The router daemon is killed and started again: every session comes back and every
 /// prefix is advertised again.
 fn router_restart_reestablishes_and_readvertises(router: RouterKind) {
@@ -559,27 +517,6 @@ fn router_restart_reestablishes_and_readvertises(router: RouterKind) {
         ips.len(),
         start.elapsed()
     );
-}
-
-#[test]
-fn router_restart_bird() {
-    if lab::tools_or_skip("router_restart_bird", router_tools(RouterKind::Bird)) {
-        router_restart_reestablishes_and_readvertises(RouterKind::Bird);
-    }
-}
-
-#[test]
-fn router_restart_frr() {
-    if lab::tools_or_skip("router_restart_frr", router_tools(RouterKind::Frr)) {
-        router_restart_reestablishes_and_readvertises(RouterKind::Frr);
-    }
-}
-
-#[test]
-fn router_restart_gobgp() {
-    if lab::tools_or_skip("router_restart_gobgp", router_tools(RouterKind::Gobgp)) {
-        router_restart_reestablishes_and_readvertises(RouterKind::Gobgp);
-    }
 }
 
 /// SIGSTOP of a speaker: the router keeps it until its hold time (9 s) runs out, then drops
@@ -620,27 +557,6 @@ fn sigstop_dropped_after_hold_time(router: RouterKind) {
         "{router:?}: SIGCONT node3: re-established and re-advertised in {:?}",
         start.elapsed()
     );
-}
-
-#[test]
-fn sigstop_hold_time_bird() {
-    if lab::tools_or_skip("sigstop_hold_time_bird", router_tools(RouterKind::Bird)) {
-        sigstop_dropped_after_hold_time(RouterKind::Bird);
-    }
-}
-
-#[test]
-fn sigstop_hold_time_frr() {
-    if lab::tools_or_skip("sigstop_hold_time_frr", router_tools(RouterKind::Frr)) {
-        sigstop_dropped_after_hold_time(RouterKind::Frr);
-    }
-}
-
-#[test]
-fn sigstop_hold_time_gobgp() {
-    if lab::tools_or_skip("sigstop_hold_time_gobgp", router_tools(RouterKind::Gobgp)) {
-        sigstop_dropped_after_hold_time(RouterKind::Gobgp);
-    }
 }
 
 /// The Secret `router-password` with `password`, as `data` (what the speakers read).
@@ -698,27 +614,6 @@ fn wrong_password_never_establishes(router: RouterKind) {
     wait_hops("routes back", Duration::from_secs(10), &ALL, || {
         router_next_hops(&c, ip)
     });
-}
-
-#[test]
-fn wrong_password_bird() {
-    if lab::tools_or_skip("wrong_password_bird", router_tools(RouterKind::Bird)) {
-        wrong_password_never_establishes(RouterKind::Bird);
-    }
-}
-
-#[test]
-fn wrong_password_frr() {
-    if lab::tools_or_skip("wrong_password_frr", router_tools(RouterKind::Frr)) {
-        wrong_password_never_establishes(RouterKind::Frr);
-    }
-}
-
-#[test]
-fn wrong_password_gobgp() {
-    if lab::tools_or_skip("wrong_password_gobgp", router_tools(RouterKind::Gobgp)) {
-        wrong_password_never_establishes(RouterKind::Gobgp);
-    }
 }
 
 #[test]
@@ -837,3 +732,60 @@ fn gobgp_next_hops(c: &Cluster, ip: IpAddr) -> Vec<usize> {
     nodes.sort_unstable();
     nodes
 }
+
+/// Runs `scenario` against `router` when the router's tools are here (skipping with a
+/// printed reason otherwise; failing in CI).
+fn with_router(test: &str, router: RouterKind, scenario: fn(RouterKind)) {
+    if lab::tools_or_skip(test, router_tools(router)) {
+        scenario(router);
+    }
+}
+
+/// One `#[test]` per router daemon for a scenario.
+macro_rules! against_every_router {
+    ($scenario:ident: $bird:ident, $frr:ident, $gobgp:ident) => {
+        #[test]
+        fn $bird() {
+            with_router(stringify!($bird), RouterKind::Bird, $scenario);
+        }
+        #[test]
+        fn $frr() {
+            with_router(stringify!($frr), RouterKind::Frr, $scenario);
+        }
+        #[test]
+        fn $gobgp() {
+            with_router(stringify!($gobgp), RouterKind::Gobgp, $scenario);
+        }
+    };
+}
+
+against_every_router!(
+    etp_local_only_endpoint_nodes:
+    etp_local_bird,
+    etp_local_frr,
+    etp_local_gobgp
+);
+against_every_router!(
+    sigterm_withdraws_within_one_second:
+    sigterm_withdraws_within_one_second_bird,
+    sigterm_withdraws_within_one_second_frr,
+    sigterm_withdraws_within_one_second_gobgp
+);
+against_every_router!(
+    router_restart_reestablishes_and_readvertises:
+    router_restart_bird,
+    router_restart_frr,
+    router_restart_gobgp
+);
+against_every_router!(
+    sigstop_dropped_after_hold_time:
+    sigstop_hold_time_bird,
+    sigstop_hold_time_frr,
+    sigstop_hold_time_gobgp
+);
+against_every_router!(
+    wrong_password_never_establishes:
+    wrong_password_bird,
+    wrong_password_frr,
+    wrong_password_gobgp
+);

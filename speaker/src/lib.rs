@@ -3,6 +3,7 @@
 //! The modules here are the speaker's pure core: plain data in, decisions out. Kubernetes
 //! watches, sockets, netlink and BGP sessions live around them and only translate.
 
+pub mod bfd;
 pub mod bgp;
 pub mod desired;
 pub mod election;

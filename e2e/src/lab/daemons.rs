@@ -37,6 +37,34 @@ pub struct BgpPeer {
     pub multihop: Option<u8>,
     /// Hold time in seconds (keepalive is a third of it).
     pub hold_time: u16,
+    /// Run BFD on this session (BIRD: `bfd { .. }` in the BGP protocol plus a `protocol
+    /// bfd`; FRR: a bfdd profile and `neighbor .. bfd profile`, bfdd started beside bgpd).
+    pub bfd: Option<BfdTimers>,
+}
+
+/// BFD timers of a daemon's session (RFC 5880 intervals in milliseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BfdTimers {
+    /// Required minimum receive interval, ms.
+    pub receive_ms: u32,
+    /// Desired minimum transmit interval, ms.
+    pub transmit_ms: u32,
+    /// Detection multiplier.
+    pub multiplier: u8,
+    /// Wait for the peer to send first.
+    pub passive: bool,
+}
+
+impl BfdTimers {
+    /// `ms` both ways, multiplier `multiplier`, active.
+    pub fn new(ms: u32, multiplier: u8) -> Self {
+        BfdTimers {
+            receive_ms: ms,
+            transmit_ms: ms,
+            multiplier,
+            passive: false,
+        }
+    }
 }
 
 impl BgpPeer {
@@ -52,7 +80,14 @@ impl BgpPeer {
             passive: false,
             multihop: None,
             hold_time: 9,
+            bfd: None,
         }
+    }
+
+    /// Runs BFD on this session with `timers`.
+    pub fn bfd(mut self, timers: BfdTimers) -> Self {
+        self.bfd = Some(timers);
+        self
     }
 
     pub fn families(mut self, ipv4: bool, ipv6: bool) -> Self {
@@ -198,6 +233,10 @@ impl BirdConfig {
             }
             let _ = writeln!(w, "}}");
         }
+        if self.peers.iter().any(|p| p.bfd.is_some()) {
+            // The BGP protocols' `bfd { .. }` blocks need a BFD protocol instance.
+            let _ = writeln!(w, "protocol bfd {{}}");
+        }
         for p in &self.peers {
             p.check()?;
             let _ = writeln!(w, "protocol bgp {} {{", p.name);
@@ -212,6 +251,25 @@ impl BirdConfig {
             }
             if let Some(ttl) = p.multihop {
                 let _ = writeln!(w, "  multihop {ttl};");
+            }
+            if let Some(b) = p.bfd {
+                if p.multihop.is_some() {
+                    // BIRD: "Multihop BGP with BFD requires specified local address", and
+                    // BgpPeer has none.
+                    return Err(LabError::Config(format!(
+                        "peer {}: BFD on a multihop BGP session is not supported by the BIRD \
+                         config writer (it needs a local address)",
+                        p.name
+                    )));
+                }
+                let _ = writeln!(
+                    w,
+                    "  bfd {{ min rx interval {} ms; min tx interval {} ms; multiplier {}; passive {}; }};",
+                    b.receive_ms,
+                    b.transmit_ms,
+                    b.multiplier,
+                    if b.passive { "on" } else { "off" }
+                );
             }
             for (on, fam) in [(p.ipv4, "ipv4"), (p.ipv6, "ipv6")] {
                 if on {
@@ -344,6 +402,11 @@ impl FrrConfig {
         self
     }
 
+    /// Whether some peer runs BFD (then bfdd is started too).
+    pub fn bfd(&self) -> bool {
+        self.peers.iter().any(|p| p.bfd.is_some())
+    }
+
     pub fn render(&self) -> Result<String> {
         let mut s = String::new();
         let w = &mut s;
@@ -351,6 +414,23 @@ impl FrrConfig {
         let _ = writeln!(w, "hostname {}", self.hostname);
         let _ = writeln!(w, "log stdout informational");
         let _ = writeln!(w, "!");
+        if self.bfd() {
+            // One bfdd profile per peer with BFD, named after the peer.
+            let _ = writeln!(w, "bfd");
+            for p in &self.peers {
+                if let Some(b) = p.bfd {
+                    let _ = writeln!(w, " profile {}", p.name);
+                    let _ = writeln!(w, "  receive-interval {}", b.receive_ms);
+                    let _ = writeln!(w, "  transmit-interval {}", b.transmit_ms);
+                    let _ = writeln!(w, "  detect-multiplier {}", b.multiplier);
+                    if b.passive {
+                        let _ = writeln!(w, "  passive-mode");
+                    }
+                    let _ = writeln!(w, " !");
+                }
+            }
+            let _ = writeln!(w, "!");
+        }
         let _ = writeln!(w, "router bgp {}", self.asn);
         let _ = writeln!(w, " bgp router-id {}", self.router_id);
         // Without this FRR 8 sends/accepts nothing on eBGP sessions lacking policies.
@@ -372,6 +452,9 @@ impl FrrConfig {
             }
             if let Some(ttl) = p.multihop {
                 let _ = writeln!(w, " neighbor {a} ebgp-multihop {ttl}");
+            }
+            if p.bfd.is_some() {
+                let _ = writeln!(w, " neighbor {a} bfd profile {}", p.name);
             }
         }
         let _ = writeln!(w, " address-family ipv4 unicast");
@@ -398,23 +481,29 @@ impl FrrConfig {
     }
 }
 
-/// A running FRR: zebra + bgpd as user frr, sockets in `<log_dir>/<role>-frr/`.
+/// A running FRR: zebra + bgpd (+ bfdd when a peer runs BFD) as user frr, sockets in
+/// `<log_dir>/<role>-frr/`.
 #[derive(Debug)]
 pub struct Frr {
     ns: Netns,
     dir: PathBuf,
-    // Field order = drop order: bgpd goes before zebra.
+    // Field order = drop order: bgpd, then bfdd, then zebra.
     bgpd: LabProcess,
+    bfdd: Option<LabProcess>,
     zebra: LabProcess,
 }
 
 pub const FRR_ZEBRA: &str = "/usr/lib/frr/zebra";
 pub const FRR_BGPD: &str = "/usr/lib/frr/bgpd";
+pub const FRR_BFDD: &str = "/usr/lib/frr/bfdd";
 
 impl Frr {
     pub fn start(ns: &Netns, cfg: &FrrConfig) -> Result<Frr> {
         for t in [FRR_ZEBRA, FRR_BGPD, "vtysh"] {
             root::require_tool(t)?;
+        }
+        if cfg.bfd() {
+            root::require_tool(FRR_BFDD)?;
         }
         let dir = ns.file("frr");
         std::fs::create_dir_all(&dir)
@@ -460,11 +549,21 @@ impl Frr {
             &[&zebra],
             || zpath.exists(),
         )?;
+        // bfdd before bgpd, so that bgpd's BFD registrations (via zebra) find it.
+        let bfdd = if cfg.bfd() {
+            let mut a = args(FRR_BFDD);
+            // Its control socket defaults to /var/run/frr: keep it in our dir.
+            a.extend(["--bfdctl".into(), format!("{d}/bfdd.sock")]);
+            Some(ns.spawn("bfdd", a)?)
+        } else {
+            None
+        };
         let bgpd = ns.spawn("bgpd", args(FRR_BGPD))?;
         let frr = Frr {
             ns: ns.clone(),
             dir,
             bgpd,
+            bfdd,
             zebra,
         };
         wait_started(
@@ -472,6 +571,13 @@ impl Frr {
             &[&frr.zebra, &frr.bgpd],
             || frr.vtysh("show bgp summary").is_ok(),
         )?;
+        if let Some(bfdd) = &frr.bfdd {
+            wait_started(
+                &format!("FRR bfdd in {} to answer", ns.name()),
+                &[&frr.zebra, bfdd],
+                || frr.vtysh("show bfd peers").is_ok(),
+            )?;
+        }
         Ok(frr)
     }
 
@@ -508,6 +614,19 @@ impl Frr {
 
     pub fn bgpd(&self) -> &LabProcess {
         &self.bgpd
+    }
+
+    /// bfdd, when a peer runs BFD.
+    pub fn bfdd(&self) -> Option<&LabProcess> {
+        self.bfdd.as_ref()
+    }
+
+    /// `show bfd peers` state of the session to `peer` (`up`, `down`, `init`, ...).
+    pub fn bfd_status(&self, peer: IpAddr) -> Option<String> {
+        let out = self.vtysh(&format!("show bfd peer {peer} json")).ok()?;
+        let compact: String = out.chars().filter(|c| !c.is_whitespace()).collect();
+        let rest = compact.split("\"status\":\"").nth(1)?;
+        rest.split('"').next().map(str::to_string)
     }
 
     pub fn dir(&self) -> &Path {
@@ -692,6 +811,37 @@ mod tests {
         assert!(s.contains("no bgp ebgp-requires-policy"));
         assert!(s.contains("  no neighbor fd00:200::11 activate"));
         assert!(s.contains("  neighbor 10.200.0.11 activate"));
+    }
+
+    #[test]
+    fn bfd_renders_for_bird_and_frr_and_only_when_asked() {
+        let plain = BirdConfig::new(Ipv4Addr::new(10, 200, 0, 1), 64500).peer(peer());
+        assert!(!plain.render().unwrap().contains("bfd"));
+        let frr_plain = FrrConfig::new("r", Ipv4Addr::new(10, 200, 0, 1), 64500).peer(peer());
+        assert!(!frr_plain.bfd());
+        assert!(!frr_plain.render().unwrap().contains("bfd"));
+
+        let with_bfd = peer().bfd(BfdTimers::new(50, 3));
+        let bird = BirdConfig::new(Ipv4Addr::new(10, 200, 0, 1), 64500)
+            .peer(with_bfd.clone())
+            .render()
+            .unwrap();
+        assert!(bird.contains("protocol bfd {}"));
+        assert!(bird.contains(
+            "  bfd { min rx interval 50 ms; min tx interval 50 ms; multiplier 3; passive off; };"
+        ));
+        let multihop = BirdConfig::new(Ipv4Addr::new(10, 200, 0, 1), 64500)
+            .peer(with_bfd.clone().multihop(2))
+            .render();
+        assert!(matches!(multihop, Err(LabError::Config(m)) if m.contains("local address")));
+
+        let frr = FrrConfig::new("r", Ipv4Addr::new(10, 200, 0, 1), 64500).peer(with_bfd);
+        assert!(frr.bfd());
+        let s = frr.render().unwrap();
+        assert!(s.contains(
+            "bfd\n profile node1\n  receive-interval 50\n  transmit-interval 50\n  detect-multiplier 3\n !\n!\n"
+        ));
+        assert!(s.contains(" neighbor 10.200.0.11 bfd profile node1\n"));
     }
 
     #[test]

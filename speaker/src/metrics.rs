@@ -92,8 +92,17 @@ pub struct Metrics {
     pub bgp_notifications: Family<NotificationLabels, Counter>,
     /// Prefixes advertised to the peer.
     pub bgp_prefixes_advertised: Family<PeerLabels, Gauge>,
+    /// 1 when the BFD session protecting the peer is Up.
+    pub bfd_session_up: Family<PeerLabels, Gauge>,
+    /// BFD control packets sent.
+    pub bfd_packets_sent: Family<PeerLabels, Counter>,
+    /// BFD control packets received.
+    pub bfd_packets_received: Family<PeerLabels, Counter>,
+    /// BFD session state changes.
+    pub bfd_state_changes: Family<PeerLabels, Counter>,
     /// 1 when the latest configuration is valid.
     pub config_valid: Gauge,
+    last_bfd: Mutex<std::collections::HashMap<String, [u64; 3]>>,
     last_l2: Mutex<L2CounterValues>,
     last_bgp: Mutex<std::collections::HashMap<String, BgpCounterValues>>,
 }
@@ -121,6 +130,11 @@ impl Metrics {
             bgp_updates_received: Family::default(),
             bgp_notifications: Family::default(),
             bgp_prefixes_advertised: Family::default(),
+            bfd_session_up: Family::default(),
+            bfd_packets_sent: Family::default(),
+            bfd_packets_received: Family::default(),
+            bfd_state_changes: Family::default(),
+            last_bfd: Mutex::new(std::collections::HashMap::new()),
             config_valid: Gauge::default(),
             last_l2: Mutex::new(L2CounterValues::default()),
             last_bgp: Mutex::new(std::collections::HashMap::new()),
@@ -185,6 +199,26 @@ impl Metrics {
             "bgp_prefixes_advertised",
             "Prefixes advertised to the peer",
             m.bgp_prefixes_advertised.clone(),
+        );
+        r.register(
+            "bfd_session_up",
+            "1 when the BFD session protecting the BGP peer is Up",
+            m.bfd_session_up.clone(),
+        );
+        r.register(
+            "bfd_packets_sent",
+            "BFD control packets sent",
+            m.bfd_packets_sent.clone(),
+        );
+        r.register(
+            "bfd_packets_received",
+            "BFD control packets received",
+            m.bfd_packets_received.clone(),
+        );
+        r.register(
+            "bfd_state_changes",
+            "BFD session state changes",
+            m.bfd_state_changes.clone(),
         );
         r.register(
             "config_valid",
@@ -262,6 +296,40 @@ impl Metrics {
                     subcode: subcode.to_string(),
                 };
                 self.bgp_notifications.get_or_create(&l).inc_by(n - was);
+            }
+            last.insert(peer.clone(), now);
+        }
+    }
+
+    /// Copies the BFD sessions' counters in (as deltas since the last call, per peer).
+    pub fn observe_bfd(
+        &self,
+        sessions: &std::collections::BTreeMap<String, std::sync::Arc<crate::bfd::BfdCounters>>,
+    ) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut last = self.last_bfd.lock().unwrap_or_else(|p| p.into_inner());
+        for (peer, c) in sessions {
+            let now = [
+                c.packets_sent.load(Relaxed),
+                c.packets_received.load(Relaxed),
+                c.state_changes.load(Relaxed),
+            ];
+            // A session created anew counts from zero again.
+            let before = last
+                .get(peer)
+                .copied()
+                .filter(|b| b.iter().zip(now.iter()).all(|(b, n)| b <= n))
+                .unwrap_or_default();
+            let labels = PeerLabels { peer: peer.clone() };
+            for (i, family) in [
+                &self.bfd_packets_sent,
+                &self.bfd_packets_received,
+                &self.bfd_state_changes,
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                family.get_or_create(&labels).inc_by(now[i] - before[i]);
             }
             last.insert(peer.clone(), now);
         }

@@ -383,10 +383,16 @@ async fn main_loop(
                     .node(&opts.node_name)
                     .map(|n| peers_for_node(index.config(), n).cloned().collect())
                     .unwrap_or_default();
-                (desired_announcements(&index, &opts.node_name), peers)
+                let bfd_profiles = index.config().bfd_profiles.clone();
+                (
+                    desired_announcements(&index, &opts.node_name),
+                    peers,
+                    bfd_profiles,
+                )
             })
         };
-        if let Some((desired, peers)) = desired {
+        if let Some((desired, peers, bfd_profiles)) = desired {
+            bgp.set_bfd_profiles(bfd_profiles);
             let mut node_ips = NodeAddresses::default();
             let this_node = stores
                 .nodes()
@@ -561,22 +567,25 @@ fn record_bgp_announcements(
 /// Copies the sessions' states into the status API and the metrics.
 fn refresh_bgp_status(bgp: &PeerManager, shared: &Shared) {
     let status = bgp.status();
+    let m = &shared.metrics;
     for p in &status {
         let labels = crate::metrics::PeerLabels {
             peer: p.name.clone(),
         };
-        shared
-            .metrics
-            .bgp_session_up
+        m.bgp_session_up
             .get_or_create(&labels)
             .set(i64::from(p.state == "Established"));
-        shared
-            .metrics
-            .bgp_prefixes_advertised
+        m.bgp_prefixes_advertised
             .get_or_create(&labels)
             .set(i64::try_from(p.prefixes_advertised).unwrap_or(i64::MAX));
+        if let Some(bfd) = &p.bfd {
+            m.bfd_session_up
+                .get_or_create(&labels)
+                .set(i64::from(bfd.state == "Up"));
+        }
     }
-    shared.metrics.observe_bgp(&bgp.counters());
+    m.observe_bgp(&bgp.counters());
+    m.observe_bfd(&bgp.bfd_counters());
     shared.state().bgp_peers = status;
 }
 

@@ -8,6 +8,7 @@
 //! if it already runs with a previous, valid configuration, that session is kept ("never lose
 //! what works").
 
+use crate::bfd::{BfdCounters, BfdManager, BfdPeer, BfdProblem};
 use crate::bgp::codec::RouteAttrs;
 use crate::bgp::fsm::StopCause;
 use crate::bgp::session::{
@@ -15,7 +16,7 @@ use crate::bgp::session::{
 };
 use crate::desired::BgpAnnouncement;
 use ferrolb_api::status::BgpPeerStatus;
-use ferrolb_config::{Peer, PeerPassword};
+use ferrolb_config::{BfdProfile, Peer, PeerPassword};
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -51,6 +52,17 @@ pub enum ManagerError {
         /// Its length.
         len: usize,
     },
+    /// The BFD session of a peer cannot run as configured.
+    #[error(transparent)]
+    Bfd(#[from] BfdProblem),
+    /// The BFD sockets could not be opened (UDP 3784/4784 taken, no permission).
+    #[error("BGPPeer {peer}: BFD cannot start: {reason}; the BGP session runs without BFD")]
+    BfdUnavailable {
+        /// `namespace/name` of the BGPPeer.
+        peer: String,
+        /// The operating system's error.
+        reason: String,
+    },
     /// No router ID configured and the node has no IPv4 address to default to.
     #[error(
         "BGPPeer {peer}: spec.routerID is not set and the node has no IPv4 address to use instead"
@@ -77,6 +89,10 @@ pub struct NodeAddresses {
 #[derive(Debug)]
 pub struct PeerManager {
     node: NodeAddresses,
+    /// The configuration's BFD profiles, by name.
+    bfd_profiles: BTreeMap<String, BfdProfile>,
+    /// Started with the first peer that names a BFD profile.
+    bfd: Option<BfdManager>,
     sessions: BTreeMap<String, SessionHandle>,
 }
 
@@ -140,6 +156,8 @@ pub fn session_config(
         disable_mp: peer.disable_mp,
         next_hop_v6: node.v6,
         next_hop_v4: node.v4,
+        // Set by the manager, which knows the configuration's profiles.
+        bfd: false,
     })
 }
 
@@ -170,6 +188,8 @@ impl PeerManager {
                 v4: default_router_id,
                 v6: None,
             },
+            bfd_profiles: BTreeMap::new(),
+            bfd: None,
             sessions: BTreeMap::new(),
         }
     }
@@ -178,6 +198,60 @@ impl PeerManager {
     /// configuration changes with them reconnect on the next [`apply`](Self::apply).
     pub fn set_node_addresses(&mut self, node: NodeAddresses) {
         self.node = node;
+    }
+
+    /// Sets the configuration's BFD profiles (by name), which peers refer to; takes effect on
+    /// the next [`apply`](Self::apply).
+    pub fn set_bfd_profiles(&mut self, profiles: BTreeMap<String, BfdProfile>) {
+        self.bfd_profiles = profiles;
+    }
+
+    /// The BFD sessions wanted for `peers` (those naming a known profile).
+    fn bfd_peers(
+        &self,
+        peers: &[Peer],
+        wanted: &BTreeMap<String, SessionConfig>,
+    ) -> BTreeMap<String, BfdPeer> {
+        peers
+            .iter()
+            .filter(|p| wanted.get(&p.name).is_some_and(|c| c.bfd))
+            .filter_map(|p| {
+                let profile = self.bfd_profiles.get(p.bfd_profile.as_deref()?)?;
+                Some((
+                    p.name.clone(),
+                    BfdPeer {
+                        peer: p.address,
+                        local: p.source_address,
+                        multihop: p.ebgp_multihop,
+                        profile: profile.clone(),
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// Starts the BFD manager if needed; on failure every BFD peer is reported and its BGP
+    /// session runs without BFD.
+    fn bfd_manager(
+        &mut self,
+        wanted: &mut BTreeMap<String, SessionConfig>,
+        errors: &mut Vec<ManagerError>,
+    ) -> Option<&BfdManager> {
+        if self.bfd.is_none() && wanted.values().any(|c| c.bfd) {
+            match BfdManager::start() {
+                Ok(m) => self.bfd = Some(m),
+                Err(e) => {
+                    for c in wanted.values_mut().filter(|c| c.bfd) {
+                        errors.push(ManagerError::BfdUnavailable {
+                            peer: c.name.clone(),
+                            reason: e.to_string(),
+                        });
+                        c.bfd = false;
+                    }
+                }
+            }
+        }
+        self.bfd.as_ref()
     }
 
     /// Applies the whole current view: `peers` are the peers that apply to this node,
@@ -194,7 +268,11 @@ impl PeerManager {
         let mut wanted: BTreeMap<String, SessionConfig> = BTreeMap::new();
         for peer in peers {
             match session_config(peer, passwords, self.node) {
-                Ok(c) => {
+                Ok(mut c) => {
+                    c.bfd = peer
+                        .bfd_profile
+                        .as_ref()
+                        .is_some_and(|name| self.bfd_profiles.contains_key(name));
                     wanted.insert(peer.name.clone(), c);
                 }
                 Err(e) => {
@@ -206,6 +284,16 @@ impl PeerManager {
                     }
                 }
             }
+        }
+
+        // BFD first, so that new BGP sessions can watch their BFD session from the start.
+        let bfd_peers = self.bfd_peers(peers, &wanted);
+        if let Some(bfd) = self.bfd_manager(&mut wanted, &mut errors) {
+            let bfd_peers: BTreeMap<String, BfdPeer> = bfd_peers
+                .into_iter()
+                .filter(|(name, _)| wanted.get(name).is_some_and(|c| c.bfd))
+                .collect();
+            errors.extend(bfd.apply(bfd_peers).into_iter().map(ManagerError::from));
         }
 
         // Stop sessions that are gone or changed, all at once (each bounded).
@@ -235,7 +323,12 @@ impl PeerManager {
             match self.sessions.get(&name) {
                 Some(h) => h.set_table(table),
                 None => {
-                    let h = SessionHandle::spawn(config, table);
+                    let bfd = if config.bfd {
+                        self.bfd.as_ref().and_then(|b| b.subscribe(&name))
+                    } else {
+                        None
+                    };
+                    let h = SessionHandle::spawn_with_bfd(config, table, bfd);
                     self.sessions.insert(name, h);
                 }
             }
@@ -248,9 +341,33 @@ impl PeerManager {
         self.sessions.get(name)
     }
 
-    /// Status of every session, by peer name.
+    /// Status of every session, by peer name, with its BFD session's.
     pub fn status(&self) -> Vec<BgpPeerStatus> {
-        self.sessions.values().map(SessionHandle::status).collect()
+        let bfd = self
+            .bfd
+            .as_ref()
+            .map(BfdManager::status)
+            .unwrap_or_default();
+        self.sessions
+            .iter()
+            .map(|(key, h)| {
+                let mut st = h.status();
+                st.bfd = bfd.get(key).cloned();
+                st
+            })
+            .collect()
+    }
+
+    /// Counters of every BFD session, by BGPPeer `namespace/name` (as the BGP metrics).
+    pub fn bfd_counters(&self) -> BTreeMap<String, Arc<BfdCounters>> {
+        let Some(bfd) = &self.bfd else {
+            return BTreeMap::new();
+        };
+        let mut by_key = bfd.counters();
+        self.sessions
+            .iter()
+            .filter_map(|(key, h)| Some((h.config().name.clone(), by_key.remove(key)?)))
+            .collect()
     }
 
     /// Counters of every session (`namespace/name`, counters) for metrics.
@@ -271,6 +388,11 @@ impl PeerManager {
                 .map(|h| h.stop(StopCause::Shutdown, STOP_TIMEOUT)),
         )
         .await;
+        // Then AdminDown on every BFD session, so that routers do not read the closing
+        // sessions as a failure (RFC 5882 §3.2). It blocks briefly: off the async threads.
+        if let Some(bfd) = self.bfd.take() {
+            let _ = tokio::task::spawn_blocking(move || bfd.shutdown()).await;
+        }
     }
 }
 

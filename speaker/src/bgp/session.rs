@@ -12,6 +12,7 @@
 //! - On manual stop the session sends Cease / Administrative Shutdown before closing, so the
 //!   router withdraws our routes at once instead of waiting for its hold timer.
 
+use crate::bfd::BfdState;
 use crate::bgp::codec::{
     BgpFrameCodec, CodecError, Message, Notification, OpenConfig, PeerOpen, RouteAttrs,
     UpdateContext, build_announcements, build_open, build_withdrawals, end_of_rib,
@@ -77,6 +78,10 @@ pub struct SessionConfig {
     pub next_hop_v6: Option<Ipv6Addr>,
     /// IPv4 next hop for IPv4 prefixes on an IPv6 session (default: the router ID).
     pub next_hop_v4: Option<Ipv4Addr>,
+    /// A BFD session protects this one (the BGPPeer names a BFDProfile): when BFD goes from
+    /// Up to Down the session is torn down with Cease / BFD Down. Turning it on or off
+    /// reconnects; profile timers change under a running session.
+    pub bfd: bool,
 }
 
 impl std::fmt::Debug for SessionConfig {
@@ -98,6 +103,7 @@ impl std::fmt::Debug for SessionConfig {
             .field("disable_mp", &self.disable_mp)
             .field("next_hop_v6", &self.next_hop_v6)
             .field("next_hop_v4", &self.next_hop_v4)
+            .field("bfd", &self.bfd)
             .finish()
     }
 }
@@ -267,6 +273,15 @@ pub struct SessionHandle {
 impl SessionHandle {
     /// Starts the session task (it connects at once). Must be called inside a tokio runtime.
     pub fn spawn(config: SessionConfig, table: AdjRibOut) -> Self {
+        Self::spawn_with_bfd(config, table, None)
+    }
+
+    /// [`spawn`](Self::spawn), watching the state of the BFD session protecting this one.
+    pub fn spawn_with_bfd(
+        config: SessionConfig,
+        table: AdjRibOut,
+        bfd: Option<watch::Receiver<BfdState>>,
+    ) -> Self {
         let (table_tx, table_rx) = watch::channel(Arc::new(table));
         let (stop_tx, stop_rx) = mpsc::channel(1);
         let (state_tx, state_rx) = watch::channel(State::Idle);
@@ -286,6 +301,8 @@ impl SessionHandle {
             state_tx,
             shared: shared.clone(),
             counters: counters.clone(),
+            bfd_up: bfd.as_ref().is_some_and(|rx| *rx.borrow() == BfdState::Up),
+            bfd,
         };
         let task = tokio::spawn(runner.run(stop_rx));
         SessionHandle {
@@ -417,6 +434,11 @@ struct Runner {
     state_tx: watch::Sender<State>,
     shared: Arc<Mutex<Shared>>,
     counters: Arc<SessionCounters>,
+    /// State of the protecting BFD session, if any.
+    bfd: Option<watch::Receiver<BfdState>>,
+    /// Whether BFD has been Up since we last looked: only an Up → Down change is a failure
+    /// (a session that never came up, or one the peer took AdminDown, is not, RFC 5882 §3.2).
+    bfd_up: bool,
 }
 
 /// How long a write may block before the connection is considered dead.
@@ -436,6 +458,17 @@ async fn next_message(
 async fn connecting(c: &mut Option<ConnectFuture>) -> Result<TcpStream, SessionError> {
     match c.as_mut() {
         Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next BFD state change; pending forever without BFD.
+async fn bfd_change(bfd: &mut Option<watch::Receiver<BfdState>>) -> Option<BfdState> {
+    match bfd.as_mut() {
+        Some(rx) => match rx.changed().await {
+            Ok(()) => Some(*rx.borrow_and_update()),
+            Err(_) => None,
+        },
         None => std::future::pending().await,
     }
 }
@@ -500,6 +533,20 @@ impl Runner {
                     let ev = self.on_message(msg);
                     self.handle(ev).await;
                 }
+                bfd = bfd_change(&mut self.bfd) => match bfd {
+                    None => {
+                        // The BFD session was removed; the manager reconnects us without it.
+                        self.bfd = None;
+                    }
+                    Some(BfdState::Up) => self.bfd_up = true,
+                    Some(BfdState::Down) if self.bfd_up => {
+                        self.bfd_up = false;
+                        warn!(peer = %self.cfg.name, "BFD session down; tearing the BGP session down");
+                        self.with_shared(|s| s.last_error = Some("BFD session down".into()));
+                        self.handle(Event::BfdDown).await;
+                    }
+                    Some(_) => self.bfd_up = false,
+                },
                 changed = self.table_rx.changed(), if established => {
                     if changed.is_err() {
                         // The manager dropped the handle without stopping: stop cleanly.

@@ -53,6 +53,7 @@ fn cfg(port: u16, peer_as: PeerAsn) -> SessionConfig {
         disable_mp: false,
         next_hop_v6: None,
         next_hop_v4: None,
+        bfd: false,
     }
 }
 
@@ -401,4 +402,70 @@ fn debug_redacts_the_password() {
     let text = format!("{c:?}");
     assert!(!text.contains("s3cret"), "{text}");
     assert!(text.contains("<redacted>"));
+}
+
+/// Reads until the connection closes; the NOTIFICATIONs that came.
+async fn notifications_until_close(peer: &mut FakePeer) -> Vec<Notification> {
+    let mut got = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(3), peer.framed.next()).await {
+            Ok(Some(Ok(d))) => {
+                if let Message::Notification(n) = d.message {
+                    got.push(n);
+                }
+            }
+            Ok(None) | Ok(Some(Err(_))) => return got,
+            Err(_) => panic!("connection not closed"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn bfd_going_down_tears_the_session_down_and_it_comes_back() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let mut c = cfg(port, PeerAsn::Fixed(64513));
+    c.bfd = true;
+    let (bfd_tx, bfd_rx) = watch::channel(BfdState::Down);
+    let h = SessionHandle::spawn_with_bfd(c, AdjRibOut::new(), Some(bfd_rx));
+    let mut peer = FakePeer::accept(&listener).await;
+    peer.handshake(64513).await;
+    wait_state(&h, State::Established).await;
+
+    // BFD never came up: Down again is no failure (RFC 5882: only Up -> Down is).
+    bfd_tx.send_replace(BfdState::Down);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(h.state(), State::Established);
+    // The peer taking BFD AdminDown is no failure either.
+    bfd_tx.send_replace(BfdState::Up);
+    bfd_tx.send_replace(BfdState::AdminDown);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(h.state(), State::Established);
+
+    // Up, then Down: Cease / BFD Down at once, and the session closes.
+    bfd_tx.send_replace(BfdState::Up);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let t = std::time::Instant::now();
+    bfd_tx.send_replace(BfdState::Down);
+    let got = notifications_until_close(&mut peer).await;
+    assert_eq!(got, vec![Notification::cease_bfd_down()]);
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    drop(peer);
+    let mut rx = h.subscribe_state();
+    tokio::time::timeout(
+        Duration::from_secs(2),
+        rx.wait_for(|s| *s != State::Established),
+    )
+    .await
+    .expect("leaves Established")
+    .expect("session alive");
+    assert_eq!(h.status().last_error.as_deref(), Some("BFD session down"));
+
+    // Not an administrative stop: it connects again by itself.
+    let mut again = tokio::time::timeout(Duration::from_secs(5), FakePeer::accept(&listener))
+        .await
+        .expect("reconnects");
+    again.handshake(64513).await;
+    wait_state(&h, State::Established).await;
+    h.stop(StopCause::Shutdown, Duration::from_secs(1)).await;
 }

@@ -10,7 +10,9 @@
 //! it opens are created there.
 
 use crate::bench::controller::sibling_binary;
-use crate::lab::daemons::{BgpPeer, Bird, BirdConfig, Frr, FrrConfig, Gobgp, GobgpConfig};
+use crate::lab::daemons::{
+    BfdTimers, BgpPeer, Bird, BirdConfig, Frr, FrrConfig, Gobgp, GobgpConfig,
+};
 use crate::lab::process::{LabProcess, ProcessSpec};
 use crate::lab::{Lab, LabError};
 use anyhow::{Context, anyhow};
@@ -87,6 +89,9 @@ pub struct ClusterOptions {
     pub router: RouterKind,
     /// AS of the router (default [`ROUTER_ASN`]); [`NODE_ASN`] makes the sessions iBGP.
     pub router_asn: u32,
+    /// BFD on the router's sessions with these timers (BIRD and FRR; the speakers run BFD
+    /// when their BGPPeer names a BFDProfile).
+    pub router_bfd: Option<BfdTimers>,
 }
 
 /// The BGP daemon of the lab router.
@@ -114,6 +119,7 @@ impl Default for ClusterOptions {
             service_ranges: default_service_ranges(),
             router: RouterKind::Bird,
             router_asn: ROUTER_ASN,
+            router_bfd: None,
         }
     }
 }
@@ -347,6 +353,9 @@ impl Cluster {
                 if let Some(p) = &self.opts.bird_password {
                     peer = peer.password(p.clone());
                 }
+                if let Some(t) = self.opts.router_bfd {
+                    peer = peer.bfd(t);
+                }
                 peers.push(peer);
             }
         }
@@ -367,7 +376,10 @@ impl Cluster {
         }
         match peers_only.render() {
             Ok(text) => {
-                for line in text.lines().skip_while(|l| !l.starts_with("protocol bgp ")) {
+                // From the first BGP protocol, or the BFD protocol the BGP ones need.
+                let first =
+                    |l: &&str| !(l.starts_with("protocol bgp ") || l.starts_with("protocol bfd "));
+                for line in text.lines().skip_while(first) {
                     cfg.extra.push_str(line);
                     cfg.extra.push('\n');
                     if line.starts_with("protocol bgp ") {
@@ -407,6 +419,25 @@ impl Cluster {
             drop(b);
         }
         self.start_bird()
+    }
+
+    /// Whether the router's BFD session with `peer` (a node address) is Up (BIRD: `show bfd
+    /// sessions`; FRR: bfdd's `show bfd peer`); false without a BFD-capable router.
+    pub fn router_bfd_up(&self, peer: IpAddr) -> bool {
+        if let Some(b) = &self.bird {
+            let out = b.birdc("show bfd sessions").unwrap_or_default();
+            let addr = peer.to_string();
+            return out.lines().any(|l| {
+                l.split_whitespace().next() == Some(addr.as_str())
+                    && l.split_whitespace().any(|w| w == "Up")
+            });
+        }
+        if let Some(f) = &self.frr {
+            return f
+                .bfd_status(peer)
+                .is_some_and(|s| s.eq_ignore_ascii_case("up"));
+        }
+        false
     }
 
     /// Kills the router's daemon (SIGKILL, as a crash) and starts it again with the same

@@ -26,6 +26,9 @@ enum Command {
     /// Benchmark BGP propagation: N IPv4 /32 prefixes to BIRD from ferrolb's peer manager and
     /// from gobgpd, same lab; prints both, the ratio and peak RSS.
     BenchBgp(BenchBgpArgs),
+    /// Benchmark failure detection in BGP mode: the router's withdraw time after a node
+    /// fails, with BFD 50 ms x 3, BFD 300 ms x 3 and without BFD (hold time), side by side.
+    BenchBfd(BenchBfdArgs),
     /// A tiny HTTP server answering every request with a fixed text (the lab's stand-in for a
     /// Service backend on each node: it answers with the node's name).
     EchoServer(EchoServerArgs),
@@ -56,6 +59,25 @@ struct BenchBgpArgs {
     /// Give up waiting for a table after this many seconds.
     #[arg(long, default_value_t = 120)]
     timeout: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct BenchBfdArgs {
+    /// Failures per configuration.
+    #[arg(long, default_value_t = 10)]
+    trials: usize,
+    /// The router daemon: `bird` or `frr`.
+    #[arg(long, default_value = "bird")]
+    router: String,
+    /// How a node fails: `freeze` (SIGSTOP its speaker) or `link-down`.
+    #[arg(long, default_value = "freeze")]
+    fault: ferrolb_e2e::bench::bfd::Fault,
+    /// Skip the configuration without BFD (every trial waits a hold time, 9 s).
+    #[arg(long)]
+    skip_hold_time: bool,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -166,6 +188,29 @@ async fn main() -> anyhow::Result<()> {
                 fault: args.fault,
                 keepalived: !args.no_keepalived,
                 extras: !args.no_extras,
+            };
+            // The lab's runtimes block on their own futures: keep them off this runtime.
+            let report = tokio::task::spawn_blocking(move || run(&opts)).await??;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{report}");
+            }
+            Ok(())
+        }
+        Command::BenchBfd(args) => {
+            use ferrolb_e2e::bench::bfd::{BfdBench, run};
+            use ferrolb_e2e::cluster::RouterKind;
+            let router = match args.router.as_str() {
+                "bird" => RouterKind::Bird,
+                "frr" => RouterKind::Frr,
+                other => anyhow::bail!("--router {other}: bird or frr"),
+            };
+            let opts = BfdBench {
+                trials: args.trials,
+                router,
+                fault: args.fault,
+                skip_hold_time: args.skip_hold_time,
             };
             // The lab's runtimes block on their own futures: keep them off this runtime.
             let report = tokio::task::spawn_blocking(move || run(&opts)).await??;

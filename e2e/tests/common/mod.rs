@@ -1,6 +1,8 @@
 //! Helpers shared by the end-to-end tests that deploy ferrolb on the lab.
 #![allow(dead_code)]
 
+pub mod bgp;
+
 use ferrolb_e2e::cluster::Cluster;
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use kube::api::{Api, ObjectMeta, PostParams};

@@ -272,13 +272,11 @@ impl Core {
             }
             self.restored = true;
         }
-        let mut seen = BTreeSet::new();
-        for (svc, req) in &ours {
-            let key = key_of(svc);
-            seen.insert(key.clone());
-            self.reconcile_one(svc, req, &key, &mut out.writes, metrics);
-        }
-        // Services that are gone, changed type or changed class release their addresses.
+        // Services that are gone, changed type or changed class release their addresses, and
+        // before the others are reconciled: a Service waiting for an address then gets a freed
+        // one in this same pass. Released after, it would need another pass that nothing may
+        // start (the pool status write the release implies can be rate-limited away).
+        let seen: BTreeSet<ServiceKey> = ours.iter().map(|(svc, _)| key_of(svc)).collect();
         let gone: Vec<ServiceKey> = self
             .allocator
             .allocations()
@@ -314,6 +312,10 @@ impl Core {
                     });
                 }
             }
+        }
+        for (svc, req) in &ours {
+            let key = key_of(svc);
+            self.reconcile_one(svc, req, &key, &mut out.writes, metrics);
         }
         out.again_after = self.pool_status_writes(ctx.now, &mut out.writes, metrics);
         out

@@ -6,6 +6,8 @@
 //! so events recorded by kube-rs's `Recorder` show up in `kubectl get events`; the field
 //! mapping is the one of the real conversion functions.
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value, json};
 
 use super::resources::ResourceType;
@@ -58,6 +60,29 @@ pub fn present(rt: &ResourceType, stored: &Value) -> Value {
     v
 }
 
+/// As [`present`], but without a copy when the stored form is already what `rt` serves (the
+/// common case: one served version whose `apiVersion` the object already carries).
+pub fn present_cow<'a>(rt: &ResourceType, stored: &'a Value) -> Cow<'a, Value> {
+    if !is_new_event(rt) && (!stored.is_object() || served_as_stored(rt, stored)) {
+        return Cow::Borrowed(stored);
+    }
+    Cow::Owned(present(rt, stored))
+}
+
+/// Whether `present` would return `stored` unchanged.
+fn served_as_stored(rt: &ResourceType, stored: &Value) -> bool {
+    let Some(av) = stored.get("apiVersion").and_then(Value::as_str) else {
+        return false;
+    };
+    if rt.group.is_empty() {
+        av == rt.version
+    } else {
+        av.strip_prefix(rt.group.as_str())
+            .and_then(|rest| rest.strip_prefix('/'))
+            == Some(rt.version.as_str())
+    }
+}
+
 /// A request body (already checked against the served schema) in stored form.
 pub fn to_storage(rt: &ResourceType, served: Value) -> Value {
     if is_new_event(rt) {
@@ -99,5 +124,27 @@ mod tests {
         assert_eq!(stored["message"], json!("assigned"));
         assert_eq!(present(new, &stored), served);
         assert_eq!(storage_type(new, &types).api_version(), "v1");
+        // The borrowed fast path never serves a form `present` would not.
+        assert_eq!(*present_cow(new, &stored), served);
+    }
+
+    #[test]
+    fn present_cow_borrows_only_when_unchanged() {
+        let types = builtins();
+        let svc_rt = types
+            .iter()
+            .find(|t| t.group.is_empty() && t.kind == "Service")
+            .expect("type");
+        let stored = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "a"}});
+        assert!(matches!(present_cow(svc_rt, &stored), Cow::Borrowed(_)));
+        let other = json!({"apiVersion": "v2", "kind": "Service", "metadata": {"name": "a"}});
+        let shown = present_cow(svc_rt, &other);
+        assert!(matches!(shown, Cow::Owned(_)));
+        assert_eq!(*shown, present(svc_rt, &other));
+        let lease_rt = types.iter().find(|t| t.kind == "Lease").expect("type");
+        let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease"});
+        assert!(matches!(present_cow(lease_rt, &lease), Cow::Borrowed(_)));
+        let wrong_group = json!({"apiVersion": "coordination.k8s.iox/v1", "kind": "Lease"});
+        assert!(matches!(present_cow(lease_rt, &wrong_group), Cow::Owned(_)));
     }
 }

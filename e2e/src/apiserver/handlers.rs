@@ -1,6 +1,7 @@
 //! HTTP routing and the REST verbs: get, list, watch, create, update, patch, delete,
 //! deletecollection, on main resources and `/status`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -20,11 +21,25 @@ use super::{Shared, convert, discovery, openapi, patch, table, validation, watch
 /// Bodies larger than this are rejected (the real server's limit is 3 MiB for etcd).
 const MAX_BODY: usize = 8 * 1024 * 1024;
 
-fn json_response(code: StatusCode, v: &Value) -> Response {
-    (code, [(CONTENT_TYPE, "application/json")], v.to_string()).into_response()
+fn json_response(code: StatusCode, v: &impl serde::Serialize) -> Response {
+    match serde_json::to_vec(v) {
+        Ok(body) => (code, [(CONTENT_TYPE, "application/json")], body).into_response(),
+        // Only a map with non-string keys fails to serialise; no Value has one.
+        Err(e) => ApiError::internal(format!("cannot encode the response: {e}")).into_response(),
+    }
 }
 
-fn ok(v: &Value) -> Response {
+/// A list response, serialised straight from the stored objects (no copy of each item).
+#[derive(serde::Serialize)]
+struct ListBody<'a> {
+    kind: String,
+    #[serde(rename = "apiVersion")]
+    api_version: String,
+    metadata: Value,
+    items: Vec<Cow<'a, Value>>,
+}
+
+fn ok(v: &impl serde::Serialize) -> Response {
     json_response(StatusCode::OK, v)
 }
 
@@ -58,7 +73,8 @@ async fn route(shared: Arc<Shared>, req: Request) -> ApiResult<Response> {
         .map(str::to_string)
         .collect();
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
-    let types = shared.store.lock().types().to_vec();
+    // Shared, not copied: CRD types carry their whole schema.
+    let types = shared.store.lock().types_shared();
     let get_only = |v: Value| -> ApiResult<Response> {
         if req.method() != Method::GET {
             return Err(ApiError::method_not_allowed(
@@ -270,8 +286,8 @@ impl Ctx {
     }
 
     /// The object as served at the requested version.
-    fn out(&self, obj: Value) -> Value {
-        convert::present(self.rt(), &obj)
+    fn out<'a>(&self, obj: &'a Value) -> Cow<'a, Value> {
+        convert::present_cow(self.rt(), obj)
     }
 
     /// The type the generic write rules apply to (the stored form).
@@ -279,16 +295,18 @@ impl Ctx {
         convert::storage_type(self.rt(), self.shared.store.lock().types())
     }
 
-    fn respond_obj(&self, code: StatusCode, obj: Value, warnings: &[String]) -> Response {
+    fn respond_obj(&self, code: StatusCode, obj: &Value, warnings: &[String]) -> Response {
         let obj = self.out(obj);
-        let body = match self.table_include() {
+        let mut r = match self.table_include() {
             Some(inc) => {
                 let meta = json!({"resourceVersion": obj["metadata"]["resourceVersion"]});
-                table::table(self.rt(), &[obj], meta, &inc, true)
+                json_response(
+                    code,
+                    &table::table(self.rt(), &[obj.into_owned()], meta, &inc, true),
+                )
             }
-            None => obj,
+            None => json_response(code, &obj),
         };
-        let mut r = json_response(code, &body);
         for w in warnings {
             if let Ok(v) = HeaderValue::from_str(&format!("299 - {:?}", w)) {
                 r.headers_mut().append("Warning", v);
@@ -300,11 +318,11 @@ impl Ctx {
     fn get(&self) -> ApiResult<Response> {
         let store = self.shared.store.lock();
         let obj = store
-            .get(&self.rt().group_resource(), self.ns(), self.name())
+            .get_shared(&self.rt().group_resource(), self.ns(), self.name())
             .cloned()
             .ok_or_else(|| ApiError::not_found(&self.rt().group, &self.rt().plural, self.name()))?;
         drop(store);
-        Ok(self.respond_obj(StatusCode::OK, obj, &[]))
+        Ok(self.respond_obj(StatusCode::OK, &obj, &[]))
     }
 
     fn list(&self) -> ApiResult<Response> {
@@ -330,7 +348,7 @@ impl Ctx {
             if after.as_ref().is_some_and(|a| (ns, name) <= (&a.0, &a.1)) {
                 continue;
             }
-            let shown = convert::present(self.rt(), obj);
+            let shown = convert::present_cow(self.rt(), obj);
             if !(labels.matches(&shown) && fields.matches(&shown)) {
                 continue;
             }
@@ -338,7 +356,7 @@ impl Ctx {
                 remaining += 1;
                 continue;
             }
-            items.push(obj.clone());
+            items.push(Arc::clone(obj));
             last_key = Some((ns.clone(), name.clone()));
         }
         drop(store);
@@ -349,16 +367,17 @@ impl Ctx {
             meta["continue"] = json!(encode_continue(&ns, &name));
             meta["remainingItemCount"] = json!(remaining);
         }
-        let items: Vec<Value> = items.into_iter().map(|o| self.out(o)).collect();
+        let items: Vec<Cow<'_, Value>> = items.iter().map(|o| self.out(o)).collect();
         if let Some(inc) = self.table_include() {
+            let items: Vec<Value> = items.into_iter().map(Cow::into_owned).collect();
             return Ok(ok(&table::table(self.rt(), &items, meta, &inc, true)));
         }
-        Ok(ok(&json!({
-            "kind": format!("{}List", self.rt().kind),
-            "apiVersion": self.rt().api_version(),
-            "metadata": meta,
-            "items": items,
-        })))
+        Ok(ok(&ListBody {
+            kind: format!("{}List", self.rt().kind),
+            api_version: self.rt().api_version(),
+            metadata: meta,
+            items,
+        }))
     }
 
     async fn watch(&self) -> ApiResult<Response> {
@@ -438,15 +457,21 @@ impl Ctx {
         };
         if self.dry_run() {
             let obj = prepare(&self.shared.store.lock())?;
-            return Ok(self.respond_obj(StatusCode::CREATED, obj, &warnings));
+            return Ok(self.respond_obj(StatusCode::CREATED, &obj, &warnings));
         }
-        // The name is known only after generateName; compute it first under the same
-        // closure by preparing, then writing at that key.
-        let prepared = prepare(&self.shared.store.lock())?;
-        let name = prepared["metadata"]["name"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
+        // With generateName the name is known only after preparing; compute it first, then
+        // write at that key. A body that names its object needs no extra preparation (the
+        // write below prepares it again under the lock, with the same checks).
+        let name = match obj["metadata"]["name"].as_str().filter(|n| !n.is_empty()) {
+            Some(n) => n.to_string(),
+            None => {
+                let prepared = prepare(&self.shared.store.lock())?;
+                prepared["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            }
+        };
         let written = self
             .shared
             .store
@@ -465,7 +490,7 @@ impl Ctx {
                     fm.as_deref(),
                 )?))
             })?;
-        Ok(self.respond_obj(StatusCode::CREATED, written.object, &warnings))
+        Ok(self.respond_obj(StatusCode::CREATED, &written.object, &warnings))
     }
 
     fn update(&self, body: &[u8]) -> ApiResult<Response> {
@@ -499,12 +524,14 @@ impl Ctx {
         let gr = self.rt().group_resource();
         if self.dry_run() {
             let store = self.shared.store.lock();
-            let cur = store.get(&gr, self.ns(), self.name()).cloned();
-            return match decide(&store, cur.as_ref())? {
-                Write::Put(o) => Ok(self.respond_obj(StatusCode::OK, o, warnings)),
-                Write::Remove => {
-                    Ok(self.respond_obj(StatusCode::OK, cur.unwrap_or(Value::Null), warnings))
-                }
+            let cur = store.get_shared(&gr, self.ns(), self.name()).cloned();
+            return match decide(&store, cur.as_deref())? {
+                Write::Put(o) => Ok(self.respond_obj(StatusCode::OK, &o, warnings)),
+                Write::Remove => Ok(self.respond_obj(
+                    StatusCode::OK,
+                    cur.as_deref().unwrap_or(&Value::Null),
+                    warnings,
+                )),
             };
         }
         let w = self
@@ -516,7 +543,7 @@ impl Ctx {
         } else {
             StatusCode::OK
         };
-        Ok(self.respond_obj(code, w.object, warnings))
+        Ok(self.respond_obj(code, &w.object, warnings))
     }
 
     fn patch(&self, content_type: &str, body: &[u8]) -> ApiResult<Response> {
@@ -701,7 +728,7 @@ impl Ctx {
             });
             // Objects deleted concurrently are simply skipped.
             if let Ok(w) = res {
-                items.push(self.out(w.object));
+                items.push(self.out(&w.object).into_owned());
             }
         }
         Ok(ok(&json!({

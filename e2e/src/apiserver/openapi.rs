@@ -155,7 +155,8 @@ fn crd_def_name(rt: &ResourceType) -> String {
 fn crd_schema(rt: &ResourceType, meta_ref: &str) -> Value {
     let mut s = rt
         .crd_schema
-        .clone()
+        .as_deref()
+        .cloned()
         .unwrap_or_else(|| json!({"type": "object"}));
     if let Some(m) = s.as_object_mut() {
         let props = m.entry("properties").or_insert_with(|| json!({}));
@@ -204,7 +205,7 @@ fn doc_hash(types: &[ResourceType], group: &str, version: &str) -> String {
         .filter(|t| t.group == group && t.version == version)
     {
         rt.plural.hash(&mut h);
-        rt.crd_schema.as_ref().map(Value::to_string).hash(&mut h);
+        rt.crd_schema.as_ref().map(|s| s.to_string()).hash(&mut h);
         rt.status_subresource.hash(&mut h);
     }
     format!("{:016X}", h.finish())

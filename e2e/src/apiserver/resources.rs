@@ -31,8 +31,9 @@ pub struct ResourceType {
     pub printer_columns: Vec<PrinterColumn>,
     /// `metadata.generation` is maintained (custom resources, CRDs).
     pub has_generation: bool,
-    /// The CRD's `openAPIV3Schema` for this version; `None` for built-ins.
-    pub crd_schema: Option<Value>,
+    /// The CRD's `openAPIV3Schema` for this version; `None` for built-ins. Shared: the type is
+    /// copied for every request that addresses it, the schema need not be.
+    pub crd_schema: Option<std::sync::Arc<Value>>,
 }
 
 /// Identifies a stored collection: objects of all versions of one group/resource share it.
@@ -256,12 +257,12 @@ pub fn from_crd(crd: &Value) -> Vec<ResourceType> {
             status_subresource: v["subresources"]["status"].is_object(),
             printer_columns,
             has_generation: true,
-            crd_schema: Some(
+            crd_schema: Some(std::sync::Arc::new(
                 v["schema"]["openAPIV3Schema"]
                     .as_object()
                     .map(|o| Value::Object(o.clone()))
                     .unwrap_or_else(|| serde_json::json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true})),
-            ),
+            )),
         });
     }
     out

@@ -21,20 +21,63 @@ const V6_SIZE: u128 = 1 << 16;
 
 /// Cluster IPs and node ports held by every Service, kept up to date by the store on each
 /// Service write, so that creating a Service does not scan all the others.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ServiceIndex {
     ips: HashMap<IpAddr, (String, String)>,
     ports: HashMap<i64, (String, String)>,
+    /// Every cluster IP offset in `[FIRST_OFFSET, low)` is held (IPv4, IPv6): allocation looks
+    /// for the lowest free address from there, not from the start of the range each time
+    /// (with thousands of Services that scan dominated the cost of a create).
+    low: [u128; 2],
+}
+
+impl Default for ServiceIndex {
+    fn default() -> Self {
+        ServiceIndex {
+            ips: HashMap::new(),
+            ports: HashMap::new(),
+            low: [FIRST_OFFSET; 2],
+        }
+    }
+}
+
+/// `.1` is the `kubernetes` Service's address in a real cluster; allocation starts at `.10`
+/// like kubeadm's DNS and goes up.
+const FIRST_OFFSET: u128 = 10;
+
+/// (family index, offset in the range) of a cluster IP.
+fn offset_of(ip: IpAddr) -> Option<(usize, u128)> {
+    match ip {
+        IpAddr::V4(v4) => {
+            let off = u32::from(v4).wrapping_sub(V4_BASE);
+            (off < V4_SIZE).then_some((0, u128::from(off)))
+        }
+        IpAddr::V6(v6) => {
+            let off = u128::from(v6).wrapping_sub(V6_BASE);
+            (off < V6_SIZE).then_some((1, off))
+        }
+    }
+}
+
+fn ip_at(v6: bool, off: u128) -> IpAddr {
+    if v6 {
+        IpAddr::V6(Ipv6Addr::from(V6_BASE + off))
+    } else {
+        // Offsets of the IPv4 range are below 2^16: the cast cannot truncate.
+        IpAddr::V4(Ipv4Addr::from(V4_BASE + off as u32))
+    }
 }
 
 impl ServiceIndex {
     /// Replaces what Service `key` holds: `old` is forgotten, `new` recorded.
     pub fn update(&mut self, key: &(String, String), old: Option<&Value>, new: Option<&Value>) {
+        let mut released = Vec::new();
         if let Some(old) = old {
             let (ips, ports) = held(old);
             for ip in ips {
                 if self.ips.get(&ip) == Some(key) {
                     self.ips.remove(&ip);
+                    released.push(ip);
                 }
             }
             for p in ports {
@@ -50,6 +93,21 @@ impl ServiceIndex {
             }
             for p in ports {
                 self.ports.insert(p, key.clone());
+            }
+        }
+        // Only addresses that are free after the write lower the mark: an update that keeps
+        // its address (every status write) must not send the mark back over all the others.
+        for ip in released {
+            if !self.ips.contains_key(&ip)
+                && let Some((fam, off)) = offset_of(ip)
+                && off >= FIRST_OFFSET
+            {
+                self.low[fam] = self.low[fam].min(off);
+            }
+        }
+        for (fam, v6) in [(0, false), (1, true)] {
+            while self.ips.contains_key(&ip_at(v6, self.low[fam])) {
+                self.low[fam] += 1;
             }
         }
     }
@@ -78,6 +136,9 @@ fn held(svc: &Value) -> (Vec<IpAddr>, Vec<i64>) {
 struct Used<'a> {
     index: &'a ServiceIndex,
     me: (String, String),
+    /// Cluster IPs the stored version of this Service holds: the only addresses below the
+    /// index's low-water mark that this write may take.
+    mine: Vec<IpAddr>,
     ips: HashSet<IpAddr>,
     ports: HashSet<i64>,
 }
@@ -99,10 +160,11 @@ impl Used<'_> {
     }
 }
 
-fn used<'a>(view: &'a Inner, ns: &str, name: &str) -> Used<'a> {
+fn used<'a>(view: &'a Inner, ns: &str, name: &str, current: Option<&Value>) -> Used<'a> {
     Used {
         index: view.service_index(),
         me: (ns.to_string(), name.to_string()),
+        mine: current.map(|c| held(c).0).unwrap_or_default(),
         ips: HashSet::new(),
         ports: HashSet::new(),
     }
@@ -115,20 +177,24 @@ fn in_range(ip: IpAddr) -> bool {
     }
 }
 
+/// The lowest free address of the family from `FIRST_OFFSET` up.
 fn allocate_ip(u: &mut Used<'_>, v6: bool) -> Option<IpAddr> {
-    // .1 is the `kubernetes` Service's address in a real cluster; start at .10 like kubeadm's
-    // DNS and go up.
-    for off in 10..(if v6 { V6_SIZE } else { u128::from(V4_SIZE) }) - 1 {
-        let ip = if v6 {
-            IpAddr::V6(Ipv6Addr::from(V6_BASE + off))
-        } else {
-            IpAddr::V4(Ipv4Addr::from(V4_BASE + off as u32))
-        };
-        if u.take_ip(ip) {
-            return Some(ip);
-        }
-    }
-    None
+    let end = (if v6 { V6_SIZE } else { u128::from(V4_SIZE) }) - 1;
+    let low = u.index.low[usize::from(v6)];
+    // Below the low-water mark every address is held, so only this Service's own ones can be
+    // free for it; in ascending order to give the same answer as a scan from the start.
+    let mut mine: Vec<u128> = u
+        .mine
+        .iter()
+        .filter_map(|ip| offset_of(*ip))
+        .filter(|(fam, off)| *fam == usize::from(v6) && (FIRST_OFFSET..low.min(end)).contains(off))
+        .map(|(_, off)| off)
+        .collect();
+    mine.sort_unstable();
+    mine.into_iter()
+        .chain(low.max(FIRST_OFFSET)..end)
+        .map(|off| ip_at(v6, off))
+        .find(|ip| u.take_ip(*ip))
 }
 
 fn allocate_port(u: &mut Used<'_>) -> Option<i64> {
@@ -179,7 +245,7 @@ fn defaults(view: &Inner, obj: &mut Value, current: Option<&Value>) -> ApiResult
         ));
     }
     let old_spec = current.map(|c| c["spec"].clone()).unwrap_or(Value::Null);
-    let mut u = used(view, &ns, &name);
+    let mut u = used(view, &ns, &name, current);
     let mut errs = Vec::new();
     let spec = &mut obj["spec"];
 
@@ -513,7 +579,7 @@ mod tests {
                 on_create(view, &mut s)?;
                 Ok(Write::Put(s))
             })
-            .map(|w| w.object)
+            .map(|w| Value::clone(&w.object))
     }
 
     #[test]
@@ -554,6 +620,42 @@ mod tests {
         )
         .expect_err("dup");
         assert_eq!(dup.code, 422);
+    }
+
+    fn cluster_ip(store: &Store, name: &str) -> Value {
+        create(
+            store,
+            json!({"metadata": {"name": name, "namespace": "default"},
+                   "spec": {"ports": [{"port": 80}]}}),
+        )
+        .expect("create")["spec"]["clusterIP"]
+            .clone()
+    }
+
+    #[test]
+    fn allocation_takes_the_lowest_free_address() {
+        let store = Store::new(10, None);
+        for i in 0..5 {
+            assert_eq!(
+                cluster_ip(&store, &format!("s{i}")),
+                json!(format!("10.96.0.{}", 10 + i))
+            );
+        }
+        // Freeing an address below the others makes it the next one handed out.
+        store
+            .write(&core("services"), "default", "s1", |_, _| Ok(Write::Remove))
+            .expect("delete");
+        assert_eq!(cluster_ip(&store, "x"), json!("10.96.0.11"));
+        assert_eq!(cluster_ip(&store, "y"), json!("10.96.0.15"));
+        // A requested address in the middle of the free space is skipped later.
+        create(
+            &store,
+            json!({"metadata": {"name": "fixed", "namespace": "default"},
+                   "spec": {"clusterIP": "10.96.0.17", "ports": [{"port": 80}]}}),
+        )
+        .expect("create");
+        assert_eq!(cluster_ip(&store, "z"), json!("10.96.0.16"));
+        assert_eq!(cluster_ip(&store, "w"), json!("10.96.0.18"));
     }
 
     #[test]

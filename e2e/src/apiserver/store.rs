@@ -7,7 +7,9 @@
 //! subscriptions that must not miss or duplicate an event.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use axum::body::Bytes;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -38,16 +40,48 @@ impl EventType {
 }
 
 /// One change, as kept in history and sent to watchers.
+///
+/// Objects are shared (`Arc`) with the store and with every watcher: an event costs no copy of
+/// its object, however many watches receive it.
 #[derive(Debug)]
 pub struct Event {
     pub rv: u64,
     pub gr: GroupResource,
     pub namespace: String,
     pub type_: EventType,
-    pub object: Value,
+    pub object: Arc<Value>,
     /// The object before a modification: a watch with a selector turns MODIFIED into
     /// ADDED/DELETED when the object enters/leaves the selection, as the real server does.
-    pub prev: Option<Value>,
+    pub prev: Option<Arc<Value>>,
+    /// `object` serialised, done by the first watch that sends it and reused by the others.
+    encoded: OnceLock<Bytes>,
+}
+
+impl Event {
+    fn new(
+        rv: u64,
+        gr: GroupResource,
+        namespace: String,
+        type_: EventType,
+        object: Arc<Value>,
+        prev: Option<Arc<Value>>,
+    ) -> Self {
+        Event {
+            rv,
+            gr,
+            namespace,
+            type_,
+            object,
+            prev,
+            encoded: OnceLock::new(),
+        }
+    }
+
+    /// The stored object as JSON, serialised once for all watches.
+    pub fn encoded_object(&self) -> &Bytes {
+        self.encoded
+            .get_or_init(|| Bytes::from(self.object.to_string()))
+    }
 }
 
 /// What a write closure decides.
@@ -61,7 +95,7 @@ pub enum Write {
 
 /// The result of a write: the stored (or removed) object and what happened.
 pub struct Written {
-    pub object: Value,
+    pub object: Arc<Value>,
     pub created: bool,
 }
 
@@ -84,12 +118,16 @@ pub struct SnapshotObject {
 
 pub struct Inner {
     rv: u64,
-    objects: BTreeMap<GroupResource, BTreeMap<Key, Value>>,
+    /// Objects are immutable once stored (a write replaces the `Arc`), so reads, lists, watch
+    /// backlogs and events share them instead of copying.
+    objects: BTreeMap<GroupResource, BTreeMap<Key, Arc<Value>>>,
     history: VecDeque<Arc<Event>>,
     /// Every event with rv > history_start is in `history`.
     history_start: u64,
     history_limit: usize,
-    types: Vec<ResourceType>,
+    /// Shared with every request, which needs the list to route but must not copy it (CRD
+    /// types carry their whole schema).
+    types: Arc<[ResourceType]>,
     changes: u64,
     /// Cluster IPs and node ports held by Services, maintained on every Service write.
     services: super::service::ServiceIndex,
@@ -109,7 +147,17 @@ impl Inner {
         &self.types
     }
 
+    /// The served types, shared (a cheap reference-count increment).
+    pub fn types_shared(&self) -> Arc<[ResourceType]> {
+        self.types.clone()
+    }
+
     pub fn get(&self, gr: &GroupResource, ns: &str, name: &str) -> Option<&Value> {
+        self.get_shared(gr, ns, name).map(|v| &**v)
+    }
+
+    /// The stored object itself, to keep after the lock is released without copying it.
+    pub fn get_shared(&self, gr: &GroupResource, ns: &str, name: &str) -> Option<&Arc<Value>> {
         self.objects
             .get(gr)?
             .get(&(ns.to_string(), name.to_string()))
@@ -120,12 +168,21 @@ impl Inner {
         &'a self,
         gr: &GroupResource,
         ns: Option<&'a str>,
-    ) -> impl Iterator<Item = (&'a Key, &'a Value)> + 'a {
-        self.objects
-            .get(gr)
+    ) -> impl Iterator<Item = (&'a Key, &'a Arc<Value>)> + 'a {
+        let coll = self.objects.get(gr);
+        // A namespace's objects are one contiguous key range: no scan of the others.
+        let range = match (coll, ns) {
+            (Some(m), Some(n)) => Some(m.range::<Key, _>((
+                std::ops::Bound::Included((n.to_string(), String::new())),
+                std::ops::Bound::Unbounded,
+            ))),
+            (Some(m), None) => Some(m.range::<Key, _>(..)),
+            (None, _) => None,
+        };
+        range
             .into_iter()
-            .flat_map(|m| m.iter())
-            .filter(move |((n, _), _)| ns.is_none_or(|want| want == n))
+            .flatten()
+            .take_while(move |((n, _), _)| ns.is_none_or(|want| want == n))
     }
 
     pub fn namespace_exists(&self, ns: &str) -> bool {
@@ -161,7 +218,7 @@ impl Inner {
             // A CRD being deleted stays served until it is gone.
             types.extend(resources::from_crd(crd));
         }
-        self.types = types;
+        self.types = types.into();
     }
 
     fn remove_and_record(
@@ -169,22 +226,25 @@ impl Inner {
         gr: &GroupResource,
         key: &Key,
         tx: &broadcast::Sender<Arc<Event>>,
-    ) -> Option<Value> {
-        let mut obj = self.objects.get_mut(gr)?.remove(key)?;
+    ) -> Option<Arc<Value>> {
+        let removed = self.objects.get_mut(gr)?.remove(key)?;
         if *gr == core("services") {
-            self.services.update(key, Some(&obj), None);
+            self.services.update(key, Some(&removed), None);
         }
         let rv = self.next_rv();
+        // The DELETED event carries the deletion's version; the one copy is made here.
+        let mut obj = Arc::unwrap_or_clone(removed);
         set_rv(&mut obj, rv);
+        let obj = Arc::new(obj);
         self.record(
-            Event {
+            Event::new(
                 rv,
-                gr: gr.clone(),
-                namespace: key.0.clone(),
-                type_: EventType::Deleted,
-                object: obj.clone(),
-                prev: None,
-            },
+                gr.clone(),
+                key.0.clone(),
+                EventType::Deleted,
+                obj.clone(),
+                None,
+            ),
             tx,
         );
         Some(obj)
@@ -212,21 +272,67 @@ fn set_rv(obj: &mut Value, rv: u64) {
 }
 
 /// Equality that ignores the resourceVersion and managedFields timestamps (a write that
-/// changes nothing else is a no-op, as in the real server).
+/// changes nothing else is a no-op, as in the real server). Compares in place: this runs on
+/// every update, and copying both objects to strip those fields cost more than the compare.
 fn same_content(a: &Value, b: &Value) -> bool {
-    let strip = |v: &Value| {
-        let mut v = v.clone();
-        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-            m.remove("resourceVersion");
-            if let Some(mf) = m.get_mut("managedFields").and_then(Value::as_array_mut) {
-                for e in mf.iter_mut().filter_map(Value::as_object_mut) {
-                    e.remove("time");
-                }
-            }
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            equal_maps_except(a, b, &["metadata"], |k, x, y| {
+                debug_assert_eq!(k, "metadata");
+                same_metadata(x, y)
+            })
         }
-        v
+        _ => a == b,
+    }
+}
+
+/// `a == b` for two maps, except that keys in `special` are compared with `cmp` (absent on
+/// both sides is equal; absent on one side only is not).
+fn equal_maps_except(
+    a: &serde_json::Map<String, Value>,
+    b: &serde_json::Map<String, Value>,
+    special: &[&str],
+    cmp: impl Fn(&str, &Value, &Value) -> bool,
+) -> bool {
+    a.len() == b.len()
+        && a.iter().all(|(k, va)| match b.get(k) {
+            None => false,
+            Some(vb) if special.contains(&k.as_str()) => cmp(k, va, vb),
+            Some(vb) => va == vb,
+        })
+}
+
+fn same_metadata(a: &Value, b: &Value) -> bool {
+    let (Value::Object(a), Value::Object(b)) = (a, b) else {
+        return a == b;
     };
-    strip(a) == strip(b)
+    // resourceVersion is ignored: present on one side only is still the same content.
+    let without_rv = |m: &serde_json::Map<String, Value>| {
+        m.len() - usize::from(m.contains_key("resourceVersion"))
+    };
+    without_rv(a) == without_rv(b)
+        && a.iter().all(|(k, va)| match k.as_str() {
+            "resourceVersion" => true,
+            "managedFields" => b.get(k).is_some_and(|vb| same_managed_fields(va, vb)),
+            _ => b.get(k) == Some(va),
+        })
+}
+
+fn same_managed_fields(a: &Value, b: &Value) -> bool {
+    let (Value::Array(a), Value::Array(b)) = (a, b) else {
+        return a == b;
+    };
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| match (x, y) {
+            (Value::Object(x), Value::Object(y)) => {
+                let without_time = |m: &serde_json::Map<String, Value>| {
+                    m.len() - usize::from(m.contains_key("time"))
+                };
+                without_time(x) == without_time(y)
+                    && x.iter().all(|(k, vx)| k == "time" || y.get(k) == Some(vx))
+            }
+            _ => x == y,
+        })
 }
 
 /// Where a watch starts.
@@ -241,7 +347,7 @@ pub enum WatchFrom {
 pub struct Subscription {
     pub backlog: Vec<Arc<Event>>,
     /// For `WatchFrom::Now`: the current objects.
-    pub initial: Vec<Value>,
+    pub initial: Vec<Arc<Value>>,
     pub rv: u64,
     pub rx: broadcast::Receiver<Arc<Event>>,
 }
@@ -260,7 +366,7 @@ impl Store {
             history: VecDeque::new(),
             history_start: 0,
             history_limit: history_limit.max(1),
-            types: Vec::new(),
+            types: Vec::new().into(),
             changes: 0,
             services: Default::default(),
         };
@@ -289,7 +395,7 @@ impl Store {
                         .objects
                         .entry(gr)
                         .or_default()
-                        .insert((ns, name), o.object);
+                        .insert((ns, name), Arc::new(o.object));
                 }
             }
             None => {
@@ -312,7 +418,7 @@ impl Store {
                         .objects
                         .entry(core("namespaces"))
                         .or_default()
-                        .insert((String::new(), ns.to_string()), obj);
+                        .insert((String::new(), ns.to_string()), Arc::new(obj));
                 }
             }
         }
@@ -342,7 +448,7 @@ impl Store {
                     m.values().map(move |o| SnapshotObject {
                         group: gr.group.clone(),
                         resource: gr.resource.clone(),
-                        object: o.clone(),
+                        object: Value::clone(o),
                     })
                 })
                 .collect(),
@@ -376,8 +482,8 @@ impl Store {
     {
         let mut inner = self.lock();
         let key = (ns.to_string(), name.to_string());
-        let current = inner.get(gr, ns, name).cloned();
-        let decision = f(&inner, current.as_ref())?;
+        let current = inner.get_shared(gr, ns, name).cloned();
+        let decision = f(&inner, current.as_deref())?;
         let is_crd = *gr == crd_gr();
         let written = match decision {
             Write::Put(mut obj) => {
@@ -392,8 +498,9 @@ impl Store {
                 let rv = inner.next_rv();
                 set_rv(&mut obj, rv);
                 if *gr == core("services") {
-                    inner.services.update(&key, current.as_ref(), Some(&obj));
+                    inner.services.update(&key, current.as_deref(), Some(&obj));
                 }
+                let obj = Arc::new(obj);
                 inner
                     .objects
                     .entry(gr.clone())
@@ -401,18 +508,18 @@ impl Store {
                     .insert(key.clone(), obj.clone());
                 let created = current.is_none();
                 inner.record(
-                    Event {
+                    Event::new(
                         rv,
-                        gr: gr.clone(),
-                        namespace: ns.to_string(),
-                        type_: if created {
+                        gr.clone(),
+                        ns.to_string(),
+                        if created {
                             EventType::Added
                         } else {
                             EventType::Modified
                         },
-                        object: obj.clone(),
-                        prev: current,
-                    },
+                        obj.clone(),
+                        current,
+                    ),
                     &self.tx,
                 );
                 Written {
@@ -526,7 +633,7 @@ mod tests {
             .write(&core("configmaps"), "default", name, |_, _| {
                 Ok(Write::Put(o))
             })
-            .map(|w| w.object)
+            .map(|w| Value::clone(&w.object))
             .expect("write")
     }
 
@@ -550,6 +657,76 @@ mod tests {
             b["metadata"]["resourceVersion"],
             json!((start + 2).to_string())
         );
+    }
+
+    #[test]
+    fn same_content_ignores_only_the_version_and_manager_times() {
+        let a = json!({"metadata": {"name": "a", "resourceVersion": "1",
+            "managedFields": [{"manager": "m", "operation": "Update", "time": "t1"}]},
+            "data": {"k": "v"}});
+        let mut b = a.clone();
+        b["metadata"]["resourceVersion"] = json!("2");
+        b["metadata"]["managedFields"][0]["time"] = json!("t2");
+        assert!(same_content(&a, &b));
+        let mut no_rv = a.clone();
+        if let Some(m) = no_rv["metadata"].as_object_mut() {
+            m.remove("resourceVersion");
+        }
+        assert!(same_content(&a, &no_rv) && same_content(&no_rv, &a));
+        let mut no_time = a.clone();
+        if let Some(e) = no_time["metadata"]["managedFields"][0].as_object_mut() {
+            e.remove("time");
+        }
+        assert!(same_content(&a, &no_time) && same_content(&no_time, &a));
+        let mut data = b.clone();
+        data["data"]["k"] = json!("w");
+        assert!(!same_content(&a, &data));
+        let mut manager = a.clone();
+        manager["metadata"]["managedFields"][0]["manager"] = json!("n");
+        assert!(!same_content(&a, &manager));
+        let mut label = a.clone();
+        label["metadata"]["labels"] = json!({"x": "y"});
+        assert!(!same_content(&a, &label) && !same_content(&label, &a));
+        let mut status = a.clone();
+        status["status"] = json!({});
+        assert!(!same_content(&a, &status) && !same_content(&status, &a));
+        let mut swapped = a.clone();
+        if let Some(m) = swapped["metadata"].as_object_mut() {
+            m.remove("resourceVersion");
+            m.insert("uid".into(), json!("u"));
+        }
+        assert!(!same_content(&a, &swapped) && !same_content(&swapped, &a));
+    }
+
+    #[test]
+    fn list_by_namespace_is_exact() {
+        let store = Store::new(10, None);
+        for (ns, name) in [
+            ("a", "x"),
+            ("a-b", "y"),
+            ("ab", "z"),
+            ("a", "w"),
+            ("b", "v"),
+        ] {
+            store
+                .write(&core("configmaps"), ns, name, |_, _| {
+                    Ok(Write::Put(
+                        json!({"metadata": {"name": name, "namespace": ns}}),
+                    ))
+                })
+                .expect("write");
+        }
+        let inner = store.lock();
+        let names = |ns: Option<&str>| -> Vec<String> {
+            inner
+                .list(&core("configmaps"), ns)
+                .map(|((n, name), _)| format!("{n}/{name}"))
+                .collect()
+        };
+        assert_eq!(names(Some("a")), ["a/w", "a/x"]);
+        assert_eq!(names(Some("ab")), ["ab/z"]);
+        assert_eq!(names(Some("c")), Vec::<String>::new());
+        assert_eq!(names(None), ["a/w", "a/x", "a-b/y", "ab/z", "b/v"]);
     }
 
     #[test]

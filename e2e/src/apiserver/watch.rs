@@ -8,6 +8,7 @@
 //! `allowWatchBookmarks`, `timeoutSeconds`, selectors (objects entering/leaving the
 //! selection become ADDED/DELETED), Table output, and fault injection (drop all watches).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,10 +36,56 @@ pub struct WatchParams {
     pub table: Option<String>,
 }
 
-fn line(type_: &str, object: Value) -> Bytes {
-    let mut s = json!({"type": type_, "object": object}).to_string();
-    s.push('\n');
+/// One watch line, `{"type":...,"object":...}` and a newline, around an object already
+/// serialised (`type_` is one of the fixed event type names: nothing to escape).
+fn line_bytes(type_: &str, object: &[u8]) -> Bytes {
+    let mut s = Vec::with_capacity(object.len() + type_.len() + 24);
+    s.extend_from_slice(b"{\"type\":\"");
+    s.extend_from_slice(type_.as_bytes());
+    s.extend_from_slice(b"\",\"object\":");
+    s.extend_from_slice(object);
+    s.extend_from_slice(b"}\n");
     Bytes::from(s)
+}
+
+fn line(type_: &str, object: &Value) -> Bytes {
+    line_bytes(type_, object.to_string().as_bytes())
+}
+
+/// How one watch renders objects: as served, or as Table rows (the first with columns).
+struct Encoder {
+    table: Option<String>,
+    first: bool,
+}
+
+impl Encoder {
+    /// The line for `obj` (already presented). `shared` is the event's own serialisation,
+    /// usable when `obj` is the stored object unchanged: then nothing is serialised again.
+    fn line(
+        &mut self,
+        type_: &str,
+        obj: &Value,
+        rt: &ResourceType,
+        shared: Option<&Bytes>,
+    ) -> Bytes {
+        match &self.table {
+            Some(include) => {
+                let t = table::table(
+                    rt,
+                    std::slice::from_ref(obj),
+                    json!({"resourceVersion": obj["metadata"]["resourceVersion"]}),
+                    include,
+                    self.first,
+                );
+                self.first = false;
+                line(type_, &t)
+            }
+            None => match shared {
+                Some(bytes) => line_bytes(type_, bytes),
+                None => line(type_, obj),
+            },
+        }
+    }
 }
 
 /// Serves one watch request.
@@ -60,7 +107,7 @@ pub async fn serve(
             tracing::debug!(resource = %rt.plural, "watch from expired resourceVersion: {}", e.message);
             return (
                 [(CONTENT_TYPE, "application/json")],
-                Body::from(line("ERROR", e.to_status())),
+                Body::from(line("ERROR", &e.to_status())),
             )
                 .into_response();
         }
@@ -69,46 +116,34 @@ pub async fn serve(
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(256);
     let bookmark_every = shared.bookmark_interval.max(Duration::from_millis(10));
     tokio::spawn(async move {
-        let mut first = true;
-        // Objects arrive here already presented (convert::present).
-        let mut encode = |obj: &Value, rt: &ResourceType| -> Value {
-            let obj = obj.clone();
-            match &p.table {
-                Some(include) => {
-                    let t = table::table(
-                        rt,
-                        std::slice::from_ref(&obj),
-                        json!({"resourceVersion": obj["metadata"]["resourceVersion"]}),
-                        include,
-                        first,
-                    );
-                    first = false;
-                    t
-                }
-                None => obj,
-            }
+        let mut enc = Encoder {
+            table: p.table.clone(),
+            first: true,
         };
         let matches = |o: &Value| p.labels.matches(o) && p.fields.matches(o);
         let mut last_rv = sub.rv;
-        let shown: Vec<Value> = sub
-            .initial
-            .iter()
-            .map(|o| convert::present(&rt, o))
-            .collect();
-        for obj in shown.iter().filter(|o| matches(o)) {
-            if tx.send(Ok(line("ADDED", encode(obj, &rt)))).await.is_err() {
+        for stored in &sub.initial {
+            let obj = convert::present_cow(&rt, stored);
+            if !matches(&obj) {
+                continue;
+            }
+            if tx
+                .send(Ok(enc.line("ADDED", &obj, &rt, None)))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
         if p.send_initial_events {
             let bm = json!({"kind": rt.kind, "apiVersion": rt.api_version(),
                 "metadata": {"resourceVersion": sub.rv.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}});
-            if tx.send(Ok(line("BOOKMARK", bm))).await.is_err() {
+            if tx.send(Ok(line("BOOKMARK", &bm))).await.is_err() {
                 return;
             }
         }
         for ev in &sub.backlog {
-            if let Some(l) = event_line(ev, &matches, &mut encode, &rt)
+            if let Some(l) = event_line(ev, &matches, &mut enc, &rt)
                 && tx.send(Ok(l)).await.is_err()
             {
                 return;
@@ -127,7 +162,7 @@ pub async fn serve(
                         if ev.gr != gr || ns.as_deref().is_some_and(|n| n != ev.namespace) {
                             continue;
                         }
-                        if let Some(l) = event_line(&ev, &matches, &mut encode, &rt)
+                        if let Some(l) = event_line(&ev, &matches, &mut enc, &rt)
                             && tx.send(Ok(l)).await.is_err()
                         {
                             return;
@@ -140,7 +175,7 @@ pub async fn serve(
                 _ = &mut deadline => return,
                 _ = tick.tick(), if p.bookmarks => {
                     let bm = json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": {"resourceVersion": last_rv.to_string()}});
-                    if tx.send(Ok(line("BOOKMARK", bm))).await.is_err() {
+                    if tx.send(Ok(line("BOOKMARK", &bm))).await.is_err() {
                         return;
                     }
                 }
@@ -161,17 +196,17 @@ pub async fn serve(
 fn event_line(
     ev: &Event,
     matches: &impl Fn(&Value) -> bool,
-    encode: &mut impl FnMut(&Value, &ResourceType) -> Value,
+    enc: &mut Encoder,
     rt: &ResourceType,
 ) -> Option<Bytes> {
-    let obj = convert::present(rt, &ev.object);
+    let obj = convert::present_cow(rt, &ev.object);
     let now = matches(&obj);
     let type_ = match ev.type_ {
         EventType::Modified => {
             let before = ev
                 .prev
                 .as_ref()
-                .is_some_and(|p| matches(&convert::present(rt, p)));
+                .is_some_and(|p| matches(&convert::present_cow(rt, p)));
             match (before, now) {
                 (true, true) => "MODIFIED",
                 (false, true) => "ADDED",
@@ -182,7 +217,9 @@ fn event_line(
         t if now => t.as_str(),
         _ => return None,
     };
-    Some(line(type_, encode(&obj, rt)))
+    // Served as stored: every watch of this event shares one serialisation.
+    let shared = matches!(obj, Cow::Borrowed(_)).then(|| ev.encoded_object());
+    Some(enc.line(type_, &obj, rt, shared))
 }
 
 /// Parses the watch query parameters.

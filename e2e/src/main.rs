@@ -191,12 +191,7 @@ async fn main() -> anyhow::Result<()> {
             };
             // The lab's runtimes block on their own futures: keep them off this runtime.
             let report = tokio::task::spawn_blocking(move || run(&opts)).await??;
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                println!("{report}");
-            }
-            Ok(())
+            print_report(&report, args.json)
         }
         Command::BenchBfd(args) => {
             use ferrolb_e2e::bench::bfd::{BfdBench, run};
@@ -214,12 +209,7 @@ async fn main() -> anyhow::Result<()> {
             };
             // The lab's runtimes block on their own futures: keep them off this runtime.
             let report = tokio::task::spawn_blocking(move || run(&opts)).await??;
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                println!("{report}");
-            }
-            Ok(())
+            print_report(&report, args.json)
         }
         Command::BenchBgp(args) => {
             use ferrolb_e2e::bench::bgp::{BgpBench, run};
@@ -230,12 +220,7 @@ async fn main() -> anyhow::Result<()> {
             };
             // The lab's runtimes block on their own futures: keep them off this runtime.
             let report = tokio::task::spawn_blocking(move || run(&opts)).await??;
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                println!("{report}");
-            }
-            Ok(())
+            print_report(&report, args.json)
         }
         Command::BenchController(args) => {
             use ferrolb_e2e::bench::controller::{ControllerBench, run, sibling_binary};
@@ -247,12 +232,20 @@ async fn main() -> anyhow::Result<()> {
                 timeout: std::time::Duration::from_secs(args.timeout),
             };
             let report = run(&opts).await?;
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                println!("{report}");
-            }
-            Ok(())
+            print_report(&report, args.json)
         }
     }
+}
+
+/// Prints a benchmark report as text or, with `json`, as pretty JSON.
+fn print_report<R: serde::Serialize + std::fmt::Display>(
+    report: &R,
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        println!("{report}");
+    }
+    Ok(())
 }

@@ -9,7 +9,6 @@ mod common;
 use common::bgp::*;
 use common::*;
 use ferrolb_e2e::cluster::{Cluster, ClusterOptions, RouterKind};
-use ferrolb_e2e::lab;
 use ferrolb_e2e::lab::daemons::BfdTimers;
 use std::time::{Duration, Instant};
 
@@ -212,32 +211,44 @@ fn router_failure_detected_by_speakers(router: RouterKind) {
 
 #[test]
 fn speaker_failure_detected_by_bfd_bird() {
-    let test = "speaker_failure_detected_by_bfd_bird";
-    if lab::tools_or_skip(test, bfd_tools(RouterKind::Bird)) {
-        speaker_failure_detected_by_bfd(RouterKind::Bird);
-    }
+    let r = RouterKind::Bird;
+    with_router(
+        "speaker_failure_detected_by_bfd_bird",
+        r,
+        bfd_tools(r),
+        speaker_failure_detected_by_bfd,
+    );
 }
 
 #[test]
 fn speaker_failure_detected_by_bfd_frr() {
-    let test = "speaker_failure_detected_by_bfd_frr";
-    if lab::tools_or_skip(test, bfd_tools(RouterKind::Frr)) {
-        speaker_failure_detected_by_bfd(RouterKind::Frr);
-    }
+    let r = RouterKind::Frr;
+    with_router(
+        "speaker_failure_detected_by_bfd_frr",
+        r,
+        bfd_tools(r),
+        speaker_failure_detected_by_bfd,
+    );
 }
 
 #[test]
 fn router_failure_detected_by_speakers_bird() {
-    let test = "router_failure_detected_by_speakers_bird";
-    if lab::tools_or_skip(test, bfd_tools(RouterKind::Bird)) {
-        router_failure_detected_by_speakers(RouterKind::Bird);
-    }
+    let r = RouterKind::Bird;
+    with_router(
+        "router_failure_detected_by_speakers_bird",
+        r,
+        bfd_tools(r),
+        router_failure_detected_by_speakers,
+    );
 }
 
 #[test]
 fn router_failure_detected_by_speakers_frr() {
-    let test = "router_failure_detected_by_speakers_frr";
-    if lab::tools_or_skip(test, bfd_tools(RouterKind::Frr)) {
-        router_failure_detected_by_speakers(RouterKind::Frr);
-    }
+    let r = RouterKind::Frr;
+    with_router(
+        "router_failure_detected_by_speakers_frr",
+        r,
+        bfd_tools(r),
+        router_failure_detected_by_speakers,
+    );
 }

@@ -498,15 +498,30 @@ macro_rules! against_every_router {
     ($scenario:ident: $bird:ident, $frr:ident, $gobgp:ident) => {
         #[test]
         fn $bird() {
-            with_router(stringify!($bird), RouterKind::Bird, $scenario);
+            with_router(
+                stringify!($bird),
+                RouterKind::Bird,
+                router_tools(RouterKind::Bird),
+                $scenario,
+            );
         }
         #[test]
         fn $frr() {
-            with_router(stringify!($frr), RouterKind::Frr, $scenario);
+            with_router(
+                stringify!($frr),
+                RouterKind::Frr,
+                router_tools(RouterKind::Frr),
+                $scenario,
+            );
         }
         #[test]
         fn $gobgp() {
-            with_router(stringify!($gobgp), RouterKind::Gobgp, $scenario);
+            with_router(
+                stringify!($gobgp),
+                RouterKind::Gobgp,
+                router_tools(RouterKind::Gobgp),
+                $scenario,
+            );
         }
     };
 }

@@ -263,10 +263,10 @@ pub fn gobgp_next_hops(c: &Cluster, ip: IpAddr) -> Vec<usize> {
     nodes
 }
 
-/// Runs `scenario` against `router` when the router's tools are here (skipping with a
-/// printed reason otherwise; failing in CI).
-pub fn with_router(test: &str, router: RouterKind, scenario: fn(RouterKind)) {
-    if lab::tools_or_skip(test, router_tools(router)) {
+/// Runs `scenario` against `router` when `tools` are here (skipping with a printed reason
+/// otherwise; failing in CI).
+pub fn with_router(test: &str, router: RouterKind, tools: &[&str], scenario: fn(RouterKind)) {
+    if lab::tools_or_skip(test, tools) {
         scenario(router);
     }
 }

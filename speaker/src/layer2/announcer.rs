@@ -30,7 +30,7 @@ use crate::desired::L2Announcement;
 use ferrolb_api::status::{Announcement, AnnouncementMode};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Notify;
@@ -421,29 +421,69 @@ pub fn rfc3339(t: SystemTime) -> String {
     )
 }
 
-/// The sockets and listener tasks of one interface.
+/// A listener thread's handle: dropping it tells the thread to stop. The thread exits within
+/// [`super::arp::STOP_POLL`] and closes the socket then; it answers nothing in the meantime,
+/// because whoever drops the handle has emptied the owned set first (see
+/// [`IfaceSockets`]'s `Drop`).
+struct Listener<S> {
+    socket: Arc<S>,
+    stop: Arc<AtomicBool>,
+}
+
+impl<S> Drop for Listener<S> {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Stack size of a listener thread: it holds one receive buffer (1500 bytes at most) and
+/// formats the odd log line; the default 2 MiB would only be address space, but there is no
+/// reason to reserve it.
+const LISTENER_STACK: usize = 128 * 1024;
+
+/// Starts a listener thread named `name` running `serve` until `stop` is set.
+fn spawn_listener(
+    name: String,
+    serve: impl FnOnce() -> std::io::Result<()> + Send + 'static,
+    counters: Arc<L2Counters>,
+    interface: String,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name(name)
+        .stack_size(LISTENER_STACK)
+        .spawn(move || {
+            if let Err(error) = serve() {
+                bump(&counters.errors);
+                tracing::error!(%error, %interface, "layer 2 listener stopped");
+            }
+        })
+        .map(|_detached| ())
+}
+
+/// The sockets and listener threads of one interface.
 struct IfaceSockets {
     link: Link,
     owned: Arc<RwLock<BTreeSet<IpAddr>>>,
     link_local: Arc<RwLock<Option<Ipv6Addr>>>,
-    arp: Option<(Arc<ArpSocket>, JoinHandle<()>)>,
-    ndp: Option<(Arc<NdpSocket>, JoinHandle<()>)>,
+    arp: Option<Listener<ArpSocket>>,
+    ndp: Option<Listener<NdpSocket>>,
 }
 
 impl Drop for IfaceSockets {
     fn drop(&mut self) {
-        if let Some((_, task)) = &self.arp {
-            task.abort();
-        }
-        if let Some((_, task)) = &self.ndp {
-            task.abort();
-        }
+        // Stop answering synchronously, whatever the path that drops us (last IP lost, device
+        // replaced): the listener threads check this set on every frame and only notice their
+        // stop flag on their next wake-up.
+        self.owned
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 }
 
 /// The real backend: per interface an ARP socket while it has IPv4 addresses to answer for and
-/// an NDP socket while it has IPv6 ones, each with a listener task. Must be used inside a
-/// tokio runtime.
+/// an NDP socket while it has IPv6 ones, each read by its own thread (why threads and not tokio
+/// tasks: `arp.rs`, "Latency").
 pub struct SocketBackend {
     ifaces: BTreeMap<String, IfaceSockets>,
     counters: Arc<L2Counters>,
@@ -462,28 +502,28 @@ impl SocketBackend {
     pub fn joined_groups(&self) -> BTreeMap<String, Vec<Ipv6Addr>> {
         self.ifaces
             .iter()
-            .filter_map(|(name, s)| Some((name.clone(), s.ndp.as_ref()?.0.joined_groups())))
+            .filter_map(|(name, s)| Some((name.clone(), s.ndp.as_ref()?.socket.joined_groups())))
             .collect()
     }
 
-    fn open_arp(&self, s: &IfaceSockets) -> Result<(Arc<ArpSocket>, JoinHandle<()>), L2Error> {
+    fn open_arp(&self, s: &IfaceSockets) -> Result<Listener<ArpSocket>, L2Error> {
         let link = &s.link;
         let mac = link.mac.unwrap_or_default();
+        let err = |what, source| L2Error::Socket {
+            what,
+            interface: link.name.clone(),
+            source,
+        };
         let socket =
-            Arc::new(
-                ArpSocket::open(link.index, mac).map_err(|source| L2Error::Socket {
-                    what: "opening ARP socket",
-                    interface: link.name.clone(),
-                    source,
-                })?,
-            );
-        let (sock, owned, counters, name) = (
+            Arc::new(ArpSocket::open(link.index, mac).map_err(|e| err("opening ARP socket", e))?);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (sock, owned, counters, flag) = (
             socket.clone(),
             s.owned.clone(),
             self.counters.clone(),
-            link.name.clone(),
+            stop.clone(),
         );
-        let task = tokio::spawn(async move {
+        let serve = move || {
             let owns = |ip: std::net::Ipv4Addr| {
                 owned
                     .read()
@@ -491,32 +531,39 @@ impl SocketBackend {
                     .contains(&IpAddr::V4(ip))
             };
             let answered = |_| bump(&counters.arp_requests_answered);
-            if let Err(error) = sock.serve(owns, answered).await {
-                bump(&counters.errors);
-                tracing::error!(%error, interface = %name, "ARP listener stopped");
-            }
-        });
-        Ok((socket, task))
+            sock.serve_blocking(&flag, owns, answered)
+        };
+        spawn_listener(
+            format!("arp-{}", link.name),
+            serve,
+            self.counters.clone(),
+            link.name.clone(),
+        )
+        .map_err(|e| err("starting the ARP listener thread", e))?;
+        Ok(Listener { socket, stop })
     }
 
-    fn open_ndp(&self, s: &IfaceSockets) -> Result<(Arc<NdpSocket>, JoinHandle<()>), L2Error> {
+    fn open_ndp(&self, s: &IfaceSockets) -> Result<Listener<NdpSocket>, L2Error> {
         let link = &s.link;
         let mac = link.mac.unwrap_or_default();
+        let err = |what, source| L2Error::Socket {
+            what,
+            interface: link.name.clone(),
+            source,
+        };
         let socket = Arc::new(
-            NdpSocket::open(&link.name, link.index, mac).map_err(|source| L2Error::Socket {
-                what: "opening NDP socket",
-                interface: link.name.clone(),
-                source,
-            })?,
+            NdpSocket::open(&link.name, link.index, mac)
+                .map_err(|e| err("opening NDP socket", e))?,
         );
-        let (sock, owned, link_local, counters, name) = (
+        let stop = Arc::new(AtomicBool::new(false));
+        let (sock, owned, link_local, counters, flag) = (
             socket.clone(),
             s.owned.clone(),
             s.link_local.clone(),
             self.counters.clone(),
-            link.name.clone(),
+            stop.clone(),
         );
-        let task = tokio::spawn(async move {
+        let serve = move || {
             let owns = |ip: Ipv6Addr| {
                 owned
                     .read()
@@ -525,23 +572,25 @@ impl SocketBackend {
             };
             let source = || *link_local.read().unwrap_or_else(|p| p.into_inner());
             let answered = |_| bump(&counters.ndp_solicitations_answered);
-            if let Err(error) = sock.serve(owns, source, answered).await {
-                bump(&counters.errors);
-                tracing::error!(%error, interface = %name, "NDP listener stopped");
-            }
-        });
-        Ok((socket, task))
+            sock.serve_blocking(&flag, owns, source, answered)
+        };
+        spawn_listener(
+            format!("ndp-{}", link.name),
+            serve,
+            self.counters.clone(),
+            link.name.clone(),
+        )
+        .map_err(|e| err("starting the NDP listener thread", e))?;
+        Ok(Listener { socket, stop })
     }
 }
 
 impl L2Backend for SocketBackend {
     fn set_owned(&mut self, link: &Link, ips: &BTreeSet<IpAddr>) -> Result<(), L2Error> {
         if ips.is_empty() {
-            if let Some(s) = self.ifaces.remove(&link.name) {
-                // Stop answering before the sockets go away (the tasks stop at their next
-                // poll, the answer set is checked on every frame).
-                s.owned.write().unwrap_or_else(|p| p.into_inner()).clear();
-            }
+            // Dropping the interface's state empties its owned set first (the listener threads
+            // check it on every frame), then tells the threads to stop.
+            self.ifaces.remove(&link.name);
             return Ok(());
         }
         if self
@@ -569,7 +618,7 @@ impl L2Backend for SocketBackend {
         let keep: BTreeSet<IpAddr> = old.intersection(ips).copied().collect();
         *s.owned.write().unwrap_or_else(|p| p.into_inner()) = keep.clone();
         let mut first_error = None;
-        if let Some((ndp, _)) = &s.ndp {
+        if let Some(Listener { socket: ndp, .. }) = &s.ndp {
             for lost in old.difference(ips) {
                 if let IpAddr::V6(v6) = lost
                     && let Err(source) = ndp.leave(*v6)
@@ -623,7 +672,7 @@ impl L2Backend for SocketBackend {
                     owned.insert(*gained);
                 }
                 IpAddr::V6(v6) => {
-                    let joined = s.ndp.as_ref().map(|(ndp, _)| ndp.join(*v6));
+                    let joined = s.ndp.as_ref().map(|l| l.socket.join(*v6));
                     match joined {
                         Some(Ok(())) => {
                             owned.insert(*gained);
@@ -650,13 +699,13 @@ impl L2Backend for SocketBackend {
         };
         let result = match ip {
             IpAddr::V4(v4) => match &s.arp {
-                Some((arp, _)) => arp.send_gratuitous(v4),
+                Some(arp) => arp.socket.send_gratuitous(v4),
                 None => return Ok(()),
             },
             IpAddr::V6(v6) => match &s.ndp {
-                Some((ndp, _)) => {
+                Some(ndp) => {
                     let src = *s.link_local.read().unwrap_or_else(|p| p.into_inner());
-                    ndp.send_unsolicited(v6, src)
+                    ndp.socket.send_unsolicited(v6, src)
                 }
                 None => return Ok(()),
             },
@@ -754,7 +803,7 @@ impl Announcer {
     }
 
     /// Replaces the set of IPs this node announces. Losses stop being answered before this
-    /// returns; gains are announced at once (from the timer task) and then on
+    /// returns; gains are announced before it returns too, and then on
     /// [`ANNOUNCE_SCHEDULE`]. Must be called inside the runtime the announcer was started in.
     pub fn set_desired<I, D>(&self, desired: I)
     where
@@ -762,8 +811,14 @@ impl Announcer {
         D: Into<DesiredIp>,
     {
         let desired = desired.into_iter().map(Into::into).collect();
-        self.core()
-            .set_desired(desired, Instant::now(), SystemTime::now());
+        let mut core = self.core();
+        let now = Instant::now();
+        core.set_desired(desired, now, SystemTime::now());
+        // Send the announcements due now (a gain's first gratuitous ARP / NA: the failover
+        // itself) from here rather than from the timer task, so they do not wait for that task
+        // to be scheduled; the task is woken for the later repetitions.
+        core.poll(now);
+        drop(core);
         self.wake.notify_one();
     }
 

@@ -261,15 +261,29 @@ pub fn gratuitous_arp_reply(mac: MacAddr, ip: Ipv4Addr) -> Vec<u8> {
     arp_frame(MacAddr::BROADCAST, mac, &arp)
 }
 
-/// The reply frame to send for a received ARP frame, if it is a request for an IP `owns` says
-/// is ours. Our own frames (sender `my_mac`) and gratuitous requests (another host announcing
-/// itself) get no answer; RFC 5227 probes (sender IP 0.0.0.0) are answered, which defends
-/// the address like Linux does.
-pub fn arp_response(
+/// Length of an Ethernet frame carrying ARP, before the NIC pads it to the 60-byte minimum.
+pub const ARP_FRAME_LEN: usize = ETHERNET_HEADER_LEN + ARP_LEN;
+
+/// Writes the Ethernet frame carrying `arp` into `out`, without allocating (the listener's hot
+/// path).
+pub fn write_arp_frame(dst: MacAddr, src: MacAddr, arp: &ArpPacket, out: &mut [u8; ARP_FRAME_LEN]) {
+    out[0..6].copy_from_slice(&dst.0);
+    out[6..12].copy_from_slice(&src.0);
+    out[12..14].copy_from_slice(&ETHERTYPE_ARP.to_be_bytes());
+    out[ETHERNET_HEADER_LEN..].copy_from_slice(&arp.to_bytes());
+}
+
+/// The reply to send for a received ARP frame, if it is a request for an IP `owns` says is
+/// ours, written into `out`; returns the request (for counters and logs). Our own frames
+/// (sender `my_mac`) and gratuitous requests (another host announcing itself) get no answer;
+/// RFC 5227 probes (sender IP 0.0.0.0) are answered, which defends the address like Linux
+/// does. Allocation-free: this runs for every ARP request on the segment.
+pub fn arp_reply_into(
     frame: &[u8],
     my_mac: MacAddr,
     owns: impl Fn(Ipv4Addr) -> bool,
-) -> Option<Vec<u8>> {
+    out: &mut [u8; ARP_FRAME_LEN],
+) -> Option<ArpPacket> {
     let (_, arp) = parse_arp_frame(frame)?;
     if arp.op != ArpOp::Request
         || arp.sender_mac == my_mac
@@ -278,7 +292,26 @@ pub fn arp_response(
     {
         return None;
     }
-    Some(arp_reply_frame(&arp, my_mac))
+    let reply = ArpPacket {
+        op: ArpOp::Reply,
+        sender_mac: my_mac,
+        sender_ip: arp.target_ip,
+        target_mac: arp.sender_mac,
+        target_ip: arp.sender_ip,
+    };
+    write_arp_frame(arp.sender_mac, my_mac, &reply, out);
+    Some(arp)
+}
+
+/// [`arp_reply_into`] returning the reply frame as a vector.
+pub fn arp_response(
+    frame: &[u8],
+    my_mac: MacAddr,
+    owns: impl Fn(Ipv4Addr) -> bool,
+) -> Option<Vec<u8>> {
+    let mut out = [0u8; ARP_FRAME_LEN];
+    arp_reply_into(frame, my_mac, owns, &mut out)?;
+    Some(out.to_vec())
 }
 
 /// The fields of an IPv6 header NDP validation needs.
@@ -690,6 +723,12 @@ mod tests {
              020000000001 0ac8000a
              020000000002 0ac80002");
         assert_eq!(reply, want);
+        // The allocation-free form writes the same bytes and hands back the request.
+        let mut out = [0u8; ARP_FRAME_LEN];
+        let req =
+            arp_reply_into(&request, MAC, |ip| ip == v4("10.200.0.10"), &mut out).expect("owned");
+        assert_eq!(out.as_slice(), want.as_slice());
+        assert_eq!(req.sender_ip, v4("10.200.0.2"));
         assert_eq!(arp_response(&request, MAC, |_| false), None);
         // Our own request looped back is not answered.
         assert_eq!(arp_response(&request, PEER_MAC, |_| true), None);

@@ -33,7 +33,7 @@ use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{Ipv6Addr, SocketAddrV6};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Mutex;
-use tokio::io::unix::AsyncFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// `ICMP6_FILTER` from `<netinet/icmp6.h>` (level `IPPROTO_ICMPV6`); libc does not export it.
 const ICMP6_FILTER: libc::c_int = 1;
@@ -52,7 +52,7 @@ pub fn icmp6_filter_passing(pass: &[u8]) -> [u32; 8] {
 /// An NDP socket on one interface.
 #[derive(Debug)]
 pub struct NdpSocket {
-    fd: AsyncFd<OwnedFd>,
+    fd: OwnedFd,
     ifindex: u32,
     mac: MacAddr,
     /// Whether `IPV6_FREEBIND` is set, so the VIP itself can be the source of our NAs.
@@ -64,7 +64,7 @@ pub struct NdpSocket {
 
 impl NdpSocket {
     /// Opens the socket on interface `ifname` / `ifindex` whose MAC is `mac`. Needs
-    /// `CAP_NET_RAW` and a tokio runtime.
+    /// `CAP_NET_RAW`.
     pub fn open(ifname: &str, ifindex: u32, mac: MacAddr) -> io::Result<Self> {
         let fd = sys::socket(libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_ICMPV6)?;
         let filter = icmp6_filter_passing(&[frames::ICMPV6_NEIGHBOR_SOLICITATION]);
@@ -99,8 +99,10 @@ impl NdpSocket {
         // Our own unsolicited NAs need not come back to us.
         let off: libc::c_int = 0;
         sys::setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_LOOP, &off)?;
+        // The listener thread blocks in recvmsg(2); this lets it notice `stop` (see arp.rs).
+        sys::set_recv_timeout(&fd, super::arp::STOP_POLL)?;
         Ok(NdpSocket {
-            fd: sys::async_fd(fd)?,
+            fd,
             ifindex,
             mac,
             freebind,
@@ -125,7 +127,7 @@ impl NdpSocket {
         } else {
             libc::IPV6_DROP_MEMBERSHIP
         };
-        sys::setsockopt(self.fd.get_ref(), libc::IPPROTO_IPV6, name, &request)
+        sys::setsockopt(&self.fd, libc::IPPROTO_IPV6, name, &request)
     }
 
     /// Joins the solicited-node group of `ip` (reference-counted per group).
@@ -203,11 +205,12 @@ impl NdpSocket {
         };
         let iov = [IoSlice::new(&icmp)];
         let cmsgs = [ControlMessage::Ipv6PacketInfo(&info)];
+        // Never block the caller (the listener thread or the announcer) on a full queue.
         nix::sys::socket::sendmsg(
-            self.fd.get_ref().as_raw_fd(),
+            self.fd.as_raw_fd(),
             &iov,
             &cmsgs,
-            MsgFlags::empty(),
+            MsgFlags::MSG_DONTWAIT,
             Some(&addr),
         )
         .map_err(io::Error::from)?;
@@ -224,42 +227,50 @@ impl NdpSocket {
         self.send_na(dst, &na, link_local)
     }
 
-    /// Receives solicitations and answers those for targets `owns` accepts, until the socket
-    /// fails. `source` gives the link-local fallback source (it can appear after the socket
-    /// was opened); `answered` is called after each advertisement sent.
-    pub async fn serve(
+    /// Receives solicitations and answers those for targets `owns` accepts, blocking the
+    /// calling thread (a dedicated one, for the latency reasons given in `arp.rs`), until
+    /// `stop` is set or the socket fails. `source` gives the link-local fallback source (it can
+    /// appear after the socket was opened); `answered` is called after each advertisement sent.
+    pub fn serve_blocking(
         &self,
+        stop: &AtomicBool,
         owns: impl Fn(Ipv6Addr) -> bool,
         source: impl Fn() -> Option<Ipv6Addr>,
         answered: impl Fn(Ipv6Addr),
     ) -> io::Result<()> {
         let mut buf = [0u8; RECV_BUF];
-        loop {
-            let mut guard = self.fd.readable().await?;
-            loop {
-                let got = guard.try_io(|fd| recv_solicitation(fd.get_ref(), &mut buf));
-                let (n, from, hop_limit) = match got {
-                    Ok(Ok(got)) => got,
-                    Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Ok(Err(e)) => return Err(e),
-                    Err(_would_block) => break,
-                };
-                // RFC 4861 §7.1.1: a solicitation that was routed is not for us to answer.
-                if hop_limit != Some(frames::NDP_HOP_LIMIT.into()) {
+        while !stop.load(Ordering::Relaxed) {
+            let (n, from, hop_limit) = match recv_solicitation(&self.fd, &mut buf) {
+                Ok(got) => got,
+                // SO_RCVTIMEO expired (EAGAIN) or a signal: look at `stop` and wait again.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) =>
+                {
                     continue;
                 }
-                let Some(icmp) = buf.get(..n) else { continue };
-                let Some((dst, na)) = frames::ndp_response(from, icmp, self.mac, &owns) else {
-                    continue;
-                };
-                match self.send_na(dst, &na, source()) {
-                    Ok(()) => answered(na.target),
-                    Err(error) => {
-                        tracing::warn!(%error, ifindex = self.ifindex, "sending NA failed")
-                    }
+                Err(e) => return Err(e),
+            };
+            // RFC 4861 §7.1.1: a solicitation that was routed is not for us to answer.
+            if hop_limit != Some(frames::NDP_HOP_LIMIT.into()) {
+                continue;
+            }
+            let Some(icmp) = buf.get(..n) else { continue };
+            let Some((dst, na)) = frames::ndp_response(from, icmp, self.mac, &owns) else {
+                continue;
+            };
+            match self.send_na(dst, &na, source()) {
+                Ok(()) => answered(na.target),
+                Err(error) => {
+                    tracing::warn!(%error, ifindex = self.ifindex, "sending NA failed")
                 }
             }
         }
+        Ok(())
     }
 }
 

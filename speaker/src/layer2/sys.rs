@@ -1,25 +1,23 @@
 //! The few raw system calls layer 2 needs that neither `nix` nor `socket2` wrap for us:
-//! creating and binding an `AF_PACKET` socket, reading from it with the packet type, and
-//! typed `setsockopt`. Every `unsafe` block of the layer 2 runtime is in this file.
+//! creating and binding an `AF_PACKET` socket, attaching a classic BPF filter, reading from it
+//! with the packet type, and typed `setsockopt`. Every `unsafe` block of the layer 2 runtime is
+//! in this file.
 
 use std::io;
 use std::mem::size_of;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
 
-/// `socket(2)` with `SOCK_NONBLOCK | SOCK_CLOEXEC`, owned.
+/// `socket(2)` with `SOCK_CLOEXEC`, owned. Blocking: the layer 2 listeners read on dedicated
+/// threads (see `announcer.rs`), and every send passes `MSG_DONTWAIT` so that no caller ever
+/// waits on a full device queue.
 pub(crate) fn socket(
     domain: libc::c_int,
     ty: libc::c_int,
     protocol: libc::c_int,
 ) -> io::Result<OwnedFd> {
     // SAFETY: socket(2) takes plain integers and returns a new descriptor or -1.
-    let fd = unsafe {
-        libc::socket(
-            domain,
-            ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            protocol,
-        )
-    };
+    let fd = unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, protocol) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -54,13 +52,62 @@ pub(crate) fn setsockopt<T: Copy>(
     Ok(())
 }
 
-/// An `AF_PACKET` / `SOCK_RAW` socket receiving only `ethertype` on interface `ifindex`.
+/// Attaches a classic BPF program (`SO_ATTACH_FILTER`): the kernel then runs it on every frame
+/// before queueing, so frames it rejects never wake the reader.
+pub(crate) fn attach_filter(fd: &impl AsRawFd, program: &[libc::sock_filter]) -> io::Result<()> {
+    let len =
+        u16::try_from(program.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let prog = libc::sock_fprog {
+        len,
+        // The kernel only reads through this pointer (it copies the program during the call).
+        filter: program.as_ptr().cast_mut(),
+    };
+    let size = libc::socklen_t::try_from(size_of::<libc::sock_fprog>())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `prog` is a valid sock_fprog whose `filter` points at `len` initialised
+    // instructions that outlive the call; the kernel copies and verifies the program and keeps
+    // no pointer into our memory.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            std::ptr::from_ref(&prog).cast::<libc::c_void>(),
+            size,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `SO_RCVTIMEO`: a blocking read returns `EAGAIN` after `timeout` without data, which is how a
+/// listener thread gets to check whether it should stop.
+pub(crate) fn set_recv_timeout(fd: &impl AsRawFd, timeout: Duration) -> io::Result<()> {
+    let tv = libc::timeval {
+        tv_sec: libc::time_t::try_from(timeout.as_secs())
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
+        tv_usec: libc::suseconds_t::from(timeout.subsec_micros()),
+    };
+    setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)
+}
+
+/// An `AF_PACKET` / `SOCK_RAW` socket receiving only `ethertype` on interface `ifindex`, with
+/// `filter` attached before it is bound.
 ///
 /// The protocol is given to socket(2) *and* bind(2): until bind, the socket would see that
 /// EtherType on every interface, so callers also check the interface of each frame.
-pub(crate) fn packet_socket(ethertype: u16, ifindex: u32) -> io::Result<OwnedFd> {
+pub(crate) fn packet_socket(
+    ethertype: u16,
+    ifindex: u32,
+    filter: &[libc::sock_filter],
+) -> io::Result<OwnedFd> {
     let proto_be = ethertype.to_be();
     let fd = socket(libc::AF_PACKET, libc::SOCK_RAW, libc::c_int::from(proto_be))?;
+    if !filter.is_empty() {
+        attach_filter(&fd, filter)?;
+    }
     let ifindex =
         libc::c_int::try_from(ifindex).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let addr = libc::sockaddr_ll {
@@ -120,7 +167,7 @@ pub(crate) fn packet_recv(fd: &impl AsRawFd, buf: &mut [u8]) -> io::Result<(usiz
 }
 
 /// Sends a whole frame on a bound packet socket (the kernel takes interface and protocol from
-/// the binding).
+/// the binding). Never blocks: a full device queue is reported as `WouldBlock`.
 pub(crate) fn packet_send(fd: &impl AsRawFd, frame: &[u8]) -> io::Result<usize> {
     // SAFETY: `frame` is readable for its length; the kernel copies it.
     let n = unsafe {
@@ -128,20 +175,11 @@ pub(crate) fn packet_send(fd: &impl AsRawFd, frame: &[u8]) -> io::Result<usize> 
             fd.as_raw_fd(),
             frame.as_ptr().cast::<libc::c_void>(),
             frame.len(),
-            0,
+            libc::MSG_DONTWAIT,
         )
     };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(usize::try_from(n).unwrap_or(0))
-}
-
-/// Registers an owned socket with the tokio reactor for readability.
-pub(crate) fn async_fd(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
-    // SAFETY: the `OwnedFd` moves into the `AsyncFd`, which is then its only owner: the
-    // descriptor stays open and unchanged until the `AsyncFd` is dropped, and
-    // `OwnedFd::as_raw_fd` always returns the same descriptor.
-    unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
-        .map_err(io::Error::from)
 }

@@ -4,6 +4,7 @@ use clap::{Args, Parser, Subcommand};
 use ferrolb_speaker::layer2::interfaces::DEFAULT_EXCLUDE_PATTERNS;
 use ferrolb_speaker::membership::GossipTimers;
 use ferrolb_speaker::run::{MembershipOptions, RunOptions};
+use std::time::Duration;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -47,10 +48,26 @@ struct RunArgs {
     /// Key of that Secret's data.
     #[arg(long, default_value = "secretkey")]
     membership_secret_key: String,
+    /// Gossip: how often each speaker probes another, in milliseconds. Raise it (with the
+    /// suspicion timeout) on networks or nodes where the defaults cause false "member down".
+    #[arg(long, value_name = "MS", default_value_t = default_ms(GossipTimers::default().probe_period))]
+    gossip_probe_period: u64,
+    /// Gossip: how long a direct probe may take before indirect probes start, in milliseconds
+    /// (below the probe period).
+    #[arg(long, value_name = "MS", default_value_t = default_ms(GossipTimers::default().probe_rtt))]
+    gossip_probe_rtt: u64,
+    /// Gossip: how long a suspected speaker has to refute before it is declared down, in
+    /// milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = default_ms(GossipTimers::default().suspect_to_down))]
+    gossip_suspect_timeout: u64,
     /// Interface name patterns (globs) automatic interface choice skips; repeatable. Default:
     /// cni*, docker*, veth*, kube-ipvs0 and other virtual interfaces.
     #[arg(long = "exclude-interface")]
     exclude_interfaces: Vec<String>,
+}
+
+fn default_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -60,6 +77,14 @@ fn main() -> anyhow::Result<()> {
             let filter = tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
             tracing_subscriber::fmt().with_env_filter(filter).init();
+            let timers = GossipTimers {
+                probe_period: Duration::from_millis(args.gossip_probe_period),
+                probe_rtt: Duration::from_millis(args.gossip_probe_rtt),
+                suspect_to_down: Duration::from_millis(args.gossip_suspect_timeout),
+                ..GossipTimers::default()
+            };
+            // Refuse inconsistent timers at start rather than run without membership.
+            ferrolb_speaker::membership::foca_config(&timers)?;
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async move {
                 let client = kube::Client::try_default().await?;
@@ -68,11 +93,11 @@ fn main() -> anyhow::Result<()> {
                     namespace: args.namespace,
                     listen: args.listen,
                     default_class: !args.require_class,
-                    membership: (args.membership_port != 0).then(|| MembershipOptions {
+                    membership: (args.membership_port != 0).then_some(MembershipOptions {
                         port: args.membership_port,
                         secret: args.membership_secret,
                         secret_key: args.membership_secret_key,
-                        timers: GossipTimers::default(),
+                        timers,
                     }),
                     exclude_interfaces: if args.exclude_interfaces.is_empty() {
                         DEFAULT_EXCLUDE_PATTERNS

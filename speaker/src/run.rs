@@ -193,6 +193,10 @@ struct Gossip {
     membership: Membership,
     key: Vec<u8>,
     started: std::time::Instant,
+    /// Set once the membership has settled: the gate below is about a fresh start only. Without
+    /// the latch, a Ready node dying within `MEMBERSHIP_SETTLE` of our start would hold back
+    /// its takeover until then (issue #5: the first failover after a start took 1.75 s).
+    settled: bool,
 }
 
 /// How long a freshly started membership may take to learn the other speakers before layer 2
@@ -210,7 +214,9 @@ fn membership_settled(
 ) -> bool {
     match gossip {
         None => true,
-        Some(g) => expected.is_subset(alive) || g.started.elapsed() >= MEMBERSHIP_SETTLE,
+        Some(g) => {
+            g.settled || expected.is_subset(alive) || g.started.elapsed() >= MEMBERSHIP_SETTLE
+        }
     }
 }
 
@@ -302,6 +308,7 @@ async fn main_loop(
                                 membership: m,
                                 key,
                                 started: std::time::Instant::now(),
+                                settled: false,
                             });
                             tracing::info!("membership started");
                         }
@@ -392,6 +399,28 @@ async fn main_loop(
             })
         };
         if let Some((desired, peers, bfd_profiles)) = desired {
+            // Layer 2 first: after a membership change this is the failover itself (the new
+            // owner's gratuitous ARP goes out inside `set_desired`), and it must not wait for
+            // the BGP manager below.
+            let expected: BTreeSet<String> = stores
+                .nodes()
+                .iter()
+                .filter(|n| !node_addresses(n).is_empty())
+                .filter_map(|n| crate::index::node_from_k8s(n))
+                .filter(|n| n.ready)
+                .map(|n| n.name)
+                .collect();
+            let alive_now = alive.clone().unwrap_or_default();
+            let settled = membership_settled(gossip.as_ref(), &alive_now, &expected);
+            if let Some(g) = gossip.as_mut() {
+                g.settled |= settled;
+            }
+            if settled {
+                announcer.set_desired(desired.layer2.iter());
+            } else {
+                tracing::debug!("membership still settling; layer 2 announcements wait");
+                settle_retry = true;
+            }
             bgp.set_bfd_profiles(bfd_profiles);
             let mut node_ips = NodeAddresses::default();
             let this_node = stores
@@ -415,22 +444,6 @@ async fn main_loop(
             )
             .await;
             record_bgp_announcements(&desired, &shared, &mut bgp_since);
-            let expected: BTreeSet<String> = stores
-                .nodes()
-                .iter()
-                .filter(|n| !node_addresses(n).is_empty())
-                .filter_map(|n| crate::index::node_from_k8s(n))
-                .filter(|n| n.ready)
-                .map(|n| n.name)
-                .collect();
-            let alive_now = alive.clone().unwrap_or_default();
-            let settled = membership_settled(gossip.as_ref(), &alive_now, &expected);
-            if settled {
-                announcer.set_desired(desired.layer2.iter());
-            } else {
-                tracing::debug!("membership still settling; layer 2 announcements wait");
-                settle_retry = true;
-            }
             shared
                 .metrics
                 .announced

@@ -132,16 +132,7 @@ impl ArpSocket {
             let (n, ifindex, pkttype) = match sys::packet_recv(&self.fd, &mut buf) {
                 Ok(got) => got,
                 // SO_RCVTIMEO expired (EAGAIN) or a signal: look at `stop` and wait again.
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
-                    ) =>
-                {
-                    continue;
-                }
+                Err(e) if sys::is_timeout_or_interrupt(&e) => continue,
                 Err(e) => return Err(e),
             };
             if pkttype == libc::PACKET_OUTGOING || u32::try_from(ifindex).ok() != Some(self.ifindex)

@@ -243,16 +243,7 @@ impl NdpSocket {
             let (n, from, hop_limit) = match recv_solicitation(&self.fd, &mut buf) {
                 Ok(got) => got,
                 // SO_RCVTIMEO expired (EAGAIN) or a signal: look at `stop` and wait again.
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
-                    ) =>
-                {
-                    continue;
-                }
+                Err(e) if sys::is_timeout_or_interrupt(&e) => continue,
                 Err(e) => return Err(e),
             };
             // RFC 4861 §7.1.1: a solicitation that was routed is not for us to answer.

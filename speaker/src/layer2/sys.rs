@@ -183,3 +183,12 @@ pub(crate) fn packet_send(fd: &impl AsRawFd, frame: &[u8]) -> io::Result<usize> 
     }
     Ok(usize::try_from(n).unwrap_or(0))
 }
+
+/// Whether a blocking receive ended without a packet only because its `SO_RCVTIMEO` expired
+/// or a signal arrived, so the caller checks its stop flag and receives again.
+pub(crate) fn is_timeout_or_interrupt(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}

@@ -586,6 +586,49 @@ impl Cluster {
         SocketAddr::new(IpAddr::V4(self.lab.node(i).v4()), SPEAKER_HTTP_PORT)
     }
 
+    /// Whether the speaker of node `i` (1-based) lists `ip` among its announcements.
+    pub fn announces(&self, i: usize, ip: IpAddr) -> bool {
+        let ip = ip.to_string();
+        self.get_json(self.speaker_http(i), "/api/v1/status")
+            .is_ok_and(|s| {
+                s["announcements"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x["ip"].as_str() == Some(ip.as_str())))
+            })
+    }
+
+    /// Nodes (1-based) whose speaker announces `ip`, from their status APIs.
+    pub fn announcing_nodes(&self, ip: IpAddr) -> Vec<usize> {
+        (1..=self.lab.nodes().len())
+            .filter(|&i| self.announces(i, ip))
+            .collect()
+    }
+
+    /// Waits until exactly one node announces `ip`, not asking node `except` (a node whose
+    /// speaker was just killed); returns it.
+    pub fn wait_single_announcer(
+        &self,
+        ip: IpAddr,
+        except: Option<usize>,
+        timeout: Duration,
+    ) -> anyhow::Result<usize> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let nodes: Vec<usize> = (1..=self.lab.nodes().len())
+                .filter(|&i| Some(i) != except && self.announces(i, ip))
+                .collect();
+            if let [one] = nodes.as_slice() {
+                return Ok(*one);
+            }
+            if Instant::now() > deadline {
+                return Err(anyhow!(
+                    "{ip}: announced by nodes {nodes:?} after {timeout:?}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Address of the controller HTTP API.
     pub fn controller_http(&self) -> SocketAddr {
         SocketAddr::new(

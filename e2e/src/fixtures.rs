@@ -1,12 +1,52 @@
 //! Helpers shared by tests, benchmarks and the lab for driving a cluster (the in-memory API
 //! server or any other): installing our CRDs, creating namespaces, waiting for conditions.
 
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Service, ServicePort, ServiceSpec};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
+
+/// A LoadBalancer Service in `default` selecting `app: NAME`, with one port.
+pub fn lb_service(name: &str, port: i32, annotations: &[(&str, &str)]) -> Service {
+    Service {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some("default".into()),
+            annotations: Some(
+                annotations
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            ..ObjectMeta::default()
+        },
+        spec: Some(ServiceSpec {
+            type_: Some("LoadBalancer".into()),
+            selector: Some(BTreeMap::from([("app".to_string(), name.to_string())])),
+            ports: Some(vec![ServicePort {
+                port,
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// The addresses in a Service's `status.loadBalancer.ingress`.
+pub fn ingress_ips(svc: &Service) -> Vec<std::net::IpAddr> {
+    svc.status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|l| l.ingress.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.ip.as_deref()?.parse().ok())
+        .collect()
+}
 
 /// Creates every ferrolb CRD (already existing ones are left alone).
 pub async fn install_crds(client: &Client) -> Result<(), kube::Error> {

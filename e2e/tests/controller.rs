@@ -6,10 +6,10 @@ use ferrolb_api::{IPAddressPool, IPAddressPoolSpec};
 use ferrolb_controller::run::{self, Handle, RunOptions};
 use ferrolb_e2e::apiserver::faults::{Fault, FaultScope};
 use ferrolb_e2e::apiserver::{ApiServer, ApiServerHandle, ApiServerOptions};
-use ferrolb_e2e::fixtures::{ensure_namespace, eventually, http_get, install_crds};
-use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+use ferrolb_e2e::fixtures::{ensure_namespace, eventually, http_get, install_crds, lb_service};
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -55,32 +55,6 @@ async fn create_pool(client: &Client, name: &str, addresses: &[&str]) {
     api.create(&PostParams::default(), &pool)
         .await
         .expect("create pool");
-}
-
-fn lb_service(name: &str, port: i32, annotations: &[(&str, &str)]) -> Service {
-    Service {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            namespace: Some("default".into()),
-            annotations: Some(
-                annotations
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            ),
-            ..ObjectMeta::default()
-        },
-        spec: Some(ServiceSpec {
-            type_: Some("LoadBalancer".into()),
-            selector: Some(BTreeMap::from([("app".to_string(), name.to_string())])),
-            ports: Some(vec![ServicePort {
-                port,
-                ..ServicePort::default()
-            }]),
-            ..ServiceSpec::default()
-        }),
-        status: None,
-    }
 }
 
 async fn create_service(client: &Client, svc: &Service) {

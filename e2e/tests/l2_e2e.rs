@@ -142,13 +142,13 @@ fn local_policy_follows_ready_endpoints_and_keeps_client_ip() {
         Duration::from_secs(10),
         || (arp_answerers(&c, v4(ip), 1) == vec![node_mac(&c, 1)]).then_some(()),
     );
-    assert_eq!(announcing_nodes(&c, ip), vec![1]);
+    assert_eq!(c.announcing_nodes(ip), vec![1]);
 
     set_endpoints(&c, "local", &[(&n1, false)]);
     eventually(
         "nobody announces without a ready endpoint",
         Duration::from_secs(10),
-        || announcing_nodes(&c, ip).is_empty().then_some(()),
+        || c.announcing_nodes(ip).is_empty().then_some(()),
     );
     let client = c.lab.lan_client();
     let out = client
@@ -224,7 +224,8 @@ fn owner_link_down_fails_over() {
     // The downed node's own speaker cannot be asked (its link is down); the others agree on
     // one owner among themselves.
     let others: Vec<usize> = (1..=3).filter(|&i| i != owner).collect();
-    let owners: Vec<usize> = announcing_nodes(&c, ip)
+    let owners: Vec<usize> = c
+        .announcing_nodes(ip)
         .into_iter()
         .filter(|i| others.contains(i))
         .collect();
@@ -402,7 +403,7 @@ fn restarting_the_owner_never_shows_two_macs() {
         .expect("speaker exits on SIGTERM");
     // Someone else takes over while the owner is away.
     eventually("another node owns the VIP", Duration::from_secs(5), || {
-        let o = announcing_nodes(&c, ip);
+        let o = c.announcing_nodes(ip);
         (o.len() == 1 && o[0] != owner).then_some(())
     });
     let restart_at = std::time::SystemTime::now()
@@ -415,7 +416,7 @@ fn restarting_the_owner_never_shows_two_macs() {
         Duration::from_secs(10),
         || {
             std::thread::sleep(Duration::from_millis(500));
-            let o = announcing_nodes(&c, ip);
+            let o = c.announcing_nodes(ip);
             (o.len() == 1).then(|| o[0])
         },
     );

@@ -17,6 +17,7 @@
 
 use crate::bench::stats::{peak_rss_kib, percentile};
 use crate::cluster::{Cluster, ClusterOptions, default_service_ranges, ns_runtime};
+use crate::fixtures::ingress_ips;
 use crate::lab::process::{LabProcess, ProcessSpec};
 use anyhow::{Context, anyhow, bail};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -346,15 +347,8 @@ pub fn create_v4_service(c: &Cluster, name: &str, timeout: Duration) -> anyhow::
         let deadline = Instant::now() + timeout;
         loop {
             let s = api.get(&name).await?;
-            let ip = s
-                .status
-                .and_then(|s| s.load_balancer)
-                .and_then(|l| l.ingress)
-                .unwrap_or_default()
-                .iter()
-                .find_map(|i| i.ip.as_deref()?.parse::<IpAddr>().ok());
-            if let Some(ip) = ip {
-                return Ok(ip);
+            if let Some(ip) = ingress_ips(&s).first() {
+                return Ok(*ip);
             }
             if Instant::now() > deadline {
                 bail!("service {name} got no address in {timeout:?}");
@@ -364,34 +358,6 @@ pub fn create_v4_service(c: &Cluster, name: &str, timeout: Duration) -> anyhow::
     })?
 }
 
-/// Nodes (1-based) whose speaker status lists `ip`.
-pub fn owners(c: &Cluster, ip: IpAddr) -> Vec<usize> {
-    (1..=c.lab.nodes().len())
-        .filter(|&i| {
-            c.get_json(c.speaker_http(i), "/api/v1/status")
-                .is_ok_and(|s| {
-                    s["announcements"].as_array().is_some_and(|a| {
-                        a.iter().any(|x| x["ip"].as_str() == Some(&ip.to_string()))
-                    })
-                })
-        })
-        .collect()
-}
-
-fn wait_single_owner(c: &Cluster, ip: IpAddr, timeout: Duration) -> anyhow::Result<usize> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let o = owners(c, ip);
-        if o.len() == 1 {
-            return Ok(o[0]);
-        }
-        if Instant::now() > deadline {
-            bail!("{ip}: owners {o:?} after {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn ferrolb_trials(c: &mut Cluster, opts: &FailoverBench) -> anyhow::Result<SystemResult> {
     c.apply_yaml(L2_EXAMPLE)?;
     let ip = create_v4_service(c, "bench", Duration::from_secs(20))?;
@@ -399,7 +365,7 @@ fn ferrolb_trials(c: &mut Cluster, opts: &FailoverBench) -> anyhow::Result<Syste
     let prober = Prober::start(&client_ns, SocketAddr::new(ip, 80), PROBE_INTERVAL)?;
     let (mut gaps, mut takeovers, mut failed) = (Vec::new(), Vec::new(), 0);
     for trial in 0..opts.trials {
-        let owner = wait_single_owner(c, ip, Duration::from_secs(20))?;
+        let owner = c.wait_single_announcer(ip, None, Duration::from_secs(20))?;
         let owner_name = c.lab.node(owner).name().to_string();
         // Converged: the client reaches the owner now.
         let now = Instant::now();
@@ -704,7 +670,7 @@ fn arp_latency(c: &Cluster, report: &mut Report) -> anyhow::Result<()> {
     let IpAddr::V4(vip) = ip else {
         bail!("expected an IPv4 address, got {ip}");
     };
-    let owner = wait_single_owner(c, ip, Duration::from_secs(20))?;
+    let owner = c.wait_single_announcer(ip, None, Duration::from_secs(20))?;
     let own = c.lab.node(owner).v4();
     let p = |v: &[f64], q: f64| {
         let d: Vec<Duration> = v

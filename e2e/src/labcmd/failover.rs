@@ -30,40 +30,13 @@ pub struct FailoverResult {
     pub restarted: bool,
 }
 
-/// Nodes (1-based) whose speaker reports announcing `ip`, skipping `except`.
-fn owners(c: &Cluster, ip: IpAddr, except: Option<usize>) -> Vec<usize> {
-    (1..=c.lab.nodes().len())
-        .filter(|&i| Some(i) != except)
-        .filter(|&i| {
-            c.get_json(c.speaker_http(i), "/api/v1/status")
-                .is_ok_and(|s| {
-                    s["announcements"].as_array().is_some_and(|a| {
-                        a.iter().any(|x| x["ip"].as_str() == Some(&ip.to_string()))
-                    })
-                })
-        })
-        .collect()
-}
-
-fn wait_owner(c: &Cluster, ip: IpAddr, except: Option<usize>, timeout: Duration) -> Option<usize> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let [one] = owners(c, ip, except).as_slice() {
-            return Some(*one);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Runs the demo on `ip` of `service`.
 pub fn run(c: &mut Cluster, ui: &Ui, service: &str, ip: IpAddr) -> anyhow::Result<FailoverResult> {
     let owner = ui.step(
         &format!("finding the node that owns {ip} ({service})"),
         || {
-            wait_owner(c, ip, None, Duration::from_secs(10))
+            c.wait_single_announcer(ip, None, Duration::from_secs(10))
+                .ok()
                 .ok_or_else(|| anyhow!("no single speaker announces {ip}"))
         },
     )?;
@@ -109,7 +82,9 @@ pub fn run(c: &mut Cluster, ui: &Ui, service: &str, ip: IpAddr) -> anyhow::Resul
     drop(prober);
     let (gap, takeover) =
         measure(&samples, fault_at, &owner_name).ok_or_else(|| anyhow!("too few samples"))?;
-    let new_owner = wait_owner(c, ip, Some(owner), Duration::from_secs(5))
+    let new_owner = c
+        .wait_single_announcer(ip, Some(owner), Duration::from_secs(5))
+        .ok()
         .map(|i| short(c, c.lab.node(i).name()))
         .unwrap_or_else(|| format!("{} (no speaker reports it)", taken.node.unwrap_or_default()));
     ui.line(format!(

@@ -4,6 +4,7 @@
 
 use super::scenario::{Expect, Mode, SvcSpec};
 use crate::cluster::{Cluster, ns_runtime};
+use crate::fixtures::ingress_ips;
 use crate::lab::topology::is_lab_addr;
 use anyhow::anyhow;
 use k8s_openapi::api::core::v1::Service;
@@ -142,14 +143,7 @@ fn api_view(c: &Cluster) -> anyhow::Result<ApiView> {
         let events: Api<Event> = Api::namespaced(client, "default");
         let mut view = ApiView::new();
         for s in svcs.list(&ListParams::default()).await? {
-            let ips = s
-                .status
-                .and_then(|s| s.load_balancer)
-                .and_then(|l| l.ingress)
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|i| i.ip.as_deref()?.parse().ok())
-                .collect();
+            let ips = ingress_ips(&s);
             view.insert(s.metadata.name.unwrap_or_default(), (ips, None));
         }
         // Events are listed oldest first; the last AllocationFailed per Service wins.

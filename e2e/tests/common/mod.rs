@@ -4,37 +4,15 @@
 pub mod bgp;
 
 use ferrolb_e2e::cluster::Cluster;
-use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
-use kube::api::{Api, ObjectMeta, PostParams};
-use std::collections::BTreeMap;
+use ferrolb_e2e::fixtures::ingress_ips;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, PostParams};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// A LoadBalancer Service in `default` selecting `app: NAME`, port 80.
 pub fn lb_service(name: &str, annotations: &[(&str, &str)]) -> Service {
-    Service {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            namespace: Some("default".into()),
-            annotations: Some(
-                annotations
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            ),
-            ..ObjectMeta::default()
-        },
-        spec: Some(ServiceSpec {
-            type_: Some("LoadBalancer".into()),
-            selector: Some(BTreeMap::from([("app".to_string(), name.to_string())])),
-            ports: Some(vec![ServicePort {
-                port: 80,
-                ..ServicePort::default()
-            }]),
-            ..ServiceSpec::default()
-        }),
-        status: None,
-    }
+    ferrolb_e2e::fixtures::lb_service(name, 80, annotations)
 }
 
 /// Creates a Service.
@@ -53,14 +31,7 @@ pub fn wait_ips(c: &Cluster, name: &str, count: usize, timeout: Duration) -> Vec
     loop {
         let (api2, n) = (api.clone(), name.to_string());
         if let Ok(Ok(svc)) = c.run(async move { api2.get(&n).await }) {
-            let ips: Vec<IpAddr> = svc
-                .status
-                .and_then(|s| s.load_balancer)
-                .and_then(|l| l.ingress)
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|i| i.ip.as_deref()?.parse().ok())
-                .collect();
+            let ips = ingress_ips(&svc);
             if ips.len() == count {
                 return ips;
             }
@@ -73,34 +44,10 @@ pub fn wait_ips(c: &Cluster, name: &str, count: usize, timeout: Duration) -> Vec
     }
 }
 
-/// Nodes (1-based) whose speaker announces `ip`, from their status APIs.
-pub fn announcing_nodes(c: &Cluster, ip: IpAddr) -> Vec<usize> {
-    (1..=c.lab.nodes().len())
-        .filter(|&i| {
-            c.get_json(c.speaker_http(i), "/api/v1/status")
-                .is_ok_and(|s| {
-                    s["announcements"].as_array().is_some_and(|a| {
-                        a.iter().any(|x| x["ip"].as_str() == Some(&ip.to_string()))
-                    })
-                })
-        })
-        .collect()
-}
-
 /// Waits until exactly one node announces `ip`; returns it.
 pub fn wait_single_owner(c: &Cluster, ip: IpAddr, timeout: Duration) -> usize {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let owners = announcing_nodes(c, ip);
-        if owners.len() == 1 {
-            return owners[0];
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{ip}: owners {owners:?} after {timeout:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    c.wait_single_announcer(ip, None, timeout)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Distinct MAC addresses in arping output (`… from MAC (IP) …`).

@@ -12,6 +12,9 @@
 //! Needs root, BIRD 2 (`bird`, `birdc`) and FRR (`/usr/lib/frr/bfdd`, `vtysh`). Without them:
 //! skipped with a message locally, a failure when `CI` is set.
 
+mod common;
+
+use common::run;
 use ferrolb_config::BfdProfile;
 use ferrolb_speaker::bfd::{BfdManager, BfdPeer, BfdState};
 use std::collections::BTreeMap;
@@ -31,45 +34,11 @@ const OUR_V6: &str = "fd00:200:42::2";
 
 /// Returns false (after printing why) when the test cannot run here.
 fn can_run(test: &str, frr: bool) -> bool {
-    let root = unsafe { libc::geteuid() } == 0;
-    let has = |cmd: &str| {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {cmd}")])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    let tools = if frr {
-        has("/usr/lib/frr/bfdd") && has("vtysh")
+    if frr {
+        common::require_root_and_tools(test, &["/usr/lib/frr/bfdd", "vtysh"], "apt-get install frr")
     } else {
-        has("bird") && has("birdc")
-    };
-    let why = if !root {
-        "needs root (network namespaces)"
-    } else if tools {
-        return true;
-    } else if frr {
-        "needs FRR's bfdd and vtysh (apt-get install frr)"
-    } else {
-        "needs bird and birdc (apt-get install bird2)"
-    };
-    if std::env::var_os("CI").is_some() {
-        panic!("{test}: {why}, and CI is set");
+        common::require_root_and_tools(test, &["bird", "birdc"], "apt-get install bird2")
     }
-    eprintln!("skipping {test}: {why}");
-    false
-}
-
-fn run(cmd: &str, args: &[&str]) {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd} {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Two namespaces, a veth pair, the daemons; all removed on drop.
@@ -96,39 +65,42 @@ impl Lab {
             namespaces: Vec::new(),
         };
         for ns in [lab.ns_them.clone(), lab.ns_us.clone()] {
-            run("ip", &["netns", "add", &ns]);
+            run(&["ip", "netns", "add", &ns]);
             lab.namespaces.push(ns.clone());
-            run("ip", &["-n", &ns, "link", "set", "lo", "up"]);
+            run(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
         }
         let (va, vb) = (format!("{tag}a"), format!("{tag}b"));
-        run(
-            "ip",
-            &["link", "add", &va, "type", "veth", "peer", "name", &vb],
-        );
-        run("ip", &["link", "set", &va, "netns", &lab.ns_them]);
-        run("ip", &["link", "set", &vb, "netns", &lab.ns_us]);
+        run(&[
+            "ip", "link", "add", &va, "type", "veth", "peer", "name", &vb,
+        ]);
+        run(&["ip", "link", "set", &va, "netns", &lab.ns_them]);
+        run(&["ip", "link", "set", &vb, "netns", &lab.ns_us]);
         for (ns, dev, v4, v6) in [
             (&lab.ns_them, &va, THEIR_V4, THEIR_V6),
             (&lab.ns_us, &vb, OUR_V4, OUR_V6),
         ] {
-            run(
+            run(&[
                 "ip",
-                &["-n", ns, "addr", "add", &format!("{v4}/24"), "dev", dev],
-            );
-            run(
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{v4}/24"),
+                "dev",
+                dev,
+            ]);
+            run(&[
                 "ip",
-                &[
-                    "-n",
-                    ns,
-                    "addr",
-                    "add",
-                    &format!("{v6}/64"),
-                    "dev",
-                    dev,
-                    "nodad",
-                ],
-            );
-            run("ip", &["-n", ns, "link", "set", dev, "up"]);
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{v6}/64"),
+                "dev",
+                dev,
+                "nodad",
+            ]);
+            run(&["ip", "-n", ns, "link", "set", dev, "up"]);
         }
         lab
     }
@@ -201,8 +173,8 @@ impl Lab {
         let dir = self.path("frr");
         std::fs::create_dir_all(&dir).expect("frr dir");
         std::fs::write(format!("{dir}/frr.conf"), conf).expect("frr.conf");
-        run("chown", &["-R", "frr:frr", &dir]);
-        run("chmod", &["755", &self.dir.display().to_string()]);
+        run(&["chown", "-R", "frr:frr", &dir]);
+        run(&["chmod", "755", &self.dir.display().to_string()]);
         let child = Command::new("ip")
             .args(["netns", "exec", &self.ns_them, "/usr/lib/frr/bfdd"])
             .args(["-f", &format!("{dir}/frr.conf")])

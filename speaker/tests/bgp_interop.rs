@@ -9,6 +9,9 @@
 //! Needs root and `bird`/`birdc`. Without root: skipped with a message locally, a failure
 //! when `CI` is set.
 
+mod common;
+
+use common::run;
 use ferrolb_config::{CommunityValue, Peer, PeerAsn, PeerPassword};
 use ferrolb_speaker::bgp::fsm::State;
 use ferrolb_speaker::bgp::manager::{Passwords, PeerManager};
@@ -25,37 +28,7 @@ static NEXT_LAB: AtomicU32 = AtomicU32::new(0);
 
 /// Returns false (after printing why) when the test cannot run here.
 fn can_run(test: &str) -> bool {
-    let root = unsafe { libc::geteuid() } == 0;
-    let bird = Command::new("sh")
-        .args(["-c", "command -v bird && command -v birdc"])
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    let why = if !root {
-        "needs root (network namespaces)"
-    } else if !bird {
-        "needs bird and birdc (apt-get install bird2)"
-    } else {
-        return true;
-    };
-    if std::env::var_os("CI").is_some() {
-        panic!("{test}: {why}, and CI is set");
-    }
-    eprintln!("skipping {test}: {why}");
-    false
-}
-
-fn run(cmd: &str, args: &[&str]) {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd} {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::require_root_and_tools(test, &["bird", "birdc"], "apt-get install bird2")
 }
 
 /// Two namespaces, a veth pair, BIRD; all removed on drop.
@@ -86,70 +59,61 @@ impl Lab {
             namespaces: Vec::new(),
         };
         for ns in [lab.ns_bird.clone(), lab.ns_us.clone()] {
-            run("ip", &["netns", "add", &ns]);
+            run(&["ip", "netns", "add", &ns]);
             lab.namespaces.push(ns.clone());
-            run("ip", &["-n", &ns, "link", "set", "lo", "up"]);
+            run(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
         }
         let (va, vb) = (format!("{tag}a"), format!("{tag}b"));
-        run(
-            "ip",
-            &["link", "add", &va, "type", "veth", "peer", "name", &vb],
-        );
-        run("ip", &["link", "set", &va, "netns", &lab.ns_bird]);
-        run("ip", &["link", "set", &vb, "netns", &lab.ns_us]);
+        run(&[
+            "ip", "link", "add", &va, "type", "veth", "peer", "name", &vb,
+        ]);
+        run(&["ip", "link", "set", &va, "netns", &lab.ns_bird]);
+        run(&["ip", "link", "set", &vb, "netns", &lab.ns_us]);
         let (ns_b, ns_u) = (lab.ns_bird.clone(), lab.ns_us.clone());
-        run(
+        run(&[
             "ip",
-            &[
-                "-n",
-                &ns_b,
-                "addr",
-                "add",
-                &format!("{}/24", lab.bird_v4()),
-                "dev",
-                &va,
-            ],
-        );
-        run(
+            "-n",
+            &ns_b,
+            "addr",
+            "add",
+            &format!("{}/24", lab.bird_v4()),
+            "dev",
+            &va,
+        ]);
+        run(&[
             "ip",
-            &[
-                "-n",
-                &ns_u,
-                "addr",
-                "add",
-                &format!("{}/24", lab.our_v4()),
-                "dev",
-                &vb,
-            ],
-        );
-        run(
+            "-n",
+            &ns_u,
+            "addr",
+            "add",
+            &format!("{}/24", lab.our_v4()),
+            "dev",
+            &vb,
+        ]);
+        run(&[
             "ip",
-            &[
-                "-n",
-                &ns_b,
-                "addr",
-                "add",
-                &format!("{}/64", lab.bird_v6()),
-                "dev",
-                &va,
-                "nodad",
-            ],
-        );
-        run(
+            "-n",
+            &ns_b,
+            "addr",
+            "add",
+            &format!("{}/64", lab.bird_v6()),
+            "dev",
+            &va,
+            "nodad",
+        ]);
+        run(&[
             "ip",
-            &[
-                "-n",
-                &ns_u,
-                "addr",
-                "add",
-                &format!("{}/64", lab.our_v6()),
-                "dev",
-                &vb,
-                "nodad",
-            ],
-        );
-        run("ip", &["-n", &ns_b, "link", "set", &va, "up"]);
-        run("ip", &["-n", &ns_u, "link", "set", &vb, "up"]);
+            "-n",
+            &ns_u,
+            "addr",
+            "add",
+            &format!("{}/64", lab.our_v6()),
+            "dev",
+            &vb,
+            "nodad",
+        ]);
+        run(&["ip", "-n", &ns_b, "link", "set", &va, "up"]);
+        run(&["ip", "-n", &ns_u, "link", "set", &vb, "up"]);
         lab
     }
 
@@ -234,9 +198,9 @@ impl Lab {
         std::fs::create_dir_all(&dir).expect("frr dir");
         let path = format!("{dir}/frr.conf");
         std::fs::write(&path, conf).expect("frr.conf");
-        run("chown", &["-R", "frr:frr", &dir]);
+        run(&["chown", "-R", "frr:frr", &dir]);
         // The lab dir must be traversable by the frr user.
-        run("chmod", &["755", &self.dir.display().to_string()]);
+        run(&["chmod", "755", &self.dir.display().to_string()]);
         for daemon in ["zebra", "bgpd"] {
             let child = Command::new("ip")
                 .args(["netns", "exec", &self.ns_bird])

@@ -26,15 +26,39 @@ pub fn require_root(test: &str) -> bool {
     false
 }
 
+/// Whether `command` is on the PATH (or, with a slash, exists).
+pub fn has_command(command: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {command}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Whether the test can run: root, and every one of `commands` present. Otherwise panics
+/// under CI (`CI` set), or prints why (`install` says how to get the commands) and returns
+/// false so the test can return early.
+pub fn require_root_and_tools(test: &str, commands: &[&str], install: &str) -> bool {
+    let root = std::os::unix::fs::MetadataExt::uid(
+        &std::fs::metadata("/proc/self").expect("reading /proc/self"),
+    ) == 0;
+    let why = if !root {
+        "needs root (network namespaces)".to_string()
+    } else if let Some(missing) = commands.iter().find(|c| !has_command(c)) {
+        format!("needs {missing} ({install})")
+    } else {
+        return true;
+    };
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: {why}, and CI is set");
+    }
+    eprintln!("skipping {test}: {why}");
+    false
+}
+
 /// Makes sure the commands exist, installing `packages` with apt-get if one is missing.
 pub fn ensure_tools(commands: &[&str], packages: &[&str]) {
-    let missing = commands.iter().any(|c| {
-        !Command::new("sh")
-            .args(["-c", &format!("command -v {c}")])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    });
+    let missing = commands.iter().any(|c| !has_command(c));
     if missing {
         let status = Command::new("apt-get")
             .args(["install", "-y", "-q"])

@@ -230,28 +230,28 @@ impl PeerManager {
             .collect()
     }
 
-    /// Starts the BFD manager if needed; on failure every BFD peer is reported and its BGP
-    /// session runs without BFD.
-    fn bfd_manager(
+    /// Starts the BFD manager if a session wants BFD and it is not running; on failure every
+    /// BFD peer is reported and its BGP session runs without BFD.
+    fn start_bfd_if_needed(
         &mut self,
         wanted: &mut BTreeMap<String, SessionConfig>,
         errors: &mut Vec<ManagerError>,
-    ) -> Option<&BfdManager> {
-        if self.bfd.is_none() && wanted.values().any(|c| c.bfd) {
-            match BfdManager::start() {
-                Ok(m) => self.bfd = Some(m),
-                Err(e) => {
-                    for c in wanted.values_mut().filter(|c| c.bfd) {
-                        errors.push(ManagerError::BfdUnavailable {
-                            peer: c.name.clone(),
-                            reason: e.to_string(),
-                        });
-                        c.bfd = false;
-                    }
+    ) {
+        if self.bfd.is_some() || !wanted.values().any(|c| c.bfd) {
+            return;
+        }
+        match BfdManager::start() {
+            Ok(m) => self.bfd = Some(m),
+            Err(e) => {
+                for c in wanted.values_mut().filter(|c| c.bfd) {
+                    errors.push(ManagerError::BfdUnavailable {
+                        peer: c.name.clone(),
+                        reason: e.to_string(),
+                    });
+                    c.bfd = false;
                 }
             }
         }
-        self.bfd.as_ref()
     }
 
     /// Applies the whole current view: `peers` are the peers that apply to this node,
@@ -287,12 +287,9 @@ impl PeerManager {
         }
 
         // BFD first, so that new BGP sessions can watch their BFD session from the start.
-        let bfd_peers = self.bfd_peers(peers, &wanted);
-        if let Some(bfd) = self.bfd_manager(&mut wanted, &mut errors) {
-            let bfd_peers: BTreeMap<String, BfdPeer> = bfd_peers
-                .into_iter()
-                .filter(|(name, _)| wanted.get(name).is_some_and(|c| c.bfd))
-                .collect();
+        self.start_bfd_if_needed(&mut wanted, &mut errors);
+        if let Some(bfd) = &self.bfd {
+            let bfd_peers = self.bfd_peers(peers, &wanted);
             errors.extend(bfd.apply(bfd_peers).into_iter().map(ManagerError::from));
         }
 

@@ -5,7 +5,7 @@ use crate::bgp::manager::{NodeAddresses, PeerManager};
 use crate::desired::{Desired, desired_announcements};
 use crate::eligibility::peers_for_node;
 use crate::http::StatusSource;
-use crate::layer2::announcer::{Announcer, AnnouncerConfig};
+use crate::layer2::announcer::{Announcer, AnnouncerConfig, ArpResponder};
 use crate::membership::{GossipTimers, Membership, MembershipConfig};
 use crate::metrics::{Metrics, ModeLabels};
 use crate::stores::{ConfigView, SpeakerStores};
@@ -39,6 +39,8 @@ pub struct RunOptions {
     pub membership: Option<MembershipOptions>,
     /// Glob patterns of interfaces the automatic choice skips (layer 2).
     pub exclude_interfaces: Vec<String>,
+    /// Who answers ARP requests (in the kernel where possible, or always from userspace).
+    pub arp_responder: ArpResponder,
 }
 
 /// Gossip membership settings.
@@ -239,6 +241,7 @@ async fn main_loop(
     let announcer = Arc::new(
         Announcer::start(AnnouncerConfig {
             exclude_patterns: opts.exclude_interfaces.clone(),
+            arp_responder: opts.arp_responder,
         })
         .await
         .context("starting the layer 2 announcer")?,

@@ -8,7 +8,9 @@ mod common;
 
 use common::{Netns, ensure_tools, require_root, veth};
 use ferrolb_api::status::Announcement;
-use ferrolb_speaker::layer2::{Announcer, AnnouncerConfig, DesiredIp, L2CounterValues};
+use ferrolb_speaker::layer2::{
+    Announcer, AnnouncerConfig, ArpResponder, DesiredIp, L2CounterValues,
+};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::mpsc as std_mpsc;
@@ -22,6 +24,7 @@ struct State {
     snapshot: Vec<Announcement>,
     counters: L2CounterValues,
     groups: BTreeMap<String, Vec<Ipv6Addr>>,
+    kernel_arp: Vec<String>,
 }
 
 enum Cmd {
@@ -37,6 +40,10 @@ struct Speaker {
 
 impl Speaker {
     fn start(ns: &Netns) -> Self {
+        Self::start_with(ns, ArpResponder::Auto)
+    }
+
+    fn start_with(ns: &Netns, arp_responder: ArpResponder) -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel::<Cmd>();
         let (ready_tx, ready_rx) = std_mpsc::channel();
         let thread = ns.spawn_in(move || {
@@ -45,9 +52,11 @@ impl Speaker {
                 .build()
                 .expect("runtime");
             rt.block_on(async move {
-                let announcer = Announcer::start(AnnouncerConfig::default())
-                    .await
-                    .expect("announcer starts");
+                let config = AnnouncerConfig {
+                    arp_responder,
+                    ..AnnouncerConfig::default()
+                };
+                let announcer = Announcer::start(config).await.expect("announcer starts");
                 let _ = ready_tx.send(());
                 while let Some(cmd) = rx.recv().await {
                     match cmd {
@@ -60,6 +69,7 @@ impl Speaker {
                                 snapshot: announcer.snapshot(),
                                 counters: announcer.counters(),
                                 groups: announcer.joined_groups(),
+                                kernel_arp: announcer.kernel_arp_interfaces(),
                             });
                         }
                     }
@@ -155,19 +165,50 @@ fn lab() -> (Netns, Netns) {
     (spk, cli)
 }
 
+/// Whether Linux is at least `major.minor` (the in-kernel ARP responder needs tcx, 6.6).
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release
+        .trim()
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(a), Some(b)) => (a, b) >= (major, minor),
+        _ => false,
+    }
+}
+
 #[test]
 fn arp_and_ndp_are_answered_only_while_owned() {
     if !require_root("arp_and_ndp_are_answered_only_while_owned") {
         return;
     }
+    // As root on Linux ≥ 6.6 the automatic choice must be the kernel responder; anything else
+    // is a regression, not a fallback to accept silently.
+    let kernel = kernel_at_least(6, 6);
+    println!("kernel ARP responder expected: {kernel}");
+    answered_only_while_owned(ArpResponder::Auto, kernel);
+}
+
+#[test]
+fn arp_and_ndp_are_answered_only_while_owned_from_userspace() {
+    if !require_root("arp_and_ndp_are_answered_only_while_owned_from_userspace") {
+        return;
+    }
+    answered_only_while_owned(ArpResponder::Socket, false);
+}
+
+fn answered_only_while_owned(responder: ArpResponder, in_kernel: bool) {
     ensure_tools(&["arping", "ndisc6"], &["arping", "ndisc6"]);
     let (spk, cli) = lab();
     let our_mac = spk.mac("lan0");
     // Let the link-local addresses settle.
     std::thread::sleep(Duration::from_millis(300));
 
-    let speaker = Speaker::start(&spk);
+    let speaker = Speaker::start_with(&spk, responder);
     speaker.set(vec![desired(VIP4, &[]), desired(VIP6, &["lan0"])]);
+    let expected: &[&str] = if in_kernel { &["lan0"] } else { &[] };
+    assert_eq!(speaker.state().kernel_arp, expected, "{responder:?}");
 
     // Gratuitous ARP reached the client's neighbour table.
     std::thread::sleep(Duration::from_millis(300));
@@ -235,6 +276,10 @@ fn arp_and_ndp_are_answered_only_while_owned() {
     let state = speaker.state();
     assert!(state.snapshot.is_empty());
     assert!(state.groups.is_empty());
+    assert!(
+        state.kernel_arp.is_empty(),
+        "detached with the last IPv4 address"
+    );
 }
 
 #[test]

@@ -25,11 +25,12 @@ use super::interfaces::{
     InterfaceError, InterfaceTable, InterfaceWatcher, Link, choose_interfaces,
     default_exclude_patterns,
 };
+use super::kernel_arp::{KernelArp, TcxLink};
 use super::ndp::NdpSocket;
 use crate::desired::L2Announcement;
 use ferrolb_api::status::{Announcement, AnnouncementMode};
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -460,6 +461,12 @@ fn spawn_listener(
         .map(|_detached| ())
 }
 
+/// The in-kernel ARP responder attached to one interface, with the handle that writes its map.
+struct KernelAttachment {
+    responder: Arc<KernelArp>,
+    _link: TcxLink,
+}
+
 /// The sockets and listener threads of one interface.
 struct IfaceSockets {
     link: Link,
@@ -467,18 +474,68 @@ struct IfaceSockets {
     link_local: Arc<RwLock<Option<Ipv6Addr>>>,
     arp: Option<Listener<ArpSocket>>,
     ndp: Option<Listener<NdpSocket>>,
+    /// Present while the kernel answers ARP here; every owned IPv4 address is then also in
+    /// its map.
+    kernel: Option<KernelAttachment>,
+    /// Attaching the kernel responder failed here; the socket answers (not retried until the
+    /// interface's state is rebuilt).
+    kernel_failed: bool,
+}
+
+impl IfaceSockets {
+    /// Removes IPv4 addresses from the kernel responder's map (a no-op without one).
+    fn kernel_stop(&self, ips: impl IntoIterator<Item = Ipv4Addr>) -> Result<(), L2Error> {
+        let Some(k) = &self.kernel else { return Ok(()) };
+        let mut first_error = None;
+        for ip in ips {
+            if let Err(source) = k.responder.stop_answering(self.link.index, ip) {
+                first_error.get_or_insert(L2Error::Socket {
+                    what: "removing an address from the kernel ARP responder",
+                    interface: self.link.name.clone(),
+                    source,
+                });
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+fn v4s<'a>(ips: impl IntoIterator<Item = &'a IpAddr>) -> impl Iterator<Item = Ipv4Addr> {
+    ips.into_iter().filter_map(|ip| match ip {
+        IpAddr::V4(v4) => Some(*v4),
+        IpAddr::V6(_) => None,
+    })
 }
 
 impl Drop for IfaceSockets {
     fn drop(&mut self) {
         // Stop answering synchronously, whatever the path that drops us (last IP lost, device
         // replaced): the listener threads check this set on every frame and only notice their
-        // stop flag on their next wake-up.
-        self.owned
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        // stop flag on their next wake-up; the kernel responder's entries go before its link
+        // is closed (the fields drop after this body).
+        let owned = std::mem::take(&mut *self.owned.write().unwrap_or_else(|p| p.into_inner()));
+        if let Err(error) = self.kernel_stop(v4s(&owned)) {
+            tracing::error!(%error, "layer 2: could not stop the kernel ARP responder's answers");
+        }
     }
+}
+
+/// Who answers ARP requests for owned IPv4 addresses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ArpResponder {
+    /// The in-kernel eBPF responder (`kernel_arp.rs`) where the kernel (≥ 6.6) and the
+    /// speaker's capabilities (`CAP_BPF`, `CAP_NET_ADMIN`) allow it, the socket elsewhere.
+    #[default]
+    Auto,
+    /// Always the userspace `AF_PACKET` socket.
+    Socket,
+}
+
+/// Whether the kernel responder is in use, not yet tried, or unavailable.
+enum KernelState {
+    Untried,
+    Ready(Arc<KernelArp>),
+    Unavailable,
 }
 
 /// The real backend: per interface an ARP socket while it has IPv4 addresses to answer for and
@@ -487,15 +544,59 @@ impl Drop for IfaceSockets {
 pub struct SocketBackend {
     ifaces: BTreeMap<String, IfaceSockets>,
     counters: Arc<L2Counters>,
+    kernel: KernelState,
 }
 
 impl SocketBackend {
-    /// A backend with no sockets yet.
-    pub fn new(counters: Arc<L2Counters>) -> Self {
+    /// A backend with no sockets yet, answering ARP as `responder` says.
+    pub fn new(counters: Arc<L2Counters>, responder: ArpResponder) -> Self {
         SocketBackend {
             ifaces: BTreeMap::new(),
             counters,
+            kernel: match responder {
+                ArpResponder::Auto => KernelState::Untried,
+                ArpResponder::Socket => KernelState::Unavailable,
+            },
         }
+    }
+
+    /// The kernel responder, loaded on first use; `None` when it cannot be (said once).
+    fn kernel_responder(&mut self) -> Option<Arc<KernelArp>> {
+        if let KernelState::Untried = self.kernel {
+            self.kernel = match KernelArp::load() {
+                Ok(k) => {
+                    tracing::info!(
+                        "layer 2: ARP requests for owned IPs are answered in the kernel (eBPF on tc ingress)"
+                    );
+                    KernelState::Ready(Arc::new(k))
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "layer 2: the in-kernel ARP responder cannot be loaded (it needs Linux 6.6 or later and CAP_BPF + CAP_NET_ADMIN); ARP is answered from userspace");
+                    KernelState::Unavailable
+                }
+            };
+        }
+        match &self.kernel {
+            KernelState::Ready(k) => Some(k.clone()),
+            KernelState::Untried | KernelState::Unavailable => None,
+        }
+    }
+
+    /// Requests the kernel responder has answered (0 without one).
+    pub fn kernel_answered(&self) -> u64 {
+        match &self.kernel {
+            KernelState::Ready(k) => k.answered(),
+            KernelState::Untried | KernelState::Unavailable => 0,
+        }
+    }
+
+    /// Interfaces where the kernel answers ARP.
+    pub fn kernel_interfaces(&self) -> Vec<String> {
+        self.ifaces
+            .iter()
+            .filter(|(_, s)| s.kernel.is_some())
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 
     /// Solicited-node groups joined per interface (for tests and debugging).
@@ -609,6 +710,8 @@ impl L2Backend for SocketBackend {
                 link_local: Arc::default(),
                 arp: None,
                 ndp: None,
+                kernel: None,
+                kernel_failed: false,
             });
         s.link = link.clone();
         *s.link_local.write().unwrap_or_else(|p| p.into_inner()) = link.link_local_v6();
@@ -617,7 +720,7 @@ impl L2Backend for SocketBackend {
         // Losses first, synchronously.
         let keep: BTreeSet<IpAddr> = old.intersection(ips).copied().collect();
         *s.owned.write().unwrap_or_else(|p| p.into_inner()) = keep.clone();
-        let mut first_error = None;
+        let mut first_error = s.kernel_stop(v4s(old.difference(ips))).err();
         if let Some(Listener { socket: ndp, .. }) = &s.ndp {
             for lost in old.difference(ips) {
                 if let IpAddr::V6(v6) = lost
@@ -635,6 +738,7 @@ impl L2Backend for SocketBackend {
         let want_v6 = ips.iter().any(IpAddr::is_ipv6);
         if !want_v4 {
             s.arp = None;
+            s.kernel = None;
         }
         if !want_v6 {
             s.ndp = None;
@@ -654,9 +758,32 @@ impl L2Backend for SocketBackend {
         } else {
             None
         };
+        let attach = want_v4 && s.kernel.is_none() && !s.kernel_failed;
+        let responder = if attach {
+            self.kernel_responder()
+        } else {
+            None
+        };
         let Some(s) = self.ifaces.get_mut(&link.name) else {
             return Ok(());
         };
+        let mut attached_now = false;
+        if let Some(responder) = responder {
+            match responder.attach(link.index) {
+                Ok(tcx) => {
+                    attached_now = true;
+                    tracing::debug!(interface = %link.name, "layer 2: kernel ARP responder attached");
+                    s.kernel = Some(KernelAttachment {
+                        responder,
+                        _link: tcx,
+                    });
+                }
+                Err(error) => {
+                    tracing::warn!(%error, interface = %link.name, "layer 2: attaching the kernel ARP responder failed; ARP is answered from userspace on this interface");
+                    s.kernel_failed = true;
+                }
+            }
+        }
         if arp.is_some() {
             s.arp = arp;
         }
@@ -666,6 +793,26 @@ impl L2Backend for SocketBackend {
 
         // Gains: join the group, then answer.
         let mut owned = keep;
+        // Gains, and on a freshly attached responder whatever is kept, go into its map; the
+        // socket answers whatever the map does not hold, so a failed insert degrades to the
+        // userspace path rather than to silence.
+        if let Some(k) = &s.kernel {
+            let mac = link.mac.unwrap_or_default();
+            let add: Vec<Ipv4Addr> = if attached_now {
+                v4s(ips).collect()
+            } else {
+                v4s(ips.difference(&old)).collect()
+            };
+            for v4 in add {
+                if let Err(source) = k.responder.answer(link.index, v4, mac) {
+                    first_error.get_or_insert(L2Error::Socket {
+                        what: "adding an address to the kernel ARP responder",
+                        interface: link.name.clone(),
+                        source,
+                    });
+                }
+            }
+        }
         for gained in ips.difference(&old) {
             match gained {
                 IpAddr::V4(_) => {
@@ -723,12 +870,15 @@ impl L2Backend for SocketBackend {
 pub struct AnnouncerConfig {
     /// Glob patterns of interfaces automatic choice skips.
     pub exclude_patterns: Vec<String>,
+    /// Who answers ARP requests.
+    pub arp_responder: ArpResponder,
 }
 
 impl Default for AnnouncerConfig {
     fn default() -> Self {
         AnnouncerConfig {
             exclude_patterns: default_exclude_patterns(),
+            arp_responder: ArpResponder::Auto,
         }
     }
 }
@@ -750,7 +900,7 @@ impl Announcer {
         let watcher = InterfaceWatcher::start().await?;
         let counters = Arc::new(L2Counters::default());
         let mut core = AnnouncerCore::new(
-            SocketBackend::new(counters.clone()),
+            SocketBackend::new(counters.clone(), config.arp_responder),
             config.exclude_patterns,
             counters.clone(),
         );
@@ -837,9 +987,16 @@ impl Announcer {
         self.core().backend().joined_groups()
     }
 
-    /// Counter values for metrics.
+    /// Counter values for metrics (answers from the kernel responder included).
     pub fn counters(&self) -> L2CounterValues {
-        self.counters.values()
+        let mut values = self.counters.values();
+        values.arp_requests_answered += self.core().backend().kernel_answered();
+        values
+    }
+
+    /// Interfaces where ARP is answered in the kernel ([`super::kernel_arp`]).
+    pub fn kernel_arp_interfaces(&self) -> Vec<String> {
+        self.core().backend().kernel_interfaces()
     }
 }
 

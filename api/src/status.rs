@@ -216,6 +216,10 @@ pub struct SpeakerStatus {
     pub announcements: Vec<Announcement>,
     /// BGP sessions of this node.
     pub bgp_peers: Vec<BgpPeerStatus>,
+    /// Interfaces where ARP requests for announced addresses are answered inside the kernel
+    /// (eBPF on tc ingress); on the others the speaker's `AF_PACKET` socket answers.
+    #[serde(default)]
+    pub kernel_arp_interfaces: Vec<String>,
 }
 
 #[cfg(test)]

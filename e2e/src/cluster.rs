@@ -519,6 +519,12 @@ impl Cluster {
 
     /// Starts (or restarts) the speaker of node `i` (1-based).
     pub fn start_speaker(&mut self, i: usize) -> anyhow::Result<()> {
+        self.start_speaker_with(i, &[])
+    }
+
+    /// Starts (or restarts) the speaker of node `i` (1-based) with `extra` arguments after the
+    /// lab's own, for this start only.
+    pub fn start_speaker_with(&mut self, i: usize, extra: &[&str]) -> anyhow::Result<()> {
         let slot = i
             .checked_sub(1)
             .ok_or_else(|| anyhow!("nodes are numbered from 1"))?;
@@ -544,6 +550,7 @@ impl Cluster {
             .arg(listen.to_string())
             .arg("--membership-port")
             .arg(port.to_string())
+            .args(extra.iter().copied())
             .env("KUBECONFIG", &self.kubeconfig)
             .env("RUST_LOG", "info");
         let p = node.ns().spawn_spec(&spec).map_err(lab_err)?;
@@ -595,6 +602,19 @@ impl Cluster {
                     .as_array()
                     .is_some_and(|a| a.iter().any(|x| x["ip"].as_str() == Some(ip.as_str())))
             })
+    }
+
+    /// Interfaces where node `i`'s speaker answers ARP in the kernel (its status API), or
+    /// `None` when the status cannot be read.
+    pub fn kernel_arp_interfaces(&self, i: usize) -> Option<Vec<String>> {
+        let s = self.get_json(self.speaker_http(i), "/api/v1/status").ok()?;
+        Some(
+            s["kernelArpInterfaces"]
+                .as_array()?
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+        )
     }
 
     /// Nodes (1-based) whose speaker announces `ip`, from their status APIs.

@@ -118,6 +118,10 @@ impl StatusSource for Shared {
                 .chain(st.bgp_announcements.iter().cloned())
                 .collect(),
             bgp_peers: st.bgp_peers.clone(),
+            kernel_arp_interfaces: self
+                .announcer()
+                .map(|a| a.kernel_arp_interfaces())
+                .unwrap_or_default(),
         }
     }
 }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Netns, require_root};
+use common::{Netns, kernel_at_least, require_root};
 use ferrolb_speaker::layer2::frames::{self, ArpOp, ArpPacket, MacAddr};
 use ferrolb_speaker::layer2::kernel_arp::{KernelArp, TC_ACT_REDIRECT, TCX_NEXT};
 use std::net::Ipv4Addr;
@@ -36,19 +36,6 @@ fn request(sender_mac: MacAddr, sender_ip: Ipv4Addr, target_ip: Ipv4Addr) -> Vec
 /// What the userspace responder sends for `frame`, if anything.
 fn userspace_reply(frame: &[u8], owned: Ipv4Addr) -> Option<Vec<u8>> {
     frames::arp_response(frame, OURS, |ip| ip == owned)
-}
-
-/// Whether Linux is at least `major.minor` (tcx arrived in 6.6).
-fn kernel_at_least(major: u32, minor: u32) -> bool {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let mut parts = release
-        .trim()
-        .split(['.', '-'])
-        .map(|p| p.parse::<u32>().ok());
-    match (parts.next().flatten(), parts.next().flatten()) {
-        (Some(a), Some(b)) => (a, b) >= (major, minor),
-        _ => false,
-    }
 }
 
 fn with_responder(test: &str, body: impl FnOnce(KernelArp) + Send + 'static) {

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Netns, ensure_tools, require_root, veth};
+use common::{Netns, ensure_tools, kernel_at_least, require_root, veth};
 use ferrolb_api::status::Announcement;
 use ferrolb_speaker::layer2::{
     Announcer, AnnouncerConfig, ArpResponder, DesiredIp, L2CounterValues,
@@ -163,19 +163,6 @@ fn lab() -> (Netns, Netns) {
     // Learn gratuitous ARP, so the neighbour table shows our announcement.
     cli.sysctl("net.ipv4.conf.lan0c.arp_accept", "1");
     (spk, cli)
-}
-
-/// Whether Linux is at least `major.minor` (the in-kernel ARP responder needs tcx, 6.6).
-fn kernel_at_least(major: u32, minor: u32) -> bool {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let mut parts = release
-        .trim()
-        .split(['.', '-'])
-        .map(|p| p.parse::<u32>().ok());
-    match (parts.next().flatten(), parts.next().flatten()) {
-        (Some(a), Some(b)) => (a, b) >= (major, minor),
-        _ => false,
-    }
 }
 
 #[test]

@@ -233,12 +233,17 @@ pub struct Report {
     pub fault: String,
     pub ferrolb: SystemResult,
     pub keepalived: Option<SystemResult>,
-    /// Median ARP RTT (µs) for a VIP answered by the speaker and for the node's own address
-    /// answered by the kernel.
+    /// ARP RTT percentiles (µs) for a VIP answered by the speaker as it runs by default, by
+    /// the speaker restarted with `--arp-responder socket` (userspace), and for the node's own
+    /// address answered by the kernel's ARP.
     pub arp_speaker_p50_us: Option<f64>,
     pub arp_kernel_p50_us: Option<f64>,
     pub arp_speaker_p99_us: Option<f64>,
     pub arp_kernel_p99_us: Option<f64>,
+    pub arp_socket_p50_us: Option<f64>,
+    pub arp_socket_p99_us: Option<f64>,
+    /// Who answered for the speaker by default: "eBPF" (in-kernel responder) or "socket".
+    pub arp_speaker_responder: String,
     /// Announced addresses and the largest speaker VmHWM (KiB) with them.
     pub rss_ips: usize,
     pub rss_peak_kib: Option<u64>,
@@ -281,13 +286,22 @@ impl std::fmt::Display for Report {
         let us = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:.0} µs"));
         writeln!(
             f,
-            "arp reply p50: speaker {}, kernel {} (ratio {}); p99: speaker {}, kernel {} (ratio {})",
+            "arp reply p50: speaker ({}) {}, kernel {} (ratio {}); p99: speaker {}, kernel {} (ratio {})",
+            self.arp_speaker_responder,
             us(self.arp_speaker_p50_us),
             us(self.arp_kernel_p50_us),
             ratio(self.arp_speaker_p50_us, self.arp_kernel_p50_us),
             us(self.arp_speaker_p99_us),
             us(self.arp_kernel_p99_us),
             ratio(self.arp_speaker_p99_us, self.arp_kernel_p99_us),
+        )?;
+        writeln!(
+            f,
+            "arp reply, speaker with --arp-responder socket: p50 {} (ratio to kernel {}), p99 {} (ratio {})",
+            us(self.arp_socket_p50_us),
+            ratio(self.arp_socket_p50_us, self.arp_kernel_p50_us),
+            us(self.arp_socket_p99_us),
+            ratio(self.arp_socket_p99_us, self.arp_kernel_p99_us),
         )?;
         write!(
             f,
@@ -315,7 +329,7 @@ pub fn run(opts: &FailoverBench) -> anyhow::Result<Report> {
         let mut c = Cluster::start(ClusterOptions::default())?;
         report.ferrolb = ferrolb_trials(&mut c, opts)?;
         if opts.extras {
-            arp_latency(&c, &mut report)?;
+            arp_latency(&mut c, &mut report)?;
         }
     }
     if opts.keepalived {
@@ -665,13 +679,17 @@ fn arp_series(c: &Cluster, target: Ipv4Addr, rounds: u32) -> anyhow::Result<Vec<
     Ok(rtts)
 }
 
-fn arp_latency(c: &Cluster, report: &mut Report) -> anyhow::Result<()> {
+fn arp_latency(c: &mut Cluster, report: &mut Report) -> anyhow::Result<()> {
     let ip = create_v4_service(c, "arp-latency", Duration::from_secs(20))?;
     let IpAddr::V4(vip) = ip else {
         bail!("expected an IPv4 address, got {ip}");
     };
     let owner = c.wait_single_announcer(ip, None, Duration::from_secs(20))?;
     let own = c.lab.node(owner).v4();
+    report.arp_speaker_responder = match c.kernel_arp_interfaces(owner) {
+        Some(i) if !i.is_empty() => "eBPF".into(),
+        _ => "socket".into(),
+    };
     let p = |v: &[f64], q: f64| {
         let d: Vec<Duration> = v
             .iter()
@@ -685,8 +703,26 @@ fn arp_latency(c: &Cluster, report: &mut Report) -> anyhow::Result<()> {
         sp.extend(arp_series(c, vip, 50)?);
         kn.extend(arp_series(c, own, 50)?);
     }
+    // The same owner answering from userspace: restarted with the socket responder, and back
+    // in charge of the address once the others see it alive again.
+    c.start_speaker_with(owner, &["--arp-responder", "socket"])?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(c.announces(owner, ip) && c.kernel_arp_interfaces(owner).is_some_and(|i| i.is_empty()))
+    {
+        if Instant::now() > deadline {
+            bail!("node {owner} did not announce {ip} again after restarting its speaker");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut so = Vec::new();
+    for _ in 0..4 {
+        so.extend(arp_series(c, vip, 50)?);
+        kn.extend(arp_series(c, own, 50)?);
+    }
     report.arp_speaker_p50_us = p(&sp, 50.0);
     report.arp_speaker_p99_us = p(&sp, 99.0);
+    report.arp_socket_p50_us = p(&so, 50.0);
+    report.arp_socket_p99_us = p(&so, 99.0);
     report.arp_kernel_p50_us = p(&kn, 50.0);
     report.arp_kernel_p99_us = p(&kn, 99.0);
     Ok(())

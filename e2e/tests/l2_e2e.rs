@@ -38,6 +38,29 @@ fn one_elected_node_answers_arp_and_ndp_and_serves_traffic() {
             .to_lowercase();
         match ip {
             IpAddr::V4(v4) => {
+                // The lab runs as root on the machine's kernel: the speaker's default is the
+                // in-kernel responder, so this checks that path end to end (where Linux is
+                // older than 6.6, the socket's).
+                let expect_kernel = ferrolb_speaker::layer2::kernel_arp::kernel_has_tcx();
+                let deadline = Instant::now() + Duration::from_secs(5);
+                let in_kernel = loop {
+                    match c.kernel_arp_interfaces(owner) {
+                        Some(i) => break i,
+                        None if Instant::now() < deadline => {
+                            std::thread::sleep(Duration::from_millis(100))
+                        }
+                        None => panic!("node {owner}'s status has no kernelArpInterfaces"),
+                    }
+                };
+                assert_eq!(
+                    in_kernel,
+                    if expect_kernel {
+                        vec![owner_host.iface().to_string()]
+                    } else {
+                        vec![]
+                    },
+                    "interfaces answering ARP in the kernel on the owner"
+                );
                 let out = client.ns().arping(client.iface(), v4, 3).expect("arping");
                 assert!(out.success(), "arping {v4}: {}", out.stdout);
                 assert_eq!(

@@ -5,9 +5,9 @@
 
 mod common;
 
-use common::{Netns, kernel_at_least, require_root};
+use common::{Netns, require_root};
 use ferrolb_speaker::layer2::frames::{self, ArpOp, ArpPacket, MacAddr};
-use ferrolb_speaker::layer2::kernel_arp::{KernelArp, TC_ACT_REDIRECT, TCX_NEXT};
+use ferrolb_speaker::layer2::kernel_arp::{KernelArp, TC_ACT_REDIRECT, TCX_NEXT, kernel_has_tcx};
 use std::net::Ipv4Addr;
 
 /// `BPF_PROG_TEST_RUN` delivers the frame on the namespace's loopback device.
@@ -43,7 +43,7 @@ fn with_responder(test: &str, body: impl FnOnce(KernelArp) + Send + 'static) {
         return;
     }
     assert!(
-        kernel_at_least(6, 6),
+        kernel_has_tcx(),
         "{test}: the in-kernel ARP responder needs Linux 6.6 or later (tcx)"
     );
     let ns = Netns::new("karp");

@@ -6,8 +6,9 @@
 
 mod common;
 
-use common::{Netns, ensure_tools, kernel_at_least, require_root, veth};
+use common::{Netns, ensure_tools, require_root, veth};
 use ferrolb_api::status::Announcement;
+use ferrolb_speaker::layer2::kernel_arp::kernel_has_tcx;
 use ferrolb_speaker::layer2::{
     Announcer, AnnouncerConfig, ArpResponder, DesiredIp, L2CounterValues,
 };
@@ -172,7 +173,7 @@ fn arp_and_ndp_are_answered_only_while_owned() {
     }
     // As root on Linux ≥ 6.6 the automatic choice must be the kernel responder; anything else
     // is a regression, not a fallback to accept silently.
-    let kernel = kernel_at_least(6, 6);
+    let kernel = kernel_has_tcx();
     println!("kernel ARP responder expected: {kernel}");
     answered_only_while_owned(ArpResponder::Auto, kernel);
 }

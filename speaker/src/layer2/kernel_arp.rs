@@ -146,6 +146,25 @@ impl KernelArp {
     }
 }
 
+/// Whether the running kernel is new enough for tcx (Linux 6.6), from
+/// `/proc/sys/kernel/osrelease`; `false` when that cannot be read. Loading may still fail for
+/// want of capabilities; this is for tests and messages that must know what to expect.
+pub fn kernel_has_tcx() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    release_at_least(&release, 6, 6)
+}
+
+fn release_at_least(release: &str, major: u32, minor: u32) -> bool {
+    let mut parts = release
+        .trim()
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(a), Some(b)) => (a, b) >= (major, minor),
+        _ => false,
+    }
+}
+
 fn raw(fd: &OwnedFd) -> i32 {
     use std::os::fd::AsRawFd;
     fd.as_raw_fd()
@@ -455,6 +474,16 @@ mod tests {
             .map(|i| i.imm)
             .collect();
         assert_eq!(maps, vec![3, 4]);
+    }
+
+    #[test]
+    fn kernel_release_comparison() {
+        assert!(release_at_least("6.18.44-fc-v782\n", 6, 6));
+        assert!(release_at_least("6.6.0", 6, 6));
+        assert!(!release_at_least("6.1.0-28-amd64", 6, 6));
+        assert!(!release_at_least("5.19.1", 6, 6));
+        assert!(release_at_least("7.0", 6, 6));
+        assert!(!release_at_least("garbage", 6, 6));
     }
 
     #[test]

@@ -26,19 +26,6 @@ pub fn require_root(test: &str) -> bool {
     false
 }
 
-/// Whether Linux is at least `major.minor` (the in-kernel ARP responder needs tcx, 6.6).
-pub fn kernel_at_least(major: u32, minor: u32) -> bool {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let mut parts = release
-        .trim()
-        .split(['.', '-'])
-        .map(|p| p.parse::<u32>().ok());
-    match (parts.next().flatten(), parts.next().flatten()) {
-        (Some(a), Some(b)) => (a, b) >= (major, minor),
-        _ => false,
-    }
-}
-
 /// Whether `command` is on the PATH (or, with a slash, exists).
 pub fn has_command(command: &str) -> bool {
     Command::new("sh")

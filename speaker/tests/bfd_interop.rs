@@ -1,36 +1,27 @@
 //! Interop of the BFD implementation (`ferrolb_speaker::bfd`) with BIRD 2 and FRR's bfdd, in
 //! network namespaces.
 //!
-//! Each test creates two namespaces joined by a veth pair (10.200.42.0/24 and
-//! fd00:200:42::/64 — the namespaces are private, so parallel tests may reuse the prefix),
-//! runs the routing daemon in one and our `BfdManager` in the other: a thread enters our
-//! namespace with `setns` and starts the manager there, and the BFD thread it spawns inherits
+//! Each test builds a `common::router_lab::RouterLab` (two namespaces joined by a veth pair,
+//! 10.200.42.0/24 and fd00:200:42::/64 — the namespaces are private, so parallel tests reuse
+//! the prefix), runs the routing daemon in one and our `BfdManager` in the other: a thread
+//! enters our namespace and starts the manager there, and the BFD thread it spawns inherits
 //! that namespace, so every BFD socket lives in the lab. The test thread itself only talks to
-//! the manager (channels) and to the daemons' control sockets (Unix sockets). A Drop guard
-//! kills the daemons by PID and deletes the namespaces, also when an assertion fails.
+//! the manager (channels) and to the daemons' control sockets (Unix sockets). The lab stops
+//! the daemons by PID and deletes the namespaces on drop, also when an assertion fails.
 //!
 //! Needs root, BIRD 2 (`bird`, `birdc`) and FRR (`/usr/lib/frr/bfdd`, `vtysh`). Without them:
 //! skipped with a message locally, a failure when `CI` is set.
 
 mod common;
 
-use common::run;
+use common::Netns;
+use common::router_lab::{OUR_V4, OUR_V6, RouterLab, THEIR_V4, THEIR_V6};
 use ferrolb_config::BfdProfile;
 use ferrolb_speaker::bfd::{BfdManager, BfdPeer, BfdState};
 use std::collections::BTreeMap;
-use std::os::fd::AsRawFd;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
-
-static NEXT_LAB: AtomicU32 = AtomicU32::new(0);
-
-const THEIR_V4: &str = "10.200.42.1";
-const OUR_V4: &str = "10.200.42.2";
-const THEIR_V6: &str = "fd00:200:42::1";
-const OUR_V6: &str = "fd00:200:42::2";
 
 /// Returns false (after printing why) when the test cannot run here.
 fn can_run(test: &str, frr: bool) -> bool {
@@ -41,219 +32,18 @@ fn can_run(test: &str, frr: bool) -> bool {
     }
 }
 
-/// Two namespaces, a veth pair, the daemons; all removed on drop.
-struct Lab {
-    ns_them: String,
-    ns_us: String,
-    dir: PathBuf,
-    children: Vec<Child>,
-    namespaces: Vec<String>,
+/// BIRD's state of the session to `peer` (`Up`, `Down`, `Init`, `AdminDown`), if listed.
+fn bird_state(lab: &RouterLab, peer: &str) -> Option<String> {
+    lab.birdc(&["show", "bfd", "sessions"])
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(peer))
+        .and_then(|l| l.split_whitespace().nth(2).map(str::to_string))
 }
 
-impl Lab {
-    fn new() -> Lab {
-        let n = NEXT_LAB.fetch_add(1, Ordering::SeqCst);
-        let tag = format!("fbf{}{n}", std::process::id() % 100_000);
-        let dir = std::env::temp_dir().join(format!("{tag}-lab"));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("lab dir");
-        let mut lab = Lab {
-            ns_them: format!("{tag}-them"),
-            ns_us: format!("{tag}-us"),
-            dir,
-            children: Vec::new(),
-            namespaces: Vec::new(),
-        };
-        for ns in [lab.ns_them.clone(), lab.ns_us.clone()] {
-            run(&["ip", "netns", "add", &ns]);
-            lab.namespaces.push(ns.clone());
-            run(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
-        }
-        let (va, vb) = (format!("{tag}a"), format!("{tag}b"));
-        run(&[
-            "ip", "link", "add", &va, "type", "veth", "peer", "name", &vb,
-        ]);
-        run(&["ip", "link", "set", &va, "netns", &lab.ns_them]);
-        run(&["ip", "link", "set", &vb, "netns", &lab.ns_us]);
-        for (ns, dev, v4, v6) in [
-            (&lab.ns_them, &va, THEIR_V4, THEIR_V6),
-            (&lab.ns_us, &vb, OUR_V4, OUR_V6),
-        ] {
-            run(&[
-                "ip",
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("{v4}/24"),
-                "dev",
-                dev,
-            ]);
-            run(&[
-                "ip",
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("{v6}/64"),
-                "dev",
-                dev,
-                "nodad",
-            ]);
-            run(&["ip", "-n", ns, "link", "set", dev, "up"]);
-        }
-        lab
-    }
-
-    fn path(&self, file: &str) -> String {
-        self.dir.join(file).display().to_string()
-    }
-
-    /// Starts BIRD with `protocols`; returns its index in `children`.
-    fn start_bird(&mut self, protocols: &str) -> usize {
-        let conf = format!(
-            "router id {THEIR_V4};\nlog \"{}\" all;\nprotocol device {{}}\n{protocols}\n",
-            self.path("bird.log")
-        );
-        std::fs::write(self.path("bird.conf"), conf).expect("bird.conf");
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns_them, "bird", "-f", "-c"])
-            .arg(self.path("bird.conf"))
-            .args(["-s", &self.path("bird.ctl")])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(self.path("bird.stderr")).expect("stderr file"))
-            .spawn()
-            .expect("start bird");
-        self.children.push(child);
-        let index = self.children.len() - 1;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if self.birdc(&["show", "status"]).contains("BIRD") {
-                return index;
-            }
-            if let Ok(Some(_)) = self.children[index].try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "bird did not start; stderr: {}; log: {}",
-            std::fs::read_to_string(self.path("bird.stderr")).unwrap_or_default(),
-            std::fs::read_to_string(self.path("bird.log")).unwrap_or_default()
-        );
-    }
-
-    fn birdc(&self, args: &[&str]) -> String {
-        Command::new("birdc")
-            .args(["-s", &self.path("bird.ctl")])
-            .args(args)
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-    }
-
-    /// BIRD's state of the session to `peer` (`Up`, `Down`, `Init`, `AdminDown`), if listed.
-    fn bird_state(&self, peer: &str) -> Option<String> {
-        self.birdc(&["show", "bfd", "sessions"])
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(peer))
-            .and_then(|l| l.split_whitespace().nth(2).map(str::to_string))
-    }
-
-    /// Kills child `index` with SIGKILL (by PID) and reaps it.
-    fn kill(&mut self, index: usize) {
-        let child = &mut self.children[index];
-        // SAFETY: kill(2) on a child we spawned and have not reaped.
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
-        let _ = child.wait();
-    }
-
-    /// Starts FRR's bfdd alone (no zebra needed for BFD peers) in the daemon namespace.
-    fn start_bfdd(&mut self, conf: &str) {
-        let dir = self.path("frr");
-        std::fs::create_dir_all(&dir).expect("frr dir");
-        std::fs::write(format!("{dir}/frr.conf"), conf).expect("frr.conf");
-        run(&["chown", "-R", "frr:frr", &dir]);
-        run(&["chmod", "755", &self.dir.display().to_string()]);
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns_them, "/usr/lib/frr/bfdd"])
-            .args(["-f", &format!("{dir}/frr.conf")])
-            .args(["-i", &format!("{dir}/bfdd.pid")])
-            .args(["-z", &format!("{dir}/zserv.api")])
-            .args(["--vty_socket", &dir])
-            .args(["--bfdctl", &format!("{dir}/bfdd.sock")])
-            .args(["-u", "frr", "-g", "frr", "-P", "0"])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(format!("{dir}/bfdd.stderr")).expect("stderr"))
-            .spawn()
-            .expect("start bfdd");
-        self.children.push(child);
-    }
-
-    fn vtysh(&self, cmd: &str) -> String {
-        Command::new("ip")
-            .args(["netns", "exec", &self.ns_them, "vtysh"])
-            .args(["--vty_socket", &self.path("frr")])
-            .args(["-c", cmd])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-    }
-
-    /// Starts a `BfdManager` inside our namespace (see the module comment).
-    fn start_manager(&self) -> BfdManager {
-        start_manager_in(format!("/var/run/netns/{}", self.ns_us))
-    }
-
-    /// Starts a second `BfdManager` in the daemon's namespace (ours against ours).
-    fn start_their_manager(&self) -> BfdManager {
-        start_manager_in(format!("/var/run/netns/{}", self.ns_them))
-    }
-}
-
-/// Starts a `BfdManager` from a thread that entered the namespace at `ns_path`.
-fn start_manager_in(ns_path: String) -> BfdManager {
-    {
-        std::thread::spawn(move || {
-            let file = std::fs::File::open(&ns_path).expect("open netns");
-            // SAFETY: setns on a valid namespace fd; affects only this thread.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-            BfdManager::start().expect("BfdManager::start in the lab namespace")
-        })
-        .join()
-        .expect("manager thread")
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            if let Ok(Some(_)) = child.try_wait() {
-                continue;
-            }
-            // SAFETY: kill(2) on a child we spawned and have not reaped yet.
-            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(3);
-            loop {
-                match child.try_wait() {
-                    Ok(Some(_)) => break,
-                    Ok(None) if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(50))
-                    }
-                    _ => {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        break;
-                    }
-                }
-            }
-        }
-        for ns in &self.namespaces {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// Starts a `BfdManager` from a thread inside `ns`; the BFD thread it spawns inherits the
+/// namespace (see the module comment).
+fn start_manager_in(ns: &Netns) -> BfdManager {
+    ns.run_in(|| BfdManager::start().expect("BfdManager::start in the lab namespace"))
 }
 
 fn profile(ms: u64, mult: u8) -> BfdProfile {
@@ -303,13 +93,13 @@ fn bird_sessions_come_up_and_failures_are_detected_both_ways() {
     ) {
         return;
     }
-    let mut lab = Lab::new();
+    let mut lab = RouterLab::new("bfd");
     let bird_conf = format!(
         "protocol bfd {{\n  interface \"*\" {{ min rx interval 50 ms; min tx interval 50 ms; multiplier 3; }};\n  \
          neighbor {OUR_V4} local {THEIR_V4};\n  neighbor {OUR_V6} local {THEIR_V6};\n}}\n"
     );
     let bird = lab.start_bird(&bird_conf);
-    let m = lab.start_manager();
+    let m = start_manager_in(&lab.us);
     let mut peers = BTreeMap::new();
     peers.insert(
         "ns/bird4".to_string(),
@@ -327,8 +117,8 @@ fn bird_sessions_come_up_and_failures_are_detected_both_ways() {
     });
     eprintln!("IPv4 and IPv6 sessions Up after {took:?}");
     wait_until("BIRD sees both Up", Duration::from_secs(5), || {
-        lab.bird_state(OUR_V4).as_deref() == Some("Up")
-            && lab.bird_state(OUR_V6).as_deref() == Some("Up")
+        bird_state(&lab, OUR_V4).as_deref() == Some("Up")
+            && bird_state(&lab, OUR_V6).as_deref() == Some("Up")
     });
     // After the Poll Sequences both sides run 50 ms: detection 3 × 50 ms.
     wait_until("detection time 150 ms", Duration::from_secs(5), || {
@@ -370,7 +160,7 @@ fn bird_sessions_come_up_and_failures_are_detected_both_ways() {
     let took = wait_until(
         "BIRD sees the IPv6 session Down",
         Duration::from_secs(2),
-        || lab.bird_state(OUR_V6).is_some_and(|s| s != "Up"),
+        || bird_state(&lab, OUR_V6).is_some_and(|s| s != "Up"),
     );
     // BIRD shows no diagnostic; timing tells AdminDown from a timeout: our last packet left
     // at most 50 ms before the removal, so BIRD's 150 ms detection could not fire before
@@ -381,7 +171,7 @@ fn bird_sessions_come_up_and_failures_are_detected_both_ways() {
     );
     eprintln!(
         "BIRD left Up {took:?} after the IPv6 peer was removed: {:?}",
-        lab.bird_state(OUR_V6)
+        bird_state(&lab, OUR_V6)
     );
 
     // BIRD dies: our IPv4 session goes Down within the detection time (150 ms).
@@ -402,7 +192,7 @@ fn bird_sessions_come_up_and_failures_are_detected_both_ways() {
     // BIRD must detect it within its detection time.
     lab.start_bird(&bird_conf);
     wait_until("session Up again", Duration::from_secs(15), || {
-        state(&rx4) == BfdState::Up && lab.bird_state(OUR_V4).as_deref() == Some("Up")
+        state(&rx4) == BfdState::Up && bird_state(&lab, OUR_V4).as_deref() == Some("Up")
     });
     wait_until("fast timers again", Duration::from_secs(5), || {
         m.status()["ns/bird4"].detection_time_ms == 150
@@ -411,11 +201,11 @@ fn bird_sessions_come_up_and_failures_are_detected_both_ways() {
     let start = Instant::now();
     drop(m);
     let took = wait_until("BIRD declares us Down", Duration::from_secs(2), || {
-        lab.bird_state(OUR_V4).is_some_and(|s| s != "Up")
+        bird_state(&lab, OUR_V4).is_some_and(|s| s != "Up")
     });
     eprintln!(
         "BIRD declared the frozen session {:?} {took:?} after our BFD stopped (detection time 150 ms)",
-        lab.bird_state(OUR_V4)
+        bird_state(&lab, OUR_V4)
     );
     assert!(
         start.elapsed() < Duration::from_millis(600),
@@ -432,15 +222,17 @@ fn frr_bfdd_sessions_come_up_and_see_admin_down_on_shutdown() {
     ) {
         return;
     }
-    let mut lab = Lab::new();
+    let mut lab = RouterLab::new("bfd");
     let conf = format!(
         "log file {}\n!\nbfd\n peer {OUR_V4} local-address {THEIR_V4}\n  receive-interval 50\n  \
          transmit-interval 50\n  detect-multiplier 3\n !\n peer {OUR_V6} local-address {THEIR_V6}\n  \
          receive-interval 50\n  transmit-interval 50\n  detect-multiplier 3\n !\n!\n",
         lab.path("frr/bfdd.log")
     );
-    lab.start_bfdd(&conf);
-    let m = lab.start_manager();
+    lab.frr_conf(&conf);
+    let bfdctl = lab.path("frr/bfdd.sock");
+    lab.start_frr_daemon("bfdd", &["--bfdctl", &bfdctl]);
+    let m = start_manager_in(&lab.us);
     let mut peers = BTreeMap::new();
     peers.insert(
         "ns/frr4".to_string(),
@@ -492,9 +284,9 @@ fn two_speakers_multihop_passive_and_timer_change_by_poll() {
     ) {
         return;
     }
-    let lab = Lab::new();
-    let ours = lab.start_manager();
-    let theirs = lab.start_their_manager();
+    let lab = RouterLab::new("bfd");
+    let ours = start_manager_in(&lab.us);
+    let theirs = start_manager_in(&lab.them);
     let multihop = |their: &str, our: &str, profile: BfdProfile| BfdPeer {
         multihop: true,
         ..peer(their, our, profile)
@@ -605,12 +397,12 @@ fn fifty_ms_times_three_holds_while_every_core_is_busy() {
     if !can_run("fifty_ms_times_three_holds_while_every_core_is_busy", false) {
         return;
     }
-    let mut lab = Lab::new();
+    let mut lab = RouterLab::new("bfd");
     lab.start_bird(&format!(
         "protocol bfd {{\n  interface \"*\" {{ min rx interval 50 ms; min tx interval 50 ms; multiplier 3; }};\n  \
          neighbor {OUR_V4} local {THEIR_V4};\n}}\n"
     ));
-    let m = lab.start_manager();
+    let m = start_manager_in(&lab.us);
     let mut peers = BTreeMap::new();
     peers.insert(
         "ns/bird4".to_string(),
@@ -662,7 +454,7 @@ fn fifty_ms_times_three_holds_while_every_core_is_busy() {
     let mut bird_saw_down = false;
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(5) {
-        bird_saw_down |= lab.bird_state(OUR_V4).as_deref() != Some("Up");
+        bird_saw_down |= bird_state(&lab, OUR_V4).as_deref() != Some("Up");
         std::thread::sleep(Duration::from_millis(50));
     }
     stop.store(true, Ordering::Relaxed);

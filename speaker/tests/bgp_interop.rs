@@ -1,278 +1,41 @@
 //! End-to-end interop of the native BGP speaker with BIRD 2, in network namespaces.
 //!
-//! Each test creates two namespaces joined by a veth pair (addresses in 10.200.0.0/16 and
-//! fd00:200::/48 only), runs BIRD in one, and runs our `PeerManager` in-process in the other:
-//! a dedicated thread enters the namespace with `setns` before building a current-thread
-//! tokio runtime, so every socket the sessions open lives there. Everything is torn down by
-//! a Drop guard (processes killed by PID, namespaces deleted), also when an assertion fails.
+//! Each test builds a `common::router_lab::RouterLab` (two namespaces joined by a veth pair,
+//! addresses in 10.200.0.0/16 and fd00:200::/48 only), runs BIRD or FRR in one, and runs our
+//! `PeerManager` in-process in the other: a dedicated thread enters the namespace before
+//! building a current-thread tokio runtime, so every socket the sessions open lives there.
+//! Everything is torn down on drop (processes stopped by PID, namespaces deleted), also when
+//! an assertion fails.
 //!
 //! Needs root and `bird`/`birdc`. Without root: skipped with a message locally, a failure
 //! when `CI` is set.
 
 mod common;
 
-use common::run;
+use common::Netns;
+use common::router_lab::{OUR_V4, OUR_V6, RouterLab, THEIR_V4, THEIR_V6, birdc_at};
 use ferrolb_config::{CommunityValue, Peer, PeerAsn, PeerPassword};
 use ferrolb_speaker::bgp::fsm::State;
 use ferrolb_speaker::bgp::manager::{Passwords, PeerManager};
 use ferrolb_speaker::desired::{BgpAnnouncement, RouteAttributes};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-
-static NEXT_LAB: AtomicU32 = AtomicU32::new(0);
 
 /// Returns false (after printing why) when the test cannot run here.
 fn can_run(test: &str) -> bool {
     common::require_root_and_tools(test, &["bird", "birdc"], "apt-get install bird2")
 }
 
-/// Two namespaces, a veth pair, BIRD; all removed on drop.
-struct Lab {
-    ns_bird: String,
-    ns_us: String,
-    dir: PathBuf,
-    /// Third octet of 10.200.X.0/24 and fourth group of fd00:200:X::/64.
-    net: u32,
-    children: Vec<Child>,
-    namespaces: Vec<String>,
-}
-
-impl Lab {
-    fn new() -> Lab {
-        let n = NEXT_LAB.fetch_add(1, Ordering::SeqCst);
-        let tag = format!("fbi{}{n}", std::process::id() % 100_000);
-        let net = 70 + (std::process::id() % 50) * 2 + n;
-        let dir = std::env::temp_dir().join(format!("{tag}-lab"));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("lab dir");
-        let mut lab = Lab {
-            ns_bird: format!("{tag}-bird"),
-            ns_us: format!("{tag}-us"),
-            dir,
-            net,
-            children: Vec::new(),
-            namespaces: Vec::new(),
-        };
-        for ns in [lab.ns_bird.clone(), lab.ns_us.clone()] {
-            run(&["ip", "netns", "add", &ns]);
-            lab.namespaces.push(ns.clone());
-            run(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
-        }
-        let (va, vb) = (format!("{tag}a"), format!("{tag}b"));
-        run(&[
-            "ip", "link", "add", &va, "type", "veth", "peer", "name", &vb,
-        ]);
-        run(&["ip", "link", "set", &va, "netns", &lab.ns_bird]);
-        run(&["ip", "link", "set", &vb, "netns", &lab.ns_us]);
-        let (ns_b, ns_u) = (lab.ns_bird.clone(), lab.ns_us.clone());
-        run(&[
-            "ip",
-            "-n",
-            &ns_b,
-            "addr",
-            "add",
-            &format!("{}/24", lab.bird_v4()),
-            "dev",
-            &va,
-        ]);
-        run(&[
-            "ip",
-            "-n",
-            &ns_u,
-            "addr",
-            "add",
-            &format!("{}/24", lab.our_v4()),
-            "dev",
-            &vb,
-        ]);
-        run(&[
-            "ip",
-            "-n",
-            &ns_b,
-            "addr",
-            "add",
-            &format!("{}/64", lab.bird_v6()),
-            "dev",
-            &va,
-            "nodad",
-        ]);
-        run(&[
-            "ip",
-            "-n",
-            &ns_u,
-            "addr",
-            "add",
-            &format!("{}/64", lab.our_v6()),
-            "dev",
-            &vb,
-            "nodad",
-        ]);
-        run(&["ip", "-n", &ns_b, "link", "set", &va, "up"]);
-        run(&["ip", "-n", &ns_u, "link", "set", &vb, "up"]);
-        lab
-    }
-
-    fn bird_v4(&self) -> String {
-        format!("10.200.{}.1", self.net)
-    }
-    fn our_v4(&self) -> String {
-        format!("10.200.{}.2", self.net)
-    }
-    fn bird_v6(&self) -> String {
-        format!("fd00:200:{}::1", self.net)
-    }
-    fn our_v6(&self) -> String {
-        format!("fd00:200:{}::2", self.net)
-    }
-    fn ctl(&self) -> String {
-        self.dir.join("bird.ctl").display().to_string()
-    }
-
-    /// Starts BIRD with the given protocols.
-    fn start_bird(&mut self, protocols: &str) {
-        let conf = format!(
-            "router id {};\nlog \"{}\" all;\nprotocol device {{}}\n{protocols}\n",
-            self.bird_v4(),
-            self.dir.join("bird.log").display()
-        );
-        let path = self.dir.join("bird.conf");
-        std::fs::write(&path, conf).expect("bird.conf");
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns_bird, "bird", "-f", "-c"])
-            .arg(&path)
-            .args(["-s", &self.ctl()])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(self.dir.join("bird.stderr")).expect("stderr file"))
-            .spawn()
-            .expect("start bird");
-        self.children.push(child);
-        // Wait for the control socket.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if self.birdc(&["show", "status"]).contains("BIRD") {
-                return;
-            }
-            if let Some(child) = self.children.last_mut()
-                && let Ok(Some(_)) = child.try_wait()
-            {
-                break; // exited: configuration error, reported below
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "bird did not start; stderr: {}; log: {}",
-            std::fs::read_to_string(self.dir.join("bird.stderr")).unwrap_or_default(),
-            self.bird_log()
-        );
-    }
-
-    fn birdc(&self, args: &[&str]) -> String {
-        Command::new("birdc")
-            .args(["-s", &self.ctl()])
-            .args(args)
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-    }
-
-    fn bird_log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("bird.log")).unwrap_or_default()
-    }
-
-    fn ns_path(&self) -> String {
-        format!("/var/run/netns/{}", self.ns_us)
-    }
-
-    fn frr_dir(&self) -> String {
-        self.dir.join("frr").display().to_string()
-    }
-
-    /// Starts FRR zebra + bgpd (no watchfrr) in the BIRD namespace with `conf`.
-    fn start_frr(&mut self, conf: &str) {
-        let dir = self.frr_dir();
-        std::fs::create_dir_all(&dir).expect("frr dir");
-        let path = format!("{dir}/frr.conf");
-        std::fs::write(&path, conf).expect("frr.conf");
-        run(&["chown", "-R", "frr:frr", &dir]);
-        // The lab dir must be traversable by the frr user.
-        run(&["chmod", "755", &self.dir.display().to_string()]);
-        for daemon in ["zebra", "bgpd"] {
-            let child = Command::new("ip")
-                .args(["netns", "exec", &self.ns_bird])
-                .arg(format!("/usr/lib/frr/{daemon}"))
-                .args(["-i", &format!("{dir}/{daemon}.pid"), "-f", &path])
-                .args(["-z", &format!("{dir}/zserv.api"), "--vty_socket", &dir])
-                .args(["-u", "frr", "-g", "frr", "-P", "0"])
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(format!("{dir}/{daemon}.stderr")).expect("stderr"))
-                .spawn()
-                .expect("start frr");
-            self.children.push(child);
-            std::thread::sleep(Duration::from_millis(700));
-        }
-    }
-
-    fn vtysh(&self, cmd: &str) -> String {
-        Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.ns_bird,
-                "vtysh",
-                "--vty_socket",
-                &self.frr_dir(),
-            ])
-            .args(["-c", cmd])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let pid = child.id() as libc::pid_t;
-            // SAFETY: plain kill(2) on a child we spawned and have not reaped yet.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(3);
-            loop {
-                match child.try_wait() {
-                    Ok(Some(_)) => break,
-                    Ok(None) if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(50))
-                    }
-                    _ => {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        break;
-                    }
-                }
-            }
-        }
-        for ns in &self.namespaces {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Runs `f` on a thread inside the namespace at `ns_path`, with a current-thread runtime.
-fn in_netns<F, Fut>(ns_path: String, f: F)
+/// Runs `f` on a thread inside namespace `ns`, with a current-thread runtime; a panic in it
+/// fails the test with its own message.
+fn in_netns<F, Fut>(ns: &Netns, f: F)
 where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()>,
 {
-    let handle = std::thread::spawn(move || {
-        let file = std::fs::File::open(&ns_path).expect("open netns");
-        // SAFETY: setns on a valid namespace fd; affects only this thread.
-        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+    let handle = ns.spawn_in(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -353,34 +116,25 @@ fn bird_learns_routes_with_communities_withdrawal_and_cease() {
     if !can_run("bird_learns_routes_with_communities_withdrawal_and_cease") {
         return;
     }
-    let mut lab = Lab::new();
+    let mut lab = RouterLab::new("bgp");
     let protocols = format!(
         "protocol bgp us4 {{ local {b4} as 64513; neighbor {o4} as 4200000099; passive on; hold time 9;\n  ipv4 {{ import all; export none; }}; }}\n\
          protocol bgp us6 {{ local {b6} as 64513; neighbor {o6} as 4200000099; passive on; hold time 9;\n  ipv6 {{ import all; export none; }}; }}\n",
-        b4 = lab.bird_v4(),
-        o4 = lab.our_v4(),
-        b6 = lab.bird_v6(),
-        o6 = lab.our_v6()
+        b4 = THEIR_V4,
+        o4 = OUR_V4,
+        b6 = THEIR_V6,
+        o6 = OUR_V6
     );
     lab.start_bird(&protocols);
-    let ctl = lab.ctl();
-    let (bird_v4, bird_v6, our_v4, our_v6) =
-        (lab.bird_v4(), lab.bird_v6(), lab.our_v4(), lab.our_v6());
-    let birdc = move |args: &[&str]| -> String {
-        Command::new("birdc")
-            .args(["-s", &ctl])
-            .args(args)
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-    };
+    let ctl = lab.bird_ctl();
+    let birdc = move |args: &[&str]| birdc_at(&ctl, args);
 
-    in_netns(lab.ns_path(), move || async move {
-        let router_id: Ipv4Addr = our_v4.parse().expect("v4");
+    in_netns(&lab.us, move || async move {
+        let router_id: Ipv4Addr = OUR_V4.parse().expect("v4");
         let mut m = PeerManager::new(Some(router_id));
         let peers = vec![
-            peer("bird4", 4_200_000_099, 64513, &bird_v4),
-            peer("bird6", 4_200_000_099, 64513, &bird_v6),
+            peer("bird4", 4_200_000_099, 64513, THEIR_V4),
+            peer("bird6", 4_200_000_099, 64513, THEIR_V6),
         ];
         let v4 = "10.200.200.10/32";
         let v6 = "fd00:200:200::10/128";
@@ -406,7 +160,7 @@ fn bird_learns_routes_with_communities_withdrawal_and_cease() {
             "{out}"
         );
         assert!(out.contains("BGP.as_path: 4200000099"), "{out}");
-        assert!(out.contains(&format!("BGP.next_hop: {our_v4}")), "{out}");
+        assert!(out.contains(&format!("BGP.next_hop: {OUR_V4}")), "{out}");
         assert!(
             !out.contains("BGP.local_pref: 300"),
             "no LOCAL_PREF on eBGP: {out}"
@@ -418,7 +172,7 @@ fn bird_learns_routes_with_communities_withdrawal_and_cease() {
         })
         .await;
         let out6 = birdc(&["show", "route", "all", "protocol", "us6"]);
-        assert!(out6.contains(&format!("BGP.next_hop: {our_v6}")), "{out6}");
+        assert!(out6.contains(&format!("BGP.next_hop: {OUR_V6}")), "{out6}");
         assert!(out6.contains("BGP.community: (64512,100)"), "{out6}");
 
         // Status of the sessions.
@@ -474,29 +228,22 @@ fn ibgp_sends_local_pref_and_empty_as_path() {
     if !can_run("ibgp_sends_local_pref_and_empty_as_path") {
         return;
     }
-    let mut lab = Lab::new();
+    let mut lab = RouterLab::new("bgp");
     let protocols = format!(
         "protocol bgp peer_ibgp {{ local {b4} as 4200000099; neighbor {o4} as 4200000099; passive on; hold time 9; direct;\n  ipv4 {{ import all; export none; }}; }}\n",
-        b4 = lab.bird_v4(),
-        o4 = lab.our_v4()
+        b4 = THEIR_V4,
+        o4 = OUR_V4
     );
     lab.start_bird(&protocols);
-    let ctl = lab.ctl();
-    let (bird_v4, our_v4) = (lab.bird_v4(), lab.our_v4());
-    in_netns(lab.ns_path(), move || async move {
-        let mut m = PeerManager::new(Some(our_v4.parse().expect("v4")));
-        let mut p = peer("bird", 4_200_000_099, 4_200_000_099, &bird_v4);
+    let ctl = lab.bird_ctl();
+    in_netns(&lab.us, move || async move {
+        let mut m = PeerManager::new(Some(OUR_V4.parse().expect("v4")));
+        let mut p = peer("bird", 4_200_000_099, 4_200_000_099, THEIR_V4);
         p.peer_asn = PeerAsn::Internal;
         let anns = vec![announcement("10.200.201.0/24", &["bird"], Some(300))];
         m.apply(&[p], &Passwords::new(), &anns).await;
         wait_established(&m, "bird", Duration::from_secs(20)).await;
-        let show = || {
-            Command::new("birdc")
-                .args(["-s", &ctl, "show", "route", "all", "protocol", "peer_ibgp"])
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                .unwrap_or_default()
-        };
+        let show = || birdc_at(&ctl, &["show", "route", "all", "protocol", "peer_ibgp"]);
         wait_until("iBGP route", Duration::from_secs(10), || {
             show().contains("10.200.201.0/24")
         })
@@ -517,17 +264,16 @@ fn md5_wrong_password_never_establishes_right_one_does() {
     if !can_run("md5_wrong_password_never_establishes_right_one_does") {
         return;
     }
-    let mut lab = Lab::new();
+    let mut lab = RouterLab::new("bgp");
     let protocols = format!(
         "protocol bgp peer_md5 {{ local {b4} as 64513; neighbor {o4} as 64512; passive on; hold time 9; password \"s3cret\";\n  ipv4 {{ import all; export none; }}; }}\n",
-        b4 = lab.bird_v4(),
-        o4 = lab.our_v4()
+        b4 = THEIR_V4,
+        o4 = OUR_V4
     );
     lab.start_bird(&protocols);
-    let (bird_v4, our_v4) = (lab.bird_v4(), lab.our_v4());
-    in_netns(lab.ns_path(), move || async move {
-        let mut m = PeerManager::new(Some(our_v4.parse().expect("v4")));
-        let mut p = peer("bird", 64512, 64513, &bird_v4);
+    in_netns(&lab.us, move || async move {
+        let mut m = PeerManager::new(Some(OUR_V4.parse().expect("v4")));
+        let mut p = peer("bird", 64512, 64513, THEIR_V4);
         p.password = Some(PeerPassword::Literal("wrong".into()));
         let anns = vec![announcement("10.200.202.10/32", &["bird"], None)];
         m.apply(&[p.clone()], &Passwords::new(), &anns).await;
@@ -575,7 +321,7 @@ fn frr_learns_routes_over_md5_with_four_octet_as_and_ceases() {
         eprintln!("skipping: FRR not installed");
         return;
     }
-    let mut lab = Lab::new();
+    let mut lab = RouterLab::new("bgp");
     let conf = format!(
         "frr defaults traditional\nhostname frr-lab\nlog file {dir}/frr.log\n!\n\
          router bgp 64513\n bgp router-id {b4}\n no bgp ebgp-requires-policy\n\
@@ -585,19 +331,23 @@ fn frr_learns_routes_over_md5_with_four_octet_as_and_ceases() {
           address-family ipv4 unicast\n  no neighbor {o6} activate\n exit-address-family\n\
           address-family ipv6 unicast\n  neighbor {o6} activate\n exit-address-family\n!\n",
         dir = lab.frr_dir(),
-        b4 = lab.bird_v4(),
-        o4 = lab.our_v4(),
-        o6 = lab.our_v6(),
+        b4 = THEIR_V4,
+        o4 = OUR_V4,
+        o6 = OUR_V6,
     );
-    lab.start_frr(&conf);
-    let (frr_v4, frr_v6, our_v4) = (lab.bird_v4(), lab.bird_v6(), lab.our_v4());
+    lab.frr_conf(&conf);
+    for daemon in ["zebra", "bgpd"] {
+        lab.start_frr_daemon(daemon, &[]);
+        // zebra's socket must exist before bgpd connects; bgpd needs a moment to listen.
+        std::thread::sleep(Duration::from_millis(700));
+    }
     let lab = std::sync::Arc::new(lab);
     let l = lab.clone();
-    in_netns(lab.ns_path(), move || async move {
-        let mut m = PeerManager::new(Some(our_v4.parse().expect("v4")));
-        let mut p4 = peer("frr4", 4_200_000_099, 64513, &frr_v4);
+    in_netns(&lab.us, move || async move {
+        let mut m = PeerManager::new(Some(OUR_V4.parse().expect("v4")));
+        let mut p4 = peer("frr4", 4_200_000_099, 64513, THEIR_V4);
         p4.password = Some(PeerPassword::Literal("s3cret".into()));
-        let p6 = peer("frr6", 4_200_000_099, 64513, &frr_v6);
+        let p6 = peer("frr6", 4_200_000_099, 64513, THEIR_V6);
         let anns = vec![
             announcement("10.200.210.10/32", &["frr4"], None),
             announcement("fd00:200:210::10/128", &["frr6"], None),

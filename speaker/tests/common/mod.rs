@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod router_lab;
+
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -219,7 +219,7 @@ pub struct SpeakerStatus {
     /// Interfaces where ARP requests for announced addresses are answered inside the kernel
     /// (eBPF on tc ingress); on the others the speaker's `AF_PACKET` socket answers.
     #[serde(default)]
-    pub kernel_arp_interfaces: Vec<String>,
+    pub kernel_responder_interfaces: Vec<String>,
 }
 
 #[cfg(test)]

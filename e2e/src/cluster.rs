@@ -606,10 +606,10 @@ impl Cluster {
 
     /// Interfaces where node `i`'s speaker answers ARP in the kernel (its status API), or
     /// `None` when the status cannot be read.
-    pub fn kernel_arp_interfaces(&self, i: usize) -> Option<Vec<String>> {
+    pub fn kernel_responder_interfaces(&self, i: usize) -> Option<Vec<String>> {
         let s = self.get_json(self.speaker_http(i), "/api/v1/status").ok()?;
         Some(
-            s["kernelArpInterfaces"]
+            s["kernelResponderInterfaces"]
                 .as_array()?
                 .iter()
                 .filter_map(|v| v.as_str().map(str::to_string))

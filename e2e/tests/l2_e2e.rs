@@ -41,15 +41,15 @@ fn one_elected_node_answers_arp_and_ndp_and_serves_traffic() {
                 // The lab runs as root on the machine's kernel: the speaker's default is the
                 // in-kernel responder, so this checks that path end to end (where Linux is
                 // older than 6.6, the socket's).
-                let expect_kernel = ferrolb_speaker::layer2::kernel_arp::kernel_has_tcx();
+                let expect_kernel = ferrolb_speaker::layer2::kernel_responder::kernel_has_tcx();
                 let deadline = Instant::now() + Duration::from_secs(5);
                 let in_kernel = loop {
-                    match c.kernel_arp_interfaces(owner) {
+                    match c.kernel_responder_interfaces(owner) {
                         Some(i) => break i,
                         None if Instant::now() < deadline => {
                             std::thread::sleep(Duration::from_millis(100))
                         }
-                        None => panic!("node {owner}'s status has no kernelArpInterfaces"),
+                        None => panic!("node {owner}'s status has no kernelResponderInterfaces"),
                     }
                 };
                 assert_eq!(

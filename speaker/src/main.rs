@@ -1,7 +1,7 @@
 //! ferrolb-speaker: announces LoadBalancer addresses from this node (layer 2 and BGP).
 
 use clap::{Args, Parser, Subcommand};
-use ferrolb_speaker::layer2::ArpResponder;
+use ferrolb_speaker::layer2::L2Responder;
 use ferrolb_speaker::layer2::interfaces::DEFAULT_EXCLUDE_PATTERNS;
 use ferrolb_speaker::membership::GossipTimers;
 use ferrolb_speaker::run::{MembershipOptions, RunOptions};
@@ -65,11 +65,12 @@ struct RunArgs {
     /// cni*, docker*, veth*, kube-ipvs0 and other virtual interfaces.
     #[arg(long = "exclude-interface")]
     exclude_interfaces: Vec<String>,
-    /// Who answers ARP requests for owned IPv4 addresses: `auto` answers in the kernel with an
-    /// eBPF program on tc ingress where Linux (6.6 or later) and the capabilities (CAP_BPF,
-    /// CAP_NET_ADMIN) allow, else from userspace; `socket` always answers from userspace.
-    #[arg(long, value_enum, default_value_t = ArpResponder::Auto)]
-    arp_responder: ArpResponder,
+    /// Who answers ARP requests and Neighbor Solicitations for owned addresses: `auto` answers
+    /// in the kernel with an eBPF program on tc ingress where Linux (6.6 or later) and the
+    /// capabilities (CAP_BPF, CAP_NET_ADMIN) allow, else from userspace sockets; `socket`
+    /// always answers from userspace.
+    #[arg(long, value_enum, default_value_t = L2Responder::Auto)]
+    l2_responder: L2Responder,
 }
 
 fn default_ms(d: Duration) -> u64 {
@@ -113,7 +114,7 @@ fn main() -> anyhow::Result<()> {
                     } else {
                         args.exclude_interfaces
                     },
-                    arp_responder: args.arp_responder,
+                    l2_responder: args.l2_responder,
                 };
                 ferrolb_speaker::run::run(client, opts).await
             })

@@ -5,7 +5,7 @@ use crate::bgp::manager::{NodeAddresses, PeerManager};
 use crate::desired::{Desired, desired_announcements};
 use crate::eligibility::peers_for_node;
 use crate::http::StatusSource;
-use crate::layer2::announcer::{Announcer, AnnouncerConfig, ArpResponder};
+use crate::layer2::announcer::{Announcer, AnnouncerConfig, L2Responder};
 use crate::membership::{GossipTimers, Membership, MembershipConfig};
 use crate::metrics::{Metrics, ModeLabels};
 use crate::stores::{ConfigView, SpeakerStores};
@@ -39,8 +39,8 @@ pub struct RunOptions {
     pub membership: Option<MembershipOptions>,
     /// Glob patterns of interfaces the automatic choice skips (layer 2).
     pub exclude_interfaces: Vec<String>,
-    /// Who answers ARP requests (in the kernel where possible, or always from userspace).
-    pub arp_responder: ArpResponder,
+    /// Who answers ARP and NDP (in the kernel where possible, or always from userspace).
+    pub l2_responder: L2Responder,
 }
 
 /// Gossip membership settings.
@@ -118,9 +118,9 @@ impl StatusSource for Shared {
                 .chain(st.bgp_announcements.iter().cloned())
                 .collect(),
             bgp_peers: st.bgp_peers.clone(),
-            kernel_arp_interfaces: self
+            kernel_responder_interfaces: self
                 .announcer()
-                .map(|a| a.kernel_arp_interfaces())
+                .map(|a| a.kernel_responder_interfaces())
                 .unwrap_or_default(),
         }
     }
@@ -245,7 +245,7 @@ async fn main_loop(
     let announcer = Arc::new(
         Announcer::start(AnnouncerConfig {
             exclude_patterns: opts.exclude_interfaces.clone(),
-            arp_responder: opts.arp_responder,
+            responder: opts.l2_responder,
         })
         .await
         .context("starting the layer 2 announcer")?,

@@ -8,9 +8,9 @@ mod common;
 
 use common::{Netns, ensure_tools, require_root, veth};
 use ferrolb_api::status::Announcement;
-use ferrolb_speaker::layer2::kernel_arp::kernel_has_tcx;
+use ferrolb_speaker::layer2::kernel_responder::kernel_has_tcx;
 use ferrolb_speaker::layer2::{
-    Announcer, AnnouncerConfig, ArpResponder, DesiredIp, L2CounterValues,
+    Announcer, AnnouncerConfig, DesiredIp, L2CounterValues, L2Responder,
 };
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv6Addr};
@@ -25,7 +25,7 @@ struct State {
     snapshot: Vec<Announcement>,
     counters: L2CounterValues,
     groups: BTreeMap<String, Vec<Ipv6Addr>>,
-    kernel_arp: Vec<String>,
+    kernel_responder: Vec<String>,
 }
 
 enum Cmd {
@@ -41,10 +41,10 @@ struct Speaker {
 
 impl Speaker {
     fn start(ns: &Netns) -> Self {
-        Self::start_with(ns, ArpResponder::Auto)
+        Self::start_with(ns, L2Responder::Auto)
     }
 
-    fn start_with(ns: &Netns, arp_responder: ArpResponder) -> Self {
+    fn start_with(ns: &Netns, responder: L2Responder) -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel::<Cmd>();
         let (ready_tx, ready_rx) = std_mpsc::channel();
         let thread = ns.spawn_in(move || {
@@ -54,7 +54,7 @@ impl Speaker {
                 .expect("runtime");
             rt.block_on(async move {
                 let config = AnnouncerConfig {
-                    arp_responder,
+                    responder,
                     ..AnnouncerConfig::default()
                 };
                 let announcer = Announcer::start(config).await.expect("announcer starts");
@@ -70,7 +70,7 @@ impl Speaker {
                                 snapshot: announcer.snapshot(),
                                 counters: announcer.counters(),
                                 groups: announcer.joined_groups(),
-                                kernel_arp: announcer.kernel_arp_interfaces(),
+                                kernel_responder: announcer.kernel_responder_interfaces(),
                             });
                         }
                     }
@@ -174,8 +174,8 @@ fn arp_and_ndp_are_answered_only_while_owned() {
     // As root on Linux ≥ 6.6 the automatic choice must be the kernel responder; anything else
     // is a regression, not a fallback to accept silently.
     let kernel = kernel_has_tcx();
-    println!("kernel ARP responder expected: {kernel}");
-    answered_only_while_owned(ArpResponder::Auto, kernel);
+    println!("kernel responder expected: {kernel}");
+    answered_only_while_owned(L2Responder::Auto, kernel);
 }
 
 #[test]
@@ -183,10 +183,10 @@ fn arp_and_ndp_are_answered_only_while_owned_from_userspace() {
     if !require_root("arp_and_ndp_are_answered_only_while_owned_from_userspace") {
         return;
     }
-    answered_only_while_owned(ArpResponder::Socket, false);
+    answered_only_while_owned(L2Responder::Socket, false);
 }
 
-fn answered_only_while_owned(responder: ArpResponder, in_kernel: bool) {
+fn answered_only_while_owned(responder: L2Responder, in_kernel: bool) {
     ensure_tools(&["arping", "ndisc6"], &["arping", "ndisc6"]);
     let (spk, cli) = lab();
     let our_mac = spk.mac("lan0");
@@ -196,7 +196,7 @@ fn answered_only_while_owned(responder: ArpResponder, in_kernel: bool) {
     let speaker = Speaker::start_with(&spk, responder);
     speaker.set(vec![desired(VIP4, &[]), desired(VIP6, &["lan0"])]);
     let expected: &[&str] = if in_kernel { &["lan0"] } else { &[] };
-    assert_eq!(speaker.state().kernel_arp, expected, "{responder:?}");
+    assert_eq!(speaker.state().kernel_responder, expected, "{responder:?}");
 
     // Gratuitous ARP reached the client's neighbour table.
     std::thread::sleep(Duration::from_millis(300));
@@ -265,7 +265,7 @@ fn answered_only_while_owned(responder: ArpResponder, in_kernel: bool) {
     assert!(state.snapshot.is_empty());
     assert!(state.groups.is_empty());
     assert!(
-        state.kernel_arp.is_empty(),
+        state.kernel_responder.is_empty(),
         "detached with the last IPv4 address"
     );
 }

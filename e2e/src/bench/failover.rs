@@ -234,7 +234,7 @@ pub struct Report {
     pub ferrolb: SystemResult,
     pub keepalived: Option<SystemResult>,
     /// ARP RTT percentiles (µs) for a VIP answered by the speaker as it runs by default, by
-    /// the speaker restarted with `--arp-responder socket` (userspace), and for the node's own
+    /// the speaker restarted with `--l2-responder socket` (userspace), and for the node's own
     /// address answered by the kernel's ARP.
     pub arp_speaker_p50_us: Option<f64>,
     pub arp_kernel_p50_us: Option<f64>,
@@ -297,7 +297,7 @@ impl std::fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "arp reply, speaker with --arp-responder socket: p50 {} (ratio to kernel {}), p99 {} (ratio {})",
+            "arp reply, speaker with --l2-responder socket: p50 {} (ratio to kernel {}), p99 {} (ratio {})",
             us(self.arp_socket_p50_us),
             ratio(self.arp_socket_p50_us, self.arp_kernel_p50_us),
             us(self.arp_socket_p99_us),
@@ -686,7 +686,7 @@ fn arp_latency(c: &mut Cluster, report: &mut Report) -> anyhow::Result<()> {
     };
     let owner = c.wait_single_announcer(ip, None, Duration::from_secs(20))?;
     let own = c.lab.node(owner).v4();
-    report.arp_speaker_responder = match c.kernel_arp_interfaces(owner) {
+    report.arp_speaker_responder = match c.kernel_responder_interfaces(owner) {
         Some(i) if !i.is_empty() => "eBPF".into(),
         _ => "socket".into(),
     };
@@ -705,9 +705,11 @@ fn arp_latency(c: &mut Cluster, report: &mut Report) -> anyhow::Result<()> {
     }
     // The same owner answering from userspace: restarted with the socket responder, and back
     // in charge of the address once the others see it alive again.
-    c.start_speaker_with(owner, &["--arp-responder", "socket"])?;
+    c.start_speaker_with(owner, &["--l2-responder", "socket"])?;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !(c.announces(owner, ip) && c.kernel_arp_interfaces(owner).is_some_and(|i| i.is_empty()))
+    while !(c.announces(owner, ip)
+        && c.kernel_responder_interfaces(owner)
+            .is_some_and(|i| i.is_empty()))
     {
         if Instant::now() > deadline {
             bail!("node {owner} did not announce {ip} again after restarting its speaker");

@@ -25,12 +25,12 @@ use super::interfaces::{
     InterfaceError, InterfaceTable, InterfaceWatcher, Link, choose_interfaces,
     default_exclude_patterns,
 };
-use super::kernel_arp::{KernelArp, TcxLink};
+use super::kernel_responder::{KernelResponder, TcxLink};
 use super::ndp::NdpSocket;
 use crate::desired::L2Announcement;
 use ferrolb_api::status::{Announcement, AnnouncementMode};
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -461,9 +461,9 @@ fn spawn_listener(
         .map(|_detached| ())
 }
 
-/// The in-kernel ARP responder attached to one interface, with the handle that writes its map.
+/// The in-kernel responder attached to one interface, with the handle that writes its maps.
 struct KernelAttachment {
-    responder: Arc<KernelArp>,
+    responder: Arc<KernelResponder>,
     _link: TcxLink,
 }
 
@@ -474,8 +474,7 @@ struct IfaceSockets {
     link_local: Arc<RwLock<Option<Ipv6Addr>>>,
     arp: Option<Listener<ArpSocket>>,
     ndp: Option<Listener<NdpSocket>>,
-    /// Present while the kernel answers ARP here; every owned IPv4 address is then also in
-    /// its map.
+    /// Present while the kernel answers here; every owned address is then also in its maps.
     kernel: Option<KernelAttachment>,
     /// Attaching the kernel responder failed here; the socket answers (not retried until the
     /// interface's state is rebuilt).
@@ -483,14 +482,14 @@ struct IfaceSockets {
 }
 
 impl IfaceSockets {
-    /// Removes IPv4 addresses from the kernel responder's map (a no-op without one).
-    fn kernel_stop(&self, ips: impl IntoIterator<Item = Ipv4Addr>) -> Result<(), L2Error> {
+    /// Removes addresses from the kernel responder's maps (a no-op without one).
+    fn kernel_stop(&self, ips: impl IntoIterator<Item = IpAddr>) -> Result<(), L2Error> {
         let Some(k) = &self.kernel else { return Ok(()) };
         let mut first_error = None;
         for ip in ips {
             if let Err(source) = k.responder.stop_answering(self.link.index, ip) {
                 first_error.get_or_insert(L2Error::Socket {
-                    what: "removing an address from the kernel ARP responder",
+                    what: "removing an address from the kernel responder",
                     interface: self.link.name.clone(),
                     source,
                 });
@@ -500,13 +499,6 @@ impl IfaceSockets {
     }
 }
 
-fn v4s<'a>(ips: impl IntoIterator<Item = &'a IpAddr>) -> impl Iterator<Item = Ipv4Addr> {
-    ips.into_iter().filter_map(|ip| match ip {
-        IpAddr::V4(v4) => Some(*v4),
-        IpAddr::V6(_) => None,
-    })
-}
-
 impl Drop for IfaceSockets {
     fn drop(&mut self) {
         // Stop answering synchronously, whatever the path that drops us (last IP lost, device
@@ -514,27 +506,28 @@ impl Drop for IfaceSockets {
         // stop flag on their next wake-up; the kernel responder's entries go before its link
         // is closed (the fields drop after this body).
         let owned = std::mem::take(&mut *self.owned.write().unwrap_or_else(|p| p.into_inner()));
-        if let Err(error) = self.kernel_stop(v4s(&owned)) {
-            tracing::error!(%error, "layer 2: could not stop the kernel ARP responder's answers");
+        if let Err(error) = self.kernel_stop(owned) {
+            tracing::error!(%error, "layer 2: could not stop the kernel responder's answers");
         }
     }
 }
 
-/// Who answers ARP requests for owned IPv4 addresses.
+/// Who answers ARP requests and Neighbor Solicitations for owned addresses.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum ArpResponder {
-    /// The in-kernel eBPF responder (`kernel_arp.rs`) where the kernel (≥ 6.6) and the
-    /// speaker's capabilities (`CAP_BPF`, `CAP_NET_ADMIN`) allow it, the socket elsewhere.
+pub enum L2Responder {
+    /// The in-kernel eBPF responder (`kernel_responder.rs`) where the kernel (≥ 6.6) and the
+    /// speaker's capabilities (`CAP_BPF`, `CAP_NET_ADMIN`) allow it, the sockets elsewhere and
+    /// for what it leaves to them.
     #[default]
     Auto,
-    /// Always the userspace `AF_PACKET` socket.
+    /// Always the userspace sockets (`AF_PACKET` for ARP, ICMPv6 for NDP).
     Socket,
 }
 
 /// Whether the kernel responder is in use, not yet tried, or unavailable.
 enum KernelState {
     Untried,
-    Ready(Arc<KernelArp>),
+    Ready(Arc<KernelResponder>),
     Unavailable,
 }
 
@@ -548,30 +541,30 @@ pub struct SocketBackend {
 }
 
 impl SocketBackend {
-    /// A backend with no sockets yet, answering ARP as `responder` says.
-    pub fn new(counters: Arc<L2Counters>, responder: ArpResponder) -> Self {
+    /// A backend with no sockets yet, answering as `responder` says.
+    pub fn new(counters: Arc<L2Counters>, responder: L2Responder) -> Self {
         SocketBackend {
             ifaces: BTreeMap::new(),
             counters,
             kernel: match responder {
-                ArpResponder::Auto => KernelState::Untried,
-                ArpResponder::Socket => KernelState::Unavailable,
+                L2Responder::Auto => KernelState::Untried,
+                L2Responder::Socket => KernelState::Unavailable,
             },
         }
     }
 
     /// The kernel responder, loaded on first use; `None` when it cannot be (said once).
-    fn kernel_responder(&mut self) -> Option<Arc<KernelArp>> {
+    fn kernel_responder(&mut self) -> Option<Arc<KernelResponder>> {
         if let KernelState::Untried = self.kernel {
-            self.kernel = match KernelArp::load() {
+            self.kernel = match KernelResponder::load() {
                 Ok(k) => {
                     tracing::info!(
-                        "layer 2: ARP requests for owned IPs are answered in the kernel (eBPF on tc ingress)"
+                        "layer 2: ARP requests and Neighbor Solicitations for owned IPs are answered in the kernel (eBPF on tc ingress)"
                     );
                     KernelState::Ready(Arc::new(k))
                 }
                 Err(error) => {
-                    tracing::warn!(%error, "layer 2: the in-kernel ARP responder cannot be loaded (it needs Linux 6.6 or later and CAP_BPF + CAP_NET_ADMIN); ARP is answered from userspace");
+                    tracing::warn!(%error, "layer 2: the in-kernel responder cannot be loaded (it needs Linux 6.6 or later and CAP_BPF + CAP_NET_ADMIN); ARP and NDP are answered from userspace");
                     KernelState::Unavailable
                 }
             };
@@ -582,15 +575,16 @@ impl SocketBackend {
         }
     }
 
-    /// Requests the kernel responder has answered (0 without one).
-    pub fn kernel_answered(&self) -> u64 {
+    /// ARP requests and Neighbor Solicitations the kernel responder has answered (0, 0 without
+    /// one).
+    pub fn kernel_answered(&self) -> (u64, u64) {
         match &self.kernel {
-            KernelState::Ready(k) => k.answered(),
-            KernelState::Untried | KernelState::Unavailable => 0,
+            KernelState::Ready(k) => (k.arp_answered(), k.ndp_answered()),
+            KernelState::Untried | KernelState::Unavailable => (0, 0),
         }
     }
 
-    /// Interfaces where the kernel answers ARP.
+    /// Interfaces where the kernel answers.
     pub fn kernel_interfaces(&self) -> Vec<String> {
         self.ifaces
             .iter()
@@ -720,7 +714,7 @@ impl L2Backend for SocketBackend {
         // Losses first, synchronously.
         let keep: BTreeSet<IpAddr> = old.intersection(ips).copied().collect();
         *s.owned.write().unwrap_or_else(|p| p.into_inner()) = keep.clone();
-        let mut first_error = s.kernel_stop(v4s(old.difference(ips))).err();
+        let mut first_error = s.kernel_stop(old.difference(ips).copied()).err();
         if let Some(Listener { socket: ndp, .. }) = &s.ndp {
             for lost in old.difference(ips) {
                 if let IpAddr::V6(v6) = lost
@@ -738,7 +732,6 @@ impl L2Backend for SocketBackend {
         let want_v6 = ips.iter().any(IpAddr::is_ipv6);
         if !want_v4 {
             s.arp = None;
-            s.kernel = None;
         }
         if !want_v6 {
             s.ndp = None;
@@ -758,7 +751,7 @@ impl L2Backend for SocketBackend {
         } else {
             None
         };
-        let attach = want_v4 && s.kernel.is_none() && !s.kernel_failed;
+        let attach = s.kernel.is_none() && !s.kernel_failed;
         let responder = if attach {
             self.kernel_responder()
         } else {
@@ -772,14 +765,14 @@ impl L2Backend for SocketBackend {
             match responder.attach(link.index) {
                 Ok(tcx) => {
                     attached_now = true;
-                    tracing::debug!(interface = %link.name, "layer 2: kernel ARP responder attached");
+                    tracing::debug!(interface = %link.name, "layer 2: kernel responder attached");
                     s.kernel = Some(KernelAttachment {
                         responder,
                         _link: tcx,
                     });
                 }
                 Err(error) => {
-                    tracing::warn!(%error, interface = %link.name, "layer 2: attaching the kernel ARP responder failed; ARP is answered from userspace on this interface");
+                    tracing::warn!(%error, interface = %link.name, "layer 2: attaching the kernel responder failed; ARP and NDP are answered from userspace on this interface");
                     s.kernel_failed = true;
                 }
             }
@@ -793,26 +786,6 @@ impl L2Backend for SocketBackend {
 
         // Gains: join the group, then answer.
         let mut owned = keep;
-        // Gains, and on a freshly attached responder whatever is kept, go into its map; the
-        // socket answers whatever the map does not hold, so a failed insert degrades to the
-        // userspace path rather than to silence.
-        if let Some(k) = &s.kernel {
-            let mac = link.mac.unwrap_or_default();
-            let add: Vec<Ipv4Addr> = if attached_now {
-                v4s(ips).collect()
-            } else {
-                v4s(ips.difference(&old)).collect()
-            };
-            for v4 in add {
-                if let Err(source) = k.responder.answer(link.index, v4, mac) {
-                    first_error.get_or_insert(L2Error::Socket {
-                        what: "adding an address to the kernel ARP responder",
-                        interface: link.name.clone(),
-                        source,
-                    });
-                }
-            }
-        }
         for gained in ips.difference(&old) {
             match gained {
                 IpAddr::V4(_) => {
@@ -833,6 +806,26 @@ impl L2Backend for SocketBackend {
                         }
                         None => {}
                     }
+                }
+            }
+        }
+        // What the sockets answer from now on goes into the kernel responder's map too (all of
+        // it on a freshly attached one). The sockets answer whatever the map does not hold, so
+        // a failed insert degrades to the userspace path rather than to silence.
+        if let Some(k) = &s.kernel {
+            let mac = link.mac.unwrap_or_default();
+            let add: Vec<IpAddr> = if attached_now {
+                owned.iter().copied().collect()
+            } else {
+                owned.difference(&old).copied().collect()
+            };
+            for ip in add {
+                if let Err(source) = k.responder.answer(link.index, ip, mac) {
+                    first_error.get_or_insert(L2Error::Socket {
+                        what: "adding an address to the kernel responder",
+                        interface: link.name.clone(),
+                        source,
+                    });
                 }
             }
         }
@@ -871,14 +864,14 @@ pub struct AnnouncerConfig {
     /// Glob patterns of interfaces automatic choice skips.
     pub exclude_patterns: Vec<String>,
     /// Who answers ARP requests.
-    pub arp_responder: ArpResponder,
+    pub responder: L2Responder,
 }
 
 impl Default for AnnouncerConfig {
     fn default() -> Self {
         AnnouncerConfig {
             exclude_patterns: default_exclude_patterns(),
-            arp_responder: ArpResponder::Auto,
+            responder: L2Responder::Auto,
         }
     }
 }
@@ -900,7 +893,7 @@ impl Announcer {
         let watcher = InterfaceWatcher::start().await?;
         let counters = Arc::new(L2Counters::default());
         let mut core = AnnouncerCore::new(
-            SocketBackend::new(counters.clone(), config.arp_responder),
+            SocketBackend::new(counters.clone(), config.responder),
             config.exclude_patterns,
             counters.clone(),
         );
@@ -990,12 +983,14 @@ impl Announcer {
     /// Counter values for metrics (answers from the kernel responder included).
     pub fn counters(&self) -> L2CounterValues {
         let mut values = self.counters.values();
-        values.arp_requests_answered += self.core().backend().kernel_answered();
+        let (arp, ndp) = self.core().backend().kernel_answered();
+        values.arp_requests_answered += arp;
+        values.ndp_solicitations_answered += ndp;
         values
     }
 
-    /// Interfaces where ARP is answered in the kernel ([`super::kernel_arp`]).
-    pub fn kernel_arp_interfaces(&self) -> Vec<String> {
+    /// Interfaces where ARP and NDP are answered in the kernel ([`super::kernel_responder`]).
+    pub fn kernel_responder_interfaces(&self) -> Vec<String> {
         self.core().backend().kernel_interfaces()
     }
 }

@@ -18,7 +18,7 @@
 //! - the reply is built in a stack buffer ([`frames::arp_reply_into`]), no allocation.
 //!
 //! That still leaves a thread wake-up per request (~30 µs on a small VM). Where the kernel
-//! allows it, [`super::kernel_arp`] answers owned addresses before this socket ever sees the
+//! allows it, [`super::kernel_responder`] answers owned addresses before this socket ever sees the
 //! request, and this socket answers only what that program passes on (or everything, where it
 //! cannot be loaded).
 

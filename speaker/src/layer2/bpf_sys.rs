@@ -1,4 +1,4 @@
-//! The `bpf(2)` system call, for the in-kernel ARP responder ([`super::kernel_arp`]): maps,
+//! The `bpf(2)` system call, for the in-kernel responder ([`super::kernel_responder`]): maps,
 //! loading a program, attaching it to an interface's tcx ingress hook through a BPF link, and
 //! test runs. Every `unsafe` block this needs is in this file (the rest of layer 2's is in
 //! `sys.rs`).

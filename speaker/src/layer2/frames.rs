@@ -466,12 +466,15 @@ impl NeighborSolicitation {
 }
 
 /// Parses a whole IPv6 packet carrying a Neighbor Solicitation, with every RFC 4861 §7.1.1
-/// check: next header ICMPv6, hop limit 255, valid checksum, the checks of
+/// check: a unicast or unspecified source, next header ICMPv6, hop limit 255, valid checksum, the checks of
 /// [`NeighborSolicitation::parse_icmpv6`], and for an unspecified source (DAD) a
 /// solicited-node destination and no source link-layer option.
 pub fn parse_ns_packet(packet: &[u8]) -> Option<(Ipv6Header, NeighborSolicitation)> {
     let (header, icmp) = Ipv6Header::parse(packet)?;
-    if header.next_header != IPPROTO_ICMPV6
+    // A multicast source is never valid (RFC 4291 §2.7); the stack drops such packets before
+    // an ICMPv6 socket sees them, and so must anything that parses whole frames.
+    if header.src.is_multicast()
+        || header.next_header != IPPROTO_ICMPV6
         || header.hop_limit != NDP_HOP_LIMIT
         || !icmpv6_checksum_ok(header.src, header.dst, icmp)
     {
@@ -873,6 +876,15 @@ mod tests {
         let mut bad = packet.to_vec();
         bad[IPV6_HEADER_LEN + 2] ^= 1;
         assert_eq!(parse_ns_packet(&bad), None);
+        // Multicast source (checksum made right, so only the source decides).
+        let (header, body) = Ipv6Header::parse(packet).expect("golden NS");
+        let ns = NeighborSolicitation::parse_icmpv6(body).expect("golden NS");
+        let mut bad = Vec::new();
+        let src = v6("ff02::2");
+        let icmp = ns.to_icmpv6(src, header.dst);
+        Ipv6Header { src, ..header }.write(icmp.len() as u16, &mut bad);
+        bad.extend_from_slice(&icmp);
+        assert_eq!(parse_ns_packet(&bad), None);
         // Code not 0.
         let mut icmp = packet[IPV6_HEADER_LEN..].to_vec();
         icmp[1] = 1;
@@ -1030,7 +1042,7 @@ mod tests {
             let target = Ipv6Addr::from(target);
             prop_assume!(!target.is_multicast());
             let src = Ipv6Addr::from(src);
-            prop_assume!(!src.is_unspecified());
+            prop_assume!(!src.is_unspecified() && !src.is_multicast());
             let ns = NeighborSolicitation { target, source_mac: smac };
             let dst = solicited_node_multicast(target);
             let icmp = ns.to_icmpv6(src, dst);

@@ -5,8 +5,9 @@
 //!   of interfaces to announce on.
 //! - [`arp`] / [`ndp`]: one `AF_PACKET` (ETH_P_ARP) socket and one ICMPv6 raw socket per
 //!   interface, answering for owned IPs and sending gratuitous announcements.
-//! - [`kernel_arp`]: an eBPF program on tc ingress that answers ARP requests for owned IPv4
-//!   addresses inside the kernel (where it can be loaded), in front of the `AF_PACKET` socket.
+//! - [`kernel_responder`]: an eBPF program on tc ingress that answers ARP requests and Neighbor
+//!   Solicitations for owned addresses inside the kernel (where it can be loaded), in front of
+//!   those sockets.
 //! - [`announcer`]: the level-triggered announcer that opens, feeds and closes those sockets
 //!   from the desired set of IPs.
 
@@ -15,13 +16,12 @@ pub mod arp;
 mod bpf_sys;
 pub mod frames;
 pub mod interfaces;
-pub mod kernel_arp;
+pub mod kernel_responder;
 pub mod ndp;
 mod sys;
 
 pub use announcer::{
-    ANNOUNCE_SCHEDULE, Announcer, AnnouncerConfig, ArpResponder, DesiredIp, L2CounterValues,
-    L2Error,
+    ANNOUNCE_SCHEDULE, Announcer, AnnouncerConfig, DesiredIp, L2CounterValues, L2Error, L2Responder,
 };
 pub use bpf_sys::TestRun;
 pub use interfaces::{DEFAULT_EXCLUDE_PATTERNS, InterfaceTable, InterfaceWatcher, Link};

@@ -18,12 +18,16 @@
 //! they came from the interface's link-local address. Where `IPV6_FREEBIND` is unavailable
 //! (kernels before 4.15) the interface's link-local address is used instead.
 //!
-//! Known limitation: a solicitation sent to the VIP's *unicast* address (the neighbour
-//! unreachability probe a client sends when its cache entry is stale) is addressed to an IP the
-//! kernel does not consider local, so the stack drops it before any raw socket sees it. The
-//! client then falls back to multicast solicitation after its unicast probes fail, which we
-//! answer; traffic keeps flowing on the cached entry in between. Hearing unicast probes too
-//! would take an `AF_PACKET` socket on `ETH_P_IPV6` with a BPF filter.
+//! Where the in-kernel responder runs ([`super::kernel_responder`]), it answers the common
+//! solicitations before this socket sees them, and this socket handles the rest (duplicate
+//! address detection, unusual option sets).
+//!
+//! Known limitation of this socket: a solicitation sent to the VIP's *unicast* address (the
+//! neighbour unreachability probe a client sends when its cache entry is stale) is addressed to
+//! an IP the kernel does not consider local, so the stack drops it before any raw socket sees
+//! it. The client then falls back to multicast solicitation after its unicast probes fail,
+//! which we answer; traffic keeps flowing on the cached entry in between. The in-kernel
+//! responder sees and answers those probes.
 
 use super::frames::{self, MacAddr, NeighborAdvertisement};
 use super::sys;

@@ -247,6 +247,18 @@ pub struct Report {
     /// Announced addresses and the largest speaker VmHWM (KiB) with them.
     pub rss_ips: usize,
     pub rss_peak_kib: Option<u64>,
+    /// What the in-kernel responder costs, in ns per packet as the kernel times it: frames it
+    /// passes on (an IPv4 and an IPv6 data packet) and frames it answers (ARP, NS).
+    pub responder_cost: Option<ResponderCost>,
+}
+
+/// See [`Report::responder_cost`].
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct ResponderCost {
+    pub pass_ipv4_ns: u32,
+    pub pass_ipv6_ns: u32,
+    pub answer_arp_ns: u32,
+    pub answer_ns_ns: u32,
 }
 
 fn ratio(a: Option<f64>, b: Option<f64>) -> String {
@@ -303,6 +315,13 @@ impl std::fmt::Display for Report {
             us(self.arp_socket_p99_us),
             ratio(self.arp_socket_p99_us, self.arp_kernel_p99_us),
         )?;
+        if let Some(c) = &self.responder_cost {
+            writeln!(
+                f,
+                "in-kernel responder cost per packet: passed on {} ns (IPv4) / {} ns (IPv6); answered {} ns (ARP) / {} ns (NS)",
+                c.pass_ipv4_ns, c.pass_ipv6_ns, c.answer_arp_ns, c.answer_ns_ns
+            )?;
+        }
         write!(
             f,
             "speaker peak RSS with {} announced IPs: {}",
@@ -342,8 +361,101 @@ pub fn run(opts: &FailoverBench) -> anyhow::Result<Report> {
     }
     if opts.extras {
         rss_1000(&mut report)?;
+        report.responder_cost = Some(responder_cost()?);
     }
     Ok(report)
+}
+
+/// Times the in-kernel responder with `BPF_PROG_TEST_RUN` (in the kernel, on loopback; nothing
+/// is sent): a million runs over a frame it passes on, and the median of single runs over a
+/// frame it answers (a repeated run would see its own answer, which it passes on).
+fn responder_cost() -> anyhow::Result<ResponderCost> {
+    use ferrolb_speaker::layer2::frames::{
+        self, ArpOp, ArpPacket, ETHERTYPE_IPV6, EthernetHeader, Ipv6Header, MacAddr,
+        NeighborSolicitation,
+    };
+    use ferrolb_speaker::layer2::kernel_responder::{KernelResponder, TC_ACT_REDIRECT, TCX_NEXT};
+    const LOOPBACK: u32 = 1;
+    let ours = MacAddr([0x02, 0xfe, 0, 0, 0, 1]);
+    let client = MacAddr([0x02, 0xc1, 0, 0, 0, 2]);
+    let (vip4, vip6): (Ipv4Addr, std::net::Ipv6Addr) =
+        (Ipv4Addr::new(10, 200, 99, 1), "fd00:200:99::1".parse()?);
+    let (client4, client6): (Ipv4Addr, std::net::Ipv6Addr) =
+        (Ipv4Addr::new(10, 200, 99, 2), "fd00:200:99::2".parse()?);
+    let k = KernelResponder::load().context("loading the in-kernel responder")?;
+    k.answer(LOOPBACK, IpAddr::V4(vip4), ours)?;
+    k.answer(LOOPBACK, IpAddr::V6(vip6), ours)?;
+
+    let arp = frames::arp_frame(
+        MacAddr::BROADCAST,
+        client,
+        &ArpPacket {
+            op: ArpOp::Request,
+            sender_mac: client,
+            sender_ip: client4,
+            target_mac: MacAddr::ZERO,
+            target_ip: vip4,
+        },
+    );
+    // A unicast solicitation (a reachability probe): the IPv6 header below goes to the VIP.
+    let icmp = NeighborSolicitation {
+        target: vip6,
+        source_mac: Some(client),
+    }
+    .to_icmpv6(client6, vip6);
+    let ipv6_frame = |payload: &[u8], next_header: u8| {
+        let mut f = Vec::new();
+        EthernetHeader {
+            dst: ours,
+            src: client,
+            ethertype: ETHERTYPE_IPV6,
+        }
+        .write(&mut f);
+        Ipv6Header {
+            src: client6,
+            dst: vip6,
+            next_header,
+            hop_limit: 255,
+        }
+        .write(u16::try_from(payload.len()).unwrap_or(u16::MAX), &mut f);
+        f.extend_from_slice(payload);
+        f
+    };
+    let ns = ipv6_frame(&icmp, frames::IPPROTO_ICMPV6);
+    // Data packets: a TCP segment's worth of bytes behind each header (their content does not
+    // matter to the program, only that it is not ARP / not a solicitation).
+    let tcp6 = ipv6_frame(&[0u8; 40], 6);
+    let mut tcp4 = Vec::new();
+    EthernetHeader {
+        dst: ours,
+        src: client,
+        ethertype: frames::ETHERTYPE_IPV4,
+    }
+    .write(&mut tcp4);
+    tcp4.extend_from_slice(&[0x45, 0, 0, 60]);
+    tcp4.resize(74, 0);
+
+    let pass = |frame: &[u8]| -> anyhow::Result<u32> {
+        let run = k.time_run(frame, 1_000_000)?;
+        anyhow::ensure!(run.retval == TCX_NEXT, "data packet not passed on");
+        Ok(run.duration_ns)
+    };
+    let answer = |frame: &[u8]| -> anyhow::Result<u32> {
+        let mut times = Vec::with_capacity(2001);
+        for _ in 0..2001 {
+            let run = k.time_run(frame, 1)?;
+            anyhow::ensure!(run.retval == TC_ACT_REDIRECT, "request not answered");
+            times.push(run.duration_ns);
+        }
+        times.sort_unstable();
+        Ok(times[times.len() / 2])
+    };
+    Ok(ResponderCost {
+        pass_ipv4_ns: pass(&tcp4)?,
+        pass_ipv6_ns: pass(&tcp6)?,
+        answer_arp_ns: answer(&arp)?,
+        answer_ns_ns: answer(&ns)?,
+    })
 }
 
 /// Creates a LoadBalancer Service `name` (IPv4) and returns its address once assigned.

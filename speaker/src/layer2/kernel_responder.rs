@@ -181,7 +181,13 @@ impl KernelResponder {
     /// Runs the program once over `frame` in the kernel, as received on the loopback device of
     /// the caller's network namespace (`ifindex` 1): for tests of what it answers and how.
     pub fn test_run(&self, frame: &[u8]) -> io::Result<TestRun> {
-        bpf_sys::prog_test_run(&self.prog, frame)
+        bpf_sys::prog_test_run(&self.prog, frame, 1)
+    }
+
+    /// Runs the program `repeat` times over `frame` in the kernel (as [`Self::test_run`]) and
+    /// returns the kernel's mean time per run: what the program costs each packet.
+    pub fn time_run(&self, frame: &[u8], repeat: u32) -> io::Result<TestRun> {
+        bpf_sys::prog_test_run(&self.prog, frame, repeat)
     }
 }
 

@@ -221,6 +221,39 @@ fn speaker_crash_fails_over() {
     assert!(echo.starts_with(c.lab.node(new_owner).name()), "{echo}");
 }
 
+/// A stopped speaker (SIGSTOP: its process exists, so its kernel responder stays attached)
+/// goes quiet once its lease runs out, before the others elect a new owner: afterwards only
+/// the new owner answers ARP.
+#[test]
+fn a_stopped_speaker_goes_quiet() {
+    if !lab::tools_or_skip("l2_e2e", &["arping"]) {
+        return;
+    }
+    let c = Cluster::start(ClusterOptions::default()).expect("cluster");
+    let (ip, owner) = one_service(&c, "stopped", false);
+    assert_eq!(arp_answerers(&c, v4(ip), 2), vec![node_mac(&c, owner)]);
+    let speaker = c.speaker(owner).expect("speaker");
+    speaker.pause().expect("SIGSTOP");
+    let stopped_at = Instant::now();
+    let new_owner = c.wait_single_announcer(ip, Some(owner), Duration::from_secs(5));
+    // Let the new owner's first gratuitous ARP and the answers settle, then ask three times.
+    std::thread::sleep(Duration::from_millis(300));
+    let answerers = arp_answerers(&c, v4(ip), 3);
+    println!(
+        "{:?} after stopping node {owner}'s speaker: ARP answered by {answerers:?}",
+        stopped_at.elapsed()
+    );
+    speaker.resume().expect("SIGCONT");
+    let new_owner = new_owner.expect("another node announces while the owner is stopped");
+    assert_ne!(new_owner, owner);
+    assert_eq!(
+        answerers,
+        vec![node_mac(&c, new_owner)],
+        "only the new owner answers (node {owner} is {})",
+        node_mac(&c, owner)
+    );
+}
+
 #[test]
 fn owner_link_down_fails_over() {
     if !lab::tools_or_skip("l2_e2e", &["curl"]) {

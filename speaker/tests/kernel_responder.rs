@@ -15,6 +15,7 @@ use ferrolb_speaker::layer2::kernel_responder::{
     KernelResponder, TC_ACT_REDIRECT, TCX_NEXT, kernel_has_tcx,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
 
 /// `BPF_PROG_TEST_RUN` delivers the frame on the namespace's loopback device.
 const LOOPBACK: u32 = 1;
@@ -53,7 +54,11 @@ fn with_responder(test: &str, body: impl FnOnce(KernelResponder) + Send + 'stati
         "{test}: the in-kernel responder needs Linux 6.6 or later (tcx)"
     );
     let ns = Netns::new("karp");
-    ns.run_in(move || body(KernelResponder::load().expect("the responder loads")));
+    ns.run_in(move || {
+        let k = KernelResponder::load().expect("the responder loads");
+        k.renew_lease(Duration::from_secs(600)).expect("lease");
+        body(k)
+    });
 }
 
 #[test]
@@ -400,4 +405,32 @@ fn never_answers_a_solicitation_the_userspace_rules_would_not() {
             assert_eq!(k.ndp_answered(), u64::from(both));
         },
     );
+}
+
+#[test]
+fn answers_only_while_the_speaker_renews_its_lease() {
+    with_responder("answers_only_while_the_speaker_renews_its_lease", |k| {
+        k.answer(LOOPBACK, vip().into(), OURS).expect("insert");
+        k.answer(LOOPBACK, IpAddr::V6(vip6()), OURS)
+            .expect("insert");
+        let arp = request(CLIENT, Ipv4Addr::new(10, 200, 60, 2), vip());
+        let ns = solicitation(client6(), vip6(), vip6(), true);
+        for frame in [&arp, &ns] {
+            assert_eq!(k.test_run(frame).expect("run").retval, TC_ACT_REDIRECT);
+        }
+        // A lease that ran out (the speaker stopped renewing it): nothing is answered, the
+        // frames go on to the stack (and to the speaker's sockets, stopped with it).
+        k.renew_lease(Duration::ZERO).expect("lease");
+        std::thread::sleep(Duration::from_millis(1));
+        for frame in [&arp, &ns] {
+            let run = k.test_run(frame).expect("run");
+            assert_eq!((run.retval, &run.data), (TCX_NEXT, frame));
+        }
+        // Renewed: answering again.
+        k.renew_lease(Duration::from_secs(1)).expect("lease");
+        for frame in [&arp, &ns] {
+            assert_eq!(k.test_run(frame).expect("run").retval, TC_ACT_REDIRECT);
+        }
+        assert_eq!((k.arp_answered(), k.ndp_answered()), (2, 2));
+    });
 }

@@ -383,6 +383,7 @@ fn responder_cost() -> anyhow::Result<ResponderCost> {
     let (client4, client6): (Ipv4Addr, std::net::Ipv6Addr) =
         (Ipv4Addr::new(10, 200, 99, 2), "fd00:200:99::2".parse()?);
     let k = KernelResponder::load().context("loading the in-kernel responder")?;
+    k.renew_lease(Duration::from_secs(600))?;
     k.answer(LOOPBACK, IpAddr::V4(vip4), ours)?;
     k.answer(LOOPBACK, IpAddr::V6(vip6), ours)?;
 

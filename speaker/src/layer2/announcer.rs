@@ -524,11 +524,63 @@ pub enum L2Responder {
     Socket,
 }
 
-/// Whether the kernel responder is in use, not yet tried, or unavailable.
+/// Whether the kernel responder is in use (with the thread renewing its lease), not yet tried,
+/// or unavailable.
 enum KernelState {
     Untried,
-    Ready(Arc<KernelResponder>),
+    Ready {
+        responder: Arc<KernelResponder>,
+        _renewer: LeaseRenewer,
+    },
     Unavailable,
+}
+
+/// How long the kernel responder answers without hearing from the speaker: below the
+/// membership's detection time (~0.25 s), so a stopped or starved speaker's node goes quiet by
+/// the time the others elect a new owner, as it would with userspace sockets.
+pub const KERNEL_LEASE: Duration = Duration::from_millis(200);
+/// How often the lease is renewed: five renewals per lease ride out a scheduling hiccup.
+const KERNEL_LEASE_RENEW: Duration = Duration::from_millis(40);
+
+/// The thread renewing the kernel responder's lease; dropping it stops the thread (the lease
+/// then runs out within [`KERNEL_LEASE`]).
+struct LeaseRenewer {
+    stop: Arc<AtomicBool>,
+}
+
+impl LeaseRenewer {
+    /// Renews once now, then every [`KERNEL_LEASE_RENEW`] from a thread of its own: a thread,
+    /// not a tokio task, so that only the speaker process being stopped or starved — not a
+    /// busy runtime — lets the lease run out.
+    fn start(responder: Arc<KernelResponder>) -> std::io::Result<Self> {
+        responder.renew_lease(KERNEL_LEASE)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name("ferrolb-l2-lease".into())
+            .stack_size(LISTENER_STACK)
+            .spawn(move || {
+                let mut failing = false;
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(KERNEL_LEASE_RENEW);
+                    match responder.renew_lease(KERNEL_LEASE) {
+                        Ok(()) => failing = false,
+                        Err(error) if !failing => {
+                            failing = true;
+                            tracing::error!(%error, "layer 2: renewing the kernel responder's lease failed; it stops answering until a renewal succeeds (the sockets answer meanwhile)");
+                        }
+                        Err(_) => {}
+                    }
+                }
+            })?;
+        Ok(LeaseRenewer { stop })
+    }
+}
+
+impl Drop for LeaseRenewer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 /// The real backend: per interface an ARP socket while it has IPv4 addresses to answer for and
@@ -556,12 +608,20 @@ impl SocketBackend {
     /// The kernel responder, loaded on first use; `None` when it cannot be (said once).
     fn kernel_responder(&mut self) -> Option<Arc<KernelResponder>> {
         if let KernelState::Untried = self.kernel {
-            self.kernel = match KernelResponder::load() {
-                Ok(k) => {
+            let loaded = KernelResponder::load().and_then(|k| {
+                let k = Arc::new(k);
+                let renewer = LeaseRenewer::start(k.clone())?;
+                Ok((k, renewer))
+            });
+            self.kernel = match loaded {
+                Ok((k, renewer)) => {
                     tracing::info!(
                         "layer 2: ARP requests and Neighbor Solicitations for owned IPs are answered in the kernel (eBPF on tc ingress)"
                     );
-                    KernelState::Ready(Arc::new(k))
+                    KernelState::Ready {
+                        responder: k,
+                        _renewer: renewer,
+                    }
                 }
                 Err(error) => {
                     tracing::warn!(%error, "layer 2: the in-kernel responder cannot be loaded (it needs Linux 6.6 or later and CAP_BPF + CAP_NET_ADMIN); ARP and NDP are answered from userspace");
@@ -570,7 +630,7 @@ impl SocketBackend {
             };
         }
         match &self.kernel {
-            KernelState::Ready(k) => Some(k.clone()),
+            KernelState::Ready { responder, .. } => Some(responder.clone()),
             KernelState::Untried | KernelState::Unavailable => None,
         }
     }
@@ -579,7 +639,9 @@ impl SocketBackend {
     /// one).
     pub fn kernel_answered(&self) -> (u64, u64) {
         match &self.kernel {
-            KernelState::Ready(k) => (k.arp_answered(), k.ndp_answered()),
+            KernelState::Ready { responder, .. } => {
+                (responder.arp_answered(), responder.ndp_answered())
+            }
             KernelState::Untried | KernelState::Unavailable => (0, 0),
         }
     }

@@ -164,6 +164,22 @@ pub(crate) fn map_lookup(map: &OwnedFd, key: &[u8], value: &mut [u8]) -> io::Res
     }
 }
 
+/// `CLOCK_MONOTONIC` in nanoseconds: the clock `bpf_ktime_get_ns` reads in the program.
+pub(crate) fn monotonic_ns() -> io::Result<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime(2) writes one timespec to the valid pointer it is given.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let secs = u64::try_from(ts.tv_sec).map_err(|_| io::Error::other("negative clock"))?;
+    let nanos = u64::try_from(ts.tv_nsec).map_err(|_| io::Error::other("negative clock"))?;
+    Ok(secs.saturating_mul(1_000_000_000).saturating_add(nanos))
+}
+
 /// Size of the verifier log asked for when a load fails, enough for this program's trace.
 const VERIFIER_LOG: usize = 64 * 1024;
 

@@ -37,6 +37,13 @@
 //!   (`TCX_NEXT`), so the sockets still see and handle every request the program does not
 //!   answer.
 //! - A two-slot array counts the answers (ARP, NDP) for the speaker's metrics.
+//! - A lease: the program answers only while a timestamp the speaker renews every 40 ms from a
+//!   thread of its own lies in the future (200 ms ahead; `announcer.rs`). The program runs in
+//!   the kernel, so without it a speaker that is stopped (SIGSTOP, a frozen cgroup) but not
+//!   dead would go on answering from its node while the other speakers, no longer hearing
+//!   from it, elect another owner: two MACs for one address. With the lease the node goes
+//!   quiet when its speaker does, as the userspace sockets do (`l2_e2e`'s
+//!   `a_stopped_speaker_goes_quiet` fails without it).
 //! - It is attached through a BPF link ([`bpf_sys::link_tcx_ingress`]), not a netlink tc
 //!   filter: a link lives exactly as long as its descriptor, so a speaker killed by SIGKILL
 //!   stops answering at once, exactly as its sockets do. tcx chains programs, so the responder
@@ -54,6 +61,7 @@ use super::frames::{ETHERTYPE_ARP, ETHERTYPE_IPV6, MacAddr};
 use std::io;
 use std::net::IpAddr;
 use std::os::fd::OwnedFd;
+use std::time::Duration;
 
 /// How many (interface, IP) pairs each map holds; far more than a node announces. Entries are
 /// allocated on insert (`BPF_F_NO_PREALLOC`), so the bound costs nothing until used.
@@ -89,6 +97,7 @@ pub struct KernelResponder {
     owned4: OwnedFd,
     owned6: OwnedFd,
     answered: OwnedFd,
+    lease: OwnedFd,
     prog: OwnedFd,
 }
 
@@ -115,7 +124,13 @@ impl KernelResponder {
         let owned4 = hash(8, "flb_owned4")?;
         let owned6 = hash(20, "flb_owned6")?;
         let answered = bpf_sys::map_create(bpf_sys::MAP_TYPE_ARRAY, 4, 8, 2, 0, "flb_answered")?;
-        let insns = program(raw(&owned4), raw(&owned6), raw(&answered));
+        let lease = bpf_sys::map_create(bpf_sys::MAP_TYPE_ARRAY, 4, 8, 1, 0, "flb_lease")?;
+        let insns = program(Maps {
+            owned4: raw(&owned4),
+            owned6: raw(&owned6),
+            answered: raw(&answered),
+            lease: raw(&lease),
+        });
         let prog = bpf_sys::prog_load(
             bpf_sys::PROG_TYPE_SCHED_CLS,
             bpf_sys::ATTACH_TCX_INGRESS,
@@ -126,8 +141,20 @@ impl KernelResponder {
             owned4,
             owned6,
             answered,
+            lease,
             prog,
         })
+    }
+
+    /// Lets the program answer for `lease` from now (it answers nothing before the first
+    /// renewal). The speaker renews it from a thread of its own (`announcer.rs`), so a speaker
+    /// that is stopped (SIGSTOP, a frozen cgroup) or starved for longer than the lease stops
+    /// answering, as its userspace sockets would, instead of answering from the kernel while
+    /// the other speakers, no longer hearing from it, elect another owner.
+    pub fn renew_lease(&self, lease: Duration) -> io::Result<()> {
+        let lease_ns = u64::try_from(lease.as_nanos()).unwrap_or(u64::MAX);
+        let until = bpf_sys::monotonic_ns()?.saturating_add(lease_ns);
+        bpf_sys::map_update(&self.lease, &0u32.to_ne_bytes(), &until.to_ne_bytes())
     }
 
     /// Attaches the responder to tcx ingress of interface `ifindex`, first in its chain.
@@ -249,6 +276,7 @@ mod asm {
     const LDX_B: u8 = 0x71;
     const LDX_W: u8 = 0x61;
     const LDX_H: u8 = 0x69;
+    const LDX_DW: u8 = 0x79;
     const STX_W: u8 = 0x63;
     const STX_H: u8 = 0x6b;
     const ATOMIC_DW: u8 = 0xdb;
@@ -315,6 +343,10 @@ mod asm {
         /// `dst = *(u32 *)(src + off)`
         pub fn ldx_w(&mut self, dst: u8, src: u8, off: i16) -> &mut Self {
             self.push(ins(LDX_W, dst, src, off, 0))
+        }
+        /// `dst = *(u64 *)(src + off)`
+        pub fn ldx_dw(&mut self, dst: u8, src: u8, off: i16) -> &mut Self {
+            self.push(ins(LDX_DW, dst, src, off, 0))
         }
         /// `dst = *(u16 *)(src + off)`
         pub fn ldx_h(&mut self, dst: u8, src: u8, off: i16) -> &mut Self {
@@ -393,6 +425,7 @@ const SKB_DATA: i16 = 76;
 const SKB_DATA_END: i16 = 80;
 // Helpers.
 const HELPER_MAP_LOOKUP_ELEM: i32 = 1;
+const HELPER_KTIME_GET_NS: i32 = 5;
 const HELPER_REDIRECT: i32 = 23;
 const HELPER_CSUM_DIFF: i32 = 28;
 // Ethernet header.
@@ -444,7 +477,15 @@ const fn pseudo_header_seed() -> i32 {
 ///
 /// Every packet access is an 8- or 16-bit load or store at an even offset (32-bit ones for the
 /// context only), so no access is misaligned whatever the architecture's `NET_IP_ALIGN`.
-fn program(owned4_fd: i32, owned6_fd: i32, answered_fd: i32) -> Vec<Insn> {
+/// Descriptors of the maps the program reads and writes.
+struct Maps {
+    owned4: i32,
+    owned6: i32,
+    answered: i32,
+    lease: i32,
+}
+
+fn program(maps: Maps) -> Vec<Insn> {
     use asm::*;
     let mut a = Asm::default();
     a.mov(R6, R1)
@@ -460,13 +501,13 @@ fn program(owned4_fd: i32, owned6_fd: i32, answered_fd: i32) -> Vec<Insn> {
         .ldx_h(R2, R7, ETH_TYPE)
         .jmp_imm(JEQ_IMM, R2, wire16(ETHERTYPE_ARP.to_be_bytes()), "arp")
         .jmp_imm(JNE_IMM, R2, wire16(ETHERTYPE_IPV6.to_be_bytes()), "pass");
-    neighbor_solicitation(&mut a, owned6_fd);
+    neighbor_solicitation(&mut a, &maps);
     a.label("arp");
-    arp_request(&mut a, owned4_fd);
+    arp_request(&mut a, &maps);
     // R2 holds the counter slot.
     a.label("count")
         .stx_w(FP, -28, R2)
-        .ld_map(R1, answered_fd)
+        .ld_map(R1, maps.answered)
         .mov(R2, FP)
         .add_imm(R2, -28)
         .call(HELPER_MAP_LOOKUP_ELEM)
@@ -488,7 +529,7 @@ fn program(owned4_fd: i32, owned6_fd: i32, answered_fd: i32) -> Vec<Insn> {
 
 /// ARP: R6 context, R7 frame (42 bytes checked). Answers by jumping to "count" with the slot in
 /// R2; anything else jumps to "pass".
-fn arp_request(a: &mut asm::Asm, owned4_fd: i32) {
+fn arp_request(a: &mut asm::Asm, maps: &Maps) {
     use asm::*;
     // Hardware type 1, protocol 0x0800, lengths 6 and 4, opcode 1.
     a.ldx_h(R2, R7, ARP_HTYPE)
@@ -514,14 +555,15 @@ fn arp_request(a: &mut asm::Asm, owned4_fd: i32) {
         .stx_h(FP, -4, R2)
         .ldx_h(R2, R7, ARP_TPA + 2)
         .stx_h(FP, -2, R2)
-        .ld_map(R1, owned4_fd)
+        .ld_map(R1, maps.owned4)
         .mov(R2, FP)
         .add_imm(R2, -8)
         .call(HELPER_MAP_LOOKUP_ELEM)
         .jmp_imm(JEQ_IMM, R0, 0, "pass")
-        .mov(R9, R0)
-        // A request sent with our own MAC is our own (or a loop): not answered.
-        .ldx_h(R2, R7, ARP_SHA)
+        .mov(R9, R0);
+    lease_in_force(a, maps);
+    // A request sent with our own MAC is our own (or a loop): not answered.
+    a.ldx_h(R2, R7, ARP_SHA)
         .ldx_h(R3, R9, 0)
         .jmp_reg(JNE_REG, R2, R3, "arp_not_self")
         .ldx_h(R2, R7, ARP_SHA + 2)
@@ -556,6 +598,23 @@ fn arp_request(a: &mut asm::Asm, owned4_fd: i32) {
         .ja("count");
 }
 
+/// Jumps to "pass" unless the speaker's lease ([`KernelResponder::renew_lease`]) runs past now.
+/// Uses R8 (free once the bounds are checked), R0–R5 and fp-32.
+fn lease_in_force(a: &mut asm::Asm, maps: &Maps) {
+    use asm::*;
+    a.call(HELPER_KTIME_GET_NS)
+        .mov(R8, R0)
+        .mov_imm(R2, 0)
+        .stx_w(FP, -32, R2)
+        .ld_map(R1, maps.lease)
+        .mov(R2, FP)
+        .add_imm(R2, -32)
+        .call(HELPER_MAP_LOOKUP_ELEM)
+        .jmp_imm(JEQ_IMM, R0, 0, "pass")
+        .ldx_dw(R2, R0, 0)
+        .jmp_reg(JGT_REG, R8, R2, "pass");
+}
+
 /// R0 = the ones'-complement sum of [`CSUM_SPAN`] bytes from `IP6_SRC` plus the pseudo-header
 /// seed, folded to 16 bits (0xffff over a message whose checksum is right).
 fn folded_checksum(a: &mut asm::Asm) {
@@ -577,7 +636,7 @@ fn folded_checksum(a: &mut asm::Asm) {
 
 /// NDP: R6 context, R7 frame (42 bytes checked so far). Answers by jumping to "count" with the
 /// slot in R2; anything else jumps to "pass".
-fn neighbor_solicitation(a: &mut asm::Asm, owned6_fd: i32) {
+fn neighbor_solicitation(a: &mut asm::Asm, maps: &Maps) {
     use asm::*;
     a.mov(R2, R7)
         .add_imm(R2, ND_FRAME_LEN)
@@ -617,12 +676,13 @@ fn neighbor_solicitation(a: &mut asm::Asm, owned6_fd: i32) {
         a.ldx_h(R2, R7, ND_TARGET + 2 * half)
             .stx_h(FP, -20 + 2 * half, R2);
     }
-    a.ld_map(R1, owned6_fd)
+    a.ld_map(R1, maps.owned6)
         .mov(R2, FP)
         .add_imm(R2, -24)
         .call(HELPER_MAP_LOOKUP_ELEM)
         .jmp_imm(JEQ_IMM, R0, 0, "pass")
         .mov(R9, R0);
+    lease_in_force(a, maps);
     // The advertisement, in place. Ethernet: to the solicitor's link-layer address, from ours
     // (which also goes into the option, now the target link-layer address).
     for half in [0i16, 2, 4] {
@@ -667,7 +727,12 @@ mod tests {
 
     #[test]
     fn jumps_resolve_forward_and_the_program_ends_in_exit() {
-        let p = program(3, 4, 5);
+        let p = program(Maps {
+            owned4: 3,
+            owned6: 4,
+            answered: 5,
+            lease: 6,
+        });
         assert!(p.len() < 4096);
         assert_eq!(p.last().map(|i| i.code), Some(0x95));
         for (at, i) in p.iter().enumerate() {
@@ -687,7 +752,8 @@ mod tests {
             .filter(|i| i.code == 0x18 && i.regs >> 4 == 1)
             .map(|i| i.imm)
             .collect();
-        assert_eq!(maps, vec![4, 3, 5]);
+        // NDP (owned6, lease), ARP (owned4, lease), the counter.
+        assert_eq!(maps, vec![4, 6, 3, 6, 5]);
     }
 
     #[test]

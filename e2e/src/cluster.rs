@@ -92,6 +92,8 @@ pub struct ClusterOptions {
     /// BFD on the router's sessions with these timers (BIRD and FRR; the speakers run BFD
     /// when their BGPPeer names a BFDProfile).
     pub router_bfd: Option<BfdTimers>,
+    /// Extra command-line arguments for every speaker.
+    pub speaker_args: Vec<String>,
 }
 
 /// The BGP daemon of the lab router.
@@ -120,6 +122,7 @@ impl Default for ClusterOptions {
             router: RouterKind::Bird,
             router_asn: ROUTER_ASN,
             router_bfd: None,
+            speaker_args: Vec::new(),
         }
     }
 }
@@ -550,6 +553,7 @@ impl Cluster {
             .arg(listen.to_string())
             .arg("--membership-port")
             .arg(port.to_string())
+            .args(self.opts.speaker_args.iter())
             .args(extra.iter().copied())
             .env("KUBECONFIG", &self.kubeconfig)
             .env("RUST_LOG", "info");

@@ -97,6 +97,10 @@ struct BenchFailoverArgs {
     /// Skip the ARP latency and 1,000-address RSS measurements.
     #[arg(long)]
     no_extras: bool,
+    /// An extra argument for every ferrolb speaker (repeatable), e.g.
+    /// `--speaker-arg=--gossip-probe-period=10` to measure other membership timers.
+    #[arg(long = "speaker-arg", allow_hyphen_values = true)]
+    speaker_args: Vec<String>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -188,6 +192,7 @@ async fn main() -> anyhow::Result<()> {
                 fault: args.fault,
                 keepalived: !args.no_keepalived,
                 extras: !args.no_extras,
+                speaker_args: args.speaker_args,
             };
             // The lab's runtimes block on their own futures: keep them off this runtime.
             let report = tokio::task::spawn_blocking(move || run(&opts)).await??;

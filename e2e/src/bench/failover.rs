@@ -195,6 +195,8 @@ pub struct FailoverBench {
     pub keepalived: bool,
     /// Also measure ARP latency and RSS with 1,000 addresses.
     pub extras: bool,
+    /// Extra arguments for the ferrolb speakers.
+    pub speaker_args: Vec<String>,
 }
 
 /// Percentiles of one series (milliseconds).
@@ -345,7 +347,10 @@ pub fn run(opts: &FailoverBench) -> anyhow::Result<Report> {
         ..Report::default()
     };
     {
-        let mut c = Cluster::start(ClusterOptions::default())?;
+        let mut c = Cluster::start(ClusterOptions {
+            speaker_args: opts.speaker_args.clone(),
+            ..ClusterOptions::default()
+        })?;
         report.ferrolb = ferrolb_trials(&mut c, opts)?;
         if opts.extras {
             arp_latency(&mut c, &mut report)?;

@@ -3,7 +3,10 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-use crate::{BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement};
+use crate::{
+    BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
+    ServiceL2Status,
+};
 
 /// Every CRD ferrolb defines, in a stable order.
 pub fn all() -> Vec<CustomResourceDefinition> {
@@ -14,6 +17,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         BGPPeer::crd(),
         BFDProfile::crd(),
         Community::crd(),
+        ServiceL2Status::crd(),
     ]
 }
 

@@ -18,6 +18,7 @@ pub mod community;
 pub mod crds;
 pub mod events;
 pub mod l2;
+pub mod l2_status;
 pub mod pool;
 pub mod status;
 
@@ -34,4 +35,5 @@ pub use bfd::{BFDProfile, BFDProfileSpec};
 pub use bgp::{BGPAdvertisement, BGPAdvertisementSpec, BGPPeer, BGPPeerSpec, DynamicAsn};
 pub use community::{Community, CommunityAlias, CommunitySpec};
 pub use l2::{L2Advertisement, L2AdvertisementSpec};
+pub use l2_status::{InterfaceInfo, ServiceL2Status, ServiceL2StatusStatus};
 pub use pool::{IPAddressPool, IPAddressPoolSpec, IPAddressPoolStatus, ServiceAllocation};

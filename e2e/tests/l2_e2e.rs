@@ -622,3 +622,102 @@ fn status_events_and_metrics_name_the_owner() {
         .unwrap_or_else(|| panic!("no ipv4 gratuitous counter in\n{metrics}"));
     assert!(garp > 0.0, "gratuitous_sent_total ipv4 = {garp}");
 }
+
+/// (node, interfaces) of every ServiceL2Status reporting Service `default/name`.
+fn l2_statuses(c: &Cluster, name: &str) -> Option<Vec<(String, Vec<String>)>> {
+    use ferrolb_api::ServiceL2Status;
+    use kube::api::{Api, ListParams};
+    let api: Api<ServiceL2Status> = Api::namespaced(c.client.clone(), "ferrolb-system");
+    let list = c
+        .run(async move { api.list(&ListParams::default()).await })
+        .ok()?
+        .ok()?;
+    let mut out: Vec<(String, Vec<String>)> = list
+        .items
+        .into_iter()
+        .filter_map(|o| o.status)
+        .filter(|s| s.service_name == name && s.service_namespace == "default")
+        .map(|s| (s.node, s.interfaces.into_iter().map(|i| i.name).collect()))
+        .collect();
+    out.sort();
+    Some(out)
+}
+
+/// ServiceL2Status (MetalLB's kind) follows the owner: the owner's speaker reports the Service
+/// with its interface; after a crash the new owner reports it too (the dead speaker's object
+/// stays: only its own speaker removes it); when that speaker runs again and takes the address
+/// back, the interim owner's object goes; a speaker stopped with SIGTERM removes its own;
+/// deleting the Service removes the rest.
+#[test]
+fn service_l2_status_follows_the_owner() {
+    if !lab::tools_or_skip("l2_e2e", &["arping"]) {
+        return;
+    }
+    let mut c = Cluster::start(ClusterOptions::default()).expect("cluster");
+    let (ip, owner) = one_service(&c, "reported", false);
+    let name_of = |c: &Cluster, i: usize| c.lab.node(i).name().to_string();
+    let iface = c.lab.node(owner).iface().to_string();
+    let only_owner = vec![(name_of(&c, owner), vec![iface.clone()])];
+    eventually(
+        "the owner's ServiceL2Status",
+        Duration::from_secs(10),
+        || (l2_statuses(&c, "reported")? == only_owner).then_some(()),
+    );
+
+    c.speaker(owner).expect("speaker").kill().expect("SIGKILL");
+    let interim = c
+        .wait_single_announcer(ip, Some(owner), Duration::from_secs(10))
+        .expect("a new owner");
+    let interim_name = name_of(&c, interim);
+    let seen = eventually(
+        "the new owner's ServiceL2Status",
+        Duration::from_secs(10),
+        || {
+            let s = l2_statuses(&c, "reported")?;
+            s.iter().any(|(n, _)| *n == interim_name).then_some(s)
+        },
+    );
+    println!(
+        "after the crash of {}'s speaker: {seen:?}",
+        name_of(&c, owner)
+    );
+    assert!(
+        seen.contains(&only_owner[0]),
+        "the dead speaker's object stays until it runs again: {seen:?}"
+    );
+
+    c.start_speaker(owner).expect("restart");
+    eventually(
+        "only the original owner again",
+        Duration::from_secs(20),
+        || (l2_statuses(&c, "reported")? == only_owner).then_some(()),
+    );
+
+    // A speaker stopped with SIGTERM removes its own objects on the way out.
+    c.speaker(owner)
+        .expect("speaker")
+        .terminate()
+        .expect("SIGTERM");
+    let next = c
+        .wait_single_announcer(ip, Some(owner), Duration::from_secs(10))
+        .expect("a new owner");
+    let only_next = vec![(name_of(&c, next), vec![iface.clone()])];
+    eventually(
+        "only the next owner's object",
+        Duration::from_secs(10),
+        || (l2_statuses(&c, "reported")? == only_next).then_some(()),
+    );
+
+    let services: kube::api::Api<k8s_openapi::api::core::v1::Service> =
+        kube::api::Api::namespaced(c.client.clone(), "default");
+    c.run(async move {
+        services
+            .delete("reported", &kube::api::DeleteParams::default())
+            .await
+    })
+    .expect("runtime")
+    .expect("delete the Service");
+    eventually("no ServiceL2Status left", Duration::from_secs(10), || {
+        l2_statuses(&c, "reported")?.is_empty().then_some(())
+    });
+}

@@ -10,6 +10,7 @@ pub mod election;
 pub mod eligibility;
 pub mod http;
 pub mod index;
+pub mod l2_status;
 pub mod layer2;
 pub mod membership;
 pub mod metrics;

@@ -14,6 +14,7 @@
 pub mod annotations;
 pub mod bfd;
 pub mod bgp;
+pub mod bgp_status;
 pub mod community;
 pub mod crds;
 pub mod events;
@@ -33,6 +34,9 @@ pub const METALLB_GROUP: &str = "metallb.io";
 
 pub use bfd::{BFDProfile, BFDProfileSpec};
 pub use bgp::{BGPAdvertisement, BGPAdvertisementSpec, BGPPeer, BGPPeerSpec, DynamicAsn};
+pub use bgp_status::{
+    BGPSessionState, BGPSessionStateStatus, ServiceBGPStatus, ServiceBGPStatusStatus,
+};
 pub use community::{Community, CommunityAlias, CommunitySpec};
 pub use l2::{L2Advertisement, L2AdvertisementSpec};
 pub use l2_status::{InterfaceInfo, ServiceL2Status, ServiceL2StatusStatus};

@@ -72,6 +72,41 @@ fn bird_ecmp_communities_traffic_and_withdraw() {
         );
     }
 
+    // The same as Kubernetes objects (MetalLB's kinds): every node's sessions Established
+    // (no BFD profile: "N/A"), and one ServiceBGPStatus per node naming the peers.
+    let names: Vec<String> = ALL
+        .iter()
+        .map(|&i| c.lab.node(i).name().to_string())
+        .collect();
+    let sessions = eventually(
+        "BGPSessionState Established on every node",
+        Duration::from_secs(10),
+        || {
+            let s = session_states(&c)?;
+            let all_up = names.iter().all(|n| {
+                let mine: Vec<_> = s.iter().filter(|x| x.node == *n).collect();
+                !mine.is_empty()
+                    && mine
+                        .iter()
+                        .all(|x| x.bgp_status == "Established" && x.bfd_status == "N/A")
+            });
+            all_up.then_some(s)
+        },
+    );
+    println!("BGPSessionState: {sessions:?}");
+    let reported = eventually(
+        "ServiceBGPStatus from every node",
+        Duration::from_secs(10),
+        || {
+            let mut s = service_bgp_statuses(&c, "web")?;
+            s.sort();
+            (s.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>() == names
+                && s.iter().all(|(_, p)| !p.is_empty()))
+            .then_some(s)
+        },
+    );
+    println!("ServiceBGPStatus for web: {reported:?}");
+
     // The client behind the router reaches the Service, on one of the nodes, source kept.
     let answer = eventually(
         "curl from the upstream client",
@@ -113,6 +148,42 @@ fn bird_ecmp_communities_traffic_and_withdraw() {
         );
     }
     assert!(curl_upstream(&c, ip).is_none(), "{ip} still reachable");
+    eventually(
+        "no ServiceBGPStatus left for web",
+        Duration::from_secs(10),
+        || service_bgp_statuses(&c, "web")?.is_empty().then_some(()),
+    );
+}
+
+/// Every BGPSessionState's status in ferrolb-system.
+fn session_states(c: &Cluster) -> Option<Vec<ferrolb_api::BGPSessionStateStatus>> {
+    use kube::api::{Api, ListParams};
+    let api: Api<ferrolb_api::BGPSessionState> =
+        Api::namespaced(c.client.clone(), "ferrolb-system");
+    let list = c
+        .run(async move { api.list(&ListParams::default()).await })
+        .ok()?
+        .ok()?;
+    Some(list.items.into_iter().filter_map(|o| o.status).collect())
+}
+
+/// (node, peers) of every ServiceBGPStatus reporting Service `default/name`.
+fn service_bgp_statuses(c: &Cluster, name: &str) -> Option<Vec<(String, Vec<String>)>> {
+    use kube::api::{Api, ListParams};
+    let api: Api<ferrolb_api::ServiceBGPStatus> =
+        Api::namespaced(c.client.clone(), "ferrolb-system");
+    let list = c
+        .run(async move { api.list(&ListParams::default()).await })
+        .ok()?
+        .ok()?;
+    Some(
+        list.items
+            .into_iter()
+            .filter_map(|o| o.status)
+            .filter(|s| s.service_name == name && s.service_namespace == "default")
+            .map(|s| (s.node, s.peers))
+            .collect(),
+    )
 }
 
 /// ETP Local: only nodes with a ready endpoint are next hops at the router, moving the

@@ -258,21 +258,13 @@ async fn main_loop(
         _ = &mut stop => return Ok(()),
     }
     tracing::info!("caches synced");
-    // ServiceL2Status objects follow the announcer's snapshot from their own task.
-    let (l2_status_tx, l2_status_rx) = watch::channel(Vec::new());
-    let l2_status_writer = tokio::spawn(
-        crate::l2_status::Writer::new(client.clone(), &opts.namespace, &opts.node_name)
-            .run(l2_status_rx),
-    );
-    let publish_l2_status = |announcer: &Announcer| {
-        let snapshot = announcer.snapshot();
-        l2_status_tx.send_if_modified(|current| {
-            let changed = *current != snapshot;
-            if changed {
-                *current = snapshot;
-            }
-            changed
-        });
+    // ServiceL2Status, ServiceBGPStatus and BGPSessionState objects follow what the speaker
+    // does, written from tasks of their own.
+    let status_objects =
+        crate::status_objects::Writers::start(&client, &opts.namespace, &opts.node_name);
+    let publish_bgp_status = |shared: &Shared| {
+        let st = shared.state();
+        status_objects.publish_bgp(&st.bgp_announcements, &st.bgp_peers);
     };
     let recorder = Recorder::new(
         client.clone(),
@@ -440,7 +432,7 @@ async fn main_loop(
             }
             if settled {
                 announcer.set_desired(desired.layer2.iter());
-                publish_l2_status(&announcer);
+                status_objects.publish_layer2(&announcer.snapshot());
             } else {
                 tracing::debug!("membership still settling; layer 2 announcements wait");
                 settle_retry = true;
@@ -519,8 +511,9 @@ async fn main_loop(
                 }
                 _ = tick.tick() => {
                     refresh_bgp_status(&bgp, &shared);
+                    publish_bgp_status(&shared);
                     // Interface changes reach the announcer without a pass of this loop.
-                    publish_l2_status(&announcer);
+                    status_objects.publish_layer2(&announcer.snapshot());
                 }
                 _ = &mut stop => break 'outer,
             }
@@ -533,14 +526,8 @@ async fn main_loop(
     }
     tracing::info!("stopping: withdrawing announcements");
     announcer.set_desired(Vec::<crate::layer2::announcer::DesiredIp>::new());
-    // Closing the channel makes the writer remove this node's ServiceL2Status objects.
-    drop(l2_status_tx);
-    if tokio::time::timeout(Duration::from_secs(2), l2_status_writer)
-        .await
-        .is_err()
-    {
-        tracing::warn!("ServiceL2Status objects not removed within 2 s of stopping");
-    }
+    // The writers remove this node's status objects on the way out.
+    status_objects.stop(Duration::from_secs(2)).await;
     // Cease to every peer so routers withdraw our routes at once.
     bgp.shutdown().await;
     if let Some(g) = gossip.take() {

@@ -71,47 +71,34 @@ pub trait StatusKind:
     fn labels(report: &Self::Report) -> Vec<(&'static str, String)>;
 }
 
-impl StatusKind for ServiceL2Status {
-    type Report = ServiceL2StatusStatus;
-    const PREFIX: &'static str = "l2";
-    fn with_metadata(metadata: ObjectMeta) -> Self {
-        ServiceL2Status {
-            metadata,
-            spec: Default::default(),
-            status: None,
+/// The two per-Service kinds differ only in their types and name prefix.
+macro_rules! service_status_kind {
+    ($kind:ident, $report:ident, $prefix:literal) => {
+        impl StatusKind for $kind {
+            type Report = $report;
+            const PREFIX: &'static str = $prefix;
+            fn with_metadata(metadata: ObjectMeta) -> Self {
+                $kind {
+                    metadata,
+                    spec: Default::default(),
+                    status: None,
+                }
+            }
+            fn node(report: &Self::Report) -> &str {
+                &report.node
+            }
+            fn labels(report: &Self::Report) -> Vec<(&'static str, String)> {
+                vec![
+                    (SERVICE_NAME_LABEL, report.service_name.clone()),
+                    (SERVICE_NAMESPACE_LABEL, report.service_namespace.clone()),
+                ]
+            }
         }
-    }
-    fn node(report: &Self::Report) -> &str {
-        &report.node
-    }
-    fn labels(report: &Self::Report) -> Vec<(&'static str, String)> {
-        vec![
-            (SERVICE_NAME_LABEL, report.service_name.clone()),
-            (SERVICE_NAMESPACE_LABEL, report.service_namespace.clone()),
-        ]
-    }
+    };
 }
 
-impl StatusKind for ServiceBGPStatus {
-    type Report = ServiceBGPStatusStatus;
-    const PREFIX: &'static str = "bgp";
-    fn with_metadata(metadata: ObjectMeta) -> Self {
-        ServiceBGPStatus {
-            metadata,
-            spec: Default::default(),
-            status: None,
-        }
-    }
-    fn node(report: &Self::Report) -> &str {
-        &report.node
-    }
-    fn labels(report: &Self::Report) -> Vec<(&'static str, String)> {
-        vec![
-            (SERVICE_NAME_LABEL, report.service_name.clone()),
-            (SERVICE_NAMESPACE_LABEL, report.service_namespace.clone()),
-        ]
-    }
-}
+service_status_kind!(ServiceL2Status, ServiceL2StatusStatus, "l2");
+service_status_kind!(ServiceBGPStatus, ServiceBGPStatusStatus, "bgp");
 
 impl StatusKind for BGPSessionState {
     type Report = BGPSessionStateStatus;
@@ -184,7 +171,7 @@ pub fn l2_statuses(
                     .collect(),
             };
             let subject = format!("{namespace}/{name}");
-            (object_name("l2", node, &subject), status)
+            (object_name(ServiceL2Status::PREFIX, node, &subject), status)
         })
         .collect()
 }
@@ -205,7 +192,10 @@ pub fn bgp_service_statuses(
                 peers: peers.into_iter().map(str::to_string).collect(),
             };
             let subject = format!("{namespace}/{name}");
-            (object_name("bgp", node, &subject), status)
+            (
+                object_name(ServiceBGPStatus::PREFIX, node, &subject),
+                status,
+            )
         })
         .collect()
 }
@@ -235,7 +225,10 @@ pub fn bgp_session_states(
                     .map_or_else(|| "N/A".to_string(), |b| b.state.clone()),
             };
             let peer_name = s.name.rsplit('/').next().unwrap_or(&s.name).to_string();
-            (object_name("session", node, &s.name), (status, peer_name))
+            (
+                object_name(BGPSessionState::PREFIX, node, &s.name),
+                (status, peer_name),
+            )
         })
         .collect()
 }

@@ -21,7 +21,8 @@ enum Command {
     /// prints create-to-status p50/p99, total time and the controller's peak RSS.
     BenchController(BenchControllerArgs),
     /// Benchmark layer 2 failover (ferrolb vs keepalived VRRPv3, same lab, same probe), the
-    /// speaker's ARP reply latency vs the kernel's, and its peak RSS with 1,000 addresses.
+    /// speaker's ARP reply latency (in-kernel responder and userspace socket) vs the kernel's,
+    /// the in-kernel responder's cost per packet, and peak RSS with 1,000 addresses.
     BenchFailover(BenchFailoverArgs),
     /// Benchmark BGP propagation: N IPv4 /32 prefixes to BIRD from ferrolb's peer manager and
     /// from gobgpd, same lab; prints both, the ratio and peak RSS.

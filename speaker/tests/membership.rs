@@ -1,6 +1,7 @@
 //! Gossip membership on loopback addresses (127.0.0.x, one per member): joining, death
 //! detection time, graceful leave, and authentication. No root needed.
 
+use ferrolb_speaker::membership::heartbeat::HeartbeatTimers;
 use ferrolb_speaker::membership::{GossipTimers, Membership, MembershipConfig};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -18,6 +19,7 @@ async fn member(name: &str, ip: &str, seeds: &[SocketAddr], key: &[u8]) -> Membe
         seeds: seeds.to_vec(),
         key: key.to_vec(),
         timers: GossipTimers::default(),
+        heartbeat: Some(HeartbeatTimers::default()),
     })
     .await
     .expect("membership starts")
@@ -157,4 +159,109 @@ async fn member_with_wrong_key_is_never_admitted() {
     assert!(m1.auth_failures() > 0);
     assert!(intruder.auth_failures() > 0);
     assert!(m1.view().members.iter().all(|m| m.node != "intruder"));
+}
+
+/// The owner → successor heartbeats: the successor that watches a crashed owner drops it from
+/// its alive set before the gossip does, while a speaker that does not watch it still relies on
+/// the gossip; the gossip's confirmation then takes over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watching_successor_presumes_a_crashed_owner_down_before_the_gossip() {
+    let mut owner = member("n1", "127.0.0.9", &[], KEY).await;
+    let seed = [owner.identity().addr];
+    let successor = member("n2", "127.0.0.10", &seed, KEY).await;
+    let bystander = member("n3", "127.0.0.11", &seed, KEY).await;
+    let all = names(&["n1", "n2", "n3"]);
+    for round in 0..3 {
+        for m in [&owner, &successor, &bystander] {
+            let joined = wait_for(&mut m.alive(), Duration::from_secs(5), |a| *a == all).await;
+            assert!(
+                joined.is_some(),
+                "round {round}: {} never saw all three",
+                m.identity().node
+            );
+        }
+        successor.set_watched(names(&["n1"]));
+        // Let the request reach the owner and its first beat come back (one round trip on
+        // loopback), and any suspicion from the join settle.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let presumed_before = successor
+            .counters()
+            .heartbeat_presumed_down
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let (mut fast, mut slow) = (successor.alive(), bystander.alive());
+        let killed = Instant::now();
+        drop(owner);
+        let gone = |a: &BTreeSet<String>| !a.contains("n1");
+        let t_fast = wait_for(&mut fast, Duration::from_secs(5), gone)
+            .await
+            .expect("the successor drops the owner");
+        // At that moment the bystander, which only has the gossip, must still see it alive.
+        let bystander_still_sees_it = bystander.alive().borrow().contains("n1");
+        let t_slow = wait_for(&mut slow, Duration::from_secs(5), gone)
+            .await
+            .expect("the gossip declares the owner down");
+        println!(
+            "round {round}: owner dropped by its successor after {t_fast:?} (heartbeats), by the bystander after {t_slow:?} (gossip); kill at {:?}",
+            killed.elapsed()
+        );
+        assert!(
+            bystander_still_sees_it,
+            "the successor must learn before the gossip: {t_fast:?} vs {t_slow:?}"
+        );
+        assert_eq!(
+            successor
+                .counters()
+                .heartbeat_presumed_down
+                .load(std::sync::atomic::Ordering::Relaxed),
+            presumed_before + 1
+        );
+        // The gossip confirmed: no revocation, and the successor's view agrees with it.
+        assert_eq!(*successor.alive().borrow(), names(&["n2", "n3"]));
+        assert_eq!(
+            successor
+                .counters()
+                .heartbeat_revoked
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
+        // Restart the owner (on a new port): it joins through the successor.
+        owner = member("n1", "127.0.0.9", &[successor.identity().addr], KEY).await;
+    }
+    drop(owner);
+}
+
+/// A reclaim request (sent by a successor that gave our addresses back) reaches the speaker
+/// only when it carries the shared key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reclaim_requests_are_authenticated() {
+    use ferrolb_speaker::membership::auth::{Authenticator, Channel};
+    use ferrolb_speaker::membership::heartbeat::Message;
+    let m = member("n1", "127.0.0.12", &[], KEY).await;
+    let mut reclaims = m.reclaims();
+    let socket = tokio::net::UdpSocket::bind("127.0.0.13:0")
+        .await
+        .expect("bind");
+    let payload = Message::Reclaim("n2".into()).encode();
+    let forged = Authenticator::new(b"wrong-key")
+        .expect("key")
+        .seal_on(Channel::Heartbeat, &payload);
+    socket
+        .send_to(&forged, m.identity().addr)
+        .await
+        .expect("send");
+    let forged_seen = tokio::time::timeout(Duration::from_millis(300), reclaims.changed()).await;
+    assert!(forged_seen.is_err(), "a forged reclaim was accepted");
+    assert!(m.auth_failures() > 0);
+    let genuine = Authenticator::new(KEY)
+        .expect("key")
+        .seal_on(Channel::Heartbeat, &payload);
+    socket
+        .send_to(&genuine, m.identity().addr)
+        .await
+        .expect("send");
+    tokio::time::timeout(Duration::from_secs(2), reclaims.changed())
+        .await
+        .expect("the reclaim arrives")
+        .expect("membership running");
+    assert_eq!(*reclaims.borrow(), 1);
 }

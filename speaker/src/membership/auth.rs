@@ -3,9 +3,11 @@
 //! dropped before foca sees them, so a host without the key can neither join nor inject
 //! membership updates.
 //!
-//! Wire format: `"FLB" 0x01 | tag (32 bytes) | payload`, the tag computed over the 4-byte magic
-//! and the payload. The magic's last byte is the format version, so a future format can be
-//! told apart. No confidentiality: membership updates (node names and addresses) are not
+//! Wire format: `magic (4 bytes) | tag (32 bytes) | payload`, the tag computed over the magic and
+//! the payload. The magic names the channel — `"FLB" 0x01` for foca's gossip, `"FLH" 0x01` for
+//! the failure detector's heartbeats ([`super::heartbeat`]) — and its last byte is the format
+//! version, so a future format can be told apart. Because the magic is under the tag, a
+//! datagram of one channel cannot be replayed as the other. No confidentiality: membership updates (node names and addresses) are not
 //! secret, only their origin matters. Replay of a captured datagram is not prevented; SWIM's
 //! incarnation numbers make an old update lose against any newer one, so a replay can at most
 //! repeat stale news for a moment.
@@ -13,11 +15,13 @@
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-/// First bytes of every datagram.
+/// First bytes of every gossip datagram.
 pub const MAGIC: [u8; 4] = *b"FLB\x01";
+/// First bytes of every heartbeat datagram.
+pub const HEARTBEAT_MAGIC: [u8; 4] = *b"FLH\x01";
 /// Length of the HMAC-SHA256 tag.
 pub const TAG_LEN: usize = 32;
-/// Bytes added to each foca payload.
+/// Bytes added to each payload.
 pub const OVERHEAD: usize = MAGIC.len() + TAG_LEN;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -34,6 +38,24 @@ pub enum AuthError {
     /// The tag does not match: wrong key or tampered datagram.
     #[error("authentication failed")]
     BadTag,
+}
+
+/// Which protocol a datagram belongs to (told by its magic).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Channel {
+    /// foca's SWIM gossip.
+    Gossip,
+    /// The owner → successor heartbeats.
+    Heartbeat,
+}
+
+impl Channel {
+    fn magic(self) -> &'static [u8; 4] {
+        match self {
+            Channel::Gossip => &MAGIC,
+            Channel::Heartbeat => &HEARTBEAT_MAGIC,
+        }
+    }
 }
 
 /// Seals and opens datagrams with one shared key.
@@ -61,37 +83,52 @@ impl Authenticator {
             .map(|mac| Authenticator { mac })
     }
 
-    fn tag(&self, payload: &[u8]) -> HmacSha256 {
+    fn tag(&self, magic: &[u8], payload: &[u8]) -> HmacSha256 {
         let mut mac = self.mac.clone();
-        mac.update(&MAGIC);
+        mac.update(magic);
         mac.update(payload);
         mac
     }
 
-    /// The datagram carrying `payload`.
+    /// The gossip datagram carrying `payload`.
     pub fn seal(&self, payload: &[u8]) -> Vec<u8> {
-        let tag = self.tag(payload).finalize().into_bytes();
+        self.seal_on(Channel::Gossip, payload)
+    }
+
+    /// The datagram of `channel` carrying `payload`.
+    pub fn seal_on(&self, channel: Channel, payload: &[u8]) -> Vec<u8> {
+        let magic = channel.magic();
+        let tag = self.tag(magic, payload).finalize().into_bytes();
         let mut out = Vec::with_capacity(OVERHEAD + payload.len());
-        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(magic);
         out.extend_from_slice(&tag);
         out.extend_from_slice(payload);
         out
     }
 
-    /// The payload of a datagram whose tag verifies (compared in constant time).
+    /// The payload of a gossip datagram whose tag verifies (compared in constant time).
     pub fn open<'a>(&self, datagram: &'a [u8]) -> Result<&'a [u8], AuthError> {
+        match self.open_any(datagram)? {
+            (Channel::Gossip, payload) => Ok(payload),
+            (Channel::Heartbeat, _) => Err(AuthError::BadMagic),
+        }
+    }
+
+    /// The channel and payload of a datagram of either channel whose tag verifies.
+    pub fn open_any<'a>(&self, datagram: &'a [u8]) -> Result<(Channel, &'a [u8]), AuthError> {
         let magic = datagram.get(..MAGIC.len()).ok_or(AuthError::Truncated)?;
         let tag = datagram
             .get(MAGIC.len()..OVERHEAD)
             .ok_or(AuthError::Truncated)?;
-        if magic != MAGIC {
-            return Err(AuthError::BadMagic);
-        }
+        let channel = [Channel::Gossip, Channel::Heartbeat]
+            .into_iter()
+            .find(|c| c.magic()[..] == *magic)
+            .ok_or(AuthError::BadMagic)?;
         let payload = datagram.get(OVERHEAD..).ok_or(AuthError::Truncated)?;
-        self.tag(payload)
+        self.tag(magic, payload)
             .verify_slice(tag)
             .map_err(|_| AuthError::BadTag)?;
-        Ok(payload)
+        Ok((channel, payload))
     }
 }
 
@@ -136,6 +173,21 @@ mod tests {
             .map(|b| format!("{b:02x}"))
             .collect();
         assert_eq!(hex, KNOWN_TAG);
+    }
+
+    #[test]
+    fn channels_are_told_apart_and_not_interchangeable() {
+        let a = Authenticator::new(b"k").expect("key");
+        let beat = a.seal_on(Channel::Heartbeat, b"x");
+        assert_eq!(&beat[..4], b"FLH\x01");
+        assert_eq!(a.open_any(&beat), Ok((Channel::Heartbeat, &b"x"[..])));
+        assert_eq!(a.open(&beat), Err(AuthError::BadMagic));
+        let gossip = a.seal(b"x");
+        assert_eq!(a.open_any(&gossip), Ok((Channel::Gossip, &b"x"[..])));
+        // The magic is under the tag: relabelling a heartbeat as gossip breaks it.
+        let mut relabelled = beat.clone();
+        relabelled[..4].copy_from_slice(&MAGIC);
+        assert_eq!(a.open_any(&relabelled), Err(AuthError::BadTag));
     }
 
     const KNOWN_TAG: &str = "b641fc4c4c1722fce8d102d67cfabdc43385cc5af908064bc3178347bc22991d";

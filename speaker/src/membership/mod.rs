@@ -33,18 +33,29 @@
 //! gossips the news at once rather than at its next gossip tick. Expected detection is about
 //! 0.25 s, worst case about 0.3 s (`speaker/tests/membership.rs` measures it on loopback).
 //!
-//! # Why faster SWIM, and not a separate owner → successor heartbeat
+//! # Heartbeats: the fast path, with the gossip as the judge
 //!
-//! Layer 2 failover time is detection time, so the timers are what issue #5's target
-//! (takeover p50 < 300 ms) hinges on. A dedicated heartbeat from each address's successor to
-//! its owner would detect a death as fast, but it would be a second source of liveness: when
-//! it fires while SWIM still sees the owner alive (a heartbeat lost, an asymmetric path), the
-//! successor answers next to an owner that never stopped, and the client's cache flips between
-//! two MACs. Tightening SWIM keeps one source of truth that every speaker shares (the election
-//! stays consistent) and keeps SWIM's safety net against false positives: indirect probes
-//! through other members and a suspicion the member can refute.
+//! Layer 2 failover time is detection time, and VRRP at its fastest (10 ms adverts) detects a
+//! dead master in about 35 ms — well below what SWIM can do without false positives. So the
+//! membership also carries owner → successor heartbeats ([`heartbeat`]): each speaker asks
+//! the owners of the addresses it would take over next for a beat every 5 ms and, when one
+//! falls silent for 20 ms, presumes it down in the alive set it publishes. Only that
+//! successor acts on the presumption (it is the one the election picks once the owner is
+//! gone), so no other speaker's view changes. The gossip stays the source of truth: it either
+//! confirms the death (the presumption becomes moot) or, if it still sees the owner alive a
+//! second later, the presumption is revoked and the owner asked to announce again; a beat
+//! heard again revokes it at once. A heartbeat lost alone never fails over (four in a row
+//! must be), and the indirect probes and refutable suspicion below still guard the shared
+//! view that every other decision rests on.
 //!
-//! The trade-off: a speaker that cannot answer for about 200 ms (50 ms to fail the direct and
+//! The heartbeats' trade-off: a speaker whose membership thread cannot beat for 20 ms
+//! (a stopped or starved process) has its addresses taken over by their successors until it
+//! beats again; the kernel responder's lease (15 ms, `layer2/announcer.rs`) makes such a node
+//! go quiet before that, so the address does not answer from two MACs. The metrics
+//! `ferrolb_speaker_heartbeat_presumed_down_total` and `…_revoked_total` count these events;
+//! on nodes where they are frequent, raise `--heartbeat-interval` / `--heartbeat-misses`.
+//!
+//! The gossip's trade-off: a speaker that cannot answer for about 200 ms (50 ms to fail the direct and
 //! indirect probes, 150 ms not to refute: CPU starvation under a tight CFS quota, a burst of
 //! packet loss) is declared down and its layer 2 IPs fail over. It notices (foca tells a down
 //! member so), rejoins with a renewed identity within one probe period, and the election moves
@@ -71,11 +82,13 @@
 //! answering while the winner sends gratuitous ARP / unsolicited NA so caches converge.
 
 pub mod auth;
+pub mod heartbeat;
 
-use auth::{AuthError, Authenticator};
+use auth::{AuthError, Authenticator, Channel};
 use bytes::Bytes;
 use ferrolb_api::status::{Member as ViewMember, MembershipView};
 use foca::{AccumulatingRuntime, Foca, Identity, OwnedNotification, PostcardCodec, State, Timer};
+use heartbeat::{HeartbeatTimers, Message, Outbox, Watchdog};
 use rand_foca::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -251,6 +264,9 @@ pub struct MembershipConfig {
     pub key: Vec<u8>,
     /// SWIM timers.
     pub timers: GossipTimers,
+    /// Owner → successor heartbeats ([`heartbeat`]); `None` leaves failure detection to the
+    /// gossip alone.
+    pub heartbeat: Option<HeartbeatTimers>,
 }
 
 impl std::fmt::Debug for MembershipConfig {
@@ -262,6 +278,7 @@ impl std::fmt::Debug for MembershipConfig {
             .field("seeds", &self.seeds)
             .field("key", &"<redacted>")
             .field("timers", &self.timers)
+            .field("heartbeat", &self.heartbeat)
             .finish()
     }
 }
@@ -277,6 +294,32 @@ pub struct MembershipCounters {
     pub auth_failures: AtomicU64,
     /// Authenticated datagrams foca rejected (malformed, from ourselves, too big).
     pub protocol_errors: AtomicU64,
+    /// Speakers presumed down for missing heartbeats (before the gossip confirmed).
+    pub heartbeat_presumed_down: AtomicU64,
+    /// Presumptions revoked: the speaker beat again, or the gossip did not confirm in time.
+    pub heartbeat_revoked: AtomicU64,
+}
+
+/// A snapshot of [`MembershipCounters`] for metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MembershipCounterValues {
+    /// See [`MembershipCounters::auth_failures`].
+    pub auth_failures: u64,
+    /// See [`MembershipCounters::heartbeat_presumed_down`].
+    pub heartbeat_presumed_down: u64,
+    /// See [`MembershipCounters::heartbeat_revoked`].
+    pub heartbeat_revoked: u64,
+}
+
+impl MembershipCounters {
+    /// The current values.
+    pub fn values(&self) -> MembershipCounterValues {
+        MembershipCounterValues {
+            auth_failures: self.auth_failures.load(Ordering::Relaxed),
+            heartbeat_presumed_down: self.heartbeat_presumed_down.load(Ordering::Relaxed),
+            heartbeat_revoked: self.heartbeat_revoked.load(Ordering::Relaxed),
+        }
+    }
 }
 
 enum Command {
@@ -295,6 +338,8 @@ pub struct Membership {
     alive: watch::Receiver<BTreeSet<String>>,
     view: watch::Receiver<MembershipView>,
     seeds: watch::Sender<Vec<SocketAddr>>,
+    watched: watch::Sender<BTreeSet<String>>,
+    reclaims: watch::Receiver<u64>,
     commands: tokio::sync::mpsc::Sender<Command>,
     counters: Arc<MembershipCounters>,
     /// Dropping it stops the gossip thread (its receiver resolves).
@@ -306,6 +351,9 @@ impl Membership {
     pub async fn start(config: MembershipConfig) -> Result<Self, MembershipError> {
         let auth = Authenticator::new(&config.key).ok_or(MembershipError::EmptyKey)?;
         let foca_config = foca_config(&config.timers)?;
+        if let Some(t) = &config.heartbeat {
+            t.validate().map_err(MembershipError::Timers)?;
+        }
         let bind_error = |source| MembershipError::Bind {
             addr: config.bind,
             source,
@@ -339,6 +387,12 @@ impl Membership {
             }],
         });
         let (seeds, seeds_rx) = watch::channel(config.seeds.clone());
+        let (watched, watched_rx) = watch::channel(BTreeSet::new());
+        let (reclaims_tx, reclaims) = watch::channel(0u64);
+        let watchdog = config
+            .heartbeat
+            .clone()
+            .map(|t| Watchdog::new(config.node_name.clone(), t));
         let (commands, commands_rx) = tokio::sync::mpsc::channel(4);
         let counters = Arc::new(MembershipCounters::default());
         let (stop, stop_rx) = oneshot::channel();
@@ -376,6 +430,9 @@ impl Membership {
                 alive_tx,
                 view_tx,
                 counters: worker_counters,
+                watchdog,
+                watched: watched_rx,
+                reclaims: reclaims_tx,
             };
             let _ = started_tx.send(Ok(()));
             rt.block_on(worker.run(commands_rx, stop_rx));
@@ -398,6 +455,8 @@ impl Membership {
             alive,
             view,
             seeds,
+            watched,
+            reclaims,
             commands,
             counters,
             _stop: stop,
@@ -427,6 +486,21 @@ impl Membership {
             *old = seeds;
             changed
         });
+    }
+
+    /// Replaces the speakers this one is successor to (whose heartbeats it watches).
+    pub fn set_watched(&self, nodes: BTreeSet<String>) {
+        self.watched.send_if_modified(|old| {
+            let changed = *old != nodes;
+            *old = nodes;
+            changed
+        });
+    }
+
+    /// Changes each time a successor gives our addresses back after a revoked presumption:
+    /// announce them again so caches point back here.
+    pub fn reclaims(&self) -> watch::Receiver<u64> {
+        self.reclaims.clone()
     }
 
     /// Datagrams dropped for failed authentication so far.
@@ -462,6 +536,9 @@ struct Worker {
     alive_tx: watch::Sender<BTreeSet<String>>,
     view_tx: watch::Sender<MembershipView>,
     counters: Arc<MembershipCounters>,
+    watchdog: Option<Watchdog>,
+    watched: watch::Receiver<BTreeSet<String>>,
+    reclaims: watch::Sender<u64>,
 }
 
 impl Worker {
@@ -475,16 +552,26 @@ impl Worker {
         seed_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let next_timer = self.timers.keys().next().map(|(at, _)| *at);
+            let next_heartbeat = self
+                .watchdog
+                .as_ref()
+                .and_then(Watchdog::next_deadline)
+                .map(Instant::from_std);
             let result = tokio::select! {
                 // The handle was dropped: stop without a word, as a crash would.
                 _ = &mut stop => return,
                 got = self.socket.recv_from(&mut buf) => match got {
-                    Ok((n, _from)) => {
+                    Ok((n, from)) => {
                         let datagram = buf.get(..n).unwrap_or_default();
-                        match self.auth.open(datagram) {
-                            Ok(payload) => {
+                        match self.auth.open_any(datagram) {
+                            Ok((Channel::Gossip, payload)) => {
                                 self.counters.datagrams_received.fetch_add(1, Ordering::Relaxed);
                                 self.foca.handle_data(payload, &mut self.runtime)
+                            }
+                            Ok((Channel::Heartbeat, payload)) => {
+                                self.counters.datagrams_received.fetch_add(1, Ordering::Relaxed);
+                                self.heartbeat_datagram(from, payload).await;
+                                Ok(())
                             }
                             Err(error) => {
                                 self.count_auth_failure(error);
@@ -510,6 +597,16 @@ impl Worker {
                         result = result.and(self.foca.handle_timer(timer, &mut self.runtime));
                     }
                     result
+                }
+                () = sleep_until_opt(next_heartbeat) => {
+                    self.heartbeat_tick().await;
+                    Ok(())
+                }
+                changed = self.watched.changed() => {
+                    if changed.is_ok() {
+                        self.update_watched().await;
+                    }
+                    Ok(())
                 }
                 _ = seed_tick.tick() => self.announce_to_seeds(),
                 changed = self.seeds.changed() => {
@@ -540,6 +637,102 @@ impl Worker {
             }
             self.drain().await;
         }
+    }
+
+    /// A heartbeat datagram: beats, requests for beats, reclaims.
+    async fn heartbeat_datagram(&mut self, from: SocketAddr, payload: &[u8]) {
+        let Some(watchdog) = self.watchdog.as_mut() else {
+            return;
+        };
+        let message = match Message::decode(payload) {
+            Ok(m) => m,
+            Err(error) => {
+                self.counters
+                    .protocol_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%error, %from, "dropped heartbeat datagram");
+                return;
+            }
+        };
+        let mut out = Outbox::new();
+        let effects = watchdog.on_message(from, message, std::time::Instant::now(), &mut out);
+        self.heartbeat_effects(effects, out).await;
+    }
+
+    async fn heartbeat_tick(&mut self) {
+        let gossip_alive = self.gossip_alive();
+        let Some(watchdog) = self.watchdog.as_mut() else {
+            return;
+        };
+        let mut out = Outbox::new();
+        let effects = watchdog.tick(std::time::Instant::now(), &gossip_alive, &mut out);
+        self.heartbeat_effects(effects, out).await;
+    }
+
+    /// Hands the watchdog the gossip addresses of the nodes the speaker wants watched (the
+    /// owners it is successor to), as the gossip currently knows them.
+    async fn update_watched(&mut self) {
+        let wanted = self.watched.borrow_and_update().clone();
+        let Some(watchdog) = self.watchdog.as_mut() else {
+            return;
+        };
+        let mut targets: BTreeMap<String, (u64, SocketAddr)> = BTreeMap::new();
+        for m in self.foca.iter_members() {
+            let id = m.id();
+            if !wanted.contains(&id.node) {
+                continue;
+            }
+            // Of several identities of one node (a restart not yet forgotten), the newest.
+            let entry = targets.entry(id.node.clone()).or_insert((id.bump, id.addr));
+            if id.bump >= entry.0 {
+                *entry = (id.bump, id.addr);
+            }
+        }
+        let targets = targets.into_iter().map(|(n, (_, a))| (n, a)).collect();
+        let mut out = Outbox::new();
+        watchdog.set_watched(targets, std::time::Instant::now(), &mut out);
+        self.heartbeat_effects(heartbeat::Effects::default(), out)
+            .await;
+    }
+
+    async fn heartbeat_effects(&mut self, effects: heartbeat::Effects, out: Outbox) {
+        for (to, message) in out {
+            let datagram = self.auth.seal_on(Channel::Heartbeat, &message.encode());
+            match self.socket.send_to(&datagram, to).await {
+                Ok(_) => {
+                    self.counters.datagrams_sent.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(error) => tracing::debug!(%error, %to, "heartbeat send failed"),
+            }
+        }
+        if effects.presumed {
+            self.counters
+                .heartbeat_presumed_down
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        if effects.revoked {
+            self.counters
+                .heartbeat_revoked
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        if effects.alive_changed {
+            self.publish();
+        }
+        if effects.reclaim {
+            self.reclaims.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
+    /// Nodes the gossip itself sees alive, ourselves included.
+    fn gossip_alive(&self) -> BTreeSet<String> {
+        let mut alive = BTreeSet::from([self.foca.identity().node.clone()]);
+        alive.extend(
+            self.foca
+                .iter_membership_state()
+                .filter(|m| m.state() != State::Down)
+                .map(|m| m.id().node.clone()),
+        );
+        alive
     }
 
     fn count_auth_failure(&self, error: AuthError) {
@@ -605,6 +798,10 @@ impl Worker {
             changed = true;
         }
         if changed {
+            // Presumptions the gossip now confirms end here, and watched owners that moved
+            // (restarted with a new identity) are resolved again.
+            self.heartbeat_tick().await;
+            self.update_watched().await;
             self.publish();
         }
         // A member we just saw go down (or come back) is the news layer 2 failover waits for
@@ -641,8 +838,15 @@ impl Worker {
             address: me.addr.to_string(),
             alive: true,
         }];
+        let presumed: BTreeSet<&str> = self
+            .watchdog
+            .as_ref()
+            .map(|w| w.presumed_down().collect())
+            .unwrap_or_default();
         for m in self.foca.iter_membership_state() {
-            let is_alive = m.state() != State::Down;
+            // A member presumed down for missing heartbeats counts as down here, where the
+            // election reads it, until the gossip confirms or the presumption is revoked.
+            let is_alive = m.state() != State::Down && !presumed.contains(m.id().node.as_str());
             if is_alive {
                 alive.insert(m.id().node.clone());
             }
@@ -740,6 +944,7 @@ mod tests {
             seeds: vec![],
             key: vec![],
             timers: GossipTimers::default(),
+            heartbeat: Some(HeartbeatTimers::default()),
         };
         assert!(matches!(
             Membership::start(config.clone()).await,

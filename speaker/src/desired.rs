@@ -102,6 +102,12 @@ pub struct Desired {
     pub l2_owners: Vec<L2Owner>,
     /// IPs no mode announces, by IP.
     pub not_announced: Vec<NotAnnounced>,
+    /// Nodes owning a layer 2 IP that this node would own next (second in the election):
+    /// the ones whose heartbeats to watch.
+    pub l2_successor_of: BTreeSet<String>,
+    /// The layer 2 IPs this node would own next, with the interfaces it would announce them
+    /// on: the announcer keeps those interfaces ready so a takeover only has to answer.
+    pub l2_standby: Vec<L2Announcement>,
 }
 
 /// Computes what `my_node` must announce from the whole index.
@@ -123,7 +129,20 @@ pub fn desired_announcements(index: &ClusterIndex, my_node: &str) -> Desired {
 
         let has_l2 = l2_advertisements_for(config, &pool.name).next().is_some();
         if has_l2 {
-            let owner = elect(ip, l2_eligible_nodes(index, ip, &services)).map(str::to_string);
+            let eligible = l2_eligible_nodes(index, ip, &services);
+            let owner = elect(ip, eligible.iter().copied()).map(str::to_string);
+            if let Some(o) = owner.as_deref()
+                && o != my_node
+                && elect(ip, eligible.iter().copied().filter(|n| *n != o)) == Some(my_node)
+            {
+                desired.l2_successor_of.insert(o.to_string());
+                let advs = l2_advertisements_of_node(index, ip, my_node, &services);
+                desired.l2_standby.push(L2Announcement {
+                    ip,
+                    services: names.clone(),
+                    interfaces: l2_interfaces(&advs),
+                });
+            }
             if owner.as_deref() == Some(my_node) {
                 let advs = l2_advertisements_of_node(index, ip, my_node, &services);
                 desired.layer2.push(L2Announcement {
@@ -414,6 +433,55 @@ mod tests {
             }
         }
         assert!(moved > 0, "b owned none of 60 IPs");
+    }
+
+    #[test]
+    fn each_node_watches_the_owners_it_would_replace() {
+        let mut idx = index();
+        let ips: Vec<String> = (1..=60).map(|i| format!("10.200.0.{i}")).collect();
+        let refs: Vec<&str> = ips.iter().map(String::as_str).collect();
+        idx.upsert_service(service("web", "many", &refs, TrafficPolicy::Cluster));
+        // The successor of each IP's owner is whoever owns it once the owner is dead: check
+        // every node's watch list against the election run without the owner.
+        let mut expected: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        let mut standby: BTreeMap<&str, BTreeSet<IpAddr>> = BTreeMap::new();
+        for o in desired_announcements(&idx, "a").l2_owners {
+            let owner = o.owner.expect("elected");
+            let rest: Vec<&str> = ["a", "b", "c"]
+                .into_iter()
+                .filter(|n| *n != owner)
+                .collect();
+            let successor = elect(o.ip, rest).expect("two candidates left");
+            expected.entry(successor).or_default().insert(owner);
+            standby.entry(successor).or_default().insert(o.ip);
+        }
+        for me in ["a", "b", "c"] {
+            let d = desired_announcements(&idx, me);
+            // The IPs kept ready are exactly those this node would take over, never its own.
+            let ready: BTreeSet<IpAddr> = d.l2_standby.iter().map(|a| a.ip).collect();
+            assert_eq!(ready, standby.get(me).cloned().unwrap_or_default(), "{me}");
+            assert!(d.layer2.iter().all(|a| !ready.contains(&a.ip)));
+            assert!(d.l2_standby.iter().all(|a| a.services == ["web/many"]));
+            let watched = d.l2_successor_of;
+            assert_eq!(
+                watched,
+                expected.get(me).cloned().unwrap_or_default(),
+                "{me}"
+            );
+            assert!(!watched.contains(me));
+        }
+        // With 60 IPs over three nodes every node is some owner's successor.
+        assert_eq!(expected.len(), 3, "{expected:?}");
+        // Only eligible nodes count: with b excluded from membership, a and c watch each
+        // other only.
+        idx.set_members_alive(Some(BTreeSet::from(["a".to_string(), "c".to_string()])));
+        assert_eq!(
+            desired_announcements(&idx, "a").l2_successor_of,
+            BTreeSet::from(["c".to_string()])
+        );
+        // A single eligible node has no successor.
+        idx.set_members_alive(Some(BTreeSet::from(["a".to_string()])));
+        assert!(desired_announcements(&idx, "a").l2_successor_of.is_empty());
     }
 
     #[test]

@@ -4,6 +4,7 @@ use clap::{Args, Parser, Subcommand};
 use ferrolb_speaker::layer2::L2Responder;
 use ferrolb_speaker::layer2::interfaces::DEFAULT_EXCLUDE_PATTERNS;
 use ferrolb_speaker::membership::GossipTimers;
+use ferrolb_speaker::membership::heartbeat::HeartbeatTimers;
 use ferrolb_speaker::run::{MembershipOptions, RunOptions};
 use std::time::Duration;
 
@@ -61,6 +62,17 @@ struct RunArgs {
     /// milliseconds.
     #[arg(long, value_name = "MS", default_value_t = default_ms(GossipTimers::default().suspect_to_down))]
     gossip_suspect_timeout: u64,
+    /// Heartbeats: how often a layer 2 owner beats to the speakers that would take its
+    /// addresses over, in milliseconds; 0 disables them (failover then waits for the gossip).
+    #[arg(long, value_name = "MS", default_value_t = default_ms(HeartbeatTimers::default().interval))]
+    heartbeat_interval: u64,
+    /// Heartbeats: how many intervals without a beat make the successor take over.
+    #[arg(long, value_name = "N", default_value_t = HeartbeatTimers::default().misses)]
+    heartbeat_misses: u32,
+    /// Heartbeats: how long a takeover on missing beats may stand without the gossip confirming
+    /// the owner down before the addresses are given back, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = default_ms(HeartbeatTimers::default().confirm_within))]
+    heartbeat_confirm_within: u64,
     /// Interface name patterns (globs) automatic interface choice skips; repeatable. Default:
     /// cni*, docker*, veth*, kube-ipvs0 and other virtual interfaces.
     #[arg(long = "exclude-interface")]
@@ -90,8 +102,17 @@ fn main() -> anyhow::Result<()> {
                 suspect_to_down: Duration::from_millis(args.gossip_suspect_timeout),
                 ..GossipTimers::default()
             };
+            let heartbeat = (args.heartbeat_interval != 0).then(|| HeartbeatTimers {
+                interval: Duration::from_millis(args.heartbeat_interval),
+                misses: args.heartbeat_misses,
+                confirm_within: Duration::from_millis(args.heartbeat_confirm_within),
+                ..HeartbeatTimers::default()
+            });
             // Refuse inconsistent timers at start rather than run without membership.
             ferrolb_speaker::membership::foca_config(&timers)?;
+            if let Some(h) = &heartbeat {
+                h.validate().map_err(anyhow::Error::msg)?;
+            }
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async move {
                 let client = kube::Client::try_default().await?;
@@ -105,6 +126,7 @@ fn main() -> anyhow::Result<()> {
                         secret: args.membership_secret,
                         secret_key: args.membership_secret_key,
                         timers,
+                        heartbeat,
                     }),
                     exclude_interfaces: if args.exclude_interfaces.is_empty() {
                         DEFAULT_EXCLUDE_PATTERNS

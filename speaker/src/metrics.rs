@@ -3,6 +3,7 @@
 //! atomics and knows nothing about Prometheus.
 
 use crate::layer2::announcer::L2CounterValues;
+use crate::membership::MembershipCounterValues;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -82,6 +83,12 @@ pub struct Metrics {
     pub membership_changes: Counter,
     /// Layer 2 owner changes seen by this node.
     pub election_changes: Counter,
+    /// Membership datagrams dropped for failed authentication.
+    pub membership_auth_failures: Counter,
+    /// Speakers presumed down for missing heartbeats.
+    pub heartbeat_presumed_down: Counter,
+    /// Heartbeat presumptions revoked.
+    pub heartbeat_revoked: Counter,
     /// 1 when the BGP session is Established.
     pub bgp_session_up: Family<PeerLabels, Gauge>,
     /// UPDATE messages sent.
@@ -104,6 +111,7 @@ pub struct Metrics {
     pub config_valid: Gauge,
     last_bfd: Mutex<std::collections::HashMap<String, [u64; 3]>>,
     last_l2: Mutex<L2CounterValues>,
+    last_membership: Mutex<MembershipCounterValues>,
     last_bgp: Mutex<std::collections::HashMap<String, BgpCounterValues>>,
 }
 
@@ -125,6 +133,10 @@ impl Metrics {
             members: Gauge::default(),
             membership_changes: Counter::default(),
             election_changes: Counter::default(),
+            membership_auth_failures: Counter::default(),
+            heartbeat_presumed_down: Counter::default(),
+            heartbeat_revoked: Counter::default(),
+            last_membership: Mutex::new(MembershipCounterValues::default()),
             bgp_session_up: Family::default(),
             bgp_updates_sent: Family::default(),
             bgp_updates_received: Family::default(),
@@ -174,6 +186,21 @@ impl Metrics {
             "election_changes",
             "Layer 2 owner changes seen by this node",
             m.election_changes.clone(),
+        );
+        r.register(
+            "membership_auth_failures",
+            "Gossip and heartbeat datagrams dropped for failed authentication",
+            m.membership_auth_failures.clone(),
+        );
+        r.register(
+            "heartbeat_presumed_down",
+            "Speakers this node presumed down for missing heartbeats, taking over their layer 2 addresses before the gossip confirmed",
+            m.heartbeat_presumed_down.clone(),
+        );
+        r.register(
+            "heartbeat_revoked",
+            "Presumptions revoked: the speaker beat again, or the gossip did not confirm it down in time",
+            m.heartbeat_revoked.clone(),
         );
         r.register(
             "bgp_session_up",
@@ -254,6 +281,28 @@ impl Metrics {
         );
         self.l2_errors
             .inc_by(now.errors.saturating_sub(last.errors));
+        *last = now;
+    }
+
+    /// Copies the membership's counters in (as deltas; a restarted membership starts again
+    /// from zero).
+    pub fn observe_membership(&self, now: MembershipCounterValues) {
+        let mut last = self
+            .last_membership
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if now.auth_failures < last.auth_failures
+            || now.heartbeat_presumed_down < last.heartbeat_presumed_down
+            || now.heartbeat_revoked < last.heartbeat_revoked
+        {
+            *last = MembershipCounterValues::default();
+        }
+        self.membership_auth_failures
+            .inc_by(now.auth_failures - last.auth_failures);
+        self.heartbeat_presumed_down
+            .inc_by(now.heartbeat_presumed_down - last.heartbeat_presumed_down);
+        self.heartbeat_revoked
+            .inc_by(now.heartbeat_revoked - last.heartbeat_revoked);
         *last = now;
     }
 

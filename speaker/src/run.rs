@@ -5,7 +5,8 @@ use crate::bgp::manager::{NodeAddresses, PeerManager};
 use crate::desired::{Desired, desired_announcements};
 use crate::eligibility::peers_for_node;
 use crate::http::StatusSource;
-use crate::layer2::announcer::{Announcer, AnnouncerConfig, L2Responder};
+use crate::layer2::announcer::{Announcer, AnnouncerConfig, KERNEL_LEASE, L2Responder};
+use crate::membership::heartbeat::HeartbeatTimers;
 use crate::membership::{GossipTimers, Membership, MembershipConfig};
 use crate::metrics::{Metrics, ModeLabels};
 use crate::stores::{ConfigView, SpeakerStores};
@@ -54,6 +55,8 @@ pub struct MembershipOptions {
     pub secret_key: String,
     /// SWIM timers.
     pub timers: GossipTimers,
+    /// Owner → successor heartbeats; `None` leaves failure detection to the gossip.
+    pub heartbeat: Option<HeartbeatTimers>,
 }
 
 #[derive(Default)]
@@ -246,6 +249,7 @@ async fn main_loop(
         Announcer::start(AnnouncerConfig {
             exclude_patterns: opts.exclude_interfaces.clone(),
             responder: opts.l2_responder,
+            kernel_lease: kernel_lease(opts.membership.as_ref().and_then(|m| m.heartbeat.as_ref())),
         })
         .await
         .context("starting the layer 2 announcer")?,
@@ -277,6 +281,8 @@ async fn main_loop(
     let mut gossip: Option<Gossip> = None;
     let (_no_alive_tx, no_alive) = watch::channel(BTreeSet::new());
     let mut alive_rx = no_alive.clone();
+    let (_no_reclaims_tx, no_reclaims) = watch::channel(0u64);
+    let mut reclaims_rx = no_reclaims.clone();
     let mut owners: BTreeMap<IpAddr, Option<String>> = BTreeMap::new();
     let mut bgp = PeerManager::new(None);
     let mut warned_no_key = false;
@@ -315,10 +321,12 @@ async fn main_loop(
                         seeds,
                         key: key.clone(),
                         timers: mopts.timers.clone(),
+                        heartbeat: mopts.heartbeat.clone(),
                     };
                     match Membership::start(cfg).await {
                         Ok(m) => {
                             alive_rx = m.alive();
+                            reclaims_rx = m.reclaims();
                             gossip = Some(Gossip {
                                 membership: m,
                                 key,
@@ -351,6 +359,7 @@ async fn main_loop(
                         old.membership.leave().await;
                     }
                     alive_rx = no_alive.clone();
+                    reclaims_rx = no_reclaims.clone();
                 }
                 (Some(_), None) => {
                     tracing::warn!(node = %opts.node_name, "no InternalIP on this node's Node object; membership waits")
@@ -430,8 +439,15 @@ async fn main_loop(
             if let Some(g) = gossip.as_mut() {
                 g.settled |= settled;
             }
+            if let Some(g) = &gossip {
+                // Heartbeats from the owners this node would replace: the fast path of
+                // failover (membership::heartbeat).
+                g.membership.set_watched(desired.l2_successor_of.clone());
+            }
             if settled {
-                announcer.set_desired(desired.layer2.iter());
+                // The interfaces of the addresses this node would take over are kept ready,
+                // so the takeover itself only has to answer.
+                announcer.set_desired_and_standby(desired.layer2.iter(), desired.l2_standby.iter());
                 status_objects.publish_layer2(&announcer.snapshot());
             } else {
                 tracing::debug!("membership still settling; layer 2 announcements wait");
@@ -509,7 +525,15 @@ async fn main_loop(
                     }
                     break;
                 }
+                r = reclaims_rx.changed(), if gossip.is_some() => {
+                    if r.is_ok() {
+                        announcer.reannounce();
+                    }
+                }
                 _ = tick.tick() => {
+                    if let Some(g) = &gossip {
+                        shared.metrics.observe_membership(g.membership.counters().values());
+                    }
                     refresh_bgp_status(&bgp, &shared);
                     publish_bgp_status(&shared);
                     // Interface changes reach the announcer without a pass of this loop.
@@ -534,6 +558,20 @@ async fn main_loop(
         g.membership.leave().await;
     }
     Ok(())
+}
+
+/// The kernel responder's lease: shorter than the time the other speakers take to replace a
+/// stopped or starved one, so its node has gone quiet by then (one heartbeat interval below
+/// their silence threshold with heartbeats, the default below the gossip's detection time
+/// otherwise).
+fn kernel_lease(heartbeat: Option<&HeartbeatTimers>) -> Duration {
+    match heartbeat {
+        Some(h) => h
+            .dead_after()
+            .saturating_sub(h.interval)
+            .clamp(Duration::from_millis(5), KERNEL_LEASE),
+        None => KERNEL_LEASE,
+    }
 }
 
 /// Hands the BGP manager the peers of this node, their passwords and the whole desired table.
@@ -684,5 +722,26 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kernel_lease_ends_before_the_successor_takes_over() {
+        let h = HeartbeatTimers::default();
+        let lease = kernel_lease(Some(&h));
+        assert!(lease < h.dead_after(), "{lease:?}");
+        assert_eq!(lease, Duration::from_millis(15));
+        assert_eq!(kernel_lease(None), KERNEL_LEASE);
+        // Slow heartbeats never lengthen it beyond the default.
+        let slow = HeartbeatTimers {
+            interval: Duration::from_millis(100),
+            misses: 5,
+            ..h
+        };
+        assert_eq!(kernel_lease(Some(&slow)), KERNEL_LEASE);
     }
 }

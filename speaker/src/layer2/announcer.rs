@@ -168,6 +168,21 @@ pub trait L2Backend {
     fn set_owned(&mut self, link: &Link, ips: &BTreeSet<IpAddr>) -> Result<(), L2Error>;
     /// Sends one gratuitous ARP (IPv4) or unsolicited NA (IPv6) for `ip` on `link`.
     fn announce(&mut self, link: &Link, ip: IpAddr) -> Result<(), L2Error>;
+    /// Keeps these interfaces ready to answer (sockets open, kernel responder attached) even
+    /// while they own nothing, and lets the others close once they own nothing. Called before
+    /// the `set_owned` calls of the same change.
+    fn set_standby(&mut self, standby: &BTreeMap<String, Standby>) -> Result<(), L2Error>;
+}
+
+/// An interface kept ready for addresses this node would take over, and their families.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Standby {
+    /// The interface.
+    pub link: Link,
+    /// An IPv4 address would be announced here (an ARP socket is needed).
+    pub v4: bool,
+    /// An IPv6 address would be announced here (an NDP socket is needed).
+    pub v6: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -182,6 +197,8 @@ pub struct AnnouncerCore<B> {
     backend: B,
     exclude_patterns: Vec<String>,
     desired: BTreeMap<IpAddr, Wanted>,
+    /// IPs this node would take over next, with their requested interfaces (empty: automatic).
+    standby: BTreeMap<IpAddr, Vec<String>>,
     table: InterfaceTable,
     /// What the backend has been told, per interface name.
     applied: BTreeMap<String, (Link, BTreeSet<IpAddr>)>,
@@ -198,6 +215,7 @@ impl<B: L2Backend> AnnouncerCore<B> {
             backend,
             exclude_patterns,
             desired: BTreeMap::new(),
+            standby: BTreeMap::new(),
             table: InterfaceTable::default(),
             applied: BTreeMap::new(),
             pending: BTreeSet::new(),
@@ -247,6 +265,57 @@ impl<B: L2Backend> AnnouncerCore<B> {
         self.reconcile(now);
     }
 
+    /// Replaces the IPs this node would take over next (the successor's, see
+    /// [`crate::desired::Desired::l2_standby`]): their interfaces are kept ready, so that a
+    /// takeover needs no socket to open nor program to attach — attaching to tcx waits for an
+    /// RCU grace period, tens of milliseconds on a busy host. Takes effect with the next
+    /// [`AnnouncerCore::set_desired`] (one reconciliation for both, so that an address moving
+    /// from ready to owned never sees its interface closed in between).
+    pub fn set_standby(&mut self, standby: Vec<DesiredIp>) {
+        let mut next: BTreeMap<IpAddr, Option<BTreeSet<String>>> = BTreeMap::new();
+        for d in standby {
+            let entry = next.entry(d.ip).or_insert_with(|| Some(BTreeSet::new()));
+            match (entry.as_mut(), d.interfaces.is_empty()) {
+                (Some(_), true) => *entry = None,
+                (Some(set), false) => set.extend(d.interfaces),
+                (None, _) => {}
+            }
+        }
+        let next: BTreeMap<IpAddr, Vec<String>> = next
+            .into_iter()
+            .map(|(ip, i)| (ip, i.unwrap_or_default().into_iter().collect()))
+            .collect();
+        self.standby = next;
+    }
+
+    /// The interfaces to keep ready, with the families they would serve: those of the
+    /// addresses this node would take over, and those of `target` (about to own addresses,
+    /// which must not be closed as idle first).
+    fn ready_target(
+        &self,
+        target: &BTreeMap<String, (Link, BTreeSet<IpAddr>)>,
+    ) -> BTreeMap<String, Standby> {
+        let mut out: BTreeMap<String, Standby> = BTreeMap::new();
+        let owned = target
+            .values()
+            .flat_map(|(link, ips)| ips.iter().map(move |ip| (link, *ip)));
+        let standby = self.standby.iter().flat_map(|(ip, interfaces)| {
+            choose_interfaces(&self.table, interfaces, &self.exclude_patterns)
+                .into_iter()
+                .map(move |link| (link, *ip))
+        });
+        for (link, ip) in owned.chain(standby) {
+            let s = out.entry(link.name.clone()).or_insert_with(|| Standby {
+                link: link.clone(),
+                v4: false,
+                v6: false,
+            });
+            s.v4 |= ip.is_ipv4();
+            s.v6 |= ip.is_ipv6();
+        }
+        out
+    }
+
     /// Replaces the interface table and applies the difference at `now`.
     pub fn set_interfaces(&mut self, table: InterfaceTable, now: Instant) {
         self.table = table;
@@ -268,7 +337,13 @@ impl<B: L2Backend> AnnouncerCore<B> {
     }
 
     fn reconcile(&mut self, now: Instant) {
+        // Readiness is an optimisation: a failure costs a slower takeover, so it is counted
+        // and logged but does not hold up the announcements.
         let target = self.target();
+        if let Err(error) = self.backend.set_standby(&self.ready_target(&target)) {
+            bump(&self.counters.errors);
+            tracing::warn!(%error, "layer 2: keeping an interface ready for a takeover failed");
+        }
         let names: BTreeSet<String> = self.applied.keys().chain(target.keys()).cloned().collect();
         let mut failed = false;
         for name in names {
@@ -365,6 +440,19 @@ impl<B: L2Backend> AnnouncerCore<B> {
         match (next, self.retry_at) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
+        }
+    }
+
+    /// Schedules the gratuitous announcements of every IP in force again, as for a gain: a
+    /// successor that answered for us while presuming us down hands the IPs back
+    /// ([`crate::membership::heartbeat`]), and caches must point back here.
+    pub fn reannounce(&mut self, now: Instant) {
+        for (name, (_, ips)) in &self.applied {
+            for ip in ips {
+                for offset in ANNOUNCE_SCHEDULE {
+                    self.pending.insert((now + offset, name.clone(), *ip));
+                }
+            }
         }
     }
 
@@ -535,25 +623,28 @@ enum KernelState {
     Unavailable,
 }
 
-/// How long the kernel responder answers without hearing from the speaker: below the
-/// membership's detection time (~0.25 s), so a stopped or starved speaker's node goes quiet by
-/// the time the others elect a new owner, as it would with userspace sockets.
+/// How long the kernel responder answers without hearing from the speaker, by default: below
+/// the gossip's detection time (~0.25 s), so a stopped or starved speaker's node goes quiet by
+/// the time the others elect a new owner, as it would with userspace sockets. With heartbeats
+/// the speaker sets it below their detection time instead ([`AnnouncerConfig::kernel_lease`]).
 pub const KERNEL_LEASE: Duration = Duration::from_millis(200);
-/// How often the lease is renewed: five renewals per lease ride out a scheduling hiccup.
-const KERNEL_LEASE_RENEW: Duration = Duration::from_millis(40);
+/// Renewals per lease: five ride out a scheduling hiccup. A lapse is not silence either: the
+/// program then leaves requests to the sockets, which answer while the speaker runs.
+const KERNEL_LEASE_RENEWALS: u32 = 5;
 
 /// The thread renewing the kernel responder's lease; dropping it stops the thread (the lease
-/// then runs out within [`KERNEL_LEASE`]).
+/// then runs out within its length).
 struct LeaseRenewer {
     stop: Arc<AtomicBool>,
 }
 
 impl LeaseRenewer {
-    /// Renews once now, then every [`KERNEL_LEASE_RENEW`] from a thread of its own: a thread,
-    /// not a tokio task, so that only the speaker process being stopped or starved — not a
-    /// busy runtime — lets the lease run out.
-    fn start(responder: Arc<KernelResponder>) -> std::io::Result<Self> {
-        responder.renew_lease(KERNEL_LEASE)?;
+    /// Renews once now, then five times per `lease` from a thread of its own: a thread, not a
+    /// tokio task, so that only the speaker process being stopped or starved — not a busy
+    /// runtime — lets the lease run out.
+    fn start(responder: Arc<KernelResponder>, lease: Duration) -> std::io::Result<Self> {
+        let renew_every = lease / KERNEL_LEASE_RENEWALS;
+        responder.renew_lease(lease)?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         std::thread::Builder::new()
@@ -562,8 +653,8 @@ impl LeaseRenewer {
             .spawn(move || {
                 let mut failing = false;
                 while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(KERNEL_LEASE_RENEW);
-                    match responder.renew_lease(KERNEL_LEASE) {
+                    std::thread::sleep(renew_every);
+                    match responder.renew_lease(lease) {
                         Ok(()) => failing = false,
                         Err(error) if !failing => {
                             failing = true;
@@ -590,14 +681,20 @@ pub struct SocketBackend {
     ifaces: BTreeMap<String, IfaceSockets>,
     counters: Arc<L2Counters>,
     kernel: KernelState,
+    kernel_lease: Duration,
+    /// Interfaces kept open while owning nothing ([`L2Backend::set_standby`]).
+    standby: BTreeMap<String, Standby>,
 }
 
 impl SocketBackend {
-    /// A backend with no sockets yet, answering as `responder` says.
-    pub fn new(counters: Arc<L2Counters>, responder: L2Responder) -> Self {
+    /// A backend with no sockets yet, answering as `responder` says (the kernel responder with
+    /// a lease of `kernel_lease`).
+    pub fn new(counters: Arc<L2Counters>, responder: L2Responder, kernel_lease: Duration) -> Self {
         SocketBackend {
             ifaces: BTreeMap::new(),
             counters,
+            kernel_lease,
+            standby: BTreeMap::new(),
             kernel: match responder {
                 L2Responder::Auto => KernelState::Untried,
                 L2Responder::Socket => KernelState::Unavailable,
@@ -610,7 +707,7 @@ impl SocketBackend {
         if let KernelState::Untried = self.kernel {
             let loaded = KernelResponder::load().and_then(|k| {
                 let k = Arc::new(k);
-                let renewer = LeaseRenewer::start(k.clone())?;
+                let renewer = LeaseRenewer::start(k.clone(), self.kernel_lease)?;
                 Ok((k, renewer))
             });
             self.kernel = match loaded {
@@ -743,8 +840,43 @@ impl SocketBackend {
 }
 
 impl L2Backend for SocketBackend {
+    fn set_standby(&mut self, standby: &BTreeMap<String, Standby>) -> Result<(), L2Error> {
+        self.standby = standby.clone();
+        // Interfaces neither ready for a takeover nor owning anything close.
+        let idle: Vec<String> = self
+            .ifaces
+            .iter()
+            .filter(|(name, s)| {
+                !standby.contains_key(*name)
+                    && s.owned.read().unwrap_or_else(|p| p.into_inner()).is_empty()
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in idle {
+            self.ifaces.remove(&name);
+        }
+        // The ready ones open what they lack, keeping what they own.
+        let mut first_error = None;
+        for s in standby.values() {
+            let owned = self
+                .ifaces
+                .get(&s.link.name)
+                .map(|i| i.owned.read().unwrap_or_else(|p| p.into_inner()).clone())
+                .unwrap_or_default();
+            if let Err(e) = self.set_owned(&s.link, &owned) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
     fn set_owned(&mut self, link: &Link, ips: &BTreeSet<IpAddr>) -> Result<(), L2Error> {
-        if ips.is_empty() {
+        let (ready_v4, ready_v6) = self
+            .standby
+            .get(&link.name)
+            .filter(|s| s.link.index == link.index)
+            .map_or((false, false), |s| (s.v4, s.v6));
+        if ips.is_empty() && !ready_v4 && !ready_v6 {
             // Dropping the interface's state empties its owned set first (the listener threads
             // check it on every frame), then tells the threads to stop.
             self.ifaces.remove(&link.name);
@@ -790,8 +922,8 @@ impl L2Backend for SocketBackend {
                 }
             }
         }
-        let want_v4 = ips.iter().any(IpAddr::is_ipv4);
-        let want_v6 = ips.iter().any(IpAddr::is_ipv6);
+        let want_v4 = ready_v4 || ips.iter().any(IpAddr::is_ipv4);
+        let want_v6 = ready_v6 || ips.iter().any(IpAddr::is_ipv6);
         if !want_v4 {
             s.arp = None;
         }
@@ -927,6 +1059,9 @@ pub struct AnnouncerConfig {
     pub exclude_patterns: Vec<String>,
     /// Who answers ARP requests.
     pub responder: L2Responder,
+    /// How long the kernel responder keeps answering without the speaker renewing its lease:
+    /// below the time the other speakers take to replace this one.
+    pub kernel_lease: Duration,
 }
 
 impl Default for AnnouncerConfig {
@@ -934,6 +1069,7 @@ impl Default for AnnouncerConfig {
         AnnouncerConfig {
             exclude_patterns: default_exclude_patterns(),
             responder: L2Responder::Auto,
+            kernel_lease: KERNEL_LEASE,
         }
     }
 }
@@ -955,7 +1091,7 @@ impl Announcer {
         let watcher = InterfaceWatcher::start().await?;
         let counters = Arc::new(L2Counters::default());
         let mut core = AnnouncerCore::new(
-            SocketBackend::new(counters.clone(), config.responder),
+            SocketBackend::new(counters.clone(), config.responder, config.kernel_lease),
             config.exclude_patterns,
             counters.clone(),
         );
@@ -1007,6 +1143,20 @@ impl Announcer {
         self.core.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// [`Announcer::set_desired`], also replacing the IPs this node would take over next,
+    /// whose interfaces are kept ready ([`AnnouncerCore::set_standby`]).
+    pub fn set_desired_and_standby<I, D, J, E>(&self, desired: I, standby: J)
+    where
+        I: IntoIterator<Item = D>,
+        D: Into<DesiredIp>,
+        J: IntoIterator<Item = E>,
+        E: Into<DesiredIp>,
+    {
+        let standby = standby.into_iter().map(Into::into).collect();
+        self.core().set_standby(standby);
+        self.set_desired(desired);
+    }
+
     /// Replaces the set of IPs this node announces. Losses stop being answered before this
     /// returns; gains are announced before it returns too, and then on
     /// [`ANNOUNCE_SCHEDULE`]. Must be called inside the runtime the announcer was started in.
@@ -1022,6 +1172,17 @@ impl Announcer {
         // Send the announcements due now (a gain's first gratuitous ARP / NA: the failover
         // itself) from here rather than from the timer task, so they do not wait for that task
         // to be scheduled; the task is woken for the later repetitions.
+        core.poll(now);
+        drop(core);
+        self.wake.notify_one();
+    }
+
+    /// Announces every IP in force again now and on [`ANNOUNCE_SCHEDULE`]
+    /// ([`AnnouncerCore::reannounce`]).
+    pub fn reannounce(&self) {
+        let mut core = self.core();
+        let now = Instant::now();
+        core.reannounce(now);
         core.poll(now);
         drop(core);
         self.wake.notify_one();
@@ -1065,6 +1226,7 @@ impl Drop for Announcer {
         // Close every socket now rather than when the aborted tasks release the core.
         let mut core = self.core();
         core.desired.clear();
+        core.standby.clear();
         core.reconcile(Instant::now());
     }
 }
@@ -1079,6 +1241,7 @@ mod tests {
         owned: BTreeMap<String, BTreeSet<IpAddr>>,
         sent: Vec<(String, IpAddr)>,
         fail_open: BTreeSet<String>,
+        standby: BTreeMap<String, Standby>,
     }
 
     impl L2Backend for Fake {
@@ -1100,6 +1263,11 @@ mod tests {
 
         fn announce(&mut self, link: &Link, ip: IpAddr) -> Result<(), L2Error> {
             self.sent.push((link.name.clone(), ip));
+            Ok(())
+        }
+
+        fn set_standby(&mut self, standby: &BTreeMap<String, Standby>) -> Result<(), L2Error> {
+            self.standby = standby.clone();
             Ok(())
         }
     }
@@ -1182,6 +1350,64 @@ mod tests {
                 .iter()
                 .all(|a| a.since == "1970-01-01T00:00:00Z")
         );
+    }
+
+    #[test]
+    fn takeover_interfaces_stay_ready_through_the_takeover_and_reannounce_repeats() {
+        let t0 = Instant::now();
+        let mut c = core();
+        c.set_interfaces(
+            table(&[link(2, "eth0"), link(3, "eth1"), link(4, "veth1")]),
+            t0,
+        );
+        let ready = |c: &AnnouncerCore<Fake>| -> Vec<(String, bool, bool)> {
+            c.backend()
+                .standby
+                .values()
+                .map(|s| (s.link.name.clone(), s.v4, s.v6))
+                .collect()
+        };
+        // Successor of one IPv4 address (automatic interfaces) and one IPv6 address on eth1:
+        // ready, but nothing answered or announced.
+        c.set_standby(vec![
+            (ip("10.200.0.10"), vec![]).into(),
+            (ip("fd00:200::10"), vec!["eth1".to_string()]).into(),
+        ]);
+        c.set_desired(Vec::new(), t0, SystemTime::now());
+        assert_eq!(
+            ready(&c),
+            [("eth0".into(), true, false), ("eth1".into(), true, true)]
+        );
+        assert!(c.backend().owned.is_empty());
+        assert_eq!(c.poll(t0), None);
+        // The takeover: owned now, no longer standby; the interface stays ready throughout
+        // (the backend is told before `set_owned`, in the same reconciliation).
+        c.set_standby(Vec::new());
+        c.set_desired(auto(&["10.200.0.10"]), t0, SystemTime::now());
+        assert_eq!(
+            ready(&c),
+            [("eth0".into(), true, false), ("eth1".into(), true, false)]
+        );
+        assert_eq!(c.backend().owned.len(), 2);
+        c.poll(t0);
+        assert_eq!(c.backend().sent.len(), 2);
+        // A reclaim repeats the whole schedule for every address in force.
+        let mut at = Some(t0);
+        while let Some(t) = at {
+            at = c.poll(t);
+        }
+        let before = c.backend().sent.len();
+        let t1 = t0 + Duration::from_secs(10);
+        c.reannounce(t1);
+        let mut at = Some(t1);
+        while let Some(t) = at {
+            at = c.poll(t);
+        }
+        assert_eq!(c.backend().sent.len() - before, 2 * ANNOUNCE_SCHEDULE.len());
+        // Nothing owned and nothing to take over: nothing kept ready.
+        c.set_desired(Vec::new(), t1, SystemTime::now());
+        assert!(ready(&c).is_empty());
+        assert!(c.backend().owned.is_empty());
     }
 
     #[test]

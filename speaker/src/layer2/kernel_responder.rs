@@ -37,8 +37,10 @@
 //!   (`TCX_NEXT`), so the sockets still see and handle every request the program does not
 //!   answer.
 //! - A two-slot array counts the answers (ARP, NDP) for the speaker's metrics.
-//! - A lease: the program answers only while a timestamp the speaker renews every 40 ms from a
-//!   thread of its own lies in the future (200 ms ahead; `announcer.rs`). The program runs in
+//! - A lease: the program answers only while a timestamp the speaker renews five times per
+//!   lease from a thread of its own lies in the future (`announcer.rs`; 15 ms ahead with the
+//!   default heartbeats, one interval below the 20 ms after which a successor takes over; 200 ms
+//!   with the gossip alone). The program runs in
 //!   the kernel, so without it a speaker that is stopped (SIGSTOP, a frozen cgroup) but not
 //!   dead would go on answering from its node while the other speakers, no longer hearing
 //!   from it, elect another owner: two MACs for one address. With the lease the node goes

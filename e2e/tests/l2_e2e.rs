@@ -219,6 +219,38 @@ fn speaker_crash_fails_over() {
     assert_eq!(arp_answerers(&c, v4(ip), 2), vec![node_mac(&c, new_owner)]);
     let echo = curl_echo(&c, ip).expect("curl after failover");
     assert!(echo.starts_with(c.lab.node(new_owner).name()), "{echo}");
+    // The takeover came from the heartbeats, before the gossip: the new owner (the crashed
+    // owner's successor) presumed it down; the third node, which watches nobody for this
+    // address, did not.
+    let presumed = |node| metric(&c, node, "ferrolb_speaker_heartbeat_presumed_down_total");
+    let by_successor = eventually(
+        "the new owner's metrics count the presumption",
+        Duration::from_secs(5),
+        || presumed(new_owner).filter(|v| *v >= 1.0),
+    );
+    let bystander = (1..=3)
+        .find(|&n| n != owner && n != new_owner)
+        .expect("third node");
+    println!(
+        "presumptions: new owner {by_successor}, bystander {:?}",
+        presumed(bystander)
+    );
+    assert_eq!(presumed(bystander), Some(0.0));
+}
+
+/// The value of an unlabelled metric on `node`'s speaker.
+fn metric(c: &Cluster, node: usize, name: &str) -> Option<f64> {
+    let addr = c.speaker_http(node);
+    let (code, text) = c
+        .run(async move { ferrolb_e2e::fixtures::http_get(addr, "/metrics").await })
+        .ok()?
+        .ok()?;
+    if code != 200 {
+        return None;
+    }
+    text.lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .and_then(|l| l.split_whitespace().last()?.parse().ok())
 }
 
 /// A stopped speaker (SIGSTOP: its process exists, so its kernel responder stays attached)

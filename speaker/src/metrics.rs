@@ -77,6 +77,8 @@ pub struct Metrics {
     pub requests_answered: Family<FamilyLabels, Counter>,
     /// Layer 2 socket or send errors.
     pub l2_errors: Counter,
+    /// Kernel responder lease renewals that came too late.
+    pub l2_kernel_lease_lapses: Counter,
     /// Alive members of the membership (including this node).
     pub members: Gauge,
     /// Changes of the alive set.
@@ -130,6 +132,7 @@ impl Metrics {
             gratuitous_sent: Family::default(),
             requests_answered: Family::default(),
             l2_errors: Counter::default(),
+            l2_kernel_lease_lapses: Counter::default(),
             members: Gauge::default(),
             membership_changes: Counter::default(),
             election_changes: Counter::default(),
@@ -171,6 +174,11 @@ impl Metrics {
             "l2_errors",
             "Layer 2 socket and send errors",
             m.l2_errors.clone(),
+        );
+        r.register(
+            "l2_kernel_lease_lapses",
+            "Times the in-kernel responder's lease ran out before the speaker renewed it (the sockets answered meanwhile)",
+            m.l2_kernel_lease_lapses.clone(),
         );
         r.register(
             "membership_members",
@@ -281,6 +289,10 @@ impl Metrics {
         );
         self.l2_errors
             .inc_by(now.errors.saturating_sub(last.errors));
+        self.l2_kernel_lease_lapses.inc_by(
+            now.kernel_lease_lapses
+                .saturating_sub(last.kernel_lease_lapses),
+        );
         *last = now;
     }
 

@@ -126,6 +126,9 @@ pub struct L2Counters {
     pub ndp_solicitations_answered: AtomicU64,
     /// Announcements or socket operations that failed.
     pub errors: AtomicU64,
+    /// Renewals of the kernel responder's lease that came after it had run out (the sockets
+    /// answered meanwhile): how often the lease is too short for this host's scheduling.
+    pub kernel_lease_lapses: AtomicU64,
 }
 
 /// A copy of [`L2Counters`] at one instant.
@@ -141,6 +144,8 @@ pub struct L2CounterValues {
     pub ndp_solicitations_answered: u64,
     /// See [`L2Counters::errors`].
     pub errors: u64,
+    /// See [`L2Counters::kernel_lease_lapses`].
+    pub kernel_lease_lapses: u64,
 }
 
 impl L2Counters {
@@ -152,6 +157,7 @@ impl L2Counters {
             arp_requests_answered: self.arp_requests_answered.load(Ordering::Relaxed),
             ndp_solicitations_answered: self.ndp_solicitations_answered.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
+            kernel_lease_lapses: self.kernel_lease_lapses.load(Ordering::Relaxed),
         }
     }
 }
@@ -642,9 +648,14 @@ impl LeaseRenewer {
     /// Renews once now, then five times per `lease` from a thread of its own: a thread, not a
     /// tokio task, so that only the speaker process being stopped or starved — not a busy
     /// runtime — lets the lease run out.
-    fn start(responder: Arc<KernelResponder>, lease: Duration) -> std::io::Result<Self> {
+    fn start(
+        responder: Arc<KernelResponder>,
+        lease: Duration,
+        counters: Arc<L2Counters>,
+    ) -> std::io::Result<Self> {
         let renew_every = lease / KERNEL_LEASE_RENEWALS;
         responder.renew_lease(lease)?;
+        let mut expires = Instant::now() + lease;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         std::thread::Builder::new()
@@ -654,8 +665,15 @@ impl LeaseRenewer {
                 let mut failing = false;
                 while !flag.load(Ordering::Relaxed) {
                     std::thread::sleep(renew_every);
+                    let now = Instant::now();
+                    if now > expires {
+                        bump(&counters.kernel_lease_lapses);
+                    }
                     match responder.renew_lease(lease) {
-                        Ok(()) => failing = false,
+                        Ok(()) => {
+                            failing = false;
+                            expires = now + lease;
+                        }
                         Err(error) if !failing => {
                             failing = true;
                             tracing::error!(%error, "layer 2: renewing the kernel responder's lease failed; it stops answering until a renewal succeeds (the sockets answer meanwhile)");
@@ -707,7 +725,8 @@ impl SocketBackend {
         if let KernelState::Untried = self.kernel {
             let loaded = KernelResponder::load().and_then(|k| {
                 let k = Arc::new(k);
-                let renewer = LeaseRenewer::start(k.clone(), self.kernel_lease)?;
+                let renewer =
+                    LeaseRenewer::start(k.clone(), self.kernel_lease, self.counters.clone())?;
                 Ok((k, renewer))
             });
             self.kernel = match loaded {

@@ -230,38 +230,56 @@ async fn a_watching_successor_presumes_a_crashed_owner_down_before_the_gossip() 
     drop(owner);
 }
 
-/// A reclaim request (sent by a successor that gave our addresses back) reaches the speaker
-/// only when it carries the shared key.
+/// A reclaim request (sent by a successor that gave our addresses back) is acted on only when
+/// it carries the shared key and comes from a member's gossip address.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reclaim_requests_are_authenticated() {
+async fn reclaim_requests_need_the_key_and_a_member_address() {
     use ferrolb_speaker::membership::auth::{Authenticator, Channel};
     use ferrolb_speaker::membership::heartbeat::Message;
-    let m = member("n1", "127.0.0.12", &[], KEY).await;
-    let mut reclaims = m.reclaims();
-    let socket = tokio::net::UdpSocket::bind("127.0.0.13:0")
-        .await
-        .expect("bind");
+    let m1 = member("n1", "127.0.0.12", &[], KEY).await;
+    let m2 = member("n2", "127.0.0.13", &[m1.identity().addr], KEY).await;
+    let both = names(&["n1", "n2"]);
+    for m in [&m1, &m2] {
+        let joined = wait_for(&mut m.alive(), Duration::from_secs(5), |a| *a == both).await;
+        assert!(joined.is_some(), "{} never saw both", m.identity().node);
+    }
+    let mut reclaims = m1.reclaims();
     let payload = Message::Reclaim("n2".into()).encode();
-    let forged = Authenticator::new(b"wrong-key")
-        .expect("key")
-        .seal_on(Channel::Heartbeat, &payload);
-    socket
-        .send_to(&forged, m.identity().addr)
-        .await
-        .expect("send");
-    let forged_seen = tokio::time::timeout(Duration::from_millis(300), reclaims.changed()).await;
-    assert!(forged_seen.is_err(), "a forged reclaim was accepted");
-    assert!(m.auth_failures() > 0);
     let genuine = Authenticator::new(KEY)
         .expect("key")
         .seal_on(Channel::Heartbeat, &payload);
-    socket
-        .send_to(&genuine, m.identity().addr)
+    let forged = Authenticator::new(b"wrong-key")
+        .expect("key")
+        .seal_on(Channel::Heartbeat, &payload);
+    let outsider = tokio::net::UdpSocket::bind("127.0.0.14:0")
         .await
-        .expect("send");
+        .expect("bind");
+    let to = m1.identity().addr;
+    for datagram in [&forged, &genuine] {
+        outsider.send_to(datagram, to).await.expect("send");
+    }
+    let seen = tokio::time::timeout(Duration::from_millis(300), reclaims.changed()).await;
+    assert!(seen.is_err(), "a reclaim from a non-member was acted on");
+    assert!(m1.auth_failures() > 0);
+    // The same genuine datagram from n2's gossip address: n2's speaker stops (without a word)
+    // and its address is taken over at once, while n1 still counts it a member.
+    let n2_addr = m2.identity().addr;
+    drop(m2);
+    let deadline = Instant::now() + Duration::from_millis(100);
+    let socket = loop {
+        match tokio::net::UdpSocket::bind(n2_addr).await {
+            Ok(s) => break s,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Err(e) => panic!("binding {n2_addr}: {e}"),
+        }
+    };
+    socket.send_to(&genuine, to).await.expect("send");
     tokio::time::timeout(Duration::from_secs(2), reclaims.changed())
         .await
-        .expect("the reclaim arrives")
+        .expect("the member's reclaim arrives")
         .expect("membership running");
     assert_eq!(*reclaims.borrow(), 1);
 }

@@ -433,6 +433,7 @@ impl Membership {
                 watchdog,
                 watched: watched_rx,
                 reclaims: reclaims_tx,
+                member_addrs: BTreeSet::new(),
             };
             let _ = started_tx.send(Ok(()));
             rt.block_on(worker.run(commands_rx, stop_rx));
@@ -539,6 +540,10 @@ struct Worker {
     watchdog: Option<Watchdog>,
     watched: watch::Receiver<BTreeSet<String>>,
     reclaims: watch::Sender<u64>,
+    /// Gossip addresses of the active members: heartbeat datagrams from anywhere else are
+    /// dropped, so a replayed request for beats with a forged source cannot turn an owner
+    /// into a reflector (one datagram in, hundreds of beats out).
+    member_addrs: BTreeSet<SocketAddr>,
 }
 
 impl Worker {
@@ -641,6 +646,13 @@ impl Worker {
 
     /// A heartbeat datagram: beats, requests for beats, reclaims.
     async fn heartbeat_datagram(&mut self, from: SocketAddr, payload: &[u8]) {
+        if !self.member_addrs.contains(&from) {
+            self.counters
+                .protocol_errors
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%from, "dropped heartbeat datagram from an address that is no member's");
+            return;
+        }
         let Some(watchdog) = self.watchdog.as_mut() else {
             return;
         };
@@ -798,6 +810,7 @@ impl Worker {
             changed = true;
         }
         if changed {
+            self.member_addrs = self.foca.iter_members().map(|m| m.id().addr).collect();
             // Presumptions the gossip now confirms end here, and watched owners that moved
             // (restarted with a new identity) are resolved again.
             self.heartbeat_tick().await;

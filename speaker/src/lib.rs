@@ -16,3 +16,4 @@ pub mod metrics;
 pub mod run;
 pub mod status_objects;
 pub mod stores;
+pub mod thread_priority;

@@ -662,6 +662,9 @@ impl LeaseRenewer {
             .name("ferrolb-l2-lease".into())
             .stack_size(LISTENER_STACK)
             .spawn(move || {
+                if let Err(error) = crate::thread_priority::favour_current_thread() {
+                    tracing::debug!(%error, "layer 2: the lease thread keeps the default priority");
+                }
                 let mut failing = false;
                 while !flag.load(Ordering::Relaxed) {
                     std::thread::sleep(renew_every);

@@ -50,7 +50,10 @@
 //!
 //! The heartbeats' trade-off: a speaker whose membership thread cannot beat for 20 ms
 //! (a stopped or starved process) has its addresses taken over by their successors until it
-//! beats again; the kernel responder's lease (15 ms, `layer2/announcer.rs`) makes such a node
+//! beats again. Two measures keep a busy node from looking dead: the thread runs at nice −10
+//! ([`crate::thread_priority`]), and before any timer fires it first handles every datagram
+//! already queued on its socket, so its own time off the CPU is not read as the others'
+//! silence; the kernel responder's lease (15 ms, `layer2/announcer.rs`) makes such a node
 //! go quiet before that, so the address does not answer from two MACs. The metrics
 //! `ferrolb_speaker_heartbeat_presumed_down_total` and `…_revoked_total` count these events;
 //! on nodes where they are frequent, raise `--heartbeat-interval` / `--heartbeat-misses`.
@@ -401,6 +404,9 @@ impl Membership {
         // The runtime and the socket's registration are made on the gossip thread itself: a
         // runtime must not be dropped inside the caller's async context if anything fails.
         let gossip = move || {
+            if let Err(error) = crate::thread_priority::favour_current_thread() {
+                tracing::warn!(%error, "membership: the gossip thread keeps the default priority (raising it needs CAP_SYS_NICE); on a busy node late heartbeats may then move addresses needlessly");
+            }
             let setup = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -568,21 +574,7 @@ impl Worker {
                 got = self.socket.recv_from(&mut buf) => match got {
                     Ok((n, from)) => {
                         let datagram = buf.get(..n).unwrap_or_default();
-                        match self.auth.open_any(datagram) {
-                            Ok((Channel::Gossip, payload)) => {
-                                self.counters.datagrams_received.fetch_add(1, Ordering::Relaxed);
-                                self.foca.handle_data(payload, &mut self.runtime)
-                            }
-                            Ok((Channel::Heartbeat, payload)) => {
-                                self.counters.datagrams_received.fetch_add(1, Ordering::Relaxed);
-                                self.heartbeat_datagram(from, payload).await;
-                                Ok(())
-                            }
-                            Err(error) => {
-                                self.count_auth_failure(error);
-                                Ok(())
-                            }
-                        }
+                        self.on_datagram(from, datagram).await
                     }
                     Err(error) => {
                         // ICMP port unreachable from a dead peer surfaces here on Linux;
@@ -592,6 +584,7 @@ impl Worker {
                     }
                 },
                 () = sleep_until_opt(next_timer) => {
+                    self.receive_pending(&mut buf).await;
                     let now = Instant::now();
                     let mut result = Ok(());
                     while let Some(entry) = self.timers.first_entry() {
@@ -604,6 +597,7 @@ impl Worker {
                     result
                 }
                 () = sleep_until_opt(next_heartbeat) => {
+                    self.receive_pending(&mut buf).await;
                     self.heartbeat_tick().await;
                     Ok(())
                 }
@@ -641,6 +635,53 @@ impl Worker {
                 tracing::debug!(%error, "gossip protocol error");
             }
             self.drain().await;
+        }
+    }
+
+    /// One received datagram, of either channel.
+    async fn on_datagram(&mut self, from: SocketAddr, datagram: &[u8]) -> Result<(), foca::Error> {
+        match self.auth.open_any(datagram) {
+            Ok((Channel::Gossip, payload)) => {
+                self.counters
+                    .datagrams_received
+                    .fetch_add(1, Ordering::Relaxed);
+                self.foca.handle_data(payload, &mut self.runtime)
+            }
+            Ok((Channel::Heartbeat, payload)) => {
+                self.counters
+                    .datagrams_received
+                    .fetch_add(1, Ordering::Relaxed);
+                self.heartbeat_datagram(from, payload).await;
+                Ok(())
+            }
+            Err(error) => {
+                self.count_auth_failure(error);
+                Ok(())
+            }
+        }
+    }
+
+    /// Handles every datagram already queued on the socket. Called before timers fire: when
+    /// this thread was kept off the CPU, the beats and probe answers that arrived meanwhile
+    /// wait in the socket, and a timer handled before them would take our own stall for the
+    /// others' silence.
+    async fn receive_pending(&mut self, buf: &mut [u8]) {
+        loop {
+            let (n, from) = match self.socket.try_recv_from(buf) {
+                Ok(got) => got,
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(error) => {
+                    tracing::debug!(%error, "gossip receive error");
+                    continue;
+                }
+            };
+            let datagram = buf.get(..n).unwrap_or_default();
+            if let Err(error) = self.on_datagram(from, datagram).await {
+                self.counters
+                    .protocol_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%error, "gossip datagram rejected");
+            }
         }
     }
 

@@ -326,10 +326,15 @@ impl Watchdog {
     }
 
     /// Does what is due at `now`: beats, repeated requests, presumptions and revocations.
-    /// `gossip_alive` is the gossip's own alive set (without presumptions).
+    /// `gossip_alive` is the gossip's own alive set (without presumptions). `late` is how long
+    /// after its deadline the caller got to run: silence heard while this speaker itself was
+    /// off the CPU proves nothing (when a whole host stalls, everyone's beats are late
+    /// together), so a tick more than one interval late presumes nobody down and gives the
+    /// owners one more interval instead.
     pub fn tick(
         &mut self,
         now: Instant,
+        late: Duration,
         gossip_alive: &BTreeSet<String>,
         out: &mut Outbox,
     ) -> Effects {
@@ -367,8 +372,16 @@ impl Watchdog {
             self.next_subscribe = Some(now + self.timers.subscribe_period);
         }
         let dead_after = self.timers.dead_after();
+        let stalled = late > self.timers.interval;
         for (node, w) in &mut self.watched {
             if !w.armed || now.saturating_duration_since(w.last_beat) < dead_after {
+                continue;
+            }
+            if stalled {
+                w.last_beat = (now + self.timers.interval)
+                    .checked_sub(dead_after)
+                    .unwrap_or(w.last_beat)
+                    .max(w.last_beat);
                 continue;
             }
             w.armed = false;
@@ -517,17 +530,42 @@ mod tests {
         let mut out = Outbox::new();
         let everyone = alive(&[OWNER, ME]);
         assert_eq!(w.next_deadline(), Some(t0 + ms(20)));
-        let e = w.tick(t0 + ms(19), &everyone, &mut out);
+        let e = w.tick(t0 + ms(19), Duration::ZERO, &everyone, &mut out);
         assert_eq!(e, Effects::default());
         assert!(presumed(&w).is_empty());
-        let e = w.tick(t0 + ms(20), &everyone, &mut out);
+        let e = w.tick(t0 + ms(20), Duration::ZERO, &everyone, &mut out);
         assert!(e.alive_changed && e.presumed && !e.revoked);
         assert_eq!(presumed(&w), vec![OWNER]);
         // Not presumed twice, and the silence deadline is gone (no busy loop).
-        let e = w.tick(t0 + ms(40), &everyone, &mut out);
+        let e = w.tick(t0 + ms(40), Duration::ZERO, &everyone, &mut out);
         assert!(!e.presumed);
         // Next: the periodic request for beats; the confirmation window ends later.
         assert_eq!(w.next_deadline(), Some(t0 + ms(500)));
+    }
+
+    #[test]
+    fn a_late_tick_waits_one_more_interval_before_presuming() {
+        let t0 = Instant::now();
+        let mut w = armed(t0);
+        let mut out = Outbox::new();
+        let everyone = alive(&[OWNER, ME]);
+        // This speaker was off the CPU for 100 ms: the silence it sees proves nothing yet.
+        let woke = t0 + ms(120);
+        assert!(!w.tick(woke, ms(100), &everyone, &mut out).presumed);
+        assert_eq!(w.next_deadline(), Some(woke + ms(5)));
+        // The owner's beat, late too, arrives right after: nothing happened.
+        w.on_message(addr(1), Message::Beat(OWNER.into()), woke + ms(1), &mut out);
+        assert!(
+            !w.tick(woke + ms(5), Duration::ZERO, &everyone, &mut out)
+                .presumed
+        );
+        // A really dead owner: presumed one interval later, on an on-time tick.
+        let mut w = armed(t0);
+        assert!(!w.tick(woke, ms(100), &everyone, &mut out).presumed);
+        assert!(
+            w.tick(woke + ms(5), Duration::ZERO, &everyone, &mut out)
+                .presumed
+        );
     }
 
     #[test]
@@ -543,7 +581,7 @@ mod tests {
                 t0 + ms(5 * i),
                 &mut out,
             );
-            let e = w.tick(t0 + ms(5 * i + 4), &everyone, &mut out);
+            let e = w.tick(t0 + ms(5 * i + 4), Duration::ZERO, &everyone, &mut out);
             assert!(!e.presumed, "at beat {i}");
         }
         // Beats from another address (a stale identity) do not count.
@@ -554,7 +592,10 @@ mod tests {
             last + ms(15),
             &mut out,
         );
-        assert!(w.tick(last + ms(20), &everyone, &mut out).presumed);
+        assert!(
+            w.tick(last + ms(20), Duration::ZERO, &everyone, &mut out)
+                .presumed
+        );
     }
 
     #[test]
@@ -563,7 +604,12 @@ mod tests {
         let mut w = Watchdog::new(ME, HeartbeatTimers::default());
         let mut out = Outbox::new();
         w.set_watched(BTreeMap::from([(OWNER.into(), addr(1))]), t0, &mut out);
-        let e = w.tick(t0 + Duration::from_secs(5), &alive(&[OWNER, ME]), &mut out);
+        let e = w.tick(
+            t0 + Duration::from_secs(5),
+            Duration::ZERO,
+            &alive(&[OWNER, ME]),
+            &mut out,
+        );
         assert!(!e.presumed);
         assert!(presumed(&w).is_empty());
     }
@@ -573,7 +619,7 @@ mod tests {
         let t0 = Instant::now();
         let mut w = armed(t0);
         let mut out = Outbox::new();
-        let e = w.tick(t0 + ms(25), &alive(&[ME]), &mut out);
+        let e = w.tick(t0 + ms(25), Duration::ZERO, &alive(&[ME]), &mut out);
         assert_eq!(e, Effects::default());
         assert!(presumed(&w).is_empty());
         // Disarmed: no deadline left for it but the periodic request.
@@ -585,9 +631,9 @@ mod tests {
         let t0 = Instant::now();
         let mut w = armed(t0);
         let mut out = Outbox::new();
-        w.tick(t0 + ms(20), &alive(&[OWNER, ME]), &mut out);
+        w.tick(t0 + ms(20), Duration::ZERO, &alive(&[OWNER, ME]), &mut out);
         out.clear();
-        let e = w.tick(t0 + ms(300), &alive(&[ME]), &mut out);
+        let e = w.tick(t0 + ms(300), Duration::ZERO, &alive(&[ME]), &mut out);
         assert!(!e.alive_changed && !e.revoked, "{e:?}");
         assert!(presumed(&w).is_empty());
         assert!(out.iter().all(|(_, m)| !matches!(m, Message::Reclaim(_))));
@@ -598,7 +644,7 @@ mod tests {
         let t0 = Instant::now();
         let mut w = armed(t0);
         let mut out = Outbox::new();
-        w.tick(t0 + ms(20), &alive(&[OWNER, ME]), &mut out);
+        w.tick(t0 + ms(20), Duration::ZERO, &alive(&[OWNER, ME]), &mut out);
         // After the takeover the owner is no longer one we are successor to.
         w.set_watched(BTreeMap::new(), t0 + ms(21), &mut out);
         assert_eq!(presumed(&w), vec![OWNER]);
@@ -615,18 +661,31 @@ mod tests {
         let mut w = armed(t0);
         let mut out = Outbox::new();
         let everyone = alive(&[OWNER, ME]);
-        w.tick(t0 + ms(20), &everyone, &mut out);
+        w.tick(t0 + ms(20), Duration::ZERO, &everyone, &mut out);
         out.clear();
-        let e = w.tick(t0 + ms(20) + Duration::from_secs(1), &everyone, &mut out);
+        let e = w.tick(
+            t0 + ms(20) + Duration::from_secs(1),
+            Duration::ZERO,
+            &everyone,
+            &mut out,
+        );
         assert!(e.alive_changed && e.revoked);
         assert!(presumed(&w).is_empty());
         assert!(out.contains(&(addr(1), Message::Reclaim(ME.into()))));
         // Still silent: not presumed again until heard again.
-        let e = w.tick(t0 + Duration::from_secs(3), &everyone, &mut out);
+        let e = w.tick(
+            t0 + Duration::from_secs(3),
+            Duration::ZERO,
+            &everyone,
+            &mut out,
+        );
         assert!(!e.presumed);
         let t1 = t0 + Duration::from_secs(4);
         w.on_message(addr(1), Message::Beat(OWNER.into()), t1, &mut out);
-        assert!(w.tick(t1 + ms(20), &everyone, &mut out).presumed);
+        assert!(
+            w.tick(t1 + ms(20), Duration::ZERO, &everyone, &mut out)
+                .presumed
+        );
     }
 
     #[test]
@@ -644,7 +703,7 @@ mod tests {
         let mut now = t0;
         while let Some(at) = w.next_deadline() {
             now = at;
-            w.tick(now, &nobody, &mut out);
+            w.tick(now, Duration::ZERO, &nobody, &mut out);
             beats += out.len();
             out.clear();
         }
@@ -662,7 +721,7 @@ mod tests {
         let t0 = Instant::now();
         let mut w = armed(t0);
         let mut out = Outbox::new();
-        w.tick(t0 + ms(20), &alive(&[OWNER, ME]), &mut out);
+        w.tick(t0 + ms(20), Duration::ZERO, &alive(&[OWNER, ME]), &mut out);
         w.set_watched(BTreeMap::new(), t0 + ms(21), &mut out);
         // Nothing watched: no periodic request scheduled any more...
         assert_eq!(
@@ -676,7 +735,12 @@ mod tests {
             &mut out,
         );
         out.clear();
-        w.tick(t0 + ms(530), &alive(&[OWNER, ME, "other"]), &mut out);
+        w.tick(
+            t0 + ms(530),
+            Duration::ZERO,
+            &alive(&[OWNER, ME, "other"]),
+            &mut out,
+        );
         let mut to: Vec<SocketAddr> = out.iter().map(|(a, _)| *a).collect();
         to.sort();
         assert_eq!(to, vec![addr(1), addr(3)]);
@@ -695,7 +759,7 @@ mod tests {
         assert_eq!(out, vec![(addr(9), Message::Watch(ME.into()))]);
         // Not armed at its new address until it beats from there.
         assert!(
-            !w.tick(t0 + ms(100), &alive(&[OWNER, ME]), &mut out)
+            !w.tick(t0 + ms(100), Duration::ZERO, &alive(&[OWNER, ME]), &mut out)
                 .presumed
         );
         // Ourselves is never watched.
@@ -710,14 +774,14 @@ mod tests {
         /// gossip does not see alive, never presumes itself, and its next deadline is never
         /// in the past after a tick (no busy loop).
         #[test]
-        fn invariants_hold(steps in proptest::collection::vec((0u8..6, 0u64..50, 0usize..3), 1..200)) {
+        fn invariants_hold(steps in proptest::collection::vec((0u8..6, 0u64..50, 0usize..3, 0u64..20), 1..200)) {
             let names = [OWNER, ME, "third"];
             let t0 = Instant::now();
             let mut now = t0;
             let mut w = Watchdog::new(ME, HeartbeatTimers::default());
             let mut out = Outbox::new();
             let mut gossip = alive(&names);
-            for (kind, dt, who) in steps {
+            for (kind, dt, who, late) in steps {
                 now += ms(dt);
                 let node = names[who].to_string();
                 let from = addr(who as u16);
@@ -732,7 +796,7 @@ mod tests {
                     4 => { gossip.insert(node); }
                     _ => {}
                 }
-                w.tick(now, &gossip, &mut out);
+                w.tick(now, ms(late), &gossip, &mut out);
                 for p in w.presumed_down() {
                     prop_assert!(p != ME);
                     prop_assert!(gossip.contains(p), "{} presumed down but the gossip has it down", p);

@@ -51,9 +51,10 @@
 //! The heartbeats' trade-off: a speaker whose membership thread cannot beat for 20 ms
 //! (a stopped or starved process) has its addresses taken over by their successors until it
 //! beats again. Two measures keep a busy node from looking dead: the thread runs at nice −10
-//! ([`crate::thread_priority`]), and before any timer fires it first handles every datagram
-//! already queued on its socket, so its own time off the CPU is not read as the others'
-//! silence; the kernel responder's lease (15 ms, `layer2/announcer.rs`) makes such a node
+//! ([`crate::thread_priority`]); before any timer fires it first handles every datagram
+//! already queued on its socket; and a timer that fires more than one interval late (the
+//! whole host stalled, the owners' beats late with it) gives the owners one more interval
+//! instead of presuming — its own time off the CPU is not read as the others' silence; the kernel responder's lease (15 ms, `layer2/announcer.rs`) makes such a node
 //! go quiet before that, so the address does not answer from two MACs. The metrics
 //! `ferrolb_speaker_heartbeat_presumed_down_total` and `…_revoked_total` count these events;
 //! on nodes where they are frequent, raise `--heartbeat-interval` / `--heartbeat-misses`.
@@ -598,7 +599,7 @@ impl Worker {
                 }
                 () = sleep_until_opt(next_heartbeat) => {
                     self.receive_pending(&mut buf).await;
-                    self.heartbeat_tick().await;
+                    self.heartbeat_tick(next_heartbeat).await;
                     Ok(())
                 }
                 changed = self.watched.changed() => {
@@ -712,13 +713,17 @@ impl Worker {
         self.heartbeat_effects(effects, out).await;
     }
 
-    async fn heartbeat_tick(&mut self) {
+    /// The watchdog's timers; `scheduled` is the deadline the thread slept until (`None` when
+    /// called for another reason), to tell the watchdog how late this thread got to run.
+    async fn heartbeat_tick(&mut self, scheduled: Option<Instant>) {
         let gossip_alive = self.gossip_alive();
         let Some(watchdog) = self.watchdog.as_mut() else {
             return;
         };
+        let now = Instant::now();
+        let late = scheduled.map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
         let mut out = Outbox::new();
-        let effects = watchdog.tick(std::time::Instant::now(), &gossip_alive, &mut out);
+        let effects = watchdog.tick(now.into_std(), late, &gossip_alive, &mut out);
         self.heartbeat_effects(effects, out).await;
     }
 
@@ -854,7 +859,7 @@ impl Worker {
             self.member_addrs = self.foca.iter_members().map(|m| m.id().addr).collect();
             // Presumptions the gossip now confirms end here, and watched owners that moved
             // (restarted with a new identity) are resolved again.
-            self.heartbeat_tick().await;
+            self.heartbeat_tick(None).await;
             self.update_watched().await;
             self.publish();
         }

@@ -50,6 +50,18 @@ async fn wait_for(
     done.ok().map(|()| start.elapsed())
 }
 
+/// Waits until every one of `members` sees exactly `expected` alive (5 s at most).
+async fn wait_all_see(members: &[&Membership], expected: &BTreeSet<String>, when: &str) {
+    for m in members {
+        let joined = wait_for(&mut m.alive(), Duration::from_secs(5), |a| a == expected).await;
+        assert!(
+            joined.is_some(),
+            "{when}: {} never saw {expected:?}",
+            m.identity().node
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_member_is_declared_dead_in_under_a_second() {
     let m1 = member("n1", "127.0.0.1", &[], KEY).await;
@@ -60,14 +72,7 @@ async fn dead_member_is_declared_dead_in_under_a_second() {
 
     let mut times = Vec::new();
     for round in 0..3 {
-        for m in [&m1, &m2, &m3] {
-            let joined = wait_for(&mut m.alive(), Duration::from_secs(5), |a| *a == all).await;
-            assert!(
-                joined.is_some(),
-                "round {round}: {:?} never saw all three",
-                m.identity().node
-            );
-        }
+        wait_all_see(&[&m1, &m2, &m3], &all, &format!("round {round}")).await;
         // Let the cluster settle (no pending suspicion from the join) before the kill.
         tokio::time::sleep(Duration::from_millis(300)).await;
         let (mut a1, mut a2) = (m1.alive(), m2.alive());
@@ -107,13 +112,7 @@ async fn graceful_leave_is_seen_at_once() {
     let both = names(&["n1", "n2"]);
     let mut a1 = m1.alive();
     // Both sides must know each other: a member that knows nobody has no one to tell.
-    for m in [&m1, &m2] {
-        assert!(
-            wait_for(&mut m.alive(), Duration::from_secs(5), |a| *a == both)
-                .await
-                .is_some()
-        );
-    }
+    wait_all_see(&[&m1, &m2], &both, "joining").await;
     let start = Instant::now();
     m2.leave().await;
     let t = wait_for(&mut a1, Duration::from_secs(5), |a| !a.contains("n2"))
@@ -172,14 +171,8 @@ async fn a_watching_successor_presumes_a_crashed_owner_down_before_the_gossip() 
     let bystander = member("n3", "127.0.0.11", &seed, KEY).await;
     let all = names(&["n1", "n2", "n3"]);
     for round in 0..3 {
-        for m in [&owner, &successor, &bystander] {
-            let joined = wait_for(&mut m.alive(), Duration::from_secs(5), |a| *a == all).await;
-            assert!(
-                joined.is_some(),
-                "round {round}: {} never saw all three",
-                m.identity().node
-            );
-        }
+        let members = [&owner, &successor, &bystander];
+        wait_all_see(&members, &all, &format!("round {round}")).await;
         successor.set_watched(names(&["n1"]));
         // Let the request reach the owner and its first beat come back (one round trip on
         // loopback), and any suspicion from the join settle.
@@ -239,10 +232,7 @@ async fn reclaim_requests_need_the_key_and_a_member_address() {
     let m1 = member("n1", "127.0.0.12", &[], KEY).await;
     let m2 = member("n2", "127.0.0.13", &[m1.identity().addr], KEY).await;
     let both = names(&["n1", "n2"]);
-    for m in [&m1, &m2] {
-        let joined = wait_for(&mut m.alive(), Duration::from_secs(5), |a| *a == both).await;
-        assert!(joined.is_some(), "{} never saw both", m.identity().node);
-    }
+    wait_all_see(&[&m1, &m2], &both, "joining").await;
     let mut reclaims = m1.reclaims();
     let payload = Message::Reclaim("n2".into()).encode();
     let genuine = Authenticator::new(KEY)

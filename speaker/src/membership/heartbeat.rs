@@ -58,7 +58,7 @@ impl Default for HeartbeatTimers {
         HeartbeatTimers {
             // VRRP's fastest advert interval is 10 ms with a down interval of three adverts
             // plus skew (about 35 ms); 4 × 5 ms detects sooner and still rides out three lost
-            // beats in a row. At 200 datagrams of 40 bytes per second per pair the cost is
+            // beats in a row. At 200 datagrams of about 60 bytes per second per pair the cost is
             // negligible.
             interval: Duration::from_millis(5),
             misses: 4,

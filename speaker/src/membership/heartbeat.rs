@@ -28,7 +28,9 @@
 //!   has been heard beating again.
 //!
 //! A false presumption therefore costs two short moves of the address, as a false SWIM
-//! suspicion does, bounded by `confirm_within`. A speaker only presumes down a member the
+//! suspicion does, bounded by `confirm_within`. Each revoked presumption doubles that owner's
+//! silence threshold (up to 8 ×, 160 ms by default) for a minute, so a speaker on a host that
+//! stalls now and then is not moved back and forth in a burst. A speaker only presumes down a member the
 //! gossip still sees alive and that has beaten since it was last presumed down; a peer that
 //! never beats (heartbeats disabled, an older version) is never presumed down.
 //!
@@ -90,9 +92,9 @@ impl HeartbeatTimers {
                 "heartbeat misses must be at least 2 (one lost datagram must not fail over)",
             );
         }
-        if self.confirm_within <= self.dead_after() {
+        if self.confirm_within <= self.dead_after().saturating_mul(1 << MAX_BACKOFF_DOUBLINGS) {
             return Err(
-                "heartbeat confirmation window must exceed the silence that presumes a speaker down",
+                "heartbeat confirmation window must exceed the longest silence that presumes a speaker down (8 × interval × misses)",
             );
         }
         Ok(())
@@ -202,6 +204,21 @@ struct Presumed {
     since: Instant,
 }
 
+/// How many times the silence threshold of an owner doubles after presumptions of it were
+/// revoked: 20 ms → 40, 80, at most 160 ms (still below the gossip's ~250 ms).
+pub const MAX_BACKOFF_DOUBLINGS: u32 = 3;
+/// How long a doubled threshold stands after the last revoked presumption.
+pub const BACKOFF_HOLD: Duration = Duration::from_secs(60);
+
+/// A raised silence threshold for one owner: presumptions of it were wrong lately (its
+/// speaker, or the path, stalls now and then), so waiting longer costs less than moving its
+/// addresses back and forth.
+#[derive(Clone, Copy, Debug)]
+struct Backoff {
+    doublings: u32,
+    until: Instant,
+}
+
 /// The heartbeat protocol of one speaker: beats it owes its subscribers, owners it watches,
 /// and owners it presumes down.
 #[derive(Debug)]
@@ -212,6 +229,7 @@ pub struct Watchdog {
     subscribers: BTreeMap<SocketAddr, Instant>,
     watched: BTreeMap<String, Watched>,
     presumed: BTreeMap<String, Presumed>,
+    backoff: BTreeMap<String, Backoff>,
     next_beat: Option<Instant>,
     next_subscribe: Option<Instant>,
 }
@@ -225,6 +243,7 @@ impl Watchdog {
             subscribers: BTreeMap::new(),
             watched: BTreeMap::new(),
             presumed: BTreeMap::new(),
+            backoff: BTreeMap::new(),
             next_beat: None,
             next_subscribe: None,
         }
@@ -311,7 +330,12 @@ impl Watchdog {
                 }
                 if self.presumed.get(&node).is_some_and(|p| p.addr == from) {
                     self.presumed.remove(&node);
-                    tracing::warn!(%node, "heartbeats resumed: no longer presuming the speaker down; asking it to reclaim its addresses");
+                    let threshold = self.back_off(&node, now);
+                    tracing::warn!(
+                        %node,
+                        threshold_ms = threshold.as_millis() as u64,
+                        "heartbeats resumed: no longer presuming the speaker down; asking it to reclaim its addresses, and waiting longer for its beats from now on"
+                    );
                     out.push((from, Message::Reclaim(self.me.clone())));
                     effects.alive_changed = true;
                     effects.revoked = true;
@@ -323,6 +347,33 @@ impl Watchdog {
             }
         }
         effects
+    }
+
+    /// Raises the silence threshold of `node` after a revoked presumption; returns the new one.
+    fn back_off(&mut self, node: &str, now: Instant) -> Duration {
+        let doublings = self
+            .backoff
+            .get(node)
+            .filter(|b| b.until > now)
+            .map_or(1, |b| (b.doublings + 1).min(MAX_BACKOFF_DOUBLINGS));
+        self.backoff.insert(
+            node.to_string(),
+            Backoff {
+                doublings,
+                until: now + BACKOFF_HOLD,
+            },
+        );
+        self.timers.dead_after().saturating_mul(1 << doublings)
+    }
+
+    /// The silence after which `node` is presumed down at `now`.
+    fn dead_after_for(&self, node: &str, now: Instant) -> Duration {
+        let doublings = self
+            .backoff
+            .get(node)
+            .filter(|b| b.until > now)
+            .map_or(0, |b| b.doublings);
+        self.timers.dead_after().saturating_mul(1 << doublings)
     }
 
     /// Does what is due at `now`: beats, repeated requests, presumptions and revocations.
@@ -371,9 +422,18 @@ impl Watchdog {
             }
             self.next_subscribe = Some(now + self.timers.subscribe_period);
         }
-        let dead_after = self.timers.dead_after();
+        self.backoff.retain(|_, b| b.until > now);
         let stalled = late > self.timers.interval;
+        let thresholds: BTreeMap<String, Duration> = self
+            .watched
+            .keys()
+            .map(|n| (n.clone(), self.dead_after_for(n, now)))
+            .collect();
         for (node, w) in &mut self.watched {
+            let dead_after = thresholds
+                .get(node)
+                .copied()
+                .unwrap_or_else(|| self.timers.dead_after());
             if !w.armed || now.saturating_duration_since(w.last_beat) < dead_after {
                 continue;
             }
@@ -407,6 +467,7 @@ impl Watchdog {
         }
         let confirm_within = self.timers.confirm_within;
         let me = &self.me;
+        let mut unconfirmed = Vec::new();
         self.presumed.retain(|node, p| {
             if !gossip_alive.contains(node) {
                 tracing::info!(%node, "the gossip confirms the speaker presumed down is down");
@@ -419,22 +480,27 @@ impl Watchdog {
                 out.push((p.addr, Message::Reclaim(me.clone())));
                 effects.alive_changed = true;
                 effects.revoked = true;
+                unconfirmed.push(node.clone());
                 false
             } else {
                 true
             }
         });
+        for node in unconfirmed {
+            self.back_off(&node, now);
+        }
         effects
     }
 
     /// When [`Watchdog::tick`] has something to do next, if ever.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let dead_after = self.timers.dead_after();
+        // Thresholds as they stood at the last beat: a backoff that ends before the deadline
+        // delays that presumption to the deadline, by at most the raised threshold.
         let silences = self
             .watched
-            .values()
-            .filter(|w| w.armed)
-            .map(|w| w.last_beat + dead_after);
+            .iter()
+            .filter(|(_, w)| w.armed)
+            .map(|(n, w)| w.last_beat + self.dead_after_for(n, w.last_beat));
         let confirmations = self
             .presumed
             .values()
@@ -569,6 +635,42 @@ mod tests {
     }
 
     #[test]
+    fn wrong_presumptions_double_the_threshold_up_to_eight_times_for_a_minute() {
+        let t0 = Instant::now();
+        let mut w = armed(t0);
+        let mut out = Outbox::new();
+        let everyone = alive(&[OWNER, ME]);
+        let mut now = t0;
+        // Each round: silent until presumed, then a beat revokes it. The silence needed grows
+        // 20 → 40 → 80 → 160 → 160 ms.
+        let mut needed = Vec::new();
+        for _ in 0..5 {
+            let last = now;
+            let mut at = last;
+            while !w.tick(at, Duration::ZERO, &everyone, &mut out).presumed {
+                at = w.next_deadline().expect("a deadline while armed");
+                assert!(at <= last + ms(160), "no presumption within 160 ms");
+            }
+            needed.push((at - last).as_millis());
+            now = at + ms(3);
+            let e = w.on_message(addr(1), Message::Beat(OWNER.into()), now, &mut out);
+            assert!(e.revoked);
+        }
+        assert_eq!(needed, [20, 40, 80, 160, 160]);
+        // A minute without a wrong presumption: back to 20 ms.
+        let later = now + BACKOFF_HOLD + ms(1);
+        w.on_message(addr(1), Message::Beat(OWNER.into()), later, &mut out);
+        assert!(
+            !w.tick(later + ms(19), Duration::ZERO, &everyone, &mut out)
+                .presumed
+        );
+        assert!(
+            w.tick(later + ms(20), Duration::ZERO, &everyone, &mut out)
+                .presumed
+        );
+    }
+
+    #[test]
     fn beats_keep_the_owner_alive() {
         let t0 = Instant::now();
         let mut w = armed(t0);
@@ -680,10 +782,15 @@ mod tests {
             &mut out,
         );
         assert!(!e.presumed);
+        // Heard again: presumable again, after a doubled silence (the revocation backs off).
         let t1 = t0 + Duration::from_secs(4);
         w.on_message(addr(1), Message::Beat(OWNER.into()), t1, &mut out);
         assert!(
-            w.tick(t1 + ms(20), Duration::ZERO, &everyone, &mut out)
+            !w.tick(t1 + ms(20), Duration::ZERO, &everyone, &mut out)
+                .presumed
+        );
+        assert!(
+            w.tick(t1 + ms(40), Duration::ZERO, &everyone, &mut out)
                 .presumed
         );
     }

@@ -104,8 +104,10 @@ impl HeartbeatTimers {
 /// A heartbeat datagram's payload (inside the authenticated envelope, [`super::auth`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
-    /// "I, this node, am alive", from an owner to a subscriber.
-    Beat(String),
+    /// "I, this node, am alive", from an owner to a subscriber, with the sender's boot stamp
+    /// (it changes when the speaker restarts: a beat after a presumption tells a process that
+    /// was only late from a new one).
+    Beat(String, u64),
     /// "Send me beats", from a successor to an owner.
     Watch(String),
     /// "I stopped answering for you: announce your addresses again", from a successor whose
@@ -134,22 +136,34 @@ const RECLAIM: u8 = 3;
 const MAX_NAME: usize = 253;
 
 impl Message {
-    /// Wire form: one type byte, then the sender's node name in UTF-8.
+    /// Wire form: one type byte, for a beat the boot stamp (8 bytes, big-endian), then the
+    /// sender's node name in UTF-8.
     pub fn encode(&self) -> Vec<u8> {
-        let (kind, node) = match self {
-            Message::Beat(n) => (BEAT, n),
-            Message::Watch(n) => (WATCH, n),
-            Message::Reclaim(n) => (RECLAIM, n),
+        let (kind, node, boot) = match self {
+            Message::Beat(n, boot) => (BEAT, n, Some(boot)),
+            Message::Watch(n) => (WATCH, n, None),
+            Message::Reclaim(n) => (RECLAIM, n, None),
         };
-        let mut out = Vec::with_capacity(1 + node.len());
+        let mut out = Vec::with_capacity(9 + node.len());
         out.push(kind);
+        if let Some(boot) = boot {
+            out.extend_from_slice(&boot.to_be_bytes());
+        }
         out.extend_from_slice(node.as_bytes());
         out
     }
 
     /// Parses [`Message::encode`]'s form.
     pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
-        let (&kind, name) = bytes.split_first().ok_or(DecodeError::Empty)?;
+        let (&kind, rest) = bytes.split_first().ok_or(DecodeError::Empty)?;
+        let (boot, name) = match kind {
+            BEAT => {
+                let (stamp, name) = rest.split_at_checked(8).ok_or(DecodeError::BadName)?;
+                let stamp: [u8; 8] = stamp.try_into().map_err(|_| DecodeError::BadName)?;
+                (u64::from_be_bytes(stamp), name)
+            }
+            _ => (0, rest),
+        };
         if name.is_empty() || name.len() > MAX_NAME {
             return Err(DecodeError::BadName);
         }
@@ -157,7 +171,7 @@ impl Message {
             .map_err(|_| DecodeError::BadName)?
             .to_string();
         match kind {
-            BEAT => Ok(Message::Beat(node)),
+            BEAT => Ok(Message::Beat(node, boot)),
             WATCH => Ok(Message::Watch(node)),
             RECLAIM => Ok(Message::Reclaim(node)),
             other => Err(DecodeError::UnknownType(other)),
@@ -194,6 +208,8 @@ pub type Outbox = Vec<(SocketAddr, Message)>;
 struct Watched {
     addr: SocketAddr,
     last_beat: Instant,
+    /// Boot stamp of the last beat.
+    boot: Option<u64>,
     /// Heard beating since it was watched or last presumed down: only then may silence count.
     armed: bool,
 }
@@ -202,6 +218,8 @@ struct Watched {
 struct Presumed {
     addr: SocketAddr,
     since: Instant,
+    /// Boot stamp of the process presumed down.
+    boot: Option<u64>,
 }
 
 /// How many times the silence threshold of an owner doubles after presumptions of it were
@@ -224,6 +242,8 @@ struct Backoff {
 #[derive(Debug)]
 pub struct Watchdog {
     me: String,
+    /// Our boot stamp, sent in every beat.
+    boot: u64,
     timers: HeartbeatTimers,
     /// Subscribers' addresses and when their request expires.
     subscribers: BTreeMap<SocketAddr, Instant>,
@@ -235,10 +255,12 @@ pub struct Watchdog {
 }
 
 impl Watchdog {
-    /// A watchdog for node `me`, watching nobody and beating to nobody.
-    pub fn new(me: impl Into<String>, timers: HeartbeatTimers) -> Self {
+    /// A watchdog for node `me` whose process started with stamp `boot` (any value that
+    /// differs between restarts), watching nobody and beating to nobody.
+    pub fn new(me: impl Into<String>, boot: u64, timers: HeartbeatTimers) -> Self {
         Watchdog {
             me: me.into(),
+            boot,
             timers,
             subscribers: BTreeMap::new(),
             watched: BTreeMap::new(),
@@ -291,6 +313,7 @@ impl Watchdog {
             let fresh = Watched {
                 addr,
                 last_beat: now,
+                boot: None,
                 armed: false,
             };
             self.watched.insert(node, fresh);
@@ -317,25 +340,32 @@ impl Watchdog {
                 let expiry = now + self.timers.subscription_lifetime();
                 if self.subscribers.insert(from, expiry).is_none() {
                     // Beat at once so the new subscriber is armed without waiting a period.
-                    out.push((from, Message::Beat(self.me.clone())));
+                    out.push((from, Message::Beat(self.me.clone(), self.boot)));
                 }
                 self.next_beat.get_or_insert(now + self.timers.interval);
             }
-            Message::Beat(node) => {
+            Message::Beat(node, boot) => {
                 if let Some(w) = self.watched.get_mut(&node)
                     && w.addr == from
                 {
                     w.last_beat = now;
                     w.armed = true;
+                    w.boot = Some(boot);
                 }
-                if self.presumed.get(&node).is_some_and(|p| p.addr == from) {
+                if let Some(p) = self.presumed.get(&node).filter(|p| p.addr == from) {
+                    let restarted = p.boot.is_some_and(|b| b != boot);
                     self.presumed.remove(&node);
-                    let threshold = self.back_off(&node, now);
-                    tracing::warn!(
-                        %node,
-                        threshold_ms = threshold.as_millis() as u64,
-                        "heartbeats resumed: no longer presuming the speaker down; asking it to reclaim its addresses, and waiting longer for its beats from now on"
-                    );
+                    if restarted {
+                        // The presumption was right; the speaker is back as a new process.
+                        tracing::info!(%node, "a speaker presumed down beats again after a restart; asking it to reclaim its addresses");
+                    } else {
+                        let threshold = self.back_off(&node, now);
+                        tracing::warn!(
+                            %node,
+                            threshold_ms = threshold.as_millis() as u64,
+                            "heartbeats resumed: no longer presuming the speaker down; asking it to reclaim its addresses, and waiting longer for its beats from now on"
+                        );
+                    }
                     out.push((from, Message::Reclaim(self.me.clone())));
                     effects.alive_changed = true;
                     effects.revoked = true;
@@ -395,7 +425,7 @@ impl Watchdog {
             && at <= now
         {
             for addr in self.subscribers.keys() {
-                out.push((*addr, Message::Beat(self.me.clone())));
+                out.push((*addr, Message::Beat(self.me.clone(), self.boot)));
             }
             let next = at + self.timers.interval;
             // After a stall, resume the rhythm from now rather than beat in a burst.
@@ -456,6 +486,7 @@ impl Watchdog {
                     Presumed {
                         addr: w.addr,
                         since: now,
+                        boot: w.boot,
                     },
                 );
                 effects.merge(Effects {
@@ -522,6 +553,7 @@ mod tests {
     use proptest::prelude::*;
 
     const OWNER: &str = "owner";
+    const OWNER_BOOT: u64 = 0x0102_0304_0506_0708;
     const ME: &str = "me";
 
     fn addr(port: u16) -> SocketAddr {
@@ -538,11 +570,16 @@ mod tests {
 
     /// A successor watching `OWNER` at `addr(1)`, armed by one beat at `t0`.
     fn armed(t0: Instant) -> Watchdog {
-        let mut w = Watchdog::new(ME, HeartbeatTimers::default());
+        let mut w = Watchdog::new(ME, 2, HeartbeatTimers::default());
         let mut out = Outbox::new();
         w.set_watched(BTreeMap::from([(OWNER.into(), addr(1))]), t0, &mut out);
         assert_eq!(out, vec![(addr(1), Message::Watch(ME.into()))]);
-        w.on_message(addr(1), Message::Beat(OWNER.into()), t0, &mut out);
+        w.on_message(
+            addr(1),
+            Message::Beat(OWNER.into(), OWNER_BOOT),
+            t0,
+            &mut out,
+        );
         w
     }
 
@@ -553,7 +590,7 @@ mod tests {
     #[test]
     fn messages_round_trip_and_bad_ones_are_rejected() {
         for m in [
-            Message::Beat("node-1".into()),
+            Message::Beat("node-1".into(), u64::MAX - 1),
             Message::Watch("n".into()),
             Message::Reclaim("ü".into()),
         ] {
@@ -561,13 +598,27 @@ mod tests {
         }
         assert_eq!(Message::decode(&[]), Err(DecodeError::Empty));
         assert_eq!(Message::decode(&[1]), Err(DecodeError::BadName));
+        // A beat's stamp is big-endian, before the name.
+        assert_eq!(
+            Message::Beat("n".into(), OWNER_BOOT).encode(),
+            [1, 1, 2, 3, 4, 5, 6, 7, 8, b'n']
+        );
+        assert_eq!(
+            Message::decode(&[1, 0, 0, 0, 0, 0, 0, 0, 0]),
+            Err(DecodeError::BadName)
+        );
+        assert_eq!(Message::decode(&[1, 0, 0, 0]), Err(DecodeError::BadName));
         assert_eq!(
             Message::decode(&[9, b'a']),
             Err(DecodeError::UnknownType(9))
         );
         assert_eq!(Message::decode(&[1, 0xff]), Err(DecodeError::BadName));
         assert_eq!(
-            Message::decode(&[&[1u8][..], &[b'a'; 254][..]].concat()),
+            Message::decode(&[&[2u8][..], &[b'a'; 254][..]].concat()),
+            Err(DecodeError::BadName)
+        );
+        assert_eq!(
+            Message::decode(&[&[1u8][..], &[0; 8][..], &[b'a'; 254][..]].concat()),
             Err(DecodeError::BadName)
         );
     }
@@ -620,7 +671,12 @@ mod tests {
         assert!(!w.tick(woke, ms(100), &everyone, &mut out).presumed);
         assert_eq!(w.next_deadline(), Some(woke + ms(5)));
         // The owner's beat, late too, arrives right after: nothing happened.
-        w.on_message(addr(1), Message::Beat(OWNER.into()), woke + ms(1), &mut out);
+        w.on_message(
+            addr(1),
+            Message::Beat(OWNER.into(), OWNER_BOOT),
+            woke + ms(1),
+            &mut out,
+        );
         assert!(
             !w.tick(woke + ms(5), Duration::ZERO, &everyone, &mut out)
                 .presumed
@@ -653,19 +709,58 @@ mod tests {
             }
             needed.push((at - last).as_millis());
             now = at + ms(3);
-            let e = w.on_message(addr(1), Message::Beat(OWNER.into()), now, &mut out);
+            let e = w.on_message(
+                addr(1),
+                Message::Beat(OWNER.into(), OWNER_BOOT),
+                now,
+                &mut out,
+            );
             assert!(e.revoked);
         }
         assert_eq!(needed, [20, 40, 80, 160, 160]);
         // A minute without a wrong presumption: back to 20 ms.
         let later = now + BACKOFF_HOLD + ms(1);
-        w.on_message(addr(1), Message::Beat(OWNER.into()), later, &mut out);
+        w.on_message(
+            addr(1),
+            Message::Beat(OWNER.into(), OWNER_BOOT),
+            later,
+            &mut out,
+        );
         assert!(
             !w.tick(later + ms(19), Duration::ZERO, &everyone, &mut out)
                 .presumed
         );
         assert!(
             w.tick(later + ms(20), Duration::ZERO, &everyone, &mut out)
+                .presumed
+        );
+    }
+
+    #[test]
+    fn a_restarted_owner_is_welcomed_back_without_backoff() {
+        let t0 = Instant::now();
+        let mut w = armed(t0);
+        let mut out = Outbox::new();
+        let everyone = alive(&[OWNER, ME]);
+        assert!(
+            w.tick(t0 + ms(20), Duration::ZERO, &everyone, &mut out)
+                .presumed
+        );
+        // A new process (another boot stamp) beats: the presumption was right, so no backoff.
+        let back = t0 + ms(200);
+        let e = w.on_message(
+            addr(1),
+            Message::Beat(OWNER.into(), OWNER_BOOT + 1),
+            back,
+            &mut out,
+        );
+        assert!(e.revoked && e.alive_changed);
+        assert!(
+            !w.tick(back + ms(19), Duration::ZERO, &everyone, &mut out)
+                .presumed
+        );
+        assert!(
+            w.tick(back + ms(20), Duration::ZERO, &everyone, &mut out)
                 .presumed
         );
     }
@@ -679,7 +774,7 @@ mod tests {
         for i in 1..100u64 {
             w.on_message(
                 addr(1),
-                Message::Beat(OWNER.into()),
+                Message::Beat(OWNER.into(), OWNER_BOOT),
                 t0 + ms(5 * i),
                 &mut out,
             );
@@ -690,7 +785,7 @@ mod tests {
         let last = t0 + ms(5 * 99);
         w.on_message(
             addr(2),
-            Message::Beat(OWNER.into()),
+            Message::Beat(OWNER.into(), OWNER_BOOT),
             last + ms(15),
             &mut out,
         );
@@ -703,7 +798,7 @@ mod tests {
     #[test]
     fn an_owner_never_heard_is_never_presumed_down() {
         let t0 = Instant::now();
-        let mut w = Watchdog::new(ME, HeartbeatTimers::default());
+        let mut w = Watchdog::new(ME, 2, HeartbeatTimers::default());
         let mut out = Outbox::new();
         w.set_watched(BTreeMap::from([(OWNER.into(), addr(1))]), t0, &mut out);
         let e = w.tick(
@@ -751,7 +846,12 @@ mod tests {
         w.set_watched(BTreeMap::new(), t0 + ms(21), &mut out);
         assert_eq!(presumed(&w), vec![OWNER]);
         out.clear();
-        let e = w.on_message(addr(1), Message::Beat(OWNER.into()), t0 + ms(60), &mut out);
+        let e = w.on_message(
+            addr(1),
+            Message::Beat(OWNER.into(), OWNER_BOOT),
+            t0 + ms(60),
+            &mut out,
+        );
         assert!(e.alive_changed && e.revoked);
         assert!(presumed(&w).is_empty());
         assert_eq!(out, vec![(addr(1), Message::Reclaim(ME.into()))]);
@@ -784,7 +884,12 @@ mod tests {
         assert!(!e.presumed);
         // Heard again: presumable again, after a doubled silence (the revocation backs off).
         let t1 = t0 + Duration::from_secs(4);
-        w.on_message(addr(1), Message::Beat(OWNER.into()), t1, &mut out);
+        w.on_message(
+            addr(1),
+            Message::Beat(OWNER.into(), OWNER_BOOT),
+            t1,
+            &mut out,
+        );
         assert!(
             !w.tick(t1 + ms(20), Duration::ZERO, &everyone, &mut out)
                 .presumed
@@ -798,12 +903,15 @@ mod tests {
     #[test]
     fn owners_beat_to_live_subscribers_only() {
         let t0 = Instant::now();
-        let mut w = Watchdog::new(OWNER, HeartbeatTimers::default());
+        let mut w = Watchdog::new(OWNER, OWNER_BOOT, HeartbeatTimers::default());
         let mut out = Outbox::new();
         assert_eq!(w.next_deadline(), None);
         let e = w.on_message(addr(7), Message::Watch(ME.into()), t0, &mut out);
         assert_eq!(e, Effects::default());
-        assert_eq!(out, vec![(addr(7), Message::Beat(OWNER.into()))]);
+        assert_eq!(
+            out,
+            vec![(addr(7), Message::Beat(OWNER.into(), OWNER_BOOT))]
+        );
         out.clear();
         let nobody = BTreeSet::new();
         let mut beats = 0;
@@ -885,7 +993,7 @@ mod tests {
             let names = [OWNER, ME, "third"];
             let t0 = Instant::now();
             let mut now = t0;
-            let mut w = Watchdog::new(ME, HeartbeatTimers::default());
+            let mut w = Watchdog::new(ME, 2, HeartbeatTimers::default());
             let mut out = Outbox::new();
             let mut gossip = alive(&names);
             for (kind, dt, who, late) in steps {
@@ -893,7 +1001,7 @@ mod tests {
                 let node = names[who].to_string();
                 let from = addr(who as u16);
                 match kind {
-                    0 => { w.on_message(from, Message::Beat(node), now, &mut out); }
+                    0 => { w.on_message(from, Message::Beat(node, 1), now, &mut out); }
                     1 => { w.on_message(from, Message::Watch(node), now, &mut out); }
                     2 => {
                         let targets = BTreeMap::from([(node, from)]);

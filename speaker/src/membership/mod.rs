@@ -398,7 +398,7 @@ impl Membership {
         let watchdog = config
             .heartbeat
             .clone()
-            .map(|t| Watchdog::new(config.node_name.clone(), t));
+            .map(|t| Watchdog::new(config.node_name.clone(), bump, t));
         let (commands, commands_rx) = tokio::sync::mpsc::channel(4);
         let counters = Arc::new(MembershipCounters::default());
         let (stop, stop_rx) = oneshot::channel();

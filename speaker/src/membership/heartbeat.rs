@@ -28,9 +28,11 @@
 //!   has been heard beating again.
 //!
 //! A false presumption therefore costs two short moves of the address, as a false SWIM
-//! suspicion does, bounded by `confirm_within`. Each revoked presumption doubles that owner's
-//! silence threshold (up to 8 ×, 160 ms by default) for a minute, so a speaker on a host that
-//! stalls now and then is not moved back and forth in a burst. A speaker only presumes down a member the
+//! suspicion does, bounded by `confirm_within`. Each presumption revoked by a late beat from
+//! the same process (beats carry a boot stamp, so a restarted speaker's beats do not count), or
+//! not confirmed in time, doubles that owner's silence threshold (up to 8 ×, 160 ms by default)
+//! for a minute, so a speaker on a host that stalls now and then is not moved back and forth in
+//! a burst. A speaker only presumes down a member the
 //! gossip still sees alive and that has beaten since it was last presumed down; a peer that
 //! never beats (heartbeats disabled, an older version) is never presumed down.
 //!

@@ -321,7 +321,14 @@ impl Watchdog {
             self.watched.insert(node, fresh);
             out.push((addr, Message::Watch(self.me.clone())));
         }
-        self.next_subscribe = match (self.watched.is_empty(), self.next_subscribe) {
+        self.reschedule_requests(now);
+    }
+
+    /// Requests for beats repeat while anyone is watched or presumed down (a presumed owner
+    /// that restarts must hear from us to beat again, even once nothing else is watched).
+    fn reschedule_requests(&mut self, now: Instant) {
+        let idle = self.watched.is_empty() && self.presumed.is_empty();
+        self.next_subscribe = match (idle, self.next_subscribe) {
             (true, _) => None,
             (false, Some(at)) => Some(at),
             (false, None) => Some(now + self.timers.subscribe_period),
@@ -452,7 +459,7 @@ impl Watchdog {
             for addr in targets {
                 out.push((addr, Message::Watch(self.me.clone())));
             }
-            self.next_subscribe = Some(now + self.timers.subscribe_period);
+            self.next_subscribe = None;
         }
         self.backoff.retain(|_, b| b.until > now);
         let stalled = late > self.timers.interval;
@@ -522,6 +529,7 @@ impl Watchdog {
         for node in unconfirmed {
             self.back_off(&node, now);
         }
+        self.reschedule_requests(now);
         effects
     }
 
@@ -768,6 +776,44 @@ mod tests {
     }
 
     #[test]
+    fn a_presumed_owner_is_asked_for_beats_even_when_nothing_else_is_watched() {
+        let t0 = Instant::now();
+        let mut w = armed(t0);
+        let mut out = Outbox::new();
+        let everyone = alive(&[OWNER, ME]);
+        assert!(
+            w.tick(t0 + ms(20), Duration::ZERO, &everyone, &mut out)
+                .presumed
+        );
+        // After the takeover this speaker is successor to nobody...
+        w.set_watched(BTreeMap::new(), t0 + ms(21), &mut out);
+        out.clear();
+        // ...yet the owner, which restarts (same address, new process), is asked for beats
+        // within one request period, and its first beat ends the presumption.
+        let mut now = t0 + ms(21);
+        while !out.contains(&(addr(1), Message::Watch(ME.into()))) {
+            now = w.next_deadline().expect("requests keep going");
+            assert!(now <= t0 + ms(21) + w.timers().subscribe_period);
+            w.tick(now, Duration::ZERO, &everyone, &mut out);
+        }
+        let e = w.on_message(
+            addr(1),
+            Message::Beat(OWNER.into(), OWNER_BOOT + 1),
+            now,
+            &mut out,
+        );
+        assert!(e.revoked);
+        // Nothing watched, nothing presumed: the requests stop.
+        w.tick(
+            now + Duration::from_secs(1),
+            Duration::ZERO,
+            &everyone,
+            &mut out,
+        );
+        assert_eq!(w.next_deadline(), None);
+    }
+
+    #[test]
     fn beats_keep_the_owner_alive() {
         let t0 = Instant::now();
         let mut w = armed(t0);
@@ -940,12 +986,9 @@ mod tests {
         let mut out = Outbox::new();
         w.tick(t0 + ms(20), Duration::ZERO, &alive(&[OWNER, ME]), &mut out);
         w.set_watched(BTreeMap::new(), t0 + ms(21), &mut out);
-        // Nothing watched: no periodic request scheduled any more...
-        assert_eq!(
-            w.next_deadline(),
-            Some(t0 + ms(20) + Duration::from_secs(1))
-        );
-        // ...while watching someone else sends requests to both.
+        // Nothing watched, but the presumed owner is still asked for beats...
+        assert_eq!(w.next_deadline(), Some(t0 + ms(500)));
+        // ...and watching someone else sends requests to both.
         w.set_watched(
             BTreeMap::from([("other".into(), addr(3))]),
             t0 + ms(30),

@@ -28,11 +28,11 @@
 //!   has been heard beating again.
 //!
 //! A false presumption therefore costs two short moves of the address, as a false SWIM
-//! suspicion does, bounded by `confirm_within`. Each presumption revoked by a late beat from
-//! the same process (beats carry a boot stamp, so a restarted speaker's beats do not count), or
-//! not confirmed in time, doubles that owner's silence threshold (up to 8 ×, 160 ms by default)
-//! for a minute, so a speaker on a host that stalls now and then is not moved back and forth in
-//! a burst. A speaker only presumes down a member the
+//! suspicion does, bounded by `confirm_within`. A presumption that turns out to have been a
+//! hiccup — the same process (beats carry a boot stamp) beats again within twice the threshold
+//! of its last beat — or that the gossip does not confirm in time doubles that owner's silence
+//! threshold (up to 8 ×, 160 ms by default) for a minute, so a speaker on a host that stalls now
+//! and then is not moved back and forth in a burst; a restart or a longer outage does not. A speaker only presumes down a member the
 //! gossip still sees alive and that has beaten since it was last presumed down; a peer that
 //! never beats (heartbeats disabled, an older version) is never presumed down.
 //!
@@ -222,6 +222,8 @@ struct Presumed {
     since: Instant,
     /// Boot stamp of the process presumed down.
     boot: Option<u64>,
+    /// Its last beat before the silence.
+    last_beat: Instant,
 }
 
 /// How many times the silence threshold of an owner doubles after presumptions of it were
@@ -363,10 +365,20 @@ impl Watchdog {
                 }
                 if let Some(p) = self.presumed.get(&node).filter(|p| p.addr == from) {
                     let restarted = p.boot.is_some_and(|b| b != boot);
+                    let silence = now.saturating_duration_since(p.last_beat);
+                    // Back after less than twice the threshold: a hiccup (a stalled process, a
+                    // burst of loss), not an outage — the kind that comes in bursts.
+                    let hiccup = silence < self.dead_after_for(&node, now).saturating_mul(2);
                     self.presumed.remove(&node);
-                    if restarted {
-                        // The presumption was right; the speaker is back as a new process.
-                        tracing::info!(%node, "a speaker presumed down beats again after a restart; asking it to reclaim its addresses");
+                    if restarted || !hiccup {
+                        // The presumption was right: the speaker restarted, or was cut off for
+                        // a while and is back.
+                        tracing::info!(
+                            %node,
+                            restarted,
+                            silent_ms = silence.as_millis() as u64,
+                            "a speaker presumed down beats again; asking it to reclaim its addresses"
+                        );
                     } else {
                         let threshold = self.back_off(&node, now);
                         tracing::warn!(
@@ -496,6 +508,7 @@ impl Watchdog {
                         addr: w.addr,
                         since: now,
                         boot: w.boot,
+                        last_beat: w.last_beat,
                     },
                 );
                 effects.merge(Effects {
@@ -811,6 +824,36 @@ mod tests {
             &mut out,
         );
         assert_eq!(w.next_deadline(), None);
+    }
+
+    #[test]
+    fn an_owner_back_after_a_real_outage_is_not_backed_off() {
+        let t0 = Instant::now();
+        let mut w = armed(t0);
+        let mut out = Outbox::new();
+        let everyone = alive(&[OWNER, ME]);
+        assert!(
+            w.tick(t0 + ms(20), Duration::ZERO, &everyone, &mut out)
+                .presumed
+        );
+        // The same process beats again 100 ms after its last beat (its link was down): the
+        // presumption was right, and the next failure is detected as fast.
+        let back = t0 + ms(100);
+        let e = w.on_message(
+            addr(1),
+            Message::Beat(OWNER.into(), OWNER_BOOT),
+            back,
+            &mut out,
+        );
+        assert!(e.revoked);
+        assert!(
+            !w.tick(back + ms(19), Duration::ZERO, &everyone, &mut out)
+                .presumed
+        );
+        assert!(
+            w.tick(back + ms(20), Duration::ZERO, &everyone, &mut out)
+                .presumed
+        );
     }
 
     #[test]

@@ -400,6 +400,12 @@ impl Watchdog {
         effects
     }
 
+    /// Ends the presumption of `node` without backing off (it rejoined the gossip as a new
+    /// process); whether there was one.
+    pub fn forget_presumption(&mut self, node: &str) -> bool {
+        self.presumed.remove(node).is_some()
+    }
+
     /// Raises the silence threshold of `node` after a revoked presumption; returns the new one.
     fn back_off(&mut self, node: &str, now: Instant) -> Duration {
         let doublings = self
@@ -849,6 +855,32 @@ mod tests {
         assert!(
             !w.tick(back + ms(19), Duration::ZERO, &everyone, &mut out)
                 .presumed
+        );
+        assert!(
+            w.tick(back + ms(20), Duration::ZERO, &everyone, &mut out)
+                .presumed
+        );
+    }
+
+    #[test]
+    fn a_presumption_can_be_forgotten_without_backoff() {
+        let t0 = Instant::now();
+        let mut w = armed(t0);
+        let mut out = Outbox::new();
+        let everyone = alive(&[OWNER, ME]);
+        assert!(
+            w.tick(t0 + ms(20), Duration::ZERO, &everyone, &mut out)
+                .presumed
+        );
+        assert!(w.forget_presumption(OWNER));
+        assert!(!w.forget_presumption(OWNER));
+        assert!(w.presumed_down().next().is_none());
+        let back = t0 + ms(30);
+        w.on_message(
+            addr(1),
+            Message::Beat(OWNER.into(), OWNER_BOOT + 1),
+            back,
+            &mut out,
         );
         assert!(
             w.tick(back + ms(20), Duration::ZERO, &everyone, &mut out)

@@ -837,11 +837,13 @@ impl Worker {
         }
         let mut changed = false;
         let mut news = false;
+        let mut joined: Vec<String> = Vec::new();
         while let Some(notification) = self.runtime.to_notify() {
             match &notification {
                 OwnedNotification::MemberUp(id) => {
                     tracing::info!(node = %id.node, addr = %id.addr, "member up");
                     news = true;
+                    joined.push(id.node.clone());
                 }
                 OwnedNotification::MemberDown(id) => {
                     tracing::info!(node = %id.node, addr = %id.addr, "member down");
@@ -856,6 +858,18 @@ impl Worker {
                 other => tracing::debug!(notification = ?other, "membership"),
             }
             changed = true;
+        }
+        // A speaker presumed down that joins with a new identity has restarted: it will claim
+        // its addresses at once, so the successor must let go now, not at its next beat.
+        if let Some(watchdog) = self.watchdog.as_mut() {
+            for node in joined {
+                if watchdog.forget_presumption(&node) {
+                    self.counters
+                        .heartbeat_revoked
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(%node, "a speaker presumed down rejoined the gossip after a restart");
+                }
+            }
         }
         if changed {
             self.member_addrs = self.foca.iter_members().map(|m| m.id().addr).collect();

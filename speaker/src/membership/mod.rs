@@ -852,6 +852,13 @@ impl Worker {
                 OwnedNotification::Defunct => {
                     tracing::warn!("our identity is down (left, or declared down by the cluster)");
                 }
+                // A member's address now belongs to a newer identity: the speaker restarted
+                // (or rejoined after being declared down).
+                OwnedNotification::Rename(old, new) => {
+                    tracing::info!(node = %new.node, from = old.bump, to = new.bump, "member renewed its identity");
+                    news = true;
+                    joined.push(new.node.clone());
+                }
                 OwnedNotification::Rejoin(id) => {
                     tracing::info!(bump = id.bump, "rejoined the cluster with a new identity");
                 }
@@ -859,7 +866,8 @@ impl Worker {
             }
             changed = true;
         }
-        // A speaker presumed down that joins with a new identity has restarted: it will claim
+        // A speaker presumed down that joins with a new identity (or takes over its address
+        // with one) has restarted: it will claim
         // its addresses at once, so the successor must let go now, not at its next beat.
         if let Some(watchdog) = self.watchdog.as_mut() {
             for node in joined {

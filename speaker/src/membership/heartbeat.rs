@@ -603,13 +603,24 @@ mod tests {
         let mut out = Outbox::new();
         w.set_watched(BTreeMap::from([(OWNER.into(), addr(1))]), t0, &mut out);
         assert_eq!(out, vec![(addr(1), Message::Watch(ME.into()))]);
+        beat(&mut w, t0, OWNER_BOOT);
+        w
+    }
+
+    /// A beat from the owner (at `addr(1)`, with boot stamp `boot`) at `at`.
+    fn beat(w: &mut Watchdog, at: Instant, boot: u64) -> Effects {
         w.on_message(
             addr(1),
-            Message::Beat(OWNER.into(), OWNER_BOOT),
-            t0,
-            &mut out,
-        );
-        w
+            Message::Beat(OWNER.into(), boot),
+            at,
+            &mut Outbox::new(),
+        )
+    }
+
+    /// Whether an on-time tick at `at`, with everyone alive in the gossip, presumes someone.
+    fn presumes(w: &mut Watchdog, at: Instant) -> bool {
+        w.tick(at, Duration::ZERO, &alive(&[OWNER, ME]), &mut Outbox::new())
+            .presumed
     }
 
     fn presumed(w: &Watchdog) -> Vec<&str> {
@@ -700,31 +711,18 @@ mod tests {
         assert!(!w.tick(woke, ms(100), &everyone, &mut out).presumed);
         assert_eq!(w.next_deadline(), Some(woke + ms(5)));
         // The owner's beat, late too, arrives right after: nothing happened.
-        w.on_message(
-            addr(1),
-            Message::Beat(OWNER.into(), OWNER_BOOT),
-            woke + ms(1),
-            &mut out,
-        );
-        assert!(
-            !w.tick(woke + ms(5), Duration::ZERO, &everyone, &mut out)
-                .presumed
-        );
+        beat(&mut w, woke + ms(1), OWNER_BOOT);
+        assert!(!presumes(&mut w, woke + ms(5)));
         // A really dead owner: presumed one interval later, on an on-time tick.
         let mut w = armed(t0);
         assert!(!w.tick(woke, ms(100), &everyone, &mut out).presumed);
-        assert!(
-            w.tick(woke + ms(5), Duration::ZERO, &everyone, &mut out)
-                .presumed
-        );
+        assert!(presumes(&mut w, woke + ms(5)));
     }
 
     #[test]
     fn wrong_presumptions_double_the_threshold_up_to_eight_times_for_a_minute() {
         let t0 = Instant::now();
         let mut w = armed(t0);
-        let mut out = Outbox::new();
-        let everyone = alive(&[OWNER, ME]);
         let mut now = t0;
         // Each round: silent until presumed, then a beat revokes it. The silence needed grows
         // 20 → 40 → 80 → 160 → 160 ms.
@@ -732,66 +730,34 @@ mod tests {
         for _ in 0..5 {
             let last = now;
             let mut at = last;
-            while !w.tick(at, Duration::ZERO, &everyone, &mut out).presumed {
+            while !presumes(&mut w, at) {
                 at = w.next_deadline().expect("a deadline while armed");
                 assert!(at <= last + ms(160), "no presumption within 160 ms");
             }
             needed.push((at - last).as_millis());
             now = at + ms(3);
-            let e = w.on_message(
-                addr(1),
-                Message::Beat(OWNER.into(), OWNER_BOOT),
-                now,
-                &mut out,
-            );
+            let e = beat(&mut w, now, OWNER_BOOT);
             assert!(e.revoked);
         }
         assert_eq!(needed, [20, 40, 80, 160, 160]);
         // A minute without a wrong presumption: back to 20 ms.
         let later = now + BACKOFF_HOLD + ms(1);
-        w.on_message(
-            addr(1),
-            Message::Beat(OWNER.into(), OWNER_BOOT),
-            later,
-            &mut out,
-        );
-        assert!(
-            !w.tick(later + ms(19), Duration::ZERO, &everyone, &mut out)
-                .presumed
-        );
-        assert!(
-            w.tick(later + ms(20), Duration::ZERO, &everyone, &mut out)
-                .presumed
-        );
+        beat(&mut w, later, OWNER_BOOT);
+        assert!(!presumes(&mut w, later + ms(19)));
+        assert!(presumes(&mut w, later + ms(20)));
     }
 
     #[test]
     fn a_restarted_owner_is_welcomed_back_without_backoff() {
         let t0 = Instant::now();
         let mut w = armed(t0);
-        let mut out = Outbox::new();
-        let everyone = alive(&[OWNER, ME]);
-        assert!(
-            w.tick(t0 + ms(20), Duration::ZERO, &everyone, &mut out)
-                .presumed
-        );
+        assert!(presumes(&mut w, t0 + ms(20)));
         // A new process (another boot stamp) beats: the presumption was right, so no backoff.
         let back = t0 + ms(200);
-        let e = w.on_message(
-            addr(1),
-            Message::Beat(OWNER.into(), OWNER_BOOT + 1),
-            back,
-            &mut out,
-        );
+        let e = beat(&mut w, back, OWNER_BOOT + 1);
         assert!(e.revoked && e.alive_changed);
-        assert!(
-            !w.tick(back + ms(19), Duration::ZERO, &everyone, &mut out)
-                .presumed
-        );
-        assert!(
-            w.tick(back + ms(20), Duration::ZERO, &everyone, &mut out)
-                .presumed
-        );
+        assert!(!presumes(&mut w, back + ms(19)));
+        assert!(presumes(&mut w, back + ms(20)));
     }
 
     #[test]
@@ -800,10 +766,7 @@ mod tests {
         let mut w = armed(t0);
         let mut out = Outbox::new();
         let everyone = alive(&[OWNER, ME]);
-        assert!(
-            w.tick(t0 + ms(20), Duration::ZERO, &everyone, &mut out)
-                .presumed
-        );
+        assert!(presumes(&mut w, t0 + ms(20)));
         // After the takeover this speaker is successor to nobody...
         w.set_watched(BTreeMap::new(), t0 + ms(21), &mut out);
         out.clear();
@@ -815,12 +778,7 @@ mod tests {
             assert!(now <= t0 + ms(21) + w.timers().subscribe_period);
             w.tick(now, Duration::ZERO, &everyone, &mut out);
         }
-        let e = w.on_message(
-            addr(1),
-            Message::Beat(OWNER.into(), OWNER_BOOT + 1),
-            now,
-            &mut out,
-        );
+        let e = beat(&mut w, now, OWNER_BOOT + 1);
         assert!(e.revoked);
         // Nothing watched, nothing presumed: the requests stop.
         w.tick(
@@ -836,56 +794,27 @@ mod tests {
     fn an_owner_back_after_a_real_outage_is_not_backed_off() {
         let t0 = Instant::now();
         let mut w = armed(t0);
-        let mut out = Outbox::new();
-        let everyone = alive(&[OWNER, ME]);
-        assert!(
-            w.tick(t0 + ms(20), Duration::ZERO, &everyone, &mut out)
-                .presumed
-        );
+        assert!(presumes(&mut w, t0 + ms(20)));
         // The same process beats again 100 ms after its last beat (its link was down): the
         // presumption was right, and the next failure is detected as fast.
         let back = t0 + ms(100);
-        let e = w.on_message(
-            addr(1),
-            Message::Beat(OWNER.into(), OWNER_BOOT),
-            back,
-            &mut out,
-        );
+        let e = beat(&mut w, back, OWNER_BOOT);
         assert!(e.revoked);
-        assert!(
-            !w.tick(back + ms(19), Duration::ZERO, &everyone, &mut out)
-                .presumed
-        );
-        assert!(
-            w.tick(back + ms(20), Duration::ZERO, &everyone, &mut out)
-                .presumed
-        );
+        assert!(!presumes(&mut w, back + ms(19)));
+        assert!(presumes(&mut w, back + ms(20)));
     }
 
     #[test]
     fn a_presumption_can_be_forgotten_without_backoff() {
         let t0 = Instant::now();
         let mut w = armed(t0);
-        let mut out = Outbox::new();
-        let everyone = alive(&[OWNER, ME]);
-        assert!(
-            w.tick(t0 + ms(20), Duration::ZERO, &everyone, &mut out)
-                .presumed
-        );
+        assert!(presumes(&mut w, t0 + ms(20)));
         assert!(w.forget_presumption(OWNER));
         assert!(!w.forget_presumption(OWNER));
         assert!(w.presumed_down().next().is_none());
         let back = t0 + ms(30);
-        w.on_message(
-            addr(1),
-            Message::Beat(OWNER.into(), OWNER_BOOT + 1),
-            back,
-            &mut out,
-        );
-        assert!(
-            w.tick(back + ms(20), Duration::ZERO, &everyone, &mut out)
-                .presumed
-        );
+        beat(&mut w, back, OWNER_BOOT + 1);
+        assert!(presumes(&mut w, back + ms(20)));
     }
 
     #[test]
@@ -895,12 +824,7 @@ mod tests {
         let mut out = Outbox::new();
         let everyone = alive(&[OWNER, ME]);
         for i in 1..100u64 {
-            w.on_message(
-                addr(1),
-                Message::Beat(OWNER.into(), OWNER_BOOT),
-                t0 + ms(5 * i),
-                &mut out,
-            );
+            beat(&mut w, t0 + ms(5 * i), OWNER_BOOT);
             let e = w.tick(t0 + ms(5 * i + 4), Duration::ZERO, &everyone, &mut out);
             assert!(!e.presumed, "at beat {i}");
         }
@@ -912,10 +836,7 @@ mod tests {
             last + ms(15),
             &mut out,
         );
-        assert!(
-            w.tick(last + ms(20), Duration::ZERO, &everyone, &mut out)
-                .presumed
-        );
+        assert!(presumes(&mut w, last + ms(20)));
     }
 
     #[test]
@@ -1007,20 +928,9 @@ mod tests {
         assert!(!e.presumed);
         // Heard again: presumable again, after a doubled silence (the revocation backs off).
         let t1 = t0 + Duration::from_secs(4);
-        w.on_message(
-            addr(1),
-            Message::Beat(OWNER.into(), OWNER_BOOT),
-            t1,
-            &mut out,
-        );
-        assert!(
-            !w.tick(t1 + ms(20), Duration::ZERO, &everyone, &mut out)
-                .presumed
-        );
-        assert!(
-            w.tick(t1 + ms(40), Duration::ZERO, &everyone, &mut out)
-                .presumed
-        );
+        beat(&mut w, t1, OWNER_BOOT);
+        assert!(!presumes(&mut w, t1 + ms(20)));
+        assert!(presumes(&mut w, t1 + ms(40)));
     }
 
     #[test]

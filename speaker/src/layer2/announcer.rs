@@ -238,30 +238,13 @@ impl<B: L2Backend> AnnouncerCore<B> {
     /// Replaces the desired set (level-triggered) and applies the difference at `now`.
     /// `wall` stamps newly gained IPs for the status API.
     pub fn set_desired(&mut self, desired: Vec<DesiredIp>, now: Instant, wall: SystemTime) {
-        // The same IP can be listed more than once (Services sharing it, several
-        // advertisements): union of services and interfaces, and one automatic entry makes
-        // the whole IP automatic (`None`).
-        let mut merged: BTreeMap<IpAddr, (Option<BTreeSet<String>>, BTreeSet<String>)> =
-            BTreeMap::new();
-        for d in desired {
-            let auto = d.interfaces.is_empty();
-            let entry = merged
-                .entry(d.ip)
-                .or_insert_with(|| (Some(BTreeSet::new()), BTreeSet::new()));
-            match (&mut entry.0, auto) {
-                (Some(_), true) => entry.0 = None,
-                (Some(set), false) => set.extend(d.interfaces),
-                (None, _) => {}
-            }
-            entry.1.extend(d.services);
-        }
-        let next = merged
+        let next = merge_by_ip(desired)
             .into_iter()
             .map(|(ip, (interfaces, services))| {
                 let since = self.desired.get(&ip).map_or(wall, |w| w.since);
                 let wanted = Wanted {
-                    interfaces: interfaces.unwrap_or_default().into_iter().collect(),
-                    services: services.into_iter().collect(),
+                    interfaces,
+                    services,
                     since,
                 };
                 (ip, wanted)
@@ -278,20 +261,10 @@ impl<B: L2Backend> AnnouncerCore<B> {
     /// [`AnnouncerCore::set_desired`] (one reconciliation for both, so that an address moving
     /// from ready to owned never sees its interface closed in between).
     pub fn set_standby(&mut self, standby: Vec<DesiredIp>) {
-        let mut next: BTreeMap<IpAddr, Option<BTreeSet<String>>> = BTreeMap::new();
-        for d in standby {
-            let entry = next.entry(d.ip).or_insert_with(|| Some(BTreeSet::new()));
-            match (entry.as_mut(), d.interfaces.is_empty()) {
-                (Some(_), true) => *entry = None,
-                (Some(set), false) => set.extend(d.interfaces),
-                (None, _) => {}
-            }
-        }
-        let next: BTreeMap<IpAddr, Vec<String>> = next
+        self.standby = merge_by_ip(standby)
             .into_iter()
-            .map(|(ip, i)| (ip, i.unwrap_or_default().into_iter().collect()))
+            .map(|(ip, (interfaces, _))| (ip, interfaces))
             .collect();
-        self.standby = next;
     }
 
     /// The interfaces to keep ready, with the families they would serve: those of the
@@ -343,9 +316,9 @@ impl<B: L2Backend> AnnouncerCore<B> {
     }
 
     fn reconcile(&mut self, now: Instant) {
+        let target = self.target();
         // Readiness is an optimisation: a failure costs a slower takeover, so it is counted
         // and logged but does not hold up the announcements.
-        let target = self.target();
         if let Err(error) = self.backend.set_standby(&self.ready_target(&target)) {
             bump(&self.counters.errors);
             tracing::warn!(%error, "layer 2: keeping an interface ready for a takeover failed");
@@ -489,6 +462,33 @@ impl<B: L2Backend> AnnouncerCore<B> {
             .map(|(name, (_, ips))| (name.clone(), ips.clone()))
             .collect()
     }
+}
+
+/// Merges the entries of each IP: the same IP can be listed more than once (Services sharing
+/// it, several advertisements). Gives, per IP, the union of the requested interfaces — empty
+/// (automatic choice) as soon as one entry is automatic — and the union of the services.
+fn merge_by_ip(entries: Vec<DesiredIp>) -> BTreeMap<IpAddr, (Vec<String>, Vec<String>)> {
+    let mut merged: BTreeMap<IpAddr, (Option<BTreeSet<String>>, BTreeSet<String>)> =
+        BTreeMap::new();
+    for d in entries {
+        let auto = d.interfaces.is_empty();
+        let entry = merged
+            .entry(d.ip)
+            .or_insert_with(|| (Some(BTreeSet::new()), BTreeSet::new()));
+        match (&mut entry.0, auto) {
+            (Some(_), true) => entry.0 = None,
+            (Some(set), false) => set.extend(d.interfaces),
+            (None, _) => {}
+        }
+        entry.1.extend(d.services);
+    }
+    merged
+        .into_iter()
+        .map(|(ip, (interfaces, services))| {
+            let interfaces = interfaces.unwrap_or_default().into_iter().collect();
+            (ip, (interfaces, services.into_iter().collect()))
+        })
+        .collect()
 }
 
 /// A time as RFC 3339 UTC with second precision (`2026-11-03T12:34:56Z`).

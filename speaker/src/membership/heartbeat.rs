@@ -27,14 +27,14 @@
 //!   gets through) → revoked the same way, and the owner is not presumed down again until it
 //!   has been heard beating again.
 //!
-//! A false presumption therefore costs two short moves of the address, as a false SWIM
-//! suspicion does, bounded by `confirm_within`. A presumption that turns out to have been a
-//! hiccup — the same process (beats carry a boot stamp) beats again within twice the threshold
-//! of its last beat — or that the gossip does not confirm in time doubles that owner's silence
-//! threshold (up to 8 ×, 160 ms by default) for a minute, so a speaker on a host that stalls now
-//! and then is not moved back and forth in a burst; a restart or a longer outage does not. A speaker only presumes down a member the
-//! gossip still sees alive and that has beaten since it was last presumed down; a peer that
-//! never beats (heartbeats disabled, an older version) is never presumed down.
+//! A false presumption therefore costs two short moves of the address, as a false SWIM suspicion
+//! does, bounded by `confirm_within`. A presumption that turns out to have been a hiccup — the same
+//! process (beats carry a boot stamp) beats again within twice the threshold of its last beat — or
+//! that the gossip does not confirm in time doubles that owner's silence threshold (up to 8 ×,
+//! 160 ms by default) for a minute, so a speaker on a host that stalls now and then is not moved back
+//! and forth in a burst; a restart or a longer outage does not. A speaker only presumes down a
+//! member the gossip still sees alive and that has beaten since it was last presumed down; a peer
+//! that never beats (heartbeats disabled, an older version) is never presumed down.
 //!
 //! [`Watchdog`] holds the whole protocol as a state machine over explicit instants; the
 //! membership's thread feeds it datagrams and timers ([`super::Membership`]).
@@ -290,11 +290,6 @@ impl Watchdog {
         self.watched.keys().map(String::as_str)
     }
 
-    /// Addresses beaten to now.
-    pub fn subscribers(&self) -> impl Iterator<Item = &SocketAddr> {
-        self.subscribers.keys()
-    }
-
     /// Replaces the owners to watch (node → gossip address). A newly watched owner is asked
     /// for beats at once; presumptions stand whatever the new set (the owner presumed down
     /// is, after the takeover, no longer an owner we are successor to).
@@ -408,11 +403,7 @@ impl Watchdog {
 
     /// Raises the silence threshold of `node` after a revoked presumption; returns the new one.
     fn back_off(&mut self, node: &str, now: Instant) -> Duration {
-        let doublings = self
-            .backoff
-            .get(node)
-            .filter(|b| b.until > now)
-            .map_or(1, |b| (b.doublings + 1).min(MAX_BACKOFF_DOUBLINGS));
+        let doublings = (self.doublings(node, now) + 1).min(MAX_BACKOFF_DOUBLINGS);
         self.backoff.insert(
             node.to_string(),
             Backoff {
@@ -425,12 +416,17 @@ impl Watchdog {
 
     /// The silence after which `node` is presumed down at `now`.
     fn dead_after_for(&self, node: &str, now: Instant) -> Duration {
-        let doublings = self
-            .backoff
+        self.timers
+            .dead_after()
+            .saturating_mul(1 << self.doublings(node, now))
+    }
+
+    /// How many times `node`'s threshold is doubled at `now` (0 without a standing backoff).
+    fn doublings(&self, node: &str, now: Instant) -> u32 {
+        self.backoff
             .get(node)
             .filter(|b| b.until > now)
-            .map_or(0, |b| b.doublings);
-        self.timers.dead_after().saturating_mul(1 << doublings)
+            .map_or(0, |b| b.doublings)
     }
 
     /// Does what is due at `now`: beats, repeated requests, presumptions and revocations.

@@ -4,13 +4,14 @@
 //! membership updates.
 //!
 //! Wire format: `magic (4 bytes) | tag (32 bytes) | payload`, the tag computed over the magic and
-//! the payload. The magic names the channel — `"FLB" 0x01` for foca's gossip, `"FLH" 0x01` for
-//! the failure detector's heartbeats ([`super::heartbeat`]) — and its last byte is the format
-//! version, so a future format can be told apart. Because the magic is under the tag, a
-//! datagram of one channel cannot be replayed as the other. No confidentiality: membership updates (node names and addresses) are not
-//! secret, only their origin matters. Replay of a captured datagram is not prevented; SWIM's
-//! incarnation numbers make an old update lose against any newer one, so a replay can at most
-//! repeat stale news for a moment.
+//! the payload. The magic names the channel — `"FLB" 0x01` for foca's gossip, `"FLH" 0x01` for the
+//! failure detector's heartbeats ([`super::heartbeat`]) — and its last byte is the format version,
+//! so a future format can be told apart. Because the magic is under the tag, a datagram of one
+//! channel cannot be replayed as the other. No confidentiality: membership updates (node names and
+//! addresses) are not secret, only their origin matters. Replay of a captured datagram is not
+//! prevented; SWIM's incarnation numbers make an old update lose against any newer one, so a replay
+//! can at most repeat stale news for a moment (a replayed beat can at most end a presumption early;
+//! heartbeat datagrams are only taken from members' addresses).
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;

@@ -50,30 +50,30 @@
 //!
 //! The heartbeats' trade-off: a speaker whose membership thread cannot beat for 20 ms
 //! (a stopped or starved process) has its addresses taken over by their successors until it
-//! beats again. Two measures keep a busy node from looking dead: the thread runs at nice −10
-//! ([`crate::thread_priority`]); before any timer fires it first handles every datagram
-//! already queued on its socket; and a timer that fires more than one interval late (the
-//! whole host stalled, the owners' beats late with it) gives the owners one more interval
-//! instead of presuming — its own time off the CPU is not read as the others' silence; the kernel responder's lease (15 ms, `layer2/announcer.rs`) makes such a node
-//! go quiet before that, so the address does not answer from two MACs. The metrics
+//! beats again; the kernel responder's lease (15 ms, `layer2/announcer.rs`) makes such a
+//! node go quiet before that, so the address does not answer from two MACs. Three measures
+//! keep a busy node from looking dead: the thread runs at nice −10
+//! ([`crate::thread_priority`]); before any timer fires it handles every datagram already
+//! queued on its socket; and a timer that fires more than one interval late (the whole host
+//! stalled, the owners' beats late with it) gives the owners one more interval instead of
+//! presuming — its own time off the CPU is not read as the others' silence. The metrics
 //! `ferrolb_speaker_heartbeat_presumed_down_total` and `…_revoked_total` count these events;
 //! on nodes where they are frequent, raise `--heartbeat-interval` / `--heartbeat-misses`.
 //!
-//! The gossip's trade-off: a speaker that cannot answer for about 200 ms (50 ms to fail the direct and
-//! indirect probes, 150 ms not to refute: CPU starvation under a tight CFS quota, a burst of
+//! The gossip's trade-off: a speaker that cannot answer for about 200 ms (50 ms to fail the direct
+//! and indirect probes, 150 ms not to refute: CPU starvation under a tight CFS quota, a burst of
 //! packet loss) is declared down and its layer 2 IPs fail over. It notices (foca tells a down
-//! member so), rejoins with a renewed identity within one probe period, and the election moves
-//! the IPs back: a false positive costs two short failovers, not an outage. To keep the
-//! speaker's own work (watches, index rebuilds, BGP) from delaying the gossip, the membership
-//! runs on its own thread with its own event loop. Measured false "down" declarations: none
-//! (no membership change at all) in 10 minutes of an idle three-node lab
-//! (`ferrolb-e2e lab --keep`) while a release build of the speaker, two failover benchmarks,
-//! clippy and test builds ran on the same 2-core machine (load average 0.1–1.8), November 2026.
-//! The gossip's traffic is about 40 datagrams per second per speaker whatever the
-//! cluster size, each well under the MTU; the heartbeats add 200 datagrams of about 60 bytes per
-//! second for each (owner, successor) pair — at most one per other speaker, and none on a node
-//! that announces nothing in layer 2. Slower timers can be configured for noisy networks
-//! (`ferrolb-speaker run --gossip-probe-period … --gossip-suspect-timeout …`).
+//! member so), rejoins with a renewed identity within one probe period, and the election moves the
+//! IPs back: a false positive costs two short failovers, not an outage. To keep the speaker's own
+//! work (watches, index rebuilds, BGP) from delaying the gossip, the membership runs on its own
+//! thread with its own event loop. Measured false "down" declarations: none (no membership change
+//! at all) in 10 minutes of an idle three-node lab (`ferrolb-e2e lab --keep`) while a release build
+//! of the speaker, two failover benchmarks, clippy and test builds ran on the same 2-core machine
+//! (load average 0.1–1.8), November 2026. The gossip's traffic is about 40 datagrams per second per
+//! speaker whatever the cluster size, each well under the MTU; the heartbeats add 200 datagrams of
+//! about 60 bytes per second for each (owner, successor) pair — at most one per other speaker, and
+//! none on a node that announces nothing in layer 2. Slower timers can be configured for noisy
+//! networks (`ferrolb-speaker run --gossip-probe-period … --gossip-suspect-timeout …`).
 //!
 //! # Network partitions
 //!
@@ -867,8 +867,8 @@ impl Worker {
             changed = true;
         }
         // A speaker presumed down that joins with a new identity (or takes over its address
-        // with one) has restarted: it will claim
-        // its addresses at once, so the successor must let go now, not at its next beat.
+        // with one) has restarted: it will claim its addresses at once, so the successor must
+        // let go now, not at its next beat.
         if let Some(watchdog) = self.watchdog.as_mut() {
             for node in joined {
                 if watchdog.forget_presumption(&node) {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Install the Debian packages the network-namespace lab (e2e/src/lab) and the
-# end-to-end tests need. Idempotent: when every tool is already present it exits
-# in well under a second without touching apt.
+# Install what the network-namespace lab (e2e/src/lab), the image build and the tests
+# need: Debian packages (routing daemons, capture tools, buildah/umoci/skopeo for the
+# image), then the pinned kubectl, helm and kubernetes-validate (scripts/install-tools.sh).
+# Idempotent: when everything is already present it exits in about a second without
+# touching apt or npm.
 #
 # Usage: sudo scripts/install-test-deps.sh        (root required for apt-get)
 #        FORCE=1 scripts/install-test-deps.sh      (install even if all tools exist)
@@ -15,7 +17,7 @@ set -euo pipefail
 
 PACKAGES=(
   iproute2 bird2 frr gobgpd exabgp arping iputils-ping ndisc6 tcpdump tshark
-  socat iptables nftables curl keepalived procps
+  socat iptables nftables curl keepalived procps buildah umoci skopeo unzip
 )
 
 # One command per package that proves it is installed and usable.
@@ -24,7 +26,8 @@ CHECKS=(
   iproute2:ip bird2:bird bird2:birdc frr:/usr/lib/frr/bgpd frr:/usr/lib/frr/zebra frr:vtysh
   gobgpd:gobgpd gobgpd:gobgp exabgp:exabgp arping:arping iputils-ping:ping ndisc6:ndisc6
   tcpdump:tcpdump tshark:tshark socat:socat iptables:iptables nftables:nft curl:curl
-  keepalived:keepalived procps:pgrep
+  keepalived:keepalived procps:pgrep buildah:buildah umoci:umoci skopeo:skopeo
+  unzip:unzip
 )
 
 log() { printf '[install-test-deps] %s\n' "$*" >&2; }
@@ -52,8 +55,8 @@ missing_packages() {
 start=$(date +%s)
 mapfile -t MISSING < <(missing_packages)
 if [[ ${#MISSING[@]} -eq 0 && -z ${FORCE:-} ]]; then
-  log "all test dependencies present; nothing to do"
-  exit 0
+  log "all Debian packages present"
+  exec "$(dirname "$0")/install-tools.sh"
 fi
 
 if [[ $(id -u) -ne 0 ]]; then
@@ -118,3 +121,5 @@ if [[ ${#STILL[@]} -gt 0 ]]; then
   exit 1
 fi
 log "installed in $(( $(date +%s) - start ))s"
+
+exec "$(dirname "$0")/install-tools.sh"

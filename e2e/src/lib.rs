@@ -6,3 +6,4 @@ pub mod cluster;
 pub mod fixtures;
 pub mod lab;
 pub mod labcmd;
+pub mod tools;

@@ -94,6 +94,54 @@ pub struct ClusterOptions {
     pub router_bfd: Option<BfdTimers>,
     /// Extra command-line arguments for every speaker.
     pub speaker_args: Vec<String>,
+    /// Where the controller and speaker binaries come from.
+    pub components: Components,
+}
+
+/// Where the lab takes `ferrolb-controller` and `ferrolb-speaker` from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Components {
+    /// Next to the running executable (target/{debug,release}/), else PATH.
+    #[default]
+    Workspace,
+    /// The root filesystem of an unpacked image: `/ferrolb-controller` and `/ferrolb-speaker`
+    /// there. The controller runs as `controller_user` (the image's user; the speaker runs as
+    /// root, as its DaemonSet does).
+    Image {
+        rootfs: PathBuf,
+        controller_user: Option<(u32, u32)>,
+    },
+}
+
+impl Components {
+    /// The program and leading arguments that start `bin` (`ferrolb-controller` or
+    /// `ferrolb-speaker`), switching to `user` first when given.
+    fn command(&self, bin: &str) -> ProcessSpec {
+        match self {
+            Components::Workspace => ProcessSpec::new(role_of(bin), sibling_binary(bin)),
+            Components::Image {
+                rootfs,
+                controller_user,
+            } => {
+                let program = rootfs.join(bin);
+                match controller_user {
+                    Some((uid, gid)) if bin == "ferrolb-controller" => {
+                        ProcessSpec::new(role_of(bin), "setpriv")
+                            .arg(format!("--reuid={uid}"))
+                            .arg(format!("--regid={gid}"))
+                            .arg("--clear-groups")
+                            .arg("--")
+                            .arg(program)
+                    }
+                    _ => ProcessSpec::new(role_of(bin), program),
+                }
+            }
+        }
+    }
+}
+
+fn role_of(bin: &str) -> &str {
+    bin.strip_prefix("ferrolb-").unwrap_or(bin)
 }
 
 /// The BGP daemon of the lab router.
@@ -123,6 +171,7 @@ impl Default for ClusterOptions {
             router_asn: ROUTER_ASN,
             router_bfd: None,
             speaker_args: Vec::new(),
+            components: Components::Workspace,
         }
     }
 }
@@ -505,7 +554,10 @@ impl Cluster {
         self.controller = None;
         let cp = self.lab.control_plane();
         let listen = SocketAddr::new(IpAddr::V4(cp.v4()), CONTROLLER_HTTP_PORT);
-        let spec = ProcessSpec::new("controller", sibling_binary("ferrolb-controller"))
+        let spec = self
+            .opts
+            .components
+            .command("ferrolb-controller")
             .args([
                 "run",
                 "--namespace",
@@ -541,7 +593,10 @@ impl Cluster {
         } else {
             0
         };
-        let spec = ProcessSpec::new("speaker", sibling_binary("ferrolb-speaker"))
+        let spec = self
+            .opts
+            .components
+            .command("ferrolb-speaker")
             .args([
                 "run",
                 "--namespace",

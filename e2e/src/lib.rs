@@ -4,6 +4,7 @@ pub mod apiserver;
 pub mod bench;
 pub mod cluster;
 pub mod fixtures;
+pub mod image;
 pub mod lab;
 pub mod labcmd;
 pub mod tools;

@@ -78,6 +78,27 @@ pub enum NotAnnouncedReason {
     NoPool,
     /// The IP's pool is selected by no L2Advertisement and no BGPAdvertisement.
     NoAdvertisement,
+    /// The IP's pool is advertised only in modes the speakers run with turned off
+    /// (`--disable-layer2`, `--disable-bgp`).
+    ModeDisabled,
+}
+
+/// The announcement modes the speakers run. The flags that set them are DaemonSet-wide (every
+/// speaker gets the same), so every node computes the same layer 2 election.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Modes {
+    /// Answer ARP / NDP for layer 2 addresses.
+    pub layer2: bool,
+    /// Advertise addresses to BGP peers.
+    pub bgp: bool,
+}
+
+impl Modes {
+    /// Layer 2 and BGP, the default.
+    pub const ALL: Modes = Modes {
+        layer2: true,
+        bgp: true,
+    };
 }
 
 /// An IP that is not announced anywhere, with the reason (cluster-wide, not per node).
@@ -112,6 +133,12 @@ pub struct Desired {
 
 /// Computes what `my_node` must announce from the whole index.
 pub fn desired_announcements(index: &ClusterIndex, my_node: &str) -> Desired {
+    desired_announcements_in(index, my_node, Modes::ALL)
+}
+
+/// [`desired_announcements`] with only the given modes running: an address advertised only in
+/// a mode that is off is reported as [`NotAnnouncedReason::ModeDisabled`].
+pub fn desired_announcements_in(index: &ClusterIndex, my_node: &str, modes: Modes) -> Desired {
     let config = index.config();
     let mut desired = Desired::default();
     let mut bgp: BTreeMap<IpNet, BgpAcc> = BTreeMap::new();
@@ -127,7 +154,8 @@ pub fn desired_announcements(index: &ClusterIndex, my_node: &str) -> Desired {
             continue;
         };
 
-        let has_l2 = l2_advertisements_for(config, &pool.name).next().is_some();
+        let l2_advertised = l2_advertisements_for(config, &pool.name).next().is_some();
+        let has_l2 = modes.layer2 && l2_advertised;
         if has_l2 {
             let eligible = l2_eligible_nodes(index, ip, &services);
             let owner = elect(ip, eligible.iter().copied()).map(str::to_string);
@@ -158,7 +186,8 @@ pub fn desired_announcements(index: &ClusterIndex, my_node: &str) -> Desired {
             });
         }
 
-        let has_bgp = bgp_advertisements_for(config, &pool.name).next().is_some();
+        let bgp_advertised = bgp_advertisements_for(config, &pool.name).next().is_some();
+        let has_bgp = modes.bgp && bgp_advertised;
         if has_bgp && let Some(me) = index.node(my_node) {
             for adv in bgp_advertisements_of_node(index, ip, my_node, &services) {
                 let peers = peers_for(config, adv, me);
@@ -175,10 +204,15 @@ pub fn desired_announcements(index: &ClusterIndex, my_node: &str) -> Desired {
         }
 
         if !has_l2 && !has_bgp {
+            let reason = if l2_advertised || bgp_advertised {
+                NotAnnouncedReason::ModeDisabled
+            } else {
+                NotAnnouncedReason::NoAdvertisement
+            };
             desired.not_announced.push(NotAnnounced {
                 ip,
                 services: names,
-                reason: NotAnnouncedReason::NoAdvertisement,
+                reason,
             });
         }
     }
@@ -520,6 +554,60 @@ mod tests {
             ]
         );
         assert!(d.l2_owners.is_empty() && d.layer2.is_empty() && d.bgp.is_empty());
+    }
+
+    #[test]
+    fn a_mode_turned_off_announces_nothing_and_says_so() {
+        let mut idx = index();
+        idx.upsert_service(service(
+            "web",
+            "l2",
+            &["10.200.0.10"],
+            TrafficPolicy::Cluster,
+        ));
+        idx.upsert_service(service(
+            "web",
+            "bgp",
+            &["10.210.0.5"],
+            TrafficPolicy::Cluster,
+        ));
+        let all: Vec<Desired> = ["a", "b", "c"]
+            .iter()
+            .map(|me| desired_announcements(&idx, me))
+            .collect();
+        assert!(all.iter().any(|d| !d.layer2.is_empty()), "{all:?}");
+        assert!(all.iter().any(|d| !d.bgp.is_empty()), "{all:?}");
+
+        let no_l2 = Modes {
+            layer2: false,
+            bgp: true,
+        };
+        for me in ["a", "b", "c"] {
+            let d = desired_announcements_in(&idx, me, no_l2);
+            assert!(d.layer2.is_empty() && d.l2_owners.is_empty(), "{me}: {d:?}");
+            assert!(d.l2_standby.is_empty() && d.l2_successor_of.is_empty());
+            let reasons: Vec<_> = d.not_announced.iter().map(|n| (n.ip, n.reason)).collect();
+            assert_eq!(
+                reasons,
+                [(ip("10.200.0.10"), NotAnnouncedReason::ModeDisabled)]
+            );
+            assert_eq!(d.bgp, desired_announcements(&idx, me).bgp, "{me}");
+        }
+
+        let no_bgp = Modes {
+            layer2: true,
+            bgp: false,
+        };
+        for me in ["a", "b", "c"] {
+            let d = desired_announcements_in(&idx, me, no_bgp);
+            assert!(d.bgp.is_empty(), "{me}: {d:?}");
+            let reasons: Vec<_> = d.not_announced.iter().map(|n| (n.ip, n.reason)).collect();
+            assert_eq!(
+                reasons,
+                [(ip("10.210.0.5"), NotAnnouncedReason::ModeDisabled)]
+            );
+            assert_eq!(d.layer2, desired_announcements(&idx, me).layer2, "{me}");
+        }
     }
 
     #[test]

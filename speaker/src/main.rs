@@ -1,6 +1,7 @@
 //! ferrolb-speaker: announces LoadBalancer addresses from this node (layer 2 and BGP).
 
 use clap::{Args, Parser, Subcommand};
+use ferrolb_speaker::desired::Modes;
 use ferrolb_speaker::layer2::L2Responder;
 use ferrolb_speaker::layer2::interfaces::DEFAULT_EXCLUDE_PATTERNS;
 use ferrolb_speaker::membership::GossipTimers;
@@ -83,6 +84,13 @@ struct RunArgs {
     /// always answers from userspace.
     #[arg(long, value_enum, default_value_t = L2Responder::Auto)]
     l2_responder: L2Responder,
+    /// Announce nothing in layer 2 (no ARP/NDP answers, no layer 2 election). Give every
+    /// speaker the same setting: the election assumes all of them take part.
+    #[arg(long)]
+    disable_layer2: bool,
+    /// Open no BGP session and advertise nothing over BGP.
+    #[arg(long)]
+    disable_bgp: bool,
 }
 
 fn default_ms(d: Duration) -> u64 {
@@ -137,6 +145,10 @@ fn main() -> anyhow::Result<()> {
                         args.exclude_interfaces
                     },
                     l2_responder: args.l2_responder,
+                    modes: Modes {
+                        layer2: !args.disable_layer2,
+                        bgp: !args.disable_bgp,
+                    },
                 };
                 ferrolb_speaker::run::run(client, opts).await
             })

@@ -2,7 +2,7 @@
 //! announcements → announcers), events and the HTTP API.
 
 use crate::bgp::manager::{NodeAddresses, PeerManager};
-use crate::desired::{Desired, desired_announcements};
+use crate::desired::{Desired, Modes, desired_announcements_in};
 use crate::eligibility::peers_for_node;
 use crate::http::StatusSource;
 use crate::layer2::announcer::{Announcer, AnnouncerConfig, KERNEL_LEASE, L2Responder};
@@ -42,6 +42,8 @@ pub struct RunOptions {
     pub exclude_interfaces: Vec<String>,
     /// Who answers ARP and NDP (in the kernel where possible, or always from userspace).
     pub l2_responder: L2Responder,
+    /// Which announcement modes run (the same on every speaker).
+    pub modes: Modes,
 }
 
 /// Gossip membership settings.
@@ -410,13 +412,15 @@ async fn main_loop(
             st.last_valid.clone().map(|cfg| {
                 let mut index = stores.index(cfg, opts.default_class);
                 index.set_members_alive(alive.clone());
+                // With BGP off no session is opened at all.
                 let peers: Vec<Peer> = index
                     .node(&opts.node_name)
+                    .filter(|_| opts.modes.bgp)
                     .map(|n| peers_for_node(index.config(), n).cloned().collect())
                     .unwrap_or_default();
                 let bfd_profiles = index.config().bfd_profiles.clone();
                 (
-                    desired_announcements(&index, &opts.node_name),
+                    desired_announcements_in(&index, &opts.node_name, opts.modes),
                     peers,
                     bfd_profiles,
                 )

@@ -15,8 +15,10 @@ pub mod scenario;
 
 use crate::bench::controller::sibling_binary;
 use crate::cluster::{
-    CONTROLLER_HTTP_PORT, Cluster, ClusterOptions, EXAMPLE_BGP_PASSWORD, SPEAKER_HTTP_PORT,
+    CONTROLLER_HTTP_PORT, Cluster, ClusterOptions, Components, EXAMPLE_BGP_PASSWORD,
+    SPEAKER_HTTP_PORT,
 };
+use crate::image::UnpackedImage;
 use crate::lab;
 use anyhow::{anyhow, bail};
 use observe::{Clients, Snapshot};
@@ -46,6 +48,11 @@ pub struct LabArgs {
     /// Seconds to wait for the Services to be served before reporting what is missing.
     #[arg(long, default_value_t = 30)]
     pub timeout: u64,
+    /// Run the controller and the speakers from this OCI image archive (as written by
+    /// scripts/build-image.sh) instead of the workspace's binaries: the archive is unpacked
+    /// and its /ferrolb-controller (as the image's user) and /ferrolb-speaker are started.
+    #[arg(long, value_name = "OCI_ARCHIVE")]
+    pub from_image: Option<std::path::PathBuf>,
 }
 
 /// Fails with what to do when a binary the lab runs is missing.
@@ -56,7 +63,12 @@ fn preflight(args: &LabArgs) -> anyhow::Result<()> {
         .parent()
         .map(|d| d.display().to_string())
         .unwrap_or_default();
-    for bin in ["ferrolb-controller", "ferrolb-speaker"] {
+    let from_workspace = if args.from_image.is_some() {
+        &[][..]
+    } else {
+        &["ferrolb-controller", "ferrolb-speaker"][..]
+    };
+    for &bin in from_workspace {
         let p = sibling_binary(bin);
         if !p.is_file() && !lab::root::have_tool(bin) {
             let release = if dir.contains("release") {
@@ -117,11 +129,38 @@ pub fn run(args: &LabArgs) -> anyhow::Result<i32> {
     let started = Instant::now();
     let ui = Ui::new(args.json, args.once);
     preflight(args)?;
+    // Kept until the end of the run: dropping it removes the unpacked files.
+    let image = match &args.from_image {
+        Some(archive) => Some(ui.step(
+            &format!("unpacking the image {}", archive.display()),
+            || UnpackedImage::unpack(archive, &std::env::temp_dir()),
+        )?),
+        None => None,
+    };
+    let components = match &image {
+        Some(img) => {
+            ui.line(format!(
+                "  image {} (manifest {}), user {:?}, {:.1} MB compressed; running {} and {}",
+                img.reference,
+                img.manifest_digest,
+                img.config.user,
+                img.compressed_layer_bytes as f64 / 1e6,
+                img.path("/ferrolb-controller").display(),
+                img.path("/ferrolb-speaker").display(),
+            ));
+            Components::Image {
+                rootfs: img.rootfs(),
+                controller_user: img.config.uid_gid()?,
+            }
+        }
+        None => Components::Workspace,
+    };
     let opts = ClusterOptions {
         nodes: 3,
         bird: args.scenario.bgp(),
         bird_password: Some(EXAMPLE_BGP_PASSWORD.to_string()),
         upstream_client: args.scenario.bgp(),
+        components,
         ..ClusterOptions::default()
     };
     let what = if args.scenario.bgp() {
@@ -204,6 +243,9 @@ pub fn run(args: &LabArgs) -> anyhow::Result<i32> {
     let mut rep = Report {
         prefix: prefix.clone(),
         scenario: args.scenario,
+        image: image
+            .as_ref()
+            .map(|i| format!("{} ({})", i.reference, i.manifest_digest)),
         ok,
         failures,
         bgp_sessions_established: snap.sessions.iter().filter(|s| s.established).count(),
@@ -252,6 +294,7 @@ pub fn run(args: &LabArgs) -> anyhow::Result<i32> {
             rep.leftover_namespaces, rep.leftover_pids
         ));
     }
+    drop(image);
     rep.duration_secs = started.elapsed().as_secs_f64();
     report::print_summary(&ui, &rep);
     ui.line(format!(

@@ -14,6 +14,10 @@ pub struct Report {
     /// Namespaces of this run are named `<prefix>-<role>`.
     pub prefix: String,
     pub scenario: Scenario,
+    /// The image the controller and speakers ran from (`--from-image`): its tag and
+    /// manifest digest; absent when they were the workspace's binaries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
     /// Every check passed.
     pub ok: bool,
     /// What failed, one sentence each.
@@ -113,6 +117,9 @@ pub fn print_summary(ui: &Ui, r: &Report) {
         .filter(|x| x.mode == Some(Mode::Bgp))
         .collect::<Vec<_>>();
     let mark = |ok: bool| if ok { ui.green("✓") } else { ui.red("✗") };
+    if let Some(image) = &r.image {
+        ui.line(format!("  controller and speakers from the image {image}"));
+    }
     if !l2.is_empty() {
         let n = l2.iter().filter(|x| x.ok).count();
         ui.line(format!(

@@ -239,7 +239,7 @@ pub fn prepare_create(
     }
     match (rt.group.as_str(), kind.as_str()) {
         ("", "Service") => service::on_create(view, &mut obj)?,
-        ("", "Secret") => fold_string_data(&mut obj),
+        ("", "Secret") => secret_defaults(&mut obj),
         ("", "Namespace") => {
             obj["status"] = json!({"phase": "Active"});
             obj["spec"] = json!({"finalizers": ["kubernetes"]});
@@ -402,7 +402,7 @@ pub fn prepare_update(
     }
     match (rt.group.as_str(), rt.kind.as_str()) {
         ("", "Service") => service::on_update(view, current, &mut obj)?,
-        ("", "Secret") => fold_string_data(&mut obj),
+        ("", "Secret") => secret_defaults(&mut obj),
         ("apiextensions.k8s.io", "CustomResourceDefinition") if part == Part::Main => {
             super::crd::validate(view, &obj, Some(current))?;
             obj["status"] = super::crd::status(&obj);
@@ -494,6 +494,15 @@ pub fn ready_to_remove(obj: &Value) -> bool {
             .is_none_or(|f| f.is_empty())
 }
 
+/// What kube-apiserver does to every Secret it decodes: an empty type is `Opaque` and
+/// `stringData` is folded into `data`.
+fn secret_defaults(obj: &mut Value) {
+    if obj["type"].as_str().is_none_or(str::is_empty) {
+        obj["type"] = json!("Opaque");
+    }
+    fold_string_data(obj);
+}
+
 /// As the real API server: a Secret's `stringData` is a write-only convenience, merged into
 /// `data` (base64, overriding keys of the same name) and never stored or returned.
 fn fold_string_data(obj: &mut Value) {
@@ -529,5 +538,15 @@ mod string_data_tests {
         assert!(s.get("stringData").is_none());
         assert_eq!(s["data"]["password"], "czNjcmV0");
         assert_eq!(s["data"]["keep"], "a2VlcA==");
+    }
+
+    #[test]
+    fn a_secret_without_a_type_is_opaque() {
+        let mut s = json!({"kind": "Secret", "data": {}});
+        secret_defaults(&mut s);
+        assert_eq!(s["type"], "Opaque");
+        let mut s = json!({"kind": "Secret", "type": "kubernetes.io/tls"});
+        secret_defaults(&mut s);
+        assert_eq!(s["type"], "kubernetes.io/tls");
     }
 }

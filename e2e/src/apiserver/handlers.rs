@@ -46,12 +46,23 @@ fn ok(v: &impl serde::Serialize) -> Response {
 /// The one entry point: routes by path, never panics on client input.
 pub async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    let uri = req.uri().clone();
+    let header = |req: &Request, name| {
+        req.headers()
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    let (content_type, accept) = (header(&req, CONTENT_TYPE), header(&req, ACCEPT));
     let result = route(shared, req).await;
     match result {
-        Ok(r) => r,
+        Ok(r) => {
+            tracing::trace!(%method, %uri, %content_type, %accept, code = r.status().as_u16(), "request");
+            r
+        }
         Err(e) => {
-            tracing::debug!(%method, %path, code = e.code, "request failed: {}", e.message);
+            tracing::debug!(%method, %uri, %content_type, %accept, code = e.code, "request failed: {}", e.message);
             e.into_response()
         }
     }

@@ -83,6 +83,8 @@ struct ObjectRef {
     kind: String,
     namespace: Option<String>,
     name: String,
+    /// Annotated `helm.sh/resource-policy: keep`: uninstall leaves it in place.
+    kept_on_uninstall: bool,
 }
 
 /// The objects of `helm get manifest` output (YAML documents separated by `---`).
@@ -110,6 +112,10 @@ fn manifest_objects(manifest: &str) -> Vec<ObjectRef> {
                 kind: s("/kind").expect("kind"),
                 namespace: s("/metadata/namespace"),
                 name: s("/metadata/name").expect("metadata.name"),
+                kept_on_uninstall: v
+                    .pointer("/metadata/annotations/helm.sh~1resource-policy")
+                    .and_then(Value::as_str)
+                    == Some("keep"),
             }
         })
         .collect()
@@ -394,7 +400,8 @@ async fn helm_install_upgrade_rollback_uninstall() {
         "{out}"
     );
 
-    // Uninstall removes every object of the release and its records; CRDs stay.
+    // Uninstall removes every object of the release and its records; CRDs and objects
+    // annotated `helm.sh/resource-policy: keep` stay.
     let mut uninstall = vec!["uninstall", RELEASE];
     uninstall.extend(ns_args);
     let out = helm.ok(&uninstall).await;
@@ -403,10 +410,15 @@ async fn helm_install_upgrade_rollback_uninstall() {
         "{out}"
     );
     for o in &objects {
-        assert!(
-            live(&client, o).await.is_none(),
-            "after uninstall, {o:?} still exists"
-        );
+        let exists = live(&client, o).await.is_some();
+        if o.kept_on_uninstall {
+            assert!(
+                exists,
+                "uninstall removed {o:?} despite resource-policy keep"
+            );
+        } else {
+            assert!(!exists, "after uninstall, {o:?} still exists");
+        }
     }
     let records = release_secrets(&client).await;
     assert!(records.is_empty(), "release records left: {records:?}");

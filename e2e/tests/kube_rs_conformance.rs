@@ -1039,13 +1039,24 @@ async fn bad_requests_get_status_objects_not_panics() {
             r#"{"metadata": {"name": "Bad_Name"}}"#,
             "422",
         ),
+        // A protobuf body cut short of its `k8s\0` prefix is malformed.
         (
             "POST",
             cms.to_string(),
             "application/vnd.kubernetes.protobuf",
             "k8s",
+            "400",
+        ),
+        // A well-formed envelope (runtime.Unknown with typeMeta v1/Pod) of a kind the server
+        // has no protobuf conversion for.
+        (
+            "POST",
+            "/api/v1/namespaces/default/pods".to_string(),
+            "application/vnd.kubernetes.protobuf",
+            "k8s\0\n\t\n\u{2}v1\u{12}\u{3}Pod",
             "415",
         ),
+        ("POST", cms.to_string(), "application/cbor", "\u{a0}", "415"),
         ("POST", format!("{cms}/x"), "application/json", "{}", "405"),
         (
             "GET",

@@ -1,47 +1,43 @@
 //! kubectl (a real client we did not write) against the in-memory API server, with
 //! client validation on (no `--validate=false`): CRDs from deploy/crds.yaml, the
 //! deploy/examples objects, printer columns, `get -o yaml`, `get -w`, merge/JSON patches,
-//! label, delete, idempotent apply, Conflict on a stale replace, unknown-field rejection.
+//! label, delete, idempotent apply, Conflict on a stale replace, unknown-field rejection,
+//! and the `kubectl create <kind>` generators, which send protobuf bodies.
 //!
-//! Without kubectl on PATH these tests fail when `CI` is set and otherwise skip with a
-//! printed reason.
+//! Every test runs with both pinned clients (`ferrolb_e2e::tools`: kubectl 1.35 and 1.29);
+//! the test names and every failure message name the version. A missing client fails the
+//! test when `CI` is set and otherwise skips it with a printed reason.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use ferrolb_e2e::apiserver::{ApiServer, ApiServerHandle, ApiServerOptions};
+use ferrolb_e2e::tools::{self, Tool};
+use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-fn find_kubectl() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join("kubectl"))
-        .find(|p| p.is_file())
+/// One `#[tokio::test]` per pinned kubectl for a test body `async fn body(tool: Tool)`.
+macro_rules! with_both_kubectls {
+    ($body:ident) => {
+        mod $body {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn kubectl_1_35() {
+                super::$body(ferrolb_e2e::tools::Tool::Kubectl).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn kubectl_1_29() {
+                super::$body(ferrolb_e2e::tools::Tool::Kubectl129).await;
+            }
+        }
+    };
 }
 
-/// kubectl, or `None` (skip) when it is missing outside CI.
-fn kubectl_or_skip(test: &str) -> Option<PathBuf> {
-    match find_kubectl() {
-        Some(k) => Some(k),
-        None if std::env::var_os("CI").is_some() => {
-            panic!(
-                "kubectl is not on PATH but CI is set: the kubectl conformance tests must run in CI"
-            )
-        }
-        None => {
-            // Written to the real stderr (not the captured one) so the skip is visible in
-            // a normal `cargo test` run.
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED {test}: kubectl is not on PATH (set CI=1 to make this a failure)"
-            );
-            None
-        }
-    }
-}
+with_both_kubectls!(project_crds_and_examples_apply_and_print);
+with_both_kubectls!(services_yaml_watch_patch_and_conflict);
+with_both_kubectls!(create_generators_send_protobuf);
 
 fn repo_file(rel: &str) -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel);
@@ -51,6 +47,8 @@ fn repo_file(rel: &str) -> PathBuf {
 
 struct Kubectl {
     bin: PathBuf,
+    /// `kubectl v1.35.2` etc., in every failure message.
+    version: String,
     server: ApiServerHandle,
     dir: PathBuf,
 }
@@ -62,18 +60,25 @@ struct Out {
 }
 
 impl Kubectl {
-    async fn new(test: &str) -> Option<Kubectl> {
-        let bin = kubectl_or_skip(test)?;
+    async fn new(tool: Tool, test: &str) -> Option<Kubectl> {
+        let version = format!("kubectl {}", tool.pinned_version());
+        let bin = tools::for_test(tool, &format!("{test} ({version})"))?;
         let server = ApiServer::start(ApiServerOptions::default())
             .await
             .expect("start apiserver");
         let dir = std::env::temp_dir().join(format!(
-            "ferrolb-kubectl-{test}-{}-{}",
+            "ferrolb-kubectl-{test}-{}-{}-{}",
+            tool.file_name(),
             std::process::id(),
             server.addr().port()
         ));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        Some(Kubectl { bin, server, dir })
+        Some(Kubectl {
+            bin,
+            version,
+            server,
+            dir,
+        })
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -93,7 +98,7 @@ impl Kubectl {
     async fn run(&self, args: &[&str]) -> Out {
         let out = tokio::time::timeout(Duration::from_secs(60), self.command(args).output())
             .await
-            .unwrap_or_else(|_| panic!("kubectl {args:?} timed out"))
+            .unwrap_or_else(|_| panic!("{} {args:?} timed out", self.version))
             .expect("run kubectl");
         Out {
             ok: out.status.success(),
@@ -105,14 +110,22 @@ impl Kubectl {
     /// Runs and requires success.
     async fn ok(&self, args: &[&str]) -> String {
         let o = self.run(args).await;
-        assert!(o.ok, "kubectl {args:?} failed:\n{}\n{}", o.stdout, o.stderr);
+        assert!(
+            o.ok,
+            "{} {args:?} failed:\n{}\n{}",
+            self.version, o.stdout, o.stderr
+        );
         o.stdout
     }
 
     /// Runs and requires failure; returns stderr.
     async fn fails(&self, args: &[&str]) -> String {
         let o = self.run(args).await;
-        assert!(!o.ok, "kubectl {args:?} should have failed:\n{}", o.stdout);
+        assert!(
+            !o.ok,
+            "{} {args:?} should have failed:\n{}",
+            self.version, o.stdout
+        );
         o.stderr
     }
 
@@ -140,9 +153,8 @@ spec:
   - {name: http, port: 80, targetPort: 8080}
 ";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn project_crds_and_examples_apply_and_print() {
-    let Some(k) = Kubectl::new("crds").await else {
+async fn project_crds_and_examples_apply_and_print(tool: Tool) {
+    let Some(k) = Kubectl::new(tool, "crds").await else {
         return;
     };
     let crds = repo_file("deploy/crds.yaml").display().to_string();
@@ -323,9 +335,8 @@ async fn project_crds_and_examples_apply_and_print() {
     k.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn services_yaml_watch_patch_and_conflict() {
-    let Some(k) = Kubectl::new("services").await else {
+async fn services_yaml_watch_patch_and_conflict(tool: Tool) {
+    let Some(k) = Kubectl::new(tool, "services").await else {
         return;
     };
     let svc = k.write("svc.yaml", SERVICE);
@@ -466,5 +477,181 @@ async fn services_yaml_watch_patch_and_conflict() {
     k.ok(&["delete", "-f", &other]).await;
     k.ok(&["delete", "svc", "web"]).await;
     assert!(k.ok(&["get", "svc"]).await.is_empty());
+    k.finish().await;
+}
+
+impl Kubectl {
+    /// `get -o json` of one object, parsed.
+    async fn get_json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["get"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["-o", "json"]);
+        let text = self.ok(&all).await;
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{} {all:?}: not JSON ({e}):\n{text}", self.version))
+    }
+}
+
+/// `kubectl create namespace|service|secret|configmap|serviceaccount` build the object in
+/// the client and send it as protobuf; each object is read back and checked field by field.
+async fn create_generators_send_protobuf(tool: Tool) {
+    let Some(k) = Kubectl::new(tool, "generators").await else {
+        return;
+    };
+    let v = &k.version;
+
+    let out = k.ok(&["create", "namespace", "team-a"]).await;
+    assert!(out.contains("namespace/team-a created"), "{v}: {out}");
+    let ns = k.get_json(&["namespace", "team-a"]).await;
+    assert_eq!(ns["metadata"]["name"], "team-a", "{v}: {ns}");
+    assert_eq!(
+        ns["metadata"]["labels"]["kubernetes.io/metadata.name"], "team-a",
+        "{v}: {ns}"
+    );
+    assert_eq!(ns["status"]["phase"], "Active", "{v}: {ns}");
+    assert!(
+        ns["metadata"]["uid"]
+            .as_str()
+            .is_some_and(|u| !u.is_empty())
+    );
+    assert!(
+        k.fails(&["create", "namespace", "team-a"])
+            .await
+            .contains("AlreadyExists"),
+        "{v}"
+    );
+
+    let out = k
+        .ok(&[
+            "create",
+            "service",
+            "loadbalancer",
+            "edge",
+            "--tcp=80:8080",
+            "-n",
+            "team-a",
+        ])
+        .await;
+    assert!(out.contains("service/edge created"), "{v}: {out}");
+    let svc = k.get_json(&["service", "edge", "-n", "team-a"]).await;
+    let spec = &svc["spec"];
+    assert_eq!(spec["type"], "LoadBalancer", "{v}: {svc}");
+    assert_eq!(spec["selector"]["app"], "edge", "{v}: {svc}");
+    let ports = spec["ports"].as_array().expect("ports");
+    assert_eq!(ports.len(), 1, "{v}: {svc}");
+    assert_eq!(ports[0]["name"], "80-8080", "{v}: {svc}");
+    assert_eq!(ports[0]["port"], 80, "{v}: {svc}");
+    assert_eq!(ports[0]["targetPort"], 8080, "{v}: {svc}");
+    assert_eq!(ports[0]["protocol"], "TCP", "{v}: {svc}");
+    // The server's Service defaulting and allocation ran on the decoded object.
+    assert!(
+        ports[0]["nodePort"]
+            .as_u64()
+            .is_some_and(|p| (30000..=32767).contains(&p)),
+        "{v}: no nodePort allocated: {svc}"
+    );
+    assert!(
+        spec["clusterIP"]
+            .as_str()
+            .is_some_and(|ip| ip.starts_with("10.96.")),
+        "{v}: no clusterIP allocated: {svc}"
+    );
+    assert_eq!(spec["clusterIPs"][0], spec["clusterIP"], "{v}: {svc}");
+    assert_eq!(
+        spec["ipFamilies"],
+        serde_json::json!(["IPv4"]),
+        "{v}: {svc}"
+    );
+    assert_eq!(spec["ipFamilyPolicy"], "SingleStack", "{v}: {svc}");
+    assert_eq!(spec["externalTrafficPolicy"], "Cluster", "{v}: {svc}");
+    assert_eq!(spec["sessionAffinity"], "None", "{v}: {svc}");
+    assert_eq!(spec["allocateLoadBalancerNodePorts"], true, "{v}: {svc}");
+    assert_eq!(
+        svc["status"]["loadBalancer"],
+        serde_json::json!({}),
+        "{v}: {svc}"
+    );
+
+    let out = k
+        .ok(&[
+            "create",
+            "secret",
+            "generic",
+            "creds",
+            "--from-literal=user=admin",
+            "--from-literal=password=s3cret",
+        ])
+        .await;
+    assert!(out.contains("secret/creds created"), "{v}: {out}");
+    let secret = k.get_json(&["secret", "creds"]).await;
+    assert_eq!(secret["type"], "Opaque", "{v}: {secret}");
+    assert_eq!(secret["data"]["user"], "YWRtaW4=", "{v}: {secret}");
+    assert_eq!(secret["data"]["password"], "czNjcmV0", "{v}: {secret}");
+    assert_eq!(secret["metadata"]["namespace"], "default", "{v}: {secret}");
+
+    let out = k
+        .ok(&[
+            "create",
+            "configmap",
+            "settings",
+            "--from-literal=level=debug",
+            "--from-literal=mode=l2",
+            "-n",
+            "team-a",
+        ])
+        .await;
+    assert!(out.contains("configmap/settings created"), "{v}: {out}");
+    let cm = k.get_json(&["configmap", "settings", "-n", "team-a"]).await;
+    assert_eq!(
+        cm["data"],
+        serde_json::json!({"level": "debug", "mode": "l2"}),
+        "{v}: {cm}"
+    );
+
+    let out = k.ok(&["create", "serviceaccount", "robot"]).await;
+    assert!(out.contains("serviceaccount/robot created"), "{v}: {out}");
+    let sa = k.get_json(&["serviceaccount", "robot"]).await;
+    assert_eq!(sa["metadata"]["name"], "robot", "{v}: {sa}");
+    assert_eq!(sa["kind"], "ServiceAccount", "{v}: {sa}");
+
+    // A dry run goes through the same decoding and stores nothing.
+    let out = k
+        .ok(&[
+            "create",
+            "configmap",
+            "ghost",
+            "--from-literal=a=b",
+            "--dry-run=server",
+        ])
+        .await;
+    assert!(
+        out.contains("configmap/ghost created (server dry run)"),
+        "{v}: {out}"
+    );
+    assert!(
+        k.fails(&["get", "configmap", "ghost"])
+            .await
+            .contains("NotFound"),
+        "{v}"
+    );
+
+    for (kind, name, ns) in [
+        ("secret", "creds", "default"),
+        ("serviceaccount", "robot", "default"),
+        ("namespace", "team-a", ""),
+    ] {
+        let mut args = vec!["delete", kind, name];
+        if !ns.is_empty() {
+            args.extend_from_slice(&["-n", ns]);
+        }
+        k.ok(&args).await;
+    }
+    // The namespace took its Service and ConfigMap with it.
+    assert!(
+        k.fails(&["get", "service", "edge", "-n", "team-a"])
+            .await
+            .contains("NotFound"),
+        "{v}"
+    );
     k.finish().await;
 }

@@ -197,6 +197,16 @@ impl ApiError {
         )
     }
 
+    /// 415 with the server's own explanation (a known media type it cannot decode here).
+    pub fn unsupported_media_type_because(message: impl Into<String>) -> Self {
+        Self::new(415, "UnsupportedMediaType", message)
+    }
+
+    /// 406: none of the media types in the request's Accept header can be produced.
+    pub fn not_acceptable(message: impl Into<String>) -> Self {
+        Self::new(406, "NotAcceptable", message)
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "InternalError", message)
     }

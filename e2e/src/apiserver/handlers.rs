@@ -16,7 +16,7 @@ use super::objects::{self, Part};
 use super::resources::ResourceType;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::store::Write;
-use super::{Shared, convert, discovery, openapi, patch, table, validation, watch};
+use super::{Shared, convert, discovery, openapi, patch, protobuf, table, validation, watch};
 
 /// Bodies larger than this are rejected (the real server's limit is 3 MiB for etcd).
 const MAX_BODY: usize = 8 * 1024 * 1024;
@@ -46,12 +46,23 @@ fn ok(v: &impl serde::Serialize) -> Response {
 /// The one entry point: routes by path, never panics on client input.
 pub async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    let uri = req.uri().clone();
+    let header = |req: &Request, name| {
+        req.headers()
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    let (content_type, accept) = (header(&req, CONTENT_TYPE), header(&req, ACCEPT));
     let result = route(shared, req).await;
     match result {
-        Ok(r) => r,
+        Ok(r) => {
+            tracing::trace!(%method, %uri, %content_type, %accept, code = r.status().as_u16(), "request");
+            r
+        }
         Err(e) => {
-            tracing::debug!(%method, %path, code = e.code, "request failed: {}", e.message);
+            tracing::debug!(%method, %uri, %content_type, %accept, code = e.code, "request failed: {}", e.message);
             e.into_response()
         }
     }
@@ -196,14 +207,24 @@ async fn route(shared: Arc<Shared>, req: Request) -> ApiResult<Response> {
         .unwrap_or("")
         .to_string();
     let method = req.method().clone();
-    if content_type.contains("protobuf") || content_type.contains("cbor") {
-        // kubectl's imperative generators (`kubectl create service ...`) send protobuf;
-        // this server speaks JSON only (`kubectl create -f` / `apply -f` use JSON).
+    if content_type.contains("cbor") {
         return Err(ApiError::unsupported_media_type(&content_type));
+    }
+    if !protobuf::accepts_json(&accept) && accept.contains(protobuf::MEDIA_TYPE) {
+        // Responses are JSON only; kube-apiserver answers 406 when nothing it can produce
+        // is acceptable.
+        return Err(ApiError::not_acceptable(format!(
+            "only the following media types are accepted: application/json, application/yaml (Accept: {accept:?})"
+        )));
     }
     let body = axum::body::to_bytes(req.into_body(), MAX_BODY)
         .await
         .map_err(|e| ApiError::bad_request(format!("failed to read the request body: {e}")))?;
+    let body = if protobuf::is_protobuf(&content_type) {
+        protobuf_body_as_json(&method, &target.rt, &body)?
+    } else {
+        body
+    };
     let ctx = Ctx {
         shared,
         t: target,
@@ -224,6 +245,25 @@ async fn route(shared: Arc<Shared>, req: Request) -> ApiResult<Response> {
             "{m} is not supported on this path"
         ))),
     }
+}
+
+/// A protobuf body in the JSON form the verbs take (client-go's typed clients and kubectl's
+/// generators send built-in kinds as protobuf).
+fn protobuf_body_as_json(
+    method: &Method,
+    rt: &ResourceType,
+    body: &axum::body::Bytes,
+) -> ApiResult<axum::body::Bytes> {
+    let json = match *method {
+        Method::POST | Method::PUT => protobuf::decode_object(body, (&rt.api_version(), &rt.kind))?,
+        Method::DELETE if !body.is_empty() => protobuf::decode_delete_options(body)?,
+        // Patches have their own media types; GET and an empty DELETE have no body.
+        Method::PATCH => return Err(ApiError::unsupported_media_type(protobuf::MEDIA_TYPE)),
+        _ => return Ok(axum::body::Bytes::new()),
+    };
+    serde_json::to_vec(&json)
+        .map(axum::body::Bytes::from)
+        .map_err(|e| ApiError::internal(format!("cannot re-encode a decoded body: {e}")))
 }
 
 struct Ctx {

@@ -1,7 +1,8 @@
-//! An in-memory Kubernetes API server that real clients (kubectl, kube-rs) accept:
-//! discovery, OpenAPI, list/watch with resourceVersions and 410 Gone, optimistic
-//! concurrency, status subresources, merge/JSON/strategic/apply patches, finalizers,
-//! CRDs served on creation, Service defaulting and allocation, and fault injection.
+//! An in-memory Kubernetes API server that real clients (kubectl 1.29 and 1.35, helm 4,
+//! kube-rs) accept: discovery, OpenAPI, list/watch with resourceVersions and 410 Gone,
+//! optimistic concurrency, status subresources, merge/JSON/strategic/apply patches, JSON and
+//! protobuf bodies, finalizers, CRDs served on creation, Service defaulting and allocation,
+//! and fault injection.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -17,32 +18,46 @@
 //!
 //! # Fidelity
 //!
-//! Faithful (checked with kubectl 1.33 and kube-rs 5): `/version` (v1.33.x), legacy
-//! discovery (kubectl's aggregated-discovery request gets a plain answer and falls back, as
-//! with older servers), OpenAPI v3 index and documents (kubectl then validates with
-//! `fieldValidation=Strict` on the server: unknown fields are 400 "strict decoding error",
-//! otherwise a `Warning` header), one resourceVersion sequence, no-op writes keep the
-//! version, `metav1.Status` errors with real codes/reasons, label/field selectors,
+//! Faithful (checked with kubectl 1.35 and 1.29, helm 4.1 and kube-rs 5): `/version`
+//! (v1.33.x), legacy discovery (the aggregated-discovery request of kubectl and helm gets a
+//! plain answer and falls back, as with older servers), OpenAPI v3 index and documents
+//! (kubectl and helm then send `fieldValidation=Strict`: unknown fields are 400 "strict
+//! decoding error", otherwise a `Warning` header), one resourceVersion sequence, no-op writes
+//! keep the version, `metav1.Status` errors with real codes/reasons, label/field selectors,
 //! limit/continue, watch semantics (resume, 410 ERROR event, bookmarks,
 //! `sendInitialEvents`, selector enter/leave as ADDED/DELETED, timeoutSeconds), status
-//! subresource split, generation on spec changes (CRs, CRDs), finalizers and
-//! deletionTimestamp, CRD status conditions, CRD schema validation (types, required,
-//! enum, pruning), Tables with CRD printer columns, Service defaults and allocations,
-//! events.k8s.io/v1 and core/v1 Events sharing storage.
+//! subresource split, generation on spec changes (CRs, CRDs, Deployments, DaemonSets,
+//! NetworkPolicies), finalizers and deletionTimestamp, CRD status conditions (Established,
+//! NamesAccepted), CRD schema validation (types, required, enum, pruning), Tables with CRD
+//! printer columns, Service defaults and allocations, Secret defaults (`type: Opaque`,
+//! `stringData` folded into `data`), name rules per kind (DNS label, DNS subdomain, or a path
+//! segment for RBAC objects), events.k8s.io/v1 and core/v1 Events sharing storage.
+//! Protobuf request bodies (`application/vnd.kubernetes.protobuf`, the `k8s\0` +
+//! `runtime.Unknown` envelope that kubectl's `create` generators and client-go typed clients
+//! such as helm's release storage send) are decoded for the kinds listed in [`protobuf`]
+//! (Namespace, Service, Secret, ConfigMap, ServiceAccount, DeleteOptions) and stored as JSON;
+//! a kind without a conversion is 415 naming the kind, a malformed body 400.
 //!
 //! Approximated: strategic merge patch knows the merge keys of the lists listed in
 //! [`patch::list_strategy`] (other lists are replaced); server-side apply merges the applied
 //! configuration into the live object and records `managedFields`, but never removes
-//! fields a manager stopped applying and never reports conflicts; CRD versions are served
-//! without conversion; namespace deletion cascades at once (no Terminating phase);
-//! `/openapi/v2` protobuf is a minimal document without definitions (kubectl only falls back
-//! to it with a stale v3 cache); list `continue` tokens are served from the current state,
-//! not the original snapshot; dryRun is supported on writes but allocations are not held.
+//! fields a manager stopped applying and never reports conflicts (so `helm upgrade` changes
+//! and adds fields, but a field dropped from a template stays); CRD versions are served
+//! without conversion; namespace deletion cascades at once (no Terminating phase); DELETE
+//! honours `preconditions` but ignores `propagationPolicy`, `gracePeriodSeconds` and
+//! `orphanDependents` (there is no garbage collector: `ownerReferences` dependents stay);
+//! workloads (Deployment, DaemonSet) are stored and versioned but no controller runs them,
+//! so their `status` stays empty; `/openapi/v2` protobuf is a minimal document without
+//! definitions (kubectl only falls back to it with a stale v3 cache); list `continue`
+//! tokens are served from the current state, not the original snapshot; dryRun is supported
+//! on writes but allocations are not held. Responses are always JSON: a client whose Accept
+//! header allows only protobuf gets 406, as kube-apiserver answers an unsatisfiable Accept.
 //!
-//! Missing: protobuf and CBOR bodies (415; `kubectl create service|configmap ...`
-//! generators send protobuf, `kubectl create -f` works), authentication/authorization,
-//! admission, pods/log/exec/portforward and other subresources except `/status`,
-//! deletecollection of namespaces, `resourceVersionMatch=Exact` on lists.
+//! Missing: CBOR bodies (415), protobuf responses and watch streams, protobuf bodies of
+//! kinds other than those above, authentication/authorization, admission,
+//! pods/log/exec/portforward and other subresources except `/status`, deletecollection of
+//! namespaces, `resourceVersionMatch=Exact` on lists, built-in kinds other than those in
+//! [`resources::builtins`] (e.g. StatefulSet, Job, Ingress: 404).
 
 mod convert;
 mod crd;
@@ -53,6 +68,7 @@ mod handlers;
 mod objects;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod resources;
 pub mod selectors;
 mod service;

@@ -78,6 +78,19 @@ pub fn is_dns_label(s: &str) -> bool {
     s.len() <= 63 && !s.contains('.') && is_dns_subdomain(s)
 }
 
+/// kube-apiserver's `ValidatePathSegmentName`: what a name needs to be usable in a URL.
+fn path_segment_problem(name: &str) -> Option<&'static str> {
+    if name == "." || name == ".." {
+        Some("may not be '.' or '..'")
+    } else if name.contains('/') {
+        Some("may not contain '/'")
+    } else if name.contains('%') {
+        Some("may not contain '%'")
+    } else {
+        None
+    }
+}
+
 /// `metadata` as a mutable map, created if missing.
 pub fn meta_mut(obj: &mut Value) -> ApiResult<&mut Map<String, Value>> {
     let map = obj
@@ -199,21 +212,22 @@ pub fn prepare_create(
             }
         },
     };
-    let name_ok = if matches!(kind.as_str(), "Namespace" | "Service") {
-        is_dns_label(&name)
-    } else {
-        is_dns_subdomain(&name)
+    let name_problem = match (rt.group.as_str(), kind.as_str()) {
+        ("", "Namespace" | "Service") => (!is_dns_label(&name)).then_some(
+            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character",
+        ),
+        // RBAC objects only need a valid path segment (`system:controller:x` is common).
+        ("rbac.authorization.k8s.io", _) => path_segment_problem(&name),
+        _ => (!is_dns_subdomain(&name)).then_some(
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
+        ),
     };
-    if !name_ok {
+    if let Some(problem) = name_problem {
         return Err(ApiError::invalid(
             &rt.group,
             &kind,
             &name,
-            vec![FieldError::invalid(
-                "metadata.name",
-                &json!(name),
-                "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
-            )],
+            vec![FieldError::invalid("metadata.name", &json!(name), problem)],
         ));
     }
     meta.insert("uid".into(), json!(new_uid()));
@@ -239,7 +253,7 @@ pub fn prepare_create(
     }
     match (rt.group.as_str(), kind.as_str()) {
         ("", "Service") => service::on_create(view, &mut obj)?,
-        ("", "Secret") => fold_string_data(&mut obj),
+        ("", "Secret") => secret_defaults(&mut obj),
         ("", "Namespace") => {
             obj["status"] = json!({"phase": "Active"});
             obj["spec"] = json!({"finalizers": ["kubernetes"]});
@@ -402,7 +416,7 @@ pub fn prepare_update(
     }
     match (rt.group.as_str(), rt.kind.as_str()) {
         ("", "Service") => service::on_update(view, current, &mut obj)?,
-        ("", "Secret") => fold_string_data(&mut obj),
+        ("", "Secret") => secret_defaults(&mut obj),
         ("apiextensions.k8s.io", "CustomResourceDefinition") if part == Part::Main => {
             super::crd::validate(view, &obj, Some(current))?;
             obj["status"] = super::crd::status(&obj);
@@ -494,6 +508,15 @@ pub fn ready_to_remove(obj: &Value) -> bool {
             .is_none_or(|f| f.is_empty())
 }
 
+/// What kube-apiserver does to every Secret it decodes: an empty type is `Opaque` and
+/// `stringData` is folded into `data`.
+fn secret_defaults(obj: &mut Value) {
+    if obj["type"].as_str().is_none_or(str::is_empty) {
+        obj["type"] = json!("Opaque");
+    }
+    fold_string_data(obj);
+}
+
 /// As the real API server: a Secret's `stringData` is a write-only convenience, merged into
 /// `data` (base64, overriding keys of the same name) and never stored or returned.
 fn fold_string_data(obj: &mut Value) {
@@ -529,5 +552,78 @@ mod string_data_tests {
         assert!(s.get("stringData").is_none());
         assert_eq!(s["data"]["password"], "czNjcmV0");
         assert_eq!(s["data"]["keep"], "a2VlcA==");
+    }
+
+    #[test]
+    fn a_secret_without_a_type_is_opaque() {
+        let mut s = json!({"kind": "Secret", "data": {}});
+        secret_defaults(&mut s);
+        assert_eq!(s["type"], "Opaque");
+        let mut s = json!({"kind": "Secret", "type": "kubernetes.io/tls"});
+        secret_defaults(&mut s);
+        assert_eq!(s["type"], "kubernetes.io/tls");
+    }
+}
+
+#[cfg(test)]
+mod kind_rules_tests {
+    use super::super::resources::builtins;
+    use super::super::store::Store;
+    use super::*;
+
+    fn rt(kind: &str) -> ResourceType {
+        builtins()
+            .into_iter()
+            .find(|t| t.kind == kind)
+            .unwrap_or_else(|| panic!("no built-in {kind}"))
+    }
+
+    #[test]
+    fn rbac_names_only_need_to_be_path_segments() {
+        let store = Store::new(10, None);
+        let view = store.lock();
+        let role = json!({"metadata": {"name": "ferrolb:speaker"}, "rules": []});
+        let created = prepare_create(&view, &rt("ClusterRole"), "", role, None).unwrap();
+        assert_eq!(created["metadata"]["name"], "ferrolb:speaker");
+        let bad = json!({"metadata": {"name": "a/b"}});
+        let err = prepare_create(&view, &rt("ClusterRole"), "", bad, None).unwrap_err();
+        assert_eq!(err.code, 422);
+        assert!(
+            err.message.contains("may not contain '/'"),
+            "{}",
+            err.message
+        );
+        // Everything else keeps the DNS rules.
+        let sa = json!({"metadata": {"name": "ferrolb:speaker"}});
+        let err = prepare_create(&view, &rt("ServiceAccount"), "default", sa, None).unwrap_err();
+        assert!(
+            err.message.contains("RFC 1123 subdomain"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn workloads_count_template_changes_in_generation() {
+        let store = Store::new(10, None);
+        let view = store.lock();
+        let ds = rt("DaemonSet");
+        let obj = json!({
+            "metadata": {"name": "speaker"},
+            "spec": {"template": {"spec": {"containers": [{"name": "s", "args": ["--log-level=info"]}]}}},
+        });
+        let created = prepare_create(&view, &ds, "default", obj.clone(), None).unwrap();
+        assert_eq!(created["metadata"]["generation"], 1);
+        let mut changed = created.clone();
+        changed["spec"]["template"]["spec"]["containers"][0]["args"] = json!(["--log-level=debug"]);
+        let updated = prepare_update(&view, &ds, &created, changed, Part::Main, None).unwrap();
+        assert_eq!(updated["metadata"]["generation"], 2);
+        let mut labelled = updated.clone();
+        labelled["metadata"]["labels"] = json!({"tier": "edge"});
+        let relabelled = prepare_update(&view, &ds, &updated, labelled, Part::Main, None).unwrap();
+        assert_eq!(
+            relabelled["metadata"]["generation"], 2,
+            "metadata is not spec"
+        );
     }
 }

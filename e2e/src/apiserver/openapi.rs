@@ -24,7 +24,7 @@ const REF3: &str = "#/components/schemas/";
 fn builtin_defs() -> &'static (Defs, Vec<(String, String)>) {
     static DEFS: OnceLock<(Defs, Vec<(String, String)>)> = OnceLock::new();
     DEFS.get_or_init(|| {
-        use k8s_openapi::api::{coordination, core, discovery, events};
+        use k8s_openapi::api::{apps, coordination, core, discovery, events, networking, rbac};
         use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
         use schemars::JsonSchema;
         let mut generator = schemars::generate::SchemaSettings::openapi3().into_generator();
@@ -49,6 +49,14 @@ fn builtin_defs() -> &'static (Defs, Vec<(String, String)>) {
         root!(discovery::v1::EndpointSlice);
         root!(events::v1::Event);
         root!(coordination::v1::Lease);
+        root!(core::v1::ServiceAccount);
+        root!(apps::v1::Deployment);
+        root!(apps::v1::DaemonSet);
+        root!(rbac::v1::Role);
+        root!(rbac::v1::RoleBinding);
+        root!(rbac::v1::ClusterRole);
+        root!(rbac::v1::ClusterRoleBinding);
+        root!(networking::v1::NetworkPolicy);
         root!(apiext::CustomResourceDefinition);
         generator.subschema_for::<k8s_openapi::apimachinery::pkg::apis::meta::v1::Status>();
         generator.subschema_for::<k8s_openapi::apimachinery::pkg::apis::meta::v1::Patch>();
@@ -78,8 +86,13 @@ fn gvk_of_def(name: &str) -> Value {
     } else if name.starts_with("io.k8s.apiextensions-apiserver.") {
         "apiextensions.k8s.io".to_string()
     } else {
-        // io.k8s.api.<group-prefix>.<version>.<Kind>: discovery, events, coordination.
-        format!("{}.k8s.io", parts.get(3).copied().unwrap_or(""))
+        match parts.get(3).copied().unwrap_or("") {
+            "apps" => "apps".to_string(),
+            "rbac" => "rbac.authorization.k8s.io".to_string(),
+            // io.k8s.api.<group-prefix>.<version>.<Kind>: discovery, events, coordination,
+            // networking.
+            prefix => format!("{prefix}.k8s.io"),
+        }
     };
     json!({"group": group, "version": version, "kind": kind})
 }
@@ -101,6 +114,8 @@ fn add_patch_extensions(defs: &mut Defs) {
         ("io.k8s.api.core.v1.NodeStatus", "conditions", "type"),
         ("io.k8s.api.core.v1.NodeStatus", "addresses", "type"),
         ("io.k8s.api.core.v1.NamespaceStatus", "conditions", "type"),
+        ("io.k8s.api.apps.v1.DeploymentStatus", "conditions", "type"),
+        ("io.k8s.api.apps.v1.DaemonSetStatus", "conditions", "type"),
         (
             "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
             "ownerReferences",

@@ -64,6 +64,10 @@ pub fn list_strategy(kind: &str, path: &str) -> Option<ListStrategy> {
             "status.conditions" => Some(MergeKey("type")),
             p => p.strip_prefix("spec.").and_then(pod_spec),
         },
+        "Deployment" | "DaemonSet" => match path {
+            "status.conditions" => Some(MergeKey("type")),
+            p => p.strip_prefix("spec.template.spec.").and_then(pod_spec),
+        },
         "Node" => match path {
             "status.conditions" => Some(MergeKey("type")),
             "status.addresses" => Some(MergeKey("type")),

@@ -15,8 +15,9 @@ use crate::lab::daemons::{
 };
 use crate::lab::process::{LabProcess, ProcessSpec};
 use crate::lab::{Lab, LabError};
-use anyhow::{Context, anyhow};
+use anyhow::{Context, anyhow, bail};
 use ipnet::IpNet;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeCondition, NodeStatus, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -25,7 +26,7 @@ use kube::discovery::pinned_kind;
 use kube::{Client, ResourceExt};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Port of every speaker's HTTP API.
@@ -96,6 +97,31 @@ pub struct ClusterOptions {
     pub speaker_args: Vec<String>,
     /// Where the controller and speaker binaries come from.
     pub components: Components,
+    /// How ferrolb's objects get into the API server, and so which arguments the controller
+    /// and speakers run with.
+    pub install: Install,
+}
+
+/// How the lab installs ferrolb into its API server.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Install {
+    /// The lab applies the CRDs, creates the namespace and the membership Secret itself, and
+    /// starts the controller (without leader election) and the speakers with its own
+    /// arguments.
+    #[default]
+    Direct,
+    /// `helm install` of this chart (with the pinned helm) into `ferrolb-system`: CRDs, RBAC,
+    /// workloads and the memberlist Secret come from the chart, and the controller and speakers
+    /// run with the command, arguments and environment of its Deployment and DaemonSet, as a
+    /// kubelet would start them.
+    Helm { chart: PathBuf },
+}
+
+/// The workloads an installation created, as JSON, for [`crate::workload::container_process`].
+#[derive(Clone, Debug)]
+struct InstalledWorkloads {
+    controller: serde_json::Value,
+    speaker: serde_json::Value,
 }
 
 /// Where the lab takes `ferrolb-controller` and `ferrolb-speaker` from.
@@ -172,6 +198,7 @@ impl Default for ClusterOptions {
             router_bfd: None,
             speaker_args: Vec::new(),
             components: Components::Workspace,
+            install: Install::Direct,
         }
     }
 }
@@ -214,6 +241,8 @@ pub struct Cluster {
     /// gobgpd in the router namespace ([`RouterKind::Gobgp`]).
     pub gobgp: Option<Gobgp>,
     opts: ClusterOptions,
+    /// Set when the chart installed ferrolb: the processes run as its workloads say.
+    workloads: Option<InstalledWorkloads>,
 }
 
 fn lab_err(e: LabError) -> anyhow::Error {
@@ -276,8 +305,12 @@ impl Cluster {
             frr: None,
             gobgp: None,
             opts: opts.clone(),
+            workloads: None,
         };
         cluster.prepare_nodes()?;
+        if let Install::Helm { chart } = &opts.install {
+            cluster.workloads = Some(cluster.helm_install(chart)?);
+        }
         cluster.register()?;
         if opts.bird {
             match opts.router {
@@ -341,6 +374,65 @@ impl Cluster {
         Ok(())
     }
 
+    /// `helm install ferrolb CHART` into `ferrolb-system` with the pinned helm, run in the
+    /// control plane's namespace (where the API server listens), then reads back the
+    /// Deployment and DaemonSet it created.
+    fn helm_install(&self, chart: &Path) -> anyhow::Result<InstalledWorkloads> {
+        let helm = crate::tools::path(crate::tools::Tool::Helm);
+        let version = crate::tools::version_line(crate::tools::Tool::Helm)
+            .map_err(|e| anyhow!("lab --install helm: {e}"))?;
+        let home = self.lab.log_dir().join("helm-home");
+        std::fs::create_dir_all(&home).with_context(|| format!("creating {}", home.display()))?;
+        let env = |k: &str, sub: &str| format!("{k}={}", home.join(sub).display());
+        let argv: Vec<String> = vec![
+            "env".into(),
+            env("HOME", ""),
+            env("HELM_CACHE_HOME", "cache"),
+            env("HELM_CONFIG_HOME", "config"),
+            env("HELM_DATA_HOME", "data"),
+            helm.display().to_string(),
+            "install".into(),
+            "ferrolb".into(),
+            chart.display().to_string(),
+            "--namespace".into(),
+            "ferrolb-system".into(),
+            "--create-namespace".into(),
+            "--kubeconfig".into(),
+            self.kubeconfig.display().to_string(),
+        ];
+        let out = self.lab.control_plane().ns().exec(&argv).map_err(lab_err)?;
+        if !out.success() {
+            bail!(
+                "helm install of {} failed ({version}):\n{}{}",
+                chart.display(),
+                out.stdout,
+                out.stderr
+            );
+        }
+        tracing::debug!("helm install ({version}):\n{}", out.stdout);
+        let client = self.client.clone();
+        let (controller, speaker) = self.run(async move {
+            let deployments: Api<Deployment> = Api::namespaced(client.clone(), "ferrolb-system");
+            let daemonsets: Api<DaemonSet> = Api::namespaced(client, "ferrolb-system");
+            let controller = deployments
+                .get("controller")
+                .await
+                .context("the chart's Deployment controller")?;
+            let speaker = daemonsets
+                .get("speaker")
+                .await
+                .context("the chart's DaemonSet speaker")?;
+            Ok::<_, anyhow::Error>((
+                serde_json::to_value(controller)?,
+                serde_json::to_value(speaker)?,
+            ))
+        })??;
+        Ok(InstalledWorkloads {
+            controller,
+            speaker,
+        })
+    }
+
     /// CRDs, the namespace, Node objects (Ready, with their InternalIP) and the membership key.
     fn register(&self) -> anyhow::Result<()> {
         let client = self.client.clone();
@@ -355,17 +447,24 @@ impl Cluster {
                 )
             })
             .collect();
+        // Through the chart, the CRDs, the namespace and the key are the chart's.
+        let direct = self.workloads.is_none();
         self.run(async move {
-            crate::fixtures::install_crds(&client)
-                .await
-                .context("installing CRDs")?;
-            crate::fixtures::ensure_namespace(&client, "ferrolb-system")
-                .await
-                .context("creating namespace ferrolb-system")?;
+            if direct {
+                crate::fixtures::install_crds(&client)
+                    .await
+                    .context("installing CRDs")?;
+                crate::fixtures::ensure_namespace(&client, "ferrolb-system")
+                    .await
+                    .context("creating namespace ferrolb-system")?;
+            }
             for (name, addrs) in nodes {
                 register_node(&client, &name, &addrs, true)
                     .await
                     .with_context(|| format!("registering node {name}"))?;
+            }
+            if !direct {
+                return Ok(());
             }
             let secrets: Api<Secret> = Api::namespaced(client.clone(), "ferrolb-system");
             let key = Secret {
@@ -553,23 +652,55 @@ impl Cluster {
     pub fn start_controller(&mut self) -> anyhow::Result<()> {
         self.controller = None;
         let cp = self.lab.control_plane();
-        let listen = SocketAddr::new(IpAddr::V4(cp.v4()), CONTROLLER_HTTP_PORT);
-        let spec = self
-            .opts
-            .components
-            .command("ferrolb-controller")
-            .args([
-                "run",
-                "--namespace",
-                "ferrolb-system",
-                "--no-leader-election",
-            ])
-            .arg("--listen")
-            .arg(listen.to_string())
-            .env("KUBECONFIG", &self.kubeconfig)
-            .env("RUST_LOG", "info");
+        let spec = match &self.workloads {
+            Some(w) => self.workload_spec(&w.controller, "controller", "controller-0", "lab")?,
+            None => {
+                let listen = SocketAddr::new(IpAddr::V4(cp.v4()), CONTROLLER_HTTP_PORT);
+                self.opts
+                    .components
+                    .command("ferrolb-controller")
+                    .args([
+                        "run",
+                        "--namespace",
+                        "ferrolb-system",
+                        "--no-leader-election",
+                    ])
+                    .arg("--listen")
+                    .arg(listen.to_string())
+                    .env("RUST_LOG", "info")
+            }
+        }
+        .env("KUBECONFIG", &self.kubeconfig);
         self.controller = Some(cp.ns().spawn_spec(&spec).map_err(lab_err)?);
         Ok(())
+    }
+
+    /// The process a kubelet would start for `container` of an installed workload, from the
+    /// binaries of [`ClusterOptions::components`]. Only `KUBECONFIG` is added by the caller
+    /// (the lab's processes have no in-cluster credentials).
+    fn workload_spec(
+        &self,
+        workload: &serde_json::Value,
+        container: &str,
+        pod_name: &str,
+        node_name: &str,
+    ) -> anyhow::Result<ProcessSpec> {
+        let pod = crate::workload::PodContext {
+            pod_name,
+            namespace: "ferrolb-system",
+            node_name,
+        };
+        let p = crate::workload::container_process(workload, container, pod)?;
+        let (program, args) = p
+            .argv
+            .split_first()
+            .ok_or_else(|| anyhow!("{container}: empty command"))?;
+        let bin = program.rsplit('/').next().unwrap_or(program);
+        let mut spec = self.opts.components.command(bin).args(args);
+        for (k, v) in &p.env {
+            spec = spec.env(k, v);
+        }
+        Ok(spec)
     }
 
     /// Starts (or restarts) the speaker of node `i` (1-based).
@@ -587,31 +718,38 @@ impl Cluster {
             *s = None;
         }
         let node = self.lab.node(i);
-        let listen = SocketAddr::new(IpAddr::V4(node.v4()), SPEAKER_HTTP_PORT);
-        let port = if self.opts.membership {
-            MEMBERSHIP_PORT
-        } else {
-            0
-        };
-        let spec = self
-            .opts
-            .components
-            .command("ferrolb-speaker")
-            .args([
-                "run",
-                "--namespace",
-                "ferrolb-system",
-                "--node-name",
-                node.name(),
-            ])
-            .arg("--listen")
-            .arg(listen.to_string())
-            .arg("--membership-port")
-            .arg(port.to_string())
-            .args(self.opts.speaker_args.iter())
-            .args(extra.iter().copied())
-            .env("KUBECONFIG", &self.kubeconfig)
-            .env("RUST_LOG", "info");
+        let spec = match &self.workloads {
+            Some(w) => {
+                let pod = format!("speaker-{}", node.name());
+                self.workload_spec(&w.speaker, "speaker", &pod, node.name())?
+            }
+            None => {
+                let listen = SocketAddr::new(IpAddr::V4(node.v4()), SPEAKER_HTTP_PORT);
+                let port = if self.opts.membership {
+                    MEMBERSHIP_PORT
+                } else {
+                    0
+                };
+                self.opts
+                    .components
+                    .command("ferrolb-speaker")
+                    .args([
+                        "run",
+                        "--namespace",
+                        "ferrolb-system",
+                        "--node-name",
+                        node.name(),
+                    ])
+                    .arg("--listen")
+                    .arg(listen.to_string())
+                    .arg("--membership-port")
+                    .arg(port.to_string())
+                    .env("RUST_LOG", "info")
+            }
+        }
+        .args(self.opts.speaker_args.iter())
+        .args(extra.iter().copied())
+        .env("KUBECONFIG", &self.kubeconfig);
         let p = node.ns().spawn_spec(&spec).map_err(lab_err)?;
         match self.speakers.get_mut(slot) {
             Some(s) => *s = Some(p),

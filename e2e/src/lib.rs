@@ -8,3 +8,4 @@ pub mod image;
 pub mod lab;
 pub mod labcmd;
 pub mod tools;
+pub mod workload;

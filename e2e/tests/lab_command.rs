@@ -166,3 +166,64 @@ fn lab_bgp_scenario_routes_through_the_router() {
     assert_eq!(r["leftoverNamespaces"], serde_json::json!([]), "{r:#}");
     assert_eq!(r["leftoverPids"], serde_json::json!([]), "{r:#}");
 }
+
+#[test]
+fn lab_installs_through_the_chart_and_runs_its_workloads() {
+    if !lab::tools_or_skip("lab_command", &["ip", "bird", "birdc"]) {
+        return;
+    }
+    let Some(_helm) = ferrolb_e2e::tools::for_test(ferrolb_e2e::tools::Tool::Helm, "lab_helm")
+    else {
+        return;
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrolb-e2e"))
+        .args(["lab", "--once", "--json", "--install", "helm"])
+        // Kept so this test can read the command lines the lab started; removed below.
+        .env("FERROLB_LAB_KEEP_LOGS", "1")
+        .output()
+        .expect("running ferrolb-e2e lab --install helm");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let r: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{stdout}\n--- stderr:\n{stderr}"));
+    let log_dir = r["logDir"].as_str().map(std::path::PathBuf::from);
+    let read_log = |name: &str| -> String {
+        log_dir
+            .as_ref()
+            .map(|d| std::fs::read_to_string(d.join(name)).unwrap_or_default())
+            .unwrap_or_default()
+    };
+    let controller_log = read_log("cp-controller.log");
+    let speaker_log = read_log("node1-speaker.log");
+    if let Some(d) = &log_dir {
+        let _ = std::fs::remove_dir_all(d);
+    }
+    assert_eq!(r["install"], "helm", "{r:#}");
+    assert_eq!(r["ok"], true, "failures: {:#}\n{stderr}", r["failures"]);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(r["bgpSessionsEstablished"], 6, "{r:#}");
+    assert_eq!(r["failover"]["restarted"], true, "{r:#}");
+    // The processes ran as the chart's workloads say, not with the lab's own arguments: the
+    // chart's `--flag=value` spellings, and the controller with leader election.
+    let first_line = |log: &str| log.lines().next().unwrap_or("").to_string();
+    let controller = first_line(&controller_log);
+    assert!(
+        controller
+            .contains("ferrolb-controller run --namespace=ferrolb-system --listen=0.0.0.0:7472")
+            && !controller.contains("--no-leader-election"),
+        "{controller}"
+    );
+    assert!(
+        controller_log.contains("leadership changed"),
+        "the chart's controller elects a leader:\n{controller_log}"
+    );
+    let speaker = first_line(&speaker_log);
+    assert!(
+        speaker.contains("--namespace=ferrolb-system --listen=0.0.0.0:7473 --membership-port=7946")
+            && speaker.contains("--node-name=")
+            && !speaker.contains("$("),
+        "{speaker}"
+    );
+    assert_eq!(r["leftoverNamespaces"], serde_json::json!([]), "{r:#}");
+    assert_eq!(r["leftoverPids"], serde_json::json!([]), "{r:#}");
+}

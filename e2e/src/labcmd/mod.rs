@@ -15,7 +15,7 @@ pub mod scenario;
 
 use crate::bench::controller::sibling_binary;
 use crate::cluster::{
-    CONTROLLER_HTTP_PORT, Cluster, ClusterOptions, Components, EXAMPLE_BGP_PASSWORD,
+    CONTROLLER_HTTP_PORT, Cluster, ClusterOptions, Components, EXAMPLE_BGP_PASSWORD, Install,
     SPEAKER_HTTP_PORT,
 };
 use crate::image::UnpackedImage;
@@ -53,6 +53,22 @@ pub struct LabArgs {
     /// and its /ferrolb-controller (as the image's user) and /ferrolb-speaker are started.
     #[arg(long, value_name = "OCI_ARCHIVE")]
     pub from_image: Option<std::path::PathBuf>,
+    /// How ferrolb is installed into the lab's API server: `direct` (the lab applies the CRDs
+    /// and the membership Secret and starts the controller and speakers with its own
+    /// arguments) or `helm` (`helm install` of the chart, then the controller and speakers run
+    /// with the command, arguments and environment of the chart's Deployment and DaemonSet).
+    #[arg(long, value_enum, default_value_t = InstallMethod::Direct)]
+    pub install: InstallMethod,
+    /// The chart `--install helm` installs.
+    #[arg(long, value_name = "DIR", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/helm/ferrolb"))]
+    pub chart: std::path::PathBuf,
+}
+
+/// `--install`: how the lab installs ferrolb.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InstallMethod {
+    Direct,
+    Helm,
 }
 
 /// Fails with what to do when a binary the lab runs is missing.
@@ -161,8 +177,20 @@ pub fn run(args: &LabArgs) -> anyhow::Result<i32> {
         bird_password: Some(EXAMPLE_BGP_PASSWORD.to_string()),
         upstream_client: args.scenario.bgp(),
         components,
+        install: match args.install {
+            InstallMethod::Direct => Install::Direct,
+            InstallMethod::Helm => Install::Helm {
+                chart: args.chart.clone(),
+            },
+        },
         ..ClusterOptions::default()
     };
+    if args.install == InstallMethod::Helm {
+        ui.line(format!(
+            "  installing with helm: {} (the controller and speakers run as its workloads say)",
+            args.chart.display()
+        ));
+    }
     let what = if args.scenario.bgp() {
         "building the lab: 3 nodes, LAN client, router with BIRD, upstream client; API server, controller, speakers"
     } else {
@@ -246,6 +274,11 @@ pub fn run(args: &LabArgs) -> anyhow::Result<i32> {
         image: image
             .as_ref()
             .map(|i| format!("{} ({})", i.reference, i.manifest_digest)),
+        install: match args.install {
+            InstallMethod::Direct => "direct",
+            InstallMethod::Helm => "helm",
+        }
+        .to_string(),
         ok,
         failures,
         bgp_sessions_established: snap.sessions.iter().filter(|s| s.established).count(),

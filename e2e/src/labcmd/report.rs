@@ -18,6 +18,8 @@ pub struct Report {
     /// manifest digest; absent when they were the workspace's binaries.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// How ferrolb was installed: `direct` or `helm`.
+    pub install: String,
     /// Every check passed.
     pub ok: bool,
     /// What failed, one sentence each.

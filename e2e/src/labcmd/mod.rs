@@ -342,14 +342,21 @@ pub fn run(args: &LabArgs) -> anyhow::Result<i32> {
 
 fn print_keep_instructions(ui: &Ui, c: &Cluster) {
     let cp = c.lab.control_plane().ns().name().to_string();
+    // The pinned kubectl when installed (scripts/install-tools.sh), else whatever PATH has.
+    let pinned = crate::tools::path(crate::tools::Tool::Kubectl);
+    let kubectl = if pinned.is_file() {
+        pinned.display().to_string()
+    } else {
+        "kubectl".to_string()
+    };
     ui.line("");
     ui.line(ui.bold("The lab keeps running"));
     ui.line(format!(
-        "  kubectl:  ip netns exec {cp} kubectl --kubeconfig {} get svc -A",
+        "  kubectl:  ip netns exec {cp} {kubectl} --kubeconfig {} get svc -A",
         c.kubeconfig.display()
     ));
     ui.line(format!(
-        "            ip netns exec {cp} kubectl --kubeconfig {} get events",
+        "            ip netns exec {cp} {kubectl} --kubeconfig {} get events",
         c.kubeconfig.display()
     ));
     ui.line(format!(

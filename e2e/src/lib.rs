@@ -5,7 +5,7 @@ pub mod bench;
 pub mod cluster;
 pub mod fixtures;
 pub mod image;
-pub mod lab;
+pub use ferrolb_lab as lab;
 pub mod labcmd;
 pub mod tools;
 pub mod workload;

@@ -6,7 +6,7 @@
 //!   CI runs as root and a silent skip would hide that the lab never ran;
 //! - locally it prints why it is skipped and the test returns early.
 
-use super::{LabError, Result};
+use crate::{LabError, Result};
 
 /// Whether the effective user is root.
 pub fn is_root() -> bool {

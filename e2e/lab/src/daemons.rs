@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use ipnet::{Ipv4Net, Ipv6Net};
 
-use super::netns::Netns;
-use super::process::LabProcess;
-use super::{LabError, Result, root, wait_until};
+use crate::netns::Netns;
+use crate::process::LabProcess;
+use crate::{LabError, Result, root, wait_until};
 
 /// How long a daemon gets to answer its control socket after start.
 pub const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -136,7 +136,7 @@ impl BgpPeer {
                 self.name
             )));
         }
-        super::topology::ensure_lab_addr(self.address)
+        crate::topology::ensure_lab_addr(self.address)
     }
 }
 

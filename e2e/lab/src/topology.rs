@@ -1,5 +1,5 @@
 //! The address plan and the [`Lab`] builder (see the module docs of
-//! [`crate::lab`] for the picture and the table).
+//! [the crate docs](crate) for the picture and the table).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
@@ -8,8 +8,8 @@ use std::time::Duration;
 use ipnet::{Ipv4Net, Ipv6Net};
 use rand::Rng;
 
-use super::netns::{self, Netns};
-use super::{LabError, Result, cleanup, log_dir_for, root};
+use crate::netns::{self, Netns};
+use crate::{LabError, Result, cleanup, log_dir_for, root};
 
 /// Everything the lab uses, IPv4.
 pub const LAB_V4: Ipv4Net = Ipv4Net::new_assert(Ipv4Addr::new(10, 200, 0, 0), 16);
@@ -578,7 +578,7 @@ fn wait_carrier(h: &Host, iface: &str) -> Result<()> {
     let what = format!("{iface} in {} to come up", h.name());
     // /sys is per mount namespace, not per thread (so in_netns cannot read the
     // namespace's /sys/class/net): ask `ip` instead.
-    super::wait_until(&what, Duration::from_secs(5), || {
+    crate::wait_until(&what, Duration::from_secs(5), || {
         ns.ip(["-br", "link", "show", "dev", iface])
             .map(|o| o.split_whitespace().nth(1) == Some("UP"))
             .unwrap_or(false)

@@ -1,6 +1,6 @@
 //! Registry of everything a lab run created, and its teardown.
 //!
-//! Each run (one [`super::Lab`]) is keyed by its prefix. The registry lives in
+//! Each run (one [`crate::Lab`]) is keyed by its prefix. The registry lives in
 //! memory (for Drop and for the SIGINT/SIGTERM handler) and is mirrored to
 //! `/tmp/ferrolb-lab-<prefix>/lab.state`, so that a later run can clean up after
 //! a run whose process died without unwinding (SIGKILL, abort):
@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use super::process::{ProcShared, proc_pgid, proc_starttime};
-use super::{LabError, Result, log_dir_for, netns};
+use crate::process::{ProcShared, proc_pgid, proc_starttime};
+use crate::{LabError, Result, log_dir_for, netns};
 
 /// Name of the state file inside the run's log dir.
 pub const STATE_FILE: &str = "lab.state";
@@ -228,14 +228,14 @@ fn alive_as(pid: i32, starttime: u64) -> bool {
 /// files): kills their recorded processes (PID + start time must match), kills
 /// what is left in their namespaces and deletes them. Returns the prefixes cleaned.
 pub fn reap_stale() -> Result<Vec<String>> {
-    let root = Path::new(super::LOG_ROOT);
+    let root = Path::new(crate::LOG_ROOT);
     let mut cleaned = Vec::new();
     let Ok(dir) = std::fs::read_dir(root) else {
         return Ok(cleaned);
     };
     for ent in dir.flatten() {
         let name = ent.file_name().to_string_lossy().into_owned();
-        let Some(prefix) = name.strip_prefix(super::LOG_DIR_PREFIX) else {
+        let Some(prefix) = name.strip_prefix(crate::LOG_DIR_PREFIX) else {
             continue;
         };
         let state_path = ent.path().join(STATE_FILE);

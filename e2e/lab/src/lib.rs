@@ -61,7 +61,7 @@
 //! # Example
 //!
 //! ```no_run
-//! use ferrolb_e2e::lab::{self, Lab};
+//! use ferrolb_lab::{self as lab, Lab};
 //! # fn main() -> Result<(), lab::LabError> {
 //! if !lab::root_or_skip("example") { return Ok(()); }
 //! let lab = Lab::builder().nodes(2).lan_client(true).build()?;

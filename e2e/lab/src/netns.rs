@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use nix::sched::CloneFlags;
 
-use super::process::{self, CmdOutput, EXEC_TIMEOUT, LabProcess, ProcessSpec};
-use super::{LabError, Result, topology};
+use crate::process::{self, CmdOutput, EXEC_TIMEOUT, LabProcess, ProcessSpec};
+use crate::{LabError, Result, topology};
 
 /// Where `ip netns` keeps its named namespaces.
 pub const NETNS_RUN_DIR: &str = "/run/netns";

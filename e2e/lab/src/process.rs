@@ -20,11 +20,11 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
-use super::{LabError, Result, cleanup};
+use crate::{LabError, Result, cleanup};
 
 /// How long a dropped process gets between SIGTERM and SIGKILL.
 pub const DROP_GRACE: Duration = Duration::from_secs(2);
-/// Default timeout of [`super::Netns::exec`].
+/// Default timeout of [`crate::Netns::exec`].
 pub const EXEC_TIMEOUT: Duration = Duration::from_secs(30);
 
 enum ProcState {
@@ -393,7 +393,7 @@ impl LabProcess {
     pub fn wait_timeout(&self, timeout: Duration) -> Result<ExitStatus> {
         let what = format!("{} (pid {}) to exit", self.name(), self.pid());
         let mut err = None;
-        let r = super::wait_for(&what, timeout, || match self.try_wait() {
+        let r = crate::wait_for(&what, timeout, || match self.try_wait() {
             Ok(s) => s,
             Err(e) => {
                 err = Some(e);

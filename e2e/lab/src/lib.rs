@@ -82,7 +82,9 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use daemons::{BgpPeer, Bird, BirdConfig, Frr, FrrConfig, Gobgp, GobgpConfig};
+pub use daemons::{
+    BgpPeer, Bird, BirdConfig, Frr, FrrConfig, Gobgp, GobgpConfig, Keepalived, KeepalivedConfig,
+};
 pub use netns::Netns;
 pub use process::{CmdOutput, LabProcess, ProcessSpec};
 pub use root::{is_root, require_root, root_or_skip, tools_or_skip};

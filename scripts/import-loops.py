@@ -3,10 +3,12 @@
 longer cycles (strongly connected components of the file-level import graph).
 
 Usage: scripts/import-loops.py <crate-src-dir> <module-path>...
-e.g.   scripts/import-loops.py e2e/src apiserver lab
+e.g.   scripts/import-loops.py e2e/src apiserver labcmd
+       scripts/import-loops.py e2e/lab/src crate      (the crate's top-level files)
 
 A file imports a sibling when it names `crate::<module>::<sibling>` or `super::<sibling>`
-anywhere (use lines, brace groups and inline paths); comments are ignored.
+(for `crate`: `crate::<sibling>`) anywhere (use lines, brace groups and inline paths); a
+directory module counts as one file (its mod.rs); comments are ignored.
 """
 import os
 import re
@@ -16,7 +18,8 @@ import sys
 def imports(text, mod):
     text = re.sub(r"//[^\n]*", "", text)
     used = set()
-    for m in re.finditer(r"(?:crate::%s|\bsuper)::(\w+|\{)" % re.escape(mod), text):
+    prefix = r"\bcrate" if mod == "crate" else r"(?:\bcrate::%s|\bsuper)" % re.escape(mod)
+    for m in re.finditer(prefix + r"::(\w+|\{)", text):
         if m.group(1) != "{":
             used.add(m.group(1))
             continue
@@ -36,8 +39,9 @@ def imports(text, mod):
 
 
 def graph(src, mod):
-    d = os.path.join(src, *mod.split("::"))
-    files = {f[:-3] for f in os.listdir(d) if f.endswith(".rs") and f != "mod.rs"}
+    d = src if mod == "crate" else os.path.join(src, *mod.split("::"))
+    roots = {"mod.rs", "lib.rs", "main.rs"}
+    files = {f[:-3] for f in os.listdir(d) if f.endswith(".rs") and f not in roots}
     files |= {f for f in os.listdir(d) if os.path.isfile(os.path.join(d, f, "mod.rs"))}
     deps = {}
     for f in sorted(files):

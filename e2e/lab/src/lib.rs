@@ -70,10 +70,14 @@
 //! # Ok(()) }
 //! ```
 
+pub mod addr;
+mod child;
 pub mod cleanup;
 pub mod daemons;
 pub mod netns;
+pub mod ns;
 pub mod process;
+mod registry;
 pub mod root;
 pub mod topology;
 pub mod wait;
@@ -85,7 +89,7 @@ use std::time::Duration;
 pub use daemons::{
     BgpPeer, Bird, BirdConfig, Frr, FrrConfig, Gobgp, GobgpConfig, Keepalived, KeepalivedConfig,
 };
-pub use netns::Netns;
+pub use ns::Netns;
 pub use process::{CmdOutput, LabProcess, ProcessSpec};
 pub use root::{is_root, require_root, root_or_skip, tools_or_skip};
 pub use topology::{Attachment, Host, Lab, LabBuilder, Network, Role};

@@ -8,13 +8,11 @@ use std::time::Duration;
 use ipnet::{Ipv4Net, Ipv6Net};
 use rand::Rng;
 
-use crate::netns::{self, Netns};
-use crate::{LabError, Result, cleanup, log_dir_for, root};
+pub use crate::addr::{LAB_V4, LAB_V6, ensure_lab_addr, is_lab_addr};
+use crate::netns;
+use crate::ns::Netns;
+use crate::{LabError, Result, cleanup, log_dir_for, registry, root};
 
-/// Everything the lab uses, IPv4.
-pub const LAB_V4: Ipv4Net = Ipv4Net::new_assert(Ipv4Addr::new(10, 200, 0, 0), 16);
-/// Everything the lab uses, IPv6.
-pub const LAB_V6: Ipv6Net = Ipv6Net::new_assert(Ipv6Addr::new(0xfd00, 0x200, 0, 0, 0, 0, 0, 0), 48);
 /// The LAN (bridge `br-lan`).
 pub const LAN_V4: Ipv4Net = Ipv4Net::new_assert(Ipv4Addr::new(10, 200, 0, 0), 24);
 pub const LAN_V6: Ipv6Net = Ipv6Net::new_assert(Ipv6Addr::new(0xfd00, 0x200, 0, 0, 0, 0, 0, 0), 64);
@@ -48,23 +46,6 @@ pub const UPSTREAM_BRIDGE: &str = "br-up";
 
 /// Longest prefix such that `<prefix>-uclient` still fits in 15 characters.
 pub const MAX_PREFIX_LEN: usize = 7;
-
-/// Whether `ip` is one the lab may send traffic to.
-pub fn is_lab_addr(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(a) => LAB_V4.contains(&a) || a.is_loopback(),
-        IpAddr::V6(a) => LAB_V6.contains(&a) || a.is_loopback(),
-    }
-}
-
-/// Error unless [`is_lab_addr`]: the network-safety guard of every traffic helper.
-pub fn ensure_lab_addr(ip: IpAddr) -> Result<()> {
-    if is_lab_addr(ip) {
-        Ok(())
-    } else {
-        Err(LabError::AddressOutsideLab(ip))
-    }
-}
 
 /// IPv4 address `host` in `net` (a /24 of the plan).
 pub fn v4_host(net: Ipv4Net, host: u8) -> Ipv4Addr {
@@ -330,7 +311,7 @@ impl LabBuilder {
             }
             None => random_prefix()?,
         };
-        let log_dir = cleanup::register_run(&prefix)?;
+        let log_dir = registry::register_run(&prefix)?;
         let switch = Netns::new(&prefix, &Role::Switch.name(), &log_dir);
         let mut lab = Lab {
             prefix,
@@ -472,7 +453,7 @@ fn validate_prefix(p: &str) -> Result<()> {
 }
 
 /// `flb` + 4 random chars, not used by any namespace or log dir yet.
-fn random_prefix() -> Result<String> {
+pub(crate) fn random_prefix() -> Result<String> {
     const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let existing = netns::list()?;
     let mut rng = rand::rng();
@@ -491,9 +472,9 @@ fn random_prefix() -> Result<String> {
     ))
 }
 
-fn create_ns(ns: &Netns) -> Result<()> {
+pub(crate) fn create_ns(ns: &Netns) -> Result<()> {
     // Registered first: if creation half-succeeds, teardown still finds it.
-    cleanup::register_ns(ns.prefix(), ns.name())?;
+    registry::register_ns(ns.prefix(), ns.name())?;
     netns::add(ns.name())?;
     ns.ip(["link", "set", "lo", "up"])?;
     Ok(())

@@ -10,7 +10,7 @@ use ipnet::{Ipv4Net, Ipv6Net};
 
 use super::peer::BgpPeer;
 use super::{wait_started, write_file};
-use crate::netns::Netns;
+use crate::ns::Netns;
 use crate::process::LabProcess;
 use crate::{LabError, Result, root, wait_until};
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::peer::BgpPeer;
 use super::{wait_started, write_file};
-use crate::netns::Netns;
+use crate::ns::Netns;
 use crate::process::LabProcess;
 use crate::{Result, root, wait_until};
 

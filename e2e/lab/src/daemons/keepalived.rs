@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use crate::Result;
-use crate::netns::Netns;
+use crate::ns::Netns;
 use crate::process::{LabProcess, ProcessSpec};
 
 /// One VRRP instance holding one IPv4 VIP on one interface.

@@ -79,6 +79,7 @@ pub mod ns;
 pub mod process;
 mod registry;
 pub mod root;
+pub mod scratch;
 pub mod topology;
 pub mod wait;
 
@@ -92,6 +93,7 @@ pub use daemons::{
 pub use ns::Netns;
 pub use process::{CmdOutput, LabProcess, ProcessSpec};
 pub use root::{is_root, require_root, root_or_skip, tools_or_skip};
+pub use scratch::Scratch;
 pub use topology::{Attachment, Host, Lab, LabBuilder, Network, Role};
 pub use wait::{wait_for, wait_until, wait_until_async};
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::addr::ensure_lab_addr;
-use crate::netns::{in_netns, ip, sysctl, sysctl_get};
+use crate::netns::{NETNS_RUN_DIR, in_netns, ip, sysctl, sysctl_get};
 use crate::process::{self, CmdOutput, EXEC_TIMEOUT, LabProcess, ProcessSpec};
 use crate::{LabError, Result};
 
@@ -79,6 +79,56 @@ impl Netns {
     /// Runs `f` on a thread inside this namespace (see [`in_netns`]).
     pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T> {
         in_netns(&self.name, f)
+    }
+
+    /// Starts `f` on a new thread that has entered this namespace and returns at once: for
+    /// code that lives as long as a test, such as an async runtime serving sockets in the
+    /// namespace. A panic in `f` (also failing to enter the namespace) surfaces at `join`.
+    pub fn spawn_thread<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<std::thread::JoinHandle<T>> {
+        let path = self.path();
+        let file = std::fs::File::open(&path)
+            .map_err(|e| LabError::io(format!("opening {}", path.display()), e))?;
+        let name = self.name.clone();
+        Ok(std::thread::spawn(move || {
+            if let Err(e) = nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET) {
+                panic!("setns into {name}: {e}");
+            }
+            f()
+        }))
+    }
+
+    /// The namespace's file under `/run/netns`.
+    pub fn path(&self) -> PathBuf {
+        Path::new(NETNS_RUN_DIR).join(&self.name)
+    }
+
+    /// Adds address `cidr` to `dev`; IPv6 addresses skip duplicate address detection, so they
+    /// are usable at once. Not guarded like the traffic helpers: an address on a lab
+    /// interface is reachable only inside the lab's namespaces, which have no route out.
+    pub fn add_addr(&self, dev: &str, cidr: &str) -> Result<()> {
+        let ip: IpAddr = cidr
+            .split('/')
+            .next()
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| LabError::Config(format!("{cidr:?} is not an address/prefix")))?;
+        if ip.is_ipv6() {
+            self.ip(["addr", "add", cidr, "dev", dev, "nodad"])?;
+        } else {
+            self.ip(["addr", "add", cidr, "dev", dev])?;
+        }
+        Ok(())
+    }
+
+    /// MAC address of `iface` (`ip -br link`).
+    pub fn mac(&self, iface: &str) -> Result<String> {
+        let out = self.ip(["-br", "link", "show", "dev", iface])?;
+        out.split_whitespace()
+            .nth(2)
+            .map(str::to_string)
+            .ok_or_else(|| LabError::Config(format!("no MAC in `ip -br link` output: {out:?}")))
     }
 
     /// Runs `argv` inside the namespace and captures its output (timeout

@@ -202,11 +202,7 @@ impl Host {
 
     /// MAC address of `iface` (`ip -br link`).
     pub fn mac(&self, iface: &str) -> Result<String> {
-        let out = self.ns.ip(["-br", "link", "show", "dev", iface])?;
-        out.split_whitespace()
-            .nth(2)
-            .map(str::to_string)
-            .ok_or_else(|| LabError::Config(format!("no MAC in `ip -br link` output: {out:?}")))
+        self.ns.mac(iface)
     }
 }
 
@@ -700,7 +696,7 @@ impl Lab {
     }
 }
 
-fn keep_logs() -> bool {
+pub(crate) fn keep_logs() -> bool {
     std::thread::panicking() || std::env::var_os("FERROLB_LAB_KEEP_LOGS").is_some()
 }
 

@@ -208,16 +208,14 @@ fn answered_only_while_owned(responder: L2Responder, in_kernel: bool) {
 
     // Gratuitous ARP reached the client's neighbour table.
     std::thread::sleep(Duration::from_millis(300));
-    let neigh = cli
-        .exec_ok(&["ip", "neigh", "show", VIP4])
-        .expect("command");
+    let neigh = cli.exec_ok(["ip", "neigh", "show", VIP4]).expect("command");
     let neigh = neigh.stdout.to_lowercase();
     println!("client neighbour entry after gratuitous ARP: {neigh}");
     assert!(neigh.contains(&our_mac), "GARP learnt: {neigh}");
 
     // ARP: three requests, three replies, all from our MAC.
     let out = cli
-        .exec(&["arping", "-c", "3", "-i", "lan0c", VIP4])
+        .exec(["arping", "-c", "3", "-i", "lan0c", VIP4])
         .expect("command");
     let text = out.stdout;
     println!("arping:\n{text}");
@@ -231,7 +229,7 @@ fn answered_only_while_owned(responder: L2Responder, in_kernel: bool) {
     // NDP: ndisc6 gets our MAC. (ndisc6 only accepts the answer for a global target from a
     // non-link-local source, which is why NAs come from the VIP itself.)
     let out = cli
-        .exec(&["ndisc6", "-n", "-r", "3", VIP6, "lan0c"])
+        .exec(["ndisc6", "-n", "-r", "3", VIP6, "lan0c"])
         .expect("command");
     let text = out.stdout;
     println!("ndisc6:\n{text}");
@@ -244,10 +242,10 @@ fn answered_only_while_owned(responder: L2Responder, in_kernel: bool) {
     // Kernel traffic works too: ping6 resolves the VIP through us (the echo itself gets no
     // answer, nothing owns the address in the speaker's stack), so the neighbour entry is ours.
     let _ = cli
-        .exec(&["ping", "-6", "-c", "1", "-W", "1", VIP6])
+        .exec(["ping", "-6", "-c", "1", "-W", "1", VIP6])
         .expect("command");
     let neigh6 = cli
-        .exec_ok(&["ip", "-6", "neigh", "show", VIP6])
+        .exec_ok(["ip", "-6", "neigh", "show", VIP6])
         .expect("command");
     let neigh6 = neigh6.stdout.to_lowercase();
     println!("client IPv6 neighbour entry: {neigh6}");
@@ -272,13 +270,13 @@ fn answered_only_while_owned(responder: L2Responder, in_kernel: bool) {
     // Loss: no more answers, and the group is left.
     speaker.set(vec![]);
     let out = cli
-        .exec(&["arping", "-c", "2", "-i", "lan0c", VIP4])
+        .exec(["arping", "-c", "2", "-i", "lan0c", VIP4])
         .expect("command");
     let text = out.stdout;
     println!("arping after loss:\n{text}");
     assert!(arping_reply_macs(&text).is_empty(), "{text}");
     let out = cli
-        .exec(&["ndisc6", "-n", "-r", "2", VIP6, "lan0c"])
+        .exec(["ndisc6", "-n", "-r", "2", VIP6, "lan0c"])
         .expect("command");
     let text = out.stdout;
     println!("ndisc6 after loss:\n{text}");
@@ -317,7 +315,7 @@ fn an_interface_that_appears_later_is_used() {
     }
     assert_eq!(interfaces, ["lan0", "lan1"]);
     let out = cli
-        .exec(&["arping", "-c", "2", "-i", "lan1c", VIP4])
+        .exec(["arping", "-c", "2", "-i", "lan1c", VIP4])
         .expect("command");
     let text = out.stdout;
     println!("arping on the new link:\n{text}");

@@ -1,5 +1,7 @@
 //! ferrolb end-to-end test harness.
 
+#![forbid(unsafe_code)]
+
 pub mod apiserver;
 pub mod bench;
 pub mod cluster;

@@ -181,6 +181,7 @@ static SIGNALS_SEEN: AtomicUsize = AtomicUsize::new(0);
 /// can still `tokio::signal::ctrl_c()`; it simply also gets the lab cleanup.
 /// Programs that want to run their own shutdown first should not call this and
 /// call [`teardown_all`] themselves.
+#[allow(unsafe_code)]
 pub fn install_signal_handler() -> Result<()> {
     if SIGNAL_PIPE_W.get().is_some() {
         return Ok(());
@@ -195,9 +196,12 @@ pub fn install_signal_handler() -> Result<()> {
         let action = move || {
             // Only async-signal-safe calls here: an atomic and write(2)/_exit(2).
             if SIGNALS_SEEN.fetch_add(1, Ordering::SeqCst) > 0 {
+                // SAFETY: _exit(2) is async-signal-safe and takes any status.
                 unsafe { libc::_exit(128 + sig) };
             }
             let b = sig as u8;
+            // SAFETY: write(2) is async-signal-safe; the buffer is one live byte on this
+            // stack and `wfd` stays open for the life of the process (SIGNAL_PIPE_W).
             unsafe { libc::write(wfd, (&b as *const u8).cast(), 1) };
         };
         // SAFETY: the action only uses async-signal-safe operations (see above).

@@ -54,6 +54,9 @@
 //! process died without cleaning up. Processes are only ever signalled by PID
 //! (or their own process group), never by name.
 //!
+//! A [`Scratch`] lab (no fixed topology: namespaces and veth pairs a test creates one by
+//! one) has the same lifetime and cleanup.
+//!
 //! Logs of spawned processes go to `/tmp/ferrolb-lab-<prefix>/<role>-<name>.log`;
 //! the directory is removed on a clean teardown and kept when the thread is
 //! panicking or `FERROLB_LAB_KEEP_LOGS` is set.
@@ -69,6 +72,10 @@
 //! assert!(out.success());
 //! # Ok(()) }
 //! ```
+
+// unsafe only where a syscall has no safe wrapper here (root::euid, the signal handler in
+// cleanup), each allowed at its item with a SAFETY note.
+#![deny(unsafe_code)]
 
 pub mod addr;
 mod child;

@@ -15,6 +15,7 @@ pub fn is_root() -> bool {
 
 /// Effective uid (nix's wrapper needs its `user` feature, which the workspace
 /// does not enable; libc's is a plain syscall).
+#[allow(unsafe_code)]
 pub fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }

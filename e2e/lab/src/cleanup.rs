@@ -1,6 +1,6 @@
 //! Teardown of lab runs: by their owner (Drop), by the SIGINT/SIGTERM handler, and by a later
-//! run for a run whose process died without unwinding (from its state file, see
-//! [`crate::registry`]).
+//! run for a run whose process died without unwinding (from the state file the run
+//! registry mirrors to `/tmp/ferrolb-lab-<prefix>/lab.state`).
 //!
 //! PIDs are always paired with their start time, so a recycled PID is never killed.
 

@@ -3,6 +3,8 @@
 //!
 //! Pure: no Kubernetes client, no I/O besides parsing text handed in.
 
+#![forbid(unsafe_code)]
+
 pub mod address;
 mod build;
 pub mod community;

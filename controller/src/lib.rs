@@ -1,5 +1,7 @@
 //! ferrolb controller library.
 
+#![forbid(unsafe_code)]
+
 pub mod allocator;
 pub mod http;
 pub mod leader;

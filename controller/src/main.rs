@@ -1,6 +1,8 @@
 //! ferrolb-controller: allocates LoadBalancer IPs from pools. Each mode of operation is a
 //! subcommand; add new ones to [`Command`].
 
+#![forbid(unsafe_code)]
+
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,5 +1,6 @@
 //! Prometheus metrics of the controller.
 
+use crate::reconciler::MetricDeltas;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -19,25 +20,106 @@ pub struct PoolLabels {
 /// Labels of allocation failures.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
-    /// Short machine-readable reason, e.g. `no_free_address`.
+    /// Short machine-readable reason (`AllocError::metric_reason`,
+    /// `RequestError::metric_reason`), e.g. `exhausted`.
     pub reason: String,
 }
 
-/// Every metric the controller exports.
-pub struct Metrics {
-    registry: Registry,
+/// The metrics a reconcile pass updates (see [`MetricDeltas`]).
+pub struct ReconcileMetrics {
     /// Addresses assigned, per pool and family.
     pub addresses_in_use: Family<PoolLabels, Gauge>,
     /// Addresses in the pool, per family (saturated at i64::MAX).
     pub addresses_total: Family<PoolLabels, Gauge>,
     /// Services that could not get an address, by reason.
     pub allocation_failures: Family<ReasonLabels, Counter>,
-    /// Time spent in one reconcile pass.
+    /// Time spent allocating for one Service.
     pub reconcile_duration: Histogram,
     /// Configuration updates rejected as invalid.
     pub config_errors: Counter,
     /// 1 when the latest configuration is valid.
     pub config_valid: Gauge,
+}
+
+impl ReconcileMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self {
+            addresses_in_use: Family::default(),
+            addresses_total: Family::default(),
+            allocation_failures: Family::default(),
+            // 100 µs .. ~3 s: a reconcile pass over thousands of Services stays well inside.
+            reconcile_duration: Histogram::new(
+                prometheus_client::metrics::histogram::exponential_buckets(0.0001, 2.0, 16),
+            ),
+            config_errors: Counter::default(),
+            config_valid: Gauge::default(),
+        };
+        registry.register(
+            "pool_addresses_in_use",
+            "Addresses of the pool assigned to Services",
+            m.addresses_in_use.clone(),
+        );
+        registry.register(
+            "pool_addresses_total",
+            "Addresses in the pool (saturated at the largest int64)",
+            m.addresses_total.clone(),
+        );
+        registry.register(
+            "allocation_failures",
+            "Services that could not get an address, by reason",
+            m.allocation_failures.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time spent allocating for one Service",
+            m.reconcile_duration.clone(),
+        );
+        registry.register(
+            "config_errors",
+            "Configuration updates rejected as invalid",
+            m.config_errors.clone(),
+        );
+        registry.register(
+            "config_valid",
+            "1 when the latest configuration is valid",
+            m.config_valid.clone(),
+        );
+        m
+    }
+
+    /// Applies the metric updates of one pass.
+    pub fn apply(&self, deltas: &MetricDeltas) {
+        if deltas.config_rejected {
+            self.config_errors.inc();
+        }
+        self.config_valid.set(i64::from(deltas.config_valid));
+        for reason in &deltas.allocation_failures {
+            self.allocation_failures
+                .get_or_create(&ReasonLabels {
+                    reason: (*reason).to_string(),
+                })
+                .inc();
+        }
+        for p in &deltas.pool_addresses {
+            let labels = PoolLabels {
+                pool: p.pool.clone(),
+                family: p.family.to_string(),
+            };
+            self.addresses_in_use.get_or_create(&labels).set(p.in_use);
+            self.addresses_total.get_or_create(&labels).set(p.total);
+        }
+        for seconds in &deltas.allocate_seconds {
+            self.reconcile_duration.observe(*seconds);
+        }
+    }
+}
+
+/// Every metric the controller exports.
+pub struct Metrics {
+    registry: Registry,
+    /// What the reconcile passes update.
+    pub reconcile: ReconcileMetrics,
     /// 1 when this replica leads.
     pub leader: Gauge,
 }
@@ -52,46 +134,8 @@ impl Metrics {
     /// Creates and registers every metric under the `ferrolb_controller` prefix.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("ferrolb_controller");
-        let addresses_in_use = Family::<PoolLabels, Gauge>::default();
-        let addresses_total = Family::<PoolLabels, Gauge>::default();
-        let allocation_failures = Family::<ReasonLabels, Counter>::default();
-        // 100 µs .. ~3 s: a reconcile pass over thousands of Services stays well inside.
-        let reconcile_duration = Histogram::new(
-            prometheus_client::metrics::histogram::exponential_buckets(0.0001, 2.0, 16),
-        );
-        let config_errors = Counter::default();
-        let config_valid = Gauge::default();
+        let reconcile = ReconcileMetrics::register(&mut registry);
         let leader = Gauge::default();
-        registry.register(
-            "pool_addresses_in_use",
-            "Addresses of the pool assigned to Services",
-            addresses_in_use.clone(),
-        );
-        registry.register(
-            "pool_addresses_total",
-            "Addresses in the pool (saturated at the largest int64)",
-            addresses_total.clone(),
-        );
-        registry.register(
-            "allocation_failures",
-            "Services that could not get an address, by reason",
-            allocation_failures.clone(),
-        );
-        registry.register(
-            "reconcile_duration_seconds",
-            "Time spent allocating for one Service",
-            reconcile_duration.clone(),
-        );
-        registry.register(
-            "config_errors",
-            "Configuration updates rejected as invalid",
-            config_errors.clone(),
-        );
-        registry.register(
-            "config_valid",
-            "1 when the latest configuration is valid",
-            config_valid.clone(),
-        );
         registry.register(
             "leader",
             "1 when this replica leads and writes",
@@ -99,12 +143,7 @@ impl Metrics {
         );
         Self {
             registry,
-            addresses_in_use,
-            addresses_total,
-            allocation_failures,
-            reconcile_duration,
-            config_errors,
-            config_valid,
+            reconcile,
             leader,
         }
     }
@@ -125,7 +164,8 @@ mod tests {
     #[test]
     fn encodes_prefixed_metrics() {
         let m = Metrics::new();
-        m.addresses_in_use
+        m.reconcile
+            .addresses_in_use
             .get_or_create(&PoolLabels {
                 pool: "lan".into(),
                 family: "ipv4".into(),
@@ -140,5 +180,41 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("ferrolb_controller_leader 1"), "{text}");
+    }
+}
+
+#[cfg(test)]
+mod apply_tests {
+    use super::*;
+    use crate::reconciler::PoolAddresses;
+
+    #[test]
+    fn applies_every_kind_of_delta() {
+        let m = Metrics::new();
+        let deltas = MetricDeltas {
+            config_rejected: true,
+            config_valid: false,
+            allocation_failures: vec!["exhausted", "exhausted", "sharing"],
+            pool_addresses: vec![PoolAddresses {
+                pool: "lan".into(),
+                family: "ipv6",
+                in_use: 2,
+                total: 256,
+            }],
+            allocate_seconds: vec![0.001],
+        };
+        m.reconcile.apply(&deltas);
+        let text = m.encode();
+        for line in [
+            "ferrolb_controller_config_errors_total 1",
+            "ferrolb_controller_config_valid 0",
+            r#"ferrolb_controller_allocation_failures_total{reason="exhausted"} 2"#,
+            r#"ferrolb_controller_allocation_failures_total{reason="sharing"} 1"#,
+            r#"ferrolb_controller_pool_addresses_in_use{pool="lan",family="ipv6"} 2"#,
+            r#"ferrolb_controller_pool_addresses_total{pool="lan",family="ipv6"} 256"#,
+            "ferrolb_controller_reconcile_duration_seconds_count 1",
+        ] {
+            assert!(text.contains(line), "{line} missing in {text}");
+        }
     }
 }

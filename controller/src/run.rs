@@ -5,7 +5,7 @@ use crate::allocator::ServiceKey;
 use crate::http::StatusSource;
 use crate::leader::{self, LeaderConfig};
 use crate::metrics::Metrics;
-use crate::reconciler::{Core, EventKind, PassContext, Write};
+use crate::reconciler::{Core, Event, EventKind, PassContext, StatusWrite};
 use crate::stores::{ConfigStores, spawn_store};
 use ferrolb_api::IPAddressPool;
 use ferrolb_api::status::{ControllerStatus, ServiceAllocation};
@@ -13,7 +13,7 @@ use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
 use kube::api::{Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::{Api, Client};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -234,11 +234,18 @@ async fn main_loop(
                 &stores.inputs(),
                 &stores.namespace_labels(),
                 ctx,
-                &shared.metrics,
             )
         };
+        shared.metrics.reconcile.apply(&result.metrics);
         shared.ready.store(true, Ordering::Relaxed);
-        let failed = execute(&client, &events, &shared, result.writes).await;
+        let failed = execute(
+            &client,
+            &events,
+            &shared,
+            result.status_writes,
+            result.events,
+        )
+        .await;
         if failed {
             again = Some(again.map_or(Duration::from_millis(200), |d| {
                 (d * 2).min(Duration::from_secs(10))
@@ -308,7 +315,7 @@ const EVENT_QUEUE: usize = 8192;
 async fn publish_events(
     recorder: Recorders,
     shared: Arc<Shared>,
-    rx: tokio::sync::mpsc::Receiver<Write>,
+    rx: tokio::sync::mpsc::Receiver<Event>,
 ) {
     let queue =
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|w| (w, rx)) });
@@ -329,29 +336,27 @@ async fn publish_events(
 /// thousands of Services does not open thousands of requests.
 const WRITES_IN_FLIGHT: usize = 32;
 
-/// Which writes start first: statuses are what users and speakers wait for, events only
-/// describe them. A pass that allocates for a burst of Services would otherwise interleave
-/// one event per status and double the time until the last status is written.
-fn write_priority(w: &Write) -> u8 {
+/// Which status writes start first: Service statuses are what users and speakers wait for.
+fn write_priority(w: &StatusWrite) -> u8 {
     match w {
-        Write::ServiceStatus { .. } => 0,
-        Write::PoolStatus { .. } => 1,
-        Write::Event { .. } => 2,
+        StatusWrite::Service { .. } => 0,
+        StatusWrite::Pool { .. } => 1,
     }
 }
 
-/// Executes status writes concurrently and queues events; returns whether any write failed
-/// (the pass is then retried).
+/// Executes status writes concurrently, then queues events; returns whether any write failed
+/// (the pass is then retried). Events are queued after the statuses: a pass that allocates for
+/// a burst of Services would otherwise interleave one event per status and double the time
+/// until the last status is written.
 async fn execute(
     client: &Client,
-    events: &tokio::sync::mpsc::Sender<Write>,
+    events: &tokio::sync::mpsc::Sender<Event>,
     shared: &Shared,
-    mut writes: Vec<Write>,
+    mut writes: Vec<StatusWrite>,
+    queued: Vec<Event>,
 ) -> bool {
-    // Stable: events about one object keep their order.
+    // Stable: writes of one kind keep their order.
     writes.sort_by_key(write_priority);
-    let split = writes.partition_point(|w| !matches!(w, Write::Event { .. }));
-    let queued = writes.split_off(split);
     let results = futures::stream::iter(writes)
         .map(|w| async move {
             // Losing the lease stops writes at once, also within a pass.
@@ -359,7 +364,7 @@ async fn execute(
                 return Ok(());
             }
             let status_key = match &w {
-                Write::ServiceStatus { key, .. } => Some(key.clone()),
+                StatusWrite::Service { key, .. } => Some(key.clone()),
                 _ => None,
             };
             execute_one(client, w).await.map_err(|e| (status_key, e))
@@ -386,9 +391,9 @@ async fn execute(
     failed
 }
 
-async fn execute_one(client: &Client, w: Write) -> Result<(), kube::Error> {
+async fn execute_one(client: &Client, w: StatusWrite) -> Result<(), kube::Error> {
     match w {
-        Write::ServiceStatus { key, ips } => {
+        StatusWrite::Service { key, ips } => {
             let api: Api<Service> = Api::namespaced(client.clone(), &key.namespace);
             let patch = crate::service::status_patch(&ips);
             match api
@@ -401,7 +406,7 @@ async fn execute_one(client: &Client, w: Write) -> Result<(), kube::Error> {
                 Err(e) => Err(e),
             }
         }
-        Write::PoolStatus {
+        StatusWrite::Pool {
             namespace,
             name,
             status,
@@ -417,26 +422,18 @@ async fn execute_one(client: &Client, w: Write) -> Result<(), kube::Error> {
                 Err(e) => Err(e),
             }
         }
-        Write::Event { .. } => {
-            // `execute` queues events for `publish_event`; none reach here.
-            tracing::warn!("an event reached the status writer; not recorded");
-            Ok(())
-        }
     }
 }
 
-/// Records one event (a `Write::Event`; other writes are not events and are ignored).
-async fn publish_event(recorder: &Recorders, w: Write) {
-    let Write::Event {
+/// Records one event.
+async fn publish_event(recorder: &Recorders, event: Event) {
+    let Event {
         regarding,
         kind,
         reason,
         note,
-    } = w
-    else {
-        return;
-    };
-    let ev = Event {
+    } = event;
+    let ev = KubeEvent {
         type_: match kind {
             EventKind::Normal => EventType::Normal,
             EventKind::Warning => EventType::Warning,

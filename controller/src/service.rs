@@ -1,8 +1,8 @@
 //! Translation between Kubernetes Services and the allocator's plain request type.
 
 use crate::allocator::{
-    AnnotationRequest, IpFamilyPolicy, Protocol, ServicePort, ServiceRequest, TrafficPolicy,
-    parse_ip_families,
+    AnnotationRequest, IpFamilyPolicy, Protocol, RequestError, ServicePort, ServiceRequest,
+    TrafficPolicy, parse_ip_families,
 };
 use ferrolb_api::annotations::LOAD_BALANCER_CLASS;
 use k8s_openapi::api::core::v1::Service;
@@ -44,7 +44,7 @@ pub fn ingress_ips(svc: &Service) -> Vec<IpAddr> {
 pub fn to_request(
     svc: &Service,
     namespace_labels: &BTreeMap<String, String>,
-) -> Result<ServiceRequest, String> {
+) -> Result<ServiceRequest, RequestError> {
     let namespace = svc.metadata.namespace.as_deref().unwrap_or("default");
     let name = svc.metadata.name.as_deref().unwrap_or_default();
     let spec = svc.spec.clone().unwrap_or_default();
@@ -65,10 +65,12 @@ pub fn to_request(
     };
     req.selector = spec.selector.clone().unwrap_or_default();
     for (i, p) in spec.ports.iter().flatten().enumerate() {
-        let port = u16::try_from(p.port)
-            .map_err(|_| format!("spec.ports[{i}].port {} is not a valid port", p.port))?;
-        let protocol =
-            Protocol::parse(p.protocol.as_deref()).map_err(|e| format!("spec.ports[{i}]: {e}"))?;
+        let port = u16::try_from(p.port).map_err(|_| RequestError::InvalidPort {
+            index: i,
+            port: p.port,
+        })?;
+        let protocol = Protocol::parse(p.protocol.as_deref())
+            .map_err(|protocol| RequestError::PortProtocol { index: i, protocol })?;
         req.ports.push(ServicePort { port, protocol });
     }
     req.current = ingress_ips(svc);

@@ -1,11 +1,13 @@
 //! ferrolb end-to-end test harness.
 
+#![forbid(unsafe_code)]
+
 pub mod apiserver;
 pub mod bench;
 pub mod cluster;
 pub mod fixtures;
 pub mod image;
-pub mod lab;
+pub use ferrolb_lab as lab;
 pub mod labcmd;
 pub mod tools;
 pub mod workload;

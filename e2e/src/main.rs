@@ -1,5 +1,7 @@
 //! `ferrolb-e2e`: the test harness command line.
 
+#![forbid(unsafe_code)]
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

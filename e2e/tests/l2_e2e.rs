@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use ferrolb_e2e::bench::failover::{Prober, measure};
+use ferrolb_e2e::bench::prober::{Prober, measure};
 use ferrolb_e2e::cluster::{Cluster, ClusterOptions};
 use ferrolb_e2e::lab;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -14,9 +14,9 @@
 
 mod common;
 
-use common::Netns;
 use common::router_lab::{OUR_V4, OUR_V6, RouterLab, THEIR_V4, THEIR_V6};
 use ferrolb_config::BfdProfile;
+use ferrolb_lab::Netns;
 use ferrolb_speaker::bfd::{BfdManager, BfdPeer, BfdState};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -26,9 +26,9 @@ use tokio::sync::watch;
 /// Returns false (after printing why) when the test cannot run here.
 fn can_run(test: &str, frr: bool) -> bool {
     if frr {
-        common::require_root_and_tools(test, &["/usr/lib/frr/bfdd", "vtysh"], "apt-get install frr")
+        ferrolb_lab::tools_or_skip(test, &["/usr/lib/frr/bfdd", "vtysh"])
     } else {
-        common::require_root_and_tools(test, &["bird", "birdc"], "apt-get install bird2")
+        ferrolb_lab::tools_or_skip(test, &["bird", "birdc"])
     }
 }
 
@@ -43,7 +43,8 @@ fn bird_state(lab: &RouterLab, peer: &str) -> Option<String> {
 /// Starts a `BfdManager` from a thread inside `ns`; the BFD thread it spawns inherits the
 /// namespace (see the module comment).
 fn start_manager_in(ns: &Netns) -> BfdManager {
-    ns.run_in(|| BfdManager::start().expect("BfdManager::start in the lab namespace"))
+    ns.run(|| BfdManager::start().expect("BfdManager::start in the lab namespace"))
+        .expect("entering the namespace")
 }
 
 fn profile(ms: u64, mult: u8) -> BfdProfile {

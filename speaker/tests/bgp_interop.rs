@@ -12,9 +12,9 @@
 
 mod common;
 
-use common::Netns;
 use common::router_lab::{OUR_V4, OUR_V6, RouterLab, THEIR_V4, THEIR_V6, birdc_at};
 use ferrolb_config::{CommunityValue, Peer, PeerAsn, PeerPassword};
+use ferrolb_lab::Netns;
 use ferrolb_speaker::bgp::fsm::State;
 use ferrolb_speaker::bgp::manager::{Passwords, PeerManager};
 use ferrolb_speaker::desired::{BgpAnnouncement, RouteAttributes};
@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 /// Returns false (after printing why) when the test cannot run here.
 fn can_run(test: &str) -> bool {
-    common::require_root_and_tools(test, &["bird", "birdc"], "apt-get install bird2")
+    ferrolb_lab::tools_or_skip(test, &["bird", "birdc"])
 }
 
 /// Runs `f` on a thread inside namespace `ns`, with a current-thread runtime; a panic in it
@@ -35,13 +35,15 @@ where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()>,
 {
-    let handle = ns.spawn_in(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(f());
-    });
+    let handle = ns
+        .spawn_thread(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(f());
+        })
+        .expect("entering the namespace");
     if let Err(panic) = handle.join() {
         std::panic::resume_unwind(panic);
     }

@@ -4,9 +4,7 @@
 //! (`frames::arp_reply_into`; `frames::parse_ns_packet`, `solicited_na`, `na_frame`) on
 //! thousands of mutated frames.
 
-mod common;
-
-use common::{Netns, require_root};
+use ferrolb_lab::{Scratch, root_or_skip};
 use ferrolb_speaker::layer2::frames::{
     self, ArpOp, ArpPacket, ETHERTYPE_IPV6, EthernetHeader, Ipv6Header, MacAddr,
     NeighborSolicitation,
@@ -46,19 +44,21 @@ fn userspace_reply(frame: &[u8], owned: Ipv4Addr) -> Option<Vec<u8>> {
 }
 
 fn with_responder(test: &str, body: impl FnOnce(KernelResponder) + Send + 'static) {
-    if !require_root(test) {
+    if !root_or_skip(test) {
         return;
     }
     assert!(
         kernel_has_tcx(),
         "{test}: the in-kernel responder needs Linux 6.6 or later (tcx)"
     );
-    let ns = Netns::new("karp");
-    ns.run_in(move || {
+    let lab = Scratch::new().expect("lab");
+    let ns = lab.netns("karp").expect("namespace");
+    ns.run(move || {
         let k = KernelResponder::load().expect("the responder loads");
         k.renew_lease(Duration::from_secs(600)).expect("lease");
         body(k)
-    });
+    })
+    .expect("entering the namespace");
 }
 
 #[test]

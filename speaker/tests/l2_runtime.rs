@@ -6,8 +6,9 @@
 
 mod common;
 
-use common::{Netns, ensure_tools, require_root, veth};
+use common::ensure_tools;
 use ferrolb_api::status::Announcement;
+use ferrolb_lab::{Netns, Scratch, root_or_skip};
 use ferrolb_speaker::layer2::kernel_responder::kernel_has_tcx;
 use ferrolb_speaker::layer2::{
     Announcer, AnnouncerConfig, DesiredIp, L2CounterValues, L2Responder,
@@ -47,36 +48,38 @@ impl Speaker {
     fn start_with(ns: &Netns, responder: L2Responder) -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel::<Cmd>();
         let (ready_tx, ready_rx) = std_mpsc::channel();
-        let thread = ns.spawn_in(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let config = AnnouncerConfig {
-                    responder,
-                    ..AnnouncerConfig::default()
-                };
-                let announcer = Announcer::start(config).await.expect("announcer starts");
-                let _ = ready_tx.send(());
-                while let Some(cmd) = rx.recv().await {
-                    match cmd {
-                        Cmd::Set(desired, done) => {
-                            announcer.set_desired(desired);
-                            let _ = done.send(());
-                        }
-                        Cmd::Get(reply) => {
-                            let _ = reply.send(State {
-                                snapshot: announcer.snapshot(),
-                                counters: announcer.counters(),
-                                groups: announcer.joined_groups(),
-                                kernel_responder: announcer.kernel_responder_interfaces(),
-                            });
+        let thread = ns
+            .spawn_thread(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async move {
+                    let config = AnnouncerConfig {
+                        responder,
+                        ..AnnouncerConfig::default()
+                    };
+                    let announcer = Announcer::start(config).await.expect("announcer starts");
+                    let _ = ready_tx.send(());
+                    while let Some(cmd) = rx.recv().await {
+                        match cmd {
+                            Cmd::Set(desired, done) => {
+                                announcer.set_desired(desired);
+                                let _ = done.send(());
+                            }
+                            Cmd::Get(reply) => {
+                                let _ = reply.send(State {
+                                    snapshot: announcer.snapshot(),
+                                    counters: announcer.counters(),
+                                    groups: announcer.joined_groups(),
+                                    kernel_responder: announcer.kernel_responder_interfaces(),
+                                });
+                            }
                         }
                     }
-                }
-            });
-        });
+                });
+            })
+            .expect("entering the namespace");
         ready_rx
             .recv_timeout(Duration::from_secs(10))
             .expect("announcer ready");
@@ -148,27 +151,32 @@ fn ndisc6_mac(out: &str) -> Option<String> {
         })
 }
 
-/// Two namespaces on one veth link, DAD off so link-local addresses are usable at once.
-fn lab() -> (Netns, Netns) {
-    let spk = Netns::new("spk");
-    let cli = Netns::new("cli");
+/// Two namespaces on one veth link, DAD off so link-local addresses are usable at once. The
+/// namespaces live as long as the returned lab.
+fn lab() -> (Scratch, Netns, Netns) {
+    let lab = Scratch::new().expect("lab");
+    let spk = lab.netns("spk").expect("namespace spk");
+    let cli = lab.netns("cli").expect("namespace cli");
     for ns in [&spk, &cli] {
-        ns.sysctl("net.ipv6.conf.all.accept_dad", "0");
-        ns.sysctl("net.ipv6.conf.default.accept_dad", "0");
+        ns.sysctl("net.ipv6.conf.all.accept_dad", "0")
+            .expect("sysctl");
+        ns.sysctl("net.ipv6.conf.default.accept_dad", "0")
+            .expect("sysctl");
     }
-    veth(&spk, "lan0", &cli, "lan0c");
-    spk.add_addr("lan0", "10.200.50.1/24");
-    spk.add_addr("lan0", "fd00:200:50::1/64");
-    cli.add_addr("lan0c", "10.200.50.2/24");
-    cli.add_addr("lan0c", "fd00:200:50::2/64");
+    lab.veth(&spk, "lan0", &cli, "lan0c").expect("veth");
+    spk.add_addr("lan0", "10.200.50.1/24").expect("address");
+    spk.add_addr("lan0", "fd00:200:50::1/64").expect("address");
+    cli.add_addr("lan0c", "10.200.50.2/24").expect("address");
+    cli.add_addr("lan0c", "fd00:200:50::2/64").expect("address");
     // Learn gratuitous ARP, so the neighbour table shows our announcement.
-    cli.sysctl("net.ipv4.conf.lan0c.arp_accept", "1");
-    (spk, cli)
+    cli.sysctl("net.ipv4.conf.lan0c.arp_accept", "1")
+        .expect("sysctl");
+    (lab, spk, cli)
 }
 
 #[test]
 fn arp_and_ndp_are_answered_only_while_owned() {
-    if !require_root("arp_and_ndp_are_answered_only_while_owned") {
+    if !root_or_skip("arp_and_ndp_are_answered_only_while_owned") {
         return;
     }
     // As root on Linux ≥ 6.6 the automatic choice must be the kernel responder; anything else
@@ -180,7 +188,7 @@ fn arp_and_ndp_are_answered_only_while_owned() {
 
 #[test]
 fn arp_and_ndp_are_answered_only_while_owned_from_userspace() {
-    if !require_root("arp_and_ndp_are_answered_only_while_owned_from_userspace") {
+    if !root_or_skip("arp_and_ndp_are_answered_only_while_owned_from_userspace") {
         return;
     }
     answered_only_while_owned(L2Responder::Socket, false);
@@ -188,8 +196,8 @@ fn arp_and_ndp_are_answered_only_while_owned_from_userspace() {
 
 fn answered_only_while_owned(responder: L2Responder, in_kernel: bool) {
     ensure_tools(&["arping", "ndisc6"], &["arping", "ndisc6"]);
-    let (spk, cli) = lab();
-    let our_mac = spk.mac("lan0");
+    let (_lab, spk, cli) = lab();
+    let our_mac = spk.mac("lan0").expect("MAC");
     // Let the link-local addresses settle.
     std::thread::sleep(Duration::from_millis(300));
 
@@ -200,14 +208,16 @@ fn answered_only_while_owned(responder: L2Responder, in_kernel: bool) {
 
     // Gratuitous ARP reached the client's neighbour table.
     std::thread::sleep(Duration::from_millis(300));
-    let neigh = cli.exec(&["ip", "neigh", "show", VIP4]);
-    let neigh = String::from_utf8_lossy(&neigh.stdout).to_lowercase();
+    let neigh = cli.exec_ok(["ip", "neigh", "show", VIP4]).expect("command");
+    let neigh = neigh.stdout.to_lowercase();
     println!("client neighbour entry after gratuitous ARP: {neigh}");
     assert!(neigh.contains(&our_mac), "GARP learnt: {neigh}");
 
     // ARP: three requests, three replies, all from our MAC.
-    let out = cli.try_exec(&["arping", "-c", "3", "-i", "lan0c", VIP4]);
-    let text = String::from_utf8_lossy(&out.stdout);
+    let out = cli
+        .exec(["arping", "-c", "3", "-i", "lan0c", VIP4])
+        .expect("command");
+    let text = out.stdout;
     println!("arping:\n{text}");
     let macs = arping_reply_macs(&text);
     assert_eq!(macs.len(), 3, "three replies: {text}");
@@ -218,8 +228,10 @@ fn answered_only_while_owned(responder: L2Responder, in_kernel: bool) {
 
     // NDP: ndisc6 gets our MAC. (ndisc6 only accepts the answer for a global target from a
     // non-link-local source, which is why NAs come from the VIP itself.)
-    let out = cli.try_exec(&["ndisc6", "-n", "-r", "3", VIP6, "lan0c"]);
-    let text = String::from_utf8_lossy(&out.stdout);
+    let out = cli
+        .exec(["ndisc6", "-n", "-r", "3", VIP6, "lan0c"])
+        .expect("command");
+    let text = out.stdout;
     println!("ndisc6:\n{text}");
     assert_eq!(
         ndisc6_mac(&text).as_deref(),
@@ -229,9 +241,13 @@ fn answered_only_while_owned(responder: L2Responder, in_kernel: bool) {
 
     // Kernel traffic works too: ping6 resolves the VIP through us (the echo itself gets no
     // answer, nothing owns the address in the speaker's stack), so the neighbour entry is ours.
-    let _ = cli.try_exec(&["ping", "-6", "-c", "1", "-W", "1", VIP6]);
-    let neigh6 = cli.exec(&["ip", "-6", "neigh", "show", VIP6]);
-    let neigh6 = String::from_utf8_lossy(&neigh6.stdout).to_lowercase();
+    let _ = cli
+        .exec(["ping", "-6", "-c", "1", "-W", "1", VIP6])
+        .expect("command");
+    let neigh6 = cli
+        .exec_ok(["ip", "-6", "neigh", "show", VIP6])
+        .expect("command");
+    let neigh6 = neigh6.stdout.to_lowercase();
     println!("client IPv6 neighbour entry: {neigh6}");
     assert!(neigh6.contains(&our_mac), "{neigh6}");
 
@@ -253,12 +269,16 @@ fn answered_only_while_owned(responder: L2Responder, in_kernel: bool) {
 
     // Loss: no more answers, and the group is left.
     speaker.set(vec![]);
-    let out = cli.try_exec(&["arping", "-c", "2", "-i", "lan0c", VIP4]);
-    let text = String::from_utf8_lossy(&out.stdout);
+    let out = cli
+        .exec(["arping", "-c", "2", "-i", "lan0c", VIP4])
+        .expect("command");
+    let text = out.stdout;
     println!("arping after loss:\n{text}");
     assert!(arping_reply_macs(&text).is_empty(), "{text}");
-    let out = cli.try_exec(&["ndisc6", "-n", "-r", "2", VIP6, "lan0c"]);
-    let text = String::from_utf8_lossy(&out.stdout);
+    let out = cli
+        .exec(["ndisc6", "-n", "-r", "2", VIP6, "lan0c"])
+        .expect("command");
+    let text = out.stdout;
     println!("ndisc6 after loss:\n{text}");
     assert_eq!(ndisc6_mac(&text), None, "{text}");
     let state = speaker.state();
@@ -272,19 +292,19 @@ fn answered_only_while_owned(responder: L2Responder, in_kernel: bool) {
 
 #[test]
 fn an_interface_that_appears_later_is_used() {
-    if !require_root("an_interface_that_appears_later_is_used") {
+    if !root_or_skip("an_interface_that_appears_later_is_used") {
         return;
     }
     ensure_tools(&["arping"], &["arping"]);
-    let (spk, cli) = lab();
+    let (lab, spk, cli) = lab();
     let speaker = Speaker::start(&spk);
     speaker.set(vec![desired(VIP4, &[])]);
     assert_eq!(speaker.state().snapshot[0].interfaces, ["lan0"]);
 
     // A second link appears after the announcer started; rtnetlink tells us.
-    veth(&spk, "lan1", &cli, "lan1c");
-    cli.add_addr("lan1c", "10.200.51.2/24");
-    let mac1 = spk.mac("lan1");
+    lab.veth(&spk, "lan1", &cli, "lan1c").expect("veth");
+    cli.add_addr("lan1c", "10.200.51.2/24").expect("address");
+    let mac1 = spk.mac("lan1").expect("MAC");
     let mut interfaces = Vec::new();
     for _ in 0..50 {
         interfaces = speaker.state().snapshot[0].interfaces.clone();
@@ -294,13 +314,15 @@ fn an_interface_that_appears_later_is_used() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(interfaces, ["lan0", "lan1"]);
-    let out = cli.try_exec(&["arping", "-c", "2", "-i", "lan1c", VIP4]);
-    let text = String::from_utf8_lossy(&out.stdout);
+    let out = cli
+        .exec(["arping", "-c", "2", "-i", "lan1c", VIP4])
+        .expect("command");
+    let text = out.stdout;
     println!("arping on the new link:\n{text}");
     let macs = arping_reply_macs(&text);
     assert_eq!(macs, [mac1.clone(), mac1], "{text}");
     // Excluded names are not used automatically.
-    veth(&spk, "veth7", &cli, "veth7c");
+    lab.veth(&spk, "veth7", &cli, "veth7c").expect("veth");
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(speaker.state().snapshot[0].interfaces, ["lan0", "lan1"]);
 }

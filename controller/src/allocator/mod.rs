@@ -9,6 +9,7 @@ mod free;
 mod outcome;
 mod plan;
 mod request;
+mod request_error;
 mod sharing;
 mod table;
 mod usage;
@@ -26,6 +27,7 @@ pub use request::{
     AnnotationRequest, IpFamilyPolicy, Protocol, Requested, ServiceKey, ServicePort,
     ServiceRequest, TrafficPolicy, parse_ip_families, parse_requested_ips,
 };
+pub use request_error::{RequestError, UnknownProtocol};
 pub use sharing::{Incompatibility, SharingInfo};
 pub use usage::{FamilyUsage, PoolUsage};
 

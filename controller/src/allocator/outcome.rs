@@ -217,6 +217,32 @@ impl fmt::Display for AllocError {
 
 impl std::error::Error for AllocError {}
 
+impl AllocError {
+    /// The `reason` label of `ferrolb_controller_allocation_failures_total`. Values are part of
+    /// the exported metric: `exhausted`, `sharing`, `requested_ip`, `requested_pool`,
+    /// `no_pool`, `invalid_service`.
+    pub fn metric_reason(&self) -> &'static str {
+        match self {
+            Self::UnknownPool { .. } | Self::PoolDoesNotAdmit { .. } => "requested_pool",
+            Self::RequestedIpNotInPool { .. } => "requested_ip",
+            Self::RequestedIpsInDifferentPools { .. } | Self::RequestedIpUnusable { .. } => {
+                "invalid_service"
+            }
+            // Counted with the dual-stack shortfalls under a RequireDualStack policy, as the
+            // released label set does; dashboards and alerts count on it.
+            Self::RequestedFamily {
+                policy: IpFamilyPolicy::RequireDualStack,
+                ..
+            }
+            | Self::RequireDualStackOneIp { .. } => "exhausted",
+            Self::RequestedFamily { .. } => "invalid_service",
+            Self::IpInUse { .. } => "sharing",
+            Self::NoPool { .. } => "no_pool",
+            Self::Exhausted { .. } => "exhausted",
+        }
+    }
+}
+
 /// Why an address a Service had was taken away from it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReleaseReason {

@@ -3,6 +3,7 @@
 //! The reconciler fills a [`ServiceRequest`] from the Service object; nothing here knows about
 //! Kubernetes types, so the allocator stays testable with plain values.
 
+use super::request_error::{RequestError, UnknownProtocol};
 use ferrolb_api::annotations::{self, ADDRESS_POOL, ALLOW_SHARED_IP, LOAD_BALANCER_IPS};
 use ferrolb_config::IpFamily;
 use std::collections::BTreeMap;
@@ -48,15 +49,12 @@ pub enum IpFamilyPolicy {
 
 impl IpFamilyPolicy {
     /// Parses the Kubernetes spelling; absent means SingleStack.
-    pub fn parse(value: Option<&str>) -> Result<Self, String> {
+    pub fn parse(value: Option<&str>) -> Result<Self, RequestError> {
         match value {
             None | Some("SingleStack") => Ok(Self::SingleStack),
             Some("PreferDualStack") => Ok(Self::PreferDualStack),
             Some("RequireDualStack") => Ok(Self::RequireDualStack),
-            Some(other) => Err(format!(
-                "spec.ipFamilyPolicy {other:?} is unknown; accepted: SingleStack, \
-                 PreferDualStack, RequireDualStack"
-            )),
+            Some(other) => Err(RequestError::UnknownIpFamilyPolicy(other.to_string())),
         }
     }
 }
@@ -72,17 +70,13 @@ impl fmt::Display for IpFamilyPolicy {
 }
 
 /// Parses `spec.ipFamilies` (`IPv4`, `IPv6`), keeping the order.
-pub fn parse_ip_families(values: &[String]) -> Result<Vec<IpFamily>, String> {
+pub fn parse_ip_families(values: &[String]) -> Result<Vec<IpFamily>, RequestError> {
     let mut out = Vec::new();
     for v in values {
         let f = match v.as_str() {
             "IPv4" => IpFamily::V4,
             "IPv6" => IpFamily::V6,
-            other => {
-                return Err(format!(
-                    "spec.ipFamilies: {other:?} is unknown; accepted: IPv4, IPv6"
-                ));
-            }
+            other => return Err(RequestError::UnknownIpFamily(other.to_string())),
         };
         if !out.contains(&f) {
             out.push(f);
@@ -124,14 +118,12 @@ pub enum Protocol {
 
 impl Protocol {
     /// Parses the Kubernetes spelling; absent means TCP.
-    pub fn parse(value: Option<&str>) -> Result<Self, String> {
+    pub fn parse(value: Option<&str>) -> Result<Self, UnknownProtocol> {
         match value {
             None | Some("TCP") => Ok(Self::Tcp),
             Some("UDP") => Ok(Self::Udp),
             Some("SCTP") => Ok(Self::Sctp),
-            Some(other) => Err(format!(
-                "port protocol {other:?} is unknown; accepted: TCP, UDP, SCTP"
-            )),
+            Some(other) => Err(UnknownProtocol(other.to_string())),
         }
     }
 }
@@ -240,13 +232,11 @@ impl AnnotationRequest {
     pub fn parse(
         annotations: &BTreeMap<String, String>,
         load_balancer_ip: Option<&str>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, RequestError> {
         let requested_pool = match annotations::lookup(annotations, ADDRESS_POOL) {
             None => None,
             Some((key, v)) if v.trim().is_empty() => {
-                return Err(format!(
-                    "annotation {key} is empty; expected the name of a pool"
-                ));
+                return Err(RequestError::EmptyPoolAnnotation { key });
             }
             Some((key, v)) => Some(Requested {
                 value: v.trim().to_string(),
@@ -269,32 +259,27 @@ impl AnnotationRequest {
 pub fn parse_requested_ips(
     annotations: &BTreeMap<String, String>,
     load_balancer_ip: Option<&str>,
-) -> Result<Option<Requested<Vec<IpAddr>>>, String> {
+) -> Result<Option<Requested<Vec<IpAddr>>>, RequestError> {
     let spec_ip = load_balancer_ip.map(str::trim).filter(|s| !s.is_empty());
     let (source, text) = match (annotations::lookup(annotations, LOAD_BALANCER_IPS), spec_ip) {
         (None, None) => return Ok(None),
         // Two places saying possibly different things: refuse rather than guess (as MetalLB).
-        (Some((key, _)), Some(_)) => {
-            return Err(format!(
-                "annotation {key} and spec.loadBalancerIP are both set; use only {key}"
-            ));
-        }
+        (Some((key, _)), Some(_)) => return Err(RequestError::IpsAskedTwice { key }),
         (Some((key, v)), None) => (key, v),
         (None, Some(ip)) => ("spec.loadBalancerIP".to_string(), ip),
     };
     let mut ips: Vec<IpAddr> = Vec::new();
     for part in text.split(',').map(str::trim) {
-        let ip: IpAddr = part.parse().map_err(|_| {
-            format!(
-                "{source}: {part:?} is not an IP address; expected up to one IPv4 and one IPv6 \
-                 address separated by a comma"
-            )
+        let ip: IpAddr = part.parse().map_err(|_| RequestError::NotAnIp {
+            location: source.clone(),
+            value: part.to_string(),
         })?;
         if let Some(other) = ips.iter().find(|o| IpFamily::of(o) == IpFamily::of(&ip)) {
-            return Err(format!(
-                "{source}: {other} and {ip} are both {}; at most one address per family",
-                IpFamily::of(&ip).k8s_name()
-            ));
+            return Err(RequestError::TwoOfOneFamily {
+                location: source,
+                first: *other,
+                second: ip,
+            });
         }
         ips.push(ip);
     }
@@ -342,13 +327,15 @@ mod tests {
             &ann(&[("ferrolb.io/loadBalancerIPs", "10.0.0.1,nope")]),
             None,
         )
-        .expect_err("bad ip");
+        .expect_err("bad ip")
+        .to_string();
         assert!(e.starts_with("ferrolb.io/loadBalancerIPs: \"nope\""), "{e}");
         let e = parse_requested_ips(
             &ann(&[("metallb.universe.tf/loadBalancerIPs", "10.0.0.1,10.0.0.2")]),
             None,
         )
-        .expect_err("two v4");
+        .expect_err("two v4")
+        .to_string();
         assert!(
             e.contains("metallb.universe.tf/loadBalancerIPs")
                 && e.contains("one address per family"),
@@ -358,7 +345,8 @@ mod tests {
             &ann(&[("ferrolb.io/loadBalancerIPs", "10.0.0.1")]),
             Some("10.0.0.1"),
         )
-        .expect_err("both");
+        .expect_err("both")
+        .to_string();
         assert!(e.contains("spec.loadBalancerIP"), "{e}");
     }
 
@@ -381,7 +369,8 @@ mod tests {
         );
         assert_eq!(a.sharing_key.as_deref(), Some("k"));
         let e = AnnotationRequest::parse(&ann(&[("ferrolb.io/address-pool", " ")]), None)
-            .expect_err("empty");
+            .expect_err("empty")
+            .to_string();
         assert!(e.contains("ferrolb.io/address-pool"), "{e}");
     }
 

@@ -130,12 +130,12 @@ pub struct Inner {
     types: Arc<[ResourceType]>,
     changes: u64,
     /// Cluster IPs and node ports held by Services, maintained on every Service write.
-    services: super::service::ServiceIndex,
+    services: super::service_index::ServiceIndex,
 }
 
 impl Inner {
     /// Cluster IPs and node ports held by Services.
-    pub fn service_index(&self) -> &super::service::ServiceIndex {
+    pub fn service_index(&self) -> &super::service_index::ServiceIndex {
         &self.services
     }
 
@@ -406,7 +406,7 @@ impl Store {
                         "kind": "Namespace",
                         "metadata": {
                             "name": ns,
-                            "uid": super::objects::new_uid(),
+                            "uid": super::ids::new_uid(),
                             "resourceVersion": inner.rv.to_string(),
                             "creationTimestamp": super::time::now_rfc3339(),
                             "labels": {"kubernetes.io/metadata.name": ns},

@@ -15,155 +15,14 @@
 //! to the probe interval for both systems and the takeover time is the informative figure.
 //! `--fault link-down` (the owner's eth0 goes down) is a node failure: there the gap is real.
 
+use crate::bench::prober::{Prober, measure};
 use crate::bench::stats::{peak_rss_kib, percentile};
-use crate::cluster::{Cluster, ClusterOptions, default_service_ranges, ns_runtime};
+use crate::cluster::{Cluster, ClusterOptions, default_service_ranges};
 use crate::fixtures::ingress_ips;
-use crate::lab::process::{LabProcess, ProcessSpec};
+use crate::lab::{Keepalived, KeepalivedConfig};
 use anyhow::{Context, anyhow, bail};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// One probe result.
-#[derive(Clone, Debug)]
-pub struct Sample {
-    /// When the probe was sent.
-    pub at: Instant,
-    /// The serving node's name on success.
-    pub node: Option<String>,
-}
-
-/// HTTP GET prober running on a runtime inside a lab namespace.
-pub struct Prober {
-    rt: Option<tokio::runtime::Runtime>,
-    stop: Arc<AtomicBool>,
-    samples: Arc<Mutex<Vec<Sample>>>,
-}
-
-impl Prober {
-    /// Starts probing `target` every `interval` from namespace `ns` (sockets are opened there).
-    pub fn start(ns: &str, target: SocketAddr, interval: Duration) -> anyhow::Result<Prober> {
-        if !crate::lab::topology::is_lab_addr(target.ip()) {
-            bail!("{target} is not a lab address");
-        }
-        let rt = ns_runtime(ns)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let samples = Arc::new(Mutex::new(Vec::new()));
-        let (stop2, samples2) = (stop.clone(), samples.clone());
-        rt.spawn(async move {
-            let mut tick = tokio::time::interval(interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            while !stop2.load(Ordering::Relaxed) {
-                tick.tick().await;
-                let at = Instant::now();
-                let node = probe_once(target, interval).await;
-                samples2
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(Sample { at, node });
-            }
-        });
-        Ok(Prober {
-            rt: Some(rt),
-            stop,
-            samples,
-        })
-    }
-
-    /// The samples so far.
-    pub fn samples(&self) -> Vec<Sample> {
-        self.samples
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// Forgets the samples so far.
-    pub fn clear(&self) {
-        self.samples
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
-    }
-
-    /// Waits until a probe sent after `after` succeeds (served by a node `accept` agrees with);
-    /// returns that sample.
-    pub fn wait_success(
-        &self,
-        after: Instant,
-        timeout: Duration,
-        accept: impl Fn(&str) -> bool,
-    ) -> Option<Sample> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(s) = self
-                .samples()
-                .into_iter()
-                .find(|s| s.at > after && s.node.as_deref().is_some_and(&accept))
-            {
-                return Some(s);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-impl Drop for Prober {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(rt) = self.rt.take() {
-            rt.shutdown_timeout(Duration::from_secs(1));
-        }
-    }
-}
-
-/// One GET: connect within `connect_timeout`, the whole exchange within 100 ms (a probe that
-/// takes longer counts as failed: a client would have seen a stall).
-async fn probe_once(target: SocketAddr, connect_timeout: Duration) -> Option<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(target))
-        .await
-        .ok()?
-        .ok()?;
-    let exchange = async {
-        stream
-            .write_all(b"GET / HTTP/1.0\r\nHost: probe\r\n\r\n")
-            .await
-            .ok()?;
-        let mut buf = Vec::new();
-        stream.read_to_end(&mut buf).await.ok()?;
-        let text = String::from_utf8_lossy(&buf).into_owned();
-        let (_, body) = text.split_once("\r\n\r\n")?;
-        body.split_whitespace().next().map(str::to_string)
-    };
-    tokio::time::timeout(Duration::from_millis(100), exchange)
-        .await
-        .ok()?
-}
-
-/// Gap and takeover of one fault at `fault_at` whose owner was `old`.
-pub fn measure(samples: &[Sample], fault_at: Instant, old: &str) -> Option<(Duration, Duration)> {
-    let last_before = samples
-        .iter()
-        .filter(|s| s.at <= fault_at && s.node.is_some())
-        .map(|s| s.at)
-        .max()?;
-    let first_after = samples
-        .iter()
-        .filter(|s| s.at > fault_at && s.node.is_some())
-        .map(|s| s.at)
-        .min()?;
-    let takeover = samples
-        .iter()
-        .filter(|s| s.at > fault_at && s.node.as_deref().is_some_and(|n| n != old))
-        .map(|s| s.at)
-        .min()?;
-    Some((first_after - last_before, takeover - fault_at))
-}
 
 /// How the owner fails.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -600,42 +459,17 @@ fn heal_ferrolb(c: &mut Cluster, node: usize, fault: Fault) -> anyhow::Result<()
     Ok(())
 }
 
-/// keepalived in one node namespace.
-struct Keepalived {
-    proc: LabProcess,
-    vrrp_pidfile: std::path::PathBuf,
-}
-
-fn keepalived_conf(iface: &str, priority: u8) -> String {
-    // VRRPv3 takes advert_int in centiseconds: 0.01 s is the fastest it accepts. Preemption
-    // stays on (the highest priority takes the VIP back), as it is keepalived's default.
-    format!(
-        "global_defs {{\n  vrrp_version 3\n  script_user root\n  enable_script_security\n  vrrp_garp_master_delay 0\n  vrrp_garp_master_repeat 1\n}}\n\
-         vrrp_instance VI_BENCH {{\n  state BACKUP\n  interface {iface}\n  virtual_router_id 51\n  priority {priority}\n  advert_int 0.01\n  virtual_ipaddress {{\n    {KEEPALIVED_VIP}/24 dev {iface}\n  }}\n}}\n"
-    )
-}
-
 fn start_keepalived(c: &Cluster, node: usize) -> anyhow::Result<Keepalived> {
     let h = c.lab.node(node);
-    let dir = h.ns().log_dir().to_path_buf();
-    let conf = dir.join(format!("keepalived-{}.conf", h.name()));
-    let pid = dir.join(format!("keepalived-{}.pid", h.name()));
-    let vrrp_pidfile = dir.join(format!("keepalived-vrrp-{}.pid", h.name()));
-    let _ = std::fs::remove_file(&vrrp_pidfile);
     // node1 highest: it is master whenever it runs.
     let priority = 250u8.saturating_sub(u8::try_from(node * 50).unwrap_or(200));
-    std::fs::write(&conf, keepalived_conf(h.iface(), priority))?;
-    let spec = ProcessSpec::new("keepalived", "keepalived")
-        .args(["-n", "-l", "-D", "-P", "-R", "--no_bfd", "-f"])
-        .arg(&conf)
-        .arg("-p")
-        .arg(&pid)
-        .arg("-r")
-        .arg(&vrrp_pidfile)
-        .arg("-i")
-        .arg(h.name());
-    let proc = h.ns().spawn_spec(&spec).map_err(|e| anyhow!("{e}"))?;
-    Ok(Keepalived { proc, vrrp_pidfile })
+    let cfg = KeepalivedConfig {
+        iface: h.iface().to_string(),
+        vip: KEEPALIVED_VIP,
+        prefix_len: 24,
+        priority,
+    };
+    Keepalived::start(h.ns(), h.name(), &cfg).map_err(|e| anyhow!("{e}"))
 }
 
 /// The node whose eth0 holds the keepalived VIP (exactly one), if any.
@@ -643,11 +477,7 @@ fn keepalived_master(c: &Cluster) -> anyhow::Result<Option<usize>> {
     let mut holders = Vec::new();
     for i in 1..=c.lab.nodes().len() {
         let h = c.lab.node(i);
-        let out = h
-            .ns()
-            .ip(["-4", "addr", "show", "dev", h.iface()])
-            .map_err(|e| anyhow!("{e}"))?;
-        if out.contains(&format!("inet {KEEPALIVED_VIP}/")) {
+        if Keepalived::holds_vip(h.ns(), h.iface(), KEEPALIVED_VIP).map_err(|e| anyhow!("{e}"))? {
             holders.push(i);
         }
     }
@@ -692,8 +522,8 @@ fn keepalived_trials(c: &Cluster, opts: &FailoverBench) -> anyhow::Result<System
             Fault::Kill => {
                 // The VRRP child holds the instance; the parent (run with -R) does not respawn
                 // it. By PID from its pidfile only.
-                let text = std::fs::read_to_string(&k.vrrp_pidfile)
-                    .with_context(|| format!("reading {}", k.vrrp_pidfile.display()))?;
+                let text = std::fs::read_to_string(k.vrrp_pidfile())
+                    .with_context(|| format!("reading {}", k.vrrp_pidfile().display()))?;
                 let child: i32 = text.trim().parse().context("VRRP child pid")?;
                 nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(child),
@@ -746,7 +576,7 @@ fn keepalived_trials(c: &Cluster, opts: &FailoverBench) -> anyhow::Result<System
         std::thread::sleep(Duration::from_millis(700));
     }
     for k in ks.iter().flatten() {
-        let _ = k.proc.terminate();
+        let _ = k.process().terminate();
     }
     Ok(SystemResult {
         gap: Series::from(&gaps, failed),
@@ -933,28 +763,6 @@ fn rss_1000(report: &mut Report) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn gap_and_takeover_from_samples() {
-        let t0 = Instant::now();
-        let at = |ms: u64| t0 + Duration::from_millis(ms);
-        let s = |ms, n: Option<&str>| Sample {
-            at: at(ms),
-            node: n.map(str::to_string),
-        };
-        let samples = vec![
-            s(0, Some("node1")),
-            s(10, Some("node1")),
-            s(20, None),
-            s(30, None),
-            s(40, Some("node1")),
-            s(50, Some("node2")),
-        ];
-        let (gap, takeover) = measure(&samples, at(15), "node1").expect("measured");
-        assert_eq!(gap, Duration::from_millis(30));
-        assert_eq!(takeover, Duration::from_millis(35));
-        assert!(measure(&samples[..4], at(15), "node1").is_none());
-    }
 
     #[test]
     fn parses_arping_rtts() {

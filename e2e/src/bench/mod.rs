@@ -4,4 +4,5 @@ pub mod bfd;
 pub mod bgp;
 pub mod controller;
 pub mod failover;
+pub mod prober;
 pub mod stats;

@@ -3,7 +3,7 @@
 
 use super::observe::short;
 use super::render::Ui;
-use crate::bench::failover::{Prober, measure};
+use crate::bench::prober::{Prober, measure};
 use crate::cluster::Cluster;
 use anyhow::{Context, anyhow};
 use std::net::{IpAddr, SocketAddr};

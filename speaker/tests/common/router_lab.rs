@@ -1,14 +1,15 @@
 //! The two-namespace lab of the interop tests: namespace "them" runs a routing daemon (BIRD,
 //! FRR), namespace "us" runs our code in-process (a thread that entered it), joined by a veth
-//! pair with one IPv4 and one IPv6 address on each side. Daemons are stopped by PID and the
-//! namespaces deleted on drop, also when an assertion fails.
+//! pair with one IPv4 and one IPv6 address on each side. Built on `ferrolb_lab::Scratch`, so
+//! daemons are stopped by PID and the namespaces deleted on drop, also when an assertion fails,
+//! and by the next run if this one was killed.
 //!
-//! The namespaces are private to each lab (the veth pair is created inside them, never in the
-//! root namespace), so parallel tests share the same addresses without clashing.
+//! Each lab has namespaces of its own (the veth pair is created inside them, never in the root
+//! namespace), so parallel tests share the same addresses without clashing.
 
-use super::{Netns, run, veth};
+use ferrolb_lab::{LabProcess, Netns, Scratch};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The daemon's addresses and ours.
@@ -24,30 +25,32 @@ pub struct RouterLab {
     /// Ours.
     pub us: Netns,
     dir: PathBuf,
-    daemons: Vec<Child>,
+    // Dropped before `lab`: daemons stop (SIGTERM, then SIGKILL) before their namespace goes.
+    daemons: Vec<LabProcess>,
+    lab: Scratch,
 }
 
 impl RouterLab {
-    /// Creates the namespaces, the link and the addresses, and a scratch directory.
+    /// Creates the namespaces, the link and the addresses, and a scratch directory (the lab's
+    /// log directory, kept when a test fails).
     pub fn new(tag: &str) -> Self {
-        let them = Netns::new(&format!("{tag}t"));
-        let us = Netns::new(&format!("{tag}u"));
-        veth(&them, "rtr0", &us, "us0");
+        let lab = Scratch::new().unwrap_or_else(|e| panic!("{tag} lab: {e}"));
+        let them = lab.netns("them").expect("namespace them");
+        let us = lab.netns("us").expect("namespace us");
+        lab.veth(&them, "rtr0", &us, "us0").expect("veth pair");
         for (ns, dev, v4, v6) in [
             (&them, "rtr0", THEIR_V4, THEIR_V6),
             (&us, "us0", OUR_V4, OUR_V6),
         ] {
-            ns.add_addr(dev, &format!("{v4}/24"));
-            ns.add_addr(dev, &format!("{v6}/64"));
+            ns.add_addr(dev, &format!("{v4}/24")).expect("IPv4 address");
+            ns.add_addr(dev, &format!("{v6}/64")).expect("IPv6 address");
         }
-        let dir = std::env::temp_dir().join(format!("{}-lab", us.name()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("lab dir");
         RouterLab {
             them,
             us,
-            dir,
+            dir: lab.log_dir().to_path_buf(),
             daemons: Vec::new(),
+            lab,
         }
     }
 
@@ -56,26 +59,23 @@ impl RouterLab {
         self.dir.join(file).display().to_string()
     }
 
-    /// Starts `args` in the daemon namespace with stderr to `stderr` (a file in the scratch
-    /// directory); returns its index for [`RouterLab::kill`].
-    fn spawn(&mut self, args: &[&str], stderr: &str) -> usize {
-        let child = Command::new("ip")
-            .args(["netns", "exec", self.them.name()])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(self.path(stderr)).expect("stderr file"))
-            .spawn()
+    /// Starts `args` in the daemon namespace as process `name` (its output in the lab's
+    /// `them-<name>.log`); returns its index for [`RouterLab::kill`].
+    fn spawn(&mut self, name: &str, args: &[&str]) -> usize {
+        let p = self
+            .them
+            .spawn(name, args)
             .unwrap_or_else(|e| panic!("starting {args:?}: {e}"));
-        self.daemons.push(child);
+        self.daemons.push(p);
         self.daemons.len() - 1
     }
 
     /// Kills daemon `index` with SIGKILL (by PID) and reaps it.
     pub fn kill(&mut self, index: usize) {
-        let child = &mut self.daemons[index];
-        // SAFETY: kill(2) on a child we spawned and have not reaped.
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
-        let _ = child.wait();
+        let p = &self.daemons[index];
+        p.kill()
+            .unwrap_or_else(|e| panic!("killing {}: {e}", p.name()));
+        let _ = p.wait_timeout(Duration::from_secs(5));
     }
 
     /// Path of BIRD's control socket.
@@ -93,20 +93,20 @@ impl RouterLab {
         let conf_path = self.path("bird.conf");
         std::fs::write(&conf_path, conf).expect("bird.conf");
         let ctl = self.bird_ctl();
-        let index = self.spawn(&["bird", "-f", "-c", &conf_path, "-s", &ctl], "bird.stderr");
+        let index = self.spawn("bird", &["bird", "-f", "-c", &conf_path, "-s", &ctl]);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if self.birdc(&["show", "status"]).contains("BIRD") {
                 return index;
             }
-            if let Ok(Some(_)) = self.daemons[index].try_wait() {
+            if !self.daemons[index].is_running() {
                 break; // exited: a configuration error, reported below
             }
             std::thread::sleep(Duration::from_millis(100));
         }
         panic!(
-            "bird did not start; stderr: {}; log: {}",
-            std::fs::read_to_string(self.path("bird.stderr")).unwrap_or_default(),
+            "bird did not start; output: {}; log: {}",
+            self.daemons[index].log(),
             self.bird_log()
         );
     }
@@ -131,9 +131,11 @@ impl RouterLab {
         let dir = self.frr_dir();
         std::fs::create_dir_all(&dir).expect("frr dir");
         std::fs::write(format!("{dir}/frr.conf"), conf).expect("frr.conf");
-        run(&["chown", "-R", "frr:frr", &dir]);
-        // The scratch directory must be traversable by the frr user.
-        run(&["chmod", "755", &self.dir.display().to_string()]);
+        let out = Command::new("chown")
+            .args(["-R", "frr:frr", &dir])
+            .output()
+            .expect("running chown");
+        assert!(out.status.success(), "chown frr {dir}: {out:?}");
     }
 
     /// Starts FRR daemon `daemon` (`zebra`, `bgpd`, `bfdd`; no watchfrr) in the daemon
@@ -165,17 +167,14 @@ impl RouterLab {
             "0",
         ];
         args.extend_from_slice(extra);
-        self.spawn(&args, &format!("frr/{daemon}.stderr"))
+        self.spawn(daemon, &args)
     }
 
     /// `vtysh -c cmd` output (empty when it fails).
     pub fn vtysh(&self, cmd: &str) -> String {
-        Command::new("ip")
-            .args(["netns", "exec", self.them.name(), "vtysh"])
-            .args(["--vty_socket", &self.frr_dir()])
-            .args(["-c", cmd])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        self.them
+            .exec(["vtysh", "--vty_socket", &self.frr_dir(), "-c", cmd])
+            .map(|o| o.stdout)
             .unwrap_or_default()
     }
 }
@@ -189,33 +188,4 @@ pub fn birdc_at(ctl: &str, args: &[&str]) -> String {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default()
-}
-
-impl Drop for RouterLab {
-    fn drop(&mut self) {
-        // Daemons first (SIGTERM, then SIGKILL after 3 s), by PID; the namespaces go when the
-        // fields drop after this body.
-        for child in &mut self.daemons {
-            if let Ok(Some(_)) = child.try_wait() {
-                continue;
-            }
-            // SAFETY: kill(2) on a child we spawned and have not reaped yet.
-            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(3);
-            loop {
-                match child.try_wait() {
-                    Ok(Some(_)) => break,
-                    Ok(None) if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(50))
-                    }
-                    _ => {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        break;
-                    }
-                }
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }

@@ -1,5 +1,5 @@
 //! The address plan and the [`Lab`] builder (see the module docs of
-//! [`crate::lab`] for the picture and the table).
+//! [the crate docs](crate) for the picture and the table).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
@@ -8,13 +8,11 @@ use std::time::Duration;
 use ipnet::{Ipv4Net, Ipv6Net};
 use rand::Rng;
 
-use super::netns::{self, Netns};
-use super::{LabError, Result, cleanup, log_dir_for, root};
+pub use crate::addr::{LAB_V4, LAB_V6, ensure_lab_addr, is_lab_addr};
+use crate::netns;
+use crate::ns::Netns;
+use crate::{LabError, Result, cleanup, log_dir_for, registry, root};
 
-/// Everything the lab uses, IPv4.
-pub const LAB_V4: Ipv4Net = Ipv4Net::new_assert(Ipv4Addr::new(10, 200, 0, 0), 16);
-/// Everything the lab uses, IPv6.
-pub const LAB_V6: Ipv6Net = Ipv6Net::new_assert(Ipv6Addr::new(0xfd00, 0x200, 0, 0, 0, 0, 0, 0), 48);
 /// The LAN (bridge `br-lan`).
 pub const LAN_V4: Ipv4Net = Ipv4Net::new_assert(Ipv4Addr::new(10, 200, 0, 0), 24);
 pub const LAN_V6: Ipv6Net = Ipv6Net::new_assert(Ipv6Addr::new(0xfd00, 0x200, 0, 0, 0, 0, 0, 0), 64);
@@ -48,23 +46,6 @@ pub const UPSTREAM_BRIDGE: &str = "br-up";
 
 /// Longest prefix such that `<prefix>-uclient` still fits in 15 characters.
 pub const MAX_PREFIX_LEN: usize = 7;
-
-/// Whether `ip` is one the lab may send traffic to.
-pub fn is_lab_addr(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(a) => LAB_V4.contains(&a) || a.is_loopback(),
-        IpAddr::V6(a) => LAB_V6.contains(&a) || a.is_loopback(),
-    }
-}
-
-/// Error unless [`is_lab_addr`]: the network-safety guard of every traffic helper.
-pub fn ensure_lab_addr(ip: IpAddr) -> Result<()> {
-    if is_lab_addr(ip) {
-        Ok(())
-    } else {
-        Err(LabError::AddressOutsideLab(ip))
-    }
-}
 
 /// IPv4 address `host` in `net` (a /24 of the plan).
 pub fn v4_host(net: Ipv4Net, host: u8) -> Ipv4Addr {
@@ -221,11 +202,7 @@ impl Host {
 
     /// MAC address of `iface` (`ip -br link`).
     pub fn mac(&self, iface: &str) -> Result<String> {
-        let out = self.ns.ip(["-br", "link", "show", "dev", iface])?;
-        out.split_whitespace()
-            .nth(2)
-            .map(str::to_string)
-            .ok_or_else(|| LabError::Config(format!("no MAC in `ip -br link` output: {out:?}")))
+        self.ns.mac(iface)
     }
 }
 
@@ -330,7 +307,7 @@ impl LabBuilder {
             }
             None => random_prefix()?,
         };
-        let log_dir = cleanup::register_run(&prefix)?;
+        let log_dir = registry::register_run(&prefix)?;
         let switch = Netns::new(&prefix, &Role::Switch.name(), &log_dir);
         let mut lab = Lab {
             prefix,
@@ -472,7 +449,7 @@ fn validate_prefix(p: &str) -> Result<()> {
 }
 
 /// `flb` + 4 random chars, not used by any namespace or log dir yet.
-fn random_prefix() -> Result<String> {
+pub(crate) fn random_prefix() -> Result<String> {
     const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let existing = netns::list()?;
     let mut rng = rand::rng();
@@ -491,9 +468,9 @@ fn random_prefix() -> Result<String> {
     ))
 }
 
-fn create_ns(ns: &Netns) -> Result<()> {
+pub(crate) fn create_ns(ns: &Netns) -> Result<()> {
     // Registered first: if creation half-succeeds, teardown still finds it.
-    cleanup::register_ns(ns.prefix(), ns.name())?;
+    registry::register_ns(ns.prefix(), ns.name())?;
     netns::add(ns.name())?;
     ns.ip(["link", "set", "lo", "up"])?;
     Ok(())
@@ -578,7 +555,7 @@ fn wait_carrier(h: &Host, iface: &str) -> Result<()> {
     let what = format!("{iface} in {} to come up", h.name());
     // /sys is per mount namespace, not per thread (so in_netns cannot read the
     // namespace's /sys/class/net): ask `ip` instead.
-    super::wait_until(&what, Duration::from_secs(5), || {
+    crate::wait_until(&what, Duration::from_secs(5), || {
         ns.ip(["-br", "link", "show", "dev", iface])
             .map(|o| o.split_whitespace().nth(1) == Some("UP"))
             .unwrap_or(false)
@@ -719,7 +696,7 @@ impl Lab {
     }
 }
 
-fn keep_logs() -> bool {
+pub(crate) fn keep_logs() -> bool {
     std::thread::panicking() || std::env::var_os("FERROLB_LAB_KEEP_LOGS").is_some()
 }
 

@@ -13,170 +13,19 @@ use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill, killpg};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
-use super::{LabError, Result, cleanup};
+use crate::child::ProcShared;
+use crate::{LabError, Result, registry};
 
 /// How long a dropped process gets between SIGTERM and SIGKILL.
 pub const DROP_GRACE: Duration = Duration::from_secs(2);
-/// Default timeout of [`super::Netns::exec`].
+/// Default timeout of [`crate::Netns::exec`].
 pub const EXEC_TIMEOUT: Duration = Duration::from_secs(30);
-
-enum ProcState {
-    Running(Child),
-    Exited(ExitStatus),
-}
-
-/// State shared between a [`LabProcess`] handle and the cleanup registry, so that
-/// a lab teardown (or the signal handler) can stop and reap processes whose
-/// handles are still alive elsewhere.
-pub(crate) struct ProcShared {
-    pub(crate) label: String,
-    pub(crate) pid: i32,
-    pub(crate) starttime: Option<u64>,
-    state: Mutex<ProcState>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic elsewhere must not stop teardown, so ignore poisoning.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Process state letter from /proc/<pid>/stat ('R', 'S', 'Z', …), None if gone.
-pub(crate) fn proc_state(pid: i32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().next()?.chars().next()
-}
-
-/// Field `n` (1-based, as in proc(5)) of /proc/<pid>/stat.
-fn stat_field(pid: i32, n: usize) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    // Fields after the comm start at field 3.
-    rest.split_whitespace().nth(n.checked_sub(3)?)?.parse().ok()
-}
-
-/// Start time (clock ticks since boot) of `pid`; with the PID it identifies a
-/// process across PID reuse.
-pub(crate) fn proc_starttime(pid: i32) -> Option<u64> {
-    stat_field(pid, 22)
-}
-
-/// Process group id of `pid`.
-pub(crate) fn proc_pgid(pid: i32) -> Option<i32> {
-    stat_field(pid, 5).and_then(|v| i32::try_from(v).ok())
-}
-
-impl ProcShared {
-    fn new(label: String, child: Child) -> Arc<Self> {
-        let pid = child.id() as i32;
-        Arc::new(ProcShared {
-            label,
-            pid,
-            starttime: proc_starttime(pid),
-            state: Mutex::new(ProcState::Running(child)),
-        })
-    }
-
-    pub(crate) fn is_reaped(&self) -> bool {
-        matches!(*lock(&self.state), ProcState::Exited(_))
-    }
-
-    fn signal(&self, sig: Signal) -> Result<()> {
-        let st = lock(&self.state);
-        match &*st {
-            ProcState::Running(_) => {
-                kill(Pid::from_raw(self.pid), sig).map_err(|e| LabError::Signal {
-                    name: self.label.clone(),
-                    pid: self.pid,
-                    signal: sig.as_str().to_string(),
-                    source: e,
-                })
-            }
-            ProcState::Exited(_) => Err(LabError::NotRunning {
-                name: self.label.clone(),
-                pid: self.pid,
-            }),
-        }
-    }
-
-    /// Signals the whole process group (the child leads it) while the leader is unreaped.
-    fn signal_group(&self, sig: Signal) {
-        let st = lock(&self.state);
-        if let ProcState::Running(_) = &*st {
-            // ESRCH just means everybody is gone already.
-            let _ = killpg(Pid::from_raw(self.pid), sig);
-        }
-    }
-
-    fn try_wait(&self) -> Result<Option<ExitStatus>> {
-        let mut st = lock(&self.state);
-        match &mut *st {
-            ProcState::Exited(s) => Ok(Some(*s)),
-            ProcState::Running(child) => match child.try_wait() {
-                Ok(Some(s)) => {
-                    *st = ProcState::Exited(s);
-                    Ok(Some(s))
-                }
-                Ok(None) => Ok(None),
-                Err(e) => Err(LabError::io(format!("waiting for {}", self.label), e)),
-            },
-        }
-    }
-
-    /// Exited (zombie or gone) without reaping it — keeps the PID reserved so we
-    /// can still kill leftovers of its process group.
-    fn has_exited(&self) -> bool {
-        if self.is_reaped() {
-            return true;
-        }
-        matches!(proc_state(self.pid), None | Some('Z') | Some('X'))
-    }
-
-    /// First half of a stop: SIGTERM (plus SIGCONT so a SIGSTOPped process sees it)
-    /// to the process group.
-    pub(crate) fn begin_stop(&self) {
-        self.signal_group(Signal::SIGTERM);
-        self.signal_group(Signal::SIGCONT);
-    }
-
-    /// Second half: wait until `deadline`, then SIGKILL the group, then reap.
-    pub(crate) fn finish_stop(&self, deadline: Instant) -> Option<ExitStatus> {
-        while !self.has_exited() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        // Also kills children the program forked into its group.
-        self.signal_group(Signal::SIGKILL);
-        let hard_deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            match self.try_wait() {
-                Ok(Some(s)) => return Some(s),
-                Ok(None) if Instant::now() < hard_deadline => {
-                    std::thread::sleep(Duration::from_millis(5))
-                }
-                _ => {
-                    tracing::warn!(pid = self.pid, name = %self.label, "process did not die after SIGKILL");
-                    return None;
-                }
-            }
-        }
-    }
-
-    pub(crate) fn stop_and_reap(&self, grace: Duration) -> Option<ExitStatus> {
-        if self.has_exited() {
-            // Already dead: only kill what it left in its group, then reap.
-            return self.finish_stop(Instant::now());
-        }
-        self.begin_stop();
-        self.finish_stop(Instant::now() + grace)
-    }
-}
 
 /// What to run: program, arguments, environment, working directory.
 #[derive(Debug, Clone)]
@@ -318,7 +167,7 @@ impl LabProcess {
         })?;
         let label = format!("{ns}/{}", spec.name);
         let shared = ProcShared::new(label, child);
-        if let Err(e) = cleanup::register_proc(prefix, &shared) {
+        if let Err(e) = registry::register_proc(prefix, &shared) {
             shared.stop_and_reap(Duration::ZERO);
             return Err(e);
         }
@@ -393,7 +242,7 @@ impl LabProcess {
     pub fn wait_timeout(&self, timeout: Duration) -> Result<ExitStatus> {
         let what = format!("{} (pid {}) to exit", self.name(), self.pid());
         let mut err = None;
-        let r = super::wait_for(&what, timeout, || match self.try_wait() {
+        let r = crate::wait_for(&what, timeout, || match self.try_wait() {
             Ok(s) => s,
             Err(e) => {
                 err = Some(e);
@@ -516,7 +365,7 @@ where
     drop(tx);
     let shared = ProcShared::new(shown.clone(), child);
     if let Some(prefix) = prefix
-        && let Err(e) = cleanup::register_proc(prefix, &shared)
+        && let Err(e) = registry::register_proc(prefix, &shared)
     {
         shared.stop_and_reap(Duration::ZERO);
         return Err(e);

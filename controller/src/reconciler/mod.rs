@@ -1,10 +1,18 @@
 //! One reconcile pass: from the whole current view (Services, configuration objects, Namespace
 //! labels) to the list of writes that bring the cluster in line. Level-triggered: the pass is
 //! recomputed from scratch on every change, so missed or reordered events cannot leave stale
-//! state. No I/O here; `run.rs` executes the writes.
+//! state. No I/O here; `run.rs` executes the status writes, records the events and applies the
+//! metric updates of the returned [`PassOutcome`].
 
-use crate::allocator::{Allocator, ReleaseReason, ServiceKey, ServiceRequest};
-use crate::metrics::{Metrics, PoolLabels, ReasonLabels};
+mod outcome;
+#[cfg(test)]
+mod tests;
+
+pub use outcome::{
+    Event, EventKind, MetricDeltas, PassOutcome, PoolAddresses, ServiceFailure, StatusWrite,
+};
+
+use crate::allocator::{Allocator, ReleaseReason, RequestError, ServiceKey, ServiceRequest};
 use crate::service::{ingress_ips, is_ours, to_request};
 use ferrolb_api::IPAddressPoolStatus;
 use ferrolb_api::events as reasons;
@@ -18,47 +26,6 @@ use std::time::{Duration, Instant};
 /// Pool status is written at most this often per pool.
 pub const POOL_STATUS_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Severity of an event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EventKind {
-    /// Informational.
-    Normal,
-    /// Something needs attention.
-    Warning,
-}
-
-/// One write the pass asks for.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Write {
-    /// Set `status.loadBalancer.ingress` of a Service.
-    ServiceStatus {
-        /// The Service.
-        key: ServiceKey,
-        /// Addresses (empty clears the ingress).
-        ips: Vec<IpAddr>,
-    },
-    /// Record an event.
-    Event {
-        /// Object the event is about.
-        regarding: ObjectReference,
-        /// Normal or Warning.
-        kind: EventKind,
-        /// Reason (see `ferrolb_api::events`).
-        reason: &'static str,
-        /// Human-readable message.
-        note: String,
-    },
-    /// Set an IPAddressPool's status.
-    PoolStatus {
-        /// Namespace of the pool.
-        namespace: String,
-        /// Name of the pool.
-        name: String,
-        /// The status.
-        status: IPAddressPoolStatus,
-    },
-}
-
 /// What the pass needs besides the objects.
 #[derive(Clone, Copy, Debug)]
 pub struct PassContext {
@@ -70,15 +37,6 @@ pub struct PassContext {
     pub now: Instant,
 }
 
-/// What a pass returns.
-#[derive(Debug, Default)]
-pub struct PassResult {
-    /// Writes to execute.
-    pub writes: Vec<Write>,
-    /// Run another pass after this long even without changes (rate-limited pool status).
-    pub again_after: Option<Duration>,
-}
-
 /// State kept between passes.
 #[derive(Debug, Default)]
 pub struct Core {
@@ -86,8 +44,8 @@ pub struct Core {
     config: ConfigStatus,
     last_errors: Vec<ConfigError>,
     restored: bool,
-    /// Last failure message reported per Service, so an event is recorded once per change.
-    failures: HashMap<ServiceKey, String>,
+    /// Last failure reported per Service, so an event is recorded once per change.
+    failures: HashMap<ServiceKey, ServiceFailure>,
     /// Last status written per Service with the resourceVersion it was computed from: until the
     /// cache shows a newer version, the same write is not repeated.
     written: HashMap<ServiceKey, (String, Vec<IpAddr>)>,
@@ -125,23 +83,6 @@ fn key_of(svc: &Service) -> ServiceKey {
 
 fn saturate(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-fn failure_reason(msg: &str) -> &'static str {
-    // Coarse, stable label values for the failures metric.
-    if msg.contains("no free") || msg.contains("RequireDualStack") {
-        "exhausted"
-    } else if msg.contains("cannot be shared") {
-        "sharing"
-    } else if msg.contains("not in") {
-        "requested_ip"
-    } else if msg.contains("does not exist") || msg.contains("does not admit") {
-        "requested_pool"
-    } else if msg.contains("no pool") {
-        "no_pool"
-    } else {
-        "invalid_service"
-    }
 }
 
 impl Core {
@@ -184,13 +125,12 @@ impl Core {
             .into_iter()
             .find(|a| a.namespace == namespace && a.name == name)?;
         if found.error.is_none() {
-            found.error = self.failures.get(&key).cloned();
+            found.error = self.failures.get(&key).map(ToString::to_string);
         }
         Some(found)
     }
 
-    fn load_config(&mut self, inputs: &Inputs, ctx: &PassContext, metrics: &Metrics) -> Vec<Write> {
-        let mut writes = Vec::new();
+    fn load_config(&mut self, inputs: &Inputs, ctx: &PassContext, out: &mut PassOutcome) {
         match Config::build(inputs) {
             Ok(cfg) => {
                 self.config.valid = true;
@@ -209,11 +149,11 @@ impl Core {
             Err(errors) => {
                 self.config.valid = false;
                 if errors != self.last_errors {
-                    metrics.config_errors.inc();
+                    out.metrics.config_rejected = true;
                     for e in &errors {
                         tracing::error!(error = %e, "configuration rejected; the last valid configuration stays in force");
                         if ctx.leader {
-                            writes.push(Write::Event {
+                            out.events.push(Event {
                                 regarding: config_ref(&e.kind, &e.namespace, &e.name),
                                 kind: EventKind::Warning,
                                 reason: reasons::CONFIG_INVALID,
@@ -229,8 +169,7 @@ impl Core {
                 }
             }
         }
-        metrics.config_valid.set(i64::from(self.config.valid));
-        writes
+        out.metrics.config_valid = self.config.valid;
     }
 
     /// Runs one pass over the whole view.
@@ -240,18 +179,15 @@ impl Core {
         inputs: &Inputs,
         namespace_labels: &BTreeMap<String, BTreeMap<String, String>>,
         ctx: PassContext,
-        metrics: &Metrics,
-    ) -> PassResult {
-        let mut out = PassResult {
-            writes: self.load_config(inputs, &ctx, metrics),
-            again_after: None,
-        };
+    ) -> PassOutcome {
+        let mut out = PassOutcome::default();
+        self.load_config(inputs, &ctx, &mut out);
         // Without any valid configuration every address would look invalid: touch nothing.
         if !self.config.loaded || !ctx.leader {
             return out;
         }
         let empty = BTreeMap::new();
-        let mut ours: Vec<(&Service, Result<ServiceRequest, String>)> = services
+        let mut ours: Vec<(&Service, Result<ServiceRequest, RequestError>)> = services
             .iter()
             .filter(|s| is_ours(s, ctx.require_class) && s.metadata.deletion_timestamp.is_none())
             .map(|s| {
@@ -295,13 +231,13 @@ impl Core {
                 // A Service that is no longer a LoadBalancer keeps no stale ingress; one that
                 // moved to another class belongs to that class's controller now.
                 if !still_lb && !ingress_ips(svc).is_empty() {
-                    out.writes.push(Write::ServiceStatus {
+                    out.status_writes.push(StatusWrite::Service {
                         key: key.clone(),
                         ips: Vec::new(),
                     });
                 }
                 if !freed.is_empty() {
-                    out.writes.push(Write::Event {
+                    out.events.push(Event {
                         regarding: service_ref(svc),
                         kind: EventKind::Normal,
                         reason: reasons::IP_RELEASED,
@@ -315,36 +251,35 @@ impl Core {
         }
         for (svc, req) in &ours {
             let key = key_of(svc);
-            self.reconcile_one(svc, req, &key, &mut out.writes, metrics);
+            self.reconcile_one(svc, req, &key, &mut out);
         }
-        out.again_after = self.pool_status_writes(ctx.now, &mut out.writes, metrics);
+        out.again_after = self.pool_status_writes(ctx.now, &mut out);
         out
     }
 
     fn reconcile_one(
         &mut self,
         svc: &Service,
-        req: &Result<ServiceRequest, String>,
+        req: &Result<ServiceRequest, RequestError>,
         key: &ServiceKey,
-        writes: &mut Vec<Write>,
-        metrics: &Metrics,
+        out: &mut PassOutcome,
     ) {
         let req = match req {
             Ok(r) => r,
-            Err(msg) => {
+            Err(e) => {
                 // Keep whatever the Service holds: a typo in an annotation must not take its
                 // address away.
-                self.report_failure(svc, key, msg.clone(), writes, metrics);
+                self.report_failure(svc, key, ServiceFailure::Request(e.clone()), out);
                 return;
             }
         };
         let started = Instant::now();
         let outcome = self.allocator.allocate(req);
-        metrics
-            .reconcile_duration
-            .observe(started.elapsed().as_secs_f64());
+        out.metrics
+            .allocate_seconds
+            .push(started.elapsed().as_secs_f64());
         for r in &outcome.released {
-            writes.push(Write::Event {
+            out.events.push(Event {
                 regarding: service_ref(svc),
                 kind: EventKind::Normal,
                 reason: reasons::IP_RELEASED,
@@ -353,7 +288,7 @@ impl Core {
             if let ReleaseReason::PoolShrunk { pool } = &r.reason
                 && let Some(p) = self.allocator.config().pools.get(pool)
             {
-                writes.push(Write::Event {
+                out.events.push(Event {
                     regarding: config_ref("IPAddressPool", &p.namespace, &p.name),
                     kind: EventKind::Warning,
                     reason: reasons::POOL_IN_USE,
@@ -365,7 +300,7 @@ impl Core {
             }
         }
         for (ip, pool) in &outcome.pool_deleted {
-            writes.push(Write::Event {
+            out.events.push(Event {
                 regarding: service_ref(svc),
                 kind: EventKind::Warning,
                 reason: reasons::POOL_IN_USE,
@@ -373,7 +308,7 @@ impl Core {
             });
         }
         if !outcome.added.is_empty() {
-            writes.push(Write::Event {
+            out.events.push(Event {
                 regarding: service_ref(svc),
                 kind: EventKind::Normal,
                 reason: reasons::IP_ALLOCATED,
@@ -385,7 +320,7 @@ impl Core {
             });
         }
         match &outcome.error {
-            Some(e) => self.report_failure(svc, key, e.to_string(), writes, metrics),
+            Some(e) => self.report_failure(svc, key, ServiceFailure::Allocation(e.clone()), out),
             None => {
                 self.failures.remove(key);
             }
@@ -396,7 +331,7 @@ impl Core {
             .get(key)
             .is_some_and(|(written_rv, ips)| *written_rv == rv && *ips == outcome.ips);
         if outcome.ips != req.current && !already_written {
-            writes.push(Write::ServiceStatus {
+            out.status_writes.push(StatusWrite::Service {
                 key: key.clone(),
                 ips: outcome.ips.clone(),
             });
@@ -408,35 +343,26 @@ impl Core {
         &mut self,
         svc: &Service,
         key: &ServiceKey,
-        msg: String,
-        writes: &mut Vec<Write>,
-        metrics: &Metrics,
+        failure: ServiceFailure,
+        out: &mut PassOutcome,
     ) {
-        if self.failures.get(key) == Some(&msg) {
+        if self.failures.get(key) == Some(&failure) {
             return;
         }
-        metrics
+        out.metrics
             .allocation_failures
-            .get_or_create(&ReasonLabels {
-                reason: failure_reason(&msg).to_string(),
-            })
-            .inc();
-        tracing::warn!(service = %key, reason = %msg, "allocation failed");
-        writes.push(Write::Event {
+            .push(failure.metric_reason());
+        tracing::warn!(service = %key, reason = %failure, "allocation failed");
+        out.events.push(Event {
             regarding: service_ref(svc),
             kind: EventKind::Warning,
             reason: reasons::ALLOCATION_FAILED,
-            note: msg.clone(),
+            note: failure.to_string(),
         });
-        self.failures.insert(key.clone(), msg);
+        self.failures.insert(key.clone(), failure);
     }
 
-    fn pool_status_writes(
-        &mut self,
-        now: Instant,
-        writes: &mut Vec<Write>,
-        metrics: &Metrics,
-    ) -> Option<Duration> {
+    fn pool_status_writes(&mut self, now: Instant, out: &mut PassOutcome) -> Option<Duration> {
         let mut again: Option<Duration> = None;
         for u in self.allocator.usage_status() {
             for (family, used, total) in [
@@ -451,18 +377,12 @@ impl Core {
                     u.assigned_ipv6.saturating_add(u.available_ipv6),
                 ),
             ] {
-                let labels = PoolLabels {
+                out.metrics.pool_addresses.push(PoolAddresses {
                     pool: u.name.clone(),
-                    family: family.to_string(),
-                };
-                metrics
-                    .addresses_in_use
-                    .get_or_create(&labels)
-                    .set(saturate(used));
-                metrics
-                    .addresses_total
-                    .get_or_create(&labels)
-                    .set(saturate(total));
+                    family,
+                    in_use: saturate(used),
+                    total: saturate(total),
+                });
             }
             let status = IPAddressPoolStatus {
                 assigned_ipv4: saturate(u.assigned_ipv4),
@@ -479,7 +399,7 @@ impl Core {
                 _ => {
                     self.pool_status
                         .insert(u.name.clone(), (status.clone(), now));
-                    writes.push(Write::PoolStatus {
+                    out.status_writes.push(StatusWrite::Pool {
                         namespace: u.namespace.clone(),
                         name: u.name.clone(),
                         status,

@@ -1,149 +1,15 @@
-//! Network namespaces, links, addresses and sysctls, via the `ip` command (so
-//! every step is what a human would type and shows up readably in errors), plus
-//! [`Netns`], the handle tests use to run things inside a namespace.
+//! [`Netns`]: the handle to one lab namespace that tests run commands, daemons and probes
+//! through.
 
 use std::ffi::OsStr;
-use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use nix::sched::CloneFlags;
-
-use super::process::{self, CmdOutput, EXEC_TIMEOUT, LabProcess, ProcessSpec};
-use super::{LabError, Result, topology};
-
-/// Where `ip netns` keeps its named namespaces.
-pub const NETNS_RUN_DIR: &str = "/run/netns";
-/// Linux interface names are at most 15 bytes (IFNAMSIZ - 1).
-pub const IFNAME_MAX: usize = 15;
-
-const IP_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Runs `ip ARGS…` in the root context and returns stdout; errors carry stderr.
-pub fn ip<I, S>(args: I) -> Result<String>
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let argv: Vec<std::ffi::OsString> = std::iter::once(OsStr::new("ip").to_owned())
-        .chain(args.into_iter().map(|a| a.as_ref().to_owned()))
-        .collect();
-    Ok(process::run_capture(None, None, argv, IP_TIMEOUT)?
-        .check()?
-        .stdout)
-}
-
-/// Names of all named namespaces (from /run/netns).
-pub fn list() -> Result<Vec<String>> {
-    let dir = match std::fs::read_dir(NETNS_RUN_DIR) {
-        Ok(d) => d,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(LabError::io(format!("reading {NETNS_RUN_DIR}"), e)),
-    };
-    let mut v: Vec<String> = dir
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    Ok(v)
-}
-
-pub fn exists(name: &str) -> bool {
-    Path::new(NETNS_RUN_DIR).join(name).exists()
-}
-
-/// Checks a namespace name: short (so it fits where interface names must),
-/// and only `[a-z0-9-]`.
-pub fn validate_name(name: &str) -> Result<()> {
-    let bad = |reason: &str| {
-        Err(LabError::InvalidName {
-            name: name.to_string(),
-            reason: reason.to_string(),
-        })
-    };
-    if name.is_empty() || name.len() > IFNAME_MAX {
-        return bad("must be 1 to 15 characters");
-    }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-    {
-        return bad("only a-z, 0-9 and '-' are allowed");
-    }
-    Ok(())
-}
-
-/// `ip netns add NAME`.
-pub(crate) fn add(name: &str) -> Result<()> {
-    validate_name(name)?;
-    ip(["netns", "add", name]).map(drop)
-}
-
-/// `ip netns del NAME`; a missing namespace is not an error.
-pub(crate) fn delete(name: &str) -> Result<()> {
-    if !exists(name) {
-        return Ok(());
-    }
-    match ip(["netns", "del", name]) {
-        Ok(_) => Ok(()),
-        Err(_) if !exists(name) => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-/// PIDs of the processes inside namespace `name`.
-pub fn pids(name: &str) -> Result<Vec<i32>> {
-    let out = ip(["netns", "pids", name])?;
-    Ok(out
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect())
-}
-
-/// Runs `f` on a short-lived thread that has joined namespace `name` (setns
-/// applies to the calling thread only, so the rest of the process is untouched).
-/// Handy for sysctls and for netlink sockets opened inside the namespace.
-pub fn in_netns<T, F>(name: &str, f: F) -> Result<T>
-where
-    T: Send,
-    F: FnOnce() -> T + Send,
-{
-    let path = Path::new(NETNS_RUN_DIR).join(name);
-    let file =
-        File::open(&path).map_err(|e| LabError::io(format!("opening {}", path.display()), e))?;
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            nix::sched::setns(&file, CloneFlags::CLONE_NEWNET)
-                .map_err(|e| LabError::io(format!("setns into {name}"), e.into()))?;
-            Ok(f())
-        })
-        .join()
-        .unwrap_or_else(|p| std::panic::resume_unwind(p))
-    })
-}
-
-/// Sets sysctl `key` (dotted, e.g. `net.ipv4.ip_forward`) in namespace `ns`.
-/// Keys are our own constants (interface names without dots), so the dotted
-/// form maps 1:1 onto /proc/sys paths.
-pub fn sysctl(ns: &str, key: &str, value: &str) -> Result<()> {
-    let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
-    let v = value.to_string();
-    in_netns(ns, move || {
-        std::fs::write(&path, v.as_bytes()).map_err(|e| (path, e))
-    })?
-    .map_err(|(path, e)| LabError::io(format!("[{ns}] writing {}", path.display()), e))
-}
-
-/// Reads sysctl `key` in namespace `ns`.
-pub fn sysctl_get(ns: &str, key: &str) -> Result<String> {
-    let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
-    in_netns(ns, move || {
-        std::fs::read_to_string(&path).map_err(|e| (path, e))
-    })?
-    .map(|s| s.trim().to_string())
-    .map_err(|(path, e)| LabError::io(format!("[{ns}] reading {}", path.display()), e))
-}
+use crate::addr::ensure_lab_addr;
+use crate::netns::{NETNS_RUN_DIR, in_netns, ip, sysctl, sysctl_get};
+use crate::process::{self, CmdOutput, EXEC_TIMEOUT, LabProcess, ProcessSpec};
+use crate::{LabError, Result};
 
 /// Handle to one lab namespace: run commands and daemons in it. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -215,6 +81,56 @@ impl Netns {
         in_netns(&self.name, f)
     }
 
+    /// Starts `f` on a new thread that has entered this namespace and returns at once: for
+    /// code that lives as long as a test, such as an async runtime serving sockets in the
+    /// namespace. A panic in `f` (also failing to enter the namespace) surfaces at `join`.
+    pub fn spawn_thread<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<std::thread::JoinHandle<T>> {
+        let path = self.path();
+        let file = std::fs::File::open(&path)
+            .map_err(|e| LabError::io(format!("opening {}", path.display()), e))?;
+        let name = self.name.clone();
+        Ok(std::thread::spawn(move || {
+            if let Err(e) = nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET) {
+                panic!("setns into {name}: {e}");
+            }
+            f()
+        }))
+    }
+
+    /// The namespace's file under `/run/netns`.
+    pub fn path(&self) -> PathBuf {
+        Path::new(NETNS_RUN_DIR).join(&self.name)
+    }
+
+    /// Adds address `cidr` to `dev`; IPv6 addresses skip duplicate address detection, so they
+    /// are usable at once. Not guarded like the traffic helpers: an address on a lab
+    /// interface is reachable only inside the lab's namespaces, which have no route out.
+    pub fn add_addr(&self, dev: &str, cidr: &str) -> Result<()> {
+        let ip: IpAddr = cidr
+            .split('/')
+            .next()
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| LabError::Config(format!("{cidr:?} is not an address/prefix")))?;
+        if ip.is_ipv6() {
+            self.ip(["addr", "add", cidr, "dev", dev, "nodad"])?;
+        } else {
+            self.ip(["addr", "add", cidr, "dev", dev])?;
+        }
+        Ok(())
+    }
+
+    /// MAC address of `iface` (`ip -br link`).
+    pub fn mac(&self, iface: &str) -> Result<String> {
+        let out = self.ip(["-br", "link", "show", "dev", iface])?;
+        out.split_whitespace()
+            .nth(2)
+            .map(str::to_string)
+            .ok_or_else(|| LabError::Config(format!("no MAC in `ip -br link` output: {out:?}")))
+    }
+
     /// Runs `argv` inside the namespace and captures its output (timeout
     /// [`EXEC_TIMEOUT`]). A non-zero exit is *not* an error here; see
     /// [`Netns::exec_ok`] / [`CmdOutput::check`].
@@ -282,7 +198,7 @@ impl Netns {
 
     /// `count` pings, each waiting up to `wait` (whole seconds, at least 1).
     pub fn ping_count(&self, dst: IpAddr, count: u32, wait: Duration) -> Result<bool> {
-        topology::ensure_lab_addr(dst)?;
+        ensure_lab_addr(dst)?;
         let fam = if dst.is_ipv4() { "-4" } else { "-6" };
         let wait = wait.as_secs().max(1).to_string();
         let out = self.exec([
@@ -303,7 +219,7 @@ impl Netns {
 
     /// `arping -c COUNT -i IFACE DST` (Habets arping); exit 0 if a reply came.
     pub fn arping(&self, iface: &str, dst: Ipv4Addr, count: u32) -> Result<CmdOutput> {
-        topology::ensure_lab_addr(IpAddr::V4(dst))?;
+        ensure_lab_addr(IpAddr::V4(dst))?;
         self.exec([
             "arping",
             "-c",
@@ -318,7 +234,7 @@ impl Netns {
 
     /// Gratuitous ARP for `addr` from `iface` (`arping -U`; never gets a reply).
     pub fn arping_gratuitous(&self, iface: &str, addr: Ipv4Addr) -> Result<CmdOutput> {
-        topology::ensure_lab_addr(IpAddr::V4(addr))?;
+        ensure_lab_addr(IpAddr::V4(addr))?;
         let a = addr.to_string();
         self.exec(["arping", "-c", "1", "-U", "-i", iface, "-S", &a, &a])
     }
@@ -326,7 +242,7 @@ impl Netns {
     /// `ndisc6 -n -r 2 DST IFACE`: a Neighbor Solicitation from its own raw
     /// socket; stdout has the target's link-layer address. Exit 0 if answered.
     pub fn ndisc6(&self, iface: &str, dst: Ipv6Addr) -> Result<CmdOutput> {
-        topology::ensure_lab_addr(IpAddr::V6(dst))?;
+        ensure_lab_addr(IpAddr::V6(dst))?;
         self.exec([
             "ndisc6",
             "-n",
@@ -341,7 +257,7 @@ impl Netns {
 
     /// `curl -sS --max-time T http://DST:PORT/PATH` to a lab address.
     pub fn curl(&self, dst: IpAddr, port: u16, path: &str, timeout: Duration) -> Result<CmdOutput> {
-        topology::ensure_lab_addr(dst)?;
+        ensure_lab_addr(dst)?;
         let host = match dst {
             IpAddr::V4(a) => a.to_string(),
             IpAddr::V6(a) => format!("[{a}]"),

@@ -6,7 +6,7 @@
 //!   CI runs as root and a silent skip would hide that the lab never ran;
 //! - locally it prints why it is skipped and the test returns early.
 
-use super::{LabError, Result};
+use crate::{LabError, Result};
 
 /// Whether the effective user is root.
 pub fn is_root() -> bool {
@@ -15,6 +15,7 @@ pub fn is_root() -> bool {
 
 /// Effective uid (nix's wrapper needs its `user` feature, which the workspace
 /// does not enable; libc's is a plain syscall).
+#[allow(unsafe_code)]
 pub fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }

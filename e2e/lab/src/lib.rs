@@ -54,6 +54,9 @@
 //! process died without cleaning up. Processes are only ever signalled by PID
 //! (or their own process group), never by name.
 //!
+//! A [`Scratch`] lab (no fixed topology: namespaces and veth pairs a test creates one by
+//! one) has the same lifetime and cleanup.
+//!
 //! Logs of spawned processes go to `/tmp/ferrolb-lab-<prefix>/<role>-<name>.log`;
 //! the directory is removed on a clean teardown and kept when the thread is
 //! panicking or `FERROLB_LAB_KEEP_LOGS` is set.
@@ -61,7 +64,7 @@
 //! # Example
 //!
 //! ```no_run
-//! use ferrolb_e2e::lab::{self, Lab};
+//! use ferrolb_lab::{self as lab, Lab};
 //! # fn main() -> Result<(), lab::LabError> {
 //! if !lab::root_or_skip("example") { return Ok(()); }
 //! let lab = Lab::builder().nodes(2).lan_client(true).build()?;
@@ -70,11 +73,20 @@
 //! # Ok(()) }
 //! ```
 
+// unsafe only where a syscall has no safe wrapper here (root::euid, the signal handler in
+// cleanup), each allowed at its item with a SAFETY note.
+#![deny(unsafe_code)]
+
+pub mod addr;
+mod child;
 pub mod cleanup;
 pub mod daemons;
 pub mod netns;
+pub mod ns;
 pub mod process;
+mod registry;
 pub mod root;
+pub mod scratch;
 pub mod topology;
 pub mod wait;
 
@@ -82,10 +94,13 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use daemons::{BgpPeer, Bird, BirdConfig, Frr, FrrConfig, Gobgp, GobgpConfig};
-pub use netns::Netns;
+pub use daemons::{
+    BgpPeer, Bird, BirdConfig, Frr, FrrConfig, Gobgp, GobgpConfig, Keepalived, KeepalivedConfig,
+};
+pub use ns::Netns;
 pub use process::{CmdOutput, LabProcess, ProcessSpec};
 pub use root::{is_root, require_root, root_or_skip, tools_or_skip};
+pub use scratch::Scratch;
 pub use topology::{Attachment, Host, Lab, LabBuilder, Network, Role};
 pub use wait::{wait_for, wait_until, wait_until_async};
 

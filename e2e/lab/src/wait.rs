@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{LabError, Result};
+use crate::{LabError, Result};
 
 /// Default polling interval: short, because lab events (sessions, ARP) happen in ms.
 pub const POLL: Duration = Duration::from_millis(100);

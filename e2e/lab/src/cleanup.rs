@@ -1,140 +1,25 @@
-//! Registry of everything a lab run created, and its teardown.
-//!
-//! Each run (one [`super::Lab`]) is keyed by its prefix. The registry lives in
-//! memory (for Drop and for the SIGINT/SIGTERM handler) and is mirrored to
-//! `/tmp/ferrolb-lab-<prefix>/lab.state`, so that a later run can clean up after
-//! a run whose process died without unwinding (SIGKILL, abort):
-//!
-//! ```text
-//! owner <pid> <starttime>
-//! ns <namespace>
-//! proc <pid> <starttime>
-//! ```
+//! Teardown of lab runs: by their owner (Drop), by the SIGINT/SIGTERM handler, and by a later
+//! run for a run whose process died without unwinding (from the state file the run
+//! registry mirrors to `/tmp/ferrolb-lab-<prefix>/lab.state`).
 //!
 //! PIDs are always paired with their start time, so a recycled PID is never killed.
 
-use std::collections::BTreeMap;
-use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use super::process::{ProcShared, proc_pgid, proc_starttime};
-use super::{LabError, Result, log_dir_for, netns};
+use crate::child::{ProcShared, proc_pgid, proc_starttime};
+use crate::registry::registry;
+pub use crate::registry::{STATE_FILE, is_registered, live_pids};
+use crate::{LabError, Result, netns};
 
-/// Name of the state file inside the run's log dir.
-pub const STATE_FILE: &str = "lab.state";
 /// Grace between SIGTERM and SIGKILL during teardown.
 pub const TEARDOWN_GRACE: Duration = Duration::from_secs(2);
-
-struct RunEntry {
-    log_dir: PathBuf,
-    namespaces: Vec<String>,
-    procs: Vec<Weak<ProcShared>>,
-}
-
-static REGISTRY: Mutex<BTreeMap<String, RunEntry>> = Mutex::new(BTreeMap::new());
-
-fn registry() -> MutexGuard<'static, BTreeMap<String, RunEntry>> {
-    // Teardown must work even after a panic poisoned the lock.
-    REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn write_state(entry: &RunEntry) {
-    let me = std::process::id() as i32;
-    let mut s = format!("owner {me} {}\n", proc_starttime(me).unwrap_or(0));
-    for ns in &entry.namespaces {
-        s.push_str(&format!("ns {ns}\n"));
-    }
-    for p in entry.procs.iter().filter_map(Weak::upgrade) {
-        if !p.is_reaped() {
-            s.push_str(&format!("proc {} {}\n", p.pid, p.starttime.unwrap_or(0)));
-        }
-    }
-    let path = entry.log_dir.join(STATE_FILE);
-    let tmp = entry.log_dir.join(format!("{STATE_FILE}.tmp"));
-    // Write-then-rename so a crash never leaves a half-written state file.
-    let res = std::fs::File::create(&tmp)
-        .and_then(|mut f| f.write_all(s.as_bytes()))
-        .and_then(|_| std::fs::rename(&tmp, &path));
-    if let Err(e) = res {
-        tracing::warn!(path = %path.display(), error = %e, "cannot write lab state file");
-    }
-}
-
-/// Registers a new run and creates its log dir (mode 0755 so daemons that drop
-/// privileges, such as FRR, can reach their subdirectories).
-pub(crate) fn register_run(prefix: &str) -> Result<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let log_dir = log_dir_for(prefix);
-    std::fs::create_dir_all(&log_dir)
-        .map_err(|e| LabError::io(format!("creating {}", log_dir.display()), e))?;
-    std::fs::set_permissions(&log_dir, std::fs::Permissions::from_mode(0o755))
-        .map_err(|e| LabError::io(format!("chmod {}", log_dir.display()), e))?;
-    let entry = RunEntry {
-        log_dir: log_dir.clone(),
-        namespaces: Vec::new(),
-        procs: Vec::new(),
-    };
-    write_state(&entry);
-    registry().insert(prefix.to_string(), entry);
-    Ok(log_dir)
-}
-
-/// Records a namespace (call *before* creating it, so a crash in between still
-/// gets it cleaned).
-/// Fails with [`LabError::TornDown`] if the run is gone (torn down, e.g. by the
-/// signal handler while the builder was still working), so nothing new is
-/// created that no one would clean up.
-pub(crate) fn register_ns(prefix: &str, ns: &str) -> Result<()> {
-    let mut reg = registry();
-    let e = reg
-        .get_mut(prefix)
-        .ok_or_else(|| LabError::TornDown(prefix.to_string()))?;
-    if !e.namespaces.iter().any(|n| n == ns) {
-        e.namespaces.push(ns.to_string());
-    }
-    write_state(e);
-    Ok(())
-}
-
-/// Like [`register_ns`]; the caller must stop the process if this fails.
-pub(crate) fn register_proc(prefix: &str, p: &Arc<ProcShared>) -> Result<()> {
-    let mut reg = registry();
-    let e = reg
-        .get_mut(prefix)
-        .ok_or_else(|| LabError::TornDown(prefix.to_string()))?;
-    e.procs
-        .retain(|w| w.upgrade().is_some_and(|p| !p.is_reaped()));
-    e.procs.push(Arc::downgrade(p));
-    write_state(e);
-    Ok(())
-}
-
-/// PIDs of the run's processes that are still alive (not yet reaped).
-pub fn live_pids(prefix: &str) -> Vec<i32> {
-    registry()
-        .get(prefix)
-        .map(|e| {
-            e.procs
-                .iter()
-                .filter_map(Weak::upgrade)
-                .filter(|p| !p.is_reaped())
-                .map(|p| p.pid)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Whether a run with this prefix is registered in this process.
-pub fn is_registered(prefix: &str) -> bool {
-    registry().contains_key(prefix)
-}
 
 /// Stops every process of the run (SIGTERM to all, grace, SIGKILL), kills any
 /// other process still inside its namespaces (by PID, from `ip netns pids`),
@@ -228,14 +113,14 @@ fn alive_as(pid: i32, starttime: u64) -> bool {
 /// files): kills their recorded processes (PID + start time must match), kills
 /// what is left in their namespaces and deletes them. Returns the prefixes cleaned.
 pub fn reap_stale() -> Result<Vec<String>> {
-    let root = Path::new(super::LOG_ROOT);
+    let root = Path::new(crate::LOG_ROOT);
     let mut cleaned = Vec::new();
     let Ok(dir) = std::fs::read_dir(root) else {
         return Ok(cleaned);
     };
     for ent in dir.flatten() {
         let name = ent.file_name().to_string_lossy().into_owned();
-        let Some(prefix) = name.strip_prefix(super::LOG_DIR_PREFIX) else {
+        let Some(prefix) = name.strip_prefix(crate::LOG_DIR_PREFIX) else {
             continue;
         };
         let state_path = ent.path().join(STATE_FILE);
@@ -296,6 +181,7 @@ static SIGNALS_SEEN: AtomicUsize = AtomicUsize::new(0);
 /// can still `tokio::signal::ctrl_c()`; it simply also gets the lab cleanup.
 /// Programs that want to run their own shutdown first should not call this and
 /// call [`teardown_all`] themselves.
+#[allow(unsafe_code)]
 pub fn install_signal_handler() -> Result<()> {
     if SIGNAL_PIPE_W.get().is_some() {
         return Ok(());
@@ -310,9 +196,12 @@ pub fn install_signal_handler() -> Result<()> {
         let action = move || {
             // Only async-signal-safe calls here: an atomic and write(2)/_exit(2).
             if SIGNALS_SEEN.fetch_add(1, Ordering::SeqCst) > 0 {
+                // SAFETY: _exit(2) is async-signal-safe and takes any status.
                 unsafe { libc::_exit(128 + sig) };
             }
             let b = sig as u8;
+            // SAFETY: write(2) is async-signal-safe; the buffer is one live byte on this
+            // stack and `wfd` stays open for the life of the process (SIGNAL_PIPE_W).
             unsafe { libc::write(wfd, (&b as *const u8).cast(), 1) };
         };
         // SAFETY: the action only uses async-signal-safe operations (see above).

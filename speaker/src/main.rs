@@ -1,12 +1,12 @@
 //! ferrolb-speaker: announces LoadBalancer addresses from this node (layer 2 and BGP).
 
 use clap::{Args, Parser, Subcommand};
-use ferrolb_speaker::desired::Modes;
 use ferrolb_speaker::layer2::L2Responder;
 use ferrolb_speaker::layer2::interfaces::DEFAULT_EXCLUDE_PATTERNS;
 use ferrolb_speaker::membership::GossipTimers;
-use ferrolb_speaker::membership::heartbeat::HeartbeatTimers;
 use ferrolb_speaker::run::{MembershipOptions, RunOptions};
+use ferrolb_speaker_core::desired::Modes;
+use ferrolb_speaker_core::membership::heartbeat::HeartbeatTimers;
 use std::time::Duration;
 
 #[derive(Debug, Parser)]

@@ -3,11 +3,13 @@
 //! key). Every change bumps a counter on a `watch` channel; the speaker then rebuilds its index
 //! from the whole current view (level-triggered).
 
-use crate::index::{ClusterIndex, endpoint_slice_from_k8s, node_from_k8s, service_from_k8s};
 use ferrolb_api::{
     BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
 };
 use ferrolb_config::{Config, ConfigError, Inputs};
+use ferrolb_speaker_core::index::{
+    ClusterIndex, endpoint_slice_from_k8s, node_from_k8s, service_from_k8s,
+};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;

@@ -7,12 +7,12 @@
 mod common;
 
 use common::{Netns, require_root};
-use ferrolb_speaker::layer2::frames::{
-    self, ArpOp, ArpPacket, ETHERTYPE_IPV6, EthernetHeader, Ipv6Header, MacAddr,
-    NeighborSolicitation,
-};
 use ferrolb_speaker::layer2::kernel_responder::{
     KernelResponder, TC_ACT_REDIRECT, TCX_NEXT, kernel_has_tcx,
+};
+use ferrolb_speaker_core::layer2::frames::{
+    self, ArpOp, ArpPacket, ETHERTYPE_IPV6, EthernetHeader, Ipv6Header, MacAddr,
+    NeighborSolicitation,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;

@@ -1,11 +1,11 @@
 //! The public BFD API: a level-triggered set of sessions keyed by BGPPeer, their states as
 //! watch channels, status and counters.
 
-use super::fsm::Timers;
-use super::packet::BfdState;
 use super::runtime::{self, Command, SessionHandle, SessionSpec};
 use ferrolb_api::status::BfdSessionStatus;
 use ferrolb_config::BfdProfile;
+use ferrolb_speaker_core::bfd::fsm::Timers;
+use ferrolb_speaker_core::bfd::packet::BfdState;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

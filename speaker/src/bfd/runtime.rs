@@ -6,8 +6,8 @@
 //! a thread starts in the network namespace of the thread that spawned it, so they live in the
 //! caller's namespace.
 
-use super::fsm::{Session, Timers, Transition};
-use super::packet::{BfdState, ControlPacket};
+use ferrolb_speaker_core::bfd::fsm::{Session, Timers, Transition};
+use ferrolb_speaker_core::bfd::packet::{BfdState, ControlPacket};
 use nix::sys::socket::{
     ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg, setsockopt, sockopt,
 };

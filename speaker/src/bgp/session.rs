@@ -1,5 +1,5 @@
 //! One BGP session: a tokio task per peer that owns the socket and the timers and drives the
-//! pure [`fsm`](crate::bgp::fsm) with what happens on them.
+//! pure [`fsm`](ferrolb_speaker_core::bgp::fsm) with what happens on them.
 //!
 //! - Active only: we connect, never listen (like MetalLB's native mode), so no collision
 //!   handling is needed and the speaker opens no port.
@@ -13,13 +13,17 @@
 //!   router withdraws our routes at once instead of waiting for its hold timer.
 
 use crate::bfd::BfdState;
-use crate::bgp::codec::{
-    BgpFrameCodec, CodecError, Message, Notification, OpenConfig, PeerOpen, RouteAttrs,
-    UpdateContext, build_announcements, build_open, build_withdrawals, end_of_rib,
-};
-use crate::bgp::fsm::{self, Action, Event, Fsm, FsmConfig, Negotiated, State, StopCause, Timer};
+use crate::bgp::framing::BgpFrameCodec;
 use ferrolb_api::status::BgpPeerStatus;
 use ferrolb_config::PeerAsn;
+use ferrolb_speaker_core::bgp::RouteAttributes;
+use ferrolb_speaker_core::bgp::codec::{
+    CodecError, Message, Notification, OpenConfig, PeerOpen, UpdateContext, build_announcements,
+    build_open, build_withdrawals, end_of_rib,
+};
+use ferrolb_speaker_core::bgp::fsm::{
+    self, Action, Event, Fsm, FsmConfig, Negotiated, State, StopCause, Timer,
+};
 use futures::{SinkExt, StreamExt};
 use ipnet::IpNet;
 use std::collections::{BTreeMap, VecDeque};
@@ -38,7 +42,7 @@ use tokio_util::codec::Framed;
 use tracing::{debug, info, warn};
 
 /// The routes a session must advertise: prefix → attributes.
-pub type AdjRibOut = BTreeMap<IpNet, RouteAttrs>;
+pub type AdjRibOut = BTreeMap<IpNet, RouteAttributes>;
 
 /// Longest TCP MD5 key Linux accepts (TCP_MD5SIG_MAXKEYLEN).
 pub const MD5_MAX_KEY_LEN: usize = 80;
@@ -448,7 +452,7 @@ const LINGER: Duration = Duration::from_millis(500);
 
 async fn next_message(
     framed: &mut Option<Framed<TcpStream, BgpFrameCodec>>,
-) -> Option<Result<crate::bgp::codec::Decoded, CodecError>> {
+) -> Option<Result<ferrolb_speaker_core::bgp::codec::Decoded, CodecError>> {
     match framed.as_mut() {
         Some(f) => f.next().await,
         None => std::future::pending().await,
@@ -560,7 +564,10 @@ impl Runner {
         info!(peer = %self.cfg.name, "BGP session stopped");
     }
 
-    fn on_message(&mut self, msg: Option<Result<crate::bgp::codec::Decoded, CodecError>>) -> Event {
+    fn on_message(
+        &mut self,
+        msg: Option<Result<ferrolb_speaker_core::bgp::codec::Decoded, CodecError>>,
+    ) -> Event {
         match msg {
             None => {
                 self.with_shared(|s| s.last_error = Some("connection closed by peer".into()));
@@ -799,13 +806,13 @@ impl Runner {
 pub fn diff(
     sent: &AdjRibOut,
     wanted: &AdjRibOut,
-) -> (Vec<IpNet>, BTreeMap<RouteAttrs, Vec<IpNet>>) {
+) -> (Vec<IpNet>, BTreeMap<RouteAttributes, Vec<IpNet>>) {
     let withdraw: Vec<IpNet> = sent
         .keys()
         .filter(|p| !wanted.contains_key(p))
         .copied()
         .collect();
-    let mut announce: BTreeMap<RouteAttrs, Vec<IpNet>> = BTreeMap::new();
+    let mut announce: BTreeMap<RouteAttributes, Vec<IpNet>> = BTreeMap::new();
     for (p, a) in wanted {
         if sent.get(p) != Some(a) {
             announce.entry(a.clone()).or_default().push(*p);

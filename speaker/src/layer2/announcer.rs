@@ -27,8 +27,8 @@ use super::interfaces::{
 };
 use super::kernel_responder::{KernelResponder, TcxLink};
 use super::ndp::NdpSocket;
-use crate::desired::L2Announcement;
 use ferrolb_api::status::{Announcement, AnnouncementMode};
+use ferrolb_speaker_core::desired::L2Announcement;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -255,7 +255,7 @@ impl<B: L2Backend> AnnouncerCore<B> {
     }
 
     /// Replaces the IPs this node would take over next (the successor's, see
-    /// [`crate::desired::Desired::l2_standby`]): their interfaces are kept ready, so that a
+    /// [`ferrolb_speaker_core::desired::Desired::l2_standby`]): their interfaces are kept ready, so that a
     /// takeover needs no socket to open nor program to attach — attaching to tcx waits for an
     /// RCU grace period, tens of milliseconds on a busy host. Takes effect with the next
     /// [`AnnouncerCore::set_desired`] (one reconciliation for both, so that an address moving
@@ -424,7 +424,7 @@ impl<B: L2Backend> AnnouncerCore<B> {
 
     /// Schedules the gratuitous announcements of every IP in force again, as for a gain: a
     /// successor that answered for us while presuming us down hands the IPs back
-    /// ([`crate::membership::heartbeat`]), and caches must point back here.
+    /// ([`ferrolb_speaker_core::membership::heartbeat`]), and caches must point back here.
     pub fn reannounce(&mut self, now: Instant) {
         for (name, (_, ips)) in &self.applied {
             for ip in ips {
@@ -1256,7 +1256,7 @@ impl Drop for Announcer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layer2::frames::MacAddr;
+    use ferrolb_speaker_core::layer2::frames::MacAddr;
 
     #[derive(Default)]
     struct Fake {

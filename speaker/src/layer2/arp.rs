@@ -22,8 +22,8 @@
 //! request, and this socket answers only what that program passes on (or everything, where it
 //! cannot be loaded).
 
-use super::frames::{self, MacAddr};
 use super::sys;
+use ferrolb_speaker_core::layer2::frames::{self, MacAddr};
 use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::OwnedFd;

@@ -59,7 +59,7 @@
 //! what lets solicitations through a NIC's multicast filter.
 
 use super::bpf_sys::{self, Insn, TestRun};
-use super::frames::{ETHERTYPE_ARP, ETHERTYPE_IPV6, MacAddr};
+use ferrolb_speaker_core::layer2::frames::{ETHERTYPE_ARP, ETHERTYPE_IPV6, MacAddr};
 use std::io;
 use std::net::IpAddr;
 use std::os::fd::OwnedFd;

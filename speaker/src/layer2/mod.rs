@@ -1,6 +1,7 @@
 //! Layer 2 mode: ARP (IPv4) and NDP (IPv6) for the IPs this node owns.
 //!
-//! - [`frames`]: pure frame codecs (ARP, NDP, checksums, solicited-node multicast).
+//! - [`ferrolb_speaker_core::layer2::frames`]: pure frame codecs (ARP, NDP, checksums,
+//!   solicited-node multicast).
 //! - [`interfaces`]: links and addresses from rtnetlink, change notifications, and the choice
 //!   of interfaces to announce on.
 //! - [`arp`] / [`ndp`]: one `AF_PACKET` (ETH_P_ARP) socket and one ICMPv6 raw socket per
@@ -14,7 +15,6 @@
 pub mod announcer;
 pub mod arp;
 mod bpf_sys;
-pub mod frames;
 pub mod interfaces;
 pub mod kernel_responder;
 pub mod ndp;

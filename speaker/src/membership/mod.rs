@@ -6,7 +6,7 @@
 //! asks others to probe it indirectly when the direct probe gets no answer within the probe
 //! RTT, suspects it when neither works, and declares it down when it does not refute the
 //! suspicion in time. The alive set feeds the layer 2 election
-//! ([`crate::index::ClusterIndex::set_members_alive`]).
+//! ([`ferrolb_speaker_core::index::ClusterIndex::set_members_alive`]).
 //!
 //! # Identity and authentication
 //!
@@ -87,14 +87,13 @@
 //! speaker computes the same election over the same alive set again, and the losers stop
 //! answering while the winner sends gratuitous ARP / unsolicited NA so caches converge.
 
-pub mod auth;
-pub mod heartbeat;
-
-use auth::{AuthError, Authenticator, Channel};
 use bytes::Bytes;
 use ferrolb_api::status::{Member as ViewMember, MembershipView};
+use ferrolb_speaker_core::membership::auth::{self, AuthError, Authenticator, Channel};
+use ferrolb_speaker_core::membership::heartbeat::{
+    self, HeartbeatTimers, Message, Outbox, Watchdog,
+};
 use foca::{AccumulatingRuntime, Foca, Identity, OwnedNotification, PostcardCodec, State, Timer};
-use heartbeat::{HeartbeatTimers, Message, Outbox, Watchdog};
 use rand_foca::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};

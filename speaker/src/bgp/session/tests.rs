@@ -1,6 +1,6 @@
 use super::*;
-use crate::bgp::codec::{Decoded, Notification, UpdateSummary, summarize_update};
 use ferrolb_config::CommunityValue;
+use ferrolb_speaker_core::bgp::codec::{Decoded, Notification, UpdateSummary, summarize_update};
 use netgauze_bgp_pkt::open::BgpOpenMessage;
 use tokio::net::TcpListener;
 
@@ -8,8 +8,8 @@ fn net(s: &str) -> IpNet {
     s.parse().expect("prefix")
 }
 
-fn attrs(c: u32) -> RouteAttrs {
-    RouteAttrs {
+fn attrs(c: u32) -> RouteAttributes {
+    RouteAttributes {
         local_pref: Some(200),
         communities: vec![CommunityValue::Standard(c), CommunityValue::Large(1, 2, 3)],
     }

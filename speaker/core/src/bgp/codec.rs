@@ -16,6 +16,7 @@
 //! framing of the message (attribute list overflowing, bad NLRI length) still reset the
 //! session with the UPDATE error RFC 4271 §6.3 prescribes.
 
+use crate::bgp::RouteAttributes;
 use bytes::{BufMut, BytesMut};
 use ferrolb_config::CommunityValue;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -24,7 +25,6 @@ use netgauze_bgp_pkt::capabilities::{
     BgpCapability, FourOctetAsCapability, GracefulRestartAddressFamily, GracefulRestartCapability,
     MultiProtocolExtensionsCapability,
 };
-use netgauze_bgp_pkt::codec::{BgpCodec, BgpCodecDecoderError};
 use netgauze_bgp_pkt::community::{Community, LargeCommunity};
 use netgauze_bgp_pkt::nlri::{Ipv4Unicast, Ipv4UnicastAddress, Ipv6Unicast, Ipv6UnicastAddress};
 use netgauze_bgp_pkt::notification::{
@@ -40,10 +40,12 @@ use netgauze_bgp_pkt::route_refresh::BgpRouteRefreshMessage;
 use netgauze_bgp_pkt::update::BgpUpdateMessage;
 use netgauze_bgp_pkt::wire::deserializer::BgpParsingContext;
 use netgauze_iana::address_family::AddressType;
+use netgauze_parse_utils::WritablePdu;
+use netgauze_parse_utils::reader::SliceReader;
+use netgauze_parse_utils::traits::ParseFromWithOneInput;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use tokio_util::codec::{Decoder, Encoder};
 
 /// AS_TRANS (RFC 6793): put in the 2-octet "My AS" field when our AS does not fit.
 pub const AS_TRANS: u16 = 23456;
@@ -343,19 +345,6 @@ pub enum CodecError {
     },
 }
 
-/// The framing codec used with `tokio_util::codec::Framed`.
-#[derive(Debug)]
-pub struct BgpFrameCodec {
-    inner: BgpCodec,
-    four_octet_as: bool,
-}
-
-impl Default for BgpFrameCodec {
-    fn default() -> Self {
-        BgpFrameCodec::new()
-    }
-}
-
 fn parsing_context(four_octet_as: bool) -> BgpParsingContext {
     // Do not fail on non-unicast NLRI, malformed capabilities or malformed optional
     // attributes: RFC 4271 says to ignore bad prefixes, RFC 5492 to ignore unknown
@@ -369,35 +358,6 @@ fn parsing_context(four_octet_as: bool) -> BgpParsingContext {
         false,
         false,
     )
-}
-
-impl BgpFrameCodec {
-    /// A codec before OPEN negotiation: AS_PATH in received UPDATEs is read as 2-octet until
-    /// [`set_four_octet_as`](Self::set_four_octet_as) says both sides announced 4-octet AS.
-    pub fn new() -> Self {
-        BgpFrameCodec {
-            inner: BgpCodec::new_from_ctx(false, parsing_context(false)),
-            four_octet_as: false,
-        }
-    }
-
-    /// Sets the negotiated 4-octet AS capability (both sides announced it).
-    pub fn set_four_octet_as(&mut self, value: bool) {
-        self.four_octet_as = value;
-        self.inner = BgpCodec::new_from_ctx(value, parsing_context(value));
-    }
-
-    /// Whether AS numbers in AS_PATH are read as 4 octets.
-    pub fn four_octet_as(&self) -> bool {
-        self.four_octet_as
-    }
-
-    fn reset_inner(&mut self) {
-        // netgauze's codec flips its ASN4 state when it sees an OPEN go by; we decide
-        // negotiation ourselves, so restore our setting after every message.
-        self.inner =
-            BgpCodec::new_from_ctx(self.four_octet_as, parsing_context(self.four_octet_as));
-    }
 }
 
 fn header_error(kind: &'static str, subcode: u8, data: Vec<u8>, reason: String) -> CodecError {
@@ -419,176 +379,156 @@ fn type_name(t: u8) -> &'static str {
     }
 }
 
-impl Decoder for BgpFrameCodec {
-    type Item = Decoded;
-    type Error = CodecError;
-
-    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Decoded>, CodecError> {
-        if buf.len() < HEADER_LEN {
-            return Ok(None);
-        }
-        // RFC 4271 §6.1: marker all ones, else Connection Not Synchronized (1/1).
-        if buf[..16].iter().any(|b| *b != 0xff) {
+/// Takes one message off the front of `buf`, reading AS numbers in AS_PATH as 4 octets when
+/// `four_octet_as` (both sides announced the capability; before OPEN negotiation, 2 octets).
+///
+/// `Ok(None)`: the message has not fully arrived; `buf` is left as it is, with room reserved
+/// for the rest. An error carries the NOTIFICATION RFC 4271 prescribes; the stream cannot be
+/// resynchronised after it.
+pub fn decode(buf: &mut BytesMut, four_octet_as: bool) -> Result<Option<Decoded>, CodecError> {
+    if buf.len() < HEADER_LEN {
+        return Ok(None);
+    }
+    // RFC 4271 §6.1: marker all ones, else Connection Not Synchronized (1/1).
+    if buf[..16].iter().any(|b| *b != 0xff) {
+        return Err(header_error(
+            "message",
+            1,
+            Vec::new(),
+            "marker is not all ones".into(),
+        ));
+    }
+    let length = usize::from(u16::from_be_bytes([buf[16], buf[17]]));
+    let msg_type = buf[18];
+    // Bad Message Length (1/2) carries the erroneous length field as data.
+    let bad_len = |why: &str| {
+        header_error(
+            type_name(msg_type),
+            2,
+            (length as u16).to_be_bytes().to_vec(),
+            format!("length {length}: {why}"),
+        )
+    };
+    if !(HEADER_LEN..=MAX_MESSAGE_LEN).contains(&length) {
+        return Err(bad_len("outside 19..=4096"));
+    }
+    let min_ok = match msg_type {
+        TYPE_OPEN => length >= 29,
+        TYPE_UPDATE => length >= 23,
+        TYPE_NOTIFICATION => length >= 21,
+        TYPE_KEEPALIVE => length == 19,
+        // RFC 2918: a ROUTE-REFRESH is exactly AFI(2) + reserved(1) + SAFI(1).
+        TYPE_ROUTE_REFRESH => length == 23,
+        other => {
             return Err(header_error(
                 "message",
-                1,
-                Vec::new(),
-                "marker is not all ones".into(),
+                3,
+                vec![other],
+                format!("unknown message type {other}"),
             ));
         }
-        let length = usize::from(u16::from_be_bytes([buf[16], buf[17]]));
-        let msg_type = buf[18];
-        // Bad Message Length (1/2) carries the erroneous length field as data.
-        let bad_len = |why: &str| {
-            header_error(
-                type_name(msg_type),
-                2,
-                (length as u16).to_be_bytes().to_vec(),
-                format!("length {length}: {why}"),
-            )
-        };
-        if !(HEADER_LEN..=MAX_MESSAGE_LEN).contains(&length) {
-            return Err(bad_len("outside 19..=4096"));
-        }
-        let min_ok = match msg_type {
-            TYPE_OPEN => length >= 29,
-            TYPE_UPDATE => length >= 23,
-            TYPE_NOTIFICATION => length >= 21,
-            TYPE_KEEPALIVE => length == 19,
-            // RFC 2918: a ROUTE-REFRESH is exactly AFI(2) + reserved(1) + SAFI(1).
-            TYPE_ROUTE_REFRESH => length == 23,
-            other => {
-                return Err(header_error(
-                    "message",
-                    3,
-                    vec![other],
-                    format!("unknown message type {other}"),
-                ));
-            }
-        };
-        if !min_ok {
-            return Err(bad_len("too short or too long for its type"));
-        }
-        if buf.len() < length {
-            buf.reserve(length - buf.len());
-            return Ok(None);
-        }
-        let mut frame = buf.split_to(length);
+    };
+    if !min_ok {
+        return Err(bad_len("too short or too long for its type"));
+    }
+    if buf.len() < length {
+        buf.reserve(length - buf.len());
+        return Ok(None);
+    }
+    let frame = buf.split_to(length);
 
-        if msg_type == TYPE_NOTIFICATION {
-            let message = Message::Notification(Notification::new(
-                frame[19],
-                frame[20],
-                frame[21..].to_vec(),
-            ));
-            return Ok(Some(Decoded {
+    if msg_type == TYPE_NOTIFICATION {
+        let message = Message::Notification(Notification::new(
+            frame[19],
+            frame[20],
+            frame[21..].to_vec(),
+        ));
+        return Ok(Some(Decoded {
+            message,
+            malformed_attributes: 0,
+            malformed_capabilities: 0,
+        }));
+    }
+
+    let mut ctx = parsing_context(four_octet_as);
+    let mut reader = SliceReader::new(&frame[..]);
+    match BgpMessage::parse(&mut reader, &mut ctx) {
+        Ok(msg) => {
+            let ignored = ctx.reset_parsing_errors();
+            let message = match msg {
+                BgpMessage::Open(o) => Message::Open(o),
+                BgpMessage::Update(u) => Message::Update(u),
+                BgpMessage::KeepAlive => Message::KeepAlive,
+                BgpMessage::RouteRefresh(r) => Message::RouteRefresh(r),
+                // Unreachable in practice (we intercept type 3), but map it rather than
+                // panic on peer input.
+                BgpMessage::Notification(n) => {
+                    Message::Notification(notification_from_netgauze(&n))
+                }
+            };
+            Ok(Some(Decoded {
                 message,
-                malformed_attributes: 0,
-                malformed_capabilities: 0,
-            }));
+                malformed_attributes: ignored.path_attr_errors().len(),
+                malformed_capabilities: ignored.capability_errors().len(),
+            }))
         }
-
-        let result = self.inner.decode(&mut frame);
-        self.reset_inner();
-        match result {
-            Ok(Some((msg, ignored))) => {
-                let message = match msg {
-                    BgpMessage::Open(o) => Message::Open(o),
-                    BgpMessage::Update(u) => Message::Update(u),
-                    BgpMessage::KeepAlive => Message::KeepAlive,
-                    BgpMessage::RouteRefresh(r) => Message::RouteRefresh(r),
-                    // Unreachable in practice (we intercept type 3), but map it rather than
-                    // panic on peer input.
-                    BgpMessage::Notification(n) => {
-                        Message::Notification(notification_from_netgauze(&n))
-                    }
-                };
-                Ok(Some(Decoded {
-                    message,
-                    malformed_attributes: ignored.path_attr_errors().len(),
-                    malformed_capabilities: ignored.capability_errors().len(),
-                }))
-            }
-            // The whole frame was handed over, so netgauze cannot ask for more.
-            Ok(None) => Err(header_error(
-                type_name(msg_type),
-                2,
-                (length as u16).to_be_bytes().to_vec(),
-                "message shorter than its length field".into(),
-            )),
-            Err(BgpCodecDecoderError::IoError(e)) => {
-                Err(CodecError::Io(std::io::Error::other(e.to_string())))
-            }
-            Err(BgpCodecDecoderError::Incomplete(_)) => Err(header_error(
-                type_name(msg_type),
-                2,
-                (length as u16).to_be_bytes().to_vec(),
-                "message shorter than its length field".into(),
-            )),
-            Err(BgpCodecDecoderError::BgpMessageParsingError(e)) => {
-                let notification =
-                    notification_from_netgauze(&BgpNotificationMessage::from(e.clone()));
-                Err(CodecError::Malformed {
-                    kind: type_name(msg_type),
-                    reason: e.to_string(),
-                    notification,
-                })
-            }
+        Err(e) => {
+            let notification = notification_from_netgauze(&BgpNotificationMessage::from(e.clone()));
+            Err(CodecError::Malformed {
+                kind: type_name(msg_type),
+                reason: e.to_string(),
+                notification,
+            })
         }
     }
 }
 
-impl Encoder<Message> for BgpFrameCodec {
-    type Error = CodecError;
-
-    fn encode(&mut self, msg: Message, dst: &mut BytesMut) -> Result<(), CodecError> {
-        let kind = msg.kind();
-        let start = dst.len();
-        match msg {
-            Message::Notification(n) => dst.put_slice(&n.to_bytes()),
-            other => {
-                let m = match other {
-                    Message::Open(o) => BgpMessage::Open(o),
-                    Message::Update(u) => BgpMessage::Update(u),
-                    Message::KeepAlive => BgpMessage::KeepAlive,
-                    Message::RouteRefresh(r) => BgpMessage::RouteRefresh(r),
-                    Message::Notification(_) => unreachable!("handled above"),
-                };
-                let result = self.inner.encode(m, dst);
-                self.reset_inner();
-                result.map_err(|e| CodecError::Encode {
+/// Appends one message to `dst`. On error nothing is appended.
+pub fn encode_into(msg: Message, dst: &mut BytesMut) -> Result<(), CodecError> {
+    let kind = msg.kind();
+    let start = dst.len();
+    match msg {
+        Message::Notification(n) => dst.put_slice(&n.to_bytes()),
+        other => {
+            let m = match other {
+                Message::Open(o) => BgpMessage::Open(o),
+                Message::Update(u) => BgpMessage::Update(u),
+                Message::KeepAlive => BgpMessage::KeepAlive,
+                Message::RouteRefresh(r) => BgpMessage::RouteRefresh(r),
+                Message::Notification(_) => unreachable!("handled above"),
+            };
+            if let Err(e) = m.write(&mut dst.writer()) {
+                dst.truncate(start);
+                return Err(CodecError::Encode {
                     kind,
                     reason: e.to_string(),
-                })?;
+                });
             }
         }
-        let written = dst.len() - start;
-        if written > MAX_MESSAGE_LEN {
-            // We never announced extended messages: a larger message would be rejected.
-            dst.truncate(start);
-            return Err(CodecError::Encode {
-                kind,
-                reason: format!("{written} octets exceed {MAX_MESSAGE_LEN}"),
-            });
-        }
-        Ok(())
     }
+    let written = dst.len() - start;
+    if written > MAX_MESSAGE_LEN {
+        // We never announced extended messages: a larger message would be rejected.
+        dst.truncate(start);
+        return Err(CodecError::Encode {
+            kind,
+            reason: format!("{written} octets exceed {MAX_MESSAGE_LEN}"),
+        });
+    }
+    Ok(())
 }
 
 /// Encodes one message to bytes (tests, fuzzing, golden comparisons).
 pub fn encode(msg: Message) -> Result<Vec<u8>, CodecError> {
-    let mut codec = BgpFrameCodec::new();
     let mut buf = BytesMut::new();
-    codec.encode(msg, &mut buf)?;
+    encode_into(msg, &mut buf)?;
     Ok(buf.to_vec())
 }
 
 /// Decodes exactly one message from bytes with the given AS_PATH width.
 pub fn decode_one(bytes: &[u8], four_octet_as: bool) -> Result<Option<Decoded>, CodecError> {
-    let mut codec = BgpFrameCodec::new();
-    codec.set_four_octet_as(four_octet_as);
     let mut buf = BytesMut::from(bytes);
-    codec.decode(&mut buf)
+    decode(&mut buf, four_octet_as)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -748,15 +688,6 @@ pub struct UpdateContext {
     pub next_hop_v6_link_local: Option<Ipv6Addr>,
 }
 
-/// Attributes of one route, as the session sends them.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RouteAttrs {
-    /// LOCAL_PREF (iBGP only; ignored on eBGP).
-    pub local_pref: Option<u32>,
-    /// Communities and large communities.
-    pub communities: Vec<CommunityValue>,
-}
-
 /// Errors building UPDATEs.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BuildError {
@@ -777,7 +708,7 @@ fn attr(optional: bool, transitive: bool, extended: bool, v: PathAttributeValue)
     }
 }
 
-fn common_attributes(ctx: &UpdateContext, attrs: &RouteAttrs) -> (Vec<PathAttribute>, usize) {
+fn common_attributes(ctx: &UpdateContext, attrs: &RouteAttributes) -> (Vec<PathAttribute>, usize) {
     let mut out = Vec::new();
     let mut size = 0usize;
     out.push(attr(
@@ -901,7 +832,7 @@ fn chunk_by_size(items: &[IpNet], budget: usize) -> Vec<&[IpNet]> {
 /// NLRI field with NEXT_HOP, IPv6 in MP_REACH_NLRI; as many prefixes per message as fit.
 pub fn build_announcements(
     ctx: &UpdateContext,
-    attrs: &RouteAttrs,
+    attrs: &RouteAttributes,
     prefixes: &[IpNet],
 ) -> Result<Vec<BgpUpdateMessage>, BuildError> {
     let v4: Vec<IpNet> = prefixes

@@ -3,6 +3,7 @@
 //! key). Every change bumps a counter on a `watch` channel; the speaker then rebuilds its index
 //! from the whole current view (level-triggered).
 
+use ferrolb_api::service::ClassPolicy;
 use ferrolb_api::{
     BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
 };
@@ -147,14 +148,10 @@ impl SpeakerStores {
     }
 
     /// The index over `config` and every Service, EndpointSlice and Node now cached.
-    pub fn index(&self, config: Config, default_class: bool) -> ClusterIndex {
+    pub fn index(&self, config: Config, class_policy: ClassPolicy) -> ClusterIndex {
         let mut index = ClusterIndex::new(config);
         for svc in self.services.state() {
-            if let Some(info) = service_from_k8s(
-                &svc,
-                ferrolb_api::annotations::LOAD_BALANCER_CLASS,
-                default_class,
-            ) {
+            if let Some(info) = service_from_k8s(&svc, class_policy) {
                 index.upsert_service(info);
             }
         }

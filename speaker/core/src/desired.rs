@@ -284,7 +284,7 @@ mod tests {
     use crate::eligibility::tests::{
         bgpadv, endpoints, ip, l2adv, label_sel, node, peer, pool, service,
     };
-    use crate::index::TrafficPolicy;
+    use ferrolb_api::service::TrafficPolicy;
     use ferrolb_config::Config;
     use proptest::prelude::*;
     use std::collections::BTreeSet;

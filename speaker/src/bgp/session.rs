@@ -17,6 +17,7 @@ use crate::bgp::framing::BgpFrameCodec;
 use ferrolb_api::status::BgpPeerStatus;
 use ferrolb_config::PeerAsn;
 use ferrolb_speaker_core::bgp::RouteAttributes;
+use ferrolb_speaker_core::bgp::codec::notification::code;
 use ferrolb_speaker_core::bgp::codec::{
     CodecError, Message, Notification, OpenConfig, PeerOpen, UpdateContext, build_announcements,
     build_open, build_withdrawals, end_of_rib,
@@ -581,8 +582,8 @@ impl Runner {
                 warn!(peer = %self.cfg.name, kind, %reason, "malformed message from peer");
                 self.with_shared(|s| s.last_error = Some(format!("malformed {kind}: {reason}")));
                 match notification.code {
-                    2 => Event::BgpOpenMsgErr(notification),
-                    3 => Event::UpdateMsgErr(notification),
+                    code::OPEN_MESSAGE => Event::BgpOpenMsgErr(notification),
+                    code::UPDATE_MESSAGE => Event::UpdateMsgErr(notification),
                     _ => Event::BgpHeaderErr(notification),
                 }
             }

@@ -1,5 +1,12 @@
 use super::*;
+use crate::bgp::RouteAttributes;
+use bytes::BytesMut;
+use ferrolb_config::CommunityValue;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use netgauze_bgp_pkt::nlri::{Ipv4Unicast, Ipv6Unicast};
+use netgauze_iana::address_family::AddressType;
 use proptest::prelude::*;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 fn hex(s: &str) -> Vec<u8> {
     let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();

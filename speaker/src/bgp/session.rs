@@ -1,5 +1,5 @@
 //! One BGP session: a tokio task per peer that owns the socket and the timers and drives the
-//! pure [`fsm`](ferrolb_speaker_core::bgp::fsm) with what happens on them.
+//! pure [`fsm`] with what happens on them.
 //!
 //! - Active only: we connect, never listen (like MetalLB's native mode), so no collision
 //!   handling is needed and the speaker opens no port.

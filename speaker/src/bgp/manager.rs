@@ -9,9 +9,8 @@
 //! what works").
 
 use crate::bfd::{BfdCounters, BfdManager, BfdPeer, BfdProblem};
-use crate::bgp::session::{
-    AdjRibOut, MD5_MAX_KEY_LEN, SessionConfig, SessionCounters, SessionHandle,
-};
+use crate::bgp::session::{AdjRibOut, SessionConfig, SessionCounters, SessionHandle};
+use crate::bgp::socket::MD5_MAX_KEY_LEN;
 use ferrolb_api::status::BgpPeerStatus;
 use ferrolb_config::{BfdProfile, Peer, PeerPassword};
 use ferrolb_speaker_core::bgp::RouteAttributes;

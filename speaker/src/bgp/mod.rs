@@ -3,9 +3,11 @@
 //! and live in [`ferrolb_speaker_core::bgp`].
 //!
 //! - [`framing`]: the core codec as a `tokio_util` codec.
-//! - [`session`]: one tokio task per peer; sockets, timers, Adj-RIB-Out diffs.
+//! - [`session`]: one tokio task per peer; timers, Adj-RIB-Out diffs.
+//! - [`socket`]: the session's TCP connection (TTL, source address, TCP MD5).
 //! - [`manager`]: starts/stops/reconfigures sessions from config and desired state.
 
 pub mod framing;
 pub mod manager;
 pub mod session;
+pub mod socket;

@@ -14,10 +14,12 @@
 
 pub mod announcer;
 pub mod arp;
+mod bpf_asm;
 mod bpf_sys;
 pub mod interfaces;
 pub mod kernel_responder;
 pub mod ndp;
+mod responder_program;
 mod sys;
 
 pub use announcer::{

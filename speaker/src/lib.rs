@@ -7,11 +7,11 @@
 
 pub mod bfd;
 pub mod bgp;
-pub mod http;
+pub(crate) mod http;
 pub mod layer2;
 pub mod membership;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod run;
-pub mod status_objects;
-pub mod stores;
-pub mod thread_priority;
+pub(crate) mod status_objects;
+pub(crate) mod stores;
+pub(crate) mod thread_priority;

@@ -2,8 +2,8 @@
 
 use clap::{Args, Parser, Subcommand};
 use ferrolb_api::service::ClassPolicy;
+use ferrolb_speaker::layer2::DEFAULT_EXCLUDE_PATTERNS;
 use ferrolb_speaker::layer2::L2Responder;
-use ferrolb_speaker::layer2::interfaces::DEFAULT_EXCLUDE_PATTERNS;
 use ferrolb_speaker::membership::GossipTimers;
 use ferrolb_speaker::run::{MembershipOptions, RunOptions};
 use ferrolb_speaker_core::desired::Modes;

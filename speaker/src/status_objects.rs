@@ -24,8 +24,7 @@ use ferrolb_api::{
     ServiceL2Status, ServiceL2StatusStatus,
 };
 use ferrolb_speaker_core::status::{
-    BGP_SERVICE_PREFIX, Change, L2_PREFIX, SESSION_PREFIX, bgp_service_statuses,
-    bgp_session_states, diff, l2_statuses,
+    Change, bgp_service_statuses, bgp_session_states, diff, l2_statuses,
 };
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::Node;
@@ -63,8 +62,6 @@ pub trait StatusKind:
 {
     /// The status type.
     type Report: Clone + Debug + PartialEq + Serialize + Send + Sync + 'static;
-    /// Prefix of object names.
-    const PREFIX: &'static str;
     /// An object with this metadata and no status.
     fn with_metadata(metadata: ObjectMeta) -> Self;
     /// The node a status names.
@@ -73,12 +70,11 @@ pub trait StatusKind:
     fn labels(report: &Self::Report) -> Vec<(&'static str, String)>;
 }
 
-/// The two per-Service kinds differ only in their types and name prefix.
+/// The two per-Service kinds differ only in their types.
 macro_rules! service_status_kind {
-    ($kind:ident, $report:ident, $prefix:expr) => {
+    ($kind:ident, $report:ident) => {
         impl StatusKind for $kind {
             type Report = $report;
-            const PREFIX: &'static str = $prefix;
             fn with_metadata(metadata: ObjectMeta) -> Self {
                 $kind {
                     metadata,
@@ -99,12 +95,11 @@ macro_rules! service_status_kind {
     };
 }
 
-service_status_kind!(ServiceL2Status, ServiceL2StatusStatus, L2_PREFIX);
-service_status_kind!(ServiceBGPStatus, ServiceBGPStatusStatus, BGP_SERVICE_PREFIX);
+service_status_kind!(ServiceL2Status, ServiceL2StatusStatus);
+service_status_kind!(ServiceBGPStatus, ServiceBGPStatusStatus);
 
 impl StatusKind for BGPSessionState {
     type Report = BGPSessionStateStatus;
-    const PREFIX: &'static str = SESSION_PREFIX;
     fn with_metadata(metadata: ObjectMeta) -> Self {
         BGPSessionState {
             metadata,

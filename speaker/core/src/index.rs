@@ -97,11 +97,6 @@ impl ClusterIndex {
         self.services.insert(service.key.clone(), service);
     }
 
-    /// Forgets a Service. Its EndpointSlices are deleted by Kubernetes on their own.
-    pub fn remove_service(&mut self, key: &ServiceKey) {
-        self.services.remove(key);
-    }
-
     /// Every Service, sorted by key.
     pub fn services(&self) -> impl Iterator<Item = &ServiceInfo> {
         self.services.values()
@@ -151,11 +146,6 @@ impl ClusterIndex {
     /// Adds or replaces a Node.
     pub fn upsert_node(&mut self, node: NodeInfo) {
         self.nodes.insert(node.name.clone(), node);
-    }
-
-    /// Forgets a Node.
-    pub fn remove_node(&mut self, name: &str) {
-        self.nodes.remove(name);
     }
 
     /// Every Node, sorted by name.

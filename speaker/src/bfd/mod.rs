@@ -3,7 +3,7 @@
 //! - [`ferrolb_speaker_core::bfd`]: the Control packet codec and the session state machine
 //!   (pure; time is an argument).
 //! - `runtime`: sockets and the dedicated thread that drives every session.
-//! - [`manager`]: the public, level-triggered API the BGP sessions use.
+//! - `manager`: the public, level-triggered API the BGP sessions use.
 //!
 //! All BFD I/O and timers run on one dedicated OS thread with its own current-thread tokio
 //! runtime, so busy Kubernetes or BGP work on the speaker's main runtime cannot delay a
@@ -17,7 +17,7 @@
 //! would leave the BGP peer without any fast detection. Authenticated packets are discarded
 //! (RFC 5880 §6.8.6, no authentication configured).
 
-pub mod manager;
+pub(crate) mod manager;
 mod runtime;
 
 pub use ferrolb_speaker_core::bfd::BfdState;

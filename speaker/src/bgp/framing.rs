@@ -23,11 +23,6 @@ impl BgpFrameCodec {
     pub fn set_four_octet_as(&mut self, value: bool) {
         self.four_octet_as = value;
     }
-
-    /// Whether AS numbers in AS_PATH are read as 4 octets.
-    pub fn four_octet_as(&self) -> bool {
-        self.four_octet_as
-    }
 }
 
 impl Decoder for BgpFrameCodec {

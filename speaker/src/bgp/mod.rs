@@ -2,12 +2,12 @@
 //! announcements into sessions and UPDATEs. The codec and the RFC 4271 state machine are pure
 //! and live in [`ferrolb_speaker_core::bgp`].
 //!
-//! - [`framing`]: the core codec as a `tokio_util` codec.
-//! - [`session`]: one tokio task per peer; timers, Adj-RIB-Out diffs.
-//! - [`socket`]: the session's TCP connection (TTL, source address, TCP MD5).
+//! - `framing`: the core codec as a `tokio_util` codec.
+//! - `session`: one tokio task per peer; timers, Adj-RIB-Out diffs.
+//! - `socket`: the session's TCP connection (TTL, source address, TCP MD5).
 //! - [`manager`]: starts/stops/reconfigures sessions from config and desired state.
 
-pub mod framing;
+pub(crate) mod framing;
 pub mod manager;
-pub mod session;
-pub mod socket;
+pub(crate) mod session;
+pub(crate) mod socket;

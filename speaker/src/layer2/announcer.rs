@@ -17,10 +17,11 @@
 //! link-local address) go through the same reconciliation, so an interface that appears later
 //! is used as soon as the kernel reports it.
 //!
-//! - [`core`]: the decisions, [`AnnouncerCore`], generic over an [`L2Backend`] and
-//!   driven with an explicit clock, so it is unit-tested with a fake backend;
-//! - [`socket`]: [`SocketBackend`], the real backend (sockets, listener threads, the kernel
-//!   responder where it can be loaded);
+//! - [`core`]: the decisions, [`AnnouncerCore`](self::core::AnnouncerCore), generic over an
+//!   [`L2Backend`](self::core::L2Backend) and driven with an explicit clock, so it is
+//!   unit-tested with a fake backend;
+//! - [`socket`]: [`SocketBackend`](socket::SocketBackend), the real backend (sockets, listener
+//!   threads, the kernel responder where it can be loaded);
 //! - [`lease`]: the thread that keeps the kernel responder's lease alive;
 //! - [`handle`]: [`Announcer`], the handle the speaker holds, driving the core from tokio.
 
@@ -29,10 +30,7 @@ pub mod handle;
 pub mod lease;
 pub mod socket;
 
-pub use self::core::{
-    ANNOUNCE_SCHEDULE, AnnouncerCore, DesiredIp, L2Backend, L2CounterValues, L2Counters, L2Error,
-    Standby, rfc3339,
-};
+pub use self::core::{ANNOUNCE_SCHEDULE, DesiredIp, L2CounterValues, L2Error, rfc3339};
 pub use handle::{Announcer, AnnouncerConfig};
 pub use lease::KERNEL_LEASE;
-pub use socket::{L2Responder, SocketBackend};
+pub use socket::L2Responder;

@@ -102,11 +102,6 @@ impl ArpSocket {
         Ok(ArpSocket { fd, ifindex, mac })
     }
 
-    /// The interface's MAC this socket answers with.
-    pub fn mac(&self) -> MacAddr {
-        self.mac
-    }
-
     /// Sends one frame. Never blocks: a full device queue is reported as `WouldBlock`.
     pub fn send(&self, frame: &[u8]) -> io::Result<()> {
         sys::packet_send(&self.fd, frame).map(|_| ())

@@ -16,7 +16,7 @@
 //! # How
 //!
 //! - Two hash maps, `(ifindex, IPv4) → MAC` and `(ifindex, IPv6) → MAC`, hold what this node
-//!   answers for, written by [`super::announcer::SocketBackend`] next to the userspace owned
+//!   answers for, written by `SocketBackend` (`announcer/socket.rs`) next to the userspace owned
 //!   set.
 //! - The program (`responder_program.rs`, about 200 instructions) answers
 //!   - an Ethernet/IPv4 ARP request (not VLAN-tagged, not gratuitous, not sent with our own

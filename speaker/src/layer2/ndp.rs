@@ -114,11 +114,6 @@ impl NdpSocket {
         })
     }
 
-    /// The interface's MAC this socket answers with.
-    pub fn mac(&self) -> MacAddr {
-        self.mac
-    }
-
     fn membership(&self, group: Ipv6Addr, join: bool) -> io::Result<()> {
         let request = libc::ipv6_mreq {
             ipv6mr_multiaddr: libc::in6_addr {

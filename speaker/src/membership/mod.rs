@@ -53,7 +53,7 @@
 //! beats again; the kernel responder's lease (15 ms, `layer2/announcer.rs`) makes such a
 //! node go quiet before that, so the address does not answer from two MACs. Three measures
 //! keep a busy node from looking dead: the thread runs at nice −10
-//! ([`crate::thread_priority`]); before any timer fires it handles every datagram already
+//! (`thread_priority.rs`); before any timer fires it handles every datagram already
 //! queued on its socket; and a timer that fires more than one interval late (the whole host
 //! stalled, the owners' beats late with it) gives the owners one more interval instead of
 //! presuming — its own time off the CPU is not read as the others' silence. The metrics
@@ -105,9 +105,6 @@ use std::time::{Duration, SystemTime};
 use tokio::net::UdpSocket;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
-
-/// Default UDP port of the gossip.
-pub const DEFAULT_PORT: u16 = 7472;
 
 /// Largest foca payload: leaves room for the authentication header inside a 1400-byte
 /// datagram, below any Ethernet MTU even with tunnels.

@@ -105,20 +105,20 @@ pub struct L2Counters {
     pub kernel_lease_lapses: AtomicU64,
 }
 
-/// A copy of [`L2Counters`] at one instant.
+/// A copy of `L2Counters` at one instant.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct L2CounterValues {
-    /// See [`L2Counters::garp_sent`].
+    /// See `L2Counters::garp_sent`.
     pub garp_sent: u64,
-    /// See [`L2Counters::unsolicited_na_sent`].
+    /// See `L2Counters::unsolicited_na_sent`.
     pub unsolicited_na_sent: u64,
-    /// See [`L2Counters::arp_requests_answered`].
+    /// See `L2Counters::arp_requests_answered`.
     pub arp_requests_answered: u64,
-    /// See [`L2Counters::ndp_solicitations_answered`].
+    /// See `L2Counters::ndp_solicitations_answered`.
     pub ndp_solicitations_answered: u64,
-    /// See [`L2Counters::errors`].
+    /// See `L2Counters::errors`.
     pub errors: u64,
-    /// See [`L2Counters::kernel_lease_lapses`].
+    /// See `L2Counters::kernel_lease_lapses`.
     pub kernel_lease_lapses: u64,
 }
 

@@ -105,7 +105,7 @@ impl Announcer {
     }
 
     /// [`Announcer::set_desired`], also replacing the IPs this node would take over next,
-    /// whose interfaces are kept ready ([`AnnouncerCore::set_standby`]).
+    /// whose interfaces are kept ready (`AnnouncerCore::set_standby`).
     pub fn set_desired_and_standby<I, D, J, E>(&self, desired: I, standby: J)
     where
         I: IntoIterator<Item = D>,
@@ -139,7 +139,7 @@ impl Announcer {
     }
 
     /// Announces every IP in force again now and on [`ANNOUNCE_SCHEDULE`](super::ANNOUNCE_SCHEDULE)
-    /// ([`AnnouncerCore::reannounce`]).
+    /// (`AnnouncerCore::reannounce`).
     pub fn reannounce(&self) {
         let mut core = self.core();
         let now = Instant::now();

@@ -21,4 +21,5 @@ pub(crate) mod manager;
 mod runtime;
 
 pub use ferrolb_speaker_core::bfd::BfdState;
-pub use manager::{BfdCounters, BfdManager, BfdPeer, BfdProblem};
+pub use manager::{BfdManager, BfdPeer, BfdProblem};
+pub use runtime::BfdCounters;

@@ -4,6 +4,8 @@
 //!   MetalLB manifest migrates by changing its `apiVersion`.
 //! * Annotation keys (with MetalLB's spellings as aliases), the load balancer class, event reasons.
 //! * The JSON types of the HTTP status API both binaries serve.
+//! * The Service vocabulary both binaries share ([`service`]): key, traffic policy, which
+//!   Services ferrolb handles, their ingress addresses.
 //!
 //! This crate does no I/O.
 
@@ -21,6 +23,7 @@ pub mod events;
 pub mod l2;
 pub mod l2_status;
 pub mod pool;
+pub mod service;
 pub mod status;
 
 /// API group of every ferrolb CRD.

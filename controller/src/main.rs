@@ -91,7 +91,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut opts = ferrolb_controller::run::RunOptions::new(&args.namespace, &identity);
     opts.listen = args.listen;
     opts.all_namespaces_config = args.all_namespaces_config;
-    opts.require_class = args.require_class;
+    opts.class_policy = ferrolb_api::service::ClassPolicy::from_require_class(args.require_class);
     opts.leader_election = !args.no_leader_election;
     ferrolb_controller::run::run(client, opts).await
 }

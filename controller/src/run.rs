@@ -8,6 +8,7 @@ use crate::metrics::Metrics;
 use crate::reconciler::{Core, Event, EventKind, PassContext, StatusWrite};
 use crate::stores::{ConfigStores, spawn_store};
 use ferrolb_api::IPAddressPool;
+use ferrolb_api::service::ClassPolicy;
 use ferrolb_api::status::{ControllerStatus, ServiceAllocation};
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -31,8 +32,8 @@ pub struct RunOptions {
     pub namespace: String,
     /// Read configuration objects from every namespace instead of `namespace` only.
     pub all_namespaces_config: bool,
-    /// Handle only Services whose `loadBalancerClass` is ours.
-    pub require_class: bool,
+    /// Which `loadBalancerClass` values are ours to handle.
+    pub class_policy: ClassPolicy,
     /// Identity in the leader Lease (pod name).
     pub identity: String,
     /// Elect a leader with a Lease; without it this replica always writes.
@@ -50,7 +51,7 @@ impl RunOptions {
             listen: SocketAddr::from(([0, 0, 0, 0], 7472)),
             namespace: namespace.to_string(),
             all_namespaces_config: false,
-            require_class: false,
+            class_policy: ClassPolicy::OursOrUnset,
             identity: identity.to_string(),
             leader_election: true,
             lease_duration: Duration::from_secs(15),
@@ -223,7 +224,7 @@ async fn main_loop(
         }
         was_leader = leading;
         let ctx = PassContext {
-            require_class: opts.require_class,
+            class_policy: opts.class_policy,
             leader: leading,
             now: Instant::now(),
         };

@@ -4,40 +4,10 @@ use crate::allocator::{
     AnnotationRequest, IpFamilyPolicy, Protocol, RequestError, ServicePort, ServiceRequest,
     TrafficPolicy, parse_ip_families,
 };
-use ferrolb_api::annotations::LOAD_BALANCER_CLASS;
+use ferrolb_api::service::ingress_ips;
 use k8s_openapi::api::core::v1::Service;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-
-/// Whether ferrolb handles this Service: `type: LoadBalancer` with our class, or with no class
-/// unless `require_class` is set. Services of other classes are never touched.
-pub fn is_ours(svc: &Service, require_class: bool) -> bool {
-    let Some(spec) = svc.spec.as_ref() else {
-        return false;
-    };
-    if spec.type_.as_deref() != Some("LoadBalancer") {
-        return false;
-    }
-    match spec.load_balancer_class.as_deref() {
-        Some(class) => class == LOAD_BALANCER_CLASS,
-        None => !require_class,
-    }
-}
-
-/// The addresses in `status.loadBalancer.ingress[].ip`, in order. Hostnames and unparsable
-/// entries are skipped: they were not written by an IP allocator.
-pub fn ingress_ips(svc: &Service) -> Vec<IpAddr> {
-    svc.status
-        .as_ref()
-        .and_then(|s| s.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref())
-        .map(|ing| {
-            ing.iter()
-                .filter_map(|i| i.ip.as_deref()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 /// Builds the allocator's request from a Service and its Namespace's labels. The error names
 /// the annotation or field that could not be read.
@@ -59,10 +29,7 @@ pub fn to_request(
     req.sharing_key = ann.sharing_key;
     req.ip_family_policy = IpFamilyPolicy::parse(spec.ip_family_policy.as_deref())?;
     req.ip_families = parse_ip_families(spec.ip_families.as_deref().unwrap_or_default())?;
-    req.traffic_policy = match spec.external_traffic_policy.as_deref() {
-        Some("Local") => TrafficPolicy::Local,
-        _ => TrafficPolicy::Cluster,
-    };
+    req.traffic_policy = TrafficPolicy::of(svc);
     req.selector = spec.selector.clone().unwrap_or_default();
     for (i, p) in spec.ports.iter().flatten().enumerate() {
         let port = u16::try_from(p.port).map_err(|_| RequestError::InvalidPort {
@@ -134,18 +101,6 @@ mod tests {
                 ..ServiceStatus::default()
             }),
         }
-    }
-
-    #[test]
-    fn which_services_are_ours() {
-        assert!(is_ours(&svc(None, "LoadBalancer"), false));
-        assert!(!is_ours(&svc(None, "LoadBalancer"), true));
-        assert!(is_ours(
-            &svc(Some(LOAD_BALANCER_CLASS), "LoadBalancer"),
-            true
-        ));
-        assert!(!is_ours(&svc(Some("other.io/lb"), "LoadBalancer"), false));
-        assert!(!is_ours(&svc(None, "ClusterIP"), false));
     }
 
     #[test]

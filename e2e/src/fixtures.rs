@@ -36,17 +36,8 @@ pub fn lb_service(name: &str, port: i32, annotations: &[(&str, &str)]) -> Servic
     }
 }
 
-/// The addresses in a Service's `status.loadBalancer.ingress`.
-pub fn ingress_ips(svc: &Service) -> Vec<std::net::IpAddr> {
-    svc.status
-        .as_ref()
-        .and_then(|s| s.load_balancer.as_ref())
-        .and_then(|l| l.ingress.as_ref())
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i.ip.as_deref()?.parse().ok())
-        .collect()
-}
+/// The addresses in a Service's `status.loadBalancer.ingress`, read as the binaries read them.
+pub use ferrolb_api::service::ingress_ips;
 
 /// Creates every ferrolb CRD (already existing ones are left alone).
 pub async fn install_crds(client: &Client) -> Result<(), kube::Error> {

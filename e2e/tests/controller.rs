@@ -457,7 +457,7 @@ async fn other_classes_are_never_touched_and_require_class_is_honoured() {
     let (_server, client) = cluster().await;
     create_pool(&client, "lan", &["10.200.50.0/28"]).await;
     let mut opts = options("class-controller", false);
-    opts.require_class = true;
+    opts.class_policy = ferrolb_api::service::ClassPolicy::OursOnly;
     let ctl = run::start(client.clone(), opts).await.expect("start");
     let mut ours = lb_service("ours", 80, &[]);
     let mut theirs = lb_service("theirs", 80, &[]);

@@ -1,13 +1,14 @@
-//! Fuzzes the BFD Control packet decoder (`ferrolb_speaker::bfd::packet::ControlPacket`) and
-//! the session state machine it feeds. Invariants: no panic; every accepted packet re-encodes
-//! to bytes that decode to the same packet and equal the input's first 24 bytes (except the
-//! Length byte); a session fed the packet never panics in its timer arithmetic.
+//! Fuzzes the BFD Control packet decoder
+//! (`ferrolb_speaker_core::bfd::packet::ControlPacket`) and the session state machine it feeds.
+//! Invariants: no panic; every accepted packet re-encodes to bytes that decode to the same
+//! packet and equal the input's first 24 bytes (except the Length byte); a session fed the
+//! packet never panics in its timer arithmetic.
 //!
 //! Run: `cargo +nightly fuzz run bfd_decode -- -max_total_time=600` from `fuzz/`.
 #![no_main]
 
-use ferrolb_speaker::bfd::fsm::{Session, Timers};
-use ferrolb_speaker::bfd::packet::ControlPacket;
+use ferrolb_speaker_core::bfd::fsm::{Session, Timers};
+use ferrolb_speaker_core::bfd::packet::ControlPacket;
 use libfuzzer_sys::fuzz_target;
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,5 @@
-//! Fuzzes the BGP wire decoder (`ferrolb_speaker::bgp::codec::BgpFrameCodec`) on arbitrary byte
-//! streams, with both AS_PATH widths. Invariants: no panic, every call either consumes a whole
+//! Fuzzes the BGP wire decoder (`ferrolb_speaker_core::bgp::codec::decode`) on arbitrary
+//! byte streams, with both AS_PATH widths. Invariants: no panic, every call either consumes a whole
 //! message, asks for more bytes without consuming, or returns an error carrying a NOTIFICATION
 //! code RFC 4271 defines (1, 2, 3 or 7 for input errors); everything decoded can be re-encoded
 //! without panicking.
@@ -8,21 +8,19 @@
 #![no_main]
 
 use bytes::BytesMut;
-use ferrolb_speaker::bgp::codec::{BgpFrameCodec, CodecError, encode};
+use ferrolb_speaker_core::bgp::codec::{CodecError, decode, encode};
 use libfuzzer_sys::fuzz_target;
-use tokio_util::codec::Decoder;
 
 fuzz_target!(|data: &[u8]| {
     // First byte selects the negotiated AS width, the rest is the TCP stream.
     let Some((&flags, stream)) = data.split_first() else {
         return;
     };
-    let mut codec = BgpFrameCodec::new();
-    codec.set_four_octet_as(flags & 1 == 1);
+    let four_octet_as = flags & 1 == 1;
     let mut buf = BytesMut::from(stream);
     loop {
         let before = buf.len();
-        match codec.decode(&mut buf) {
+        match decode(&mut buf, four_octet_as) {
             Ok(Some(decoded)) => {
                 assert!(buf.len() < before, "a decoded message must consume bytes");
                 let _ = encode(decoded.message);

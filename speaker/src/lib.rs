@@ -1,19 +1,17 @@
-//! ferrolb speaker library.
+//! ferrolb speaker: the executor.
 //!
-//! The modules here are the speaker's pure core: plain data in, decisions out. Kubernetes
-//! watches, sockets, netlink and BGP sessions live around them and only translate.
+//! The speaker's decisions are pure functions in `ferrolb-speaker-core`; this crate carries
+//! them out. It owns the I/O: the Kubernetes watches and stores, the membership driver and its
+//! gossip sockets, layer 2 sockets and the eBPF responder, BGP sessions and their sockets, the
+//! BFD runtime, the status object writers, metrics and the HTTP API.
 
 pub mod bfd;
 pub mod bgp;
-pub mod desired;
-pub mod election;
-pub mod eligibility;
-pub mod http;
-pub mod index;
+pub(crate) mod http;
 pub mod layer2;
 pub mod membership;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod run;
-pub mod status_objects;
-pub mod stores;
-pub mod thread_priority;
+pub(crate) mod status_objects;
+pub(crate) mod stores;
+pub(crate) mod thread_priority;

@@ -1,12 +1,13 @@
 //! ferrolb-speaker: announces LoadBalancer addresses from this node (layer 2 and BGP).
 
 use clap::{Args, Parser, Subcommand};
-use ferrolb_speaker::desired::Modes;
+use ferrolb_api::service::ClassPolicy;
+use ferrolb_speaker::layer2::DEFAULT_EXCLUDE_PATTERNS;
 use ferrolb_speaker::layer2::L2Responder;
-use ferrolb_speaker::layer2::interfaces::DEFAULT_EXCLUDE_PATTERNS;
 use ferrolb_speaker::membership::GossipTimers;
-use ferrolb_speaker::membership::heartbeat::HeartbeatTimers;
 use ferrolb_speaker::run::{MembershipOptions, RunOptions};
+use ferrolb_speaker_core::desired::Modes;
+use ferrolb_speaker_core::membership::heartbeat::HeartbeatTimers;
 use std::time::Duration;
 
 #[derive(Debug, Parser)]
@@ -128,7 +129,7 @@ fn main() -> anyhow::Result<()> {
                     node_name: args.node_name,
                     namespace: args.namespace,
                     listen: args.listen,
-                    default_class: !args.require_class,
+                    class_policy: ClassPolicy::from_require_class(args.require_class),
                     membership: (args.membership_port != 0).then_some(MembershipOptions {
                         port: args.membership_port,
                         secret: args.membership_secret,

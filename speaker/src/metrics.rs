@@ -435,8 +435,8 @@ mod tests {
 
     #[test]
     fn bgp_notifications_are_counted_by_code_and_survive_a_new_session() {
-        use crate::bgp::codec::Notification;
         use crate::bgp::session::{Direction, SessionCounters};
+        use ferrolb_speaker_core::bgp::codec::Notification;
         use std::sync::Arc;
         let m = Metrics::new();
         let first = Arc::new(SessionCounters::default());

@@ -2,17 +2,18 @@
 //! announcements → announcers), events and the HTTP API.
 
 use crate::bgp::manager::{NodeAddresses, PeerManager};
-use crate::desired::{Desired, Modes, desired_announcements_in};
-use crate::eligibility::peers_for_node;
 use crate::http::StatusSource;
 use crate::layer2::announcer::{Announcer, AnnouncerConfig, KERNEL_LEASE, L2Responder};
-use crate::membership::heartbeat::HeartbeatTimers;
 use crate::membership::{GossipTimers, Membership, MembershipConfig};
 use crate::metrics::{Metrics, ModeLabels};
 use crate::stores::{ConfigView, SpeakerStores};
 use anyhow::Context;
+use ferrolb_api::service::ClassPolicy;
 use ferrolb_api::status::{BgpPeerStatus, ConfigStatus, MembershipView, SpeakerStatus};
 use ferrolb_config::{Config, ConfigError, Peer};
+use ferrolb_speaker_core::desired::{Desired, Modes, desired_announcements_in};
+use ferrolb_speaker_core::eligibility::peers_for_node;
+use ferrolb_speaker_core::membership::heartbeat::HeartbeatTimers;
 use k8s_openapi::api::core::v1::{Node, ObjectReference};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource};
@@ -33,8 +34,8 @@ pub struct RunOptions {
     pub namespace: String,
     /// Address of the HTTP API.
     pub listen: SocketAddr,
-    /// Also handle Services without a `loadBalancerClass`.
-    pub default_class: bool,
+    /// Which `loadBalancerClass` values are ours to handle.
+    pub class_policy: ClassPolicy,
     /// Gossip membership: UDP port (on the node's address) and the Secret holding the key;
     /// `None` uses the Node Ready condition alone.
     pub membership: Option<MembershipOptions>,
@@ -410,7 +411,7 @@ async fn main_loop(
                 .members
                 .set(i64::try_from(members).unwrap_or(i64::MAX));
             st.last_valid.clone().map(|cfg| {
-                let mut index = stores.index(cfg, opts.default_class);
+                let mut index = stores.index(cfg, opts.class_policy);
                 index.set_members_alive(alive.clone());
                 // With BGP off no session is opened at all.
                 let peers: Vec<Peer> = index
@@ -434,7 +435,7 @@ async fn main_loop(
                 .nodes()
                 .iter()
                 .filter(|n| !node_addresses(n).is_empty())
-                .filter_map(|n| crate::index::node_from_k8s(n))
+                .filter_map(|n| ferrolb_speaker_core::index::node_from_k8s(n))
                 .filter(|n| n.ready)
                 .map(|n| n.name)
                 .collect();

@@ -3,12 +3,11 @@
 //! `BGPSessionState` (one per BGP session) — equal to what the speaker does, off the
 //! announcing path.
 //!
-//! - Level-triggered: the main loop computes, with the pure functions below, what this node's
-//!   objects of each kind must say and publishes it; a task per kind lists the objects of this
-//!   node and creates, updates (status only, when it differs) and deletes to match. Leftovers
-//!   of an earlier run of this speaker go at the first sync.
-//! - Names are a function of (node, what the object is about), so two speakers never write the
-//!   same object and a restart finds its own: a kind prefix and 20 hex digits of SHA-256.
+//! - Level-triggered: the main loop computes, with the pure functions of
+//!   [`ferrolb_speaker_core::status`], what this node's objects of each kind must say and
+//!   publishes it; a task per kind lists the objects of this node and creates, updates (status
+//!   only, when it differs) and deletes to match. Leftovers of an earlier run of this speaker
+//!   go at the first sync.
 //! - Writes are coalesced (a burst of changes is one sync, [`COALESCE`] after the first) and
 //!   failures retried with backoff; none of it delays an announcement.
 //! - Each object has the Node as owner, so Kubernetes removes it with the Node. A speaker that
@@ -19,10 +18,13 @@
 
 use ferrolb_api::bgp_status::PEER_LABEL;
 use ferrolb_api::l2_status::{NODE_LABEL, SERVICE_NAME_LABEL, SERVICE_NAMESPACE_LABEL};
-use ferrolb_api::status::{Announcement, AnnouncementMode, BgpPeerStatus};
+use ferrolb_api::status::{Announcement, BgpPeerStatus};
 use ferrolb_api::{
-    BGPSessionState, BGPSessionStateStatus, InterfaceInfo, ServiceBGPStatus,
-    ServiceBGPStatusStatus, ServiceL2Status, ServiceL2StatusStatus,
+    BGPSessionState, BGPSessionStateStatus, ServiceBGPStatus, ServiceBGPStatusStatus,
+    ServiceL2Status, ServiceL2StatusStatus,
+};
+use ferrolb_speaker_core::status::{
+    Change, bgp_service_statuses, bgp_session_states, diff, l2_statuses,
 };
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::Node;
@@ -32,8 +34,7 @@ use kube::core::object::HasStatus;
 use kube::{Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -61,8 +62,6 @@ pub trait StatusKind:
 {
     /// The status type.
     type Report: Clone + Debug + PartialEq + Serialize + Send + Sync + 'static;
-    /// Prefix of object names.
-    const PREFIX: &'static str;
     /// An object with this metadata and no status.
     fn with_metadata(metadata: ObjectMeta) -> Self;
     /// The node a status names.
@@ -71,12 +70,11 @@ pub trait StatusKind:
     fn labels(report: &Self::Report) -> Vec<(&'static str, String)>;
 }
 
-/// The two per-Service kinds differ only in their types and name prefix.
+/// The two per-Service kinds differ only in their types.
 macro_rules! service_status_kind {
-    ($kind:ident, $report:ident, $prefix:literal) => {
+    ($kind:ident, $report:ident) => {
         impl StatusKind for $kind {
             type Report = $report;
-            const PREFIX: &'static str = $prefix;
             fn with_metadata(metadata: ObjectMeta) -> Self {
                 $kind {
                     metadata,
@@ -97,12 +95,11 @@ macro_rules! service_status_kind {
     };
 }
 
-service_status_kind!(ServiceL2Status, ServiceL2StatusStatus, "l2");
-service_status_kind!(ServiceBGPStatus, ServiceBGPStatusStatus, "bgp");
+service_status_kind!(ServiceL2Status, ServiceL2StatusStatus);
+service_status_kind!(ServiceBGPStatus, ServiceBGPStatusStatus);
 
 impl StatusKind for BGPSessionState {
     type Report = BGPSessionStateStatus;
-    const PREFIX: &'static str = "session";
     fn with_metadata(metadata: ObjectMeta) -> Self {
         BGPSessionState {
             metadata,
@@ -116,156 +113,6 @@ impl StatusKind for BGPSessionState {
     fn labels(_: &Self::Report) -> Vec<(&'static str, String)> {
         Vec::new()
     }
-}
-
-/// The name of the object of kind prefix `prefix` about `subject` (a Service `namespace/name`,
-/// a BGPPeer `namespace/name`) written by `node`.
-pub fn object_name(prefix: &str, node: &str, subject: &str) -> String {
-    let digest = Sha256::new()
-        .chain_update(node.as_bytes())
-        .chain_update([0u8])
-        .chain_update(subject.as_bytes())
-        .finalize();
-    let hex: String = digest.iter().take(10).map(|b| format!("{b:02x}")).collect();
-    format!("{prefix}-{hex}")
-}
-
-/// Services (`namespace/name`) of `mode` announcements, with the union of `field` over their
-/// addresses.
-fn by_service<'a>(
-    announcements: &'a [Announcement],
-    mode: AnnouncementMode,
-    field: impl Fn(&'a Announcement) -> &'a [String],
-) -> BTreeMap<(&'a str, &'a str), BTreeSet<&'a str>> {
-    let mut out: BTreeMap<(&str, &str), BTreeSet<&str>> = BTreeMap::new();
-    for a in announcements.iter().filter(|a| a.mode == mode) {
-        for service in &a.services {
-            if let Some(key) = service.split_once('/') {
-                out.entry(key)
-                    .or_default()
-                    .extend(field(a).iter().map(String::as_str));
-            }
-        }
-    }
-    out
-}
-
-/// The `ServiceL2Status` objects of `node`: one per Service it announces in layer 2, with the
-/// interfaces of its addresses.
-pub fn l2_statuses(
-    node: &str,
-    announcements: &[Announcement],
-) -> BTreeMap<String, ServiceL2StatusStatus> {
-    by_service(announcements, AnnouncementMode::Layer2, |a| &a.interfaces)
-        .into_iter()
-        .map(|((namespace, name), interfaces)| {
-            let status = ServiceL2StatusStatus {
-                node: node.to_string(),
-                service_name: name.to_string(),
-                service_namespace: namespace.to_string(),
-                interfaces: interfaces
-                    .into_iter()
-                    .map(|i| InterfaceInfo {
-                        name: i.to_string(),
-                    })
-                    .collect(),
-            };
-            let subject = format!("{namespace}/{name}");
-            (object_name(ServiceL2Status::PREFIX, node, &subject), status)
-        })
-        .collect()
-}
-
-/// The `ServiceBGPStatus` objects of `node`: one per Service it advertises over BGP, with the
-/// peers its addresses go to.
-pub fn bgp_service_statuses(
-    node: &str,
-    announcements: &[Announcement],
-) -> BTreeMap<String, ServiceBGPStatusStatus> {
-    by_service(announcements, AnnouncementMode::Bgp, |a| &a.peers)
-        .into_iter()
-        .map(|((namespace, name), peers)| {
-            let status = ServiceBGPStatusStatus {
-                node: node.to_string(),
-                service_name: name.to_string(),
-                service_namespace: namespace.to_string(),
-                peers: peers.into_iter().map(str::to_string).collect(),
-            };
-            let subject = format!("{namespace}/{name}");
-            (
-                object_name(ServiceBGPStatus::PREFIX, node, &subject),
-                status,
-            )
-        })
-        .collect()
-}
-
-/// The `BGPSessionState` objects of `node`: one per session, with the peer's address (without
-/// the port), the FSM state and the BFD state (`N/A` without BFD, as MetalLB says).
-pub fn bgp_session_states(
-    node: &str,
-    sessions: &[BgpPeerStatus],
-) -> BTreeMap<String, (BGPSessionStateStatus, String)> {
-    sessions
-        .iter()
-        .map(|s| {
-            let peer = s
-                .address
-                .parse::<std::net::SocketAddr>()
-                .map(|a| a.ip().to_string())
-                .unwrap_or_else(|_| s.address.clone());
-            let status = BGPSessionStateStatus {
-                node: node.to_string(),
-                peer,
-                vrf: String::new(),
-                bgp_status: s.state.clone(),
-                bfd_status: s
-                    .bfd
-                    .as_ref()
-                    .map_or_else(|| "N/A".to_string(), |b| b.state.clone()),
-            };
-            let peer_name = s.name.rsplit('/').next().unwrap_or(&s.name).to_string();
-            (
-                object_name(BGPSessionState::PREFIX, node, &s.name),
-                (status, peer_name),
-            )
-        })
-        .collect()
-}
-
-/// One write.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Change<S> {
-    /// A new object with this status.
-    Create(String, S),
-    /// An existing object whose status must change.
-    Update(String, S),
-    /// An object of this node that no longer reports anything.
-    Delete(String),
-}
-
-/// The writes that turn `existing` (this node's objects, by name, with their status if any)
-/// into `desired`.
-pub fn diff<S: Clone + PartialEq>(
-    desired: &BTreeMap<String, S>,
-    existing: &BTreeMap<String, Option<S>>,
-) -> Vec<Change<S>> {
-    let mut out = Vec::new();
-    for (name, status) in desired {
-        match existing.get(name) {
-            None => out.push(Change::Create(name.clone(), status.clone())),
-            Some(current) if current.as_ref() != Some(status) => {
-                out.push(Change::Update(name.clone(), status.clone()))
-            }
-            Some(_) => {}
-        }
-    }
-    for name in existing.keys() {
-        if !desired.contains_key(name) {
-            out.push(Change::Delete(name.clone()));
-        }
-    }
-    out
 }
 
 /// Errors of one sync, naming the object.
@@ -554,165 +401,4 @@ impl Writers {
 
 fn no_labels<S>(m: BTreeMap<String, S>) -> Wanted<S> {
     m.into_iter().map(|(k, v)| (k, (v, Vec::new()))).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ferrolb_api::status::BfdSessionStatus;
-
-    fn ann(
-        ip: &str,
-        mode: AnnouncementMode,
-        services: &[&str],
-        interfaces: &[&str],
-        peers: &[&str],
-    ) -> Announcement {
-        Announcement {
-            ip: ip.parse().expect("ip"),
-            mode,
-            services: services.iter().map(|s| s.to_string()).collect(),
-            interfaces: interfaces.iter().map(|s| s.to_string()).collect(),
-            peers: peers.iter().map(|s| s.to_string()).collect(),
-            since: "2026-11-24T00:00:00Z".into(),
-        }
-    }
-
-    #[test]
-    fn one_object_per_service_and_mode() {
-        let l2 = AnnouncementMode::Layer2;
-        let bgp = AnnouncementMode::Bgp;
-        let anns = [
-            ann("10.200.10.1", l2, &["default/web"], &["eth0"], &[]),
-            ann("fd00:200::1", l2, &["default/web"], &["eth1"], &[]),
-            ann("10.200.10.2", l2, &["a/x", "b/y"], &["eth0"], &[]),
-            ann("10.200.20.1", bgp, &["default/api"], &[], &["ns/r1"]),
-            ann("fd00:200::20", bgp, &["default/api"], &[], &["ns/r2"]),
-        ];
-        let d = l2_statuses("node1", &anns);
-        assert_eq!(d.len(), 3, "{d:?}");
-        let web = &d[&object_name("l2", "node1", "default/web")];
-        assert_eq!(web.node, "node1");
-        assert_eq!(
-            (web.service_namespace.as_str(), web.service_name.as_str()),
-            ("default", "web")
-        );
-        let names: Vec<&str> = web.interfaces.iter().map(|i| i.name.as_str()).collect();
-        assert_eq!(names, ["eth0", "eth1"]);
-        assert!(d.contains_key(&object_name("l2", "node1", "a/x")));
-        assert!(d.contains_key(&object_name("l2", "node1", "b/y")));
-
-        let b = bgp_service_statuses("node1", &anns);
-        assert_eq!(b.len(), 1);
-        let api = &b[&object_name("bgp", "node1", "default/api")];
-        assert_eq!(api.peers, ["ns/r1", "ns/r2"]);
-        assert_eq!(api.service_name, "api");
-    }
-
-    #[test]
-    fn sessions_report_address_state_and_bfd() {
-        let session = |name: &str, address: &str, state: &str, bfd: Option<&str>| BgpPeerStatus {
-            name: name.into(),
-            address: address.into(),
-            state: state.into(),
-            uptime_seconds: None,
-            last_error: None,
-            last_notification: None,
-            prefixes_advertised: 0,
-            updates_sent: 0,
-            updates_received: 0,
-            bfd: bfd.map(|s| BfdSessionStatus {
-                state: s.into(),
-                detection_time_ms: 150,
-            }),
-        };
-        let s = bgp_session_states(
-            "node1",
-            &[
-                session("ferrolb-system/r4", "10.200.0.1:179", "Established", None),
-                session(
-                    "ferrolb-system/r6",
-                    "[fd00:200::1]:179",
-                    "Active",
-                    Some("Down"),
-                ),
-            ],
-        );
-        let (r4, label4) = &s[&object_name("session", "node1", "ferrolb-system/r4")];
-        assert_eq!(
-            (
-                r4.peer.as_str(),
-                r4.bgp_status.as_str(),
-                r4.bfd_status.as_str()
-            ),
-            ("10.200.0.1", "Established", "N/A")
-        );
-        assert_eq!(label4, "r4");
-        let (r6, _) = &s[&object_name("session", "node1", "ferrolb-system/r6")];
-        assert_eq!(
-            (
-                r6.peer.as_str(),
-                r6.bgp_status.as_str(),
-                r6.bfd_status.as_str()
-            ),
-            ("fd00:200::1", "Active", "Down")
-        );
-    }
-
-    #[test]
-    fn names_are_per_kind_node_and_subject_and_valid() {
-        let a = object_name("l2", "node1", "default/web");
-        assert_eq!(a, object_name("l2", "node1", "default/web"));
-        assert_ne!(a, object_name("l2", "node2", "default/web"));
-        assert_ne!(a, object_name("l2", "node1", "default/web2"));
-        assert_ne!(a, object_name("bgp", "node1", "default/web"));
-        // The separator keeps ("ab", "c/d") and ("a", "bc/d") apart.
-        assert_ne!(
-            object_name("l2", "ab", "c/d"),
-            object_name("l2", "a", "bc/d")
-        );
-        assert_eq!(a.len(), 23);
-        assert!(
-            a.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        );
-    }
-
-    #[test]
-    fn diff_creates_updates_and_deletes() {
-        let status = |svc: &str| ServiceL2StatusStatus {
-            node: "n".into(),
-            service_name: svc.into(),
-            service_namespace: "default".into(),
-            interfaces: vec![InterfaceInfo {
-                name: "eth0".into(),
-            }],
-        };
-        let want = BTreeMap::from([
-            ("keep".to_string(), status("a")),
-            ("change".to_string(), status("b")),
-            ("new".to_string(), status("c")),
-            ("half".to_string(), status("d")),
-        ]);
-        let have = BTreeMap::from([
-            ("keep".to_string(), Some(status("a"))),
-            ("change".to_string(), Some(status("old"))),
-            ("half".to_string(), None),
-            ("stale".to_string(), Some(status("e"))),
-        ]);
-        assert_eq!(
-            diff(&want, &have),
-            vec![
-                Change::Update("change".into(), status("b")),
-                Change::Update("half".into(), status("d")),
-                Change::Create("new".into(), status("c")),
-                Change::Delete("stale".into()),
-            ]
-        );
-        let same: BTreeMap<String, Option<ServiceL2StatusStatus>> = want
-            .iter()
-            .map(|(k, v)| (k.clone(), Some(v.clone())))
-            .collect();
-        assert!(diff(&want, &same).is_empty());
-    }
 }

@@ -3,11 +3,14 @@
 //! key). Every change bumps a counter on a `watch` channel; the speaker then rebuilds its index
 //! from the whole current view (level-triggered).
 
-use crate::index::{ClusterIndex, endpoint_slice_from_k8s, node_from_k8s, service_from_k8s};
+use ferrolb_api::service::ClassPolicy;
 use ferrolb_api::{
     BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
 };
 use ferrolb_config::{Config, ConfigError, Inputs};
+use ferrolb_speaker_core::index::{
+    ClusterIndex, endpoint_slice_from_k8s, node_from_k8s, service_from_k8s,
+};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -145,14 +148,10 @@ impl SpeakerStores {
     }
 
     /// The index over `config` and every Service, EndpointSlice and Node now cached.
-    pub fn index(&self, config: Config, default_class: bool) -> ClusterIndex {
+    pub fn index(&self, config: Config, class_policy: ClassPolicy) -> ClusterIndex {
         let mut index = ClusterIndex::new(config);
         for svc in self.services.state() {
-            if let Some(info) = service_from_k8s(
-                &svc,
-                ferrolb_api::annotations::LOAD_BALANCER_CLASS,
-                default_class,
-            ) {
+            if let Some(info) = service_from_k8s(&svc, class_policy) {
                 index.upsert_service(info);
             }
         }

@@ -5,12 +5,12 @@
 //! thousands of mutated frames.
 
 use ferrolb_lab::{Scratch, root_or_skip};
-use ferrolb_speaker::layer2::frames::{
-    self, ArpOp, ArpPacket, ETHERTYPE_IPV6, EthernetHeader, Ipv6Header, MacAddr,
-    NeighborSolicitation,
-};
 use ferrolb_speaker::layer2::kernel_responder::{
     KernelResponder, TC_ACT_REDIRECT, TCX_NEXT, kernel_has_tcx,
+};
+use ferrolb_speaker_core::layer2::frames::{
+    self, ArpOp, ArpPacket, ETHERTYPE_IPV6, EthernetHeader, Ipv6Header, MacAddr,
+    NeighborSolicitation,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;

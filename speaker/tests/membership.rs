@@ -1,8 +1,8 @@
 //! Gossip membership on loopback addresses (127.0.0.x, one per member): joining, death
 //! detection time, graceful leave, and authentication. No root needed.
 
-use ferrolb_speaker::membership::heartbeat::HeartbeatTimers;
 use ferrolb_speaker::membership::{GossipTimers, Membership, MembershipConfig};
+use ferrolb_speaker_core::membership::heartbeat::HeartbeatTimers;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -227,8 +227,8 @@ async fn a_watching_successor_presumes_a_crashed_owner_down_before_the_gossip() 
 /// it carries the shared key and comes from a member's gossip address.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reclaim_requests_need_the_key_and_a_member_address() {
-    use ferrolb_speaker::membership::auth::{Authenticator, Channel};
-    use ferrolb_speaker::membership::heartbeat::Message;
+    use ferrolb_speaker_core::membership::auth::{Authenticator, Channel};
+    use ferrolb_speaker_core::membership::heartbeat::Message;
     let m1 = member("n1", "127.0.0.12", &[], KEY).await;
     let m2 = member("n2", "127.0.0.13", &[m1.identity().addr], KEY).await;
     let both = names(&["n1", "n2"]);

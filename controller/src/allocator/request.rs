@@ -5,35 +5,11 @@
 
 use super::request_error::{RequestError, UnknownProtocol};
 use ferrolb_api::annotations::{self, ADDRESS_POOL, ALLOW_SHARED_IP, LOAD_BALANCER_IPS};
+pub use ferrolb_api::service::{ServiceKey, TrafficPolicy};
 use ferrolb_config::IpFamily;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
-
-/// `namespace/name` of a Service.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ServiceKey {
-    /// Namespace.
-    pub namespace: String,
-    /// Name.
-    pub name: String,
-}
-
-impl ServiceKey {
-    /// Builds a key.
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        Self {
-            namespace: namespace.into(),
-            name: name.into(),
-        }
-    }
-}
-
-impl fmt::Display for ServiceKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
-}
 
 /// `spec.ipFamilyPolicy`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -83,25 +59,6 @@ pub fn parse_ip_families(values: &[String]) -> Result<Vec<IpFamily>, RequestErro
         }
     }
     Ok(out)
-}
-
-/// `spec.externalTrafficPolicy`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum TrafficPolicy {
-    /// Every node forwards to every endpoint.
-    #[default]
-    Cluster,
-    /// Only nodes with a local endpoint attract traffic.
-    Local,
-}
-
-impl fmt::Display for TrafficPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Cluster => "Cluster",
-            Self::Local => "Local",
-        })
-    }
 }
 
 /// Transport protocol of a Service port.

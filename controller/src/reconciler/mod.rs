@@ -13,9 +13,10 @@ pub use outcome::{
 };
 
 use crate::allocator::{Allocator, ReleaseReason, RequestError, ServiceKey, ServiceRequest};
-use crate::service::{ingress_ips, is_ours, to_request};
+use crate::service::to_request;
 use ferrolb_api::IPAddressPoolStatus;
 use ferrolb_api::events as reasons;
+use ferrolb_api::service::{ClassPolicy, handles, ingress_ips};
 use ferrolb_api::status::{ConfigStatus, ControllerStatus, ServiceAllocation};
 use ferrolb_config::{Config, ConfigError, Inputs};
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
@@ -29,8 +30,8 @@ pub const POOL_STATUS_INTERVAL: Duration = Duration::from_secs(1);
 /// What the pass needs besides the objects.
 #[derive(Clone, Copy, Debug)]
 pub struct PassContext {
-    /// Only Services with our `loadBalancerClass` (not unset ones).
-    pub require_class: bool,
+    /// Which `loadBalancerClass` values are ours to handle.
+    pub class_policy: ClassPolicy,
     /// Whether this replica leads (followers write nothing).
     pub leader: bool,
     /// Now, for rate limits.
@@ -189,7 +190,7 @@ impl Core {
         let empty = BTreeMap::new();
         let mut ours: Vec<(&Service, Result<ServiceRequest, RequestError>)> = services
             .iter()
-            .filter(|s| is_ours(s, ctx.require_class) && s.metadata.deletion_timestamp.is_none())
+            .filter(|s| handles(s, ctx.class_policy) && s.metadata.deletion_timestamp.is_none())
             .map(|s| {
                 let ns = s.metadata.namespace.as_deref().unwrap_or("default");
                 (

@@ -200,7 +200,7 @@ fn run_pass(
         &inputs,
         &BTreeMap::new(),
         PassContext {
-            require_class: false,
+            class_policy: ferrolb_api::service::ClassPolicy::OursOrUnset,
             leader,
             now: Instant::now(),
         },

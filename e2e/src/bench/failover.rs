@@ -234,11 +234,11 @@ pub fn run(opts: &FailoverBench) -> anyhow::Result<Report> {
 /// is sent): a million runs over a frame it passes on, and the median of single runs over a
 /// frame it answers (a repeated run would see its own answer, which it passes on).
 fn responder_cost() -> anyhow::Result<ResponderCost> {
-    use ferrolb_speaker::layer2::frames::{
+    use ferrolb_speaker::layer2::kernel_responder::{KernelResponder, TC_ACT_REDIRECT, TCX_NEXT};
+    use ferrolb_speaker_core::layer2::frames::{
         self, ArpOp, ArpPacket, ETHERTYPE_IPV6, EthernetHeader, Ipv6Header, MacAddr,
         NeighborSolicitation,
     };
-    use ferrolb_speaker::layer2::kernel_responder::{KernelResponder, TC_ACT_REDIRECT, TCX_NEXT};
     const LOOPBACK: u32 = 1;
     let ours = MacAddr([0x02, 0xfe, 0, 0, 0, 1]);
     let client = MacAddr([0x02, 0xc1, 0, 0, 0, 2]);

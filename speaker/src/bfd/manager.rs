@@ -1,14 +1,14 @@
 //! The public BFD API: a level-triggered set of sessions keyed by BGPPeer, their states as
 //! watch channels, status and counters.
 
-use super::fsm::Timers;
-use super::packet::BfdState;
-use super::runtime::{self, Command, SessionHandle, SessionSpec};
+use super::runtime::{self, BfdCounters, Command, SessionHandle, SessionSpec};
 use ferrolb_api::status::BfdSessionStatus;
 use ferrolb_config::BfdProfile;
+use ferrolb_speaker_core::bfd::fsm::Timers;
+use ferrolb_speaker_core::bfd::packet::BfdState;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
@@ -25,17 +25,6 @@ pub struct BfdPeer {
     pub multihop: bool,
     /// The validated BFDProfile.
     pub profile: BfdProfile,
-}
-
-/// Counters of one session, for metrics.
-#[derive(Debug, Default)]
-pub struct BfdCounters {
-    /// Control packets sent.
-    pub packets_sent: AtomicU64,
-    /// Control packets received and accepted for this session.
-    pub packets_received: AtomicU64,
-    /// State changes.
-    pub state_changes: AtomicU64,
 }
 
 /// A configuration the BFD manager cannot honour as given (returned by

@@ -1,9 +1,9 @@
 //! Bidirectional Forwarding Detection (RFC 5880, single hop RFC 5881, multihop RFC 5883).
 //!
-//! - [`packet`]: the Control packet codec (pure).
-//! - [`fsm`]: the session state machine and timer arithmetic (pure; time is an argument).
+//! - [`ferrolb_speaker_core::bfd`]: the Control packet codec and the session state machine
+//!   (pure; time is an argument).
 //! - `runtime`: sockets and the dedicated thread that drives every session.
-//! - [`manager`]: the public, level-triggered API the BGP sessions use.
+//! - `manager`: the public, level-triggered API the BGP sessions use.
 //!
 //! All BFD I/O and timers run on one dedicated OS thread with its own current-thread tokio
 //! runtime, so busy Kubernetes or BGP work on the speaker's main runtime cannot delay a
@@ -17,10 +17,9 @@
 //! would leave the BGP peer without any fast detection. Authenticated packets are discarded
 //! (RFC 5880 §6.8.6, no authentication configured).
 
-pub mod fsm;
-pub mod manager;
-pub mod packet;
+pub(crate) mod manager;
 mod runtime;
 
-pub use manager::{BfdCounters, BfdManager, BfdPeer, BfdProblem};
-pub use packet::BfdState;
+pub use ferrolb_speaker_core::bfd::BfdState;
+pub use manager::{BfdManager, BfdPeer, BfdProblem};
+pub use runtime::BfdCounters;

@@ -6,8 +6,8 @@
 //! a thread starts in the network namespace of the thread that spawned it, so they live in the
 //! caller's namespace.
 
-use super::fsm::{Session, Timers, Transition};
-use super::packet::{BfdState, ControlPacket};
+use ferrolb_speaker_core::bfd::fsm::{Session, Timers, Transition};
+use ferrolb_speaker_core::bfd::packet::{BfdState, ControlPacket};
 use nix::sys::socket::{
     ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg, setsockopt, sockopt,
 };
@@ -25,6 +25,17 @@ use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
+
+/// Counters of one session, for metrics.
+#[derive(Debug, Default)]
+pub struct BfdCounters {
+    /// Control packets sent.
+    pub packets_sent: AtomicU64,
+    /// Control packets received and accepted for this session.
+    pub packets_received: AtomicU64,
+    /// State changes.
+    pub state_changes: AtomicU64,
+}
 
 /// Single-hop destination port (RFC 5881 §4).
 pub const SINGLE_HOP_PORT: u16 = 3784;
@@ -53,7 +64,7 @@ pub(crate) struct SessionHandle {
     /// Detection time in force, milliseconds (0 until the remote is heard).
     pub detection_ms: AtomicU64,
     /// Counters for metrics.
-    pub counters: Arc<super::manager::BfdCounters>,
+    pub counters: Arc<BfdCounters>,
 }
 
 impl SessionHandle {

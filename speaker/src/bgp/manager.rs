@@ -9,14 +9,13 @@
 //! what works").
 
 use crate::bfd::{BfdCounters, BfdManager, BfdPeer, BfdProblem};
-use crate::bgp::codec::RouteAttrs;
-use crate::bgp::fsm::StopCause;
-use crate::bgp::session::{
-    AdjRibOut, MD5_MAX_KEY_LEN, SessionConfig, SessionCounters, SessionHandle,
-};
-use crate::desired::BgpAnnouncement;
+use crate::bgp::session::{AdjRibOut, SessionConfig, SessionCounters, SessionHandle};
+use crate::bgp::socket::MD5_MAX_KEY_LEN;
 use ferrolb_api::status::BgpPeerStatus;
 use ferrolb_config::{BfdProfile, Peer, PeerPassword};
+use ferrolb_speaker_core::bgp::RouteAttributes;
+use ferrolb_speaker_core::bgp::fsm::StopCause;
+use ferrolb_speaker_core::desired::BgpAnnouncement;
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -169,7 +168,7 @@ pub fn table_for(peer_name: &str, announcements: &[BgpAnnouncement]) -> AdjRibOu
             a.peers.get(peer_name).map(|attrs| {
                 (
                     a.prefix,
-                    RouteAttrs {
+                    RouteAttributes {
                         local_pref: attrs.local_pref,
                         communities: attrs.communities.clone(),
                     },

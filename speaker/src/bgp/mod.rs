@@ -1,13 +1,13 @@
-//! The native BGP speaker: wire codec, RFC 4271 state machine, per-peer sessions and the
-//! peer manager that turns the desired announcements into sessions and UPDATEs.
+//! The native BGP speaker's I/O: per-peer sessions and the peer manager that turns the desired
+//! announcements into sessions and UPDATEs. The codec and the RFC 4271 state machine are pure
+//! and live in [`ferrolb_speaker_core::bgp`].
 //!
-//! - [`codec`]: thin layer over `netgauze-bgp-pkt` (framing checks, NOTIFICATION mapping,
-//!   message builders).
-//! - [`fsm`]: the pure state machine (`step(state, event) -> (state, actions)`).
-//! - [`session`]: one tokio task per peer; sockets, timers, Adj-RIB-Out diffs.
+//! - `framing`: the core codec as a `tokio_util` codec.
+//! - `session`: one tokio task per peer; timers, Adj-RIB-Out diffs.
+//! - `socket`: the session's TCP connection (TTL, source address, TCP MD5).
 //! - [`manager`]: starts/stops/reconfigures sessions from config and desired state.
 
-pub mod codec;
-pub mod fsm;
+pub(crate) mod framing;
 pub mod manager;
-pub mod session;
+pub(crate) mod session;
+pub(crate) mod socket;

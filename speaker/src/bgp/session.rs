@@ -1,10 +1,10 @@
 //! One BGP session: a tokio task per peer that owns the socket and the timers and drives the
-//! pure [`fsm`](crate::bgp::fsm) with what happens on them.
+//! pure [`fsm`] with what happens on them.
 //!
 //! - Active only: we connect, never listen (like MetalLB's native mode), so no collision
 //!   handling is needed and the speaker opens no port.
-//! - The socket is prepared before `connect`: source address, TTL (1 for single-hop eBGP, 255
-//!   for multihop eBGP and iBGP), TCP MD5 (RFC 2385) through a raw `setsockopt(TCP_MD5SIG)`.
+//! - The socket is prepared before `connect` ([`super::socket`]): source address, TTL (1 for
+//!   single-hop eBGP, 255 for multihop eBGP and iBGP), TCP MD5 (RFC 2385).
 //! - The Adj-RIB-Out is level-triggered: the manager publishes the whole desired table on a
 //!   `watch` channel; on Established the session sends all of it, then only differences
 //!   against what it has sent. Prefixes with identical attributes share an UPDATE, and
@@ -13,13 +13,19 @@
 //!   router withdraws our routes at once instead of waiting for its hold timer.
 
 use crate::bfd::BfdState;
-use crate::bgp::codec::{
-    BgpFrameCodec, CodecError, Message, Notification, OpenConfig, PeerOpen, RouteAttrs,
-    UpdateContext, build_announcements, build_open, build_withdrawals, end_of_rib,
-};
-use crate::bgp::fsm::{self, Action, Event, Fsm, FsmConfig, Negotiated, State, StopCause, Timer};
+use crate::bgp::framing::BgpFrameCodec;
+use crate::bgp::socket::{ConnectError, ConnectOptions, connect};
 use ferrolb_api::status::BgpPeerStatus;
 use ferrolb_config::PeerAsn;
+use ferrolb_speaker_core::bgp::RouteAttributes;
+use ferrolb_speaker_core::bgp::codec::notification::code;
+use ferrolb_speaker_core::bgp::codec::{
+    CodecError, Message, Notification, OpenConfig, PeerOpen, UpdateContext, build_announcements,
+    build_open, build_withdrawals, end_of_rib,
+};
+use ferrolb_speaker_core::bgp::fsm::{
+    self, Action, Event, Fsm, FsmConfig, Negotiated, State, StopCause, Timer,
+};
 use futures::{SinkExt, StreamExt};
 use ipnet::IpNet;
 use std::collections::{BTreeMap, VecDeque};
@@ -30,7 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -38,10 +44,7 @@ use tokio_util::codec::Framed;
 use tracing::{debug, info, warn};
 
 /// The routes a session must advertise: prefix → attributes.
-pub type AdjRibOut = BTreeMap<IpNet, RouteAttrs>;
-
-/// Longest TCP MD5 key Linux accepts (TCP_MD5SIG_MAXKEYLEN).
-pub const MD5_MAX_KEY_LEN: usize = 80;
+pub type AdjRibOut = BTreeMap<IpNet, RouteAttributes>;
 
 /// Everything a session needs to know about its peer. `Debug` redacts the password.
 #[derive(Clone, PartialEq, Eq)]
@@ -126,6 +129,17 @@ impl SessionConfig {
         }
     }
 
+    /// How to open the session's TCP connection.
+    pub fn connect_options(&self) -> ConnectOptions {
+        ConnectOptions {
+            peer: SocketAddr::new(self.peer_address, self.port),
+            ttl: self.ttl(),
+            password: self.password.clone(),
+            source_address: self.source_address,
+            timeout: self.connect_time,
+        }
+    }
+
     /// Families we offer in OPEN.
     pub fn families(&self) -> (bool, bool) {
         if self.disable_mp {
@@ -159,23 +173,6 @@ impl SessionConfig {
             graceful_restart: self.graceful_restart,
         }
     }
-}
-
-/// Session errors (socket setup and connect).
-#[derive(Debug, thiserror::Error)]
-pub enum SessionError {
-    /// Creating or configuring the socket failed.
-    #[error("socket setup: {0}")]
-    Socket(#[source] std::io::Error),
-    /// TCP MD5 could not be configured.
-    #[error("TCP MD5 (RFC 2385) setup: {0}")]
-    Md5(String),
-    /// The connect timed out.
-    #[error("connect to {0} timed out after {1:?}")]
-    ConnectTimeout(SocketAddr, Duration),
-    /// The connect failed.
-    #[error("connect to {0}: {1}")]
-    Connect(SocketAddr, #[source] std::io::Error),
 }
 
 /// Counters for metrics, updated lock-free by the session task.
@@ -418,7 +415,7 @@ impl Timers {
     }
 }
 
-type ConnectFuture = Pin<Box<dyn Future<Output = Result<TcpStream, SessionError>> + Send>>;
+type ConnectFuture = Pin<Box<dyn Future<Output = Result<TcpStream, ConnectError>> + Send>>;
 
 struct Runner {
     cfg: SessionConfig,
@@ -448,14 +445,14 @@ const LINGER: Duration = Duration::from_millis(500);
 
 async fn next_message(
     framed: &mut Option<Framed<TcpStream, BgpFrameCodec>>,
-) -> Option<Result<crate::bgp::codec::Decoded, CodecError>> {
+) -> Option<Result<ferrolb_speaker_core::bgp::codec::Decoded, CodecError>> {
     match framed.as_mut() {
         Some(f) => f.next().await,
         None => std::future::pending().await,
     }
 }
 
-async fn connecting(c: &mut Option<ConnectFuture>) -> Result<TcpStream, SessionError> {
+async fn connecting(c: &mut Option<ConnectFuture>) -> Result<TcpStream, ConnectError> {
     match c.as_mut() {
         Some(f) => f.await,
         None => std::future::pending().await,
@@ -560,7 +557,10 @@ impl Runner {
         info!(peer = %self.cfg.name, "BGP session stopped");
     }
 
-    fn on_message(&mut self, msg: Option<Result<crate::bgp::codec::Decoded, CodecError>>) -> Event {
+    fn on_message(
+        &mut self,
+        msg: Option<Result<ferrolb_speaker_core::bgp::codec::Decoded, CodecError>>,
+    ) -> Event {
         match msg {
             None => {
                 self.with_shared(|s| s.last_error = Some("connection closed by peer".into()));
@@ -574,8 +574,8 @@ impl Runner {
                 warn!(peer = %self.cfg.name, kind, %reason, "malformed message from peer");
                 self.with_shared(|s| s.last_error = Some(format!("malformed {kind}: {reason}")));
                 match notification.code {
-                    2 => Event::BgpOpenMsgErr(notification),
-                    3 => Event::UpdateMsgErr(notification),
+                    code::OPEN_MESSAGE => Event::BgpOpenMsgErr(notification),
+                    code::UPDATE_MESSAGE => Event::UpdateMsgErr(notification),
                     _ => Event::BgpHeaderErr(notification),
                 }
             }
@@ -672,7 +672,9 @@ impl Runner {
             Action::Connect => {
                 bump(&self.counters.connect_attempts);
                 let cfg = self.cfg.clone();
-                self.connecting = Some(Box::pin(async move { connect(&cfg).await }));
+                self.connecting = Some(Box::pin(
+                    async move { connect(&cfg.connect_options()).await },
+                ));
                 None
             }
             Action::DropTcp => {
@@ -799,13 +801,13 @@ impl Runner {
 pub fn diff(
     sent: &AdjRibOut,
     wanted: &AdjRibOut,
-) -> (Vec<IpNet>, BTreeMap<RouteAttrs, Vec<IpNet>>) {
+) -> (Vec<IpNet>, BTreeMap<RouteAttributes, Vec<IpNet>>) {
     let withdraw: Vec<IpNet> = sent
         .keys()
         .filter(|p| !wanted.contains_key(p))
         .copied()
         .collect();
-    let mut announce: BTreeMap<RouteAttrs, Vec<IpNet>> = BTreeMap::new();
+    let mut announce: BTreeMap<RouteAttributes, Vec<IpNet>> = BTreeMap::new();
     for (p, a) in wanted {
         if sent.get(p) != Some(a) {
             announce.entry(a.clone()).or_default().push(*p);
@@ -864,107 +866,6 @@ async fn close_gracefully(framed: Framed<TcpStream, BgpFrameCodec>) {
         }
     })
     .await;
-}
-
-/// Opens the TCP connection with source address, TTL and TCP MD5 set before connecting.
-pub async fn connect(cfg: &SessionConfig) -> Result<TcpStream, SessionError> {
-    let peer = SocketAddr::new(cfg.peer_address, cfg.port);
-    let socket = match peer {
-        SocketAddr::V4(_) => TcpSocket::new_v4(),
-        SocketAddr::V6(_) => TcpSocket::new_v6(),
-    }
-    .map_err(SessionError::Socket)?;
-    {
-        let s = socket2::SockRef::from(&socket);
-        match peer {
-            SocketAddr::V4(_) => s.set_ttl_v4(cfg.ttl()),
-            SocketAddr::V6(_) => s.set_unicast_hops_v6(cfg.ttl()),
-        }
-        .map_err(SessionError::Socket)?;
-        s.set_tcp_nodelay(true).map_err(SessionError::Socket)?;
-    }
-    if let Some(password) = &cfg.password {
-        set_tcp_md5(&socket, peer.ip(), password.as_bytes())?;
-    }
-    if let Some(src) = cfg.source_address {
-        socket
-            .bind(SocketAddr::new(src, 0))
-            .map_err(SessionError::Socket)?;
-    }
-    match tokio::time::timeout(cfg.connect_time, socket.connect(peer)).await {
-        Ok(Ok(stream)) => Ok(stream),
-        Ok(Err(e)) => Err(SessionError::Connect(peer, e)),
-        Err(_) => Err(SessionError::ConnectTimeout(peer, cfg.connect_time)),
-    }
-}
-
-/// `struct tcp_md5sig` from `<linux/tcp.h>` (libc does not define it).
-#[repr(C)]
-struct TcpMd5Sig {
-    tcpm_addr: libc::sockaddr_storage,
-    tcpm_flags: u8,
-    tcpm_prefixlen: u8,
-    tcpm_keylen: u16,
-    tcpm_ifindex: libc::c_int,
-    tcpm_key: [u8; MD5_MAX_KEY_LEN],
-}
-
-/// Installs an RFC 2385 key for `peer` on the socket (must happen before connect, so the
-/// SYN is signed).
-pub fn set_tcp_md5(
-    socket: &impl std::os::fd::AsRawFd,
-    peer: IpAddr,
-    key: &[u8],
-) -> Result<(), SessionError> {
-    if key.len() > MD5_MAX_KEY_LEN {
-        return Err(SessionError::Md5(format!(
-            "password is {} bytes; Linux accepts at most {MD5_MAX_KEY_LEN}",
-            key.len()
-        )));
-    }
-    // SAFETY: all-zero is a valid value for this plain C struct.
-    let mut sig: TcpMd5Sig = unsafe { std::mem::zeroed() };
-    match peer {
-        IpAddr::V4(a) => {
-            // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in.
-            let sin = unsafe {
-                &mut *(&mut sig.tcpm_addr as *mut libc::sockaddr_storage as *mut libc::sockaddr_in)
-            };
-            sin.sin_family = libc::AF_INET as libc::sa_family_t;
-            sin.sin_addr = libc::in_addr {
-                s_addr: u32::from_ne_bytes(a.octets()),
-            };
-        }
-        IpAddr::V6(a) => {
-            // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in6.
-            let sin6 = unsafe {
-                &mut *(&mut sig.tcpm_addr as *mut libc::sockaddr_storage as *mut libc::sockaddr_in6)
-            };
-            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-            sin6.sin6_addr = libc::in6_addr {
-                s6_addr: a.octets(),
-            };
-        }
-    }
-    sig.tcpm_keylen = key.len() as u16;
-    sig.tcpm_key[..key.len()].copy_from_slice(key);
-    // SAFETY: the fd is a valid socket owned by the caller; the pointer and length describe
-    // `sig`, which outlives the call.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_MD5SIG,
-            &sig as *const TcpMd5Sig as *const libc::c_void,
-            std::mem::size_of::<TcpMd5Sig>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(SessionError::Md5(
-            std::io::Error::last_os_error().to_string(),
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -22,8 +22,8 @@
 //! request, and this socket answers only what that program passes on (or everything, where it
 //! cannot be loaded).
 
-use super::frames::{self, MacAddr};
 use super::sys;
+use ferrolb_speaker_core::layer2::frames::{self, MacAddr};
 use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::OwnedFd;
@@ -100,11 +100,6 @@ impl ArpSocket {
         let fd = sys::packet_socket(ETH_P_ARP, ifindex, &ARP_REQUEST_FILTER)?;
         sys::set_recv_timeout(&fd, STOP_POLL)?;
         Ok(ArpSocket { fd, ifindex, mac })
-    }
-
-    /// The interface's MAC this socket answers with.
-    pub fn mac(&self) -> MacAddr {
-        self.mac
     }
 
     /// Sends one frame. Never blocks: a full device queue is reported as `WouldBlock`.

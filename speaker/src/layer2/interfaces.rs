@@ -13,7 +13,7 @@
 //! non-loopback Ethernet interface except the virtual ones that never carry external traffic,
 //! matched by glob patterns ([`DEFAULT_EXCLUDE_PATTERNS`], configurable).
 
-use super::frames::MacAddr;
+use ferrolb_speaker_core::layer2::frames::MacAddr;
 use futures::{StreamExt, TryStreamExt};
 use netlink_packet_route::address::{AddressAttribute, AddressHeaderFlags, AddressMessage};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkInfo, LinkLayerType, LinkMessage};

@@ -1,23 +1,25 @@
 //! Layer 2 mode: ARP (IPv4) and NDP (IPv6) for the IPs this node owns.
 //!
-//! - [`frames`]: pure frame codecs (ARP, NDP, checksums, solicited-node multicast).
-//! - [`interfaces`]: links and addresses from rtnetlink, change notifications, and the choice
+//! - [`ferrolb_speaker_core::layer2::frames`]: pure frame codecs (ARP, NDP, checksums,
+//!   solicited-node multicast).
+//! - `interfaces`: links and addresses from rtnetlink, change notifications, and the choice
 //!   of interfaces to announce on.
-//! - [`arp`] / [`ndp`]: one `AF_PACKET` (ETH_P_ARP) socket and one ICMPv6 raw socket per
+//! - `arp` / `ndp`: one `AF_PACKET` (ETH_P_ARP) socket and one ICMPv6 raw socket per
 //!   interface, answering for owned IPs and sending gratuitous announcements.
 //! - [`kernel_responder`]: an eBPF program on tc ingress that answers ARP requests and Neighbor
 //!   Solicitations for owned addresses inside the kernel (where it can be loaded), in front of
 //!   those sockets.
-//! - [`announcer`]: the level-triggered announcer that opens, feeds and closes those sockets
+//! - `announcer`: the level-triggered announcer that opens, feeds and closes those sockets
 //!   from the desired set of IPs.
 
-pub mod announcer;
-pub mod arp;
+pub(crate) mod announcer;
+pub(crate) mod arp;
+mod bpf_asm;
 mod bpf_sys;
-pub mod frames;
-pub mod interfaces;
+pub(crate) mod interfaces;
 pub mod kernel_responder;
-pub mod ndp;
+pub(crate) mod ndp;
+mod responder_program;
 mod sys;
 
 pub use announcer::{

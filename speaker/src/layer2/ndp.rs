@@ -29,8 +29,8 @@
 //! which we answer; traffic keeps flowing on the cached entry in between. The in-kernel
 //! responder sees and answers those probes.
 
-use super::frames::{self, MacAddr, NeighborAdvertisement};
 use super::sys;
+use ferrolb_speaker_core::layer2::frames::{self, MacAddr, NeighborAdvertisement};
 use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn6};
 use std::collections::BTreeMap;
 use std::io::{self, IoSlice, IoSliceMut};
@@ -112,11 +112,6 @@ impl NdpSocket {
             freebind,
             groups: Mutex::new(BTreeMap::new()),
         })
-    }
-
-    /// The interface's MAC this socket answers with.
-    pub fn mac(&self) -> MacAddr {
-        self.mac
     }
 
     fn membership(&self, group: Ipv6Addr, join: bool) -> io::Result<()> {

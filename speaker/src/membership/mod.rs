@@ -6,7 +6,7 @@
 //! asks others to probe it indirectly when the direct probe gets no answer within the probe
 //! RTT, suspects it when neither works, and declares it down when it does not refute the
 //! suspicion in time. The alive set feeds the layer 2 election
-//! ([`crate::index::ClusterIndex::set_members_alive`]).
+//! ([`ferrolb_speaker_core::index::ClusterIndex::set_members_alive`]).
 //!
 //! # Identity and authentication
 //!
@@ -53,7 +53,7 @@
 //! beats again; the kernel responder's lease (15 ms, `layer2/announcer.rs`) makes such a
 //! node go quiet before that, so the address does not answer from two MACs. Three measures
 //! keep a busy node from looking dead: the thread runs at nice −10
-//! ([`crate::thread_priority`]); before any timer fires it handles every datagram already
+//! (`thread_priority.rs`); before any timer fires it handles every datagram already
 //! queued on its socket; and a timer that fires more than one interval late (the whole host
 //! stalled, the owners' beats late with it) gives the owners one more interval instead of
 //! presuming — its own time off the CPU is not read as the others' silence. The metrics
@@ -87,14 +87,13 @@
 //! speaker computes the same election over the same alive set again, and the losers stop
 //! answering while the winner sends gratuitous ARP / unsolicited NA so caches converge.
 
-pub mod auth;
-pub mod heartbeat;
-
-use auth::{AuthError, Authenticator, Channel};
 use bytes::Bytes;
 use ferrolb_api::status::{Member as ViewMember, MembershipView};
+use ferrolb_speaker_core::membership::auth::{self, AuthError, Authenticator, Channel};
+use ferrolb_speaker_core::membership::heartbeat::{
+    self, HeartbeatTimers, Message, Outbox, Watchdog,
+};
 use foca::{AccumulatingRuntime, Foca, Identity, OwnedNotification, PostcardCodec, State, Timer};
-use heartbeat::{HeartbeatTimers, Message, Outbox, Watchdog};
 use rand_foca::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -106,9 +105,6 @@ use std::time::{Duration, SystemTime};
 use tokio::net::UdpSocket;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
-
-/// Default UDP port of the gossip.
-pub const DEFAULT_PORT: u16 = 7472;
 
 /// Largest foca payload: leaves room for the authentication header inside a 1400-byte
 /// datagram, below any Ethernet MTU even with tunnels.

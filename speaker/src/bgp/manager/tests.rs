@@ -1,7 +1,8 @@
 use super::*;
-use crate::bgp::codec::{BgpFrameCodec, Message, Notification};
-use crate::desired::RouteAttributes;
+use crate::bgp::framing::BgpFrameCodec;
 use ferrolb_config::{CommunityValue, PeerAsn};
+use ferrolb_speaker_core::bgp::RouteAttributes;
+use ferrolb_speaker_core::bgp::codec::{Message, Notification};
 use futures::StreamExt;
 use ipnet::IpNet;
 use std::net::{IpAddr, Ipv4Addr};

@@ -1,6 +1,6 @@
 use super::*;
-use crate::bgp::codec::{Decoded, Notification, UpdateSummary, summarize_update};
 use ferrolb_config::CommunityValue;
+use ferrolb_speaker_core::bgp::codec::{Decoded, Notification, UpdateSummary, summarize_update};
 use netgauze_bgp_pkt::open::BgpOpenMessage;
 use tokio::net::TcpListener;
 
@@ -8,8 +8,8 @@ fn net(s: &str) -> IpNet {
     s.parse().expect("prefix")
 }
 
-fn attrs(c: u32) -> RouteAttrs {
-    RouteAttrs {
+fn attrs(c: u32) -> RouteAttributes {
+    RouteAttributes {
         local_pref: Some(200),
         communities: vec![CommunityValue::Standard(c), CommunityValue::Large(1, 2, 3)],
     }
@@ -69,13 +69,6 @@ fn ttl_and_families() {
     assert_eq!(c.families(), (true, true));
     c.disable_mp = true;
     assert_eq!(c.families(), (true, false));
-}
-
-#[test]
-fn md5_key_too_long_is_refused() {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("socket");
-    let err = set_tcp_md5(&s, IpAddr::V4(Ipv4Addr::LOCALHOST), &[b'x'; 81]).expect_err("too long");
-    assert!(err.to_string().contains("80"), "{err}");
 }
 
 /// A scripted peer on loopback, speaking through our own codec.

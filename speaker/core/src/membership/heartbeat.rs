@@ -37,7 +37,7 @@
 //! that never beats (heartbeats disabled, an older version) is never presumed down.
 //!
 //! [`Watchdog`] holds the whole protocol as a state machine over explicit instants; the
-//! membership's thread feeds it datagrams and timers ([`super::Membership`]).
+//! membership's thread feeds it datagrams and timers (`ferrolb_speaker::membership::Membership`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;

@@ -16,6 +16,7 @@
 //!   depends on the order of advertisements; taking the highest is deterministic and favours
 //!   the most preferred intent.
 
+use crate::bgp::RouteAttributes;
 use crate::election::elect;
 use crate::eligibility::{
     bgp_advertisements_for, bgp_advertisements_of_node, l2_advertisements_for,
@@ -47,15 +48,6 @@ pub struct L2Owner {
     pub services: Vec<String>,
     /// The owner, or `None` when no node is eligible.
     pub owner: Option<String>,
-}
-
-/// Path attributes of one prefix towards one peer.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RouteAttributes {
-    /// LOCAL_PREF (sent on iBGP sessions only; the session decides).
-    pub local_pref: Option<u32>,
-    /// Communities, sorted and deduplicated.
-    pub communities: Vec<CommunityValue>,
 }
 
 /// A prefix this node advertises over BGP.
@@ -292,7 +284,7 @@ mod tests {
     use crate::eligibility::tests::{
         bgpadv, endpoints, ip, l2adv, label_sel, node, peer, pool, service,
     };
-    use crate::index::TrafficPolicy;
+    use ferrolb_api::service::TrafficPolicy;
     use ferrolb_config::Config;
     use proptest::prelude::*;
     use std::collections::BTreeSet;

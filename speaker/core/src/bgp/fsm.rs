@@ -15,7 +15,8 @@
 //! - A timer event for a timer the current state does not run is ignored: a timer may fire
 //!   just as the session task is cancelling it, and that race must not reset the session.
 
-use crate::bgp::codec::{Notification, PeerOpen};
+use crate::bgp::codec::notification::{code, subcode};
+use crate::bgp::codec::{AS_TRANS, Notification, PeerOpen};
 use ferrolb_config::PeerAsn;
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -228,7 +229,11 @@ pub fn retry_delay(failures: u32) -> Duration {
 pub fn negotiate(cfg: &FsmConfig, open: &PeerOpen) -> Result<Negotiated, Notification> {
     if open.version != 4 {
         // Data: the largest version we support, 2 octets.
-        return Err(Notification::new(2, 1, 4u16.to_be_bytes().to_vec()));
+        return Err(Notification::new(
+            code::OPEN_MESSAGE,
+            subcode::UNSUPPORTED_VERSION_NUMBER,
+            4u16.to_be_bytes().to_vec(),
+        ));
     }
     let as_ok = match cfg.peer_as {
         PeerAsn::Fixed(asn) => open.asn == asn,
@@ -237,8 +242,8 @@ pub fn negotiate(cfg: &FsmConfig, open: &PeerOpen) -> Result<Negotiated, Notific
     };
     if !as_ok {
         return Err(Notification::new(
-            2,
-            2,
+            code::OPEN_MESSAGE,
+            subcode::BAD_PEER_AS,
             open.my_as_field.to_be_bytes().to_vec(),
         ));
     }
@@ -246,11 +251,11 @@ pub fn negotiate(cfg: &FsmConfig, open: &PeerOpen) -> Result<Negotiated, Notific
     // not fit, and with the AS itself when it does (RFC 6793 §4.1 leaves mismatches to the
     // receiver; a mismatching 2-octet AS is a Bad Peer AS).
     if open.four_octet_as {
-        let expected = u16::try_from(open.asn).unwrap_or(crate::bgp::codec::AS_TRANS);
-        if open.my_as_field != expected && open.my_as_field != crate::bgp::codec::AS_TRANS {
+        let expected = u16::try_from(open.asn).unwrap_or(AS_TRANS);
+        if open.my_as_field != expected && open.my_as_field != AS_TRANS {
             return Err(Notification::new(
-                2,
-                2,
+                code::OPEN_MESSAGE,
+                subcode::BAD_PEER_AS,
                 open.my_as_field.to_be_bytes().to_vec(),
             ));
         }
@@ -258,12 +263,16 @@ pub fn negotiate(cfg: &FsmConfig, open: &PeerOpen) -> Result<Negotiated, Notific
     let ebgp = open.asn != cfg.local_as;
     // RFC 6286: the identifier must be non-zero, and differ from ours on iBGP.
     if open.router_id.is_unspecified() || (!ebgp && open.router_id == cfg.router_id) {
-        return Err(Notification::new(2, 3, open.router_id.octets().to_vec()));
+        return Err(Notification::new(
+            code::OPEN_MESSAGE,
+            subcode::BAD_BGP_IDENTIFIER,
+            open.router_id.octets().to_vec(),
+        ));
     }
     if open.hold_time != 0 && open.hold_time < 3 {
         return Err(Notification::new(
-            2,
-            6,
+            code::OPEN_MESSAGE,
+            subcode::UNACCEPTABLE_HOLD_TIME,
             open.hold_time.to_be_bytes().to_vec(),
         ));
     }
@@ -377,10 +386,10 @@ fn hold_restart(fsm: &Fsm) -> Vec<Action> {
 
 fn unexpected(fsm: Fsm, what: &str) -> (Fsm, Vec<Action>) {
     let subcode = match fsm.state {
-        State::OpenSent => 1,
-        State::OpenConfirm => 2,
-        State::Established => 3,
-        _ => 0,
+        State::OpenSent => subcode::UNEXPECTED_IN_OPEN_SENT,
+        State::OpenConfirm => subcode::UNEXPECTED_IN_OPEN_CONFIRM,
+        State::Established => subcode::UNEXPECTED_IN_ESTABLISHED,
+        _ => subcode::UNSPECIFIC,
     };
     let reason = format!("unexpected {what} in {}", fsm.state.name());
     fail(fsm, Some(Notification::fsm_error(subcode)), reason)

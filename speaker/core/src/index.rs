@@ -5,50 +5,15 @@
 //! whole index. Keeping only reduced forms means the decisions can be tested with small
 //! hand-written values and never depend on fields we do not look at.
 
+use ferrolb_api::service::{ClassPolicy, ServiceKey, TrafficPolicy, handles, ingress_ips};
 use ferrolb_config::Config;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::net::IpAddr;
 
 /// Label by which an EndpointSlice names the Service it belongs to.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
-
-/// `namespace/name` of a Service.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ServiceKey {
-    /// Namespace.
-    pub namespace: String,
-    /// Name.
-    pub name: String,
-}
-
-impl ServiceKey {
-    /// Builds a key.
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        Self {
-            namespace: namespace.into(),
-            name: name.into(),
-        }
-    }
-}
-
-impl fmt::Display for ServiceKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
-}
-
-/// `spec.externalTrafficPolicy` of a Service.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum TrafficPolicy {
-    /// Traffic may land on any node; kube-proxy forwards it (the Kubernetes default).
-    #[default]
-    Cluster,
-    /// Traffic must land on a node with a ready endpoint of the Service.
-    Local,
-}
 
 /// A Service as the speaker sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -132,11 +97,6 @@ impl ClusterIndex {
         self.services.insert(service.key.clone(), service);
     }
 
-    /// Forgets a Service. Its EndpointSlices are deleted by Kubernetes on their own.
-    pub fn remove_service(&mut self, key: &ServiceKey) {
-        self.services.remove(key);
-    }
-
     /// Every Service, sorted by key.
     pub fn services(&self) -> impl Iterator<Item = &ServiceInfo> {
         self.services.values()
@@ -188,11 +148,6 @@ impl ClusterIndex {
         self.nodes.insert(node.name.clone(), node);
     }
 
-    /// Forgets a Node.
-    pub fn remove_node(&mut self, name: &str) {
-        self.nodes.remove(name);
-    }
-
     /// Every Node, sorted by name.
     pub fn nodes(&self) -> impl Iterator<Item = &NodeInfo> {
         self.nodes.values()
@@ -218,46 +173,22 @@ impl ClusterIndex {
     }
 }
 
-/// Reduces a Service. `our_class` is the `spec.loadBalancerClass` that selects ferrolb;
-/// `default_class` says whether ferrolb also handles Services without a class. Returns `None`
-/// for an object without namespace or name (never the case for objects from a watch).
+/// Reduces a Service; `class_policy` says which load balancer classes ferrolb handles. Returns
+/// `None` for an object without namespace or name (never the case for objects from a watch).
 ///
 /// Ingress entries without a parseable `ip` (hostname-only entries written by another
 /// implementation) are skipped: there is nothing to announce for them.
-pub fn service_from_k8s(
-    svc: &Service,
-    our_class: &str,
-    default_class: bool,
-) -> Option<ServiceInfo> {
+pub fn service_from_k8s(svc: &Service, class_policy: ClassPolicy) -> Option<ServiceInfo> {
     let namespace = svc.metadata.namespace.clone()?;
     let name = svc.metadata.name.clone()?;
-    let spec = svc.spec.as_ref();
-    let is_lb = spec.and_then(|s| s.type_.as_deref()) == Some("LoadBalancer");
-    let class_ok = match spec.and_then(|s| s.load_balancer_class.as_deref()) {
-        Some(class) => class == our_class,
-        None => default_class,
-    };
-    let traffic_policy = match spec.and_then(|s| s.external_traffic_policy.as_deref()) {
-        Some("Local") => TrafficPolicy::Local,
-        // Unset and any other value mean Cluster, as in Kubernetes.
-        _ => TrafficPolicy::Cluster,
-    };
-    let mut ips: Vec<IpAddr> = svc
-        .status
-        .as_ref()
-        .and_then(|s| s.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref())
-        .into_iter()
-        .flatten()
-        .filter_map(|ing| ing.ip.as_deref()?.parse().ok())
-        .collect();
+    let mut ips = ingress_ips(svc);
     ips.sort();
     ips.dedup();
     Some(ServiceInfo {
         key: ServiceKey::new(namespace, name),
         ips,
-        traffic_policy,
-        ours: is_lb && class_ok,
+        traffic_policy: TrafficPolicy::of(svc),
+        ours: handles(svc, class_policy),
     })
 }
 
@@ -372,7 +303,7 @@ mod tests {
                 ("10.200.0.5", None),
             ],
         );
-        let info = service_from_k8s(&svc, CLASS, true).expect("named");
+        let info = service_from_k8s(&svc, ClassPolicy::OursOrUnset).expect("named");
         assert_eq!(info.key.to_string(), "web/shop");
         assert_eq!(
             info.ips,
@@ -383,16 +314,24 @@ mod tests {
         );
         assert_eq!(info.traffic_policy, TrafficPolicy::Local);
         assert!(info.ours, "unset class while default");
-        assert!(!service_from_k8s(&svc, CLASS, false).expect("named").ours);
+        assert!(
+            !service_from_k8s(&svc, ClassPolicy::OursOnly)
+                .expect("named")
+                .ours
+        );
 
         let ours = lb_service(Some(CLASS), None, &[]);
-        let info = service_from_k8s(&ours, CLASS, false).expect("named");
+        let info = service_from_k8s(&ours, ClassPolicy::OursOnly).expect("named");
         assert!(info.ours);
         assert_eq!(info.traffic_policy, TrafficPolicy::Cluster);
         assert!(info.ips.is_empty());
 
         let theirs = lb_service(Some("other.io/lb"), None, &[]);
-        assert!(!service_from_k8s(&theirs, CLASS, true).expect("named").ours);
+        assert!(
+            !service_from_k8s(&theirs, ClassPolicy::OursOrUnset)
+                .expect("named")
+                .ours
+        );
     }
 
     #[test]
@@ -401,11 +340,19 @@ mod tests {
         if let Some(spec) = svc.spec.as_mut() {
             spec.type_ = Some("ClusterIP".into());
         }
-        assert!(!service_from_k8s(&svc, CLASS, true).expect("named").ours);
+        assert!(
+            !service_from_k8s(&svc, ClassPolicy::OursOrUnset)
+                .expect("named")
+                .ours
+        );
         svc.spec = None;
-        assert!(!service_from_k8s(&svc, CLASS, true).expect("named").ours);
+        assert!(
+            !service_from_k8s(&svc, ClassPolicy::OursOrUnset)
+                .expect("named")
+                .ours
+        );
         svc.metadata.namespace = None;
-        assert_eq!(service_from_k8s(&svc, CLASS, true), None);
+        assert_eq!(service_from_k8s(&svc, ClassPolicy::OursOrUnset), None);
     }
 
     fn endpoint(node: Option<&str>, ready: Option<Option<bool>>) -> Endpoint {

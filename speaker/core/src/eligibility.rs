@@ -17,8 +17,9 @@
 //! nobody although a Service behind it is served; announcing it from a node where only some of
 //! the Services are served is the lesser harm.
 
-use crate::index::{ClusterIndex, NodeInfo, ServiceInfo, TrafficPolicy};
+use crate::index::{ClusterIndex, NodeInfo, ServiceInfo};
 use ferrolb_api::annotations::EXCLUDE_FROM_LB_LABEL;
+use ferrolb_api::service::TrafficPolicy;
 use ferrolb_config::selector::{Selector, any_matches};
 use ferrolb_config::{BgpAdvertisement, Config, L2Advertisement, Peer, Pool};
 use std::net::IpAddr;
@@ -222,7 +223,8 @@ pub fn peers_for<'a>(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::index::{EndpointSliceInfo, ServiceKey};
+    use crate::index::EndpointSliceInfo;
+    use ferrolb_api::service::ServiceKey;
     use ferrolb_config::selector::Requirement;
     use ferrolb_config::{AddressRange, PeerAsn};
     use std::collections::{BTreeMap, BTreeSet};

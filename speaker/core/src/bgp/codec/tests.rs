@@ -1,5 +1,12 @@
 use super::*;
+use crate::bgp::RouteAttributes;
+use bytes::BytesMut;
+use ferrolb_config::CommunityValue;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use netgauze_bgp_pkt::nlri::{Ipv4Unicast, Ipv6Unicast};
+use netgauze_iana::address_family::AddressType;
 use proptest::prelude::*;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 fn hex(s: &str) -> Vec<u8> {
     let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
@@ -130,7 +137,7 @@ fn our_v4_update_is_byte_identical_to_birds() {
         next_hop_v6: None,
         next_hop_v6_link_local: None,
     };
-    let attrs = RouteAttrs {
+    let attrs = RouteAttributes {
         local_pref: Some(300), // eBGP: must not be sent
         communities: vec![
             CommunityValue::Standard((64512 << 16) | 100),
@@ -153,7 +160,7 @@ fn our_v6_update_is_byte_identical_to_birds() {
         next_hop_v6: Some("fd00:200:50::1".parse().expect("ip")),
         next_hop_v6_link_local: Some("fe80::a06d:3eff:fee9:2a01".parse().expect("ip")),
     };
-    let attrs = RouteAttrs {
+    let attrs = RouteAttributes {
         local_pref: None,
         communities: vec![CommunityValue::Standard((64512 << 16) | 600)],
     };
@@ -358,18 +365,16 @@ fn update_with_attribute_length_overflow_is_3_x() {
 #[test]
 fn truncated_message_waits_for_more() {
     let b = hex(BIRD_UPDATE_V4);
-    let mut codec = BgpFrameCodec::new();
-    codec.set_four_octet_as(true);
     let mut buf = BytesMut::from(&b[..30]);
-    assert!(codec.decode(&mut buf).expect("no error").is_none());
+    assert!(decode(&mut buf, true).expect("no error").is_none());
     buf.extend_from_slice(&b[30..]);
     buf.extend_from_slice(&hex(KEEPALIVE));
     assert!(matches!(
-        codec.decode(&mut buf).expect("ok").map(|d| d.message),
+        decode(&mut buf, true).expect("ok").map(|d| d.message),
         Some(Message::Update(_))
     ));
     assert_eq!(
-        codec.decode(&mut buf).expect("ok").map(|d| d.message),
+        decode(&mut buf, true).expect("ok").map(|d| d.message),
         Some(Message::KeepAlive)
     );
     assert!(buf.is_empty());
@@ -481,7 +486,7 @@ fn batching_splits_large_tables_under_4096() {
             IpNet::V6(Ipv6Net::new(Ipv6Addr::from(0xfd00_0200_u128 << 96 | i), 128).expect("net"))
         }))
         .collect();
-    let ups = build_announcements(&ctx, &RouteAttrs::default(), &prefixes).expect("build");
+    let ups = build_announcements(&ctx, &RouteAttributes::default(), &prefixes).expect("build");
     assert!(ups.len() >= 5, "{} messages", ups.len());
     let mut seen = Vec::new();
     for u in ups {
@@ -573,7 +578,7 @@ proptest! {
         // What the session hands over: communities sorted and unique, like desired.rs does.
         communities.sort();
         communities.dedup();
-        let attrs = RouteAttrs { local_pref, communities: communities.clone() };
+        let attrs = RouteAttributes { local_pref, communities: communities.clone() };
         let prefixes: Vec<IpNet> = v4.iter().chain(v6.iter()).copied().collect();
         let ups = build_announcements(&ctx, &attrs, &prefixes).expect("build");
         let mut announced = Vec::new();
@@ -642,10 +647,8 @@ proptest! {
         b.extend_from_slice(&((19 + body.len()) as u16).to_be_bytes());
         b.push(t);
         b.extend_from_slice(&body);
-        let mut codec = BgpFrameCodec::new();
-        codec.set_four_octet_as(four);
         let mut buf = BytesMut::from(&b[..]);
-        let _ = codec.decode(&mut buf);
+        let _ = decode(&mut buf, four);
     }
 
     #[test]

@@ -222,19 +222,6 @@ pub fn arp_frame(dst: MacAddr, src: MacAddr, arp: &ArpPacket) -> Vec<u8> {
     out
 }
 
-/// The reply to `request` saying its target IP is at `my_mac`, unicast to the requester.
-/// The caller decides whether the target IP is ours to answer for.
-pub fn arp_reply_frame(request: &ArpPacket, my_mac: MacAddr) -> Vec<u8> {
-    let reply = ArpPacket {
-        op: ArpOp::Reply,
-        sender_mac: my_mac,
-        sender_ip: request.target_ip,
-        target_mac: request.sender_mac,
-        target_ip: request.sender_ip,
-    };
-    arp_frame(request.sender_mac, my_mac, &reply)
-}
-
 /// Gratuitous ARP as an RFC 5227 "ARP Announcement": a broadcast request with sender and
 /// target IP both `ip` and the target hardware address zero (as the Linux kernel sends it).
 pub fn gratuitous_arp_request(mac: MacAddr, ip: Ipv4Addr) -> Vec<u8> {

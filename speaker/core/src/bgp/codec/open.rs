@@ -1,0 +1,147 @@
+//! OPEN (RFC 4271 §4.2): the one we send, with our capabilities (multiprotocol, route refresh,
+//! 4-octet AS, graceful restart), and a peer's read into plain fields.
+
+use netgauze_bgp_pkt::capabilities::{
+    BgpCapability, FourOctetAsCapability, GracefulRestartAddressFamily, GracefulRestartCapability,
+    MultiProtocolExtensionsCapability,
+};
+use netgauze_bgp_pkt::open::{BgpOpenMessage, BgpOpenMessageParameter};
+use netgauze_iana::address_family::AddressType;
+use std::net::Ipv4Addr;
+
+/// AS_TRANS (RFC 6793): put in the 2-octet "My AS" field when our AS does not fit.
+pub const AS_TRANS: u16 = 23456;
+
+/// What we put in our OPEN.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenConfig {
+    /// Our AS (4-octet; AS_TRANS goes in the 2-octet field when it does not fit).
+    pub asn: u32,
+    /// Proposed hold time in seconds (0 or >= 3).
+    pub hold_time: u16,
+    /// BGP identifier.
+    pub router_id: Ipv4Addr,
+    /// Announce IPv4 unicast.
+    pub ipv4: bool,
+    /// Announce IPv6 unicast.
+    pub ipv6: bool,
+    /// Announce graceful restart (RFC 4724) as a helper-capable, non-restarting speaker.
+    pub graceful_restart: bool,
+}
+
+/// Graceful restart time we announce (seconds).
+pub const GRACEFUL_RESTART_TIME: u16 = 120;
+
+/// Builds our OPEN.
+pub fn build_open(c: &OpenConfig) -> BgpOpenMessage {
+    let my_as = u16::try_from(c.asn).unwrap_or(AS_TRANS);
+    let mut caps = Vec::new();
+    let mut families = Vec::new();
+    if c.ipv4 {
+        families.push(AddressType::Ipv4Unicast);
+    }
+    if c.ipv6 {
+        families.push(AddressType::Ipv6Unicast);
+    }
+    for f in &families {
+        caps.push(BgpCapability::MultiProtocolExtensions(
+            MultiProtocolExtensionsCapability::new(*f),
+        ));
+    }
+    caps.push(BgpCapability::RouteRefresh);
+    caps.push(BgpCapability::FourOctetAs(FourOctetAsCapability::new(
+        c.asn,
+    )));
+    if c.graceful_restart {
+        // Forwarding state is not preserved by a speaker (it forwards nothing itself), so the
+        // per-family F bit stays clear; the capability tells the router to keep our routes
+        // for GRACEFUL_RESTART_TIME when the session drops without a NOTIFICATION.
+        let afs: Vec<_> = families
+            .iter()
+            .map(|f| GracefulRestartAddressFamily::new(false, *f))
+            .collect();
+        caps.push(BgpCapability::GracefulRestartCapability(
+            GracefulRestartCapability::new(false, false, GRACEFUL_RESTART_TIME, afs),
+        ));
+    }
+    BgpOpenMessage::new(
+        my_as,
+        c.hold_time,
+        c.router_id,
+        vec![BgpOpenMessageParameter::new_capabilities(caps)],
+    )
+}
+
+/// What a peer's OPEN says, read into plain fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerOpen {
+    /// BGP version field.
+    pub version: u8,
+    /// The peer's AS (from the 4-octet capability when present).
+    pub asn: u32,
+    /// The 2-octet "My AS" field as sent.
+    pub my_as_field: u16,
+    /// Proposed hold time.
+    pub hold_time: u16,
+    /// BGP identifier.
+    pub router_id: Ipv4Addr,
+    /// Announced 4-octet AS.
+    pub four_octet_as: bool,
+    /// Announced multiprotocol IPv4 unicast.
+    pub mp_ipv4: bool,
+    /// Announced multiprotocol IPv6 unicast.
+    pub mp_ipv6: bool,
+    /// Announced any multiprotocol capability at all (if none, IPv4 unicast is implied).
+    pub mp_any: bool,
+    /// Announced route refresh.
+    pub route_refresh: bool,
+    /// Announced graceful restart.
+    pub graceful_restart: bool,
+}
+
+impl PeerOpen {
+    /// Reads a parsed OPEN.
+    pub fn from_open(open: &BgpOpenMessage) -> Self {
+        let mut p = PeerOpen {
+            version: open.version(),
+            asn: u32::from(open.my_as()),
+            my_as_field: open.my_as(),
+            hold_time: open.hold_time(),
+            router_id: open.bgp_id(),
+            four_octet_as: false,
+            mp_ipv4: false,
+            mp_ipv6: false,
+            mp_any: false,
+            route_refresh: false,
+            graceful_restart: false,
+        };
+        for cap in open.capabilities() {
+            match cap {
+                BgpCapability::FourOctetAs(a) => {
+                    p.four_octet_as = true;
+                    p.asn = a.asn4();
+                }
+                BgpCapability::MultiProtocolExtensions(mp) => {
+                    p.mp_any = true;
+                    match mp.address_type() {
+                        AddressType::Ipv4Unicast => p.mp_ipv4 = true,
+                        AddressType::Ipv6Unicast => p.mp_ipv6 = true,
+                        _ => {}
+                    }
+                }
+                BgpCapability::RouteRefresh | BgpCapability::EnhancedRouteRefresh => {
+                    p.route_refresh = true
+                }
+                BgpCapability::GracefulRestartCapability(_) => p.graceful_restart = true,
+                _ => {}
+            }
+        }
+        p
+    }
+
+    /// Whether the peer accepts IPv4 unicast (RFC 4760: without any multiprotocol
+    /// capability, IPv4 unicast is implied).
+    pub fn accepts_ipv4(&self) -> bool {
+        self.mp_ipv4 || !self.mp_any
+    }
+}

@@ -220,6 +220,24 @@ pub struct SpeakerStatus {
     /// (eBPF on tc ingress); on the others the speaker's `AF_PACKET` socket answers.
     #[serde(default)]
     pub kernel_responder_interfaces: Vec<String>,
+    /// Addresses of handled Services that no node announces, with the reason. Every speaker
+    /// computes the same list (it does not depend on the node asking), so any speaker answers
+    /// "why does no node announce this address?".
+    #[serde(default)]
+    pub not_announced: Vec<NotAnnouncedAddress>,
+}
+
+/// An address no node announces, and why.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotAnnouncedAddress {
+    pub ip: String,
+    /// Services (`namespace/name`) using it.
+    pub services: Vec<String>,
+    /// `NoPool`, `NoAdvertisement`, `ModeDisabled` or `NoEligibleNode`.
+    pub reason: String,
+    /// The reason in words, with where to look.
+    pub message: String,
 }
 
 #[cfg(test)]

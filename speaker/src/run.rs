@@ -9,7 +9,9 @@ use crate::metrics::{Metrics, ModeLabels};
 use crate::stores::{ConfigView, SpeakerStores};
 use anyhow::Context;
 use ferrolb_api::service::ClassPolicy;
-use ferrolb_api::status::{BgpPeerStatus, ConfigStatus, MembershipView, SpeakerStatus};
+use ferrolb_api::status::{
+    BgpPeerStatus, ConfigStatus, MembershipView, NotAnnouncedAddress, SpeakerStatus,
+};
 use ferrolb_config::{Config, ConfigError, Peer};
 use ferrolb_speaker_core::desired::{Desired, Modes, desired_announcements_in};
 use ferrolb_speaker_core::eligibility::peers_for_node;
@@ -72,6 +74,8 @@ struct State {
     bgp_errors: Vec<String>,
     /// Addresses advertised over BGP, with since-when.
     bgp_announcements: Vec<ferrolb_api::status::Announcement>,
+    /// Addresses no node announces, with the reason (the same on every speaker).
+    not_announced: Vec<NotAnnouncedAddress>,
 }
 
 /// State shared by the loop and the HTTP API.
@@ -128,6 +132,7 @@ impl StatusSource for Shared {
                 .announcer()
                 .map(|a| a.kernel_responder_interfaces())
                 .unwrap_or_default(),
+            not_announced: st.not_announced.clone(),
         }
     }
 }
@@ -481,6 +486,16 @@ async fn main_loop(
             )
             .await;
             record_bgp_announcements(&desired, &shared, &mut bgp_since);
+            shared.state().not_announced = desired
+                .not_announced
+                .iter()
+                .map(|n| NotAnnouncedAddress {
+                    ip: n.ip.to_string(),
+                    services: n.services.clone(),
+                    reason: n.reason.code().to_string(),
+                    message: n.reason.message().to_string(),
+                })
+                .collect();
             shared
                 .metrics
                 .announced

@@ -2,7 +2,7 @@
 //! network namespaces.
 //!
 //! Each test builds a `common::router_lab::RouterLab` (two namespaces joined by a veth pair,
-//! 10.200.42.0/24 and fd00:200:42::/64 — the namespaces are private, so parallel tests reuse
+//! 10.200.42.0/24 and fd00:200:0:42::/64 — the namespaces are private, so parallel tests reuse
 //! the prefix), runs the routing daemon in one and our `BfdManager` in the other: a thread
 //! enters our namespace and starts the manager there, and the BFD thread it spawns inherits
 //! that namespace, so every BFD socket lives in the lab. The test thread itself only talks to

@@ -140,7 +140,7 @@ fn bird_learns_routes_with_communities_withdrawal_and_cease() {
             peer("bird6", 4_200_000_099, 64513, THEIR_V6),
         ];
         let v4 = "10.200.200.10/32";
-        let v6 = "fd00:200:200::10/128";
+        let v6 = "fd00:200:0:200::10/128";
         let anns = vec![
             announcement(v4, &["bird4"], Some(300)),
             announcement(v6, &["bird6"], None),
@@ -171,7 +171,7 @@ fn bird_learns_routes_with_communities_withdrawal_and_cease() {
 
         // The IPv6 route over the IPv6 session (MP_REACH_NLRI, global next hop).
         wait_until("IPv6 route in BIRD", Duration::from_secs(10), || {
-            birdc(&["show", "route", "all", "protocol", "us6"]).contains("fd00:200:200::10/128")
+            birdc(&["show", "route", "all", "protocol", "us6"]).contains("fd00:200:0:200::10/128")
         })
         .await;
         let out6 = birdc(&["show", "route", "all", "protocol", "us6"]);
@@ -203,7 +203,7 @@ fn bird_learns_routes_with_communities_withdrawal_and_cease() {
         loop {
             let r4 = birdc(&["show", "route", "protocol", "us4"]);
             let r6 = birdc(&["show", "route", "protocol", "us6"]);
-            if !r4.contains("10.200.200.10/32") && !r6.contains("fd00:200:200::10/128") {
+            if !r4.contains("10.200.200.10/32") && !r6.contains("fd00:200:0:200::10/128") {
                 break;
             }
             assert!(
@@ -353,7 +353,7 @@ fn frr_learns_routes_over_md5_with_four_octet_as_and_ceases() {
         let p6 = peer("frr6", 4_200_000_099, 64513, THEIR_V6);
         let anns = vec![
             announcement("10.200.210.10/32", &["frr4"], None),
-            announcement("fd00:200:210::10/128", &["frr6"], None),
+            announcement("fd00:200:0:210::10/128", &["frr6"], None),
         ];
         m.apply(&[p4, p6], &Passwords::new(), &anns).await;
         wait_established(&m, "frr4", Duration::from_secs(30)).await;
@@ -367,7 +367,7 @@ fn frr_learns_routes_over_md5_with_four_octet_as_and_ceases() {
         assert!(out.contains("Community: 64512:100"), "{out}");
         assert!(out.contains("Large Community: 4200000099:1:2"), "{out}");
         wait_until("IPv6 route in FRR", Duration::from_secs(10), || {
-            l.vtysh("show bgp ipv6 unicast fd00:200:210::10/128")
+            l.vtysh("show bgp ipv6 unicast fd00:200:0:210::10/128")
                 .contains("4200000099")
         })
         .await;
@@ -381,7 +381,7 @@ fn frr_learns_routes_over_md5_with_four_octet_as_and_ceases() {
                     .contains("10.200.210.10/32")
                     && !l
                         .vtysh("show bgp ipv6 unicast")
-                        .contains("fd00:200:210::10/128")
+                        .contains("fd00:200:0:210::10/128")
             },
         )
         .await;

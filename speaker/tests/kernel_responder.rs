@@ -220,11 +220,11 @@ fn agrees_with_the_userspace_responder_on_mutated_frames() {
 }
 
 fn vip6() -> Ipv6Addr {
-    "fd00:200:60::100".parse().expect("v6")
+    "fd00:200:0:60::100".parse().expect("v6")
 }
 
 fn client6() -> Ipv6Addr {
-    "fd00:200:60::2".parse().expect("v6")
+    "fd00:200:0:60::2".parse().expect("v6")
 }
 
 /// A Neighbor Solicitation frame from `src` (our client's MAC, announced in a source
@@ -332,7 +332,7 @@ fn answers_solicitations_exactly_as_the_userspace_responder() {
                 assert_eq!(userspace_na(&frame, vip6()), None);
             }
             // Not owned; then no longer owned.
-            let other: Ipv6Addr = "fd00:200:60::101".parse().expect("v6");
+            let other: Ipv6Addr = "fd00:200:0:60::101".parse().expect("v6");
             let ns = solicitation(client6(), group, other, true);
             assert_eq!(k.test_run(&ns).expect("run").retval, TCX_NEXT);
             k.stop_answering(LOOPBACK, IpAddr::V6(vip6()))

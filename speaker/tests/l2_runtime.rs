@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 const VIP4: &str = "10.200.50.100";
-const VIP6: &str = "fd00:200:50::100";
+const VIP6: &str = "fd00:200:0:50::100";
 
 struct State {
     snapshot: Vec<Announcement>,
@@ -165,9 +165,11 @@ fn lab() -> (Scratch, Netns, Netns) {
     }
     lab.veth(&spk, "lan0", &cli, "lan0c").expect("veth");
     spk.add_addr("lan0", "10.200.50.1/24").expect("address");
-    spk.add_addr("lan0", "fd00:200:50::1/64").expect("address");
+    spk.add_addr("lan0", "fd00:200:0:50::1/64")
+        .expect("address");
     cli.add_addr("lan0c", "10.200.50.2/24").expect("address");
-    cli.add_addr("lan0c", "fd00:200:50::2/64").expect("address");
+    cli.add_addr("lan0c", "fd00:200:0:50::2/64")
+        .expect("address");
     // Learn gratuitous ARP, so the neighbour table shows our announcement.
     cli.sysctl("net.ipv4.conf.lan0c.arp_accept", "1")
         .expect("sysctl");

@@ -243,9 +243,9 @@ fn responder_cost() -> anyhow::Result<ResponderCost> {
     let ours = MacAddr([0x02, 0xfe, 0, 0, 0, 1]);
     let client = MacAddr([0x02, 0xc1, 0, 0, 0, 2]);
     let (vip4, vip6): (Ipv4Addr, std::net::Ipv6Addr) =
-        (Ipv4Addr::new(10, 200, 99, 1), "fd00:200:99::1".parse()?);
+        (Ipv4Addr::new(10, 200, 99, 1), "fd00:200:0:99::1".parse()?);
     let (client4, client6): (Ipv4Addr, std::net::Ipv6Addr) =
-        (Ipv4Addr::new(10, 200, 99, 2), "fd00:200:99::2".parse()?);
+        (Ipv4Addr::new(10, 200, 99, 2), "fd00:200:0:99::2".parse()?);
     let k = KernelResponder::load().context("loading the in-kernel responder")?;
     k.renew_lease(Duration::from_secs(600))?;
     k.answer(LOOPBACK, IpAddr::V4(vip4), ours)?;

@@ -73,6 +73,41 @@ pub enum NotAnnouncedReason {
     /// The IP's pool is advertised only in modes the speakers run with turned off
     /// (`--disable-layer2`, `--disable-bgp`).
     ModeDisabled,
+    /// The IP's pool is advertised in layer 2 only, and no node is eligible to announce it.
+    NoEligibleNode,
+}
+
+impl NotAnnouncedReason {
+    /// A stable name for the status API.
+    pub fn code(self) -> &'static str {
+        match self {
+            NotAnnouncedReason::NoPool => "NoPool",
+            NotAnnouncedReason::NoAdvertisement => "NoAdvertisement",
+            NotAnnouncedReason::ModeDisabled => "ModeDisabled",
+            NotAnnouncedReason::NoEligibleNode => "NoEligibleNode",
+        }
+    }
+
+    /// What a person should read: why, and where to look.
+    pub fn message(self) -> &'static str {
+        match self {
+            NotAnnouncedReason::NoPool => {
+                "the address lies in no IPAddressPool of the configuration in force"
+            }
+            NotAnnouncedReason::NoAdvertisement => {
+                "its IPAddressPool is selected by no L2Advertisement and no BGPAdvertisement"
+            }
+            NotAnnouncedReason::ModeDisabled => {
+                "its IPAddressPool is advertised only in a mode the speakers run with turned off \
+                 (--disable-layer2 / --disable-bgp)"
+            }
+            NotAnnouncedReason::NoEligibleNode => {
+                "no node may announce it in layer 2: check the L2Advertisements' nodeSelectors, \
+                 that the nodes are Ready and their speakers alive, and, with \
+                 externalTrafficPolicy Local, that a node runs a ready endpoint"
+            }
+        }
+    }
 }
 
 /// The announcement modes the speakers run. The flags that set them are DaemonSet-wide (every
@@ -148,6 +183,7 @@ pub fn desired_announcements_in(index: &ClusterIndex, my_node: &str, modes: Mode
 
         let l2_advertised = l2_advertisements_for(config, &pool.name).next().is_some();
         let has_l2 = modes.layer2 && l2_advertised;
+        let mut no_l2_owner = false;
         if has_l2 {
             let eligible = l2_eligible_nodes(index, ip, &services);
             let owner = elect(ip, eligible.iter().copied()).map(str::to_string);
@@ -171,6 +207,7 @@ pub fn desired_announcements_in(index: &ClusterIndex, my_node: &str, modes: Mode
                     interfaces: l2_interfaces(&advs),
                 });
             }
+            no_l2_owner = owner.is_none();
             desired.l2_owners.push(L2Owner {
                 ip,
                 services: names.clone(),
@@ -195,7 +232,13 @@ pub fn desired_announcements_in(index: &ClusterIndex, my_node: &str, modes: Mode
             }
         }
 
-        if !has_l2 && !has_bgp {
+        if no_l2_owner && !has_bgp {
+            desired.not_announced.push(NotAnnounced {
+                ip,
+                services: names,
+                reason: NotAnnouncedReason::NoEligibleNode,
+            });
+        } else if !has_l2 && !has_bgp {
             let reason = if l2_advertised || bgp_advertised {
                 NotAnnouncedReason::ModeDisabled
             } else {
@@ -546,6 +589,34 @@ mod tests {
             ]
         );
         assert!(d.l2_owners.is_empty() && d.layer2.is_empty() && d.bgp.is_empty());
+    }
+
+    #[test]
+    fn a_layer2_address_no_node_may_announce_is_reported() {
+        let mut idx = index();
+        // externalTrafficPolicy Local without a ready endpoint anywhere: no node is eligible.
+        idx.upsert_service(service(
+            "web",
+            "local",
+            &["10.200.0.11"],
+            TrafficPolicy::Local,
+        ));
+        for me in ["a", "b", "c"] {
+            let d = desired_announcements(&idx, me);
+            assert!(d.layer2.is_empty(), "{me}: {d:?}");
+            assert_eq!(d.l2_owners.len(), 1);
+            assert_eq!(d.l2_owners[0].owner, None);
+            let reasons: Vec<_> = d.not_announced.iter().map(|n| (n.ip, n.reason)).collect();
+            assert_eq!(
+                reasons,
+                [(ip("10.200.0.11"), NotAnnouncedReason::NoEligibleNode)]
+            );
+        }
+        // A BGP address is not reported here even where this node has no route for it: other
+        // nodes may advertise it.
+        let mut idx = index();
+        idx.upsert_service(service("web", "bgp", &["10.210.0.5"], TrafficPolicy::Local));
+        assert!(desired_announcements(&idx, "a").not_announced.is_empty());
     }
 
     #[test]

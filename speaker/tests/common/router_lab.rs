@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 /// The daemon's addresses and ours.
 pub const THEIR_V4: &str = "10.200.42.1";
 pub const OUR_V4: &str = "10.200.42.2";
-pub const THEIR_V6: &str = "fd00:200:42::1";
-pub const OUR_V6: &str = "fd00:200:42::2";
+pub const THEIR_V6: &str = "fd00:200:0:42::1";
+pub const OUR_V6: &str = "fd00:200:0:42::2";
 
 /// See the module comment.
 pub struct RouterLab {

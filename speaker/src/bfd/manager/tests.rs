@@ -52,7 +52,7 @@ fn profile_becomes_session_spec() {
 
 #[test]
 fn echo_mode_is_reported_and_the_session_runs_without_it() {
-    let mut p = peer("fd00:200:42::1", None);
+    let mut p = peer("fd00:200:0:42::1", None);
     p.profile.echo_mode = true;
     let mut problems = Vec::new();
     assert!(spec_for("ns/p", &p, &mut problems).is_some());
@@ -76,7 +76,7 @@ fn family_mismatch_and_zero_multiplier_get_no_session() {
     assert_eq!(
         spec_for(
             "ns/a",
-            &peer("10.200.42.1", Some("fd00:200:42::2")),
+            &peer("10.200.42.1", Some("fd00:200:0:42::2")),
             &mut problems
         ),
         None

@@ -212,7 +212,7 @@ struct Gossip {
     started: std::time::Instant,
     /// Set once the membership has settled: the gate below is about a fresh start only. Without
     /// the latch, a Ready node dying within `MEMBERSHIP_SETTLE` of our start would hold back
-    /// its takeover until then (issue #5: the first failover after a start took 1.75 s).
+    /// its takeover until then (the first failover after a start would take seconds).
     settled: bool,
 }
 

@@ -6,8 +6,8 @@
 //!
 //! The kernel answers ARP and NDP for its own addresses inside the receive softirq, in a few
 //! microseconds. The userspace responders (`arp.rs`, `ndp.rs`) pay for waking a blocked thread
-//! on every request: ~35 µs at p50 on a small VM, 5–6 × the kernel (issue #5 asks for at most
-//! 2 ×). Answering where the kernel answers its own — in the softirq, on the same CPU, with no
+//! on every request: several times the kernel's latency (docs/benchmarks.md; the target is at
+//! most 2 ×). Answering where the kernel answers its own — in the softirq, on the same CPU, with no
 //! wake-up — removes that cost without giving up what makes the userspace path right: only
 //! owned addresses are answered, the address is never added to the interface (so the node does
 //! not start accepting traffic for it on other ports), and losing an address stops the answers

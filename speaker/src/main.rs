@@ -1,6 +1,6 @@
 //! ferrolb-speaker: announces LoadBalancer addresses from this node (layer 2 and BGP).
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Subcommand};
 use ferrolb_api::service::ClassPolicy;
 use ferrolb_speaker::layer2::DEFAULT_EXCLUDE_PATTERNS;
 use ferrolb_speaker::layer2::L2Responder;
@@ -9,17 +9,6 @@ use ferrolb_speaker::run::{MembershipOptions, RunOptions};
 use ferrolb_speaker_core::desired::Modes;
 use ferrolb_speaker_core::membership::heartbeat::HeartbeatTimers;
 use std::time::Duration;
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "ferrolb-speaker",
-    version,
-    about = "ferrolb speaker: announces LoadBalancer addresses"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -99,12 +88,14 @@ fn default_ms(d: Duration) -> u64 {
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    match cli.command {
+    let command: Command = ferrolb_runtime::telemetry::parse_command(
+        "ferrolb-speaker",
+        env!("CARGO_PKG_VERSION"),
+        "ferrolb speaker: announces LoadBalancer addresses",
+    );
+    match command {
         Command::Run(args) => {
-            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-            tracing_subscriber::fmt().with_env_filter(filter).init();
+            ferrolb_runtime::telemetry::init_tracing();
             let timers = GossipTimers {
                 probe_period: Duration::from_millis(args.gossip_probe_period),
                 probe_rtt: Duration::from_millis(args.gossip_probe_rtt),

@@ -9,7 +9,7 @@ use crate::reconciler::{Core, Event, EventKind, PassContext, StatusWrite};
 use ferrolb_api::IPAddressPool;
 use ferrolb_api::service::ClassPolicy;
 use ferrolb_api::status::{ControllerStatus, ServiceAllocation};
-use ferrolb_runtime::StopSignal;
+use ferrolb_runtime::Wiring;
 use ferrolb_runtime::http::Health;
 use ferrolb_runtime::store::{ConfigStores, spawn_store};
 use futures::StreamExt;
@@ -24,7 +24,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
 /// Settings of `ferrolb-controller run`.
 #[derive(Clone, Debug)]
@@ -119,22 +118,21 @@ pub async fn start(client: Client, opts: RunOptions) -> anyhow::Result<Handle> {
     let listener = tokio::net::TcpListener::bind(opts.listen).await?;
     let addr = listener.local_addr()?;
     tracing::info!(listen = %addr, "HTTP API listening");
-    let loop_shared = shared.clone();
-    Ok(Handle::spawn(addr, shared, |stop| {
-        main_loop(client, opts, loop_shared, listener, stop)
-    }))
+    let router = crate::http::router(shared.clone());
+    Ok(Handle::spawn(listener, router, shared, |w| {
+        main_loop(client, opts, w)
+    })?)
 }
 
-async fn main_loop(
-    client: Client,
-    opts: RunOptions,
-    shared: Arc<Shared>,
-    listener: tokio::net::TcpListener,
-    stop: StopSignal,
-) -> anyhow::Result<()> {
-    // Dropping the set aborts every watch, the HTTP server and the election.
-    let mut tasks = JoinSet::new();
-    let (changes_tx, mut changes) = watch::channel(0u64);
+async fn main_loop(client: Client, opts: RunOptions, w: Wiring<Shared>) -> anyhow::Result<()> {
+    // Dropping `tasks` aborts every watch, the HTTP server and the election.
+    let Wiring {
+        shared,
+        mut tasks,
+        changes_tx,
+        mut changes,
+        stop,
+    } = w;
     let services = spawn_store(
         Api::<Service>::all(client.clone()),
         changes_tx.clone(),
@@ -147,8 +145,6 @@ async fn main_loop(
         changes_tx,
         &mut tasks,
     );
-
-    ferrolb_runtime::http::serve(listener, crate::http::router(shared.clone()), &mut tasks);
 
     let (leader_tx, mut leader_rx) = watch::channel(!opts.leader_election);
     if opts.leader_election {

@@ -75,14 +75,14 @@ mod tests {
         }
     }
 
+    /// The whole HTTP/1.0 response to `GET path` (the server closes after it).
     async fn fetch(addr: std::net::SocketAddr, path: &str) -> String {
-        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: t\r\n\r\n").as_bytes())
-            .await
-            .expect("write");
-        let mut out = String::new();
-        s.read_to_string(&mut out).await.expect("read");
-        out
+        let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let request = format!("GET {path} HTTP/1.0\r\n\r\n");
+        conn.write_all(request.as_bytes()).await.expect("write");
+        let mut response = Vec::new();
+        conn.read_to_end(&mut response).await.expect("read");
+        String::from_utf8_lossy(&response).into_owned()
     }
 
     #[tokio::test]

@@ -24,4 +24,4 @@ pub mod sync;
 pub mod telemetry;
 
 pub use config::{ConfigTracker, ConfigUpdate};
-pub use process::{Handle, StopSignal, shutdown_signal};
+pub use process::{Handle, StopSignal, Wiring, shutdown_signal};

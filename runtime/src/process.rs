@@ -1,14 +1,31 @@
-//! Starting and stopping a component: the handle a binary's `start` returns, and the signals
-//! that end the process.
+//! Starting and stopping a component: the handle a binary's `start` returns, what its main
+//! loop starts with, and the signals that end the process.
 
+use axum::Router;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::sync::oneshot;
-use tokio::task::{JoinError, JoinHandle};
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
+use tokio::task::{JoinError, JoinHandle, JoinSet};
 
-/// What a component's main loop receives: it resolves when the component is asked to stop.
+/// Resolves when the component is asked to stop.
 pub type StopSignal = oneshot::Receiver<()>;
+
+/// What a component's main loop starts with.
+pub struct Wiring<S> {
+    /// The state the loop shares with the HTTP API.
+    pub shared: Arc<S>,
+    /// Tasks that live as long as the loop; the HTTP API already runs in it. Dropping the set
+    /// (when the loop returns) aborts every task in it.
+    pub tasks: JoinSet<()>,
+    /// Give this to the stores ([`crate::store`]): they bump it on every change.
+    pub changes_tx: watch::Sender<u64>,
+    /// Changes when any store does: the loop then recomputes from the whole view.
+    pub changes: watch::Receiver<u64>,
+    /// Resolves when the component is asked to stop.
+    pub stop: StopSignal,
+}
 
 /// A running component: its HTTP API's address, the state that API reads, and the task of its
 /// main loop (which ends with `Result<(), E>`).
@@ -23,24 +40,42 @@ pub struct Handle<S, E> {
 
 impl<S, E> Handle<S, E>
 where
+    S: Send + Sync + 'static,
     E: From<JoinError> + Send + 'static,
 {
-    /// Spawns `main_loop` with the signal that asks it to stop.
+    /// Serves `router` (the component's HTTP API) on `listener` and runs `main_loop` beside it,
+    /// both in the background.
     pub fn spawn<F>(
-        addr: SocketAddr,
+        listener: TcpListener,
+        router: Router,
         shared: Arc<S>,
-        main_loop: impl FnOnce(StopSignal) -> F,
-    ) -> Self
+        main_loop: impl FnOnce(Wiring<S>) -> F + Send + 'static,
+    ) -> std::io::Result<Self>
     where
         F: Future<Output = Result<(), E>> + Send + 'static,
     {
+        let addr = listener.local_addr()?;
         let (stop, stop_rx) = oneshot::channel();
-        Self {
+        let wiring_shared = shared.clone();
+        let task = tokio::spawn(async move {
+            let mut tasks = JoinSet::new();
+            crate::http::serve(listener, router, &mut tasks);
+            let (changes_tx, changes) = watch::channel(0u64);
+            main_loop(Wiring {
+                shared: wiring_shared,
+                tasks,
+                changes_tx,
+                changes,
+                stop: stop_rx,
+            })
+            .await
+        });
+        Ok(Self {
             addr,
             shared,
             stop: Some(stop),
-            task: tokio::spawn(main_loop(stop_rx)),
-        }
+            task,
+        })
     }
 
     /// Asks the component to stop (it finishes what its shutdown does, e.g. withdrawing
@@ -107,26 +142,59 @@ mod tests {
         }
     }
 
-    fn addr() -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], 0))
+    async fn listener() -> TcpListener {
+        TcpListener::bind("127.0.0.1:0").await.expect("bind")
     }
 
     #[tokio::test]
     async fn stop_asks_the_loop_to_end_and_returns_its_result() {
-        let h: Handle<(), TestError> = Handle::spawn(addr(), Arc::new(()), |stop| async move {
-            let _ = stop.await;
-            Ok(())
-        });
+        let h: Handle<u8, TestError> = Handle::spawn(
+            listener().await,
+            Router::new(),
+            Arc::new(7),
+            |w| async move {
+                assert_eq!(*w.shared, 7);
+                let _ = w.stop.await;
+                Ok(())
+            },
+        )
+        .expect("spawn");
+        assert_ne!(h.addr.port(), 0);
         assert_eq!(h.stop().await, Ok(()));
     }
 
     #[tokio::test]
+    async fn the_loop_sees_what_the_stores_bump() {
+        let h: Handle<(), TestError> = Handle::spawn(
+            listener().await,
+            Router::new(),
+            Arc::new(()),
+            |w| async move {
+                let mut changes = w.changes;
+                w.changes_tx.send_modify(|n| *n += 1);
+                assert!(changes.has_changed().unwrap_or(false));
+                assert_eq!(*changes.borrow_and_update(), 1);
+                Ok(())
+            },
+        )
+        .expect("spawn");
+        assert_eq!(h.wait().await, Ok(()));
+    }
+
+    #[tokio::test]
     async fn wait_returns_the_loop_s_error_and_a_panic_as_a_join_error() {
-        let h: Handle<(), TestError> =
-            Handle::spawn(addr(), Arc::new(()), |_| async { Err(TestError::Failed) });
-        assert_eq!(h.wait().await, Err(TestError::Failed));
-        let h: Handle<(), TestError> =
-            Handle::spawn(addr(), Arc::new(()), |_| async { panic!("loop panicked") });
-        assert_eq!(h.wait().await, Err(TestError::Join));
+        let spawn = |fail: bool| async move {
+            let main_loop = move |_| async move {
+                if fail {
+                    Err(TestError::Failed)
+                } else {
+                    panic!("loop panicked")
+                }
+            };
+            Handle::<(), TestError>::spawn(listener().await, Router::new(), Arc::new(()), main_loop)
+                .expect("spawn")
+        };
+        assert_eq!(spawn(true).await.wait().await, Err(TestError::Failed));
+        assert_eq!(spawn(false).await.wait().await, Err(TestError::Join));
     }
 }

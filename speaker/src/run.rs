@@ -13,7 +13,7 @@ use ferrolb_api::status::{BgpPeerStatus, MembershipView, SpeakerStatus};
 use ferrolb_config::Peer;
 use ferrolb_runtime::http::Health;
 use ferrolb_runtime::sync::lock;
-use ferrolb_runtime::{ConfigTracker, ConfigUpdate, StopSignal};
+use ferrolb_runtime::{ConfigTracker, ConfigUpdate, Wiring};
 use ferrolb_speaker_core::desired::{Desired, Modes, desired_announcements_in};
 use ferrolb_speaker_core::eligibility::peers_for_node;
 use ferrolb_speaker_core::membership::heartbeat::HeartbeatTimers;
@@ -26,7 +26,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
 /// Settings of `ferrolb-speaker run`.
 #[derive(Clone, Debug)]
@@ -154,10 +153,10 @@ pub async fn start(client: Client, opts: RunOptions) -> anyhow::Result<Handle> {
         .with_context(|| format!("binding the HTTP API on {}", opts.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(listen = %addr, node = %opts.node_name, "HTTP API listening");
-    let loop_shared = shared.clone();
-    Ok(Handle::spawn(addr, shared, |stop| {
-        main_loop(client, opts, loop_shared, listener, stop)
-    }))
+    let router = crate::http::router(shared.clone());
+    Ok(Handle::spawn(listener, router, shared, |w| {
+        main_loop(client, opts, w)
+    })?)
 }
 
 /// InternalIP addresses of a Node (IPv4 first).
@@ -204,17 +203,15 @@ fn membership_settled(
     }
 }
 
-async fn main_loop(
-    client: Client,
-    opts: RunOptions,
-    shared: Arc<Shared>,
-    listener: tokio::net::TcpListener,
-    stop: StopSignal,
-) -> anyhow::Result<()> {
-    let mut tasks = JoinSet::new();
-    let (changes_tx, mut changes) = watch::channel(0u64);
+async fn main_loop(client: Client, opts: RunOptions, w: Wiring<Shared>) -> anyhow::Result<()> {
+    let Wiring {
+        shared,
+        mut tasks,
+        changes_tx,
+        mut changes,
+        stop,
+    } = w;
     let stores = SpeakerStores::start(&client, &opts.namespace, changes_tx, &mut tasks);
-    ferrolb_runtime::http::serve(listener, crate::http::router(shared.clone()), &mut tasks);
     let announcer = Arc::new(
         Announcer::start(AnnouncerConfig {
             exclude_patterns: opts.exclude_interfaces.clone(),

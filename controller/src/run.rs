@@ -11,7 +11,6 @@ use ferrolb_api::service::ClassPolicy;
 use ferrolb_api::status::{ControllerStatus, ServiceAllocation};
 use ferrolb_runtime::Wiring;
 use ferrolb_runtime::http::Health;
-use ferrolb_runtime::store::{ConfigStores, spawn_store};
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
@@ -124,27 +123,12 @@ pub async fn start(client: Client, opts: RunOptions) -> anyhow::Result<Handle> {
     })?)
 }
 
-async fn main_loop(client: Client, opts: RunOptions, w: Wiring<Shared>) -> anyhow::Result<()> {
-    // Dropping `tasks` aborts every watch, the HTTP server and the election.
-    let Wiring {
-        shared,
-        mut tasks,
-        changes_tx,
-        mut changes,
-        stop,
-    } = w;
-    let services = spawn_store(
-        Api::<Service>::all(client.clone()),
-        changes_tx.clone(),
-        &mut tasks,
-    );
+async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> anyhow::Result<()> {
+    let shared = w.shared.clone();
+    let services = w.store(Api::<Service>::all(client.clone()));
     let config_ns = (!opts.all_namespaces_config).then_some(opts.namespace.as_str());
-    let stores = ConfigStores::start(&client, config_ns, changes_tx.clone(), &mut tasks);
-    let namespaces = spawn_store(
-        Api::<Namespace>::all(client.clone()),
-        changes_tx,
-        &mut tasks,
-    );
+    let stores = w.config_stores(&client, config_ns);
+    let namespaces = w.store(Api::<Namespace>::all(client.clone()));
 
     let (leader_tx, mut leader_rx) = watch::channel(!opts.leader_election);
     if opts.leader_election {
@@ -152,10 +136,11 @@ async fn main_loop(client: Client, opts: RunOptions, w: Wiring<Shared>) -> anyho
         let mut cfg = LeaderConfig::new(&opts.namespace, &opts.identity);
         cfg.lease_duration = opts.lease_duration;
         cfg.renew_every = opts.lease_renew_every;
-        tasks.spawn(leader::run(api, cfg, leader_tx));
+        // The election ends with the loop: `w.tasks` aborts it.
+        w.tasks.spawn(leader::run(api, cfg, leader_tx));
     }
 
-    let mut stop = std::pin::pin!(stop);
+    let mut stop = std::pin::pin!(w.stop);
     tokio::select! {
         r = async {
             services.wait_until_ready().await?;
@@ -177,7 +162,8 @@ async fn main_loop(client: Client, opts: RunOptions, w: Wiring<Shared>) -> anyho
     // burst of Services would otherwise wait for one event per Service before the next pass
     // could write the statuses of the Services created meanwhile.
     let (events, events_rx) = tokio::sync::mpsc::channel(EVENT_QUEUE);
-    tasks.spawn(publish_events(recorder, shared.clone(), events_rx));
+    w.tasks
+        .spawn(publish_events(recorder, shared.clone(), events_rx));
     let mut again: Option<Duration> = None;
     let mut was_leader = false;
     loop {
@@ -227,7 +213,7 @@ async fn main_loop(client: Client, opts: RunOptions, w: Wiring<Shared>) -> anyho
             }
         };
         tokio::select! {
-            _ = changes.changed() => {}
+            _ = w.changes.changed() => {}
             _ = leader_rx.changed() => {}
             _ = retry => {}
             _ = &mut stop => break,

@@ -1,8 +1,14 @@
 //! Starting and stopping a component: the handle a binary's `start` returns, what its main
 //! loop starts with, and the signals that end the process.
 
+use crate::store::{ConfigStores, spawn_store};
 use axum::Router;
+use kube::runtime::reflector::Store;
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
 use std::future::Future;
+use std::hash::Hash;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -16,15 +22,32 @@ pub type StopSignal = oneshot::Receiver<()>;
 pub struct Wiring<S> {
     /// The state the loop shares with the HTTP API.
     pub shared: Arc<S>,
-    /// Tasks that live as long as the loop; the HTTP API already runs in it. Dropping the set
-    /// (when the loop returns) aborts every task in it.
+    /// Tasks that live as long as the loop: the HTTP API, the stores' watches and whatever
+    /// the loop adds. Dropping the set (when the loop returns) aborts every task in it.
     pub tasks: JoinSet<()>,
-    /// Give this to the stores ([`crate::store`]): they bump it on every change.
-    pub changes_tx: watch::Sender<u64>,
-    /// Changes when any store does: the loop then recomputes from the whole view.
+    /// Changes when any store of [`Wiring::store`] or [`Wiring::config_stores`] does: the loop
+    /// then recomputes from the whole view.
     pub changes: watch::Receiver<u64>,
     /// Resolves when the component is asked to stop.
     pub stop: StopSignal,
+    changes_tx: watch::Sender<u64>,
+}
+
+impl<S> Wiring<S> {
+    /// A cache of `api`'s objects whose every change wakes the loop (see [`spawn_store`]).
+    pub fn store<K>(&mut self, api: Api<K>) -> Store<K>
+    where
+        K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+        K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
+    {
+        spawn_store(api, self.changes_tx.clone(), &mut self.tasks)
+    }
+
+    /// Caches of the configuration CRDs in `namespace` (`None`: all) whose every change wakes
+    /// the loop.
+    pub fn config_stores(&mut self, client: &Client, namespace: Option<&str>) -> ConfigStores {
+        ConfigStores::start(client, namespace, self.changes_tx.clone(), &mut self.tasks)
+    }
 }
 
 /// A running component: its HTTP API's address, the state that API reads, and the task of its
@@ -64,9 +87,9 @@ where
             main_loop(Wiring {
                 shared: wiring_shared,
                 tasks,
-                changes_tx,
                 changes,
                 stop: stop_rx,
+                changes_tx,
             })
             .await
         });
@@ -170,7 +193,7 @@ mod tests {
             Router::new(),
             Arc::new(()),
             |w| async move {
-                let mut changes = w.changes;
+                let mut changes = w.changes.clone();
                 w.changes_tx.send_modify(|n| *n += 1);
                 assert!(changes.has_changed().unwrap_or(false));
                 assert_eq!(*changes.borrow_and_update(), 1);

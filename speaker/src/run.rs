@@ -203,15 +203,9 @@ fn membership_settled(
     }
 }
 
-async fn main_loop(client: Client, opts: RunOptions, w: Wiring<Shared>) -> anyhow::Result<()> {
-    let Wiring {
-        shared,
-        mut tasks,
-        changes_tx,
-        mut changes,
-        stop,
-    } = w;
-    let stores = SpeakerStores::start(&client, &opts.namespace, changes_tx, &mut tasks);
+async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> anyhow::Result<()> {
+    let shared = w.shared.clone();
+    let stores = SpeakerStores::start(&client, &opts.namespace, &mut w);
     let announcer = Arc::new(
         Announcer::start(AnnouncerConfig {
             exclude_patterns: opts.exclude_interfaces.clone(),
@@ -223,7 +217,7 @@ async fn main_loop(client: Client, opts: RunOptions, w: Wiring<Shared>) -> anyho
     );
     *lock(&shared.announcer) = Some(announcer.clone());
 
-    let mut stop = std::pin::pin!(stop);
+    let mut stop = std::pin::pin!(w.stop);
     tokio::select! {
         r = stores.wait_until_ready() => r?,
         _ = &mut stop => return Ok(()),
@@ -476,7 +470,7 @@ async fn main_loop(client: Client, opts: RunOptions, w: Wiring<Shared>) -> anyho
         let mut settle = std::pin::pin!(settle);
         loop {
             tokio::select! {
-                _ = changes.changed() => break,
+                _ = w.changes.changed() => break,
                 _ = &mut settle => break,
                 r = alive_rx.changed(), if gossip.is_some() => {
                     if r.is_ok() {
@@ -503,7 +497,7 @@ async fn main_loop(client: Client, opts: RunOptions, w: Wiring<Shared>) -> anyho
         }
         // Let a burst of watch events land before recomputing (membership changes are rare and
         // urgent: they skip the wait).
-        if changes.has_changed().unwrap_or(false) {
+        if w.changes.has_changed().unwrap_or(false) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }

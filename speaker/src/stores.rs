@@ -5,7 +5,8 @@
 
 use ferrolb_api::service::ClassPolicy;
 use ferrolb_config::{Config, ConfigError};
-use ferrolb_runtime::store::{ConfigStores, WriterDropped, spawn_store};
+use ferrolb_runtime::Wiring;
+use ferrolb_runtime::store::{ConfigStores, WriterDropped};
 use ferrolb_speaker_core::index::{
     ClusterIndex, endpoint_slice_from_k8s, node_from_k8s, service_from_k8s,
 };
@@ -14,8 +15,6 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{self, Store};
 use kube::{Api, Client};
 use std::collections::BTreeMap;
-use tokio::sync::watch;
-use tokio::task::JoinSet;
 
 /// The speaker's caches.
 #[derive(Clone)]
@@ -29,22 +28,13 @@ pub struct SpeakerStores {
 
 impl SpeakerStores {
     /// Starts every reflector. Configuration CRDs and Secrets are read in `namespace` only.
-    pub fn start(
-        client: &Client,
-        namespace: &str,
-        changes: watch::Sender<u64>,
-        tasks: &mut JoinSet<()>,
-    ) -> Self {
+    pub fn start<S>(client: &Client, namespace: &str, w: &mut Wiring<S>) -> Self {
         Self {
-            services: spawn_store(Api::all(client.clone()), changes.clone(), tasks),
-            slices: spawn_store(Api::all(client.clone()), changes.clone(), tasks),
-            nodes: spawn_store(Api::all(client.clone()), changes.clone(), tasks),
-            secrets: spawn_store(
-                Api::namespaced(client.clone(), namespace),
-                changes.clone(),
-                tasks,
-            ),
-            config: ConfigStores::start(client, Some(namespace), changes, tasks),
+            services: w.store(Api::all(client.clone())),
+            slices: w.store(Api::all(client.clone())),
+            nodes: w.store(Api::all(client.clone())),
+            secrets: w.store(Api::namespaced(client.clone(), namespace)),
+            config: w.config_stores(client, Some(namespace)),
         }
     }
 

@@ -88,62 +88,59 @@ fn default_ms(d: Duration) -> u64 {
 }
 
 fn main() -> anyhow::Result<()> {
-    let command: Command = ferrolb_runtime::telemetry::parse_command(
+    // `run` is the only subcommand.
+    let Command::Run(args) = ferrolb_runtime::telemetry::parse_command(
         "ferrolb-speaker",
         env!("CARGO_PKG_VERSION"),
         "ferrolb speaker: announces LoadBalancer addresses",
     );
-    match command {
-        Command::Run(args) => {
-            ferrolb_runtime::telemetry::init_tracing();
-            let timers = GossipTimers {
-                probe_period: Duration::from_millis(args.gossip_probe_period),
-                probe_rtt: Duration::from_millis(args.gossip_probe_rtt),
-                suspect_to_down: Duration::from_millis(args.gossip_suspect_timeout),
-                ..GossipTimers::default()
-            };
-            let heartbeat = (args.heartbeat_interval != 0).then(|| HeartbeatTimers {
-                interval: Duration::from_millis(args.heartbeat_interval),
-                misses: args.heartbeat_misses,
-                confirm_within: Duration::from_millis(args.heartbeat_confirm_within),
-                ..HeartbeatTimers::default()
-            });
-            // Refuse inconsistent timers at start rather than run without membership.
-            ferrolb_speaker::membership::foca_config(&timers)?;
-            if let Some(h) = &heartbeat {
-                h.validate().map_err(anyhow::Error::msg)?;
-            }
-            let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(async move {
-                let client = kube::Client::try_default().await?;
-                let opts = RunOptions {
-                    node_name: args.node_name,
-                    namespace: args.namespace,
-                    listen: args.listen,
-                    class_policy: ClassPolicy::from_require_class(args.require_class),
-                    membership: (args.membership_port != 0).then_some(MembershipOptions {
-                        port: args.membership_port,
-                        secret: args.membership_secret,
-                        secret_key: args.membership_secret_key,
-                        timers,
-                        heartbeat,
-                    }),
-                    exclude_interfaces: if args.exclude_interfaces.is_empty() {
-                        DEFAULT_EXCLUDE_PATTERNS
-                            .iter()
-                            .map(|s| s.to_string())
-                            .collect()
-                    } else {
-                        args.exclude_interfaces
-                    },
-                    l2_responder: args.l2_responder,
-                    modes: Modes {
-                        layer2: !args.disable_layer2,
-                        bgp: !args.disable_bgp,
-                    },
-                };
-                ferrolb_speaker::run::run(client, opts).await
-            })
-        }
+    ferrolb_runtime::telemetry::init_tracing();
+    let timers = GossipTimers {
+        probe_period: Duration::from_millis(args.gossip_probe_period),
+        probe_rtt: Duration::from_millis(args.gossip_probe_rtt),
+        suspect_to_down: Duration::from_millis(args.gossip_suspect_timeout),
+        ..GossipTimers::default()
+    };
+    let heartbeat = (args.heartbeat_interval != 0).then(|| HeartbeatTimers {
+        interval: Duration::from_millis(args.heartbeat_interval),
+        misses: args.heartbeat_misses,
+        confirm_within: Duration::from_millis(args.heartbeat_confirm_within),
+        ..HeartbeatTimers::default()
+    });
+    // Refuse inconsistent timers at start rather than run without membership.
+    ferrolb_speaker::membership::foca_config(&timers)?;
+    if let Some(h) = &heartbeat {
+        h.validate().map_err(anyhow::Error::msg)?;
     }
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let client = kube::Client::try_default().await?;
+        let opts = RunOptions {
+            node_name: args.node_name,
+            namespace: args.namespace,
+            listen: args.listen,
+            class_policy: ClassPolicy::from_require_class(args.require_class),
+            membership: (args.membership_port != 0).then_some(MembershipOptions {
+                port: args.membership_port,
+                secret: args.membership_secret,
+                secret_key: args.membership_secret_key,
+                timers,
+                heartbeat,
+            }),
+            exclude_interfaces: if args.exclude_interfaces.is_empty() {
+                DEFAULT_EXCLUDE_PATTERNS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            } else {
+                args.exclude_interfaces
+            },
+            l2_responder: args.l2_responder,
+            modes: Modes {
+                layer2: !args.disable_layer2,
+                bgp: !args.disable_bgp,
+            },
+        };
+        ferrolb_speaker::run::run(client, opts).await
+    })
 }

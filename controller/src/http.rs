@@ -1,20 +1,19 @@
-//! The controller's HTTP API: `/healthz`, `/readyz`, `/metrics`, `/api/v1/status` and
-//! `/api/v1/services/{namespace}/{name}`.
+//! The controller's HTTP API: the runtime's `/healthz`, `/readyz` and `/metrics`, plus
+//! `/api/v1/status` and `/api/v1/services/{namespace}/{name}`.
 
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use ferrolb_api::status::{ControllerStatus, ServiceAllocation};
+use ferrolb_runtime::http::Health;
 use std::sync::Arc;
 
-/// What the HTTP API reads. The reconciler's shared state implements it.
-pub trait StatusSource: Send + Sync + 'static {
-    /// Ready once the first full sync is done (see `docs/architecture.md` for the follower case).
-    fn ready(&self) -> bool;
-    /// Metrics in the Prometheus text format.
-    fn metrics_text(&self) -> String;
+/// What the HTTP API reads besides the probes and metrics. The reconciler's shared state
+/// implements it; its `Health::ready` is the first full sync, also on a follower (see
+/// `docs/architecture.md`).
+pub trait StatusSource: Health {
     /// The whole status document.
     fn status(&self) -> ControllerStatus;
     /// One Service's allocation, if ferrolb handles it.
@@ -23,36 +22,10 @@ pub trait StatusSource: Send + Sync + 'static {
 
 /// Builds the router over `source`.
 pub fn router<S: StatusSource>(source: Arc<S>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz::<S>))
-        .route("/metrics", get(metrics::<S>))
+    ferrolb_runtime::http::router::<S>()
         .route("/api/v1/status", get(status::<S>))
         .route("/api/v1/services/{namespace}/{name}", get(service::<S>))
         .with_state(source)
-}
-
-async fn readyz<S: StatusSource>(State(s): State<Arc<S>>) -> Response {
-    if s.ready() {
-        (StatusCode::OK, "ready").into_response()
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: initial sync not done",
-        )
-            .into_response()
-    }
-}
-
-async fn metrics<S: StatusSource>(State(s): State<Arc<S>>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        s.metrics_text(),
-    )
-        .into_response()
 }
 
 async fn status<S: StatusSource>(State(s): State<Arc<S>>) -> Json<ControllerStatus> {

@@ -3,20 +3,9 @@
 
 #![forbid(unsafe_code)]
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "ferrolb-controller",
-    version,
-    about = "ferrolb controller: allocates LoadBalancer IPs from pools"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -58,10 +47,14 @@ struct ValidateArgs {
 }
 
 fn main() -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
-    match cli.command {
+    let command: Command = ferrolb_runtime::telemetry::parse_command(
+        "ferrolb-controller",
+        env!("CARGO_PKG_VERSION"),
+        "ferrolb controller: allocates LoadBalancer IPs from pools",
+    );
+    match command {
         Command::Run(args) => {
-            init_tracing();
+            ferrolb_runtime::telemetry::init_tracing();
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(run(args))?;
             Ok(ExitCode::SUCCESS)
@@ -72,12 +65,6 @@ fn main() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(report.exit_code()))
         }
     }
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {

@@ -6,12 +6,14 @@ use crate::http::StatusSource;
 use crate::leader::{self, LeaderConfig};
 use crate::metrics::Metrics;
 use crate::reconciler::{Core, Event, EventKind, PassContext, StatusWrite};
-use crate::stores::{ConfigStores, spawn_store};
 use ferrolb_api::IPAddressPool;
 use ferrolb_api::service::ClassPolicy;
 use ferrolb_api::status::{ControllerStatus, ServiceAllocation};
+use ferrolb_runtime::Wiring;
+use ferrolb_runtime::http::Health;
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
@@ -21,7 +23,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
 /// Settings of `ferrolb-controller run`.
 #[derive(Clone, Debug)]
@@ -70,18 +71,20 @@ pub struct Shared {
 
 impl Shared {
     fn core(&self) -> MutexGuard<'_, Core> {
-        // A panic while holding the lock leaves a consistent-enough table; keep serving.
-        self.core.lock().unwrap_or_else(|p| p.into_inner())
+        ferrolb_runtime::sync::lock(&self.core)
     }
 }
 
-impl StatusSource for Shared {
+impl Health for Shared {
     fn ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
     }
     fn metrics_text(&self) -> String {
         self.metrics.encode()
     }
+}
+
+impl StatusSource for Shared {
     fn status(&self) -> ControllerStatus {
         self.core().status(
             env!("CARGO_PKG_VERSION"),
@@ -94,45 +97,13 @@ impl StatusSource for Shared {
     }
 }
 
-/// A running controller.
-pub struct Handle {
-    /// Bound address of the HTTP API.
-    pub addr: SocketAddr,
-    /// The state the HTTP API reads.
-    pub shared: Arc<Shared>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl Handle {
-    /// Stops the controller and waits for it.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        (&mut self.task).await?
-    }
-
-    /// Waits until the controller ends by itself (it only does on an error).
-    pub async fn wait(mut self) -> anyhow::Result<()> {
-        (&mut self.task).await?
-    }
-}
+/// A running controller: `stop` stops it and waits for it; `wait` waits until it ends by
+/// itself (it only does on an error).
+pub type Handle = ferrolb_runtime::Handle<Shared, anyhow::Error>;
 
 /// Runs the controller until SIGTERM/SIGINT.
 pub async fn run(client: Client, opts: RunOptions) -> anyhow::Result<()> {
-    let handle = start(client, opts).await?;
-    let mut handle = std::pin::pin!(handle);
-    tokio::select! {
-        r = &mut handle.task => r?,
-        _ = shutdown_signal() => {
-            tracing::info!("signal received");
-            if let Some(stop) = handle.stop.take() {
-                let _ = stop.send(());
-            }
-            (&mut handle.task).await?
-        }
-    }
+    start(client, opts).await?.run_until_signal().await
 }
 
 /// Binds the HTTP API and starts the controller in the background.
@@ -146,40 +117,18 @@ pub async fn start(client: Client, opts: RunOptions) -> anyhow::Result<Handle> {
     let listener = tokio::net::TcpListener::bind(opts.listen).await?;
     let addr = listener.local_addr()?;
     tracing::info!(listen = %addr, "HTTP API listening");
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(main_loop(client, opts, shared.clone(), listener, stop_rx));
-    Ok(Handle {
-        addr,
-        shared,
-        stop: Some(stop_tx),
-        task,
-    })
+    let router = crate::http::router(shared.clone());
+    Ok(Handle::spawn(listener, router, shared, |w| {
+        main_loop(client, opts, w)
+    })?)
 }
 
-async fn main_loop(
-    client: Client,
-    opts: RunOptions,
-    shared: Arc<Shared>,
-    listener: tokio::net::TcpListener,
-    stop: tokio::sync::oneshot::Receiver<()>,
-) -> anyhow::Result<()> {
-    // Dropping the set aborts every watch, the HTTP server and the election.
-    let mut tasks = JoinSet::new();
-    let (changes_tx, mut changes) = watch::channel(0u64);
-    let services = spawn_store(
-        Api::<Service>::all(client.clone()),
-        changes_tx.clone(),
-        &mut tasks,
-    );
+async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> anyhow::Result<()> {
+    let shared = w.shared.clone();
+    let services = w.store(Api::<Service>::all(client.clone()));
     let config_ns = (!opts.all_namespaces_config).then_some(opts.namespace.as_str());
-    let stores = ConfigStores::start(&client, config_ns, changes_tx, &mut tasks);
-
-    let router = crate::http::router(shared.clone());
-    tasks.spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
-            tracing::error!(error = %e, "HTTP API stopped");
-        }
-    });
+    let stores = w.config_stores(&client, config_ns);
+    let namespaces = w.store(Api::<Namespace>::all(client.clone()));
 
     let (leader_tx, mut leader_rx) = watch::channel(!opts.leader_election);
     if opts.leader_election {
@@ -187,14 +136,16 @@ async fn main_loop(
         let mut cfg = LeaderConfig::new(&opts.namespace, &opts.identity);
         cfg.lease_duration = opts.lease_duration;
         cfg.renew_every = opts.lease_renew_every;
-        tasks.spawn(leader::run(api, cfg, leader_tx));
+        // The election ends with the loop: `w.tasks` aborts it.
+        w.tasks.spawn(leader::run(api, cfg, leader_tx));
     }
 
-    let mut stop = std::pin::pin!(stop);
+    let mut stop = std::pin::pin!(w.stop);
     tokio::select! {
         r = async {
             services.wait_until_ready().await?;
-            stores.wait_until_ready().await
+            stores.wait_until_ready().await?;
+            namespaces.wait_until_ready().await
         } => r?,
         _ = &mut stop => return Ok(()),
     }
@@ -211,7 +162,8 @@ async fn main_loop(
     // burst of Services would otherwise wait for one event per Service before the next pass
     // could write the statuses of the Services created meanwhile.
     let (events, events_rx) = tokio::sync::mpsc::channel(EVENT_QUEUE);
-    tasks.spawn(publish_events(recorder, shared.clone(), events_rx));
+    w.tasks
+        .spawn(publish_events(recorder, shared.clone(), events_rx));
     let mut again: Option<Duration> = None;
     let mut was_leader = false;
     loop {
@@ -233,7 +185,7 @@ async fn main_loop(
             core.pass(
                 &services.state(),
                 &stores.inputs(),
-                &stores.namespace_labels(),
+                &crate::stores::namespace_labels(&namespaces),
                 ctx,
             )
         };
@@ -261,7 +213,7 @@ async fn main_loop(
             }
         };
         tokio::select! {
-            _ = changes.changed() => {}
+            _ = w.changes.changed() => {}
             _ = leader_rx.changed() => {}
             _ = retry => {}
             _ = &mut stop => break,
@@ -452,20 +404,5 @@ async fn publish_event(recorder: &Recorders, event: Event) {
         .await
     {
         tracing::warn!(error = %e, "recording event failed");
-    }
-}
-
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
     }
 }

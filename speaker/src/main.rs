@@ -1,6 +1,6 @@
 //! ferrolb-speaker: announces LoadBalancer addresses from this node (layer 2 and BGP).
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Subcommand};
 use ferrolb_api::service::ClassPolicy;
 use ferrolb_speaker::layer2::DEFAULT_EXCLUDE_PATTERNS;
 use ferrolb_speaker::layer2::L2Responder;
@@ -9,17 +9,6 @@ use ferrolb_speaker::run::{MembershipOptions, RunOptions};
 use ferrolb_speaker_core::desired::Modes;
 use ferrolb_speaker_core::membership::heartbeat::HeartbeatTimers;
 use std::time::Duration;
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "ferrolb-speaker",
-    version,
-    about = "ferrolb speaker: announces LoadBalancer addresses"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -99,60 +88,59 @@ fn default_ms(d: Duration) -> u64 {
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Run(args) => {
-            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-            tracing_subscriber::fmt().with_env_filter(filter).init();
-            let timers = GossipTimers {
-                probe_period: Duration::from_millis(args.gossip_probe_period),
-                probe_rtt: Duration::from_millis(args.gossip_probe_rtt),
-                suspect_to_down: Duration::from_millis(args.gossip_suspect_timeout),
-                ..GossipTimers::default()
-            };
-            let heartbeat = (args.heartbeat_interval != 0).then(|| HeartbeatTimers {
-                interval: Duration::from_millis(args.heartbeat_interval),
-                misses: args.heartbeat_misses,
-                confirm_within: Duration::from_millis(args.heartbeat_confirm_within),
-                ..HeartbeatTimers::default()
-            });
-            // Refuse inconsistent timers at start rather than run without membership.
-            ferrolb_speaker::membership::foca_config(&timers)?;
-            if let Some(h) = &heartbeat {
-                h.validate().map_err(anyhow::Error::msg)?;
-            }
-            let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(async move {
-                let client = kube::Client::try_default().await?;
-                let opts = RunOptions {
-                    node_name: args.node_name,
-                    namespace: args.namespace,
-                    listen: args.listen,
-                    class_policy: ClassPolicy::from_require_class(args.require_class),
-                    membership: (args.membership_port != 0).then_some(MembershipOptions {
-                        port: args.membership_port,
-                        secret: args.membership_secret,
-                        secret_key: args.membership_secret_key,
-                        timers,
-                        heartbeat,
-                    }),
-                    exclude_interfaces: if args.exclude_interfaces.is_empty() {
-                        DEFAULT_EXCLUDE_PATTERNS
-                            .iter()
-                            .map(|s| s.to_string())
-                            .collect()
-                    } else {
-                        args.exclude_interfaces
-                    },
-                    l2_responder: args.l2_responder,
-                    modes: Modes {
-                        layer2: !args.disable_layer2,
-                        bgp: !args.disable_bgp,
-                    },
-                };
-                ferrolb_speaker::run::run(client, opts).await
-            })
-        }
+    // `run` is the only subcommand.
+    let Command::Run(args) = ferrolb_runtime::telemetry::parse_command(
+        "ferrolb-speaker",
+        env!("CARGO_PKG_VERSION"),
+        "ferrolb speaker: announces LoadBalancer addresses",
+    );
+    ferrolb_runtime::telemetry::init_tracing();
+    let timers = GossipTimers {
+        probe_period: Duration::from_millis(args.gossip_probe_period),
+        probe_rtt: Duration::from_millis(args.gossip_probe_rtt),
+        suspect_to_down: Duration::from_millis(args.gossip_suspect_timeout),
+        ..GossipTimers::default()
+    };
+    let heartbeat = (args.heartbeat_interval != 0).then(|| HeartbeatTimers {
+        interval: Duration::from_millis(args.heartbeat_interval),
+        misses: args.heartbeat_misses,
+        confirm_within: Duration::from_millis(args.heartbeat_confirm_within),
+        ..HeartbeatTimers::default()
+    });
+    // Refuse inconsistent timers at start rather than run without membership.
+    ferrolb_speaker::membership::foca_config(&timers)?;
+    if let Some(h) = &heartbeat {
+        h.validate().map_err(anyhow::Error::msg)?;
     }
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let client = kube::Client::try_default().await?;
+        let opts = RunOptions {
+            node_name: args.node_name,
+            namespace: args.namespace,
+            listen: args.listen,
+            class_policy: ClassPolicy::from_require_class(args.require_class),
+            membership: (args.membership_port != 0).then_some(MembershipOptions {
+                port: args.membership_port,
+                secret: args.membership_secret,
+                secret_key: args.membership_secret_key,
+                timers,
+                heartbeat,
+            }),
+            exclude_interfaces: if args.exclude_interfaces.is_empty() {
+                DEFAULT_EXCLUDE_PATTERNS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            } else {
+                args.exclude_interfaces
+            },
+            l2_responder: args.l2_responder,
+            modes: Modes {
+                layer2: !args.disable_layer2,
+                bgp: !args.disable_bgp,
+            },
+        };
+        ferrolb_speaker::run::run(client, opts).await
+    })
 }

@@ -4,6 +4,7 @@
 
 use crate::layer2::announcer::L2CounterValues;
 use crate::membership::MembershipCounterValues;
+use ferrolb_runtime::sync::lock;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -265,7 +266,7 @@ impl Metrics {
 
     /// Copies the announcer's counters in (as deltas since the last call).
     pub fn observe_l2(&self, now: L2CounterValues) {
-        let mut last = self.last_l2.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last = lock(&self.last_l2);
         let v4 = FamilyLabels {
             family: "ipv4".into(),
         };
@@ -299,10 +300,7 @@ impl Metrics {
     /// Copies the membership's counters in (as deltas; a restarted membership starts again
     /// from zero).
     pub fn observe_membership(&self, now: MembershipCounterValues) {
-        let mut last = self
-            .last_membership
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut last = lock(&self.last_membership);
         if now.auth_failures < last.auth_failures
             || now.heartbeat_presumed_down < last.heartbeat_presumed_down
             || now.heartbeat_revoked < last.heartbeat_revoked
@@ -324,7 +322,7 @@ impl Metrics {
         sessions: &[(String, std::sync::Arc<crate::bgp::session::SessionCounters>)],
     ) {
         use std::sync::atomic::Ordering::Relaxed;
-        let mut last = self.last_bgp.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last = lock(&self.last_bgp);
         for (peer, c) in sessions {
             let now = BgpCounterValues {
                 updates_sent: c.updates_sent.load(Relaxed),
@@ -368,7 +366,7 @@ impl Metrics {
         sessions: &std::collections::BTreeMap<String, std::sync::Arc<crate::bfd::BfdCounters>>,
     ) {
         use std::sync::atomic::Ordering::Relaxed;
-        let mut last = self.last_bfd.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last = lock(&self.last_bfd);
         for (peer, c) in sessions {
             let now = [
                 c.packets_sent.load(Relaxed),
@@ -398,10 +396,7 @@ impl Metrics {
 
     /// The metrics in the Prometheus text format.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        ferrolb_runtime::telemetry::encode_metrics(&self.registry)
     }
 }
 

@@ -6,13 +6,14 @@ use crate::http::StatusSource;
 use crate::layer2::announcer::{Announcer, AnnouncerConfig, KERNEL_LEASE, L2Responder};
 use crate::membership::{GossipTimers, Membership, MembershipConfig};
 use crate::metrics::{Metrics, ModeLabels};
-use crate::stores::{ConfigView, SpeakerStores};
+use crate::stores::SpeakerStores;
 use anyhow::Context;
 use ferrolb_api::service::ClassPolicy;
-use ferrolb_api::status::{
-    BgpPeerStatus, ConfigStatus, MembershipView, NotAnnouncedAddress, SpeakerStatus,
-};
-use ferrolb_config::{Config, ConfigError, Peer};
+use ferrolb_api::status::{BgpPeerStatus, MembershipView, NotAnnouncedAddress, SpeakerStatus};
+use ferrolb_config::Peer;
+use ferrolb_runtime::http::Health;
+use ferrolb_runtime::sync::lock;
+use ferrolb_runtime::{ConfigTracker, ConfigUpdate, Wiring};
 use ferrolb_speaker_core::desired::{Desired, Modes, desired_announcements_in};
 use ferrolb_speaker_core::eligibility::peers_for_node;
 use ferrolb_speaker_core::membership::heartbeat::HeartbeatTimers;
@@ -22,10 +23,9 @@ use kube::{Client, Resource};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
 /// Settings of `ferrolb-speaker run`.
 #[derive(Clone, Debug)]
@@ -66,9 +66,7 @@ pub struct MembershipOptions {
 
 #[derive(Default)]
 struct State {
-    config: ConfigStatus,
-    last_valid: Option<Config>,
-    last_errors: Vec<ConfigError>,
+    config: ConfigTracker,
     membership: MembershipView,
     bgp_peers: Vec<BgpPeerStatus>,
     bgp_errors: Vec<String>,
@@ -88,19 +86,16 @@ pub struct Shared {
 }
 
 impl Shared {
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
     }
 
     fn announcer(&self) -> Option<Arc<Announcer>> {
-        self.announcer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        lock(&self.announcer).clone()
     }
 }
 
-impl StatusSource for Shared {
+impl Health for Shared {
     fn ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
     }
@@ -111,14 +106,16 @@ impl StatusSource for Shared {
         }
         self.metrics.encode()
     }
+}
 
+impl StatusSource for Shared {
     fn status(&self) -> SpeakerStatus {
         let st = self.state();
         SpeakerStatus {
             version: env!("CARGO_PKG_VERSION").to_string(),
             node: self.node.clone(),
             ready: self.ready(),
-            config: st.config.clone(),
+            config: st.config.status().clone(),
             membership: st.membership.clone(),
             announcements: self
                 .announcer()
@@ -137,36 +134,12 @@ impl StatusSource for Shared {
     }
 }
 
-/// A running speaker.
-pub struct Handle {
-    /// Bound address of the HTTP API.
-    pub addr: SocketAddr,
-    /// What the HTTP API reads.
-    pub shared: Arc<Shared>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl Handle {
-    /// Stops the speaker (withdrawing everything it announces) and waits for it.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        (&mut self.task).await?
-    }
-}
+/// A running speaker: `stop` stops it (withdrawing everything it announces) and waits for it.
+pub type Handle = ferrolb_runtime::Handle<Shared, anyhow::Error>;
 
 /// Runs the speaker until SIGTERM/SIGINT.
 pub async fn run(client: Client, opts: RunOptions) -> anyhow::Result<()> {
-    let mut handle = start(client, opts).await?;
-    tokio::select! {
-        r = &mut handle.task => r?,
-        _ = shutdown_signal() => {
-            tracing::info!("signal received");
-            handle.stop().await
-        }
-    }
+    start(client, opts).await?.run_until_signal().await
 }
 
 /// Binds the HTTP API and starts the speaker in the background.
@@ -183,14 +156,10 @@ pub async fn start(client: Client, opts: RunOptions) -> anyhow::Result<Handle> {
         .with_context(|| format!("binding the HTTP API on {}", opts.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(listen = %addr, node = %opts.node_name, "HTTP API listening");
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(main_loop(client, opts, shared.clone(), listener, stop_rx));
-    Ok(Handle {
-        addr,
-        shared,
-        stop: Some(stop_tx),
-        task,
-    })
+    let router = crate::http::router(shared.clone());
+    Ok(Handle::spawn(listener, router, shared, |w| {
+        main_loop(client, opts, w)
+    })?)
 }
 
 /// InternalIP addresses of a Node (IPv4 first).
@@ -237,22 +206,9 @@ fn membership_settled(
     }
 }
 
-async fn main_loop(
-    client: Client,
-    opts: RunOptions,
-    shared: Arc<Shared>,
-    listener: tokio::net::TcpListener,
-    stop: tokio::sync::oneshot::Receiver<()>,
-) -> anyhow::Result<()> {
-    let mut tasks = JoinSet::new();
-    let (changes_tx, mut changes) = watch::channel(0u64);
-    let stores = SpeakerStores::start(&client, &opts.namespace, changes_tx, &mut tasks);
-    let router = crate::http::router(shared.clone());
-    tasks.spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
-            tracing::error!(error = %e, "HTTP API stopped");
-        }
-    });
+async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> anyhow::Result<()> {
+    let shared = w.shared.clone();
+    let stores = SpeakerStores::start(&client, &opts.namespace, &mut w);
     let announcer = Arc::new(
         Announcer::start(AnnouncerConfig {
             exclude_patterns: opts.exclude_interfaces.clone(),
@@ -262,9 +218,9 @@ async fn main_loop(
         .await
         .context("starting the layer 2 announcer")?,
     );
-    *shared.announcer.lock().unwrap_or_else(|p| p.into_inner()) = Some(announcer.clone());
+    *lock(&shared.announcer) = Some(announcer.clone());
 
-    let mut stop = std::pin::pin!(stop);
+    let mut stop = std::pin::pin!(w.stop);
     tokio::select! {
         r = stores.wait_until_ready() => r?,
         _ = &mut stop => return Ok(()),
@@ -380,29 +336,19 @@ async fn main_loop(
 
         let desired = {
             let mut st = shared.state();
-            match stores.config() {
-                ConfigView::Valid(cfg) => {
-                    st.config = ConfigStatus {
-                        valid: true,
-                        loaded: true,
-                        errors: Vec::new(),
-                        warnings: cfg.warnings.iter().map(ConfigError::to_problem).collect(),
-                    };
-                    st.last_errors.clear();
-                    st.last_valid = Some(cfg);
-                }
-                ConfigView::Invalid(errors) => {
-                    if errors != st.last_errors {
-                        for e in &errors {
-                            tracing::error!(error = %e, "configuration rejected; the last valid one stays in force");
-                        }
-                    }
-                    st.config.valid = false;
-                    st.config.errors = errors.iter().map(ConfigError::to_problem).collect();
-                    st.last_errors = errors;
+            if let ConfigUpdate::Rejected {
+                changed: true,
+                errors,
+            } = st.config.update(stores.config())
+            {
+                for e in errors {
+                    tracing::error!(error = %e, "configuration rejected; the last valid one stays in force");
                 }
             }
-            shared.metrics.config_valid.set(i64::from(st.config.valid));
+            shared
+                .metrics
+                .config_valid
+                .set(i64::from(st.config.valid()));
             st.membership = match &gossip {
                 Some(g) => g.membership.view(),
                 None => MembershipView {
@@ -415,7 +361,7 @@ async fn main_loop(
                 .metrics
                 .members
                 .set(i64::try_from(members).unwrap_or(i64::MAX));
-            st.last_valid.clone().map(|cfg| {
+            st.config.in_force().cloned().map(|cfg| {
                 let mut index = stores.index(cfg, opts.class_policy);
                 index.set_members_alive(alive.clone());
                 // With BGP off no session is opened at all.
@@ -537,7 +483,7 @@ async fn main_loop(
         let mut settle = std::pin::pin!(settle);
         loop {
             tokio::select! {
-                _ = changes.changed() => break,
+                _ = w.changes.changed() => break,
                 _ = &mut settle => break,
                 r = alive_rx.changed(), if gossip.is_some() => {
                     if r.is_ok() {
@@ -564,7 +510,7 @@ async fn main_loop(
         }
         // Let a burst of watch events land before recomputing (membership changes are rare and
         // urgent: they skip the wait).
-        if changes.has_changed().unwrap_or(false) {
+        if w.changes.has_changed().unwrap_or(false) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -728,21 +674,6 @@ async fn record_owner_changes(
         next.insert(o.ip, o.owner.clone());
     }
     *owners = next;
-}
-
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
 }
 
 #[cfg(test)]

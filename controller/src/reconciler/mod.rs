@@ -17,8 +17,9 @@ use crate::service::to_request;
 use ferrolb_api::IPAddressPoolStatus;
 use ferrolb_api::events as reasons;
 use ferrolb_api::service::{ClassPolicy, handles, ingress_ips};
-use ferrolb_api::status::{ConfigStatus, ControllerStatus, ServiceAllocation};
-use ferrolb_config::{Config, ConfigError, Inputs};
+use ferrolb_api::status::{ControllerStatus, ServiceAllocation};
+use ferrolb_config::{Config, Inputs};
+use ferrolb_runtime::{ConfigTracker, ConfigUpdate};
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -42,8 +43,8 @@ pub struct PassContext {
 #[derive(Debug, Default)]
 pub struct Core {
     allocator: Allocator,
-    config: ConfigStatus,
-    last_errors: Vec<ConfigError>,
+    /// The configuration in force (also held by the allocator) and its status.
+    config: ConfigTracker,
     restored: bool,
     /// Last failure reported per Service, so an event is recorded once per change.
     failures: HashMap<ServiceKey, ServiceFailure>,
@@ -89,7 +90,7 @@ fn saturate(n: u64) -> i64 {
 impl Core {
     /// Whether a valid configuration has been loaded.
     pub fn loaded(&self) -> bool {
-        self.config.loaded
+        self.config.loaded()
     }
 
     /// Forget the allocation table, so that the next pass rebuilds it from the Services'
@@ -111,7 +112,7 @@ impl Core {
             version: version.to_string(),
             ready,
             leader,
-            config: self.config.clone(),
+            config: self.config.status().clone(),
             pools: self.allocator.usage_status(),
             services: self.allocator.allocations(),
         }
@@ -132,26 +133,22 @@ impl Core {
     }
 
     fn load_config(&mut self, inputs: &Inputs, ctx: &PassContext, out: &mut PassOutcome) {
-        match Config::build(inputs) {
-            Ok(cfg) => {
-                self.config.valid = true;
-                self.config.loaded = true;
-                self.config.errors.clear();
-                self.config.warnings = cfg.warnings.iter().map(ConfigError::to_problem).collect();
-                if self.last_errors.iter().any(|_| true) {
+        match self.config.update(Config::build(inputs)) {
+            ConfigUpdate::Valid { recovered } => {
+                if recovered {
                     tracing::info!("configuration is valid again");
                 }
-                self.last_errors.clear();
-                if &cfg != self.allocator.config() {
+                if let Some(cfg) = self.config.in_force()
+                    && cfg != self.allocator.config()
+                {
                     tracing::info!(pools = cfg.pools.len(), "configuration loaded");
-                    self.allocator.set_config(cfg);
+                    self.allocator.set_config(cfg.clone());
                 }
             }
-            Err(errors) => {
-                self.config.valid = false;
-                if errors != self.last_errors {
+            ConfigUpdate::Rejected { changed, errors } => {
+                if changed {
                     out.metrics.config_rejected = true;
-                    for e in &errors {
+                    for e in errors {
                         tracing::error!(error = %e, "configuration rejected; the last valid configuration stays in force");
                         if ctx.leader {
                             out.events.push(Event {
@@ -165,12 +162,10 @@ impl Core {
                             });
                         }
                     }
-                    self.config.errors = errors.iter().map(ConfigError::to_problem).collect();
-                    self.last_errors = errors;
                 }
             }
         }
-        out.metrics.config_valid = self.config.valid;
+        out.metrics.config_valid = self.config.valid();
     }
 
     /// Runs one pass over the whole view.
@@ -184,7 +179,7 @@ impl Core {
         let mut out = PassOutcome::default();
         self.load_config(inputs, &ctx, &mut out);
         // Without any valid configuration every address would look invalid: touch nothing.
-        if !self.config.loaded || !ctx.leader {
+        if !self.config.loaded() || !ctx.leader {
             return out;
         }
         let empty = BTreeMap::new();

@@ -4,6 +4,7 @@
 use super::runtime::{self, BfdCounters, Command, SessionHandle, SessionSpec};
 use ferrolb_api::status::BfdSessionStatus;
 use ferrolb_config::BfdProfile;
+use ferrolb_runtime::sync::lock;
 use ferrolb_speaker_core::bfd::fsm::Timers;
 use ferrolb_speaker_core::bfd::packet::BfdState;
 use std::collections::BTreeMap;
@@ -96,7 +97,7 @@ impl BfdManager {
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, (BfdPeer, Arc<SessionHandle>)>> {
         // A panic while holding the lock leaves a map that is still consistent.
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.sessions)
     }
 
     /// Sets the whole desired set of sessions, keyed by BGPPeer `namespace/name`. Unchanged

@@ -17,6 +17,7 @@ use crate::bgp::framing::BgpFrameCodec;
 use crate::bgp::socket::{ConnectError, ConnectOptions, connect};
 use ferrolb_api::status::BgpPeerStatus;
 use ferrolb_config::PeerAsn;
+use ferrolb_runtime::sync::lock;
 use ferrolb_speaker_core::bgp::RouteAttributes;
 use ferrolb_speaker_core::bgp::codec::notification::code;
 use ferrolb_speaker_core::bgp::codec::{
@@ -229,16 +230,13 @@ impl SessionCounters {
             Direction::Received => &self.notifications_received,
         };
         bump(counter);
-        let mut by_code = self.notifications.lock().unwrap_or_else(|p| p.into_inner());
+        let mut by_code = lock(&self.notifications);
         *by_code.entry((direction, n.code, n.subcode)).or_default() += 1;
     }
 
     /// NOTIFICATIONs counted so far by (direction, code, subcode).
     pub fn notifications_by_code(&self) -> BTreeMap<NotificationKey, u64> {
-        self.notifications
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        lock(&self.notifications).clone()
     }
 }
 
@@ -352,10 +350,7 @@ impl SessionHandle {
 
     /// Status for `/api/v1/status`.
     pub fn status(&self) -> BgpPeerStatus {
-        let shared = match self.shared.lock() {
-            Ok(g) => g.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        };
+        let shared = lock(&self.shared).clone();
         let state = self.state();
         BgpPeerStatus {
             name: self.config.name.clone(),
@@ -482,10 +477,7 @@ async fn timer(next: Option<(Instant, Timer)>) -> Timer {
 
 impl Runner {
     fn with_shared(&self, f: impl FnOnce(&mut Shared)) {
-        match self.shared.lock() {
-            Ok(mut g) => f(&mut g),
-            Err(poisoned) => f(&mut poisoned.into_inner()),
-        }
+        f(&mut lock(&self.shared))
     }
 
     async fn run(mut self, mut stop_rx: mpsc::Receiver<StopCause>) {

@@ -30,6 +30,7 @@
 //! responder sees and answers those probes.
 
 use super::sys;
+use ferrolb_runtime::sync::lock;
 use ferrolb_speaker_core::layer2::frames::{self, MacAddr, NeighborAdvertisement};
 use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn6};
 use std::collections::BTreeMap;
@@ -132,7 +133,7 @@ impl NdpSocket {
     /// Joins the solicited-node group of `ip` (reference-counted per group).
     pub fn join(&self, ip: Ipv6Addr) -> io::Result<()> {
         let group = frames::solicited_node_multicast(ip);
-        let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        let mut groups = lock(&self.groups);
         let count = groups.entry(group).or_insert(0);
         if *count == 0 {
             self.membership(group, true)?;
@@ -144,7 +145,7 @@ impl NdpSocket {
     /// Leaves the solicited-node group of `ip` when no other owned address needs it.
     pub fn leave(&self, ip: Ipv6Addr) -> io::Result<()> {
         let group = frames::solicited_node_multicast(ip);
-        let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        let mut groups = lock(&self.groups);
         match groups.get_mut(&group) {
             Some(count) if *count > 1 => {
                 *count -= 1;
@@ -160,7 +161,7 @@ impl NdpSocket {
 
     /// The groups currently joined.
     pub fn joined_groups(&self) -> Vec<Ipv6Addr> {
-        let groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        let groups = lock(&self.groups);
         groups.keys().copied().collect()
     }
 

@@ -6,6 +6,7 @@ use super::lease::KERNEL_LEASE;
 use super::socket::{L2Responder, SocketBackend};
 use crate::layer2::interfaces::{InterfaceWatcher, default_exclude_patterns};
 use ferrolb_api::status::Announcement;
+use ferrolb_runtime::sync::lock;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
@@ -65,9 +66,7 @@ impl Announcer {
         let follow = tokio::spawn(async move {
             while tables.changed().await.is_ok() {
                 let table = tables.borrow_and_update().clone();
-                c.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .set_interfaces(table, Instant::now());
+                lock(&c).set_interfaces(table, Instant::now());
                 w.notify_one();
             }
         });
@@ -75,10 +74,7 @@ impl Announcer {
         let (c, w) = (core.clone(), wake.clone());
         let timers = tokio::spawn(async move {
             loop {
-                let next = c
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .poll(Instant::now());
+                let next = lock(&c).poll(Instant::now());
                 match next {
                     Some(at) => {
                         tokio::select! {
@@ -101,7 +97,7 @@ impl Announcer {
     }
 
     fn core(&self) -> std::sync::MutexGuard<'_, AnnouncerCore<SocketBackend>> {
-        self.core.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.core)
     }
 
     /// [`Announcer::set_desired`], also replacing the IPs this node would take over next,

@@ -8,6 +8,7 @@ use crate::layer2::arp::ArpSocket;
 use crate::layer2::interfaces::Link;
 use crate::layer2::kernel_responder::{KernelResponder, TcxLink};
 use crate::layer2::ndp::NdpSocket;
+use ferrolb_runtime::sync::{read, write};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -97,7 +98,7 @@ impl Drop for IfaceSockets {
         // replaced): the listener threads check this set on every frame and only notice their
         // stop flag on their next wake-up; the kernel responder's entries go before its link
         // is closed (the fields drop after this body).
-        let owned = std::mem::take(&mut *self.owned.write().unwrap_or_else(|p| p.into_inner()));
+        let owned = std::mem::take(&mut *write(&self.owned));
         if let Err(error) = self.kernel_stop(owned) {
             tracing::error!(%error, "layer 2: could not stop the kernel responder's answers");
         }
@@ -232,12 +233,7 @@ impl SocketBackend {
             stop.clone(),
         );
         let serve = move || {
-            let owns = |ip: std::net::Ipv4Addr| {
-                owned
-                    .read()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .contains(&IpAddr::V4(ip))
-            };
+            let owns = |ip: std::net::Ipv4Addr| read(&owned).contains(&IpAddr::V4(ip));
             let answered = |_| bump(&counters.arp_requests_answered);
             sock.serve_blocking(&flag, owns, answered)
         };
@@ -272,13 +268,8 @@ impl SocketBackend {
             stop.clone(),
         );
         let serve = move || {
-            let owns = |ip: Ipv6Addr| {
-                owned
-                    .read()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .contains(&IpAddr::V6(ip))
-            };
-            let source = || *link_local.read().unwrap_or_else(|p| p.into_inner());
+            let owns = |ip: Ipv6Addr| read(&owned).contains(&IpAddr::V6(ip));
+            let source = || *read(&link_local);
             let answered = |_| bump(&counters.ndp_solicitations_answered);
             sock.serve_blocking(&flag, owns, source, answered)
         };
@@ -300,10 +291,7 @@ impl L2Backend for SocketBackend {
         let idle: Vec<String> = self
             .ifaces
             .iter()
-            .filter(|(name, s)| {
-                !standby.contains_key(*name)
-                    && s.owned.read().unwrap_or_else(|p| p.into_inner()).is_empty()
-            })
+            .filter(|(name, s)| !standby.contains_key(*name) && read(&s.owned).is_empty())
             .map(|(name, _)| name.clone())
             .collect();
         for name in idle {
@@ -315,7 +303,7 @@ impl L2Backend for SocketBackend {
             let owned = self
                 .ifaces
                 .get(&s.link.name)
-                .map(|i| i.owned.read().unwrap_or_else(|p| p.into_inner()).clone())
+                .map(|i| read(&i.owned).clone())
                 .unwrap_or_default();
             if let Err(e) = self.set_owned(&s.link, &owned) {
                 first_error.get_or_insert(e);
@@ -356,12 +344,12 @@ impl L2Backend for SocketBackend {
                 kernel_failed: false,
             });
         s.link = link.clone();
-        *s.link_local.write().unwrap_or_else(|p| p.into_inner()) = link.link_local_v6();
-        let old = s.owned.read().unwrap_or_else(|p| p.into_inner()).clone();
+        *write(&s.link_local) = link.link_local_v6();
+        let old = read(&s.owned).clone();
 
         // Losses first, synchronously.
         let keep: BTreeSet<IpAddr> = old.intersection(ips).copied().collect();
-        *s.owned.write().unwrap_or_else(|p| p.into_inner()) = keep.clone();
+        *write(&s.owned) = keep.clone();
         let mut first_error = s.kernel_stop(old.difference(ips).copied()).err();
         if let Some(Listener { socket: ndp, .. }) = &s.ndp {
             for lost in old.difference(ips) {
@@ -477,7 +465,7 @@ impl L2Backend for SocketBackend {
                 }
             }
         }
-        *s.owned.write().unwrap_or_else(|p| p.into_inner()) = owned;
+        *write(&s.owned) = owned;
         first_error.map_or(Ok(()), Err)
     }
 
@@ -492,7 +480,7 @@ impl L2Backend for SocketBackend {
             },
             IpAddr::V6(v6) => match &s.ndp {
                 Some(ndp) => {
-                    let src = *s.link_local.read().unwrap_or_else(|p| p.into_inner());
+                    let src = *read(&s.link_local);
                     ndp.socket.send_unsolicited(v6, src)
                 }
                 None => return Ok(()),

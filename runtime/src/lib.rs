@@ -1,0 +1,27 @@
+//! ferrolb runtime: the Kubernetes and process glue both binaries share.
+//!
+//! The controller and the speaker differ in what they decide; they do not differ in how they
+//! watch the cluster, keep the last valid configuration in force, serve their probes and
+//! metrics, start, stop and log. That part lives here, once:
+//!
+//! - [`store`]: reflector-backed caches that bump a change counter, and the configuration CRDs;
+//! - [`config`]: the rule "an invalid configuration is reported, the last valid one stays in
+//!   force", with the status the status API shows;
+//! - [`http`]: `/healthz`, `/readyz` and `/metrics`, which each binary extends with its routes;
+//! - [`process`]: the start/stop handle of a running component and SIGTERM/SIGINT;
+//! - [`telemetry`]: tracing set-up, the command line shell and Prometheus text encoding;
+//! - [`sync`]: locks that survive a panicked holder.
+//!
+//! The pure crates (`ferrolb-config`, `ferrolb-speaker-core`) do not depend on this one.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod http;
+pub mod process;
+pub mod store;
+pub mod sync;
+pub mod telemetry;
+
+pub use config::{ConfigTracker, ConfigUpdate};
+pub use process::{Handle, StopSignal, Wiring, shutdown_signal};

@@ -931,11 +931,7 @@ fn prometheus_rules_use_exported_metrics() {
     );
     uses(
         "FerrolbAddressNotAnnounced",
-        "ferrolb_speaker_announced_ips",
-    );
-    uses(
-        "FerrolbAddressNotAnnounced",
-        "ferrolb_controller_pool_addresses_in_use",
+        "ferrolb_speaker_not_announced_ips",
     );
     uses("FerrolbBGPSessionDown", "ferrolb_speaker_bgp_session_up");
     uses("FerrolbBFDSessionDown", "ferrolb_speaker_bfd_session_up");

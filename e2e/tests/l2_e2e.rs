@@ -173,6 +173,34 @@ fn local_policy_follows_ready_endpoints_and_keeps_client_ip() {
         Duration::from_secs(10),
         || c.announcing_nodes(ip).is_empty().then_some(()),
     );
+    // Every speaker says why, in its status API and its metrics (the list is cluster-wide).
+    for node in 1..=3 {
+        eventually(
+            "the speaker reports the address as announced by no eligible node",
+            Duration::from_secs(10),
+            || {
+                let addr = c.speaker_http(node);
+                let (_, body) = c
+                    .run(async move {
+                        ferrolb_e2e::fixtures::http_get(addr, "/api/v1/status").await
+                    })
+                    .ok()?
+                    .ok()?;
+                let status: serde_json::Value = serde_json::from_str(&body).ok()?;
+                let listed = status["notAnnounced"].as_array()?.iter().any(|n| {
+                    n["ip"] == ip.to_string()
+                        && n["reason"] == "NoEligibleNode"
+                        && n["services"][0] == "default/local"
+                });
+                let gauge = metric(
+                    &c,
+                    node,
+                    "ferrolb_speaker_not_announced_ips{reason=\"NoEligibleNode\"}",
+                );
+                (listed && gauge == Some(1.0)).then_some(())
+            },
+        );
+    }
     let client = c.lab.lan_client();
     let out = client
         .ns()

@@ -19,6 +19,13 @@ pub struct ModeLabels {
     pub mode: String,
 }
 
+/// Label of the addresses announced nowhere.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotAnnouncedLabels {
+    /// `NoPool`, `NoAdvertisement`, `ModeDisabled` or `NoEligibleNode`.
+    pub reason: String,
+}
+
 /// Label of per-family metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FamilyLabels {
@@ -72,6 +79,9 @@ pub struct Metrics {
     registry: Registry,
     /// Addresses this node announces, per mode.
     pub announced: Family<ModeLabels, Gauge>,
+    /// Assigned addresses no node announces, per reason (cluster-wide: every speaker computes
+    /// the same numbers).
+    pub not_announced: Family<NotAnnouncedLabels, Gauge>,
     /// Gratuitous ARP / unsolicited NA sent, per family.
     pub gratuitous_sent: Family<FamilyLabels, Counter>,
     /// ARP requests / Neighbor Solicitations answered, per family.
@@ -130,6 +140,7 @@ impl Metrics {
         let mut r = Registry::with_prefix("ferrolb_speaker");
         let m = Self {
             announced: Family::default(),
+            not_announced: Family::default(),
             gratuitous_sent: Family::default(),
             requests_answered: Family::default(),
             l2_errors: Counter::default(),
@@ -160,6 +171,11 @@ impl Metrics {
             "announced_ips",
             "Addresses this node announces",
             m.announced.clone(),
+        );
+        r.register(
+            "not_announced_ips",
+            "Assigned addresses that no node announces, by reason (the same on every speaker)",
+            m.not_announced.clone(),
         );
         r.register(
             "gratuitous_sent",

@@ -5,7 +5,7 @@ use crate::bgp::manager::{NodeAddresses, PeerManager};
 use crate::http::StatusSource;
 use crate::layer2::announcer::{Announcer, AnnouncerConfig, KERNEL_LEASE, L2Responder};
 use crate::membership::{GossipTimers, Membership, MembershipConfig};
-use crate::metrics::{Metrics, ModeLabels};
+use crate::metrics::{Metrics, ModeLabels, NotAnnouncedLabels};
 use crate::stores::SpeakerStores;
 use anyhow::Context;
 use ferrolb_api::service::ClassPolicy;
@@ -14,7 +14,7 @@ use ferrolb_config::Peer;
 use ferrolb_runtime::http::Health;
 use ferrolb_runtime::sync::lock;
 use ferrolb_runtime::{ConfigTracker, ConfigUpdate, Wiring};
-use ferrolb_speaker_core::desired::{Desired, Modes, desired_announcements_in};
+use ferrolb_speaker_core::desired::{Desired, Modes, NotAnnouncedReason, desired_announcements_in};
 use ferrolb_speaker_core::eligibility::peers_for_node;
 use ferrolb_speaker_core::membership::heartbeat::HeartbeatTimers;
 use k8s_openapi::api::core::v1::{Node, ObjectReference};
@@ -432,6 +432,20 @@ async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> a
             )
             .await;
             record_bgp_announcements(&desired, &shared, &mut bgp_since);
+            for reason in NotAnnouncedReason::ALL {
+                let count = desired
+                    .not_announced
+                    .iter()
+                    .filter(|n| n.reason == reason)
+                    .count();
+                shared
+                    .metrics
+                    .not_announced
+                    .get_or_create(&NotAnnouncedLabels {
+                        reason: reason.code().to_string(),
+                    })
+                    .set(i64::try_from(count).unwrap_or(i64::MAX));
+            }
             shared.state().not_announced = desired
                 .not_announced
                 .iter()

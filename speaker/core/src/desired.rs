@@ -78,7 +78,15 @@ pub enum NotAnnouncedReason {
 }
 
 impl NotAnnouncedReason {
-    /// A stable name for the status API.
+    /// Every reason, for metrics that report zero too.
+    pub const ALL: [NotAnnouncedReason; 4] = [
+        NotAnnouncedReason::NoPool,
+        NotAnnouncedReason::NoAdvertisement,
+        NotAnnouncedReason::ModeDisabled,
+        NotAnnouncedReason::NoEligibleNode,
+    ];
+
+    /// A stable name for the status API and metrics.
     pub fn code(self) -> &'static str {
         match self {
             NotAnnouncedReason::NoPool => "NoPool",

@@ -324,22 +324,25 @@ impl Drop for InterfaceWatcher {
     }
 }
 
+/// An up Ethernet link with a MAC derived from its index, for tests of interface choice.
+#[cfg(test)]
+pub(crate) fn test_link(index: u32, name: &str) -> Link {
+    Link {
+        index,
+        name: name.into(),
+        mac: Some(MacAddr([2, 0, 0, 0, 0, index as u8])),
+        up: true,
+        loopback: false,
+        ethernet: true,
+        kind: None,
+        addresses: vec![],
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_link as link;
     use super::*;
-
-    fn link(index: u32, name: &str) -> Link {
-        Link {
-            index,
-            name: name.into(),
-            mac: Some(MacAddr([2, 0, 0, 0, 0, index as u8])),
-            up: true,
-            loopback: false,
-            ethernet: true,
-            kind: None,
-            addresses: vec![],
-        }
-    }
 
     fn table(links: Vec<Link>) -> InterfaceTable {
         InterfaceTable {

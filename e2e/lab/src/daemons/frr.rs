@@ -280,10 +280,7 @@ impl Frr {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn peer() -> BgpPeer {
-        BgpPeer::new("node1", "10.200.0.11".parse().unwrap(), 64512).password("s3cret")
-    }
+    use crate::daemons::peer::test_peer as peer;
 
     #[test]
     fn frr_config_renders() {

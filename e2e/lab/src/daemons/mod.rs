@@ -56,11 +56,8 @@ fn write_file(path: &Path, text: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::daemons::peer::test_peer as peer;
     use std::net::Ipv4Addr;
-
-    fn peer() -> BgpPeer {
-        BgpPeer::new("node1", "10.200.0.11".parse().unwrap(), 64512).password("s3cret")
-    }
 
     #[test]
     fn bfd_renders_for_bird_and_frr_and_only_when_asked() {

@@ -126,3 +126,9 @@ impl BgpPeer {
         crate::topology::ensure_lab_addr(self.address)
     }
 }
+
+/// The BGP peer the daemons' config tests render: node1, eBGP, with a password.
+#[cfg(test)]
+pub(crate) fn test_peer() -> BgpPeer {
+    BgpPeer::new("node1", "10.200.0.11".parse().unwrap(), 64512).password("s3cret")
+}

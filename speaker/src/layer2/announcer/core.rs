@@ -501,7 +501,7 @@ pub fn rfc3339(t: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layer2::interfaces::default_exclude_patterns;
+    use crate::layer2::interfaces::{default_exclude_patterns, test_link as link};
     use ferrolb_speaker_core::layer2::frames::MacAddr;
 
     #[derive(Default)]
@@ -537,19 +537,6 @@ mod tests {
         fn set_standby(&mut self, standby: &BTreeMap<String, Standby>) -> Result<(), L2Error> {
             self.standby = standby.clone();
             Ok(())
-        }
-    }
-
-    fn link(index: u32, name: &str) -> Link {
-        Link {
-            index,
-            name: name.into(),
-            mac: Some(MacAddr([2, 0, 0, 0, 0, index as u8])),
-            up: true,
-            loopback: false,
-            ethernet: true,
-            kind: None,
-            addresses: vec![],
         }
     }
 

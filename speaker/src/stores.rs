@@ -1,15 +1,11 @@
 //! Reflector-backed caches of everything the speaker reads: Services, EndpointSlices, Nodes,
 //! our configuration CRDs and the Secrets of its own namespace (BGP passwords, the membership
-//! key). Every change bumps a counter on a `watch` channel; the speaker then rebuilds its index
-//! from the whole current view (level-triggered).
+//! key). Every change bumps a counter on a `watch` channel; the speaker then passes over the
+//! whole current view (level-triggered).
 
-use ferrolb_api::service::ClassPolicy;
 use ferrolb_config::{Config, ConfigError};
 use ferrolb_runtime::Wiring;
 use ferrolb_runtime::store::{ConfigStores, WriterDropped};
-use ferrolb_speaker_core::index::{
-    ClusterIndex, endpoint_slice_from_k8s, node_from_k8s, service_from_k8s,
-};
 use k8s_openapi::api::core::v1::{Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{self, Store};
@@ -53,25 +49,14 @@ impl SpeakerStores {
         self.config.build()
     }
 
-    /// The index over `config` and every Service, EndpointSlice and Node now cached.
-    pub fn index(&self, config: Config, class_policy: ClassPolicy) -> ClusterIndex {
-        let mut index = ClusterIndex::new(config);
-        for svc in self.services.state() {
-            if let Some(info) = service_from_k8s(&svc, class_policy) {
-                index.upsert_service(info);
-            }
-        }
-        for slice in self.slices.state() {
-            if let Some(info) = endpoint_slice_from_k8s(&slice) {
-                index.upsert_endpoint_slice(info);
-            }
-        }
-        for node in self.nodes.state() {
-            if let Some(info) = node_from_k8s(&node) {
-                index.upsert_node(info);
-            }
-        }
-        index
+    /// Every Service now cached.
+    pub fn services(&self) -> Vec<std::sync::Arc<Service>> {
+        self.services.state()
+    }
+
+    /// Every EndpointSlice now cached.
+    pub fn slices(&self) -> Vec<std::sync::Arc<EndpointSlice>> {
+        self.slices.state()
     }
 
     /// A Service object, for events.

@@ -21,4 +21,5 @@ pub mod eligibility;
 pub mod index;
 pub mod layer2;
 pub mod membership;
+pub mod pass;
 pub mod status;

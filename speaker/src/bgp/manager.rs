@@ -17,7 +17,7 @@ use ferrolb_speaker_core::bgp::RouteAttributes;
 use ferrolb_speaker_core::bgp::fsm::StopCause;
 use ferrolb_speaker_core::desired::BgpAnnouncement;
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, warn};
@@ -73,16 +73,7 @@ pub enum ManagerError {
 }
 
 /// The node's own addresses (its InternalIPs), the defaults of what a peer leaves unset.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct NodeAddresses {
-    /// IPv4 InternalIP: the default router ID, and the IPv4 next hop of IPv4 routes sent over
-    /// an IPv6 session.
-    pub v4: Option<Ipv4Addr>,
-    /// IPv6 InternalIP: the IPv6 next hop of IPv6 routes sent over an IPv4 session. Without
-    /// one, such routes carry the IPv4-mapped address of the session's local address (what
-    /// FRR and GoBGP send too), which most routers cannot resolve.
-    pub v6: Option<Ipv6Addr>,
-}
+pub use ferrolb_speaker_core::pass::NodeAddresses;
 
 /// Runs one session per peer that applies to this node.
 #[derive(Debug)]

@@ -1,0 +1,215 @@
+//! Prometheus metrics of the speaker, one set per subsystem (announcements, layer 2,
+//! membership, BGP, BFD), each registering its own under the `ferrolb_speaker` prefix.
+//! Counters kept by the runtime components are plain atomics that know nothing about
+//! Prometheus; each set copies them in by the one rule of [`deltas`].
+
+mod announcements;
+mod bfd;
+mod bgp;
+mod deltas;
+pub mod labels;
+mod layer2;
+mod membership;
+
+pub use announcements::AnnouncementMetrics;
+pub use bfd::BfdMetrics;
+pub use bgp::BgpMetrics;
+pub use layer2::Layer2Metrics;
+pub use membership::MembershipMetrics;
+
+use prometheus_client::registry::Registry;
+
+/// Every metric the speaker exports.
+pub struct Metrics {
+    registry: Registry,
+    /// What this node announces, what no node announces, and the configuration's validity.
+    pub announcements: AnnouncementMetrics,
+    /// The layer 2 announcer and its elections.
+    pub layer2: Layer2Metrics,
+    /// The gossip membership and the heartbeats.
+    pub membership: MembershipMetrics,
+    /// The BGP sessions.
+    pub bgp: BgpMetrics,
+    /// The BFD sessions.
+    pub bfd: BfdMetrics,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates every subsystem's metrics in one registry.
+    pub fn new() -> Self {
+        let mut r = Registry::with_prefix("ferrolb_speaker");
+        Self {
+            announcements: AnnouncementMetrics::register(&mut r),
+            layer2: Layer2Metrics::register(&mut r),
+            membership: MembershipMetrics::register(&mut r),
+            bgp: BgpMetrics::register(&mut r),
+            bfd: BfdMetrics::register(&mut r),
+            registry: r,
+        }
+    }
+
+    /// The metrics in the Prometheus text format.
+    pub fn encode(&self) -> String {
+        ferrolb_runtime::telemetry::encode_metrics(&self.registry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer2::announcer::L2CounterValues;
+
+    #[test]
+    fn l2_counters_are_copied_as_deltas() {
+        let m = Metrics::new();
+        m.layer2.observe(L2CounterValues {
+            garp_sent: 3,
+            arp_requests_answered: 5,
+            ..Default::default()
+        });
+        m.layer2.observe(L2CounterValues {
+            garp_sent: 4,
+            arp_requests_answered: 9,
+            ..Default::default()
+        });
+        let text = m.encode();
+        assert!(
+            text.contains(r#"ferrolb_speaker_gratuitous_sent_total{family="ipv4"} 4"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"ferrolb_speaker_requests_answered_total{family="ipv4"} 9"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn bgp_notifications_are_counted_by_code_and_survive_a_new_session() {
+        use crate::bgp::session::{Direction, SessionCounters};
+        use ferrolb_speaker_core::bgp::codec::Notification;
+        use std::sync::Arc;
+        let m = Metrics::new();
+        let first = Arc::new(SessionCounters::default());
+        first.count_notification(Direction::Received, &Notification::hold_timer_expired());
+        first.count_notification(Direction::Sent, &Notification::cease_admin_shutdown());
+        first.count_notification(Direction::Sent, &Notification::cease_admin_shutdown());
+        m.bgp.observe(&[("ns/p".into(), first.clone())]);
+        m.bgp.observe(&[("ns/p".into(), first)]);
+        // The session is replaced: its counters start from zero and are added, not lost.
+        let second = Arc::new(SessionCounters::default());
+        second.count_notification(Direction::Sent, &Notification::cease_bfd_down());
+        second.count_notification(Direction::Sent, &Notification::cease_admin_shutdown());
+        m.bgp.observe(&[("ns/p".into(), second)]);
+        let text = m.encode();
+        for line in [
+            r#"ferrolb_speaker_bgp_notifications_total{peer="ns/p",direction="received",code="4",subcode="0"} 1"#,
+            r#"ferrolb_speaker_bgp_notifications_total{peer="ns/p",direction="sent",code="6",subcode="2"} 3"#,
+            r#"ferrolb_speaker_bgp_notifications_total{peer="ns/p",direction="sent",code="6",subcode="10"} 1"#,
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn every_subsystem_registers_its_metrics_under_the_speaker_prefix() {
+        use labels::*;
+        let m = Metrics::new();
+        // Families print nothing until they have a member.
+        let peer = PeerLabels {
+            peer: "ns/p".into(),
+        };
+        let v4 = FamilyLabels::ipv4();
+        let mode = ModeLabels { mode: "bgp".into() };
+        let reason = NotAnnouncedLabels {
+            reason: "NoPool".into(),
+        };
+        let notification = NotificationLabels {
+            peer: "ns/p".into(),
+            direction: "sent".into(),
+            code: "6".into(),
+            subcode: "2".into(),
+        };
+        m.announcements.announced.get_or_create(&mode).set(0);
+        m.announcements.not_announced.get_or_create(&reason).set(0);
+        for f in [
+            &m.bgp.session_up,
+            &m.bgp.prefixes_advertised,
+            &m.bfd.session_up,
+        ] {
+            f.get_or_create(&peer).set(0);
+        }
+        m.layer2.gratuitous_sent.get_or_create(&v4).inc_by(0);
+        m.layer2.requests_answered.get_or_create(&v4).inc_by(0);
+        m.bgp.notifications.get_or_create(&notification).inc_by(0);
+        for f in [
+            &m.bgp.updates_sent,
+            &m.bgp.updates_received,
+            &m.bfd.packets_sent,
+            &m.bfd.packets_received,
+            &m.bfd.state_changes,
+        ] {
+            f.get_or_create(&peer).inc_by(0);
+        }
+        let text = m.encode();
+        for name in [
+            "announced_ips",
+            "not_announced_ips",
+            "config_valid",
+            "gratuitous_sent",
+            "requests_answered",
+            "l2_errors",
+            "l2_kernel_lease_lapses",
+            "election_changes",
+            "membership_members",
+            "membership_changes",
+            "membership_auth_failures",
+            "heartbeat_presumed_down",
+            "heartbeat_revoked",
+            "bgp_session_up",
+            "bgp_updates_sent",
+            "bgp_updates_received",
+            "bgp_notifications",
+            "bgp_prefixes_advertised",
+            "bfd_session_up",
+            "bfd_packets_sent",
+            "bfd_packets_received",
+            "bfd_state_changes",
+        ] {
+            assert!(
+                text.contains(&format!("# HELP ferrolb_speaker_{name} ")),
+                "ferrolb_speaker_{name} missing from\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_restarted_membership_counts_from_zero_again() {
+        use crate::membership::MembershipCounterValues;
+        let m = Metrics::new();
+        m.membership.observe(MembershipCounterValues {
+            auth_failures: 5,
+            heartbeat_presumed_down: 2,
+            heartbeat_revoked: 1,
+        });
+        m.membership.observe(MembershipCounterValues {
+            auth_failures: 1,
+            heartbeat_presumed_down: 0,
+            heartbeat_revoked: 0,
+        });
+        let text = m.encode();
+        assert!(
+            text.contains("ferrolb_speaker_membership_auth_failures_total 6"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ferrolb_speaker_heartbeat_presumed_down_total 2"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,246 @@
+//! The speaker process: caches, the membership driver, the level-triggered loop (a pure pass
+//! from the whole view to a plan, then the executors), events and the HTTP API.
+
+mod events;
+mod membership;
+mod shared;
+mod speaker;
+
+pub use shared::Shared;
+
+use crate::bgp::manager::PeerManager;
+use crate::layer2::announcer::{Announcer, AnnouncerConfig, KERNEL_LEASE, L2Responder};
+use crate::membership::GossipTimers;
+use crate::status_objects::Writers;
+use crate::stores::SpeakerStores;
+use anyhow::Context;
+use events::EventQueue;
+use ferrolb_api::service::ClassPolicy;
+use ferrolb_runtime::Wiring;
+use ferrolb_speaker_core::desired::Modes;
+use ferrolb_speaker_core::membership::heartbeat::HeartbeatTimers;
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+use membership::MembershipDriver;
+use speaker::Speaker;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Settings of `ferrolb-speaker run`.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// This node's name (the Node object's name).
+    pub node_name: String,
+    /// Namespace of the configuration objects and Secrets.
+    pub namespace: String,
+    /// Address of the HTTP API.
+    pub listen: SocketAddr,
+    /// Which `loadBalancerClass` values are ours to handle.
+    pub class_policy: ClassPolicy,
+    /// Gossip membership: UDP port (on the node's address) and the Secret holding the key;
+    /// `None` uses the Node Ready condition alone.
+    pub membership: Option<MembershipOptions>,
+    /// Glob patterns of interfaces the automatic choice skips (layer 2).
+    pub exclude_interfaces: Vec<String>,
+    /// Who answers ARP and NDP (in the kernel where possible, or always from userspace).
+    pub l2_responder: L2Responder,
+    /// Which announcement modes run (the same on every speaker).
+    pub modes: Modes,
+}
+
+/// Gossip membership settings.
+#[derive(Clone, Debug)]
+pub struct MembershipOptions {
+    /// UDP port, the same on every node.
+    pub port: u16,
+    /// Secret (in the speaker's namespace) with the shared key.
+    pub secret: String,
+    /// Key of the Secret's data holding the key.
+    pub secret_key: String,
+    /// SWIM timers.
+    pub timers: GossipTimers,
+    /// Owner → successor heartbeats; `None` leaves failure detection to the gossip.
+    pub heartbeat: Option<HeartbeatTimers>,
+}
+
+/// A running speaker: `stop` stops it (withdrawing everything it announces) and waits for it.
+pub type Handle = ferrolb_runtime::Handle<Shared, anyhow::Error>;
+
+/// Runs the speaker until SIGTERM/SIGINT.
+pub async fn run(client: Client, opts: RunOptions) -> anyhow::Result<()> {
+    start(client, opts).await?.run_until_signal().await
+}
+
+/// Binds the HTTP API and starts the speaker in the background.
+pub async fn start(client: Client, opts: RunOptions) -> anyhow::Result<Handle> {
+    let shared = Arc::new(Shared::new(&opts.node_name));
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .with_context(|| format!("binding the HTTP API on {}", opts.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(listen = %addr, node = %opts.node_name, "HTTP API listening");
+    let router = crate::http::router(shared.clone());
+    Ok(Handle::spawn(listener, router, shared, |w| {
+        main_loop(client, opts, w)
+    })?)
+}
+
+/// What woke the loop.
+enum Input {
+    /// A watched object changed; `more_pending` when another change already followed.
+    Changes { more_pending: bool },
+    /// The settle retry is due.
+    Settle,
+    /// The membership's alive set changed (`false`: the membership went away).
+    Alive(bool),
+    /// Another speaker answered for one of our addresses.
+    Reclaim(bool),
+    /// The periodic status refresh.
+    Tick,
+    /// Asked to stop.
+    Stop,
+}
+
+async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> anyhow::Result<()> {
+    let shared = w.shared.clone();
+    let stores = SpeakerStores::start(&client, &opts.namespace, &mut w);
+    let announcer = Arc::new(
+        Announcer::start(AnnouncerConfig {
+            exclude_patterns: opts.exclude_interfaces.clone(),
+            responder: opts.l2_responder,
+            kernel_lease: kernel_lease(opts.membership.as_ref().and_then(|m| m.heartbeat.as_ref())),
+        })
+        .await
+        .context("starting the layer 2 announcer")?,
+    );
+    shared.set_announcer(announcer.clone());
+
+    let mut stop = std::pin::pin!(w.stop);
+    tokio::select! {
+        r = stores.wait_until_ready() => r?,
+        _ = &mut stop => return Ok(()),
+    }
+    tracing::info!("caches synced");
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "ferrolb-speaker".into(),
+            instance: Some(opts.node_name.clone()),
+        },
+    );
+    let mut speaker = Speaker {
+        // ServiceL2Status, ServiceBGPStatus and BGPSessionState objects follow what the
+        // speaker does, written from tasks of their own.
+        status_objects: Writers::start(&client, &opts.namespace, &opts.node_name),
+        events: EventQueue::start(
+            recorder,
+            stores.clone(),
+            opts.node_name.clone(),
+            &mut w.tasks,
+        ),
+        membership: opts
+            .membership
+            .clone()
+            .map(|m| MembershipDriver::new(m, &opts.node_name, &opts.namespace)),
+        bgp: PeerManager::new(None),
+        owners: BTreeMap::new(),
+        bgp_since: BTreeMap::new(),
+        settle_at: None,
+        opts,
+        shared,
+        stores,
+        announcer,
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    speaker.pass_and_apply().await;
+    loop {
+        let input = next_input(&mut speaker, &mut w.changes, &mut stop, &mut tick).await;
+        match input {
+            Input::Changes { more_pending } => speaker.process_changes(more_pending).await,
+            Input::Settle => speaker.process_settle().await,
+            Input::Alive(changed) => speaker.process_alive(changed).await,
+            Input::Reclaim(reclaimed) => speaker.process_reclaim(reclaimed),
+            Input::Tick => speaker.process_tick(),
+            Input::Stop => break,
+        }
+    }
+    speaker.process_stop().await;
+    Ok(())
+}
+
+/// Waits for the next input of the loop.
+async fn next_input(
+    speaker: &mut Speaker,
+    changes: &mut watch::Receiver<u64>,
+    stop: &mut std::pin::Pin<&mut ferrolb_runtime::process::StopSignal>,
+    tick: &mut tokio::time::Interval,
+) -> Input {
+    let settle_at = speaker.settle_at;
+    let (alive, reclaims) = match speaker.membership.as_mut().filter(|d| d.is_running()) {
+        Some(d) => (Some(&mut d.alive), Some(&mut d.reclaims)),
+        None => (None, None),
+    };
+    tokio::select! {
+        _ = changes.changed() => Input::Changes {
+            more_pending: changes.has_changed().unwrap_or(false),
+        },
+        _ = sleep_until(settle_at), if settle_at.is_some() => Input::Settle,
+        changed = changed_or_pending(alive) => Input::Alive(changed),
+        reclaimed = changed_or_pending(reclaims) => Input::Reclaim(reclaimed),
+        _ = tick.tick() => Input::Tick,
+        _ = stop.as_mut() => Input::Stop,
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Whether `rx` changed (`false` when its sender went away); never resolves without one.
+async fn changed_or_pending<T>(rx: Option<&mut watch::Receiver<T>>) -> bool {
+    match rx {
+        Some(rx) => rx.changed().await.is_ok(),
+        None => std::future::pending().await,
+    }
+}
+
+/// The kernel responder's lease: shorter than the time the other speakers take to replace a
+/// stopped or starved one, so its node has gone quiet by then (one heartbeat interval below
+/// their silence threshold with heartbeats, the default below the gossip's detection time
+/// otherwise).
+fn kernel_lease(heartbeat: Option<&HeartbeatTimers>) -> Duration {
+    match heartbeat {
+        Some(h) => h
+            .dead_after()
+            .saturating_sub(h.interval)
+            .clamp(Duration::from_millis(5), KERNEL_LEASE),
+        None => KERNEL_LEASE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kernel_lease_ends_before_the_successor_takes_over() {
+        let h = HeartbeatTimers::default();
+        let lease = kernel_lease(Some(&h));
+        assert!(lease < h.dead_after(), "{lease:?}");
+        assert_eq!(lease, Duration::from_millis(15));
+        assert_eq!(kernel_lease(None), KERNEL_LEASE);
+        // Slow heartbeats never lengthen it beyond the default.
+        let slow = HeartbeatTimers {
+            interval: Duration::from_millis(100),
+            misses: 5,
+            ..h
+        };
+        assert_eq!(kernel_lease(Some(&slow)), KERNEL_LEASE);
+    }
+}

@@ -1,0 +1,294 @@
+//! The executor: one `process_*` per input of the loop, each running passes and handing their
+//! plans to the announcer, the BGP manager, the status writers and the event queue.
+
+use super::RunOptions;
+use super::events::EventQueue;
+use super::membership::MembershipDriver;
+use super::shared::Shared;
+use crate::bgp::manager::PeerManager;
+use crate::layer2::announcer::{Announcer, DesiredIp, rfc3339};
+use crate::status_objects::Writers;
+use crate::stores::SpeakerStores;
+use ferrolb_api::status::{Announcement, AnnouncementMode, NotAnnouncedAddress};
+use ferrolb_runtime::ConfigUpdate;
+use ferrolb_speaker_core::desired::Desired;
+use ferrolb_speaker_core::pass::{Announce, Plan, View, pass};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How long a pass that found the membership unsettled waits before the next one.
+const SETTLE_RETRY: Duration = Duration::from_millis(100);
+
+/// A burst of watch events is let land this long before recomputing.
+const CHANGES_DEBOUNCE: Duration = Duration::from_millis(10);
+
+/// Everything the loop carries from one pass to the next.
+pub(crate) struct Speaker {
+    pub(crate) opts: RunOptions,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) stores: SpeakerStores,
+    pub(crate) announcer: Arc<Announcer>,
+    pub(crate) status_objects: Writers,
+    pub(crate) events: EventQueue,
+    pub(crate) membership: Option<MembershipDriver>,
+    pub(crate) bgp: PeerManager,
+    /// The owner of each layer 2 address as of the last settled pass.
+    pub(crate) owners: BTreeMap<IpAddr, Option<String>>,
+    /// Since when each address is advertised over BGP.
+    pub(crate) bgp_since: BTreeMap<IpAddr, String>,
+    /// When to pass again because the last one waited for the membership to settle.
+    pub(crate) settle_at: Option<Instant>,
+}
+
+impl Speaker {
+    /// Watched objects changed: let a burst land, then pass.
+    pub(crate) async fn process_changes(&mut self, more_pending: bool) {
+        if more_pending {
+            tokio::time::sleep(CHANGES_DEBOUNCE).await;
+        }
+        self.pass_and_apply().await;
+    }
+
+    /// The settle retry is due.
+    pub(crate) async fn process_settle(&mut self) {
+        self.pass_and_apply().await;
+    }
+
+    /// The membership's alive set changed (`changed` is false when the membership went away):
+    /// this pass is the failover itself, so it never waits.
+    pub(crate) async fn process_alive(&mut self, changed: bool) {
+        if changed {
+            self.shared.metrics.membership.changes.inc();
+        }
+        self.pass_and_apply().await;
+    }
+
+    /// Another speaker answered for one of our addresses (it restarted and had not settled
+    /// yet): announce again so clients go back to us.
+    pub(crate) fn process_reclaim(&self, reclaimed: bool) {
+        if reclaimed {
+            self.announcer.reannounce();
+        }
+    }
+
+    /// Session states and interfaces change without a watch event: refresh what reports them.
+    pub(crate) fn process_tick(&self) {
+        if let Some(m) = self.membership.as_ref().and_then(|d| d.membership()) {
+            self.shared
+                .metrics
+                .membership
+                .observe(m.counters().values());
+        }
+        self.refresh_bgp_status();
+        {
+            let st = self.shared.state();
+            self.status_objects
+                .publish_bgp(&st.bgp_announcements, &st.bgp_peers);
+        }
+        self.status_objects
+            .publish_layer2(&self.announcer.snapshot());
+    }
+
+    /// Stopping: withdraw everything, remove this node's status objects, Cease every BGP
+    /// session so routers withdraw our routes at once, and leave the membership.
+    pub(crate) async fn process_stop(mut self) {
+        tracing::info!("stopping: withdrawing announcements");
+        self.announcer.set_desired(Vec::<DesiredIp>::new());
+        self.status_objects.stop(Duration::from_secs(2)).await;
+        self.bgp.shutdown().await;
+        if let Some(m) = self.membership.as_mut() {
+            m.leave().await;
+        }
+    }
+
+    /// One pass over the whole view, and its plan applied.
+    pub(crate) async fn pass_and_apply(&mut self) {
+        self.settle_at = None;
+        if let Some(driver) = self.membership.as_mut() {
+            let (secret, key) = driver.secret();
+            let key = self.stores.secret_values(key).get(secret).cloned();
+            driver.follow(key, &self.stores.nodes()).await;
+        }
+        let alive = self.membership.as_mut().and_then(|d| d.alive_now());
+        let config = {
+            let mut st = self.shared.state();
+            if let ConfigUpdate::Rejected {
+                changed: true,
+                errors,
+            } = st.config.update(self.stores.config())
+            {
+                for e in errors {
+                    tracing::error!(error = %e, "configuration rejected; the last valid one stays in force");
+                }
+            }
+            self.shared
+                .metrics
+                .announcements
+                .config_valid
+                .set(i64::from(st.config.valid()));
+            st.membership = self
+                .membership
+                .as_ref()
+                .map(|d| d.view())
+                .unwrap_or_default();
+            st.config.in_force().cloned()
+        };
+        self.shared
+            .metrics
+            .membership
+            .set_members(alive.as_ref().map_or(0, |a| a.len()));
+        let (services, slices, nodes) = (
+            self.stores.services(),
+            self.stores.slices(),
+            self.stores.nodes(),
+        );
+        let view = View {
+            node: &self.opts.node_name,
+            services: &services,
+            slices: &slices,
+            nodes: &nodes,
+            class_policy: self.opts.class_policy,
+            modes: self.opts.modes,
+            settling: self.membership.as_ref().and_then(|d| d.settling()),
+            owners: &self.owners,
+        };
+        let plan = pass(&view, alive.as_ref(), config.as_ref());
+        if let Some(d) = self.membership.as_mut() {
+            d.latch(plan.settled);
+        }
+        self.apply(plan).await;
+    }
+
+    /// Hands a plan to the executors. Layer 2 first: after a membership change this is the
+    /// failover itself (the new owner's gratuitous ARP goes out inside the announcer), and it
+    /// must not wait for the BGP manager.
+    async fn apply(&mut self, plan: Plan) {
+        let Plan {
+            settled,
+            node_addresses,
+            announce,
+        } = plan;
+        let Some(Announce {
+            desired,
+            peers,
+            bfd_profiles,
+            owner_changes,
+        }) = announce
+        else {
+            return;
+        };
+        if let Some(m) = self.membership.as_ref().and_then(|d| d.membership()) {
+            // Heartbeats from the owners this node would replace: the fast path of failover.
+            m.set_watched(desired.l2_successor_of.clone());
+        }
+        if settled {
+            // The interfaces of the addresses this node would take over are kept ready, so
+            // the takeover itself only has to answer.
+            self.announcer
+                .set_desired_and_standby(desired.layer2.iter(), desired.l2_standby.iter());
+            self.status_objects
+                .publish_layer2(&self.announcer.snapshot());
+        } else {
+            tracing::debug!("membership still settling; layer 2 announcements wait");
+            self.settle_at = Some(Instant::now() + SETTLE_RETRY);
+        }
+        self.bgp.set_bfd_profiles(bfd_profiles);
+        self.bgp.set_node_addresses(node_addresses);
+        self.apply_bgp(&peers, &desired).await;
+        self.record_bgp_announcements(&desired);
+        self.shared.metrics.announcements.observe(&desired);
+        self.shared.state().not_announced = desired
+            .not_announced
+            .iter()
+            .map(|n| NotAnnouncedAddress {
+                ip: n.ip.to_string(),
+                services: n.services.clone(),
+                reason: n.reason.code().to_string(),
+                message: n.reason.message().to_string(),
+            })
+            .collect();
+        if let Some(changes) = owner_changes {
+            self.shared
+                .metrics
+                .layer2
+                .election_changes
+                .inc_by(changes.changed);
+            self.owners = changes.owners;
+            self.events.send(changes.assigned).await;
+            self.shared.set_ready();
+        }
+    }
+
+    /// Hands the BGP manager the peers of this node, their passwords and the whole desired
+    /// table.
+    async fn apply_bgp(&mut self, peers: &[ferrolb_config::Peer], desired: &Desired) {
+        let namespace = &self.opts.namespace;
+        let passwords: BTreeMap<(String, String), String> = self
+            .stores
+            .secret_values("password")
+            .into_iter()
+            .filter_map(|(name, bytes)| {
+                let text = String::from_utf8(bytes).ok()?;
+                Some(((namespace.clone(), name), text))
+            })
+            .collect();
+        let errors: Vec<String> = self
+            .bgp
+            .apply(peers, &passwords, &desired.bgp)
+            .await
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        {
+            let mut st = self.shared.state();
+            if errors != st.bgp_errors {
+                for e in &errors {
+                    tracing::error!(error = %e, "BGP peer not applied");
+                }
+                st.bgp_errors = errors;
+            }
+        }
+        self.refresh_bgp_status();
+    }
+
+    /// Lists the addresses advertised over BGP in the status API, keeping when each started.
+    fn record_bgp_announcements(&mut self, desired: &Desired) {
+        let now = rfc3339(std::time::SystemTime::now());
+        let mut next = BTreeMap::new();
+        let mut list = Vec::new();
+        for b in &desired.bgp {
+            for ip in &b.ips {
+                let started = self
+                    .bgp_since
+                    .get(ip)
+                    .cloned()
+                    .unwrap_or_else(|| now.clone());
+                next.insert(*ip, started.clone());
+                list.push(Announcement {
+                    ip: *ip,
+                    services: b.services.clone(),
+                    mode: AnnouncementMode::Bgp,
+                    interfaces: Vec::new(),
+                    peers: b.peers.keys().cloned().collect(),
+                    since: started,
+                });
+            }
+        }
+        self.bgp_since = next;
+        self.shared.state().bgp_announcements = list;
+    }
+
+    /// Copies the sessions' states into the status API and the metrics.
+    fn refresh_bgp_status(&self) {
+        let status = self.bgp.status();
+        let m = &self.shared.metrics;
+        m.bgp.observe_status(&status);
+        m.bfd.observe_status(&status);
+        m.bgp.observe(&self.bgp.counters());
+        m.bfd.observe(&self.bgp.bfd_counters());
+        self.shared.state().bgp_peers = status;
+    }
+}

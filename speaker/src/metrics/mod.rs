@@ -1,5 +1,6 @@
 //! Prometheus metrics of the speaker, one set per subsystem (announcements, layer 2,
-//! membership, BGP, BFD), each registering its own under the `ferrolb_speaker` prefix.
+//! membership, BGP, BFD), each registering its own under the `ferrolb_speaker` prefix, and
+//! MetalLB's names under `metallb`.
 //! Counters kept by the runtime components are plain atomics that know nothing about
 //! Prometheus; each set copies them in by the one rule of [`deltas`].
 
@@ -10,12 +11,14 @@ mod deltas;
 pub mod labels;
 mod layer2;
 mod membership;
+mod metallb;
 
 pub use announcements::AnnouncementMetrics;
 pub use bfd::BfdMetrics;
 pub use bgp::BgpMetrics;
 pub use layer2::Layer2Metrics;
 pub use membership::MembershipMetrics;
+pub use metallb::MetallbMetrics;
 
 use prometheus_client::registry::Registry;
 
@@ -32,6 +35,8 @@ pub struct Metrics {
     pub bgp: BgpMetrics,
     /// The BFD sessions.
     pub bfd: BfdMetrics,
+    /// MetalLB's names for what its dashboards read.
+    pub metallb: MetallbMetrics,
 }
 
 impl Default for Metrics {
@@ -43,14 +48,22 @@ impl Default for Metrics {
 impl Metrics {
     /// Creates every subsystem's metrics in one registry.
     pub fn new() -> Self {
-        let mut r = Registry::with_prefix("ferrolb_speaker");
+        let mut registry = Registry::default();
+        let r = registry.sub_registry_with_prefix("ferrolb_speaker");
+        let announcements = AnnouncementMetrics::register(r);
+        let layer2 = Layer2Metrics::register(r);
+        let membership = MembershipMetrics::register(r);
+        let bgp = BgpMetrics::register(r);
+        let bfd = BfdMetrics::register(r);
+        let metallb = MetallbMetrics::register(registry.sub_registry_with_prefix("metallb"));
         Self {
-            announcements: AnnouncementMetrics::register(&mut r),
-            layer2: Layer2Metrics::register(&mut r),
-            membership: MembershipMetrics::register(&mut r),
-            bgp: BgpMetrics::register(&mut r),
-            bfd: BfdMetrics::register(&mut r),
-            registry: r,
+            announcements,
+            layer2,
+            membership,
+            bgp,
+            bfd,
+            metallb,
+            registry,
         }
     }
 
@@ -211,5 +224,59 @@ mod tests {
             text.contains("ferrolb_speaker_heartbeat_presumed_down_total 2"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn metallb_names_and_labels_are_exported_beside_ours() {
+        use ferrolb_api::status::BgpPeerStatus;
+        use ferrolb_speaker_core::desired::{Desired, L2Announcement};
+        let m = Metrics::new();
+        let desired = Desired {
+            layer2: vec![L2Announcement {
+                ip: "10.200.9.1".parse().expect("ip"),
+                services: vec!["default/web".into()],
+                interfaces: vec![],
+            }],
+            ..Desired::default()
+        };
+        m.metallb.observe_announced(&desired, "node-a");
+        let session = |updates_sent| BgpPeerStatus {
+            name: "ferrolb-system/tor".into(),
+            address: "[fd00:200::1]:179".into(),
+            state: "Established".into(),
+            uptime_seconds: None,
+            last_error: None,
+            last_notification: None,
+            prefixes_advertised: 3,
+            updates_sent,
+            updates_received: 0,
+            bfd: None,
+        };
+        m.metallb.observe_sessions(&[session(4)]);
+        m.metallb.observe_sessions(&[session(6)]);
+        m.metallb.observe_layer2(&L2CounterValues {
+            arp_requests_answered: 5,
+            ndp_solicitations_answered: 2,
+            garp_sent: 1,
+            ..Default::default()
+        });
+        m.metallb.observe_config(true, false);
+        let text = m.encode();
+        for line in [
+            r#"metallb_speaker_announced{service="default/web",protocol="layer2",node="node-a",ip="10.200.9.1"} 1"#,
+            r#"metallb_bgp_session_up{peer="fd00:200::1:179"} 1"#,
+            r#"metallb_bgp_updates_total{peer="fd00:200::1:179"} 6"#,
+            r#"metallb_bgp_announced_prefixes_total{peer="fd00:200::1:179"} 3"#,
+            "metallb_layer2_requests_received 7",
+            "metallb_layer2_responses_sent 7",
+            "metallb_layer2_gratuitous_sent 1",
+            "metallb_k8s_client_config_loaded_bool 1",
+            "metallb_k8s_client_config_stale_bool 1",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+        // A Service no longer announced disappears from the gauge.
+        m.metallb.observe_announced(&Desired::default(), "node-a");
+        assert!(!m.encode().contains("metallb_speaker_announced{"));
     }
 }

@@ -70,7 +70,9 @@ impl Health for Shared {
 
     fn metrics_text(&self) -> String {
         if let Some(a) = self.announcer() {
-            self.metrics.layer2.observe(a.counters());
+            let counters = a.counters();
+            self.metrics.metallb.observe_layer2(&counters);
+            self.metrics.layer2.observe(counters);
         }
         self.metrics.encode()
     }

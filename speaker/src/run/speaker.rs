@@ -129,6 +129,10 @@ impl Speaker {
                 .announcements
                 .config_valid
                 .set(i64::from(st.config.valid()));
+            self.shared
+                .metrics
+                .metallb
+                .observe_config(st.config.loaded(), st.config.valid());
             st.membership = self
                 .membership
                 .as_ref()
@@ -200,6 +204,10 @@ impl Speaker {
         self.apply_bgp(&peers, &desired).await;
         self.record_bgp_announcements(&desired);
         self.shared.metrics.announcements.observe(&desired);
+        self.shared
+            .metrics
+            .metallb
+            .observe_announced(&desired, &self.opts.node_name);
         self.shared.state().not_announced = desired
             .not_announced
             .iter()
@@ -287,6 +295,7 @@ impl Speaker {
         let m = &self.shared.metrics;
         m.bgp.observe_status(&status);
         m.bfd.observe_status(&status);
+        m.metallb.observe_sessions(&status);
         m.bgp.observe(&self.bgp.counters());
         m.bfd.observe(&self.bgp.bfd_counters());
         self.shared.state().bgp_peers = status;

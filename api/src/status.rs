@@ -36,6 +36,9 @@ pub struct ConfigStatus {
     /// Warnings of the configuration in force.
     #[serde(default)]
     pub warnings: Vec<ConfigProblem>,
+    /// API groups the configuration kinds are read from (`ferrolb.io`, `metallb.io`).
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 /// Usage of one pool.

@@ -37,6 +37,8 @@ struct RunArgs {
     /// Do not elect a leader: this replica always writes. Only for a single replica.
     #[arg(long)]
     no_leader_election: bool,
+    #[command(flatten)]
+    config_source: ferrolb_runtime::groups::ConfigSourceArgs,
 }
 
 #[derive(Debug, Args)]
@@ -80,5 +82,6 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     opts.all_namespaces_config = args.all_namespaces_config;
     opts.class_policy = ferrolb_api::service::ClassPolicy::from_require_class(args.require_class);
     opts.leader_election = !args.no_leader_election;
+    opts.config_source = args.config_source;
     ferrolb_controller::run::run(client, opts).await
 }

@@ -122,6 +122,8 @@ pub struct Metrics {
     pub reconcile: ReconcileMetrics,
     /// 1 when this replica leads.
     pub leader: Gauge,
+    /// The API groups the configuration is read from.
+    pub config_groups: ferrolb_runtime::groups::GroupsGauge,
 }
 
 impl Default for Metrics {
@@ -141,11 +143,18 @@ impl Metrics {
             "1 when this replica leads and writes",
             leader.clone(),
         );
+        let config_groups = ferrolb_runtime::groups::GroupsGauge::register(&mut registry);
         Self {
             registry,
             reconcile,
             leader,
+            config_groups,
         }
+    }
+
+    /// Records the API groups the configuration is read from.
+    pub fn set_config_groups(&self, groups: &[String]) {
+        self.config_groups.set(groups);
     }
 
     /// The metrics in the Prometheus text format.

@@ -10,7 +10,9 @@ use ferrolb_api::IPAddressPool;
 use ferrolb_api::service::ClassPolicy;
 use ferrolb_api::status::{ControllerStatus, ServiceAllocation};
 use ferrolb_runtime::Wiring;
+use ferrolb_runtime::groups::ConfigSourceArgs;
 use ferrolb_runtime::http::Health;
+use ferrolb_runtime::store::ConfigNamespaces;
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
@@ -43,6 +45,8 @@ pub struct RunOptions {
     pub lease_duration: Duration,
     /// Renewal and retry period of the election (default 2 s).
     pub lease_renew_every: Duration,
+    /// Which API groups the configuration is read from, and MetalLB's namespace.
+    pub config_source: ConfigSourceArgs,
 }
 
 impl RunOptions {
@@ -57,6 +61,7 @@ impl RunOptions {
             leader_election: true,
             lease_duration: Duration::from_secs(15),
             lease_renew_every: Duration::from_secs(2),
+            config_source: ConfigSourceArgs::default(),
         }
     }
 }
@@ -126,8 +131,19 @@ pub async fn start(client: Client, opts: RunOptions) -> anyhow::Result<Handle> {
 async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> anyhow::Result<()> {
     let shared = w.shared.clone();
     let services = w.store(Api::<Service>::all(client.clone()));
-    let config_ns = (!opts.all_namespaces_config).then_some(opts.namespace.as_str());
-    let stores = w.config_stores(&client, config_ns);
+    let groups = opts
+        .config_source
+        .resolve(&client)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let all = opts.all_namespaces_config;
+    let namespaces = ConfigNamespaces {
+        ferrolb: (!all).then_some(opts.namespace.as_str()),
+        metallb: (!all).then_some(opts.config_source.metallb_namespace.as_str()),
+    };
+    let stores = w.config_stores(&client, namespaces, &groups);
+    shared.core().set_config_groups(groups.names());
+    shared.metrics.set_config_groups(&groups.names());
     let namespaces = w.store(Api::<Namespace>::all(client.clone()));
 
     let (leader_tx, mut leader_rx) = watch::channel(!opts.leader_election);
@@ -184,7 +200,7 @@ async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> a
             let mut core = shared.core();
             core.pass(
                 &services.state(),
-                &stores.inputs(),
+                stores.build(),
                 &crate::stores::namespace_labels(&namespaces),
                 ctx,
             )

@@ -41,6 +41,7 @@ impl ConfigTracker {
                     loaded: true,
                     errors: Vec::new(),
                     warnings: cfg.warnings.iter().map(ConfigError::to_problem).collect(),
+                    groups: std::mem::take(&mut self.status.groups),
                 };
                 let recovered = !self.last_errors.is_empty();
                 self.last_errors.clear();
@@ -60,6 +61,11 @@ impl ConfigTracker {
                 }
             }
         }
+    }
+
+    /// Records the API groups the configuration is read from, for the status.
+    pub fn set_groups(&mut self, groups: Vec<String>) {
+        self.status.groups = groups;
     }
 
     /// What the status API shows: validity of the latest configuration, its errors, and the

@@ -5,6 +5,8 @@
 //! metrics, start, stop and log. That part lives here, once:
 //!
 //! - [`store`]: reflector-backed caches that bump a change counter, and the configuration CRDs;
+//! - [`groups`]: which API groups the configuration is read from (`ferrolb.io`, MetalLB's
+//!   `metallb.io`), `--config-groups` and `--metallb-namespace`;
 //! - [`config`]: the rule "an invalid configuration is reported, the last valid one stays in
 //!   force", with the status the status API shows;
 //! - [`http`]: `/healthz`, `/readyz` and `/metrics`, which each binary extends with its routes;
@@ -17,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod groups;
 pub mod http;
 pub mod process;
 pub mod store;

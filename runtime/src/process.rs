@@ -1,7 +1,8 @@
 //! Starting and stopping a component: the handle a binary's `start` returns, what its main
 //! loop starts with, and the signals that end the process.
 
-use crate::store::{ConfigStores, spawn_store};
+use crate::groups::ResolvedGroups;
+use crate::store::{ConfigNamespaces, ConfigStores, spawn_store};
 use axum::Router;
 use kube::runtime::reflector::Store;
 use kube::{Api, Client, Resource};
@@ -43,10 +44,21 @@ impl<S> Wiring<S> {
         spawn_store(api, self.changes_tx.clone(), &mut self.tasks)
     }
 
-    /// Caches of the configuration CRDs in `namespace` (`None`: all) whose every change wakes
-    /// the loop.
-    pub fn config_stores(&mut self, client: &Client, namespace: Option<&str>) -> ConfigStores {
-        ConfigStores::start(client, namespace, self.changes_tx.clone(), &mut self.tasks)
+    /// Caches of the configuration CRDs of `groups`, each group's in its namespace (`None`:
+    /// all), whose every change wakes the loop.
+    pub fn config_stores(
+        &mut self,
+        client: &Client,
+        namespaces: ConfigNamespaces<'_>,
+        groups: &ResolvedGroups,
+    ) -> ConfigStores {
+        ConfigStores::start(
+            client,
+            namespaces,
+            groups,
+            self.changes_tx.clone(),
+            &mut self.tasks,
+        )
     }
 }
 

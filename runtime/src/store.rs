@@ -1,11 +1,14 @@
 //! Reflector-backed caches. Every applied or deleted object bumps a counter on a `watch`
 //! channel, so a binary's loop can recompute level-triggered from the whole current view.
 
+use crate::groups::{ConfigGroup, ResolvedGroups};
 use ferrolb_api::{
     BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
 };
+use ferrolb_config::manifests::{ClusterObject, group_conflicts, read_cluster_objects};
 use ferrolb_config::{Config, ConfigError, Inputs};
 use futures::StreamExt;
+use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
@@ -25,6 +28,41 @@ where
     K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
 {
     let (reader, writer) = reflector::store();
+    spawn_watch(
+        api,
+        writer,
+        K::kind(&Default::default()).to_string(),
+        changes,
+        tasks,
+    );
+    reader
+}
+
+/// [`spawn_store`] for objects whose type is known only at run time (MetalLB's kinds, read as
+/// `DynamicObject`s of the resource `ar`).
+pub fn spawn_dynamic_store(
+    api: Api<DynamicObject>,
+    ar: ApiResource,
+    changes: watch::Sender<u64>,
+    tasks: &mut JoinSet<()>,
+) -> Store<DynamicObject> {
+    let writer = reflector::store::Writer::new(ar.clone());
+    let reader = writer.as_reader();
+    let kind = ar.kind.clone();
+    spawn_watch(api, writer, kind, changes, tasks);
+    reader
+}
+
+fn spawn_watch<K>(
+    api: Api<K>,
+    writer: reflector::store::Writer<K>,
+    kind: String,
+    changes: watch::Sender<u64>,
+    tasks: &mut JoinSet<()>,
+) where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone + Send + Sync,
+{
     let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
         .default_backoff()
         // Deletions count too (a deleted Service or pool must start a pass at once);
@@ -35,13 +73,10 @@ where
         while let Some(item) = stream.next().await {
             match item {
                 Ok(_) => changes.send_modify(|n| *n = n.wrapping_add(1)),
-                Err(e) => {
-                    tracing::warn!(error = %e, kind = %K::kind(&Default::default()), "watch error")
-                }
+                Err(e) => tracing::warn!(error = %e, kind = %kind, "watch error"),
             }
         }
     });
-    reader
 }
 
 /// The objects of `store`, sorted by namespace/name so that whatever is built from them is
@@ -59,9 +94,26 @@ where
     v
 }
 
-/// Caches of the configuration CRDs.
+/// Where each group's configuration objects are read: a namespace, or `None` for all.
+#[derive(Clone, Copy, Debug)]
+pub struct ConfigNamespaces<'a> {
+    /// `ferrolb.io` objects.
+    pub ferrolb: Option<&'a str>,
+    /// `metallb.io` objects (MetalLB's default is `metallb-system`).
+    pub metallb: Option<&'a str>,
+}
+
+/// Caches of the configuration CRDs of every group in use.
 #[derive(Clone)]
 pub struct ConfigStores {
+    ferrolb: Option<FerrolbStores>,
+    metallb: Option<MetallbStores>,
+    groups: ResolvedGroups,
+}
+
+/// Caches of `ferrolb.io` objects.
+#[derive(Clone)]
+struct FerrolbStores {
     pools: Store<IPAddressPool>,
     l2: Store<L2Advertisement>,
     bgp: Store<BGPAdvertisement>,
@@ -70,11 +122,28 @@ pub struct ConfigStores {
     communities: Store<Community>,
 }
 
+/// Caches of `metallb.io` objects, by kind.
+#[derive(Clone)]
+struct MetallbStores {
+    kinds: Vec<(String, Store<DynamicObject>)>,
+}
+
+/// MetalLB's configuration kinds and their plural resource names.
+const METALLB_KINDS: [(&str, &str); 6] = [
+    ("IPAddressPool", "ipaddresspools"),
+    ("L2Advertisement", "l2advertisements"),
+    ("BGPAdvertisement", "bgpadvertisements"),
+    ("BGPPeer", "bgppeers"),
+    ("BFDProfile", "bfdprofiles"),
+    ("Community", "communities"),
+];
+
 impl ConfigStores {
-    /// Starts a reflector per CRD. `namespace` restricts them to one namespace (`None`: all).
+    /// Starts a watch of every configuration kind of every group in `groups`.
     pub fn start(
         client: &Client,
-        namespace: Option<&str>,
+        namespaces: ConfigNamespaces<'_>,
+        groups: &ResolvedGroups,
         changes: watch::Sender<u64>,
         tasks: &mut JoinSet<()>,
     ) -> Self {
@@ -88,40 +157,152 @@ impl ConfigStores {
                 None => Api::all(client.clone()),
             }
         }
+        let ns = namespaces.ferrolb;
+        let ferrolb = groups.uses(ConfigGroup::Ferrolb).then(|| FerrolbStores {
+            pools: spawn_store(api(client, ns), changes.clone(), tasks),
+            l2: spawn_store(api(client, ns), changes.clone(), tasks),
+            bgp: spawn_store(api(client, ns), changes.clone(), tasks),
+            peers: spawn_store(api(client, ns), changes.clone(), tasks),
+            bfd: spawn_store(api(client, ns), changes.clone(), tasks),
+            communities: spawn_store(api(client, ns), changes.clone(), tasks),
+        });
+        let metallb = groups.uses(ConfigGroup::Metallb).then(|| MetallbStores {
+            kinds: METALLB_KINDS
+                .iter()
+                .map(|&(kind, plural)| {
+                    let version = if kind == "BGPPeer" {
+                        groups.metallb_bgp_peer_version
+                    } else {
+                        "v1beta1"
+                    };
+                    let ar = ApiResource {
+                        group: ferrolb_api::METALLB_GROUP.into(),
+                        version: version.into(),
+                        api_version: format!("{}/{version}", ferrolb_api::METALLB_GROUP),
+                        kind: kind.into(),
+                        plural: plural.into(),
+                    };
+                    let api = match namespaces.metallb {
+                        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+                        None => Api::all_with(client.clone(), &ar),
+                    };
+                    let store = spawn_dynamic_store(api, ar, changes.clone(), tasks);
+                    (kind.to_string(), store)
+                })
+                .collect(),
+        });
         Self {
-            pools: spawn_store(api(client, namespace), changes.clone(), tasks),
-            l2: spawn_store(api(client, namespace), changes.clone(), tasks),
-            bgp: spawn_store(api(client, namespace), changes.clone(), tasks),
-            peers: spawn_store(api(client, namespace), changes.clone(), tasks),
-            bfd: spawn_store(api(client, namespace), changes.clone(), tasks),
-            communities: spawn_store(api(client, namespace), changes, tasks),
+            ferrolb,
+            metallb,
+            groups: groups.clone(),
         }
+    }
+
+    /// The groups read.
+    pub fn groups(&self) -> &ResolvedGroups {
+        &self.groups
     }
 
     /// Waits until every cache holds a complete first listing.
     pub async fn wait_until_ready(&self) -> Result<(), WriterDropped> {
-        self.pools.wait_until_ready().await?;
-        self.l2.wait_until_ready().await?;
-        self.bgp.wait_until_ready().await?;
-        self.peers.wait_until_ready().await?;
-        self.bfd.wait_until_ready().await?;
-        self.communities.wait_until_ready().await
+        if let Some(f) = &self.ferrolb {
+            f.pools.wait_until_ready().await?;
+            f.l2.wait_until_ready().await?;
+            f.bgp.wait_until_ready().await?;
+            f.peers.wait_until_ready().await?;
+            f.bfd.wait_until_ready().await?;
+            f.communities.wait_until_ready().await?;
+        }
+        if let Some(m) = &self.metallb {
+            for (_, store) in &m.kinds {
+                store.wait_until_ready().await?;
+            }
+        }
+        Ok(())
     }
 
-    /// The configuration objects as they are now, each kind sorted by namespace/name.
-    pub fn inputs(&self) -> Inputs {
+    /// The objects of `ferrolb.io`, sorted by namespace and name.
+    fn ferrolb_inputs(&self) -> Inputs {
+        let Some(f) = &self.ferrolb else {
+            return Inputs::default();
+        };
         Inputs {
-            pools: sorted(&self.pools),
-            l2_advertisements: sorted(&self.l2),
-            bgp_advertisements: sorted(&self.bgp),
-            peers: sorted(&self.peers),
-            bfd_profiles: sorted(&self.bfd),
-            communities: sorted(&self.communities),
+            pools: sorted(&f.pools),
+            l2_advertisements: sorted(&f.l2),
+            bgp_advertisements: sorted(&f.bgp),
+            peers: sorted(&f.peers),
+            bfd_profiles: sorted(&f.bfd),
+            communities: sorted(&f.communities),
         }
     }
 
-    /// The configuration built from the objects as they are now, or every error.
-    pub fn build(&self) -> Result<Config, Vec<ConfigError>> {
-        Config::build(&self.inputs())
+    /// The objects of `metallb.io`, converted, and the problems of those that could not be.
+    fn metallb_inputs(&self) -> (Inputs, Vec<ConfigError>) {
+        let Some(m) = &self.metallb else {
+            return (Inputs::default(), Vec::new());
+        };
+        let mut objects = Vec::new();
+        for (kind, store) in &m.kinds {
+            for obj in sorted(store) {
+                let api_version = obj
+                    .types
+                    .as_ref()
+                    .map(|t| t.api_version.clone())
+                    .filter(|v| !v.is_empty());
+                let namespace = obj.metadata.namespace.clone().unwrap_or_default();
+                let name = obj.metadata.name.clone().unwrap_or_default();
+                let mut value = match serde_json::to_value(&obj) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        tracing::warn!(error = %e, %kind, %namespace, %name, "unreadable object");
+                        continue;
+                    }
+                };
+                // List items may come without apiVersion and kind; the watch says which they are.
+                value["kind"] = kind.clone().into();
+                value["apiVersion"] = api_version
+                    .unwrap_or_else(|| store_api_version(kind, &self.groups))
+                    .into();
+                objects.push(ClusterObject {
+                    kind: kind.clone(),
+                    namespace,
+                    name,
+                    value,
+                });
+            }
+        }
+        read_cluster_objects(objects)
     }
+
+    /// Every object of every group in use, as the configuration is built from them; objects
+    /// that could not be read and names used in both groups are errors.
+    pub fn inputs(&self) -> (Inputs, Vec<ConfigError>) {
+        let mut inputs = self.ferrolb_inputs();
+        let (metallb, mut errors) = self.metallb_inputs();
+        errors.extend(group_conflicts(&inputs, &metallb));
+        inputs.extend(metallb);
+        (inputs, errors)
+    }
+
+    /// Builds the configuration from the objects as they are now.
+    pub fn build(&self) -> Result<Config, Vec<ConfigError>> {
+        let (inputs, mut errors) = self.inputs();
+        match Config::build(&inputs) {
+            Ok(config) if errors.is_empty() => Ok(config),
+            Ok(_) => Err(errors),
+            Err(more) => {
+                errors.extend(more);
+                Err(errors)
+            }
+        }
+    }
+}
+
+fn store_api_version(kind: &str, groups: &ResolvedGroups) -> String {
+    let version = if kind == "BGPPeer" {
+        groups.metallb_bgp_peer_version
+    } else {
+        "v1beta1"
+    };
+    format!("{}/{version}", ferrolb_api::METALLB_GROUP)
 }

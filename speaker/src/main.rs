@@ -78,6 +78,8 @@ struct RunArgs {
     /// speaker the same setting: the election assumes all of them take part.
     #[arg(long)]
     disable_layer2: bool,
+    #[command(flatten)]
+    config_source: ferrolb_runtime::groups::ConfigSourceArgs,
     /// Open no BGP session and advertise nothing over BGP.
     #[arg(long)]
     disable_bgp: bool,
@@ -140,6 +142,7 @@ fn main() -> anyhow::Result<()> {
                 layer2: !args.disable_layer2,
                 bgp: !args.disable_bgp,
             },
+            config_source: args.config_source,
         };
         ferrolb_speaker::run::run(client, opts).await
     })

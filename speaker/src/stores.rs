@@ -5,7 +5,8 @@
 
 use ferrolb_config::{Config, ConfigError};
 use ferrolb_runtime::Wiring;
-use ferrolb_runtime::store::{ConfigStores, WriterDropped};
+use ferrolb_runtime::groups::ResolvedGroups;
+use ferrolb_runtime::store::{ConfigNamespaces, ConfigStores, WriterDropped};
 use k8s_openapi::api::core::v1::{Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{self, Store};
@@ -23,14 +24,28 @@ pub struct SpeakerStores {
 }
 
 impl SpeakerStores {
-    /// Starts every reflector. Configuration CRDs and Secrets are read in `namespace` only.
-    pub fn start<S>(client: &Client, namespace: &str, w: &mut Wiring<S>) -> Self {
+    /// Starts every reflector. `ferrolb.io` configuration and Secrets are read in `namespace`
+    /// only, `metallb.io` configuration (when `groups` has it) in `metallb_namespace`.
+    pub fn start<S>(
+        client: &Client,
+        namespace: &str,
+        metallb_namespace: &str,
+        groups: &ResolvedGroups,
+        w: &mut Wiring<S>,
+    ) -> Self {
         Self {
             services: w.store(Api::all(client.clone())),
             slices: w.store(Api::all(client.clone())),
             nodes: w.store(Api::all(client.clone())),
             secrets: w.store(Api::namespaced(client.clone(), namespace)),
-            config: w.config_stores(client, Some(namespace)),
+            config: w.config_stores(
+                client,
+                ConfigNamespaces {
+                    ferrolb: Some(namespace),
+                    metallb: Some(metallb_namespace),
+                },
+                groups,
+            ),
         }
     }
 

@@ -6,7 +6,10 @@
 //! checked. Every problem names the file and either the line (bad YAML) or the document and
 //! object (a wrong field).
 
+mod cluster;
 mod schema;
+
+pub use cluster::{ClusterObject, group_conflicts, read_cluster_objects};
 
 use crate::Inputs;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;

@@ -18,7 +18,7 @@ use ferrolb_api::IPAddressPoolStatus;
 use ferrolb_api::events as reasons;
 use ferrolb_api::service::{ClassPolicy, handles, ingress_ips};
 use ferrolb_api::status::{ControllerStatus, ServiceAllocation};
-use ferrolb_config::{Config, Inputs};
+use ferrolb_config::{Config, ConfigError};
 use ferrolb_runtime::{ConfigTracker, ConfigUpdate};
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -132,8 +132,13 @@ impl Core {
         Some(found)
     }
 
-    fn load_config(&mut self, inputs: &Inputs, ctx: &PassContext, out: &mut PassOutcome) {
-        match self.config.update(Config::build(inputs)) {
+    fn load_config(
+        &mut self,
+        built: Result<Config, Vec<ConfigError>>,
+        ctx: &PassContext,
+        out: &mut PassOutcome,
+    ) {
+        match self.config.update(built) {
             ConfigUpdate::Valid { recovered } => {
                 if recovered {
                     tracing::info!("configuration is valid again");
@@ -168,16 +173,22 @@ impl Core {
         out.metrics.config_valid = self.config.valid();
     }
 
-    /// Runs one pass over the whole view.
+    /// Records the API groups the configuration is read from (shown in the status).
+    pub fn set_config_groups(&mut self, groups: Vec<String>) {
+        self.config.set_groups(groups);
+    }
+
+    /// Runs one pass over the whole view; `built` is the configuration as its objects are now
+    /// (or why it is invalid), from `ConfigStores::build`.
     pub fn pass(
         &mut self,
         services: &[std::sync::Arc<Service>],
-        inputs: &Inputs,
+        built: Result<Config, Vec<ConfigError>>,
         namespace_labels: &BTreeMap<String, BTreeMap<String, String>>,
         ctx: PassContext,
     ) -> PassOutcome {
         let mut out = PassOutcome::default();
-        self.load_config(inputs, &ctx, &mut out);
+        self.load_config(built, &ctx, &mut out);
         // Without any valid configuration every address would look invalid: touch nothing.
         if !self.config.loaded() || !ctx.leader {
             return out;

@@ -3,6 +3,7 @@
 
 use super::*;
 use ferrolb_api::{IPAddressPool, IPAddressPoolSpec};
+use ferrolb_config::Inputs;
 use k8s_openapi::api::core::v1::{
     LoadBalancerIngress, LoadBalancerStatus, ServiceSpec, ServiceStatus,
 };
@@ -197,7 +198,7 @@ fn run_pass(
     let services: Vec<Arc<Service>> = services.iter().cloned().map(Arc::new).collect();
     core.pass(
         &services,
-        &inputs,
+        Config::build(&inputs),
         &BTreeMap::new(),
         PassContext {
             class_policy: ferrolb_api::service::ClassPolicy::OursOrUnset,

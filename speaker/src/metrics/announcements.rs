@@ -1,6 +1,7 @@
 //! Metrics of what the speaker announces and of its configuration.
 
 use super::labels::{ModeLabels, NotAnnouncedLabels};
+use ferrolb_runtime::groups::GroupsGauge;
 use ferrolb_speaker_core::desired::{Desired, NotAnnouncedReason};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -16,11 +17,16 @@ pub struct AnnouncementMetrics {
     pub not_announced: Family<NotAnnouncedLabels, Gauge>,
     /// 1 when the latest configuration is valid.
     pub config_valid: Gauge,
+    /// The API groups the configuration is read from.
+    pub config_groups: GroupsGauge,
 }
 
 impl AnnouncementMetrics {
     pub(crate) fn register(r: &mut Registry) -> Self {
-        let m = Self::default();
+        let m = Self {
+            config_groups: GroupsGauge::register(r),
+            ..Self::default()
+        };
         r.register(
             "announced_ips",
             "Addresses this node announces",

@@ -17,6 +17,7 @@ use anyhow::Context;
 use events::EventQueue;
 use ferrolb_api::service::ClassPolicy;
 use ferrolb_runtime::Wiring;
+use ferrolb_runtime::groups::ConfigSourceArgs;
 use ferrolb_speaker_core::desired::Modes;
 use ferrolb_speaker_core::membership::heartbeat::HeartbeatTimers;
 use kube::Client;
@@ -49,6 +50,8 @@ pub struct RunOptions {
     pub l2_responder: L2Responder,
     /// Which announcement modes run (the same on every speaker).
     pub modes: Modes,
+    /// Which API groups the configuration is read from, and MetalLB's namespace.
+    pub config_source: ConfigSourceArgs,
 }
 
 /// Gossip membership settings.
@@ -106,7 +109,24 @@ enum Input {
 
 async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> anyhow::Result<()> {
     let shared = w.shared.clone();
-    let stores = SpeakerStores::start(&client, &opts.namespace, &mut w);
+    let groups = opts
+        .config_source
+        .resolve(&client)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let stores = SpeakerStores::start(
+        &client,
+        &opts.namespace,
+        &opts.config_source.metallb_namespace,
+        &groups,
+        &mut w,
+    );
+    shared.state().config.set_groups(groups.names());
+    shared
+        .metrics
+        .announcements
+        .config_groups
+        .set(&groups.names());
     let announcer = Arc::new(
         Announcer::start(AnnouncerConfig {
             exclude_patterns: opts.exclude_interfaces.clone(),

@@ -268,7 +268,10 @@ mod tests {
         let bad = write(
             &dir,
             "bad.yaml",
-            &format!("{}---\n{peer}", POOL.replace("10.0.0.0/24", "10.0.0.1/24")),
+            &format!(
+                "{}---\n{peer}",
+                POOL.replace("10.0.0.0/24", "' 10.0.0.0/24'")
+            ),
         );
         let report = validate(&[bad]);
         assert_eq!(report.exit_code(), 1, "{}", report.render());

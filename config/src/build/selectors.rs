@@ -30,6 +30,9 @@ pub fn parse_list(
 /// order of requirements in a selector does.
 type Normalized<'a> = (&'a str, &'a str, Vec<&'a str>);
 
+/// A selector as MetalLB compares them: its labels and its normalized requirements.
+type NormalizedSelector<'a> = (Option<&'a BTreeMap<String, String>>, Vec<Normalized<'a>>);
+
 fn normalize(req: &LabelSelectorRequirement) -> Normalized<'_> {
     let mut values: Vec<&str> = req.values.iter().flatten().map(String::as_str).collect();
     values.sort_unstable();
@@ -39,7 +42,7 @@ fn normalize(req: &LabelSelectorRequirement) -> Normalized<'_> {
 /// Reports a value repeated in one requirement, a requirement repeated in one selector, and a
 /// selector repeated in the list (same labels and same requirements).
 fn report_repeats(ctx: &mut Ctx, obj: &Obj<'_>, field: &str, list: &[LabelSelector]) {
-    let mut seen: Vec<(Option<&BTreeMap<String, String>>, Vec<Normalized<'_>>)> = Vec::new();
+    let mut seen: Vec<NormalizedSelector<'_>> = Vec::new();
     for (i, sel) in list.iter().enumerate() {
         let exprs = sel.match_expressions.as_deref().unwrap_or_default();
         let mut normalized = Vec::with_capacity(exprs.len());

@@ -3,7 +3,7 @@
 
 use crate::cases::Verdict::{Invalid, Valid};
 use crate::cases::*;
-use crate::parse_cases::{INTERFACE, LOCAL_ASN, VRF};
+use crate::parse_cases::{INTERFACE, VRF};
 
 const NATIVE: &str = "TestValidate";
 const FRR: &str = "TestValidateFRR";
@@ -154,8 +154,7 @@ fn native_cases() -> Vec<Case> {
             "connect time",
             Invalid,
             &[peer_to("peer1", "connectTime: 1s")],
-        )
-        .differs(FRR_FEATURE),
+        ),
         case(
             NATIVE,
             "large BGP community inside BGP Advertisement",

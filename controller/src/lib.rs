@@ -6,6 +6,7 @@ pub mod allocator;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod migrate;
 pub mod reconciler;
 pub mod run;
 pub mod service;

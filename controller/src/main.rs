@@ -12,6 +12,15 @@ enum Command {
     /// Check manifests offline: parse every file, build the configuration from all of them
     /// together and print every problem. Exits 1 on any error.
     Validate(ValidateArgs),
+    /// Rewrite MetalLB manifests (metallb.io IPAddressPool, L2Advertisement, BGPAdvertisement,
+    /// BGPPeer v1beta1/v1beta2, BFDProfile, Community) as ferrolb.io objects with the same
+    /// names and namespaces, and list every difference in behaviour that applies to them.
+    /// ferrolb.io objects are carried over unchanged; MetalLB's status objects and objects of
+    /// other groups (Secrets, Services, MetalLB's own install) are left out and listed, as
+    /// they stay in the cluster as they are. The objects go to --output, or to stdout with the
+    /// report on stderr. Exits 1 when an object cannot be carried over with its meaning (its
+    /// field is kept in the output, to fix there) or the result is not a valid configuration.
+    Migrate(MigrateArgs),
     /// Run the controller against the cluster of the current kubeconfig (or in-cluster
     /// credentials): allocate addresses, write Service status, serve the HTTP API.
     Run(RunArgs),
@@ -48,6 +57,16 @@ struct ValidateArgs {
     files: Vec<PathBuf>,
 }
 
+#[derive(Debug, Args)]
+struct MigrateArgs {
+    /// A manifest file, or a directory whose *.yaml and *.yml files are read. Repeatable.
+    #[arg(short = 'f', long = "filename", value_name = "FILE", required = true)]
+    files: Vec<PathBuf>,
+    /// Write the ferrolb.io objects to this file (multi-document YAML) instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "OUT")]
+    output: Option<PathBuf>,
+}
+
 fn main() -> anyhow::Result<ExitCode> {
     let command: Command = ferrolb_runtime::telemetry::parse_command(
         "ferrolb-controller",
@@ -65,6 +84,16 @@ fn main() -> anyhow::Result<ExitCode> {
             let report = ferrolb_controller::validate::validate(&args.files);
             print!("{}", report.render());
             Ok(ExitCode::from(report.exit_code()))
+        }
+        Command::Migrate(args) => {
+            let outcome = ferrolb_controller::migrate::run(&args.files, args.output.as_deref());
+            if args.output.is_some() {
+                print!("{}", outcome.report());
+            } else {
+                print!("{}", outcome.yaml);
+                eprint!("{}", outcome.report());
+            }
+            Ok(ExitCode::from(outcome.exit_code()))
         }
     }
 }

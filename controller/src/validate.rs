@@ -84,11 +84,11 @@ fn is_yaml(p: &Path) -> bool {
 pub fn validate(paths: &[PathBuf]) -> Report {
     let (files, read_errors) = collect_files(paths);
     let mut lines: Vec<String> = read_errors.iter().map(|e| format!("error: {e}")).collect();
-    let mut manifests = Manifests::default();
+    let mut texts = Vec::with_capacity(files.len());
     let mut unreadable = !read_errors.is_empty();
     for file in &files {
         match std::fs::read_to_string(file) {
-            Ok(text) => manifests.add(&file.display().to_string(), &text),
+            Ok(text) => texts.push((file.display().to_string(), text)),
             Err(source) => {
                 lines.push(format!(
                     "error: {}",
@@ -108,7 +108,32 @@ pub fn validate(paths: &[PathBuf]) -> Report {
         );
         return Report { lines, ok: false };
     }
-    lines.extend(manifests.errors.iter().map(|e| format!("error: {e}")));
+    let report = check(&texts, unreadable);
+    lines.extend(report.lines);
+    Report {
+        lines,
+        ok: report.ok,
+    }
+}
+
+/// Checks manifests already read, as (file name, contents) pairs: the part of [`validate`]
+/// after the files are read, so tests can run exactly what the command runs.
+pub fn validate_texts(texts: &[(String, String)]) -> Report {
+    check(texts, false)
+}
+
+/// Reads `texts` and, unless some file could not be read (`unreadable`) or some document is
+/// wrong, builds and reports the configuration.
+fn check(texts: &[(String, String)], unreadable: bool) -> Report {
+    let mut manifests = Manifests::default();
+    for (file, text) in texts {
+        manifests.add(file, text);
+    }
+    let mut lines: Vec<String> = manifests
+        .errors
+        .iter()
+        .map(|e| format!("error: {e}"))
+        .collect();
     if !manifests.errors.is_empty() || unreadable {
         // Objects that could not be read would show up as dangling references; checking the
         // rest now would report problems that are not there.
@@ -243,7 +268,10 @@ mod tests {
         let bad = write(
             &dir,
             "bad.yaml",
-            &format!("{}---\n{peer}", POOL.replace("10.0.0.0/24", "10.0.0.1/24")),
+            &format!(
+                "{}---\n{peer}",
+                POOL.replace("10.0.0.0/24", "' 10.0.0.0/24'")
+            ),
         );
         let report = validate(&[bad]);
         assert_eq!(report.exit_code(), 1, "{}", report.render());

@@ -82,7 +82,7 @@ metadata:
 spec:
   addresses:
     - 10.0.0.128-10.0.1.10
-    - 192.168.1.7/24
+    - 192.168.1.0/33
 ---
 apiVersion: metallb.io/v1beta1
 kind: L2Advertisement
@@ -92,7 +92,7 @@ metadata:
 spec:
   ipAddressPools:
     - first
-    - third
+    - first
 ";
 
 #[test]
@@ -118,11 +118,11 @@ fn every_error_is_reported_with_object_and_field() {
     );
     has(
         "error: IPAddressPool ferrolb-system/second: spec.addresses[1]: ",
-        "did you mean 192.168.1.0/24?",
+        "prefix length \"33\" is not a number from 0 to 32",
     );
     has(
         "error: L2Advertisement ferrolb-system/lan: spec.ipAddressPools[1]: ",
-        "no IPAddressPool named \"third\"; known: first, second",
+        "\"first\" is listed twice (also spec.ipAddressPools[0])",
     );
 }
 

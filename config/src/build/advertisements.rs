@@ -1,7 +1,9 @@
-//! L2Advertisements and BGPAdvertisements: pool, peer and community references resolved,
-//! aggregation lengths checked against the pools, defaults applied.
+//! L2Advertisements and BGPAdvertisements: pool, peer and community references resolved (a name
+//! of no object is a warning: MetalLB accepts it and the object may come later), lists without
+//! repeats, aggregation lengths checked against the pools, localPref agreeing between
+//! advertisements of the same routes, defaults applied.
 
-use super::{Ctx, Obj, kinds, known_list, selectors};
+use super::{Ctx, Obj, kinds, known_list, report_duplicates, selectors};
 use crate::Inputs;
 use crate::community::{self, parse_community};
 use crate::model::{BgpAdvertisement, CommunityValue, IpFamily, L2Advertisement, Peer, Pool};
@@ -63,6 +65,9 @@ fn resolve_pools(
     names: &[String],
     pool_selectors: &[LabelSelector],
 ) -> Vec<String> {
+    report_duplicates(ctx, obj, "spec.ipAddressPools", names);
+    let parsed: Vec<Selector> =
+        selectors::parse_list(ctx, obj, "spec.ipAddressPoolSelectors", pool_selectors);
     if names.is_empty() && pool_selectors.is_empty() {
         return refs.pool_names.iter().map(|n| n.to_string()).collect();
     }
@@ -71,18 +76,19 @@ fn resolve_pools(
         if refs.pool_names.contains(name.as_str()) {
             out.insert(name.clone());
         } else {
-            ctx.error(
+            // MetalLB skips names of no pool (setL2AdvertisementsToPools,
+            // setBGPAdvertisementsToPools): the pool may be created later.
+            ctx.warn(
                 obj,
                 &format!("spec.ipAddressPools[{i}]"),
                 format!(
-                    "no IPAddressPool named {name:?}; {}",
+                    "no IPAddressPool named {name:?} ({}), so nothing is announced for it until \
+                     a pool of that name exists",
                     known_list(refs.pool_names.iter().copied())
                 ),
             );
         }
     }
-    let parsed: Vec<Selector> =
-        selectors::parse_list(ctx, obj, "spec.ipAddressPoolSelectors", pool_selectors);
     for (name, labels) in &refs.pool_labels {
         if parsed.iter().any(|s| s.matches(labels)) {
             out.insert(name.to_string());
@@ -195,22 +201,25 @@ fn build_one_bgp(
         IpFamily::V6,
         &pools,
     );
+    report_duplicates(ctx, obj, "spec.communities", &spec.communities);
     let communities = resolve_communities(ctx, refs, obj, &spec.communities);
-    let mut peers = Vec::new();
+    report_duplicates(ctx, obj, "spec.peers", &spec.peers);
     for (i, name) in spec.peers.iter().enumerate() {
-        if refs.peer_names.contains(name.as_str()) {
-            peers.push(name.clone());
-        } else {
-            ctx.error(
+        if !refs.peer_names.contains(name.as_str()) {
+            // MetalLB keeps the name as given: the peer may be created later. The name stays in
+            // the list, so the routes are not sent to every peer meanwhile.
+            ctx.warn(
                 obj,
                 &format!("spec.peers[{i}]"),
                 format!(
-                    "no BGPPeer named {name:?}; {}",
+                    "no BGPPeer named {name:?} ({}), so these routes are sent to no session \
+                     for it until a peer of that name exists",
                     known_list(refs.peer_names.iter().copied())
                 ),
             );
         }
     }
+    let mut peers = spec.peers.clone();
     peers.sort();
     peers.dedup();
     if let Some(local_pref) = spec.local_pref {
@@ -229,9 +238,12 @@ fn build_one_bgp(
     }
 }
 
-/// Checks an aggregation length: within the family's width, and not shorter than the prefix of
-/// any CIDR (or the smallest CIDR covering any range) of a selected pool, MetalLB's rule: a
-/// shorter route would attract traffic for addresses outside the pool.
+/// Checks an aggregation length: within the family's width, and, by MetalLB's rule
+/// (`validateBGPAdvPerPool`, internal/config/config.go), not shorter than the prefix of the
+/// largest CIDR block of any entry of a selected pool (an entry `first-last` splits into
+/// blocks as MetalLB's `ParseCIDR` summarizes it). A length between that and a smaller block's
+/// prefix is accepted, as MetalLB does, with a warning: routes for that block then cover
+/// addresses outside the entry.
 fn aggregation(
     ctx: &mut Ctx,
     refs: &Refs<'_>,
@@ -256,12 +268,20 @@ fn aggregation(
             continue;
         };
         for range in pool.ranges.iter().filter(|r| r.family() == family) {
-            let needed = range.covering_prefix_len();
+            let blocks = range.blocks();
+            let Some(largest) = blocks.iter().min_by_key(|b| b.prefix_len) else {
+                continue;
+            };
+            let needed = largest.prefix_len;
             if len < needed {
                 let shape = if range.prefix_len.is_some() {
                     format!("the prefix /{needed} of {:?}", range.text)
                 } else {
-                    format!("/{needed}, the smallest CIDR covering {:?},", range.text)
+                    format!(
+                        "/{needed}, the prefix of {}, the largest CIDR block of {:?},",
+                        largest.describe(family),
+                        range.text
+                    )
                 };
                 ctx.error(
                     obj,
@@ -269,6 +289,20 @@ fn aggregation(
                     format!(
                         "{len} is shorter than {shape} in IPAddressPool {name}; a /{len} route would \
                          attract traffic for addresses outside the pool: use at least {needed}"
+                    ),
+                );
+            } else if let Some(small) = blocks.iter().find(|b| b.prefix_len > len) {
+                ctx.warn(
+                    obj,
+                    field,
+                    format!(
+                        "{len} is shorter than /{}, the prefix of {}, a CIDR block of {:?} in \
+                         IPAddressPool {name}: its /{len} route also covers addresses outside \
+                         the entry (MetalLB accepts this as long as the entry's largest block, \
+                         /{needed}, fits)",
+                        small.prefix_len,
+                        small.describe(family),
+                        range.text
                     ),
                 );
             }
@@ -422,8 +456,12 @@ mod tests {
         assert_eq!(config.bgp_advertisements[0].aggregation_length_v6, 128);
     }
 
+    /// MetalLB skips pool names of no pool and keeps peer names as given
+    /// (setL2AdvertisementsToPools, setBGPAdvertisementsToPools; TestParse "different local
+    /// pref - different peers & same nodes" names peers that do not exist): warnings, and an
+    /// advertisement limited to a missing peer stays limited to it.
     #[test]
-    fn unknown_pool_and_peer_references() {
+    fn unknown_pool_and_peer_references_are_warnings() {
         let inputs = Inputs {
             pools: vec![pool("a", &["10.0.0.0/24"])],
             peers: vec![peer("router", "10.0.0.1")],
@@ -438,12 +476,90 @@ mod tests {
             })],
             ..Default::default()
         };
+        let config = Config::build(&inputs).expect("references to missing objects are warnings");
+        assert_eq!(
+            config
+                .warnings
+                .iter()
+                .map(|w| w.to_string())
+                .collect::<Vec<_>>(),
+            vec![
+                "L2Advertisement ferrolb-system/l2: spec.ipAddressPools[0]: no IPAddressPool named \
+                 \"nope\" (known: a), so nothing is announced for it until a pool of that name \
+                 exists",
+                "BGPAdvertisement ferrolb-system/adv: spec.ipAddressPools[1]: no IPAddressPool \
+                 named \"missing\" (known: a), so nothing is announced for it until a pool of \
+                 that name exists",
+                "BGPAdvertisement ferrolb-system/adv: spec.peers[0]: no BGPPeer named \"rotuer\" \
+                 (known: router), so these routes are sent to no session for it until a peer of \
+                 that name exists",
+            ]
+        );
+        assert!(config.l2_advertisements[0].pools.is_empty());
+        assert_eq!(config.bgp_advertisements[0].pools, vec!["a"]);
+        assert_eq!(config.bgp_advertisements[0].peers, vec!["rotuer"]);
+    }
+
+    /// MetalLB internal/config/config.go l2AdvertisementFromCR and bgpAdvertisementFromCR:
+    /// validateDuplicate on ipAddressPools, communities and peers, and
+    /// validateLabelSelectorDuplicate on the selector lists (TestParse "duplicate ip address
+    /// pools - in L2 adv", "duplicate peers - in BGP adv", "duplicate community literal - in BGP
+    /// adv", "use duplicate match labels in node selectors", "use duplicate match expression
+    /// values in node selector", "use duplicate match expression in ip pool selector - in BGP
+    /// adv").
+    #[test]
+    fn repeated_entries_are_errors() {
+        let zone = |v: &str| LabelSelector {
+            match_labels: Some(BTreeMap::from([("zone".into(), v.into())])),
+            match_expressions: None,
+        };
+        let host = |values: &[&str]| LabelSelectorRequirement {
+            key: "kubernetes.io/hostname".into(),
+            operator: "In".into(),
+            values: Some(values.iter().map(|v| v.to_string()).collect()),
+        };
+        let inputs = Inputs {
+            pools: vec![pool("a", &["10.0.0.0/24"])],
+            peers: vec![peer("router", "10.0.0.1")],
+            l2_advertisements: vec![l2(L2AdvertisementSpec {
+                ip_address_pools: vec!["a".into(), "a".into()],
+                node_selectors: vec![zone("a"), zone("b"), zone("a")],
+                ..Default::default()
+            })],
+            bgp_advertisements: vec![bgp(BGPAdvertisementSpec {
+                communities: vec!["1:1".into(), "1:1".into()],
+                peers: vec!["router".into(), "router".into()],
+                ip_address_pool_selectors: vec![LabelSelector {
+                    match_labels: None,
+                    match_expressions: Some(vec![host(&["x", "x"])]),
+                }],
+                node_selectors: vec![LabelSelector {
+                    match_labels: None,
+                    match_expressions: Some(vec![
+                        host(&["first", "second"]),
+                        host(&["second", "first"]),
+                    ]),
+                }],
+                ..Default::default()
+            })],
+            ..Default::default()
+        };
         assert_eq!(
             lines(&inputs),
             vec![
-                "L2Advertisement ferrolb-system/l2: spec.ipAddressPools[0]: no IPAddressPool named \"nope\"; known: a",
-                "BGPAdvertisement ferrolb-system/adv: spec.ipAddressPools[1]: no IPAddressPool named \"missing\"; known: a",
-                "BGPAdvertisement ferrolb-system/adv: spec.peers[0]: no BGPPeer named \"rotuer\"; known: router",
+                "L2Advertisement ferrolb-system/l2: spec.ipAddressPools[1]: \"a\" is listed twice \
+                 (also spec.ipAddressPools[0]); list each entry once",
+                "L2Advertisement ferrolb-system/l2: spec.nodeSelectors[2]: repeats \
+                 spec.nodeSelectors[0]; list each selector once",
+                "BGPAdvertisement ferrolb-system/adv: spec.ipAddressPoolSelectors[0].\
+                 matchExpressions[0].values[1]: \"x\" is listed twice (also values[0]); list each \
+                 value once",
+                "BGPAdvertisement ferrolb-system/adv: spec.nodeSelectors[0].matchExpressions[1]: \
+                 repeats matchExpressions[0]; list each requirement once",
+                "BGPAdvertisement ferrolb-system/adv: spec.communities[1]: \"1:1\" is listed twice \
+                 (also spec.communities[0]); list each entry once",
+                "BGPAdvertisement ferrolb-system/adv: spec.peers[1]: \"router\" is listed twice \
+                 (also spec.peers[0]); list each entry once",
             ]
         );
     }
@@ -523,6 +639,9 @@ mod tests {
         );
     }
 
+    /// MetalLB validateBGPAdvPerPool: an aggregation length shorter than the prefix of an
+    /// entry's largest CIDR block is rejected (TestParse "bad aggregation length (incompatible
+    /// with CIDR)", "aggregation length by range", "aggregation length by range, too wide").
     #[test]
     fn aggregation_lengths() {
         let inputs = |v4: i32, v6: i32| Inputs {
@@ -544,28 +663,41 @@ mod tests {
                 "BGPAdvertisement ferrolb-system/adv: spec.aggregationLengthV6: -1 is out of range; accepted: 0 to 128 (default 128)",
             ]
         );
+        // 10.0.1.200-10.0.1.239 splits into 10.0.1.200/29, 10.0.1.208/28, 10.0.1.224/28.
         assert_eq!(
-            lines(&inputs(24, 112)),
+            lines(&inputs(27, 112)),
             vec![
-                "BGPAdvertisement ferrolb-system/adv: spec.aggregationLength: 24 is shorter than the \
-                 prefix /25 of \"10.0.0.0/25\" in IPAddressPool a; a /24 route would attract traffic \
-                 for addresses outside the pool: use at least 25",
-                "BGPAdvertisement ferrolb-system/adv: spec.aggregationLength: 24 is shorter than \
-                 /26, the smallest CIDR covering \"10.0.1.200-10.0.1.239\", in IPAddressPool b; a /24 \
-                 route would attract traffic for addresses outside the pool: use at least 26",
+                "BGPAdvertisement ferrolb-system/adv: spec.aggregationLength: 27 is shorter than \
+                 /28, the prefix of 10.0.1.208/28, the largest CIDR block of \
+                 \"10.0.1.200-10.0.1.239\", in IPAddressPool b; a /27 route would attract traffic \
+                 for addresses outside the pool: use at least 28",
                 "BGPAdvertisement ferrolb-system/adv: spec.aggregationLengthV6: 112 is shorter than \
                  the prefix /120 of \"fd00::/120\" in IPAddressPool a; a /112 route would attract \
                  traffic for addresses outside the pool: use at least 120",
             ]
         );
-        // The range 10.0.1.200-239 lies in 10.0.1.192/26, so it needs at least 26.
-        let errs = lines(&inputs(25, 128));
-        assert_eq!(errs.len(), 1, "{errs:#?}");
-        assert!(
-            errs[0].contains("25 is shorter than /26, the smallest CIDR covering"),
-            "{errs:#?}"
+        assert!(lines(&inputs(24, 120))[0].contains("24 is shorter than the prefix /25"));
+        // At 28 every block but 10.0.1.200/29 fits; MetalLB accepts it, ferrolb warns.
+        let config = Config::build(&inputs(28, 120)).expect("valid");
+        assert_eq!(
+            config
+                .warnings
+                .iter()
+                .map(|w| w.to_string())
+                .collect::<Vec<_>>(),
+            vec![
+                "BGPAdvertisement ferrolb-system/adv: spec.aggregationLength: 28 is shorter than \
+                 /29, the prefix of 10.0.1.200/29, a CIDR block of \"10.0.1.200-10.0.1.239\" in \
+                 IPAddressPool b: its /28 route also covers addresses outside the entry (MetalLB \
+                 accepts this as long as the entry's largest block, /28, fits)"
+            ]
         );
-        assert!(Config::build(&inputs(26, 120)).is_ok());
+        assert!(
+            Config::build(&inputs(29, 128))
+                .expect("valid")
+                .warnings
+                .is_empty()
+        );
     }
 
     #[test]

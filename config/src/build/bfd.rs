@@ -1,4 +1,5 @@
-//! BFDProfiles: timer and TTL ranges, defaults.
+//! BFDProfiles: timer and TTL ranges (MetalLB's `bfdProfileFromCR`), defaults, and the
+//! settings ferrolb's BFD cannot honour yet.
 
 use super::{Ctx, Obj, kinds};
 use crate::model::BfdProfile;
@@ -95,6 +96,15 @@ fn build_one(ctx: &mut Ctx, obj: &Obj<'_>, spec: &ferrolb_api::BFDProfileSpec) -
         (1, 254),
         "",
     );
+    if spec.echo_mode == Some(true) {
+        // Running without echo would silently detect failures later than asked.
+        ctx.error(
+            obj,
+            "spec.echoMode",
+            "ferrolb's BFD has no echo mode yet; remove echoMode (or set it to false) to run \
+             BFD with control packets only, whose timers set the detection time",
+        );
+    }
     BfdProfile {
         namespace: obj.namespace.to_string(),
         name: obj.name.to_string(),
@@ -146,6 +156,35 @@ mod tests {
                 "BFDProfile ferrolb-system/fast: spec.minimumTtl: 255 is out of range; accepted: 1 to 254 (default 254)",
             ]
         );
+    }
+
+    /// Echo mode is not implemented: a profile asking for it is rejected rather than run
+    /// without it (MetalLB accepts it: TestParse "Session with ipv4 and bfd echo mode").
+    #[test]
+    fn echo_mode_is_rejected_until_implemented() {
+        let inputs = Inputs {
+            bfd_profiles: vec![profile(BFDProfileSpec {
+                echo_mode: Some(true),
+                ..Default::default()
+            })],
+            ..Default::default()
+        };
+        assert_eq!(
+            lines(&inputs),
+            vec![
+                "BFDProfile ferrolb-system/fast: spec.echoMode: ferrolb's BFD has no echo mode yet; \
+                 remove echoMode (or set it to false) to run BFD with control packets only, whose \
+                 timers set the detection time"
+            ]
+        );
+        let off = Inputs {
+            bfd_profiles: vec![profile(BFDProfileSpec {
+                echo_mode: Some(false),
+                ..Default::default()
+            })],
+            ..Default::default()
+        };
+        assert!(Config::build(&off).is_ok());
     }
 
     #[test]

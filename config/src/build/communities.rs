@@ -18,23 +18,26 @@ pub fn build(ctx: &mut Ctx, inputs: &[ferrolb_api::Community]) -> BTreeMap<Strin
     for (input, obj) in inputs.iter().zip(&objs) {
         for (i, alias) in input.spec.communities.iter().enumerate() {
             let at = format!("spec.communities[{i}]");
-            if alias.name.trim().is_empty() {
-                ctx.error(
+            // MetalLB accepts any name and looks names up before parsing a value, so these
+            // are warnings: the entry works, but is easy to misread.
+            if alias.name.is_empty() {
+                ctx.warn(
                     obj,
                     &format!("{at}.name"),
-                    "is empty; give the community a name",
+                    "is empty, so no advertisement can refer to this value by name",
                 );
             } else if alias.name.contains(':') {
-                ctx.error(
+                ctx.warn(
                     obj,
                     &format!("{at}.name"),
                     format!(
-                        "{:?} contains ':' and would be read as a community value; use a name \
-                         without ':'",
-                        alias.name
+                        "{:?} contains ':', so it reads like a community value; advertisements \
+                         that list it get this entry's value {:?}, not {:?}",
+                        alias.name, alias.value, alias.name
                     ),
                 );
-            } else if let Some(first) = defined_at.get(&alias.name) {
+            }
+            if let Some(first) = defined_at.get(&alias.name) {
                 ctx.error(
                     obj,
                     &format!("{at}.name"),

@@ -7,6 +7,7 @@
 mod advertisements;
 mod bfd;
 mod communities;
+mod local_pref;
 mod peers;
 mod pools;
 pub(crate) mod selectors;
@@ -122,6 +123,20 @@ impl Ctx {
     }
 }
 
+/// Reports every entry of `list` (at `field`) that repeats an earlier one, as MetalLB's
+/// `validateDuplicate` (internal/config/config.go) rejects lists with repeated entries.
+pub(crate) fn report_duplicates(ctx: &mut Ctx, obj: &Obj<'_>, field: &str, list: &[String]) {
+    for (i, entry) in list.iter().enumerate() {
+        if let Some(first) = list[..i].iter().position(|e| e == entry) {
+            ctx.error(
+                obj,
+                &format!("{field}[{i}]"),
+                format!("{entry:?} is listed twice (also {field}[{first}]); list each entry once"),
+            );
+        }
+    }
+}
+
 /// Lists names for "known: …" hints, bounded so a message stays one readable line.
 pub(crate) fn known_list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
     let names: Vec<&str> = names.into_iter().collect();
@@ -166,6 +181,7 @@ impl Config {
             advertisements::build_l2(&mut ctx, &refs, &inputs.l2_advertisements);
         let bgp_advertisements =
             advertisements::build_bgp(&mut ctx, &refs, &inputs.bgp_advertisements);
+        local_pref::check(&mut ctx, &pools, &bgp_advertisements);
         let config = ctx.errors.is_empty().then(|| Config {
             pools,
             l2_advertisements,

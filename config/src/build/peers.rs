@@ -1,5 +1,6 @@
 //! BGPPeers: AS numbers, addresses, timers, passwords, BFD profile references, and sessions
-//! that would clash on a node.
+//! that would clash on a node. Rules follow MetalLB's `peerFromCR` and `parseTimers`
+//! (internal/config/config.go).
 
 use super::{Ctx, Obj, kinds, known_list, selectors};
 use crate::Inputs;
@@ -86,7 +87,21 @@ fn build_one(
             );
             None
         }
-        (Some(asn), None) => Some(PeerAsn::Fixed(asn)),
+        (Some(asn), None) => {
+            // MetalLB peerFromCR: "invalid ebgp-multihop parameter set for an ibgp peer".
+            if asn == spec.my_asn && spec.ebgp_multi_hop {
+                ctx.error(
+                    obj,
+                    "spec.ebgpMultiHop",
+                    format!(
+                        "is set on an iBGP session (myASN and peerASN are both {asn}); eBGP \
+                         multihop applies to eBGP only (iBGP sessions are sent with TTL 255 \
+                         anyway): remove it"
+                    ),
+                );
+            }
+            Some(PeerAsn::Fixed(asn))
+        }
         (None, Some(ferrolb_api::DynamicAsn::Internal)) => Some(PeerAsn::Internal),
         (None, Some(ferrolb_api::DynamicAsn::External)) => Some(PeerAsn::External),
     };
@@ -108,12 +123,13 @@ fn build_one(
         if let Some(peer) = address
             && IpFamily::of(&src) != IpFamily::of(&peer)
         {
-            ctx.error(
+            // MetalLB accepts this; no session can be opened from it.
+            ctx.warn(
                 obj,
                 "spec.sourceAddress",
                 format!(
-                    "{src} is {} but peerAddress {peer} is {}; the session needs a source \
-                     address of the peer's family",
+                    "{src} is {} but peerAddress {peer} is {}, so the session cannot be \
+                     opened: it needs a source address of the peer's family",
                     IpFamily::of(&src).k8s_name(),
                     IpFamily::of(&peer).k8s_name()
                 ),
@@ -121,7 +137,7 @@ fn build_one(
         }
         Some(src)
     });
-    let router_id = spec.router_id.as_deref().and_then(|s| match s.trim().parse::<Ipv4Addr>() {
+    let router_id = spec.router_id.as_deref().and_then(|s| match s.parse::<Ipv4Addr>() {
         Ok(id) => Some(id),
         Err(_) => {
             ctx.error(
@@ -149,6 +165,13 @@ fn build_one(
             }
         }
     };
+    if spec.peer_port == Some(0) {
+        ctx.error(
+            obj,
+            "spec.peerPort",
+            "0 is not a port; accepted: 1 to 65535 (default 179)",
+        );
+    }
     let password = password(ctx, obj, spec);
     if let Some(name) = &spec.bfd_profile
         && !bfd_names.contains(name.as_str())
@@ -185,11 +208,15 @@ fn build_one(
     })
 }
 
+/// Parses an address as written: like MetalLB's `net.ParseIP`, spaces around it make it
+/// invalid.
 fn parse_ip(ctx: &mut Ctx, obj: &Obj<'_>, field: &str, text: &str, what: &str) -> Option<IpAddr> {
-    match text.trim().parse::<IpAddr>() {
+    match text.parse::<IpAddr>() {
         Ok(ip) => Some(ip),
         Err(_) => {
-            let hint = if text.contains('/') {
+            let hint = if text.trim() != text && text.trim().parse::<IpAddr>().is_ok() {
+                " (without leading or trailing spaces)"
+            } else if text.contains('/') {
                 " (without a prefix length)"
             } else {
                 ""
@@ -204,8 +231,10 @@ fn parse_ip(ctx: &mut Ctx, obj: &Obj<'_>, field: &str, text: &str, what: &str) -
     }
 }
 
-/// Hold and keepalive times with defaults: hold 90s, keepalive a third of hold (0 when hold is
-/// 0, which disables keepalives).
+/// Hold and keepalive times, read as MetalLB's `parseTimers` reads them: with only a hold time
+/// the keepalive is a third of it, with only a keepalive the hold time is three times it,
+/// with neither the defaults (90s and 30s). The hold time is counted in whole seconds, as BGP
+/// carries it: 0 (no keepalives) or at least 3s; the keepalive may not exceed it.
 fn timers(ctx: &mut Ctx, obj: &Obj<'_>, spec: &ferrolb_api::BGPPeerSpec) -> (Duration, Duration) {
     let parse = |ctx: &mut Ctx, field: &str, text: Option<&str>| {
         text.and_then(|t| match duration::parse(t) {
@@ -218,32 +247,90 @@ fn timers(ctx: &mut Ctx, obj: &Obj<'_>, spec: &ferrolb_api::BGPPeerSpec) -> (Dur
     };
     let hold = parse(ctx, "spec.holdTime", spec.hold_time.as_deref());
     let keepalive = parse(ctx, "spec.keepaliveTime", spec.keepalive_time.as_deref());
-    let hold = hold.unwrap_or(DEFAULT_HOLD);
-    if !hold.is_zero() && hold < MIN_HOLD {
+    let (hold, keepalive, hold_field) = match (hold, keepalive) {
+        (None, None) => (DEFAULT_HOLD, DEFAULT_HOLD / 3, "spec.holdTime"),
+        (Some(h), None) => (h, h / 3, "spec.holdTime"),
+        // The hold time comes from the keepalive: point at what the user wrote.
+        (None, Some(k)) => (k.saturating_mul(3), k, "spec.keepaliveTime"),
+        (Some(h), Some(k)) => (h, k, "spec.holdTime"),
+    };
+    let whole = Duration::from_secs(hold.as_secs());
+    let shown = if hold_field == "spec.holdTime" {
+        duration::format(hold)
+    } else {
+        format!(
+            "{} (three times keepaliveTime {})",
+            duration::format(hold),
+            duration::format(keepalive)
+        )
+    };
+    if !whole.is_zero() && whole < MIN_HOLD {
         ctx.error(
             obj,
-            "spec.holdTime",
+            hold_field,
             format!(
-                "{} is too short; accepted: 0s (no keepalives) or at least 3s (RFC 4271)",
-                duration::format(hold)
+                "hold time {shown} is too short; accepted: 0s (no keepalives) or at least 3s \
+                 (RFC 4271)"
+            ),
+        );
+    } else if whole != hold {
+        ctx.warn(
+            obj,
+            hold_field,
+            format!(
+                "hold time {shown} is not a whole number of seconds; BGP carries whole seconds, \
+                 so it is {}{}",
+                duration::format(whole),
+                if whole.is_zero() {
+                    ", which disables keepalives and the hold timer"
+                } else {
+                    ""
+                }
             ),
         );
     }
-    let keepalive = keepalive.unwrap_or(hold / 3);
-    if !hold.is_zero() && keepalive >= hold {
+    if keepalive > hold && hold.is_zero() {
         ctx.error(
             obj,
             "spec.keepaliveTime",
             format!(
-                "{} is not less than holdTime {}; keepalives must come more often than the hold \
-                 time, typically a third of it ({})",
+                "{} is longer than holdTime 0s, which disables keepalives; set keepaliveTime to \
+                 0s, or holdTime to at least 3s",
+                duration::format(keepalive)
+            ),
+        );
+    } else if keepalive > hold {
+        ctx.error(
+            obj,
+            "spec.keepaliveTime",
+            format!(
+                "{} is longer than holdTime {}; keepalives must come at least as often as the hold \
+                 time, typically every third of it ({})",
                 duration::format(keepalive),
                 duration::format(hold),
                 duration::format(hold / 3)
             ),
         );
+    } else if keepalive == hold && !hold.is_zero() {
+        // MetalLB accepts it; one late keepalive then ends the session.
+        ctx.warn(
+            obj,
+            "spec.keepaliveTime",
+            format!(
+                "{} equals holdTime, so a single late keepalive ends the session; a third of \
+                 the hold time ({}) is usual",
+                duration::format(keepalive),
+                duration::format(hold / 3)
+            ),
+        );
     }
-    (hold, keepalive)
+    // A hold time of 0 disables keepalives.
+    let keepalive = if whole.is_zero() {
+        Duration::ZERO
+    } else {
+        keepalive
+    };
+    (whole, keepalive)
 }
 
 fn password(ctx: &mut Ctx, obj: &Obj<'_>, spec: &ferrolb_api::BGPPeerSpec) -> Option<PeerPassword> {
@@ -387,10 +474,16 @@ mod tests {
             )]
         );
         assert_eq!(
-            one(|s| s.source_address = Some("fd00::2".into())),
+            one(|s| s.peer_address = " 10.0.0.1".into()),
             vec![format!(
-                "{P}spec.sourceAddress: fd00::2 is IPv6 but peerAddress 10.0.0.1 is IPv4; the \
-                 session needs a source address of the peer's family"
+                "{P}spec.peerAddress: \" 10.0.0.1\" is not an IP address; expected the peer's \
+                 address as an IPv4 or IPv6 address (without leading or trailing spaces)"
+            )]
+        );
+        assert_eq!(
+            one(|s| s.peer_port = Some(0)),
+            vec![format!(
+                "{P}spec.peerPort: 0 is not a port; accepted: 1 to 65535 (default 179)"
             )]
         );
         assert_eq!(
@@ -402,22 +495,137 @@ mod tests {
         );
     }
 
+    /// A source address of the other family: MetalLB accepts it (peerFromCR only parses
+    /// it); no session can be opened from it, so ferrolb warns.
+    #[test]
+    fn source_address_of_the_other_family_is_a_warning() {
+        let mut p = peer("r", "10.0.0.1");
+        p.spec.source_address = Some("fd00::2".into());
+        let config = Config::build(&Inputs {
+            peers: vec![p],
+            ..Default::default()
+        })
+        .expect("a warning only");
+        assert_eq!(
+            config.warnings[0].to_string(),
+            format!(
+                "{P}spec.sourceAddress: fd00::2 is IPv6 but peerAddress 10.0.0.1 is IPv4, so the \
+                 session cannot be opened: it needs a source address of the peer's family"
+            )
+        );
+    }
+
+    /// MetalLB peerFromCR: "invalid ebgp-multihop parameter set for an ibgp peer" (TestParse
+    /// "invalid ebgp-multihop"); with dynamicASN MetalLB's peerASN is 0, so it never applies.
+    #[test]
+    fn ebgp_multihop_on_ibgp_is_rejected() {
+        assert_eq!(
+            one(|s| {
+                s.peer_asn = Some(64512);
+                s.ebgp_multi_hop = true;
+            }),
+            vec![format!(
+                "{P}spec.ebgpMultiHop: is set on an iBGP session (myASN and peerASN are both \
+                 64512); eBGP multihop applies to eBGP only (iBGP sessions are sent with TTL 255 \
+                 anyway): remove it"
+            )]
+        );
+        let mut p = peer("r", "10.0.0.1");
+        p.spec.peer_asn = None;
+        p.spec.dynamic_asn = Some(DynamicAsn::Internal);
+        p.spec.ebgp_multi_hop = true;
+        assert!(
+            Config::build(&Inputs {
+                peers: vec![p],
+                ..Default::default()
+            })
+            .is_ok()
+        );
+    }
+
+    fn timer_config(hold: Option<&str>, keepalive: Option<&str>) -> crate::Config {
+        let mut p = peer("r", "10.0.0.1");
+        p.spec.hold_time = hold.map(String::from);
+        p.spec.keepalive_time = keepalive.map(String::from);
+        Config::build(&Inputs {
+            peers: vec![p],
+            ..Default::default()
+        })
+        .expect("valid timers")
+    }
+
+    /// MetalLB parseTimers (TestParse "peer with keepalive only", "peer with holdtime only",
+    /// "peer with zero hold/keepalive timers", "invalid keepalivetime larger than holdtime",
+    /// "invalid hold time (too short)").
+    #[test]
+    fn timers_as_metallb_reads_them() {
+        let c = timer_config(None, Some("60s"));
+        assert_eq!(c.peers["r"].hold_time, Duration::from_secs(180));
+        assert_eq!(c.peers["r"].keepalive_time, Duration::from_secs(60));
+        let c = timer_config(Some("180s"), None);
+        assert_eq!(c.peers["r"].keepalive_time, Duration::from_secs(60));
+        let c = timer_config(Some("0s"), Some("0s"));
+        assert_eq!(c.peers["r"].hold_time, Duration::ZERO);
+        // Equal timers are accepted, with a warning.
+        let c = timer_config(Some("9s"), Some("9s"));
+        assert_eq!(c.peers["r"].keepalive_time, Duration::from_secs(9));
+        assert_eq!(
+            c.warnings[0].to_string(),
+            format!(
+                "{P}spec.keepaliveTime: 9s equals holdTime, so a single late keepalive ends the \
+                 session; a third of the hold time (3s) is usual"
+            )
+        );
+        // Hold times count in whole seconds: 3.5s is 3s, 500ms is 0s.
+        let c = timer_config(Some("3.5s"), None);
+        assert_eq!(c.peers["r"].hold_time, Duration::from_secs(3));
+        assert_eq!(
+            c.warnings[0].to_string(),
+            format!(
+                "{P}spec.holdTime: hold time 3.5s is not a whole number of seconds; BGP carries \
+                 whole seconds, so it is 3s"
+            )
+        );
+        let c = timer_config(Some("500ms"), Some("0s"));
+        assert_eq!(c.peers["r"].hold_time, Duration::ZERO);
+        assert_eq!(c.peers["r"].keepalive_time, Duration::ZERO);
+    }
+
     #[test]
     fn timers() {
         assert_eq!(
             one(|s| s.hold_time = Some("2s".into())),
             vec![format!(
-                "{P}spec.holdTime: 2s is too short; accepted: 0s (no keepalives) or at least 3s (RFC 4271)"
+                "{P}spec.holdTime: hold time 2s is too short; accepted: 0s (no keepalives) or at \
+                 least 3s (RFC 4271)"
+            ),]
+        );
+        assert_eq!(
+            one(|s| s.keepalive_time = Some("500ms".into())),
+            vec![format!(
+                "{P}spec.keepaliveTime: hold time 1.5s (three times keepaliveTime 500ms) is too \
+                 short; accepted: 0s (no keepalives) or at least 3s (RFC 4271)"
             ),]
         );
         assert_eq!(
             one(|s| {
-                s.hold_time = Some("9s".into());
-                s.keepalive_time = Some("9s".into());
+                s.hold_time = Some("30s".into());
+                s.keepalive_time = Some("90s".into());
             }),
             vec![format!(
-                "{P}spec.keepaliveTime: 9s is not less than holdTime 9s; keepalives must come more \
-                 often than the hold time, typically a third of it (3s)"
+                "{P}spec.keepaliveTime: 1m30s is longer than holdTime 30s; keepalives must come at \
+                 least as often as the hold time, typically every third of it (10s)"
+            )]
+        );
+        // MetalLB: a keepalive with hold time 0 is longer than the hold time.
+        assert_eq!(
+            one(|s| {
+                s.hold_time = Some("0s".into());
+                s.keepalive_time = Some("1s".into());
+            }),
+            vec![format!(
+                "{P}spec.keepaliveTime: 1s is longer than holdTime 0s, which disables keepalives; \
+                 set keepaliveTime to 0s, or holdTime to at least 3s"
             )]
         );
         assert_eq!(

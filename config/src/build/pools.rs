@@ -1,4 +1,5 @@
-//! IPAddressPools: address ranges, unique names, no overlaps, serviceAllocation selectors.
+//! IPAddressPools: address ranges, unique names, no overlaps, serviceAllocation namespaces and
+//! selectors without duplicates.
 
 use super::{Ctx, Obj, kinds, selectors};
 use crate::address::{self, parse_address_range};
@@ -50,14 +51,23 @@ fn build_one<'a>(ctx: &mut Ctx, obj: &Obj<'a>, input: &ferrolb_api::IPAddressPoo
     let mut positions = Vec::with_capacity(spec.addresses.len());
     for (i, text) in spec.addresses.iter().enumerate() {
         match parse_address_range(text) {
-            Ok(r) => {
-                ranges.push(r);
+            Ok(parsed) => {
+                if let Some(warning) = parsed.warning {
+                    ctx.warn(obj, &format!("spec.addresses[{i}]"), warning);
+                }
+                ranges.push(parsed.range);
                 positions.push(i);
             }
             Err(message) => ctx.error(obj, &format!("spec.addresses[{i}]"), message),
         }
     }
     let alloc = spec.service_allocation.clone().unwrap_or_default();
+    super::report_duplicates(
+        ctx,
+        obj,
+        "spec.serviceAllocation.namespaces",
+        &alloc.namespaces,
+    );
     let namespace_selectors = selectors::parse_list(
         ctx,
         obj,
@@ -158,7 +168,7 @@ mod tests {
             pools: vec![pool(
                 "p",
                 &[
-                    "10.0.0.5/24",
+                    " 10.0.0.0/24",
                     "bogus",
                     "10.0.1.9-10.0.1.1",
                     "10.0.2.1-fd00::1",
@@ -170,8 +180,9 @@ mod tests {
         assert_eq!(lines.len(), 4, "{lines:#?}");
         assert_eq!(
             lines[0],
-            "IPAddressPool ferrolb-system/p: spec.addresses[0]: \"10.0.0.5/24\" has host bits set; \
-             did you mean 10.0.0.0/24? (for a single address write 10.0.0.5/32)"
+            "IPAddressPool ferrolb-system/p: spec.addresses[0]: \" 10.0.0.0/24\" has leading or \
+             trailing spaces; a CIDR is read without them (MetalLB rejects them too): write \
+             \"10.0.0.0/24\""
         );
         assert!(lines[1].starts_with(
             "IPAddressPool ferrolb-system/p: spec.addresses[1]: \"bogus\" is neither a CIDR nor a \
@@ -186,6 +197,55 @@ mod tests {
             lines[3],
             "IPAddressPool ferrolb-system/p: spec.addresses[3]: \"10.0.2.1-fd00::1\" mixes an IPv4 \
              start and an IPv6 end; a range must be of one family"
+        );
+    }
+
+    /// MetalLB reads 10.20.30.40/24 as 10.20.30.0/24 (TestParse "bad aggregation length
+    /// (incompatible with CIDR)"): accepted, with a warning, and overlaps are checked on the
+    /// network.
+    #[test]
+    fn host_bits_are_a_warning_and_the_network_counts() {
+        let inputs = Inputs {
+            pools: vec![pool("p", &["10.20.30.40/24"])],
+            ..Default::default()
+        };
+        let config = Config::build(&inputs).expect("host bits are not an error");
+        assert_eq!(config.pools["p"].size(crate::IpFamily::V4), 256);
+        assert_eq!(
+            config.warnings[0].to_string(),
+            "IPAddressPool ferrolb-system/p: spec.addresses[0]: \"10.20.30.40/24\" has host bits \
+             set, so it means 10.20.30.0/24 (all 256 addresses of it, as MetalLB reads it); write \
+             10.20.30.0/24, or 10.20.30.40/32 for just this address"
+        );
+        let overlapping = Inputs {
+            pools: vec![
+                pool("p", &["10.20.30.40/24"]),
+                pool("q", &["10.20.30.1/32"]),
+            ],
+            ..Default::default()
+        };
+        assert!(lines(&overlapping)[0].contains("overlaps"));
+    }
+
+    /// MetalLB internal/config/config.go addressPoolServiceAllocationsFromCR: "duplicate
+    /// definition in namespaces field" (TestParse "ip address pool with duplicate namespace
+    /// selection").
+    #[test]
+    fn service_allocation_namespaces_are_listed_once() {
+        let mut p = pool("a", &["10.0.0.0/24"]);
+        p.spec.service_allocation = Some(ferrolb_api::ServiceAllocation {
+            namespaces: vec!["ns1".into(), "ns2".into(), "ns1".into()],
+            ..Default::default()
+        });
+        assert_eq!(
+            lines(&Inputs {
+                pools: vec![p],
+                ..Default::default()
+            }),
+            vec![
+                "IPAddressPool ferrolb-system/a: spec.serviceAllocation.namespaces[2]: \"ns1\" is \
+                 listed twice (also spec.serviceAllocation.namespaces[0]); list each entry once"
+            ]
         );
     }
 

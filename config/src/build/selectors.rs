@@ -1,18 +1,21 @@
-//! Selector lists: parsing with field paths, and deciding whether two lists can select one
-//! node.
+//! Selector lists: parsing with field paths, rejecting repeated selectors, expressions and
+//! values, and deciding whether two lists can select one node.
 
 use super::{Ctx, Obj};
 use crate::selector::{Requirement, Selector};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+use std::collections::BTreeMap;
 
 /// Parses every selector of `list` (at `field`, e.g. `spec.nodeSelectors`), reporting each bad
-/// one with its full path. Returns only the valid ones.
+/// one with its full path, and repeats as MetalLB's `validateLabelSelectorDuplicate`
+/// (internal/config/config.go) rejects them. Returns only the valid ones.
 pub fn parse_list(
     ctx: &mut Ctx,
     obj: &Obj<'_>,
     field: &str,
     list: &[LabelSelector],
 ) -> Vec<Selector> {
+    report_repeats(ctx, obj, field, list);
     let mut out = Vec::with_capacity(list.len());
     for (i, sel) in list.iter().enumerate() {
         match Selector::parse(sel) {
@@ -21,6 +24,63 @@ pub fn parse_list(
         }
     }
     out
+}
+
+/// A requirement as MetalLB compares them: values are a set (their order does not matter), the
+/// order of requirements in a selector does.
+type Normalized<'a> = (&'a str, &'a str, Vec<&'a str>);
+
+/// A selector as MetalLB compares them: its labels and its normalized requirements.
+type NormalizedSelector<'a> = (Option<&'a BTreeMap<String, String>>, Vec<Normalized<'a>>);
+
+fn normalize(req: &LabelSelectorRequirement) -> Normalized<'_> {
+    let mut values: Vec<&str> = req.values.iter().flatten().map(String::as_str).collect();
+    values.sort_unstable();
+    (req.key.as_str(), req.operator.as_str(), values)
+}
+
+/// Reports a value repeated in one requirement, a requirement repeated in one selector, and a
+/// selector repeated in the list (same labels and same requirements).
+fn report_repeats(ctx: &mut Ctx, obj: &Obj<'_>, field: &str, list: &[LabelSelector]) {
+    let mut seen: Vec<NormalizedSelector<'_>> = Vec::new();
+    for (i, sel) in list.iter().enumerate() {
+        let exprs = sel.match_expressions.as_deref().unwrap_or_default();
+        let mut normalized = Vec::with_capacity(exprs.len());
+        for (j, req) in exprs.iter().enumerate() {
+            let at = format!("{field}[{i}].matchExpressions[{j}]");
+            let values = req.values.as_deref().unwrap_or_default();
+            for (k, value) in values.iter().enumerate() {
+                if let Some(first) = values[..k].iter().position(|v| v == value) {
+                    ctx.error(
+                        obj,
+                        &format!("{at}.values[{k}]"),
+                        format!(
+                            "{value:?} is listed twice (also values[{first}]); list each value once"
+                        ),
+                    );
+                }
+            }
+            let n = normalize(req);
+            if let Some(first) = normalized.iter().position(|m| *m == n) {
+                ctx.error(
+                    obj,
+                    &at,
+                    format!("repeats matchExpressions[{first}]; list each requirement once"),
+                );
+            }
+            normalized.push(n);
+        }
+        let labels = sel.match_labels.as_ref().filter(|l| !l.is_empty());
+        let key = (labels, normalized);
+        if let Some(first) = seen.iter().position(|s| *s == key) {
+            ctx.error(
+                obj,
+                &format!("{field}[{i}]"),
+                format!("repeats {field}[{first}]; list each selector once"),
+            );
+        }
+        seen.push(key);
+    }
 }
 
 /// Whether some label set could satisfy both lists (each list: any one selector must match; an

@@ -1,12 +1,15 @@
 //! Reading multi-document YAML manifests into [`Inputs`].
 //!
 //! Accepts our `ferrolb.io/v1beta1` kinds and MetalLB's equivalents (`metallb.io/v1beta1`,
-//! `metallb.io/v1beta2`; same field names), and `List` objects holding them. Objects of other
+//! `metallb.io/v1beta2`; same field names, read with their MetalLB meaning by [`metallb`]), and
+//! `List` objects holding them. Objects of other
 //! kinds (Services, Secrets, …) are skipped and counted, so a whole deployment directory can be
 //! checked. Every problem names the file and either the line (bad YAML) or the document and
 //! object (a wrong field).
 
 mod cluster;
+pub mod metallb;
+pub mod migrate;
 mod schema;
 
 pub use cluster::{ClusterObject, group_conflicts, read_cluster_objects};
@@ -94,32 +97,20 @@ pub struct Manifests {
 impl Manifests {
     /// Reads every document of `text` (the contents of `file`).
     pub fn add(&mut self, file: &str, text: &str) {
-        let options = serde_saphyr::options! {
-            with_snippet: false,
-            // YAML 1.2: `yes`/`no`/`on`/`off` stay strings, as most people mean them.
-            strict_booleans: true,
+        let docs = match parse_documents(file, text) {
+            Ok(d) => d,
+            Err(e) => {
+                self.errors.push(e);
+                return;
+            }
         };
-        let docs: Vec<serde_saphyr::Spanned<Value>> =
-            match serde_saphyr::from_multiple_with_options(text, options) {
-                Ok(d) => d,
-                Err(e) => {
-                    let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
-                    self.errors.push(ManifestError::Yaml {
-                        file: file.to_string(),
-                        line,
-                        column,
-                        message: strip_location(&e.to_string()),
-                    });
-                    return;
-                }
-            };
-        for (i, doc) in docs.into_iter().enumerate() {
+        for (i, (line, value)) in docs.into_iter().enumerate() {
             let at = DocAt {
                 file,
-                line: doc.referenced.line(),
+                line,
                 document: i + 1,
             };
-            self.add_object(&at, doc.value);
+            self.add_object(&at, value);
         }
     }
 
@@ -195,11 +186,25 @@ impl Manifests {
         }
         // A missing spec is an empty one (MetalLB's spec-less L2Advertisement means "every
         // pool"); kinds with required fields then report those.
-        let spec = map
+        let mut spec = map
             .get("spec")
             .cloned()
             .unwrap_or_else(|| Value::Object(Default::default()));
-        let mut problems = schema::check_spec(kind, &spec);
+        let mut problems = Vec::new();
+        if group == ferrolb_api::METALLB_GROUP {
+            let translation = metallb::translate(kind, api_version, &spec);
+            problems.extend(translation.errors.iter().cloned());
+            spec = translation.spec;
+            // Fields reported above are not also unknown fields.
+            if let Value::Object(fields) = &mut spec {
+                for (field, _) in &translation.errors {
+                    if let Some(name) = field.strip_prefix("spec.") {
+                        fields.remove(name);
+                    }
+                }
+            }
+        }
+        problems.extend(schema::check_spec(kind, &spec));
         problems.extend(check_metadata(map.get("metadata")));
         if !problems.is_empty() {
             for (field, message) in problems {
@@ -209,31 +214,31 @@ impl Manifests {
         }
         let inputs = &mut self.inputs;
         let result = match kind {
-            "IPAddressPool" => typed(map).map(|(metadata, spec)| {
+            "IPAddressPool" => typed(map, spec).map(|(metadata, spec)| {
                 inputs.pools.push(ferrolb_api::IPAddressPool {
                     metadata,
                     spec,
                     status: None,
                 })
             }),
-            "L2Advertisement" => typed(map).map(|(metadata, spec)| {
+            "L2Advertisement" => typed(map, spec).map(|(metadata, spec)| {
                 inputs
                     .l2_advertisements
                     .push(ferrolb_api::L2Advertisement { metadata, spec })
             }),
-            "BGPAdvertisement" => typed(map).map(|(metadata, spec)| {
+            "BGPAdvertisement" => typed(map, spec).map(|(metadata, spec)| {
                 inputs
                     .bgp_advertisements
                     .push(ferrolb_api::BGPAdvertisement { metadata, spec })
             }),
-            "BGPPeer" => typed(map)
+            "BGPPeer" => typed(map, spec)
                 .map(|(metadata, spec)| inputs.peers.push(ferrolb_api::BGPPeer { metadata, spec })),
-            "BFDProfile" => typed(map).map(|(metadata, spec)| {
+            "BFDProfile" => typed(map, spec).map(|(metadata, spec)| {
                 inputs
                     .bfd_profiles
                     .push(ferrolb_api::BFDProfile { metadata, spec })
             }),
-            "Community" => typed(map).map(|(metadata, spec)| {
+            "Community" => typed(map, spec).map(|(metadata, spec)| {
                 inputs
                     .communities
                     .push(ferrolb_api::Community { metadata, spec })
@@ -243,6 +248,30 @@ impl Manifests {
         };
         if let Err((field, message)) = result {
             self.errors.push(at.error(&object, &field, &message));
+        }
+    }
+}
+
+/// The documents of `text` (the contents of `file`) with the line each starts on.
+pub(crate) fn parse_documents(file: &str, text: &str) -> Result<Vec<(u64, Value)>, ManifestError> {
+    let options = serde_saphyr::options! {
+        with_snippet: false,
+        // YAML 1.2: `yes`/`no`/`on`/`off` stay strings, as most people mean them.
+        strict_booleans: true,
+    };
+    match serde_saphyr::from_multiple_with_options::<serde_saphyr::Spanned<Value>>(text, options) {
+        Ok(docs) => Ok(docs
+            .into_iter()
+            .map(|d| (d.referenced.line(), d.value))
+            .collect()),
+        Err(e) => {
+            let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+            Err(ManifestError::Yaml {
+                file: file.to_string(),
+                line,
+                column,
+                message: strip_location(&e.to_string()),
+            })
         }
     }
 }
@@ -328,14 +357,11 @@ fn check_metadata(metadata: Option<&Value>) -> Vec<(String, String)> {
 /// reject what the schema does not describe; its message is passed on.
 fn typed<S: DeserializeOwned>(
     map: &serde_json::Map<String, Value>,
+    spec: Value,
 ) -> Result<(ObjectMeta, S), (String, String)> {
     let metadata = map.get("metadata").cloned().unwrap_or(Value::Null);
     let metadata: ObjectMeta =
         serde_json::from_value(metadata).map_err(|e| ("metadata".to_string(), e.to_string()))?;
-    let spec = map
-        .get("spec")
-        .cloned()
-        .unwrap_or_else(|| Value::Object(Default::default()));
     let spec: S = serde_json::from_value(spec).map_err(|e| ("spec".to_string(), e.to_string()))?;
     Ok((metadata, spec))
 }

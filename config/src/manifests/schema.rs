@@ -36,6 +36,14 @@ pub fn check_spec(kind: &str, spec: &Value) -> Vec<(String, String)> {
     out
 }
 
+/// Whether `kind`'s spec has a top-level field `field`.
+pub fn has_field(kind: &str, field: &str) -> bool {
+    SPEC_SCHEMAS
+        .get(kind)
+        .and_then(|s| s.properties.as_ref())
+        .is_some_and(|p| p.contains_key(field))
+}
+
 fn describe(v: &Value) -> String {
     match v {
         Value::Null => "null".to_string(),

@@ -140,3 +140,39 @@ fn misspelled_kinds_of_our_groups_are_errors() {
         "MetalLB's own status kinds are skipped"
     );
 }
+
+/// MetalLB's BGPPeer fields ferrolb cannot honour are errors naming them, not "unknown
+/// field"; their zero values mean "unset" as in MetalLB's Go types.
+#[test]
+fn metallb_fields_ferrolb_cannot_honour_are_named() {
+    let m = read(
+        "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: r, namespace: ns}\n\
+         spec: {myASN: 1, peerASN: 2, peerAddress: 10.0.0.1, vrf: red, localASN: 0, \
+         interface: ''}\n",
+    );
+    assert_eq!(
+        errors(&m),
+        vec![
+            "test.yaml:1: document 1 (BGPPeer ns/r): spec.vrf: ferrolb has no VRF support yet, so \
+             the session would be opened from the default VRF instead; remove vrf to peer from \
+             the default VRF"
+        ]
+    );
+}
+
+/// A metallb.io BGPPeer keeps MetalLB's single-family sessions unless
+/// dualStackAddressFamily is true.
+#[test]
+fn metallb_peers_keep_their_address_families() {
+    let m = read(
+        "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: a}\n\
+         spec: {myASN: 1, peerASN: 2, peerAddress: 10.0.0.1}\n---\n\
+         apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: b}\n\
+         spec: {myASN: 1, peerASN: 2, peerAddress: 10.0.0.2, dualStackAddressFamily: true}\n---\n\
+         apiVersion: ferrolb.io/v1beta1\nkind: BGPPeer\nmetadata: {name: c}\n\
+         spec: {myASN: 1, peerASN: 2, peerAddress: 10.0.0.3}\n",
+    );
+    assert_eq!(errors(&m), Vec::<String>::new());
+    let disable_mp: Vec<bool> = m.inputs.peers.iter().map(|p| p.spec.disable_mp).collect();
+    assert_eq!(disable_mp, vec![true, false, false]);
+}

@@ -51,6 +51,7 @@ pub fn pool(name: &str, ranges: &[&str]) -> Pool {
         ranges: ranges.iter().map(|r| range(r)).collect(),
         auto_assign: true,
         avoid_buggy_ips: false,
+        service_allocation: false,
         priority: None,
         namespaces: vec![],
         namespace_selectors: vec![],

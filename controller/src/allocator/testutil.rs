@@ -103,7 +103,10 @@ impl RequestExt for ServiceRequest {
         self
     }
     fn key(mut self, key: &str) -> Self {
-        self.sharing_key = Some(key.into());
+        self.sharing_key = Some(Requested {
+            value: key.into(),
+            source: "ferrolb.io/allow-shared-ip".into(),
+        });
         self
     }
     fn ports(mut self, ports: &[ServicePort]) -> Self {

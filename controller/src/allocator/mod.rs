@@ -15,6 +15,8 @@ mod table;
 mod usage;
 
 #[cfg(test)]
+mod metallb_cases;
+#[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod tests;

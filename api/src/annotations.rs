@@ -20,6 +20,16 @@ pub const ADDRESS_POOL: &str = "address-pool";
 /// Services carrying the same key may share an address.
 pub const ALLOW_SHARED_IP: &str = "allow-shared-ip";
 
+/// Pool the Service's addresses come from, written by the controller.
+pub const IP_ALLOCATED_FROM_POOL: &str = "ip-allocated-from-pool";
+/// Prefixes the controller writes its annotations under: ours, and MetalLB's current one so
+/// tools that read MetalLB's annotation keep working (MetalLB controller/service.go writes
+/// `metallb.io/ip-allocated-from-pool`).
+pub const WRITTEN_PREFIXES: [&str; 2] = [PREFIX, "metallb.io/"];
+/// MetalLB's deprecated prefix: still read, and each use is reported with a warning event as
+/// MetalLB does (controller/main.go SetBalancer, `deprecatedAnnotation`).
+pub const DEPRECATED_PREFIX: &str = "metallb.universe.tf/";
+
 /// Label that keeps a node from announcing any Service address.
 pub const EXCLUDE_FROM_LB_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
 
@@ -33,6 +43,20 @@ pub fn all_keys(name: &str) -> Vec<String> {
     std::iter::once(PREFIX)
         .chain(ALIAS_PREFIXES)
         .map(|p| format!("{p}{name}"))
+        .collect()
+}
+
+/// Every key `name` is written under, ours first.
+pub fn written_keys(name: &str) -> [String; 2] {
+    WRITTEN_PREFIXES.map(|p| format!("{p}{name}"))
+}
+
+/// Keys of `annotations` under MetalLB's deprecated prefix, sorted.
+pub fn deprecated_keys(annotations: &BTreeMap<String, String>) -> Vec<&str> {
+    annotations
+        .keys()
+        .filter(|k| k.starts_with(DEPRECATED_PREFIX))
+        .map(String::as_str)
         .collect()
 }
 
@@ -66,6 +90,41 @@ mod tests {
         assert_eq!(lookup(&a, ADDRESS_POOL).map(|(_, v)| v), Some("mid"));
         a.insert("ferrolb.io/address-pool".to_string(), "new".to_string());
         assert_eq!(lookup(&a, ADDRESS_POOL).map(|(_, v)| v), Some("new"));
+    }
+
+    /// MetalLB controller/service.go writes `metallb.io/ip-allocated-from-pool`; ferrolb writes
+    /// it beside its own spelling.
+    #[test]
+    fn pool_annotation_is_written_under_both_spellings() {
+        assert_eq!(
+            written_keys(IP_ALLOCATED_FROM_POOL),
+            [
+                "ferrolb.io/ip-allocated-from-pool".to_string(),
+                "metallb.io/ip-allocated-from-pool".to_string()
+            ]
+        );
+    }
+
+    /// MetalLB controller/main.go SetBalancer: every key with the `metallb.universe.tf` prefix
+    /// is a deprecated annotation.
+    #[test]
+    fn deprecated_keys_are_metallb_universe_tf_ones() {
+        let a: BTreeMap<String, String> = [
+            ("metallb.universe.tf/allow-shared-ip", "k"),
+            ("metallb.io/address-pool", "p"),
+            ("metallb.universe.tf/address-pool", "p"),
+            ("example.com/metallb.universe.tf/x", "y"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(
+            deprecated_keys(&a),
+            [
+                "metallb.universe.tf/address-pool",
+                "metallb.universe.tf/allow-shared-ip"
+            ]
+        );
     }
 
     #[test]

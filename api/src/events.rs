@@ -14,3 +14,6 @@ pub const CONFIG_WARNING: &str = "ConfigWarning";
 pub const POOL_IN_USE: &str = "PoolInUse";
 /// A node took over announcing a Service address in layer 2 mode.
 pub const NODE_ASSIGNED: &str = "nodeAssigned";
+/// A Service uses an annotation under MetalLB's deprecated `metallb.universe.tf/` prefix
+/// (MetalLB's reason, spelled as MetalLB spells it).
+pub const DEPRECATED_ANNOTATION: &str = "deprecatedAnnotation";

@@ -78,8 +78,9 @@ pub struct IPAddressPoolSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceAllocation {
-    /// Order among pools that admit a Service: lower numbers are tried first; pools without a
-    /// priority come after every pool with one. Default: none.
+    /// Order among pools with a serviceAllocation that admit a Service: positive numbers are
+    /// tried first, lowest first; 0 or unset comes after every positive priority. Pools with a
+    /// serviceAllocation are tried before pools without one. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i32>,
     /// Namespaces whose Services may use the pool. Default: empty, meaning any namespace.

@@ -79,6 +79,10 @@ pub enum ClassPolicy {
     /// Ours only (`--require-class`): Services without a class are left to another
     /// implementation.
     OursOnly,
+    /// Exactly this class (`--lb-class NAME`, MetalLB's flag of the same name): Services
+    /// without a class, and with ferrolb's own, are left to another implementation. Several
+    /// installations can then share a cluster, each with its own class.
+    Named(&'static str),
 }
 
 impl ClassPolicy {
@@ -90,9 +94,24 @@ impl ClassPolicy {
             ClassPolicy::OursOrUnset
         }
     }
+
+    /// The policy of the `--lb-class` and `--require-class` flags: a non-empty `--lb-class`
+    /// names the only class handled (MetalLB: an empty `--lb-class` is the default, unset);
+    /// without one, `--require-class` decides.
+    ///
+    /// The name is read once per process and kept for its whole life (leaked), which keeps
+    /// the policy `Copy` for every pass of both binaries.
+    pub fn from_flags(lb_class: Option<String>, require_class: bool) -> Self {
+        match lb_class.filter(|c| !c.is_empty()) {
+            Some(class) => ClassPolicy::Named(Box::leak(class.into_boxed_str())),
+            None => ClassPolicy::from_require_class(require_class),
+        }
+    }
 }
 
-/// Whether ferrolb handles `svc`: `type: LoadBalancer` with a class `policy` accepts.
+/// Whether ferrolb handles `svc`: `type: LoadBalancer` with a class `policy` accepts
+/// (MetalLB internal/k8s/controllers/service_controller.go filterByLoadBalancerClass, plus
+/// ferrolb's own class unless `--lb-class` names another).
 pub fn handles(svc: &Service, policy: ClassPolicy) -> bool {
     let Some(spec) = svc.spec.as_ref() else {
         return false;
@@ -100,9 +119,11 @@ pub fn handles(svc: &Service, policy: ClassPolicy) -> bool {
     if spec.type_.as_deref() != Some("LoadBalancer") {
         return false;
     }
-    match spec.load_balancer_class.as_deref() {
-        Some(class) => class == LOAD_BALANCER_CLASS,
-        None => policy == ClassPolicy::OursOrUnset,
+    let class = spec.load_balancer_class.as_deref();
+    match policy {
+        ClassPolicy::Named(name) => class == Some(name),
+        ClassPolicy::OursOnly => class == Some(LOAD_BALANCER_CLASS),
+        ClassPolicy::OursOrUnset => class.is_none_or(|c| c == LOAD_BALANCER_CLASS),
     }
 }
 
@@ -157,6 +178,35 @@ mod tests {
         assert!(!handles(&Service::default(), OursOrUnset));
         assert_eq!(ClassPolicy::from_require_class(true), OursOnly);
         assert_eq!(ClassPolicy::from_require_class(false), OursOrUnset);
+    }
+
+    /// MetalLB internal/k8s/controllers/service_controller.go filterByLoadBalancerClass: with
+    /// `--lb-class` set only Services of exactly that class are handled (none without a
+    /// class); an empty `--lb-class` is the same as none.
+    #[test]
+    fn lb_class_names_the_only_class_handled() {
+        let named = ClassPolicy::from_flags(Some("example.com/lb".into()), false);
+        assert_eq!(named, ClassPolicy::Named("example.com/lb"));
+        assert!(handles(&svc(Some("example.com/lb"), "LoadBalancer"), named));
+        assert!(!handles(&svc(None, "LoadBalancer"), named));
+        assert!(!handles(
+            &svc(Some(LOAD_BALANCER_CLASS), "LoadBalancer"),
+            named
+        ));
+        assert!(!handles(&svc(Some("example.com/lb"), "ClusterIP"), named));
+        // --lb-class wins over --require-class; an empty one leaves --require-class in charge.
+        assert_eq!(
+            ClassPolicy::from_flags(Some("example.com/lb".into()), true),
+            named
+        );
+        assert_eq!(
+            ClassPolicy::from_flags(Some(String::new()), true),
+            ClassPolicy::OursOnly
+        );
+        assert_eq!(
+            ClassPolicy::from_flags(None, false),
+            ClassPolicy::OursOrUnset
+        );
     }
 
     #[test]

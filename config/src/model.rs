@@ -114,7 +114,11 @@ pub struct Pool {
     pub auto_assign: bool,
     /// Skip IPv4 addresses ending in .0 and .255.
     pub avoid_buggy_ips: bool,
-    /// Lower is tried first; `None` after every pool with a priority.
+    /// Whether `spec.serviceAllocation` is present, even empty: pools with one that admit a
+    /// Service are tried before pools without one (MetalLB's pinned pools).
+    pub service_allocation: bool,
+    /// `spec.serviceAllocation.priority`: among pools with a serviceAllocation, a positive
+    /// value is tried first, lowest first; 0, negative or unset come after every positive one.
     pub priority: Option<i32>,
     /// Namespaces allowed by name (empty: no restriction by name).
     pub namespaces: Vec<String>,

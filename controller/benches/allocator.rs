@@ -68,6 +68,7 @@ fn config(range: &str) -> Config {
         ranges: vec![cidr(range)],
         auto_assign: true,
         avoid_buggy_ips: false,
+        service_allocation: false,
         priority: None,
         namespaces: vec![],
         namespace_selectors: vec![],

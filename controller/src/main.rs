@@ -40,6 +40,10 @@ struct RunArgs {
     /// Handle only Services with spec.loadBalancerClass ferrolb.io/ferrolb (not unset ones).
     #[arg(long)]
     require_class: bool,
+    /// Handle only Services whose spec.loadBalancerClass is NAME (as MetalLB's --lb-class):
+    /// neither unset ones nor ferrolb.io/ferrolb. Overrides --require-class.
+    #[arg(long, value_name = "NAME")]
+    lb_class: Option<String>,
     /// Identity in the leader Lease.
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
@@ -109,7 +113,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut opts = ferrolb_controller::run::RunOptions::new(&args.namespace, &identity);
     opts.listen = args.listen;
     opts.all_namespaces_config = args.all_namespaces_config;
-    opts.class_policy = ferrolb_api::service::ClassPolicy::from_require_class(args.require_class);
+    opts.class_policy =
+        ferrolb_api::service::ClassPolicy::from_flags(args.lb_class, args.require_class);
     opts.leader_election = !args.no_leader_election;
     opts.config_source = args.config_source;
     ferrolb_controller::run::run(client, opts).await

@@ -362,9 +362,9 @@ async fn execute(
 
 async fn execute_one(client: &Client, w: StatusWrite) -> Result<(), kube::Error> {
     match w {
-        StatusWrite::Service { key, ips } => {
+        StatusWrite::Service { key, ips, pool } => {
             let api: Api<Service> = Api::namespaced(client.clone(), &key.namespace);
-            let patch = crate::service::status_patch(&ips);
+            let patch = crate::service::status_patch(&ips, pool.as_deref());
             match api
                 .patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await

@@ -4,6 +4,7 @@ use crate::allocator::{
     AnnotationRequest, IpFamilyPolicy, Protocol, RequestError, ServicePort, ServiceRequest,
     TrafficPolicy, parse_ip_families,
 };
+use ferrolb_api::annotations;
 use ferrolb_api::service::ingress_ips;
 use k8s_openapi::api::core::v1::Service;
 use std::collections::BTreeMap;
@@ -44,13 +45,32 @@ pub fn to_request(
     Ok(req)
 }
 
-/// The `status` merge patch that sets the ingress to `ips` (each with `ipMode: VIP`).
-pub fn status_patch(ips: &[IpAddr]) -> serde_json::Value {
+/// The merge patch for the status subresource: the ingress set to `ips` (each with
+/// `ipMode: VIP`) and the pool annotation under each spelling ferrolb writes (removed when
+/// `pool` is `None`). The annotation travels with the status as MetalLB sends it
+/// (controller/service.go convergeBalancer, one UpdateStatus): kube-apiserver resets only a
+/// Service's spec on a status write, so no write access to Services themselves is needed.
+pub fn status_patch(ips: &[IpAddr], pool: Option<&str>) -> serde_json::Value {
     let ingress: Vec<serde_json::Value> = ips
         .iter()
         .map(|ip| serde_json::json!({"ip": ip.to_string(), "ipMode": "VIP"}))
         .collect();
-    serde_json::json!({"status": {"loadBalancer": {"ingress": ingress}}})
+    let annotations: serde_json::Map<String, serde_json::Value> =
+        annotations::written_keys(annotations::IP_ALLOCATED_FROM_POOL)
+            .into_iter()
+            .map(|k| (k, pool.map_or(serde_json::Value::Null, |p| p.into())))
+            .collect();
+    serde_json::json!({
+        "metadata": {"annotations": annotations},
+        "status": {"loadBalancer": {"ingress": ingress}},
+    })
+}
+
+/// The pool annotation of `svc` under each spelling ferrolb writes, in that order.
+pub fn pool_annotations(svc: &Service) -> [Option<&str>; 2] {
+    let annotations = svc.metadata.annotations.as_ref();
+    annotations::written_keys(annotations::IP_ALLOCATED_FROM_POOL)
+        .map(|k| annotations.and_then(|a| a.get(&k)).map(String::as_str))
 }
 
 #[cfg(test)]
@@ -114,13 +134,44 @@ mod tests {
         );
         assert_eq!(r.traffic_policy, TrafficPolicy::Local);
         assert_eq!(r.ports, vec![ServicePort::udp(53)]);
-        assert_eq!(r.sharing_key.as_deref(), Some("k"));
+        assert_eq!(
+            r.sharing_key
+                .as_ref()
+                .map(|k| (k.value.as_str(), k.source.as_str())),
+            Some(("k", "metallb.universe.tf/allow-shared-ip"))
+        );
         assert_eq!(r.current, vec!["10.0.0.1".parse::<IpAddr>().expect("ip")]);
     }
 
     #[test]
     fn status_patch_sets_vip_mode() {
-        let p = status_patch(&["10.0.0.1".parse().expect("ip")]);
+        let p = status_patch(&["10.0.0.1".parse().expect("ip")], Some("lan"));
         assert_eq!(p["status"]["loadBalancer"]["ingress"][0]["ipMode"], "VIP");
+    }
+
+    /// MetalLB controller/service.go convergeBalancer sets `metallb.io/ip-allocated-from-pool`
+    /// with the status and clearServiceState deletes it; ferrolb writes its own spelling too.
+    #[test]
+    fn status_patch_sets_and_clears_the_pool_annotation() {
+        let p = status_patch(&["10.0.0.1".parse().expect("ip")], Some("lan"));
+        assert_eq!(
+            p["metadata"]["annotations"],
+            serde_json::json!({
+                "ferrolb.io/ip-allocated-from-pool": "lan",
+                "metallb.io/ip-allocated-from-pool": "lan",
+            })
+        );
+        let p = status_patch(&[], None);
+        assert_eq!(
+            p["metadata"]["annotations"],
+            serde_json::json!({
+                "ferrolb.io/ip-allocated-from-pool": null,
+                "metallb.io/ip-allocated-from-pool": null,
+            })
+        );
+        assert_eq!(
+            p["status"]["loadBalancer"]["ingress"],
+            serde_json::json!([])
+        );
     }
 }

@@ -31,6 +31,10 @@ struct RunArgs {
     /// Handle only Services with spec.loadBalancerClass ferrolb.io/ferrolb (not unset ones).
     #[arg(long)]
     require_class: bool,
+    /// Handle only Services whose spec.loadBalancerClass is NAME (as MetalLB's --lb-class):
+    /// neither unset ones nor ferrolb.io/ferrolb. Overrides --require-class.
+    #[arg(long, value_name = "NAME")]
+    lb_class: Option<String>,
     /// UDP port of the gossip membership on the node's InternalIP; 0 disables membership (node
     /// liveness is then the Node Ready condition alone).
     #[arg(long, default_value_t = 7946)]
@@ -121,7 +125,7 @@ fn main() -> anyhow::Result<()> {
             node_name: args.node_name,
             namespace: args.namespace,
             listen: args.listen,
-            class_policy: ClassPolicy::from_require_class(args.require_class),
+            class_policy: ClassPolicy::from_flags(args.lb_class, args.require_class),
             membership: (args.membership_port != 0).then_some(MembershipOptions {
                 port: args.membership_port,
                 secret: args.membership_secret,

@@ -87,6 +87,7 @@ fn build_one<'a>(ctx: &mut Ctx, obj: &Obj<'a>, input: &ferrolb_api::IPAddressPoo
         ranges,
         auto_assign: spec.auto_assign,
         avoid_buggy_ips: spec.avoid_buggy_ips,
+        service_allocation: spec.service_allocation.is_some(),
         priority: alloc.priority,
         namespaces: alloc.namespaces,
         namespace_selectors,

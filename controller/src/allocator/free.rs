@@ -110,24 +110,16 @@ impl RangeSet {
     }
 }
 
-/// The lowest address of `family` in `pool` (ranges in address order) that is neither held nor
-/// excluded by `avoidBuggyIPs`.
+/// The first address of `family` in `pool` that is neither held nor excluded by
+/// `avoidBuggyIPs`: the lowest free one of the first range (in the order the pool lists them)
+/// that has one, as MetalLB walks a pool's CIDRs in order (internal/allocator/allocator.go
+/// getFreeIPsFromPool, getIPFromCIDR).
 pub fn lowest_free(pool: &Pool, family: IpFamily, held: &RangeSet) -> Option<u128> {
     let avoid = pool.avoid_buggy_ips && family == IpFamily::V4;
-    // Ranges in address order without sorting a copy: pools have a handful of ranges, and
-    // this runs on every allocation, so repeated minimum search beats allocating.
-    let mut after: Option<u128> = None;
-    loop {
-        let next = pool
-            .ranges
-            .iter()
-            .filter(|r| r.family() == family && after.is_none_or(|a| r.start() > a))
-            .min_by_key(|r| r.start())?;
-        if let Some(free) = lowest_free_in(next.start(), next.end(), avoid, held) {
-            return Some(free);
-        }
-        after = Some(next.start());
-    }
+    pool.ranges
+        .iter()
+        .filter(|r| r.family() == family)
+        .find_map(|r| lowest_free_in(r.start(), r.end(), avoid, held))
 }
 
 fn lowest_free_in(start: u128, end: u128, avoid_buggy: bool, held: &RangeSet) -> Option<u128> {
@@ -188,6 +180,7 @@ mod tests {
             }],
             auto_assign: true,
             avoid_buggy_ips: avoid,
+            service_allocation: false,
             priority: None,
             namespaces: vec![],
             namespace_selectors: vec![],

@@ -15,6 +15,8 @@ mod table;
 mod usage;
 
 #[cfg(test)]
+mod metallb_cases;
+#[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod tests;
@@ -44,6 +46,7 @@ pub struct Allocator {
     config: Config,
     table: Table,
     usage: UsageCounts,
+    room_made: u64,
 }
 
 impl Allocator {
@@ -53,6 +56,7 @@ impl Allocator {
             config,
             table: Table::default(),
             usage: UsageCounts::default(),
+            room_made: 0,
         }
     }
 
@@ -139,7 +143,20 @@ impl Allocator {
             .map(|p| p.name.clone())
     }
 
+    /// Counts the changes that may let a Service that got nothing in: an address freed, the
+    /// sharing fields (key, ports, traffic policy, selector) of a Service holding addresses
+    /// changed, or a Service with a sharing key gaining an address others may share. MetalLB
+    /// re-processes every Service on such a change (controller/main.go SetBalancer,
+    /// `SyncStateReprocessAll`); a caller compares two readings to know whether the Services
+    /// still waiting are worth asking again.
+    pub fn room_made(&self) -> u64 {
+        self.room_made
+    }
+
     fn count(&mut self, change: &Change) {
+        if !change.freed.is_empty() {
+            self.room_made += 1;
+        }
         for ip in &change.gained {
             self.usage.gained(&self.config, *ip);
         }
@@ -198,6 +215,17 @@ impl Allocator {
             sharing,
             error: plan.error.as_ref().map(ToString::to_string),
         };
+        let before = self.table.service(&req.key);
+        let sharing_changed =
+            before.is_some_and(|old| !old.ips.is_empty() && old.sharing != entry.sharing);
+        let shareable_gain = entry.sharing.key.is_some()
+            && entry
+                .ips
+                .iter()
+                .any(|ip| before.is_none_or(|old| !old.ips.contains(ip)));
+        if sharing_changed || shareable_gain {
+            self.room_made += 1;
+        }
         let change = self.table.set(&req.key, entry, |_| pool.clone());
         self.count(&change);
         Outcome {

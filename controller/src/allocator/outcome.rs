@@ -305,8 +305,11 @@ pub enum ReleaseReason {
         /// Why.
         why: Incompatibility,
     },
-    /// RequireDualStack and its pool has no free address of the other family.
+    /// A dual-stack Service whose pool cannot give the other family: RequireDualStack, or
+    /// either policy when another pool gives a pair instead.
     DualStackIncomplete {
+        /// `spec.ipFamilyPolicy`.
+        policy: IpFamilyPolicy,
         /// The pool.
         pool: String,
         /// The missing family.
@@ -372,10 +375,13 @@ impl fmt::Display for ReleasedIp {
             ReleaseReason::Sharing { holder, why } => {
                 write!(f, "{ip} is used by {holder} and cannot be shared: {why}")
             }
-            ReleaseReason::DualStackIncomplete { pool, missing } => write!(
+            ReleaseReason::DualStackIncomplete {
+                policy,
+                pool,
+                missing,
+            } => write!(
                 f,
-                "ipFamilyPolicy RequireDualStack: pool {pool} has no free {} address to pair \
-                 with {ip}",
+                "ipFamilyPolicy {policy}: pool {pool} has no free {} address to pair with {ip}",
                 missing.k8s_name()
             ),
             ReleaseReason::NotAllocated => {

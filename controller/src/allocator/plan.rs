@@ -88,21 +88,47 @@ pub fn describe(pool: &Pool) -> String {
     format!("{} ({})", pool.name, ranges.join(", "))
 }
 
-/// Pools for automatic assignment, best first: by priority (pools without one last), then name.
-pub fn auto_pools<'c>(config: &'c Config, req: &ServiceRequest) -> Vec<&'c Pool> {
-    let mut pools: Vec<&Pool> = config
+/// Pools for automatic assignment, in MetalLB's order (internal/allocator/allocator.go
+/// `Allocate`, `pinnedPoolsForService`, `sortPools`), as two tiers tried one after the other:
+///
+/// 1. pools with a `serviceAllocation` (present, even empty) that admits the Service, by
+///    priority: a positive priority first, lowest first; 0, negative or unset after them;
+/// 2. only when no pool of the first tier can serve the Service: pools without a
+///    `serviceAllocation`.
+///
+/// Pools with `autoAssign: false` are in neither. Ties — and MetalLB leaves their order to a
+/// map's iteration — go by pool name, so every replica decides alike.
+pub fn auto_tiers<'c>(config: &'c Config, req: &ServiceRequest) -> [Vec<&'c Pool>; 2] {
+    let mut pinned: Vec<&Pool> = Vec::new();
+    let mut others: Vec<&Pool> = Vec::new();
+    for p in config
         .pools
         .values()
         .filter(|p| p.auto_assign && admits(p, req))
-        .collect();
-    pools.sort_by(|a, b| {
-        (a.priority.is_none(), a.priority, &a.name).cmp(&(
-            b.priority.is_none(),
-            b.priority,
-            &b.name,
-        ))
-    });
-    pools
+    {
+        if has_service_allocation(p) {
+            pinned.push(p);
+        } else {
+            others.push(p);
+        }
+    }
+    let rank = |p: &Pool| match p.priority {
+        Some(n) if n > 0 => (false, n),
+        _ => (true, 0),
+    };
+    pinned.sort_by(|a, b| (rank(a), &a.name).cmp(&(rank(b), &b.name)));
+    others.sort_by(|a, b| a.name.cmp(&b.name));
+    [pinned, others]
+}
+
+/// Whether the pool has a `serviceAllocation`: one written empty, or any of the fields that
+/// only exist inside one.
+fn has_service_allocation(p: &Pool) -> bool {
+    p.service_allocation
+        || p.priority.is_some()
+        || !p.namespaces.is_empty()
+        || !p.namespace_selectors.is_empty()
+        || !p.service_selectors.is_empty()
 }
 
 pub fn admits(pool: &Pool, req: &ServiceRequest) -> bool {
@@ -192,7 +218,12 @@ impl<'a> Planner<'a> {
                 Err(reason) => released.push(ReleasedIp { ip: *ip, reason }),
             }
         }
-        let result = self.fill(&mut kept, &mut kept_pool, &mut released);
+        // The Service had both families and one of its addresses is gone (e.g. its pool no
+        // longer has that family).
+        let lost_family = held.iter().any(|ip| IpFamily::of(ip) == IpFamily::V4)
+            && held.iter().any(|ip| IpFamily::of(ip) == IpFamily::V6)
+            && kept.len() == 1;
+        let result = self.fill(lost_family, &mut kept, &mut kept_pool, &mut released);
         // Addresses in the status that the table never gave this Service: say why they are
         // not kept, so the reconciler's event explains the status change.
         let report_drift = |final_ips: &[IpAddr], released: &mut Vec<ReleasedIp>| {
@@ -312,6 +343,7 @@ impl<'a> Planner<'a> {
 
     fn fill(
         &self,
+        lost_family: bool,
         kept: &mut Vec<IpAddr>,
         kept_pool: &mut Option<&'a Pool>,
         released: &mut Vec<ReleasedIp>,
@@ -341,7 +373,7 @@ impl<'a> Planner<'a> {
         };
         match self.requested_ips() {
             Some(r) => self.fill_requested(r, requested_pool, kept, *kept_pool),
-            None => self.fill_auto(requested_pool, kept, kept_pool, released),
+            None => self.fill_auto(requested_pool, lost_family, kept, kept_pool, released),
         }
     }
 
@@ -443,17 +475,62 @@ impl<'a> Planner<'a> {
     fn fill_auto(
         &self,
         requested_pool: Option<&'a Pool>,
+        lost_family: bool,
         kept: &mut Vec<IpAddr>,
         kept_pool: &mut Option<&'a Pool>,
         released: &mut Vec<ReleasedIp>,
     ) -> Filled<'a> {
         let (sets, count) = self.requirement_sets();
         let sets = &sets[..count];
+        let tiers: Vec<Vec<&'a Pool>> = match requested_pool {
+            Some(p) => vec![vec![p]],
+            None => auto_tiers(self.config, self.req)
+                .into_iter()
+                .filter(|t| !t.is_empty())
+                .collect(),
+        };
         if let Some(pool) = *kept_pool {
             let have: Vec<IpFamily> = kept.iter().map(IpFamily::of).collect();
-            // Stability first: complete what the Service has from the same pool; a pool that is
-            // no longer the best choice is fine as long as it is still valid.
-            for set in sets.iter().filter(|s| have.iter().all(|f| s.contains(f))) {
+            let pair = sets.first().filter(|s| s.len() == 2);
+            // Stability first: complete what the Service has from the same pool.
+            if let Some(extra) = sets.first().and_then(|s| self.supply(pool, s, &have)) {
+                let mut ips = kept.clone();
+                ips.extend(extra);
+                return Ok((ips, pool));
+            }
+            // A dual-stack Service whose pool lost one of its families takes a new pair from
+            // another pool with room, as MetalLB clears and reallocates it (controller/service.go
+            // convergeBalancer, Assign failing for the pair).
+            let missing = pair
+                .and_then(|s| s.iter().find(|f| !have.contains(f)).copied())
+                .unwrap_or(IpFamily::V6);
+            let new_pair = pair
+                .filter(|_| lost_family)
+                .and_then(|set| tiers.iter().find_map(|tier| self.first_supply(tier, set)));
+            let release = |kept: &mut Vec<IpAddr>, released: &mut Vec<ReleasedIp>| {
+                for ip in kept.drain(..) {
+                    released.push(ReleasedIp {
+                        ip,
+                        reason: ReleaseReason::DualStackIncomplete {
+                            policy: self.req.ip_family_policy,
+                            pool: pool.name.clone(),
+                            missing,
+                        },
+                    });
+                }
+            };
+            if let Some(found) = new_pair {
+                release(kept, released);
+                *kept_pool = None;
+                return Ok(found);
+            }
+            // No pool has a pair: PreferDualStack keeps the address it has (a fresh MetalLB
+            // allocation could move it) when its pool can still give that family.
+            for set in sets
+                .iter()
+                .skip(1)
+                .filter(|s| have.iter().all(|f| s.contains(f)))
+            {
                 if let Some(extra) = self.supply(pool, set, &have) {
                     let mut ips = kept.clone();
                     ips.extend(extra);
@@ -461,46 +538,22 @@ impl<'a> Planner<'a> {
                 }
             }
             // Only RequireDualStack gets here: its pool cannot pair the address.
-            let missing = sets
-                .first()
-                .and_then(|s| s.iter().find(|f| !have.contains(f)).copied())
-                .unwrap_or(IpFamily::V6);
-            for ip in kept.drain(..) {
-                released.push(ReleasedIp {
-                    ip,
-                    reason: ReleaseReason::DualStackIncomplete {
-                        pool: pool.name.clone(),
-                        missing,
-                    },
-                });
-            }
+            release(kept, released);
             *kept_pool = None;
         }
-        let candidates: Vec<&Pool> = match requested_pool {
-            Some(p) => vec![p],
-            None => auto_pools(self.config, self.req),
-        };
-        if candidates.is_empty() {
+        if tiers.is_empty() {
             return Err(AllocError::NoPool {
                 service: self.key().clone(),
             }
             .into());
         }
-        for set in sets {
-            // MetalLB behaviour: an address already used by a compatible Service with the same
-            // sharing key wins over a free one, whatever the pool order.
-            if self.sharing.key.is_some() {
-                for pool in &candidates {
-                    if set.iter().any(|f| self.shareable(pool, *f).is_some())
-                        && let Some(ips) = self.supply(pool, set, &[])
-                    {
-                        return Ok((ips, pool));
-                    }
-                }
-            }
-            for pool in &candidates {
-                if let Some(ips) = self.supply(pool, set, &[]) {
-                    return Ok((ips, pool));
+        // MetalLB tries the second tier only when the first cannot serve the Service at all
+        // (allocator.go Allocate), and within a tier the preferred family set in every pool
+        // before a lesser one (findBestPoolForService).
+        for tier in &tiers {
+            for set in sets {
+                if let Some(found) = self.first_supply(tier, set) {
+                    return Ok(found);
                 }
             }
         }
@@ -508,9 +561,31 @@ impl<'a> Planner<'a> {
             service: self.key().clone(),
             policy: self.req.ip_family_policy,
             families: sets.first().map(|s| s.to_vec()).unwrap_or_default(),
-            pools: candidates.iter().map(|p| describe(p)).collect(),
+            pools: tiers.iter().flatten().map(|p| describe(p)).collect(),
         }
         .into())
+    }
+
+    /// The first pool of `pools` that can give every family of `set`, with the addresses.
+    /// An address already used by a compatible Service with the same sharing key wins over a
+    /// free one, whatever the pool order: sharing is what the key asks for.
+    fn first_supply(
+        &self,
+        pools: &[&'a Pool],
+        set: &[IpFamily],
+    ) -> Option<(Vec<IpAddr>, &'a Pool)> {
+        if self.sharing.key.is_some() {
+            for pool in pools {
+                if set.iter().any(|f| self.shareable(pool, *f).is_some())
+                    && let Some(ips) = self.supply(pool, set, &[])
+                {
+                    return Some((ips, pool));
+                }
+            }
+        }
+        pools
+            .iter()
+            .find_map(|pool| self.supply(pool, set, &[]).map(|ips| (ips, *pool)))
     }
 
     /// One address of every family of `set` not in `have`, from `pool`: shared when possible,

@@ -150,8 +150,9 @@ pub struct ServiceRequest {
     pub ip_family_policy: IpFamilyPolicy,
     /// `spec.ipFamilies` in order (empty means IPv4).
     pub ip_families: Vec<IpFamily>,
-    /// Sharing key (`ferrolb.io/allow-shared-ip`).
-    pub sharing_key: Option<String>,
+    /// Sharing key (`ferrolb.io/allow-shared-ip` or an alias), with the annotation it was
+    /// written under.
+    pub sharing_key: Option<Requested<String>>,
     /// Ports.
     pub ports: Vec<ServicePort>,
     /// `spec.externalTrafficPolicy`.
@@ -180,7 +181,7 @@ pub struct AnnotationRequest {
     /// From `ferrolb.io/address-pool` (or an alias).
     pub requested_pool: Option<Requested<String>>,
     /// From `ferrolb.io/allow-shared-ip` (or an alias); empty means none.
-    pub sharing_key: Option<String>,
+    pub sharing_key: Option<Requested<String>>,
 }
 
 impl AnnotationRequest {
@@ -201,8 +202,11 @@ impl AnnotationRequest {
             }),
         };
         let sharing_key = annotations::lookup(annotations, ALLOW_SHARED_IP)
-            .map(|(_, v)| v.trim().to_string())
-            .filter(|v| !v.is_empty());
+            .map(|(key, v)| Requested {
+                value: v.trim().to_string(),
+                source: key,
+            })
+            .filter(|r| !r.value.is_empty());
         Ok(Self {
             requested_ips: parse_requested_ips(annotations, load_balancer_ip)?,
             requested_pool,
@@ -324,7 +328,13 @@ mod tests {
                 source: "metallb.universe.tf/address-pool".into()
             })
         );
-        assert_eq!(a.sharing_key.as_deref(), Some("k"));
+        assert_eq!(
+            a.sharing_key,
+            Some(Requested {
+                value: "k".into(),
+                source: "ferrolb.io/allow-shared-ip".into()
+            })
+        );
         let e = AnnotationRequest::parse(&ann(&[("ferrolb.io/address-pool", " ")]), None)
             .expect_err("empty")
             .to_string();

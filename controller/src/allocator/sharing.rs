@@ -1,6 +1,7 @@
 //! When two Services may use the same address (MetalLB's `allow-shared-ip` rules).
 
 use super::request::{ServicePort, ServiceRequest, TrafficPolicy};
+use ferrolb_api::annotations::{self, ALLOW_SHARED_IP};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -10,6 +11,8 @@ use std::fmt;
 pub struct SharingInfo {
     /// Sharing key; without one the Service shares with nobody.
     pub key: Option<String>,
+    /// The annotation the key was written under, as the user spelled it (for messages).
+    pub key_annotation: Option<String>,
     /// Ports, sorted and deduplicated.
     pub ports: Vec<ServicePort>,
     /// `externalTrafficPolicy`.
@@ -25,7 +28,8 @@ impl SharingInfo {
         ports.sort();
         ports.dedup();
         Self {
-            key: req.sharing_key.clone(),
+            key: req.sharing_key.as_ref().map(|r| r.value.clone()),
+            key_annotation: req.sharing_key.as_ref().map(|r| r.source.clone()),
             ports,
             traffic_policy: req.traffic_policy,
             selector: req.selector.clone(),
@@ -43,6 +47,8 @@ pub enum Incompatibility {
     },
     /// Both have keys, but different ones.
     KeyMismatch {
+        /// The annotation the newcomer wrote its key under.
+        annotation: String,
         /// The newcomer's key.
         newcomer: String,
         /// The holder's key.
@@ -70,9 +76,13 @@ impl fmt::Display for Incompatibility {
             Self::NoKey { newcomer: false } => {
                 f.write_str("the holder has no ferrolb.io/allow-shared-ip annotation")
             }
-            Self::KeyMismatch { newcomer, holder } => write!(
+            Self::KeyMismatch {
+                annotation,
+                newcomer,
+                holder,
+            } => write!(
                 f,
-                "sharing keys differ (ferrolb.io/allow-shared-ip {newcomer:?}, holder's {holder:?})"
+                "sharing keys differ ({annotation} {newcomer:?}, holder's {holder:?})"
             ),
             Self::PortsCollide(ports) => {
                 let list: Vec<String> = ports.iter().map(ToString::to_string).collect();
@@ -100,6 +110,10 @@ pub fn check(newcomer: &SharingInfo, holder: &SharingInfo) -> Result<(), Incompa
     };
     if mine != theirs {
         return Err(Incompatibility::KeyMismatch {
+            annotation: newcomer
+                .key_annotation
+                .clone()
+                .unwrap_or_else(|| annotations::key(ALLOW_SHARED_IP)),
             newcomer: mine.clone(),
             holder: theirs.clone(),
         });
@@ -134,6 +148,7 @@ mod tests {
     fn info(key: Option<&str>, ports: &[ServicePort], tp: TrafficPolicy, app: &str) -> SharingInfo {
         SharingInfo {
             key: key.map(str::to_string),
+            key_annotation: key.map(|_| "metallb.universe.tf/allow-shared-ip".to_string()),
             ports: ports.to_vec(),
             traffic_policy: tp,
             selector: BTreeMap::from([("app".to_string(), app.to_string())]),
@@ -182,10 +197,14 @@ mod tests {
             TrafficPolicy::Cluster,
             "a",
         );
-        assert!(matches!(
-            check(&other_key, &base),
-            Err(Incompatibility::KeyMismatch { .. })
-        ));
+        // The message names the annotation as the newcomer spelled it.
+        assert_eq!(
+            check(&other_key, &base).map_err(|e| e.to_string()),
+            Err(
+                "sharing keys differ (metallb.universe.tf/allow-shared-ip \"j\", holder's \"k\")"
+                    .into()
+            )
+        );
         let no_key = info(None, &[ServicePort::tcp(81)], TrafficPolicy::Cluster, "a");
         assert_eq!(
             check(&no_key, &base),

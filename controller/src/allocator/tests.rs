@@ -28,19 +28,27 @@ fn selector(key: &str, value: &str) -> Selector {
     }
 }
 
+/// MetalLB internal/allocator/allocator.go `sortPools` and `Allocate`: pools with a
+/// serviceAllocation first, a positive priority before 0 or none; pools without a
+/// serviceAllocation only after them. `getFreeIPsFromPool`: a pool's ranges in the order written.
 #[test]
-fn pools_by_priority_then_name_lowest_address_first() {
-    let mut none_a = pool("a-none", &["10.0.4.0/31"]);
-    none_a.priority = None;
+fn pools_by_priority_then_name_ranges_in_written_order() {
+    // No serviceAllocation: after every pool with one, whatever its name.
+    let none_a = pool("a-none", &["10.0.4.0/31"]);
     let mut b10 = pool("b10", &["10.0.3.0/31"]);
     b10.priority = Some(10);
     let mut c5 = pool("c5", &["10.0.2.1-10.0.2.1"]);
     c5.priority = Some(5);
-    // Same priority as c5: name breaks the tie. Ranges are tried in address order.
+    // Same priority as c5: name breaks the tie. Ranges are tried in the order written.
     let mut d5 = pool("d5", &["10.0.1.9-10.0.1.9", "10.0.1.5-10.0.1.5"]);
     d5.priority = Some(5);
-    let mut a = Allocator::new(config(vec![none_a, b10, c5, d5]));
-    let got: Vec<(Vec<IpAddr>, Option<String>)> = (0..7)
+    // Priority 0 is the lowest, like a serviceAllocation without one (written empty here).
+    let mut z0 = pool("z0", &["10.0.5.0-10.0.5.0"]);
+    z0.priority = Some(0);
+    let mut e_empty = pool("e-empty", &["10.0.6.0-10.0.6.0"]);
+    e_empty.service_allocation = true;
+    let mut a = Allocator::new(config(vec![none_a, b10, c5, d5, z0, e_empty]));
+    let got: Vec<(Vec<IpAddr>, Option<String>)> = (0..9)
         .map(|i| {
             let o = a.allocate(&svc("default", &format!("s{i}")));
             (o.ips, o.pool)
@@ -48,10 +56,12 @@ fn pools_by_priority_then_name_lowest_address_first() {
         .collect();
     let want = [
         ("10.0.2.1", "c5"),
-        ("10.0.1.5", "d5"),
         ("10.0.1.9", "d5"),
+        ("10.0.1.5", "d5"),
         ("10.0.3.0", "b10"),
         ("10.0.3.1", "b10"),
+        ("10.0.6.0", "e-empty"),
+        ("10.0.5.0", "z0"),
         ("10.0.4.0", "a-none"),
         ("10.0.4.1", "a-none"),
     ];
@@ -213,14 +223,22 @@ fn prefer_dual_stack_takes_both_from_one_pool_else_first_family() {
         (vec![ip("10.0.0.0")], Some("v4"))
     );
 
-    // A dual pool anywhere in the order wins for a fresh Service…
+    // A dual pool anywhere in the same tier wins for a fresh Service (MetalLB
+    // allocator.go findBestPoolForService)…
+    let mut dual = pool("dual", &["10.0.1.0/30", "fd00::/126"]);
+    dual.priority = Some(2);
+    let mut a = Allocator::new(config(vec![v4.clone(), dual]));
+    assert_eq!(alloc(&mut a, &prefer), vec![ip("10.0.1.0"), ip("fd00::")]);
+    // …and a single-stack one still gets the better pool.
+    assert_eq!(alloc(&mut a, &svc("d", "single")), vec![ip("10.0.0.0")]);
+
+    // A pool without serviceAllocation is only tried when no pool with one can serve the
+    // Service at all (allocator.go Allocate): the pinned v4 pool's single address wins.
     let mut a = Allocator::new(config(vec![
         v4,
         pool("dual", &["10.0.1.0/30", "fd00::/126"]),
     ]));
-    assert_eq!(alloc(&mut a, &prefer), vec![ip("10.0.1.0"), ip("fd00::")]);
-    // …and a single-stack one still gets the better pool.
-    assert_eq!(alloc(&mut a, &svc("d", "single")), vec![ip("10.0.0.0")]);
+    assert_eq!(alloc(&mut a, &prefer), vec![ip("10.0.0.0")]);
 }
 
 #[test]
@@ -649,4 +667,49 @@ fn allocations_list_reports_errors() {
         (list[1].ips.clone(), list[1].sharing_key.as_deref()),
         (vec![ip("10.0.0.0")], Some("k"))
     );
+}
+
+/// MetalLB controller/service.go convergeBalancer: an address pair its pool no longer holds
+/// fails `Assign`, the Service is cleared and gets a new pair from the best pool with room
+/// (allocator.go findBestPoolForService). ferrolb does the same for both dual-stack policies;
+/// without any pool that has a pair, PreferDualStack keeps the address it still has.
+#[test]
+fn dual_stack_service_whose_pool_loses_a_family_moves_to_a_pair() {
+    let a_both = pool("a", &["10.0.0.0/30", "fd00::/126"]);
+    let b_both = pool("b", &["10.0.1.0/30", "fd00:1::/126"]);
+    for policy in [
+        IpFamilyPolicy::PreferDualStack,
+        IpFamilyPolicy::RequireDualStack,
+    ] {
+        let req = svc("d", "s").families(policy, &[V4, V6]);
+        let mut a = Allocator::new(config(vec![a_both.clone(), b_both.clone()]));
+        assert_eq!(alloc(&mut a, &req), vec![ip("10.0.0.0"), ip("fd00::")]);
+        a.set_config(config(vec![pool("a", &["10.0.0.0/30"]), b_both.clone()]));
+        let out = a.allocate(&req);
+        assert_eq!(out.ips, vec![ip("10.0.1.0"), ip("fd00:1::")], "{policy}");
+        assert_eq!(out.pool.as_deref(), Some("b"));
+        let why: Vec<String> = out.released.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            why,
+            [
+                "pool a no longer contains fd00::".to_string(),
+                format!(
+                    "ipFamilyPolicy {policy}: pool a has no free IPv6 address to pair with \
+                     10.0.0.0"
+                ),
+            ]
+        );
+    }
+
+    // No pool with a pair: PreferDualStack keeps its IPv4 address; RequireDualStack fails.
+    let mut a = Allocator::new(config(vec![a_both.clone()]));
+    let prefer = svc("d", "p").families(IpFamilyPolicy::PreferDualStack, &[V4, V6]);
+    assert_eq!(alloc(&mut a, &prefer), vec![ip("10.0.0.0"), ip("fd00::")]);
+    a.set_config(config(vec![pool("a", &["10.0.0.0/30"])]));
+    assert_eq!(alloc(&mut a, &prefer), vec![ip("10.0.0.0")]);
+    let mut a = Allocator::new(config(vec![a_both]));
+    let require = svc("d", "r").families(IpFamilyPolicy::RequireDualStack, &[V4, V6]);
+    assert_eq!(alloc(&mut a, &require), vec![ip("10.0.0.0"), ip("fd00::")]);
+    a.set_config(config(vec![pool("a", &["10.0.0.0/30"])]));
+    assert!(err(&mut a, &require).starts_with("ipFamilyPolicy RequireDualStack: no pool"));
 }

@@ -51,6 +51,7 @@ pub fn pool(name: &str, ranges: &[&str]) -> Pool {
         ranges: ranges.iter().map(|r| range(r)).collect(),
         auto_assign: true,
         avoid_buggy_ips: false,
+        service_allocation: false,
         priority: None,
         namespaces: vec![],
         namespace_selectors: vec![],
@@ -102,7 +103,10 @@ impl RequestExt for ServiceRequest {
         self
     }
     fn key(mut self, key: &str) -> Self {
-        self.sharing_key = Some(key.into());
+        self.sharing_key = Some(Requested {
+            value: key.into(),
+            source: "ferrolb.io/allow-shared-ip".into(),
+        });
         self
     }
     fn ports(mut self, ports: &[ServicePort]) -> Self {

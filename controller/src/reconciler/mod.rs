@@ -12,9 +12,12 @@ pub use outcome::{
     Event, EventKind, MetricDeltas, PassOutcome, PoolAddresses, ServiceFailure, StatusWrite,
 };
 
-use crate::allocator::{Allocator, ReleaseReason, RequestError, ServiceKey, ServiceRequest};
-use crate::service::to_request;
+use crate::allocator::{
+    Allocator, Outcome, ReleaseReason, RequestError, ServiceKey, ServiceRequest,
+};
+use crate::service::{pool_annotations, to_request};
 use ferrolb_api::IPAddressPoolStatus;
+use ferrolb_api::annotations::{ALIAS_PREFIXES, DEPRECATED_PREFIX, deprecated_keys};
 use ferrolb_api::events as reasons;
 use ferrolb_api::service::{ClassPolicy, handles, ingress_ips};
 use ferrolb_api::status::{ControllerStatus, ServiceAllocation};
@@ -50,8 +53,19 @@ pub struct Core {
     failures: HashMap<ServiceKey, ServiceFailure>,
     /// Last status written per Service with the resourceVersion it was computed from: until the
     /// cache shows a newer version, the same write is not repeated.
-    written: HashMap<ServiceKey, (String, Vec<IpAddr>)>,
+    written: HashMap<ServiceKey, Written>,
     pool_status: HashMap<String, (IPAddressPoolStatus, Instant)>,
+}
+
+/// A status write made for a Service.
+#[derive(Debug)]
+struct Written {
+    /// The Service's resourceVersion the write was computed from.
+    resource_version: String,
+    /// Addresses written.
+    ips: Vec<IpAddr>,
+    /// Pool annotation written.
+    pool: Option<String>,
 }
 
 fn service_ref(svc: &Service) -> ObjectReference {
@@ -237,10 +251,12 @@ impl Core {
                     svc.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer");
                 // A Service that is no longer a LoadBalancer keeps no stale ingress; one that
                 // moved to another class belongs to that class's controller now.
-                if !still_lb && !ingress_ips(svc).is_empty() {
+                let annotated = pool_annotations(svc).iter().any(Option::is_some);
+                if !still_lb && (!ingress_ips(svc).is_empty() || annotated) {
                     out.status_writes.push(StatusWrite::Service {
                         key: key.clone(),
                         ips: Vec::new(),
+                        pool: None,
                     });
                 }
                 if !freed.is_empty() {
@@ -256,30 +272,48 @@ impl Core {
                 }
             }
         }
-        for (svc, req) in &ours {
-            let key = key_of(svc);
-            self.reconcile_one(svc, req, &key, &mut out);
+        // Every pass reaches a fixed point: a Service that got nothing is asked again as long
+        // as the previous round made room (an address freed, a holder's sharing fields
+        // changed, a shareable address taken), so a Service waiting for an address a holder
+        // gives up gets it in this pass whatever their names sort to. MetalLB re-processes
+        // every Service on such a change (controller/main.go SetBalancer,
+        // SyncStateReprocessAll). Each further round needs a Service that got an address in
+        // the one before, so there are at most as many rounds as Services.
+        let keys: Vec<ServiceKey> = ours.iter().map(|(svc, _)| key_of(svc)).collect();
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; ours.len()];
+        let mut asking: Vec<usize> = (0..ours.len()).collect();
+        loop {
+            let mark = self.allocator.room_made();
+            let mut waiting = Vec::new();
+            for i in asking {
+                let (svc, req) = &ours[i];
+                let Ok(req) = req else { continue };
+                let outcome = self.allocate_one(svc, req, &keys[i], &mut out);
+                if outcome.error.is_some() {
+                    waiting.push(i);
+                }
+                outcomes[i] = Some(outcome);
+            }
+            if waiting.is_empty() || self.allocator.room_made() == mark {
+                break;
+            }
+            asking = waiting;
+        }
+        for (((svc, req), key), outcome) in ours.iter().zip(&keys).zip(outcomes) {
+            self.finish_one(svc, req, key, outcome, &mut out);
         }
         out.again_after = self.pool_status_writes(ctx.now, &mut out);
         out
     }
 
-    fn reconcile_one(
+    /// Allocates for one Service and records what changed hands as events.
+    fn allocate_one(
         &mut self,
         svc: &Service,
-        req: &Result<ServiceRequest, RequestError>,
+        req: &ServiceRequest,
         key: &ServiceKey,
         out: &mut PassOutcome,
-    ) {
-        let req = match req {
-            Ok(r) => r,
-            Err(e) => {
-                // Keep whatever the Service holds: a typo in an annotation must not take its
-                // address away.
-                self.report_failure(svc, key, ServiceFailure::Request(e.clone()), out);
-                return;
-            }
-        };
+    ) -> Outcome {
         let started = Instant::now();
         let outcome = self.allocator.allocate(req);
         out.metrics
@@ -326,23 +360,74 @@ impl Core {
                 ),
             });
         }
+        outcome
+    }
+
+    /// Reports the final state of one Service after the pass's rounds: its failure, or the
+    /// status (and pool annotation) to write.
+    fn finish_one(
+        &mut self,
+        svc: &Service,
+        req: &Result<ServiceRequest, RequestError>,
+        key: &ServiceKey,
+        outcome: Option<Outcome>,
+        out: &mut PassOutcome,
+    ) {
+        let (req, outcome) = match (req, outcome) {
+            (Ok(req), Some(outcome)) => (req, outcome),
+            (Err(e), _) => {
+                // Keep whatever the Service holds: a typo in an annotation must not take its
+                // address away.
+                self.report_failure(svc, key, ServiceFailure::Request(e.clone()), out);
+                return;
+            }
+            // Every readable Service is allocated in the first round.
+            (Ok(_), None) => return,
+        };
         match &outcome.error {
             Some(e) => self.report_failure(svc, key, ServiceFailure::Allocation(e.clone()), out),
             None => {
                 self.failures.remove(key);
             }
         }
+        let pool = outcome.pool.filter(|_| !outcome.ips.is_empty());
+        let status_differs = outcome.ips != req.current;
+        let annotation_differs = pool_annotations(svc) != [pool.as_deref(); 2];
         let rv = svc.metadata.resource_version.clone().unwrap_or_default();
-        let already_written = self
-            .written
-            .get(key)
-            .is_some_and(|(written_rv, ips)| *written_rv == rv && *ips == outcome.ips);
-        if outcome.ips != req.current && !already_written {
+        // The same write is not repeated until the cache shows a newer version of the Service;
+        // a write for the annotation alone is made once (a server that drops metadata on a
+        // status write would otherwise be written to for ever).
+        let already_written = self.written.get(key).is_some_and(|w| {
+            w.ips == outcome.ips && w.pool == pool && (w.resource_version == rv || !status_differs)
+        });
+        if (status_differs || annotation_differs) && !already_written {
+            // As MetalLB, deprecated annotations are reported when the Service is written,
+            // not on every pass (controller/main.go SetBalancer).
+            let annotations = svc.metadata.annotations.as_ref();
+            for k in annotations.map(deprecated_keys).unwrap_or_default() {
+                out.events.push(Event {
+                    regarding: service_ref(svc),
+                    kind: EventKind::Warning,
+                    reason: reasons::DEPRECATED_ANNOTATION,
+                    note: format!(
+                        "Service uses deprecated annotation {k}; use {} instead",
+                        k.replacen(DEPRECATED_PREFIX, ALIAS_PREFIXES[0], 1)
+                    ),
+                });
+            }
             out.status_writes.push(StatusWrite::Service {
                 key: key.clone(),
                 ips: outcome.ips.clone(),
+                pool: pool.clone(),
             });
-            self.written.insert(key.clone(), (rv, outcome.ips));
+            self.written.insert(
+                key.clone(),
+                Written {
+                    resource_version: rv,
+                    ips: outcome.ips,
+                    pool,
+                },
+            );
         }
     }
 

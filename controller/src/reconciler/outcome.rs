@@ -21,12 +21,15 @@ pub enum EventKind {
 /// A status write the pass asks for.
 #[derive(Clone, Debug, PartialEq)]
 pub enum StatusWrite {
-    /// Set `status.loadBalancer.ingress` of a Service.
+    /// Set `status.loadBalancer.ingress` of a Service and its pool annotation.
     Service {
         /// The Service.
         key: ServiceKey,
         /// Addresses (empty clears the ingress).
         ips: Vec<IpAddr>,
+        /// Their pool, written as `ferrolb.io/ip-allocated-from-pool` and
+        /// `metallb.io/ip-allocated-from-pool` (`None` removes both).
+        pool: Option<String>,
     },
     /// Set an IPAddressPool's status.
     Pool {

@@ -45,12 +45,18 @@ fn lb(name: &str) -> Service {
 
 trait ServiceExt {
     fn annotation(self, key: &str, value: &str) -> Self;
+    /// The pool annotation under both spellings ferrolb writes.
+    fn allocated_from(self, pool: &str) -> Self;
     fn ingress(self, ips: &[&str]) -> Self;
     fn type_(self, type_: &str) -> Self;
     fn family_policy(self, policy: &str) -> Self;
 }
 
 impl ServiceExt for Service {
+    fn allocated_from(self, pool: &str) -> Self {
+        self.annotation("ferrolb.io/ip-allocated-from-pool", pool)
+            .annotation("metallb.io/ip-allocated-from-pool", pool)
+    }
     fn annotation(mut self, key: &str, value: &str) -> Self {
         self.metadata
             .annotations
@@ -88,10 +94,12 @@ fn ip(s: &str) -> IpAddr {
     s.parse().expect("test address")
 }
 
+/// A status write of `ips` from pool `lan` (none: cleared, without pool annotation).
 fn set_ips(name: &str, ips: &[&str]) -> StatusWrite {
     StatusWrite::Service {
         key: ServiceKey::new("apps", name),
         ips: ips.iter().map(|s| ip(s)).collect(),
+        pool: (!ips.is_empty()).then(|| "lan".to_string()),
     }
 }
 
@@ -272,10 +280,84 @@ fn passes() {
         },
         Case {
             name: "a Service whose status already holds its address is not written again",
-            services: vec![lb("a").ingress(&["10.200.10.2"])],
+            services: vec![lb("a").ingress(&["10.200.10.2"]).allocated_from("lan")],
             status_writes: vec![pool_status("lan", 1, 1)],
             pool_addresses: gauges("lan", 1, 2),
             allocations: 1,
+            ..Case::default()
+        },
+        Case {
+            // MetalLB controller/service.go convergeBalancer writes
+            // metallb.io/ip-allocated-from-pool; a Service allocated without it (by an older
+            // controller) gets it once, with its unchanged status.
+            name: "a Service whose status lacks the pool annotation gets it",
+            services: vec![
+                lb("a")
+                    .ingress(&["10.200.10.2"])
+                    .annotation("metallb.io/ip-allocated-from-pool", "lan"),
+            ],
+            status_writes: vec![set_ips("a", &["10.200.10.2"]), pool_status("lan", 1, 1)],
+            pool_addresses: gauges("lan", 1, 2),
+            allocations: 1,
+            ..Case::default()
+        },
+        Case {
+            name: "an annotation-only write is not repeated when the server drops it",
+            before: Some(vec![lb("a").ingress(&["10.200.10.2"])]),
+            services: vec![{
+                let mut a = lb("a").ingress(&["10.200.10.2"]);
+                a.metadata.resource_version = Some("2".into());
+                a
+            }],
+            pool_addresses: gauges("lan", 1, 2),
+            allocations: 1,
+            ..Case::default()
+        },
+        Case {
+            // MetalLB controller/main.go SetBalancer: Warning `deprecatedAnnotation` "Service
+            // uses deprecated annotation <key>" for each metallb.universe.tf key, when the
+            // Service is written.
+            name: "deprecated annotations are reported when the Service is written",
+            services: vec![
+                lb("a").annotation("metallb.universe.tf/address-pool", "lan"),
+                lb("b")
+                    .annotation("metallb.universe.tf/address-pool", "lan")
+                    .ingress(&["10.200.10.2"])
+                    .allocated_from("lan"),
+            ],
+            status_writes: vec![set_ips("a", &["10.200.10.1"]), pool_status("lan", 2, 0)],
+            events: vec![
+                ev(
+                    Normal,
+                    reasons::IP_ALLOCATED,
+                    "Service apps/a",
+                    "assigned 10.200.10.1 from pool lan",
+                ),
+                ev(
+                    Warning,
+                    reasons::DEPRECATED_ANNOTATION,
+                    "Service apps/a",
+                    "Service uses deprecated annotation metallb.universe.tf/address-pool; use \
+                     metallb.io/address-pool instead",
+                ),
+            ],
+            pool_addresses: gauges("lan", 2, 2),
+            allocations: 2,
+            ..Case::default()
+        },
+        Case {
+            // MetalLB controller/main.go SetBalancer: an error names the annotation as spelled.
+            name: "a failure names the annotation as the user spelled it",
+            services: vec![lb("a").annotation("metallb.universe.tf/loadBalancerIPs", "nope")],
+            status_writes: vec![pool_status("lan", 0, 2)],
+            events: vec![ev(
+                Warning,
+                reasons::ALLOCATION_FAILED,
+                "Service apps/a",
+                "metallb.universe.tf/loadBalancerIPs: \"nope\" is not an IP address; expected \
+                 up to one IPv4 and one IPv6 address separated by a comma",
+            )],
+            failures: vec!["invalid_service"],
             ..Case::default()
         },
         Case {
@@ -315,8 +397,8 @@ fn passes() {
             name: "a failure already reported is not reported again",
             before: Some(vec![lb("a"), lb("b"), lb("c")]),
             services: vec![
-                lb("a").ingress(&["10.200.10.1"]),
-                lb("b").ingress(&["10.200.10.2"]),
+                lb("a").ingress(&["10.200.10.1"]).allocated_from("lan"),
+                lb("b").ingress(&["10.200.10.2"]).allocated_from("lan"),
                 lb("c"),
             ],
             pool_addresses: gauges("lan", 2, 2),
@@ -633,5 +715,115 @@ fn request_error_messages() {
     ];
     for (e, message) in table {
         assert_eq!(e.to_string(), message);
+    }
+}
+
+/// A Service with a sharing key and port.
+fn keyed(name: &str, key: &str, port: i32) -> Service {
+    let mut s = lb(name).annotation("ferrolb.io/allow-shared-ip", key);
+    s.spec.get_or_insert_default().ports = Some(vec![k8s_openapi::api::core::v1::ServicePort {
+        port,
+        ..Default::default()
+    }]);
+    s
+}
+
+/// MetalLB controller/main.go SetBalancer: when a Service's allocation key changes or it gives
+/// its address up, every Service is processed again (SyncStateReprocessAll), so one waiting
+/// for an address gets it. ferrolb reaches that fixed point within the pass, whatever the
+/// names sort to: here the waiting `a` sorts before the holder `b`, whose change makes room.
+#[test]
+fn a_waiting_service_gets_the_room_a_holder_makes_in_the_same_pass() {
+    use EventKind::Warning;
+    let lan = pool("lan", &["10.200.10.1-10.200.10.2"]);
+    // Only for Services that ask for it.
+    let mut wan = pool("wan", &["10.200.11.1-10.200.11.1"]);
+    wan.spec.auto_assign = false;
+    let holder_c = || lb("c").ingress(&["10.200.10.2"]).allocated_from("lan");
+    let cases: Vec<(&str, Service, Service, Service, &str)> = vec![
+        (
+            "the holder moves to another pool (an address freed)",
+            lb("a"),
+            lb("b").ingress(&["10.200.10.1"]).allocated_from("lan"),
+            lb("b")
+                .ingress(&["10.200.10.1"])
+                .allocated_from("lan")
+                .annotation("ferrolb.io/address-pool", "wan"),
+            "10.200.10.1",
+        ),
+        (
+            "the holder takes the waiting Service's sharing key",
+            keyed("a", "k", 80),
+            lb("b").ingress(&["10.200.10.1"]).allocated_from("lan"),
+            lb("b")
+                .ingress(&["10.200.10.1"])
+                .allocated_from("lan")
+                .annotation("ferrolb.io/allow-shared-ip", "k"),
+            "10.200.10.1",
+        ),
+        (
+            "the holder's ports stop colliding",
+            keyed("a", "k", 80),
+            keyed("b", "k", 80)
+                .ingress(&["10.200.10.1"])
+                .allocated_from("lan"),
+            keyed("b", "k", 443)
+                .ingress(&["10.200.10.1"])
+                .allocated_from("lan"),
+            "10.200.10.1",
+        ),
+        (
+            "the holder's backend (traffic policy) now matches",
+            keyed("a", "k", 80),
+            {
+                let mut b = keyed("b", "k", 443)
+                    .ingress(&["10.200.10.1"])
+                    .allocated_from("lan");
+                b.spec.get_or_insert_default().external_traffic_policy = Some("Local".into());
+                b
+            },
+            keyed("b", "k", 443)
+                .ingress(&["10.200.10.1"])
+                .allocated_from("lan"),
+            "10.200.10.1",
+        ),
+    ];
+    for (name, a, b_before, mut b_after, want) in cases {
+        let pools = [lan.clone(), wan.clone()];
+        let mut core = Core::default();
+        let first = run_pass(&mut core, &pools, &[a.clone(), b_before, holder_c()], true);
+        assert!(
+            first.events.iter().any(|e| e.kind == Warning
+                && e.reason == reasons::ALLOCATION_FAILED
+                && e.regarding.name.as_deref() == Some("a")),
+            "{name}: a waits first: {:?}",
+            first.events
+        );
+        b_after.metadata.resource_version = Some("2".into());
+        let out = run_pass(&mut core, &pools, &[a, b_after, holder_c()], true);
+        let a_write = out.status_writes.iter().find_map(|w| match w {
+            StatusWrite::Service { key, ips, pool } if key.name == "a" => {
+                Some((ips.clone(), pool.clone()))
+            }
+            _ => None,
+        });
+        assert_eq!(
+            a_write,
+            Some((vec![ip(want)], Some("lan".to_string()))),
+            "{name}: {:?}",
+            out.status_writes
+        );
+        assert!(
+            !out.events
+                .iter()
+                .any(|e| e.reason == reasons::ALLOCATION_FAILED),
+            "{name}: a failure reported for a Service that got its address in the pass: {:?}",
+            out.events
+        );
+        assert_eq!(
+            core.service("apps", "a").and_then(|s| s.error),
+            None,
+            "{name}"
+        );
     }
 }

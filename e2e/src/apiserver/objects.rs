@@ -312,6 +312,14 @@ pub fn prepare_update(
             }
             Part::Status => {
                 let status = obj.get("status").cloned();
+                // kube-apiserver's Service status strategy resets only spec: labels and
+                // annotations sent with a Service's status are kept (MetalLB writes its
+                // ip-allocated-from-pool annotation that way). Other kinds keep the stored
+                // metadata.
+                let meta_kept = (rt.group.is_empty() && rt.kind == "Service").then(|| {
+                    ["labels", "annotations"]
+                        .map(|k| (k, obj.get("metadata").and_then(|m| m.get(k)).cloned()))
+                });
                 let mut keep = current.clone();
                 if let Some(m) = keep.as_object_mut() {
                     match status {
@@ -319,8 +327,16 @@ pub fn prepare_update(
                         None => m.remove("status"),
                     };
                 }
-                // Status writes may still change labels and annotations? The real server
-                // drops metadata changes on /status except for a few; keep the stored ones.
+                if let Some(fields) = meta_kept
+                    && let Some(meta) = keep.get_mut("metadata").and_then(Value::as_object_mut)
+                {
+                    for (k, v) in fields {
+                        match v {
+                            Some(v) => meta.insert(k.into(), v),
+                            None => meta.remove(k),
+                        };
+                    }
+                }
                 obj = keep;
             }
         }
@@ -590,5 +606,41 @@ mod kind_rules_tests {
             relabelled["metadata"]["generation"], 2,
             "metadata is not spec"
         );
+    }
+
+    /// kube-apiserver pkg/registry/core/service/strategy.go serviceStatusStrategy resets only
+    /// spec on a status write, so a Service's annotations travel with its status (MetalLB's
+    /// ip-allocated-from-pool); other kinds keep their stored metadata.
+    #[test]
+    fn service_status_writes_keep_annotations_but_not_spec() {
+        let store = Store::new(10, None);
+        let view = store.lock();
+        let svc = rt("Service");
+        let obj = json!({
+            "metadata": {"name": "web"},
+            "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]},
+        });
+        let created = prepare_create(&view, &svc, "default", obj, None).unwrap();
+        let mut written = created.clone();
+        written["metadata"]["annotations"] = json!({"metallb.io/ip-allocated-from-pool": "lan"});
+        written["spec"]["type"] = json!("ClusterIP");
+        written["status"] = json!({"loadBalancer": {"ingress": [{"ip": "10.200.0.1"}]}});
+        let updated = prepare_update(&view, &svc, &created, written, Part::Status, None).unwrap();
+        assert_eq!(
+            updated["metadata"]["annotations"]["metallb.io/ip-allocated-from-pool"],
+            "lan"
+        );
+        assert_eq!(updated["spec"]["type"], "LoadBalancer");
+        assert_eq!(
+            updated["status"]["loadBalancer"]["ingress"][0]["ip"],
+            "10.200.0.1"
+        );
+        let ds = rt("DaemonSet");
+        let obj = json!({"metadata": {"name": "speaker"}, "spec": {"template": {}}});
+        let created = prepare_create(&view, &ds, "default", obj, None).unwrap();
+        let mut written = created.clone();
+        written["metadata"]["annotations"] = json!({"a": "b"});
+        let updated = prepare_update(&view, &ds, &created, written, Part::Status, None).unwrap();
+        assert!(updated["metadata"].get("annotations").is_none());
     }
 }

@@ -250,6 +250,7 @@ pub(crate) mod tests {
                 .collect(),
             auto_assign: true,
             avoid_buggy_ips: false,
+            service_allocation: false,
             priority: None,
             namespaces: vec![],
             namespace_selectors: vec![],

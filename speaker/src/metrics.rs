@@ -22,7 +22,8 @@ pub struct ModeLabels {
 /// Label of the addresses announced nowhere.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct NotAnnouncedLabels {
-    /// `NoPool`, `NoAdvertisement`, `ModeDisabled` or `NoEligibleNode`.
+    /// `NoPool`, `NoAdvertisement`, `ModeDisabled`, `NoMatchingAdvertisement`,
+    /// `SharedIPWithServiceSelectors`, `NoServingEndpoint` or `NoEligibleNode`.
     pub reason: String,
 }
 

@@ -16,6 +16,27 @@ use kube::runtime::reflector::{self, Store};
 use kube::{Api, Client};
 use std::collections::BTreeMap;
 
+/// Settings the index is built with; DaemonSet-wide (the same on every speaker), so every
+/// speaker computes the same layer 2 election.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexOptions {
+    /// Which `loadBalancerClass` values are ours to handle.
+    pub class_policy: ClassPolicy,
+    /// Announce from nodes labelled `node.kubernetes.io/exclude-from-external-load-balancers`
+    /// too (`--ignore-exclude-lb`).
+    pub ignore_exclude_lb: bool,
+}
+
+impl From<ClassPolicy> for IndexOptions {
+    /// `class_policy` with the exclusion label honoured.
+    fn from(class_policy: ClassPolicy) -> Self {
+        IndexOptions {
+            class_policy,
+            ignore_exclude_lb: false,
+        }
+    }
+}
+
 /// The speaker's caches.
 #[derive(Clone)]
 pub struct SpeakerStores {
@@ -54,10 +75,12 @@ impl SpeakerStores {
     }
 
     /// The index over `config` and every Service, EndpointSlice and Node now cached.
-    pub fn index(&self, config: Config, class_policy: ClassPolicy) -> ClusterIndex {
+    pub fn index(&self, config: Config, options: impl Into<IndexOptions>) -> ClusterIndex {
+        let options = options.into();
         let mut index = ClusterIndex::new(config);
+        index.set_ignore_exclude_lb(options.ignore_exclude_lb);
         for svc in self.services.state() {
-            if let Some(info) = service_from_k8s(&svc, class_policy) {
+            if let Some(info) = service_from_k8s(&svc, options.class_policy) {
                 index.upsert_service(info);
             }
         }

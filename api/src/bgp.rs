@@ -70,6 +70,12 @@ pub struct BGPAdvertisementSpec {
     /// Names of the `BGPPeer`s the routes are sent to. Default: empty, meaning every peer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<String>,
+    /// Label selectors on Services advertised through this advertisement (any one must match).
+    /// Default: empty, meaning every Service of the selected pools. Only with the default
+    /// aggregation lengths (32 and 128): a route covering several addresses cannot follow
+    /// which Services match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_selectors: Vec<LabelSelector>,
 }
 
 /// Whether a peer's AS is the same as ours or another, when its number is not fixed.

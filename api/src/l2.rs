@@ -47,7 +47,32 @@ pub struct L2AdvertisementSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub node_selectors: Vec<LabelSelector>,
     /// Interfaces to announce on. Default: empty, meaning every up, non-loopback interface
-    /// except virtual ones that never carry external traffic (cni*, docker*, veth*, …).
+    /// except virtual ones that never carry external traffic (cni*, docker*, veth*, …), members
+    /// of a bond, team or bridge (their master is announced on instead) and interfaces with ARP
+    /// turned off.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interfaces: Vec<String>,
+    /// Label selectors on Services announced through this advertisement (any one must match).
+    /// Default: empty, meaning every Service of the selected pools. A Service with the
+    /// `allow-shared-ip` annotation is not announced through an advertisement with service
+    /// selectors.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_selectors: Vec<LabelSelector>,
+    /// Soft preferences among the nodes that may announce: the eligible node with the highest
+    /// sum of the weights of the preferences it matches announces; nodes with equal sums fall
+    /// back to the usual election. Preferences only rank nodes that `nodeSelectors` already
+    /// allow. Default: empty, no preference.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preferred_node_selectors: Vec<PreferredNodeSelector>,
+}
+
+/// A weighted preference for the nodes a label selector matches.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PreferredNodeSelector {
+    /// Weight added to the score of each node the preference matches, 1–100. Required.
+    #[schemars(range(min = 1, max = 100))]
+    pub weight: i32,
+    /// The nodes that get the weight; an empty selector matches every node. Required.
+    pub preference: LabelSelector,
 }

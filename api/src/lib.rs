@@ -41,6 +41,6 @@ pub use bgp_status::{
     BGPSessionState, BGPSessionStateStatus, ServiceBGPStatus, ServiceBGPStatusStatus,
 };
 pub use community::{Community, CommunityAlias, CommunitySpec};
-pub use l2::{L2Advertisement, L2AdvertisementSpec};
+pub use l2::{L2Advertisement, L2AdvertisementSpec, PreferredNodeSelector};
 pub use l2_status::{InterfaceInfo, ServiceL2Status, ServiceL2StatusStatus};
 pub use pool::{IPAddressPool, IPAddressPoolSpec, IPAddressPoolStatus, ServiceAllocation};

@@ -237,7 +237,8 @@ pub struct NotAnnouncedAddress {
     pub ip: String,
     /// Services (`namespace/name`) using it.
     pub services: Vec<String>,
-    /// `NoPool`, `NoAdvertisement`, `ModeDisabled` or `NoEligibleNode`.
+    /// `NoPool`, `NoAdvertisement`, `ModeDisabled`, `NoMatchingAdvertisement`,
+    /// `SharedIPWithServiceSelectors`, `NoServingEndpoint` or `NoEligibleNode`.
     pub reason: String,
     /// The reason in words, with where to look.
     pub message: String,

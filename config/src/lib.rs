@@ -17,8 +17,8 @@ pub mod selector;
 pub use build::BuildReport;
 pub use error::{ConfigError, Severity};
 pub use model::{
-    AddressRange, BfdProfile, BgpAdvertisement, CommunityValue, IpFamily, L2Advertisement, Peer,
-    PeerAsn, PeerPassword, Pool,
+    AddressRange, BfdProfile, BgpAdvertisement, CommunityValue, IpFamily, L2Advertisement,
+    NodePreference, Peer, PeerAsn, PeerPassword, Pool,
 };
 pub use selector::Selector;
 

@@ -186,6 +186,19 @@ pub struct L2Advertisement {
     pub node_selectors: Vec<Selector>,
     /// Interfaces (empty: automatic choice).
     pub interfaces: Vec<String>,
+    /// Service selectors (empty: every Service).
+    pub service_selectors: Vec<Selector>,
+    /// Weighted node preferences for the layer 2 election (empty: none).
+    pub preferred_nodes: Vec<NodePreference>,
+}
+
+/// A weighted preference for the nodes a selector matches (`preferredNodeSelectors[]`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodePreference {
+    /// Weight, 1–100.
+    pub weight: u32,
+    /// The nodes that get the weight (no requirement: every node).
+    pub selector: Selector,
 }
 
 /// A BGP community value.
@@ -227,6 +240,8 @@ pub struct BgpAdvertisement {
     pub node_selectors: Vec<Selector>,
     /// Names of the peers it is sent to (empty: every peer).
     pub peers: Vec<String>,
+    /// Service selectors (empty: every Service).
+    pub service_selectors: Vec<Selector>,
 }
 
 /// How a peer's AS number is known.

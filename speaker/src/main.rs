@@ -82,6 +82,10 @@ struct RunArgs {
     /// speaker the same setting: the election assumes all of them take part.
     #[arg(long)]
     disable_layer2: bool,
+    /// Announce from nodes labelled node.kubernetes.io/exclude-from-external-load-balancers
+    /// too (single-node and control-plane-only clusters). Give every speaker the same setting.
+    #[arg(long)]
+    ignore_exclude_lb: bool,
     #[command(flatten)]
     config_source: ferrolb_runtime::groups::ConfigSourceArgs,
     /// Open no BGP session and advertise nothing over BGP.
@@ -147,6 +151,7 @@ fn main() -> anyhow::Result<()> {
                 bgp: !args.disable_bgp,
             },
             config_source: args.config_source,
+            ignore_exclude_lb: args.ignore_exclude_lb,
         };
         ferrolb_speaker::run::run(client, opts).await
     })

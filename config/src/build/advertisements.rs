@@ -6,7 +6,9 @@
 use super::{Ctx, Obj, kinds, known_list, report_duplicates, selectors};
 use crate::Inputs;
 use crate::community::{self, parse_community};
-use crate::model::{BgpAdvertisement, CommunityValue, IpFamily, L2Advertisement, Peer, Pool};
+use crate::model::{
+    BgpAdvertisement, CommunityValue, IpFamily, L2Advertisement, NodePreference, Peer, Pool,
+};
 use crate::selector::Selector;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use std::collections::{BTreeMap, BTreeSet};
@@ -142,6 +144,13 @@ pub fn build_l2(
                     &spec.node_selectors,
                 ),
                 interfaces: spec.interfaces.clone(),
+                service_selectors: selectors::parse_list(
+                    ctx,
+                    obj,
+                    "spec.serviceSelectors",
+                    &spec.service_selectors,
+                ),
+                preferred_nodes: node_preferences(ctx, obj, &spec.preferred_node_selectors),
             }
         })
         .collect();
@@ -202,6 +211,11 @@ fn build_one_bgp(
         &pools,
     );
     report_duplicates(ctx, obj, "spec.communities", &spec.communities);
+    let service_selectors =
+        selectors::parse_list(ctx, obj, "spec.serviceSelectors", &spec.service_selectors);
+    if !spec.service_selectors.is_empty() {
+        check_aggregation_without_service_selectors(ctx, obj, spec);
+    }
     let communities = resolve_communities(ctx, refs, obj, &spec.communities);
     report_duplicates(ctx, obj, "spec.peers", &spec.peers);
     for (i, name) in spec.peers.iter().enumerate() {
@@ -235,6 +249,67 @@ fn build_one_bgp(
         communities,
         node_selectors,
         peers,
+        service_selectors,
+    }
+}
+
+/// `preferredNodeSelectors`: each weight within 1–100 (the range of MetalLB's CRD), each
+/// preference a valid selector. Invalid entries are reported and left out.
+fn node_preferences(
+    ctx: &mut Ctx,
+    obj: &Obj<'_>,
+    list: &[ferrolb_api::PreferredNodeSelector],
+) -> Vec<NodePreference> {
+    let mut out = Vec::with_capacity(list.len());
+    for (i, p) in list.iter().enumerate() {
+        let field = format!("spec.preferredNodeSelectors[{i}]");
+        let weight = u32::try_from(p.weight)
+            .ok()
+            .filter(|w| (1..=100).contains(w));
+        if weight.is_none() {
+            ctx.error(
+                obj,
+                &format!("{field}.weight"),
+                format!("{} is out of range; accepted: 1 to 100", p.weight),
+            );
+        }
+        let selector = match Selector::parse(&p.preference) {
+            Ok(s) => Some(s),
+            Err((path, message)) => {
+                ctx.error(obj, &format!("{field}.preference.{path}"), message);
+                None
+            }
+        };
+        if let (Some(weight), Some(selector)) = (weight, selector) {
+            out.push(NodePreference { weight, selector });
+        }
+    }
+    out
+}
+
+/// MetalLB internal/config/config.go bgpAdvertisementFromCR: `serviceSelectors` only with the
+/// default aggregation lengths, because a route aggregating several addresses would carry
+/// Services the selectors do not match.
+fn check_aggregation_without_service_selectors(
+    ctx: &mut Ctx,
+    obj: &Obj<'_>,
+    spec: &ferrolb_api::BGPAdvertisementSpec,
+) {
+    for (field, value, full) in [
+        ("spec.aggregationLength", spec.aggregation_length, 32),
+        ("spec.aggregationLengthV6", spec.aggregation_length_v6, 128),
+    ] {
+        if let Some(v) = value.filter(|v| *v != full) {
+            ctx.error(
+                obj,
+                field,
+                format!(
+                    "{v} cannot be combined with spec.serviceSelectors: an aggregated route \
+                     would also carry Services the selectors do not match; leave it unset (or \
+                     {full}), or remove the service selectors"
+                ),
+            );
+        }
     }
 }
 
@@ -787,5 +862,128 @@ mod tests {
                 "BGPPeer ferrolb-system/: metadata.name: is missing; every object needs a name",
             ]
         );
+    }
+
+    fn match_label(key: &str, value: &str) -> LabelSelector {
+        LabelSelector {
+            match_labels: Some(BTreeMap::from([(key.into(), value.into())])),
+            match_expressions: None,
+        }
+    }
+
+    /// MetalLB api/v1beta1 L2AdvertisementSpec and BGPAdvertisementSpec: `serviceSelectors`
+    /// and, on L2Advertisement, `preferredNodeSelectors` (weight and preference).
+    #[test]
+    fn service_and_preferred_node_selectors_are_kept() {
+        let inputs = Inputs {
+            pools: vec![pool("a", &["10.0.0.0/24"])],
+            l2_advertisements: vec![l2(L2AdvertisementSpec {
+                service_selectors: vec![match_label("tier", "web")],
+                preferred_node_selectors: vec![
+                    ferrolb_api::PreferredNodeSelector {
+                        weight: 100,
+                        preference: match_label("zone", "primary"),
+                    },
+                    ferrolb_api::PreferredNodeSelector {
+                        weight: 1,
+                        preference: LabelSelector::default(),
+                    },
+                ],
+                ..Default::default()
+            })],
+            bgp_advertisements: vec![bgp(BGPAdvertisementSpec {
+                service_selectors: vec![match_label("tier", "db")],
+                ..Default::default()
+            })],
+            ..Default::default()
+        };
+        let config = Config::build(&inputs).expect("valid");
+        let l2 = &config.l2_advertisements[0];
+        let web = BTreeMap::from([("tier".to_string(), "web".to_string())]);
+        assert_eq!(l2.service_selectors.len(), 1);
+        assert!(l2.service_selectors[0].matches(&web));
+        let prefs: Vec<u32> = l2.preferred_nodes.iter().map(|p| p.weight).collect();
+        assert_eq!(prefs, [100, 1]);
+        let primary = BTreeMap::from([("zone".to_string(), "primary".to_string())]);
+        assert!(l2.preferred_nodes[0].selector.matches(&primary));
+        assert!(!l2.preferred_nodes[0].selector.matches(&web));
+        // An empty preference matches every node.
+        assert!(l2.preferred_nodes[1].selector.matches(&BTreeMap::new()));
+        let bgp = &config.bgp_advertisements[0];
+        assert_eq!(bgp.service_selectors.len(), 1);
+        assert!(!bgp.service_selectors[0].matches(&web));
+    }
+
+    /// Weights 1–100 as MetalLB's CRD (api/v1beta1 PreferredNodeSelector, kubebuilder Minimum=1
+    /// Maximum=100); a bad preference selector is an error (MetalLB internal/config
+    /// preferred_node_test.go "invalid label selector operator").
+    #[test]
+    fn preferred_node_weights_and_selectors_are_checked() {
+        let pref = |weight: i32, preference: LabelSelector| ferrolb_api::PreferredNodeSelector {
+            weight,
+            preference,
+        };
+        let inputs = Inputs {
+            l2_advertisements: vec![l2(L2AdvertisementSpec {
+                preferred_node_selectors: vec![
+                    pref(0, LabelSelector::default()),
+                    pref(101, LabelSelector::default()),
+                    pref(50, bad_operator()),
+                    pref(100, LabelSelector::default()),
+                ],
+                service_selectors: vec![bad_operator()],
+                ..Default::default()
+            })],
+            ..Default::default()
+        };
+        let msg = "unknown operator \"in\"; accepted: In, NotIn, Exists, DoesNotExist";
+        assert_eq!(
+            lines(&inputs),
+            vec![
+                format!(
+                    "L2Advertisement ferrolb-system/l2: spec.serviceSelectors[0].matchExpressions[1].operator: {msg}"
+                ),
+                "L2Advertisement ferrolb-system/l2: spec.preferredNodeSelectors[0].weight: 0 is out of range; accepted: 1 to 100".to_string(),
+                "L2Advertisement ferrolb-system/l2: spec.preferredNodeSelectors[1].weight: 101 is out of range; accepted: 1 to 100".to_string(),
+                format!(
+                    "L2Advertisement ferrolb-system/l2: spec.preferredNodeSelectors[2].preference.matchExpressions[1].operator: {msg}"
+                ),
+            ]
+        );
+    }
+
+    /// MetalLB internal/config/config.go bgpAdvertisementFromCR: "serviceSelectors and
+    /// aggregationLength are mutually exclusive" (an explicit 32 / 128 is the default and
+    /// allowed).
+    #[test]
+    fn bgp_service_selectors_need_default_aggregation() {
+        let inputs = |v4: Option<i32>, v6: Option<i32>| Inputs {
+            pools: vec![pool("a", &["10.0.0.0/24", "fd00::/64"])],
+            bgp_advertisements: vec![bgp(BGPAdvertisementSpec {
+                aggregation_length: v4,
+                aggregation_length_v6: v6,
+                service_selectors: vec![match_label("tier", "web")],
+                ..Default::default()
+            })],
+            ..Default::default()
+        };
+        assert_eq!(
+            lines(&inputs(Some(24), Some(64))),
+            vec![
+                "BGPAdvertisement ferrolb-system/adv: spec.aggregationLength: 24 cannot be combined \
+                 with spec.serviceSelectors: an aggregated route would also carry Services the \
+                 selectors do not match; leave it unset (or 32), or remove the service selectors",
+                "BGPAdvertisement ferrolb-system/adv: spec.aggregationLengthV6: 64 cannot be \
+                 combined with spec.serviceSelectors: an aggregated route would also carry Services \
+                 the selectors do not match; leave it unset (or 128), or remove the service \
+                 selectors",
+            ]
+        );
+        assert!(Config::build(&inputs(Some(32), Some(128))).is_ok());
+        assert!(Config::build(&inputs(None, None)).is_ok());
+        // Without service selectors, aggregation is fine.
+        let mut plain = inputs(Some(24), None);
+        plain.bgp_advertisements[0].spec.service_selectors.clear();
+        assert!(Config::build(&plain).is_ok());
     }
 }

@@ -17,13 +17,15 @@
 //!   the most preferred intent.
 
 use crate::bgp::RouteAttributes;
-use crate::election::elect;
+use crate::election::elect_preferred;
 use crate::eligibility::{
-    bgp_advertisements_for, bgp_advertisements_of_node, l2_advertisements_for,
-    l2_advertisements_of_node, l2_eligible_nodes, l2_interfaces, peers_for, pool_for,
+    any_serving_endpoint, bgp_advertisements_applying, bgp_advertisements_for,
+    bgp_advertisements_of_node, l2_advertisements_applying, l2_advertisements_for,
+    l2_advertisements_of_node, l2_eligible_nodes, l2_interfaces, l2_preference,
+    l2_shared_ip_with_service_selectors, peers_for, pool_for,
 };
 use crate::index::{ClusterIndex, ServiceInfo};
-use ferrolb_config::{BgpAdvertisement, CommunityValue};
+use ferrolb_config::{BgpAdvertisement, CommunityValue, L2Advertisement};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -64,6 +66,10 @@ pub struct BgpAnnouncement {
 }
 
 /// Why an IP of one of our Services is announced by no mode at all.
+///
+/// Declared in the order an address moves through the decision (pool, advertisement, mode,
+/// service selectors, endpoints, nodes): when layer 2 and BGP both fail for an address, the
+/// reason of the mode that got further is reported, being the one closest to announcing it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum NotAnnouncedReason {
     /// The IP lies in no pool of the configuration in force.
@@ -73,16 +79,28 @@ pub enum NotAnnouncedReason {
     /// The IP's pool is advertised only in modes the speakers run with turned off
     /// (`--disable-layer2`, `--disable-bgp`).
     ModeDisabled,
+    /// Advertisements select the IP's pool, but their `serviceSelectors` match none of the
+    /// Services using it (MetalLB speaker: "noMatchingAdvertisement").
+    NoMatchingAdvertisement,
+    /// Layer 2 only: a Service using the IP carries `allow-shared-ip` and an L2Advertisement
+    /// applying to it has `serviceSelectors` (MetalLB speaker: "sharedIPWithServiceSelector").
+    SharedIpWithServiceSelectors,
+    /// None of the Services using the IP has an endpoint that can serve (ready, or terminating
+    /// but still serving), on any node (MetalLB speaker: "noEndpoints").
+    NoServingEndpoint,
     /// The IP's pool is advertised in layer 2 only, and no node is eligible to announce it.
     NoEligibleNode,
 }
 
 impl NotAnnouncedReason {
     /// Every reason, for metrics that report zero too.
-    pub const ALL: [NotAnnouncedReason; 4] = [
+    pub const ALL: [NotAnnouncedReason; 7] = [
         NotAnnouncedReason::NoPool,
         NotAnnouncedReason::NoAdvertisement,
         NotAnnouncedReason::ModeDisabled,
+        NotAnnouncedReason::NoMatchingAdvertisement,
+        NotAnnouncedReason::SharedIpWithServiceSelectors,
+        NotAnnouncedReason::NoServingEndpoint,
         NotAnnouncedReason::NoEligibleNode,
     ];
 
@@ -92,6 +110,9 @@ impl NotAnnouncedReason {
             NotAnnouncedReason::NoPool => "NoPool",
             NotAnnouncedReason::NoAdvertisement => "NoAdvertisement",
             NotAnnouncedReason::ModeDisabled => "ModeDisabled",
+            NotAnnouncedReason::NoMatchingAdvertisement => "NoMatchingAdvertisement",
+            NotAnnouncedReason::SharedIpWithServiceSelectors => "SharedIPWithServiceSelectors",
+            NotAnnouncedReason::NoServingEndpoint => "NoServingEndpoint",
             NotAnnouncedReason::NoEligibleNode => "NoEligibleNode",
         }
     }
@@ -109,9 +130,24 @@ impl NotAnnouncedReason {
                 "its IPAddressPool is advertised only in a mode the speakers run with turned off \
                  (--disable-layer2 / --disable-bgp)"
             }
+            NotAnnouncedReason::NoMatchingAdvertisement => {
+                "the advertisements selecting its IPAddressPool have serviceSelectors matching \
+                 none of the Services using it: check the selectors against the Services' labels"
+            }
+            NotAnnouncedReason::SharedIpWithServiceSelectors => {
+                "a Service using it has the allow-shared-ip annotation and an L2Advertisement \
+                 applying to it has serviceSelectors, a combination layer 2 refuses: remove the \
+                 annotation or the selectors"
+            }
+            NotAnnouncedReason::NoServingEndpoint => {
+                "none of the Services using it has a ready (or terminating but still serving) \
+                 endpoint: check the Services' pods and their readiness"
+            }
             NotAnnouncedReason::NoEligibleNode => {
                 "no node may announce it in layer 2: check the L2Advertisements' nodeSelectors, \
-                 that the nodes are Ready and their speakers alive, and, with \
+                 that the nodes are Ready, without NetworkUnavailable and not labelled \
+                 node.kubernetes.io/exclude-from-external-load-balancers (unless the speakers run \
+                 with --ignore-exclude-lb), that their speakers are alive, and, with \
                  externalTrafficPolicy Local, that a node runs a ready endpoint"
             }
         }
@@ -190,72 +226,29 @@ pub fn desired_announcements_in(index: &ClusterIndex, my_node: &str, modes: Mode
         };
 
         let l2_advertised = l2_advertisements_for(config, &pool.name).next().is_some();
-        let has_l2 = modes.layer2 && l2_advertised;
-        let mut no_l2_owner = false;
-        if has_l2 {
-            let eligible = l2_eligible_nodes(index, ip, &services);
-            let owner = elect(ip, eligible.iter().copied()).map(str::to_string);
-            if let Some(o) = owner.as_deref()
-                && o != my_node
-                && elect(ip, eligible.iter().copied().filter(|n| *n != o)) == Some(my_node)
-            {
-                desired.l2_successor_of.insert(o.to_string());
-                let advs = l2_advertisements_of_node(index, ip, my_node, &services);
-                desired.l2_standby.push(L2Announcement {
-                    ip,
-                    services: names.clone(),
-                    interfaces: l2_interfaces(&advs),
-                });
-            }
-            if owner.as_deref() == Some(my_node) {
-                let advs = l2_advertisements_of_node(index, ip, my_node, &services);
-                desired.layer2.push(L2Announcement {
-                    ip,
-                    services: names.clone(),
-                    interfaces: l2_interfaces(&advs),
-                });
-            }
-            no_l2_owner = owner.is_none();
-            desired.l2_owners.push(L2Owner {
-                ip,
-                services: names.clone(),
-                owner,
-            });
-        }
+        let l2 = if !l2_advertised {
+            Some(NotAnnouncedReason::NoAdvertisement)
+        } else if !modes.layer2 {
+            Some(NotAnnouncedReason::ModeDisabled)
+        } else {
+            layer2_for_ip(index, my_node, ip, &services, &names, &mut desired)
+        };
 
         let bgp_advertised = bgp_advertisements_for(config, &pool.name).next().is_some();
-        let has_bgp = modes.bgp && bgp_advertised;
-        if has_bgp && let Some(me) = index.node(my_node) {
-            for adv in bgp_advertisements_of_node(index, ip, my_node, &services) {
-                let peers = peers_for(config, adv, me);
-                if peers.is_empty() {
-                    continue;
-                }
-                let acc = bgp.entry(aggregate(ip, adv)).or_default();
-                acc.ips.insert(ip);
-                acc.services.extend(names.iter().cloned());
-                for p in peers {
-                    merge(acc.peers.entry(p.name.clone()).or_default(), adv);
-                }
-            }
-        }
+        let bgp_reason = if !bgp_advertised {
+            Some(NotAnnouncedReason::NoAdvertisement)
+        } else if !modes.bgp {
+            Some(NotAnnouncedReason::ModeDisabled)
+        } else {
+            bgp_for_ip(index, my_node, ip, &services, &mut bgp)
+        };
 
-        if no_l2_owner && !has_bgp {
+        // Announced in one mode (by this node or, in BGP, possibly by others): nothing to say.
+        if let (Some(l2), Some(b)) = (l2, bgp_reason) {
             desired.not_announced.push(NotAnnounced {
                 ip,
                 services: names,
-                reason: NotAnnouncedReason::NoEligibleNode,
-            });
-        } else if !has_l2 && !has_bgp {
-            let reason = if l2_advertised || bgp_advertised {
-                NotAnnouncedReason::ModeDisabled
-            } else {
-                NotAnnouncedReason::NoAdvertisement
-            };
-            desired.not_announced.push(NotAnnounced {
-                ip,
-                services: names,
-                reason,
+                reason: l2.max(b),
             });
         }
     }
@@ -280,6 +273,111 @@ pub fn desired_announcements_in(index: &ClusterIndex, my_node: &str, modes: Mode
         })
         .collect();
     desired
+}
+
+/// The layer 2 decision for one IP: records its owner (and this node's announcement or
+/// standby), and returns why no node announces it, if none does.
+fn layer2_for_ip(
+    index: &ClusterIndex,
+    my_node: &str,
+    ip: IpAddr,
+    services: &[&ServiceInfo],
+    names: &[String],
+    desired: &mut Desired,
+) -> Option<NotAnnouncedReason> {
+    let applying = l2_advertisements_applying(index.config(), ip, services);
+    let blocked = if applying.is_empty() {
+        Some(NotAnnouncedReason::NoMatchingAdvertisement)
+    } else if l2_shared_ip_with_service_selectors(&applying) {
+        Some(NotAnnouncedReason::SharedIpWithServiceSelectors)
+    } else if !applying
+        .iter()
+        .any(|(_, svcs)| any_serving_endpoint(index, svcs))
+    {
+        Some(NotAnnouncedReason::NoServingEndpoint)
+    } else {
+        None
+    };
+    let advs: Vec<&L2Advertisement> = applying.iter().map(|(a, _)| *a).collect();
+    let candidates: Vec<(&str, u64)> = if blocked.is_some() {
+        Vec::new()
+    } else {
+        l2_eligible_nodes(index, ip, services)
+            .into_iter()
+            .map(|n| {
+                (
+                    n,
+                    index.node(n).map_or(0, |info| l2_preference(&advs, info)),
+                )
+            })
+            .collect()
+    };
+    let owner = elect_preferred(ip, candidates.iter().copied()).map(str::to_string);
+    if let Some(o) = owner.as_deref()
+        && o != my_node
+        && elect_preferred(ip, candidates.iter().copied().filter(|(n, _)| *n != o)) == Some(my_node)
+    {
+        desired.l2_successor_of.insert(o.to_string());
+        let mine = l2_advertisements_of_node(index, ip, my_node, services);
+        desired.l2_standby.push(L2Announcement {
+            ip,
+            services: names.to_vec(),
+            interfaces: l2_interfaces(&mine),
+        });
+    }
+    if owner.as_deref() == Some(my_node) {
+        let mine = l2_advertisements_of_node(index, ip, my_node, services);
+        desired.layer2.push(L2Announcement {
+            ip,
+            services: names.to_vec(),
+            interfaces: l2_interfaces(&mine),
+        });
+    }
+    let no_owner = owner.is_none();
+    desired.l2_owners.push(L2Owner {
+        ip,
+        services: names.to_vec(),
+        owner,
+    });
+    blocked.or(no_owner.then_some(NotAnnouncedReason::NoEligibleNode))
+}
+
+/// The BGP decision for one IP: adds this node's routes for it to `bgp`, and returns why no
+/// node advertises it when that is known cluster-wide (whether another node advertises it
+/// depends on that node's eligibility and sessions, which are its own to report).
+fn bgp_for_ip(
+    index: &ClusterIndex,
+    my_node: &str,
+    ip: IpAddr,
+    services: &[&ServiceInfo],
+    bgp: &mut BTreeMap<IpNet, BgpAcc>,
+) -> Option<NotAnnouncedReason> {
+    let applying = bgp_advertisements_applying(index.config(), ip, services);
+    if applying.is_empty() {
+        return Some(NotAnnouncedReason::NoMatchingAdvertisement);
+    }
+    if !applying
+        .iter()
+        .any(|(_, svcs)| any_serving_endpoint(index, svcs))
+    {
+        return Some(NotAnnouncedReason::NoServingEndpoint);
+    }
+    // An unknown local node advertises nothing; the address may still be advertised by others.
+    if let Some(me) = index.node(my_node) {
+        for (adv, svcs) in bgp_advertisements_of_node(index, ip, my_node, services) {
+            let peers = peers_for(index.config(), adv, me);
+            if peers.is_empty() {
+                continue;
+            }
+            let acc = bgp.entry(aggregate(ip, adv)).or_default();
+            acc.ips.insert(ip);
+            acc.services.extend(service_names(&svcs));
+            for p in peers {
+                merge(acc.peers.entry(p.name.clone()).or_default(), adv);
+            }
+        }
+    }
+    None
 }
 
 #[derive(Default)]
@@ -332,9 +430,12 @@ pub fn aggregate(ip: IpAddr, adv: &BgpAdvertisement) -> IpNet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::election::elect;
     use crate::eligibility::tests::{
         bgpadv, endpoints, ip, l2adv, label_sel, node, peer, pool, service,
     };
+    use crate::index::NodeInfo;
+    use ferrolb_api::annotations::EXCLUDE_FROM_LB_LABEL;
     use ferrolb_api::service::TrafficPolicy;
     use ferrolb_config::Config;
     use proptest::prelude::*;
@@ -386,6 +487,19 @@ mod tests {
         c
     }
 
+    /// Adds `svc`; a `Cluster` Service also gets an endpoint that can serve (on no particular
+    /// node), since without one it is announced nowhere (MetalLB bgp_controller.go
+    /// hasHealthyEndpoint, layer2_controller.go activeEndpointExists).
+    fn upsert_served(idx: &mut ClusterIndex, svc: ServiceInfo) {
+        if svc.traffic_policy == TrafficPolicy::Cluster {
+            let mut anywhere = endpoints(&svc.key.namespace, &svc.key.name, &[]);
+            anywhere.name = format!("{}-anywhere", svc.key.name);
+            anywhere.any_serving = true;
+            idx.upsert_endpoint_slice(anywhere);
+        }
+        idx.upsert_service(svc);
+    }
+
     fn index() -> ClusterIndex {
         let mut idx = ClusterIndex::new(config());
         idx.upsert_node(node("a", &[("spine", "yes")], true));
@@ -397,12 +511,15 @@ mod tests {
     #[test]
     fn l2_owner_is_elected_among_eligible_nodes_and_only_it_announces() {
         let mut idx = index();
-        idx.upsert_service(service(
-            "web",
-            "shop",
-            &["10.200.0.10", "fd00:200::10"],
-            TrafficPolicy::Cluster,
-        ));
+        upsert_served(
+            &mut idx,
+            service(
+                "web",
+                "shop",
+                &["10.200.0.10", "fd00:200::10"],
+                TrafficPolicy::Cluster,
+            ),
+        );
         let mut owners_seen = BTreeSet::new();
         for me in ["a", "b", "c"] {
             let d = desired_announcements(&idx, me);
@@ -446,18 +563,14 @@ mod tests {
     #[test]
     fn shared_ip_is_announced_once_listing_both_services() {
         let mut idx = index();
-        idx.upsert_service(service(
-            "web",
-            "http",
-            &["10.200.0.7"],
-            TrafficPolicy::Cluster,
-        ));
-        idx.upsert_service(service(
-            "web",
-            "https",
-            &["10.200.0.7"],
-            TrafficPolicy::Cluster,
-        ));
+        upsert_served(
+            &mut idx,
+            service("web", "http", &["10.200.0.7"], TrafficPolicy::Cluster),
+        );
+        upsert_served(
+            &mut idx,
+            service("web", "https", &["10.200.0.7"], TrafficPolicy::Cluster),
+        );
         let owner = elect(ip("10.200.0.7"), ["a", "b", "c"]).expect("eligible");
         let d = desired_announcements(&idx, owner);
         assert_eq!(d.layer2.len(), 1);
@@ -467,12 +580,10 @@ mod tests {
     #[test]
     fn local_policy_moves_owner_to_endpoint_node() {
         let mut idx = index();
-        idx.upsert_service(service(
-            "web",
-            "shop",
-            &["10.200.0.10"],
-            TrafficPolicy::Local,
-        ));
+        upsert_served(
+            &mut idx,
+            service("web", "shop", &["10.200.0.10"], TrafficPolicy::Local),
+        );
         let d = desired_announcements(&idx, "a");
         assert_eq!(d.l2_owners[0].owner, None, "no endpoint anywhere");
         assert!(d.layer2.is_empty());
@@ -489,7 +600,10 @@ mod tests {
         let mut idx = index();
         let ips: Vec<String> = (1..=60).map(|i| format!("10.200.0.{i}")).collect();
         let refs: Vec<&str> = ips.iter().map(String::as_str).collect();
-        idx.upsert_service(service("web", "many", &refs, TrafficPolicy::Cluster));
+        upsert_served(
+            &mut idx,
+            service("web", "many", &refs, TrafficPolicy::Cluster),
+        );
         let all = |idx: &ClusterIndex| -> BTreeMap<IpAddr, Option<String>> {
             desired_announcements(idx, "a")
                 .l2_owners
@@ -517,7 +631,10 @@ mod tests {
         let mut idx = index();
         let ips: Vec<String> = (1..=60).map(|i| format!("10.200.0.{i}")).collect();
         let refs: Vec<&str> = ips.iter().map(String::as_str).collect();
-        idx.upsert_service(service("web", "many", &refs, TrafficPolicy::Cluster));
+        upsert_served(
+            &mut idx,
+            service("web", "many", &refs, TrafficPolicy::Cluster),
+        );
         // The successor of each IP's owner is whoever owns it once the owner is dead: check
         // every node's watch list against the election run without the owner.
         let mut expected: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
@@ -567,25 +684,24 @@ mod tests {
         let mut theirs = service("web", "theirs", &["10.200.0.10"], TrafficPolicy::Cluster);
         theirs.ours = false;
         idx.upsert_service(theirs);
-        idx.upsert_service(service("web", "pending", &[], TrafficPolicy::Cluster));
+        upsert_served(
+            &mut idx,
+            service("web", "pending", &[], TrafficPolicy::Cluster),
+        );
         assert_eq!(desired_announcements(&idx, "a"), Desired::default());
     }
 
     #[test]
     fn not_announced_reasons() {
         let mut idx = index();
-        idx.upsert_service(service(
-            "web",
-            "dark",
-            &["10.220.0.1"],
-            TrafficPolicy::Cluster,
-        ));
-        idx.upsert_service(service(
-            "web",
-            "stray",
-            &["192.0.2.1"],
-            TrafficPolicy::Cluster,
-        ));
+        upsert_served(
+            &mut idx,
+            service("web", "dark", &["10.220.0.1"], TrafficPolicy::Cluster),
+        );
+        upsert_served(
+            &mut idx,
+            service("web", "stray", &["192.0.2.1"], TrafficPolicy::Cluster),
+        );
         let d = desired_announcements(&idx, "a");
         let got: Vec<(IpAddr, NotAnnouncedReason)> =
             d.not_announced.iter().map(|n| (n.ip, n.reason)).collect();
@@ -602,13 +718,14 @@ mod tests {
     #[test]
     fn a_layer2_address_no_node_may_announce_is_reported() {
         let mut idx = index();
-        // externalTrafficPolicy Local without a ready endpoint anywhere: no node is eligible.
-        idx.upsert_service(service(
-            "web",
-            "local",
-            &["10.200.0.11"],
-            TrafficPolicy::Local,
-        ));
+        // externalTrafficPolicy Local with its only ready endpoint on a node that is not
+        // Ready: no node is eligible.
+        idx.upsert_node(node("d", &[], false));
+        idx.upsert_endpoint_slice(endpoints("web", "local", &["d"]));
+        upsert_served(
+            &mut idx,
+            service("web", "local", &["10.200.0.11"], TrafficPolicy::Local),
+        );
         for me in ["a", "b", "c"] {
             let d = desired_announcements(&idx, me);
             assert!(d.layer2.is_empty(), "{me}: {d:?}");
@@ -623,25 +740,326 @@ mod tests {
         // A BGP address is not reported here even where this node has no route for it: other
         // nodes may advertise it.
         let mut idx = index();
-        idx.upsert_service(service("web", "bgp", &["10.210.0.5"], TrafficPolicy::Local));
-        assert!(desired_announcements(&idx, "a").not_announced.is_empty());
+        idx.upsert_endpoint_slice(endpoints("web", "bgp", &["b"]));
+        upsert_served(
+            &mut idx,
+            service("web", "bgp", &["10.210.0.5"], TrafficPolicy::Local),
+        );
+        let d = desired_announcements(&idx, "a");
+        assert!(d.bgp.is_empty() && d.not_announced.is_empty(), "{d:?}");
+    }
+
+    /// MetalLB speaker/bgp_controller.go ShouldAnnounce ("noEndpoints", "noLocalEndpoints")
+    /// and speaker/layer2_controller.go activeEndpointExists: without an endpoint that can
+    /// serve anywhere nobody announces, whatever the policy and mode, and every speaker says
+    /// so; an endpoint serving while terminating keeps the address announced (MetalLB
+    /// internal/k8s/epslices EndpointCanServe, applied by `index::endpoint_slice_from_k8s`).
+    #[test]
+    fn no_serving_endpoint_is_announced_nowhere_and_reported() {
+        let mut idx = index();
+        for (name, ip, policy) in [
+            ("l2-cluster", "10.200.0.20", TrafficPolicy::Cluster),
+            ("l2-local", "10.200.0.21", TrafficPolicy::Local),
+            ("bgp-cluster", "10.210.0.20", TrafficPolicy::Cluster),
+            ("bgp-local", "10.210.0.21", TrafficPolicy::Local),
+        ] {
+            idx.upsert_service(service("web", name, &[ip], policy));
+        }
+        for me in ["a", "b", "c"] {
+            let d = desired_announcements(&idx, me);
+            assert!(d.layer2.is_empty() && d.bgp.is_empty(), "{me}: {d:?}");
+            assert!(d.l2_owners.iter().all(|o| o.owner.is_none()));
+            let reasons: Vec<_> = d.not_announced.iter().map(|n| (n.ip, n.reason)).collect();
+            assert_eq!(
+                reasons,
+                [
+                    (ip("10.200.0.20"), NotAnnouncedReason::NoServingEndpoint),
+                    (ip("10.200.0.21"), NotAnnouncedReason::NoServingEndpoint),
+                    (ip("10.210.0.20"), NotAnnouncedReason::NoServingEndpoint),
+                    (ip("10.210.0.21"), NotAnnouncedReason::NoServingEndpoint),
+                ]
+            );
+        }
+        // One terminating-but-serving endpoint of the Cluster Services, on node c.
+        for name in ["l2-cluster", "bgp-cluster"] {
+            idx.upsert_endpoint_slice(endpoints("web", name, &["c"]));
+        }
+        let all: Vec<Desired> = ["a", "b", "c"]
+            .iter()
+            .map(|me| desired_announcements(&idx, me))
+            .collect();
+        let l2: Vec<IpAddr> = all.iter().flat_map(|d| &d.layer2).map(|a| a.ip).collect();
+        assert_eq!(l2, [ip("10.200.0.20")]);
+        // With Cluster every node advertises over BGP, not only c.
+        assert!(
+            all.iter()
+                .all(|d| d.bgp.iter().any(|b| b.ips == [ip("10.210.0.20")]))
+        );
+        let reasons: Vec<_> = all[0].not_announced.iter().map(|n| n.ip).collect();
+        assert_eq!(reasons, [ip("10.200.0.21"), ip("10.210.0.21")]);
+    }
+
+    /// MetalLB speaker/layer2_controller.go speakersForAds and bgp_controller.go ShouldAnnounce
+    /// ("nodeNetworkUnavailable"): a node whose NetworkUnavailable condition is True neither
+    /// owns a layer 2 address nor advertises over BGP.
+    #[test]
+    fn network_unavailable_node_announces_nothing() {
+        let mut idx = index();
+        let ips: Vec<String> = (1..=30).map(|i| format!("10.200.0.{i}")).collect();
+        let refs: Vec<&str> = ips.iter().map(String::as_str).collect();
+        upsert_served(
+            &mut idx,
+            service("web", "many", &refs, TrafficPolicy::Cluster),
+        );
+        upsert_served(
+            &mut idx,
+            service("web", "bgp", &["10.210.0.5"], TrafficPolicy::Cluster),
+        );
+        assert!(!desired_announcements(&idx, "b").bgp.is_empty());
+        assert!(!desired_announcements(&idx, "b").layer2.is_empty());
+        idx.upsert_node(NodeInfo {
+            network_unavailable: true,
+            ..node("b", &[("zone", "b")], true)
+        });
+        let d = desired_announcements(&idx, "b");
+        assert!(d.layer2.is_empty() && d.bgp.is_empty() && d.l2_standby.is_empty());
+        for o in desired_announcements(&idx, "a").l2_owners {
+            assert!(matches!(o.owner.as_deref(), Some("a" | "c")), "{o:?}");
+        }
+    }
+
+    fn preferring(
+        mut adv: L2Advertisement,
+        weight: u32,
+        key: &str,
+        value: &str,
+    ) -> L2Advertisement {
+        adv.preferred_nodes.push(ferrolb_config::NodePreference {
+            weight,
+            selector: label_sel(key, value),
+        });
+        adv
+    }
+
+    /// MetalLB e2etest/l2tests/preferred_node.go: the preferred node announces instead of the
+    /// natural winner; when it is excluded the natural winner takes over, and it reclaims the
+    /// address when it returns; a preference every node matches changes nothing. The node
+    /// that takes over on failure (heartbeat successor) follows the same ranking.
+    #[test]
+    fn preferred_node_wins_and_falls_back() {
+        let mut c = config();
+        c.l2_advertisements = vec![l2adv("pref", &["l2pool"], vec![], &[])];
+        let mut idx = ClusterIndex::new(c.clone());
+        for n in ["a", "b", "c"] {
+            idx.upsert_node(node(n, &[], true));
+        }
+        let vip = ip("10.200.0.10");
+        upsert_served(
+            &mut idx,
+            service("web", "shop", &["10.200.0.10"], TrafficPolicy::Cluster),
+        );
+        let owner = |idx: &ClusterIndex| desired_announcements(idx, "a").l2_owners[0].owner.clone();
+        let natural = elect(vip, ["a", "b", "c"]).expect("three nodes");
+        assert_eq!(owner(&idx).as_deref(), Some(natural));
+        let candidate = ["a", "b", "c"]
+            .into_iter()
+            .find(|n| *n != natural)
+            .expect("another node");
+
+        c.l2_advertisements = vec![preferring(
+            l2adv("pref", &["l2pool"], vec![], &[]),
+            100,
+            "preferred",
+            "true",
+        )];
+        idx.set_config(c.clone());
+        idx.upsert_node(node(candidate, &[("preferred", "true")], true));
+        assert_eq!(owner(&idx).as_deref(), Some(candidate));
+        let d = desired_announcements(&idx, candidate);
+        assert_eq!(d.layer2.iter().map(|a| a.ip).collect::<Vec<_>>(), [vip]);
+        // The natural winner is next in line (equal scores among the rest): it watches the
+        // preferred owner and keeps the address ready.
+        let successor =
+            elect(vip, ["a", "b", "c"].into_iter().filter(|n| *n != candidate)).expect("two left");
+        let d = desired_announcements(&idx, successor);
+        assert_eq!(d.l2_successor_of, BTreeSet::from([candidate.to_string()]));
+        assert_eq!(d.l2_standby.iter().map(|a| a.ip).collect::<Vec<_>>(), [vip]);
+
+        // Excluded from load balancers: back to the natural winner; then it reclaims.
+        idx.upsert_node(node(
+            candidate,
+            &[("preferred", "true"), (EXCLUDE_FROM_LB_LABEL, "")],
+            true,
+        ));
+        assert_eq!(owner(&idx).as_deref(), Some(natural));
+        idx.upsert_node(node(candidate, &[("preferred", "true")], true));
+        assert_eq!(owner(&idx).as_deref(), Some(candidate));
+        // The label removed: the natural winner again.
+        idx.upsert_node(node(candidate, &[], true));
+        assert_eq!(owner(&idx).as_deref(), Some(natural));
+
+        // No node matches one preference and every node matches the other: no movement.
+        let mut everyone = l2adv("pref", &["l2pool"], vec![], &[]);
+        everyone.preferred_nodes = vec![ferrolb_config::NodePreference {
+            weight: 10,
+            selector: ferrolb_config::Selector::everything(),
+        }];
+        let everyone = preferring(everyone, 100, "nomatch", "true");
+        c.l2_advertisements = vec![everyone];
+        idx.set_config(c);
+        assert_eq!(owner(&idx).as_deref(), Some(natural));
+    }
+
+    /// MetalLB speaker/layer2_controller.go and bgp_controller.go: advertisements apply only to
+    /// the Services their serviceSelectors match ("noMatchingAdvertisement" otherwise), and a
+    /// Service with allow-shared-ip is refused in layer 2 under selective advertisements
+    /// ("sharedIPWithServiceSelector").
+    #[test]
+    fn service_selectors_and_their_reasons() {
+        let mut c = config();
+        for a in c.l2_advertisements.iter_mut() {
+            a.service_selectors = vec![label_sel("tier", "web")];
+        }
+        let mut host = bgpadv("host", &["bgppool"], vec![], &[]);
+        host.service_selectors = vec![label_sel("tier", "web")];
+        c.bgp_advertisements = vec![host];
+        let mut idx = ClusterIndex::new(c);
+        for n in ["a", "b", "c"] {
+            idx.upsert_node(node(n, &[], true));
+        }
+        let web = |name: &str, ip_: &str| {
+            let mut s = service("web", name, &[ip_], TrafficPolicy::Cluster);
+            s.labels.insert("tier".into(), "web".into());
+            s
+        };
+        upsert_served(&mut idx, web("web-l2", "10.200.0.30"));
+        upsert_served(
+            &mut idx,
+            service("web", "db-l2", &["10.200.0.31"], TrafficPolicy::Cluster),
+        );
+        let mut shared = web("shared-l2", "10.200.0.32");
+        shared.allow_shared_ip = true;
+        upsert_served(&mut idx, shared);
+        upsert_served(&mut idx, web("web-bgp", "10.210.0.30"));
+        upsert_served(
+            &mut idx,
+            service("web", "db-bgp", &["10.210.0.31"], TrafficPolicy::Cluster),
+        );
+        // Both Services share 10.210.0.32; only one is selected and only it is carried.
+        upsert_served(&mut idx, web("web-bgp2", "10.210.0.32"));
+        upsert_served(
+            &mut idx,
+            service("web", "db-bgp2", &["10.210.0.32"], TrafficPolicy::Cluster),
+        );
+
+        let all: Vec<Desired> = ["a", "b", "c"]
+            .iter()
+            .map(|me| desired_announcements(&idx, me))
+            .collect();
+        let l2: Vec<IpAddr> = all.iter().flat_map(|d| &d.layer2).map(|a| a.ip).collect();
+        assert_eq!(l2, [ip("10.200.0.30")]);
+        let d = &all[0];
+        let routes: Vec<(Vec<IpAddr>, Vec<String>)> = d
+            .bgp
+            .iter()
+            .map(|b| (b.ips.clone(), b.services.clone()))
+            .collect();
+        assert_eq!(
+            routes,
+            [
+                (vec![ip("10.210.0.30")], vec!["web/web-bgp".to_string()]),
+                (vec![ip("10.210.0.32")], vec!["web/web-bgp2".to_string()]),
+            ]
+        );
+        let reasons: Vec<_> = d.not_announced.iter().map(|n| (n.ip, n.reason)).collect();
+        assert_eq!(
+            reasons,
+            [
+                (
+                    ip("10.200.0.31"),
+                    NotAnnouncedReason::NoMatchingAdvertisement
+                ),
+                (
+                    ip("10.200.0.32"),
+                    NotAnnouncedReason::SharedIpWithServiceSelectors
+                ),
+                (
+                    ip("10.210.0.31"),
+                    NotAnnouncedReason::NoMatchingAdvertisement
+                ),
+            ]
+        );
+    }
+
+    /// When both modes fail, the mode that got further gives the reason.
+    #[test]
+    fn the_mode_closest_to_announcing_gives_the_reason() {
+        let mut c = config();
+        // Pool l2pool also advertised over BGP, to Services labelled tier=web only.
+        let mut sel = bgpadv("sel", &["l2pool"], vec![], &[]);
+        sel.service_selectors = vec![label_sel("tier", "web")];
+        c.bgp_advertisements.push(sel);
+        let mut idx = ClusterIndex::new(c);
+        idx.upsert_node(node("a", &[], true));
+        // Layer 2: no eligible node (Local, endpoint on an unknown node); BGP: no matching
+        // advertisement. NoEligibleNode comes later in the decision.
+        idx.upsert_endpoint_slice(endpoints("web", "local", &["ghost"]));
+        idx.upsert_service(service(
+            "web",
+            "local",
+            &["10.200.0.40"],
+            TrafficPolicy::Local,
+        ));
+        let d = desired_announcements(&idx, "a");
+        let reasons: Vec<_> = d.not_announced.iter().map(|n| (n.ip, n.reason)).collect();
+        assert_eq!(
+            reasons,
+            [(ip("10.200.0.40"), NotAnnouncedReason::NoEligibleNode)]
+        );
+        // Layer 2 off: BGP's reason.
+        let d = desired_announcements_in(
+            &idx,
+            "a",
+            Modes {
+                layer2: false,
+                bgp: true,
+            },
+        );
+        let reasons: Vec<_> = d.not_announced.iter().map(|n| (n.ip, n.reason)).collect();
+        assert_eq!(
+            reasons,
+            [(
+                ip("10.200.0.40"),
+                NotAnnouncedReason::NoMatchingAdvertisement
+            )]
+        );
+    }
+
+    #[test]
+    fn reason_codes_are_distinct_and_listed() {
+        let codes: BTreeSet<&str> = NotAnnouncedReason::ALL.iter().map(|r| r.code()).collect();
+        assert_eq!(codes.len(), NotAnnouncedReason::ALL.len());
+        let mut sorted = NotAnnouncedReason::ALL;
+        sorted.sort();
+        assert_eq!(sorted, NotAnnouncedReason::ALL, "ALL is in decision order");
+        assert!(
+            NotAnnouncedReason::ALL
+                .iter()
+                .all(|r| !r.message().is_empty())
+        );
     }
 
     #[test]
     fn a_mode_turned_off_announces_nothing_and_says_so() {
         let mut idx = index();
-        idx.upsert_service(service(
-            "web",
-            "l2",
-            &["10.200.0.10"],
-            TrafficPolicy::Cluster,
-        ));
-        idx.upsert_service(service(
-            "web",
-            "bgp",
-            &["10.210.0.5"],
-            TrafficPolicy::Cluster,
-        ));
+        upsert_served(
+            &mut idx,
+            service("web", "l2", &["10.200.0.10"], TrafficPolicy::Cluster),
+        );
+        upsert_served(
+            &mut idx,
+            service("web", "bgp", &["10.210.0.5"], TrafficPolicy::Cluster),
+        );
         let all: Vec<Desired> = ["a", "b", "c"]
             .iter()
             .map(|me| desired_announcements(&idx, me))
@@ -684,24 +1102,18 @@ mod tests {
     #[test]
     fn bgp_aggregates_merges_and_dedups() {
         let mut idx = index();
-        idx.upsert_service(service(
-            "web",
-            "one",
-            &["10.210.0.5"],
-            TrafficPolicy::Cluster,
-        ));
-        idx.upsert_service(service(
-            "web",
-            "two",
-            &["10.210.0.9"],
-            TrafficPolicy::Cluster,
-        ));
-        idx.upsert_service(service(
-            "web",
-            "three",
-            &["10.210.1.1"],
-            TrafficPolicy::Cluster,
-        ));
+        upsert_served(
+            &mut idx,
+            service("web", "one", &["10.210.0.5"], TrafficPolicy::Cluster),
+        );
+        upsert_served(
+            &mut idx,
+            service("web", "two", &["10.210.0.9"], TrafficPolicy::Cluster),
+        );
+        upsert_served(
+            &mut idx,
+            service("web", "three", &["10.210.1.1"], TrafficPolicy::Cluster),
+        );
         let d = desired_announcements(&idx, "a");
         let prefixes: Vec<IpNet> = d.bgp.iter().map(|b| b.prefix).collect();
         assert_eq!(
@@ -744,12 +1156,10 @@ mod tests {
     #[test]
     fn bgp_local_policy_only_from_endpoint_nodes() {
         let mut idx = index();
-        idx.upsert_service(service(
-            "web",
-            "shop",
-            &["10.210.0.5"],
-            TrafficPolicy::Local,
-        ));
+        upsert_served(
+            &mut idx,
+            service("web", "shop", &["10.210.0.5"], TrafficPolicy::Local),
+        );
         idx.upsert_endpoint_slice(endpoints("web", "shop", &["b"]));
         assert!(desired_announcements(&idx, "a").bgp.is_empty());
         assert_eq!(desired_announcements(&idx, "b").bgp.len(), 2);
@@ -810,7 +1220,8 @@ mod tests {
             let ip_refs: Vec<&str> = ips.iter().map(String::as_str).collect();
             let policy = if local { TrafficPolicy::Local } else { TrafficPolicy::Cluster };
             idx.upsert_service(service("web", "s", &ip_refs, policy));
-            let any_eligible = (0..4).any(|i| ready[i] && (!local || eps[i]));
+            // Cluster needs an endpoint somewhere, Local one on the node.
+            let any_eligible = (0..4).any(|i| ready[i] && if local { eps[i] } else { eps.contains(&true) });
             let mut count = BTreeMap::<IpAddr, usize>::new();
             for n in names {
                 let d = desired_announcements(&idx, n);

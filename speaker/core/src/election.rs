@@ -22,6 +22,14 @@
 //! Ties (equal scores, astronomically unlikely) go to the node name that sorts first
 //! bytewise, so the result is still a function of the candidate set alone.
 //!
+//! # Preferred nodes
+//!
+//! An `L2Advertisement` may rank nodes with `preferredNodeSelectors`. [`elect_preferred`] then
+//! keeps only the candidates with the highest preference score and elects among them as
+//! above, as MetalLB speaker/layer2_controller.go sortL2Candidates orders candidates by score
+//! first and hash second. Without preferences (all scores equal) the result is exactly
+//! [`elect`]'s, so the contract above is unchanged for clusters that do not use them.
+//!
 //! SipHash-2-4 is implemented below rather than taken from `std`: `DefaultHasher` and
 //! `RandomState` are explicitly unstable across releases and seeded per process, and
 //! `std::hash::SipHasher` is deprecated. A fixed, public key is fine: the goal is a stable,
@@ -58,6 +66,23 @@ where
         // Highest score wins; on a tie the smaller name wins, hence `Reverse` on the name.
         .max_by(|(sa, na), (sb, nb)| sa.cmp(sb).then_with(|| nb.cmp(na)))
         .map(|(_, n)| n)
+}
+
+/// The owner of `ip` among `candidates` given as (node name, preference score): the highest
+/// score wins, and among the nodes sharing it the rendezvous hash decides ([`elect`]).
+pub fn elect_preferred<'a, I>(ip: IpAddr, candidates: I) -> Option<&'a str>
+where
+    I: IntoIterator<Item = (&'a str, u64)>,
+{
+    let candidates: Vec<(&str, u64)> = candidates.into_iter().collect();
+    let best = candidates.iter().map(|(_, s)| *s).max()?;
+    elect(
+        ip,
+        candidates
+            .into_iter()
+            .filter(|(_, s)| *s == best)
+            .map(|(n, _)| n),
+    )
 }
 
 /// SipHash-2-4 (Aumasson & Bernstein, 2012) of `msg` under a 128-bit key.
@@ -187,6 +212,37 @@ mod tests {
     fn no_candidates_no_owner() {
         assert_eq!(elect(ip("10.0.0.1"), []), None);
         assert_eq!(elect(ip("10.0.0.1"), ["only"]), Some("only"));
+    }
+
+    /// MetalLB speaker/layer2_controller.go sortL2Candidates: highest preference score first,
+    /// the hash only among equal scores; equal scores everywhere change nothing (MetalLB
+    /// e2etest/l2tests/preferred_node.go "should behave like the baseline advertisement when
+    /// no node matches the preferred selector").
+    #[test]
+    fn preference_wins_over_the_hash_and_equal_preferences_change_nothing() {
+        let nodes = ["node-a", "node-b", "node-c"];
+        for i in 0..200u32 {
+            let a = IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 200, 0, 0)) + i));
+            let natural = elect(a, nodes).expect("candidates");
+            for uniform in [0, 10] {
+                assert_eq!(
+                    elect_preferred(a, nodes.map(|n| (n, uniform))),
+                    Some(natural)
+                );
+            }
+            // Prefer one node that is not the natural winner: it wins.
+            let preferred = nodes
+                .into_iter()
+                .find(|n| *n != natural)
+                .expect("three nodes");
+            let scored = nodes.map(|n| (n, if n == preferred { 100 } else { 0 }));
+            assert_eq!(elect_preferred(a, scored), Some(preferred));
+            // Two nodes share the top score: the hash decides between those two only.
+            let scored = nodes.map(|n| (n, if n == natural { 0 } else { 50 }));
+            let top: Vec<&str> = nodes.into_iter().filter(|n| *n != natural).collect();
+            assert_eq!(elect_preferred(a, scored), elect(a, top));
+        }
+        assert_eq!(elect_preferred(ip("10.0.0.1"), []), None);
     }
 
     fn owners(nodes: &[&'static str], n: u32) -> BTreeMap<IpAddr, &'static str> {

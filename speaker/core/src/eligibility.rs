@@ -1,21 +1,33 @@
 //! Which pool and advertisements apply to an IP, and which nodes may announce it.
 //!
-//! A node may announce an IP (layer 2 or BGP) when all of these hold, checked in this order so
-//! the reported reason is the most fundamental one:
+//! An advertisement applies to the Services of an IP it selects: its pool contains the IP and
+//! its `serviceSelectors` match the Service's labels (any one selector; empty matches every
+//! Service), as MetalLB speaker/layer2_controller.go l2AdsForService and
+//! speaker/bgp_controller.go bgpAdsForService decide.
+//!
+//! A node may announce an IP (layer 2 or BGP) under an advertisement when all of these hold,
+//! checked in this order so the reported reason is the most fundamental one:
 //! 1. the Node is known to the index;
-//! 2. it lacks the label `node.kubernetes.io/exclude-from-external-load-balancers` (any
-//!    value: Kubernetes' own service controller tests presence only);
-//! 3. its `Ready` condition is `True`;
-//! 4. its speaker is alive in the membership (when membership is enabled);
-//! 5. it matches the advertisement's `nodeSelectors` (empty: every node);
-//! 6. for `externalTrafficPolicy: Local`, it hosts a ready endpoint of the Service.
+//! 2. its `NetworkUnavailable` condition is not `True` (MetalLB speaker: a node whose network
+//!    is not set up attracts traffic it cannot deliver);
+//! 3. it lacks the label `node.kubernetes.io/exclude-from-external-load-balancers` (any
+//!    value: Kubernetes' own service controller tests presence only), unless the speakers run
+//!    with `--ignore-exclude-lb` (MetalLB's flag of the same name);
+//! 4. its `Ready` condition is `True`;
+//! 5. its speaker is alive in the membership (when membership is enabled);
+//! 6. it matches the advertisement's `nodeSelectors` (empty: every node);
+//! 7. a Service the advertisement applies to can be served: with `externalTrafficPolicy:
+//!    Cluster` it has an endpoint that can serve somewhere (MetalLB bgp_controller.go
+//!    hasHealthyEndpoint, layer2_controller.go activeEndpointExists); with `Local` one on this
+//!    node (MetalLB nodesWithEndpoint). An endpoint can serve when it is ready, or terminating
+//!    but still serving (MetalLB internal/k8s/epslices EndpointCanServe).
 //!
 //! Several Services may share one IP. Their policies should agree (the controller only lets
 //! Services with the same policy share), but when they do not, the IP is treated per IP as the
-//! union, like MetalLB: a node passes check 6 when at least one of the Services is `Cluster` or
-//! has a ready endpoint on it. The alternative (intersection) could leave an IP announced by
-//! nobody although a Service behind it is served; announcing it from a node where only some of
-//! the Services are served is the lesser harm.
+//! union, like MetalLB: a node passes check 7 when at least one of the Services passes it. The
+//! alternative (intersection) could leave an IP announced by nobody although a Service behind
+//! it is served; announcing it from a node where only some of the Services are served is the
+//! lesser harm.
 
 use crate::index::{ClusterIndex, NodeInfo, ServiceInfo};
 use ferrolb_api::annotations::EXCLUDE_FROM_LB_LABEL;
@@ -29,7 +41,10 @@ use std::net::IpAddr;
 pub enum Ineligible {
     /// The index has no Node of that name.
     UnknownNode,
-    /// The node carries `node.kubernetes.io/exclude-from-external-load-balancers`.
+    /// The node's `NetworkUnavailable` condition is `True`.
+    NetworkUnavailable,
+    /// The node carries `node.kubernetes.io/exclude-from-external-load-balancers` (and the
+    /// speakers do not ignore it).
     Excluded,
     /// The node's `Ready` condition is not `True`.
     NotReady,
@@ -37,8 +52,9 @@ pub enum Ineligible {
     NotAlive,
     /// The node matches none of the advertisement's node selectors.
     SelectorMismatch,
-    /// `externalTrafficPolicy: Local` and no ready endpoint on the node.
-    NoReadyEndpoint,
+    /// No Service the advertisement applies to can be served: `Cluster` without an endpoint
+    /// that can serve anywhere, `Local` without one on the node.
+    NoServingEndpoint,
 }
 
 /// The pool containing `ip`. Validated pools do not overlap, so there is at most one; should
@@ -69,10 +85,70 @@ pub fn bgp_advertisements_for<'a>(
         .filter(move |a| a.pools.iter().any(|p| p == pool))
 }
 
-/// Checks 1–4: the node itself may announce anything at all.
+/// The Services an advertisement with `service_selectors` applies to: those whose labels match
+/// one of the selectors, or all of them when there is no selector.
+pub fn services_selected<'s>(
+    service_selectors: &[Selector],
+    services: &[&'s ServiceInfo],
+) -> Vec<&'s ServiceInfo> {
+    services
+        .iter()
+        .copied()
+        .filter(|s| any_matches(service_selectors, &s.labels))
+        .collect()
+}
+
+/// Layer 2 advertisements of `ip`'s pool that apply to at least one of `services`, with the
+/// Services each applies to. Empty when the IP is in no pool.
+pub fn l2_advertisements_applying<'a, 's>(
+    config: &'a Config,
+    ip: IpAddr,
+    services: &[&'s ServiceInfo],
+) -> Vec<(&'a L2Advertisement, Vec<&'s ServiceInfo>)> {
+    let Some(pool) = pool_for(config, ip) else {
+        return Vec::new();
+    };
+    l2_advertisements_for(config, &pool.name)
+        .map(|a| (a, services_selected(&a.service_selectors, services)))
+        .filter(|(_, svcs)| !svcs.is_empty())
+        .collect()
+}
+
+/// BGP advertisements of `ip`'s pool that apply to at least one of `services`, with the
+/// Services each applies to. Empty when the IP is in no pool.
+pub fn bgp_advertisements_applying<'a, 's>(
+    config: &'a Config,
+    ip: IpAddr,
+    services: &[&'s ServiceInfo],
+) -> Vec<(&'a BgpAdvertisement, Vec<&'s ServiceInfo>)> {
+    let Some(pool) = pool_for(config, ip) else {
+        return Vec::new();
+    };
+    bgp_advertisements_for(config, &pool.name)
+        .map(|a| (a, services_selected(&a.service_selectors, services)))
+        .filter(|(_, svcs)| !svcs.is_empty())
+        .collect()
+}
+
+/// Whether layer 2 refuses `ip` because a Service using it carries `allow-shared-ip` while an
+/// advertisement applying to that Service has service selectors: MetalLB
+/// speaker/layer2_controller.go ShouldAnnounce ("sharedIPWithServiceSelector"); the
+/// selectors of one Service cannot decide for another Service sharing its address.
+pub fn l2_shared_ip_with_service_selectors(
+    applying: &[(&L2Advertisement, Vec<&ServiceInfo>)],
+) -> bool {
+    applying
+        .iter()
+        .any(|(a, svcs)| !a.service_selectors.is_empty() && svcs.iter().any(|s| s.allow_shared_ip))
+}
+
+/// Checks 1–5: the node itself may announce anything at all.
 pub fn node_health<'a>(index: &'a ClusterIndex, node: &str) -> Result<&'a NodeInfo, Ineligible> {
     let info = index.node(node).ok_or(Ineligible::UnknownNode)?;
-    if info.labels.contains_key(EXCLUDE_FROM_LB_LABEL) {
+    if info.network_unavailable {
+        return Err(Ineligible::NetworkUnavailable);
+    }
+    if !index.ignore_exclude_lb() && info.labels.contains_key(EXCLUDE_FROM_LB_LABEL) {
         return Err(Ineligible::Excluded);
     }
     if !info.ready {
@@ -84,16 +160,22 @@ pub fn node_health<'a>(index: &'a ClusterIndex, node: &str) -> Result<&'a NodeIn
     Ok(info)
 }
 
-/// Check 6 for the Services sharing one IP (per-IP union, see the module documentation).
+/// Whether any of `services` has an endpoint that can serve, on any node.
+pub fn any_serving_endpoint(index: &ClusterIndex, services: &[&ServiceInfo]) -> bool {
+    services.iter().any(|s| index.has_serving_endpoint(&s.key))
+}
+
+/// Check 7 for the Services sharing one IP (per-IP union, see the module documentation).
 /// With no Service at all there is nothing to serve, so it fails.
-pub fn serves_locally(index: &ClusterIndex, services: &[&ServiceInfo], node: &str) -> bool {
+pub fn serves(index: &ClusterIndex, services: &[&ServiceInfo], node: &str) -> bool {
     services.iter().any(|s| match s.traffic_policy {
-        TrafficPolicy::Cluster => true,
-        TrafficPolicy::Local => index.has_ready_endpoint(&s.key, node),
+        TrafficPolicy::Cluster => index.has_serving_endpoint(&s.key),
+        TrafficPolicy::Local => index.has_serving_endpoint_on(&s.key, node),
     })
 }
 
-/// All six checks for one node against one advertisement's node selectors.
+/// All seven checks for one node against one advertisement's node selectors; `services` are
+/// the Services of the IP the advertisement applies to.
 pub fn check_node(
     index: &ClusterIndex,
     node: &str,
@@ -104,49 +186,61 @@ pub fn check_node(
     if !any_matches(node_selectors, &info.labels) {
         return Err(Ineligible::SelectorMismatch);
     }
-    if !serves_locally(index, services, node) {
-        return Err(Ineligible::NoReadyEndpoint);
+    if !serves(index, services, node) {
+        return Err(Ineligible::NoServingEndpoint);
     }
     Ok(())
 }
 
 /// Layer 2 advertisements of `ip`'s pool under which `node` may announce it. Empty when the IP
-/// is in no pool, no advertisement selects the pool, or the node fails a check for each.
+/// is in no pool, no advertisement applies to its Services, or the node fails a check for each.
 pub fn l2_advertisements_of_node<'a>(
     index: &'a ClusterIndex,
     ip: IpAddr,
     node: &str,
     services: &[&ServiceInfo],
 ) -> Vec<&'a L2Advertisement> {
-    let Some(pool) = pool_for(index.config(), ip) else {
-        return Vec::new();
-    };
-    l2_advertisements_for(index.config(), &pool.name)
-        .filter(|a| check_node(index, node, &a.node_selectors, services).is_ok())
+    l2_advertisements_applying(index.config(), ip, services)
+        .into_iter()
+        .filter(|(a, svcs)| check_node(index, node, &a.node_selectors, svcs).is_ok())
+        .map(|(a, _)| a)
         .collect()
 }
 
-/// Nodes that may own `ip` in layer 2 (eligible under at least one advertisement), sorted.
+/// Nodes that may own `ip` in layer 2 (eligible under at least one advertisement applying to
+/// its Services), sorted.
 pub fn l2_eligible_nodes<'a>(
     index: &'a ClusterIndex,
     ip: IpAddr,
     services: &[&ServiceInfo],
 ) -> Vec<&'a str> {
-    let Some(pool) = pool_for(index.config(), ip) else {
-        return Vec::new();
-    };
-    let advs: Vec<&L2Advertisement> = l2_advertisements_for(index.config(), &pool.name).collect();
-    if advs.is_empty() {
+    let applying = l2_advertisements_applying(index.config(), ip, services);
+    if applying.is_empty() {
         return Vec::new();
     }
     index
         .nodes()
         .map(|n| n.name.as_str())
         .filter(|n| {
-            advs.iter()
-                .any(|a| check_node(index, n, &a.node_selectors, services).is_ok())
+            applying
+                .iter()
+                .any(|(a, svcs)| check_node(index, n, &a.node_selectors, svcs).is_ok())
         })
         .collect()
+}
+
+/// How strongly the advertisements applying to an IP prefer `node` for its layer 2 election:
+/// for each advertisement whose `nodeSelectors` select the node, the weights of its
+/// `preferredNodeSelectors` that match the node, summed over all those advertisements (MetalLB
+/// internal/config/config.go preferredNodeScores, summed across advertisements by
+/// speaker/layer2_controller.go preferredScoresFor). Zero without preferences.
+pub fn l2_preference(advs: &[&L2Advertisement], node: &NodeInfo) -> u64 {
+    advs.iter()
+        .filter(|a| any_matches(&a.node_selectors, &node.labels))
+        .flat_map(|a| &a.preferred_nodes)
+        .filter(|p| p.selector.matches(&node.labels))
+        .map(|p| u64::from(p.weight))
+        .sum()
 }
 
 /// Interfaces to announce on, from the advertisements under which this node announces: the
@@ -165,19 +259,18 @@ pub fn l2_interfaces(advs: &[&L2Advertisement]) -> Vec<String> {
     all
 }
 
-/// BGP advertisements of `ip`'s pool under which `node` advertises it. In BGP mode every
-/// eligible node advertises (routers spread traffic by ECMP); there is no election.
-pub fn bgp_advertisements_of_node<'a>(
+/// BGP advertisements of `ip`'s pool under which `node` advertises it, with the Services of
+/// the IP each applies to. In BGP mode every eligible node advertises (routers spread traffic
+/// by ECMP); there is no election.
+pub fn bgp_advertisements_of_node<'a, 's>(
     index: &'a ClusterIndex,
     ip: IpAddr,
     node: &str,
-    services: &[&ServiceInfo],
-) -> Vec<&'a BgpAdvertisement> {
-    let Some(pool) = pool_for(index.config(), ip) else {
-        return Vec::new();
-    };
-    bgp_advertisements_for(index.config(), &pool.name)
-        .filter(|a| check_node(index, node, &a.node_selectors, services).is_ok())
+    services: &[&'s ServiceInfo],
+) -> Vec<(&'a BgpAdvertisement, Vec<&'s ServiceInfo>)> {
+    bgp_advertisements_applying(index.config(), ip, services)
+        .into_iter()
+        .filter(|(a, svcs)| check_node(index, node, &a.node_selectors, svcs).is_ok())
         .collect()
 }
 
@@ -280,6 +373,8 @@ pub(crate) mod tests {
             pools: pools.iter().map(|s| s.to_string()).collect(),
             node_selectors: sels,
             interfaces: ifaces.iter().map(|s| s.to_string()).collect(),
+            service_selectors: vec![],
+            preferred_nodes: vec![],
         }
     }
 
@@ -299,6 +394,7 @@ pub(crate) mod tests {
             communities: vec![],
             node_selectors: sels,
             peers: peers.iter().map(|s| s.to_string()).collect(),
+            service_selectors: vec![],
         }
     }
 
@@ -332,6 +428,7 @@ pub(crate) mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             ready,
+            network_unavailable: false,
         }
     }
 
@@ -346,6 +443,8 @@ pub(crate) mod tests {
             ips: ips.iter().map(|s| ip(s)).collect(),
             traffic_policy: policy,
             ours: true,
+            labels: BTreeMap::new(),
+            allow_shared_ip: false,
         }
     }
 
@@ -354,7 +453,8 @@ pub(crate) mod tests {
             namespace: ns.into(),
             name: format!("{svc}-slice"),
             service: svc.into(),
-            ready_nodes: nodes.iter().map(|n| n.to_string()).collect(),
+            serving_nodes: nodes.iter().map(|n| n.to_string()).collect(),
+            any_serving: !nodes.is_empty(),
         }
     }
 
@@ -437,6 +537,30 @@ pub(crate) mod tests {
                 expect: Err(Ineligible::Excluded),
             },
             Case {
+                what: "network unavailable (MetalLB speaker: IsNetworkUnavailable)",
+                node: NodeInfo {
+                    network_unavailable: true,
+                    ..node("n", yes, true)
+                },
+                alive: Some(true),
+                policy: TrafficPolicy::Cluster,
+                endpoint_on_node: true,
+                ip: "10.200.0.5",
+                expect: Err(Ineligible::NetworkUnavailable),
+            },
+            Case {
+                what: "network unavailable before excluded and not ready",
+                node: NodeInfo {
+                    network_unavailable: true,
+                    ..node("n", &[("l2", "yes"), (EXCLUDE_FROM_LB_LABEL, "")], false)
+                },
+                alive: None,
+                policy: TrafficPolicy::Cluster,
+                endpoint_on_node: true,
+                ip: "10.200.0.5",
+                expect: Err(Ineligible::NetworkUnavailable),
+            },
+            Case {
                 what: "not ready",
                 node: node("n", yes, false),
                 alive: None,
@@ -488,7 +612,7 @@ pub(crate) mod tests {
                 policy: TrafficPolicy::Local,
                 endpoint_on_node: false,
                 ip: "10.200.0.5",
-                expect: Err(Ineligible::NoReadyEndpoint),
+                expect: Err(Ineligible::NoServingEndpoint),
             },
         ];
         for c in cases {
@@ -569,7 +693,14 @@ pub(crate) mod tests {
             ["a", "b"]
         );
         idx.remove_endpoint_slice("web", "local2-slice");
-        // Local + Cluster: every node, because the Cluster service is served everywhere.
+        // Local + Cluster without any endpoint: the Cluster Service is served nowhere.
+        assert_eq!(
+            l2_eligible_nodes(&idx, ip("10.200.0.5"), &[&local, &cluster]),
+            ["a"]
+        );
+        // Local + Cluster with an endpoint anywhere: every node, because the Cluster Service is
+        // served from everywhere.
+        idx.upsert_endpoint_slice(endpoints("web", "cluster", &["a"]));
         assert_eq!(
             l2_eligible_nodes(&idx, ip("10.200.0.5"), &[&local, &cluster]),
             ["a", "b"]
@@ -591,6 +722,7 @@ pub(crate) mod tests {
         idx.upsert_node(node("a", &[("l2", "yes")], true));
         idx.upsert_node(node("b", &[("zone", "b")], true));
         idx.upsert_node(node("c", &[("zone", "c")], true));
+        idx.upsert_endpoint_slice(endpoints("web", "shop", &["c"]));
         let svc = service("web", "shop", &["10.200.0.5"], TrafficPolicy::Cluster);
         assert_eq!(
             l2_eligible_nodes(&idx, ip("10.200.0.5"), &[&svc]),
@@ -638,9 +770,11 @@ pub(crate) mod tests {
         idx.upsert_node(node("r1", &[("rack", "1")], true));
         idx.upsert_node(node("r2", &[("rack", "2")], true));
         idx.upsert_node(node("down", &[("rack", "1")], false));
+        idx.upsert_endpoint_slice(endpoints("web", "shop", &["r2"]));
         let svc = service("web", "shop", &["10.200.0.5"], TrafficPolicy::Cluster);
-        let names =
-            |v: Vec<&BgpAdvertisement>| v.iter().map(|a| a.name.clone()).collect::<Vec<_>>();
+        let names = |v: Vec<(&BgpAdvertisement, Vec<&ServiceInfo>)>| {
+            v.iter().map(|(a, _)| a.name.clone()).collect::<Vec<_>>()
+        };
         assert_eq!(
             names(bgp_advertisements_of_node(
                 &idx,
@@ -697,5 +831,235 @@ pub(crate) mod tests {
             bgp_advertisements_of_node(&idx, ip("10.200.0.5"), "b", &[&svc]).len(),
             1
         );
+    }
+
+    /// MetalLB speaker/bgp_controller.go ShouldAnnounce ("noEndpoints") and
+    /// speaker/layer2_controller.go activeEndpointExists: `Cluster` with no endpoint that can
+    /// serve anywhere is announced by no node, in either mode; one endpoint anywhere (also
+    /// without a node name) makes every node eligible again.
+    #[test]
+    fn cluster_policy_needs_a_serving_endpoint_somewhere() {
+        let mut c = base_config();
+        c.bgp_advertisements = vec![bgpadv("all", &["lan"], vec![], &[])];
+        let mut idx = ClusterIndex::new(c);
+        let yes = &[("l2", "yes")][..];
+        idx.upsert_node(node("a", yes, true));
+        idx.upsert_node(node("b", yes, true));
+        let svc = service("web", "shop", &["10.200.0.5"], TrafficPolicy::Cluster);
+        assert_eq!(
+            check_node(&idx, "a", &[], &[&svc]),
+            Err(Ineligible::NoServingEndpoint)
+        );
+        assert!(l2_eligible_nodes(&idx, ip("10.200.0.5"), &[&svc]).is_empty());
+        assert!(bgp_advertisements_of_node(&idx, ip("10.200.0.5"), "a", &[&svc]).is_empty());
+        assert!(!any_serving_endpoint(&idx, &[&svc]));
+
+        // An endpoint that is not ready but serving while terminating still serves (MetalLB
+        // internal/k8s/epslices EndpointCanServe; the index reduces it to `any_serving`).
+        let mut nodeless = endpoints("web", "shop", &[]);
+        nodeless.any_serving = true;
+        idx.upsert_endpoint_slice(nodeless);
+        assert!(any_serving_endpoint(&idx, &[&svc]));
+        assert_eq!(
+            l2_eligible_nodes(&idx, ip("10.200.0.5"), &[&svc]),
+            ["a", "b"]
+        );
+        assert_eq!(
+            bgp_advertisements_of_node(&idx, ip("10.200.0.5"), "b", &[&svc]).len(),
+            1
+        );
+    }
+
+    /// MetalLB speaker/main.go flag `--ignore-exclude-lb` (checked in layer2_controller.go
+    /// speakersForAds and bgp_controller.go ShouldAnnounce): the exclusion label is then
+    /// ignored, while NetworkUnavailable still excludes.
+    #[test]
+    fn ignore_exclude_lb_lets_labelled_nodes_announce() {
+        let mut c = base_config();
+        c.bgp_advertisements = vec![bgpadv("all", &["lan"], vec![], &[])];
+        let mut idx = ClusterIndex::new(c);
+        idx.upsert_node(node(
+            "a",
+            &[("l2", "yes"), (EXCLUDE_FROM_LB_LABEL, "")],
+            true,
+        ));
+        idx.upsert_node(NodeInfo {
+            network_unavailable: true,
+            ..node("b", &[("l2", "yes"), (EXCLUDE_FROM_LB_LABEL, "")], true)
+        });
+        idx.upsert_endpoint_slice(endpoints("web", "shop", &["a"]));
+        let svc = service("web", "shop", &["10.200.0.5"], TrafficPolicy::Cluster);
+        assert!(!idx.ignore_exclude_lb());
+        assert_eq!(node_health(&idx, "a").err(), Some(Ineligible::Excluded));
+        assert!(l2_eligible_nodes(&idx, ip("10.200.0.5"), &[&svc]).is_empty());
+        assert!(bgp_advertisements_of_node(&idx, ip("10.200.0.5"), "a", &[&svc]).is_empty());
+
+        idx.set_ignore_exclude_lb(true);
+        assert_eq!(node_health(&idx, "a").map(|n| n.name.as_str()), Ok("a"));
+        assert_eq!(
+            node_health(&idx, "b").err(),
+            Some(Ineligible::NetworkUnavailable)
+        );
+        assert_eq!(l2_eligible_nodes(&idx, ip("10.200.0.5"), &[&svc]), ["a"]);
+        assert_eq!(
+            bgp_advertisements_of_node(&idx, ip("10.200.0.5"), "a", &[&svc]).len(),
+            1
+        );
+    }
+
+    fn labelled(mut svc: ServiceInfo, key: &str, value: &str) -> ServiceInfo {
+        svc.labels.insert(key.into(), value.into());
+        svc
+    }
+
+    /// MetalLB speaker/layer2_controller.go l2AdsForService and speaker/bgp_controller.go
+    /// bgpAdsForService: an advertisement applies to a Service when one of its
+    /// `serviceSelectors` matches the Service's labels; without selectors it applies to all.
+    #[test]
+    fn service_selectors_decide_which_advertisements_apply() {
+        let mut c = base_config();
+        let mut web_only = l2adv("web-only", &["lan"], vec![], &["eth1"]);
+        web_only.service_selectors = vec![label_sel("tier", "web")];
+        let mut db_only = l2adv("db-only", &["lan"], vec![label_sel("zone", "b")], &["eth2"]);
+        db_only.service_selectors = vec![label_sel("tier", "db"), label_sel("tier", "cache")];
+        c.l2_advertisements = vec![web_only, db_only];
+        let mut bgp_web = bgpadv("bgp-web", &["lan"], vec![], &[]);
+        bgp_web.service_selectors = vec![label_sel("tier", "web")];
+        c.bgp_advertisements = vec![bgp_web, bgpadv("bgp-all", &["lan"], vec![], &[])];
+        let mut idx = ClusterIndex::new(c);
+        idx.upsert_node(node("a", &[("zone", "a")], true));
+        idx.upsert_node(node("b", &[("zone", "b")], true));
+        for svc in ["web", "cache", "other"] {
+            idx.upsert_endpoint_slice(endpoints("ns", svc, &["a"]));
+        }
+        let web = labelled(
+            service("ns", "web", &["10.200.0.5"], TrafficPolicy::Cluster),
+            "tier",
+            "web",
+        );
+        let cache = labelled(
+            service("ns", "cache", &["10.200.0.6"], TrafficPolicy::Cluster),
+            "tier",
+            "cache",
+        );
+        let other = service("ns", "other", &["10.200.0.7"], TrafficPolicy::Cluster);
+
+        let l2_names = |svc: &ServiceInfo| {
+            l2_advertisements_applying(idx.config(), svc.ips[0], &[svc])
+                .iter()
+                .map(|(a, _)| a.name.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(l2_names(&web), ["web-only"]);
+        assert_eq!(l2_names(&cache), ["db-only"]);
+        assert!(l2_names(&other).is_empty());
+        // `db-only` selects only zone b, so only b may announce the cache Service.
+        assert_eq!(l2_eligible_nodes(&idx, ip("10.200.0.6"), &[&cache]), ["b"]);
+        assert_eq!(
+            l2_eligible_nodes(&idx, ip("10.200.0.5"), &[&web]),
+            ["a", "b"]
+        );
+        assert!(l2_eligible_nodes(&idx, ip("10.200.0.7"), &[&other]).is_empty());
+        let of_b = l2_advertisements_of_node(&idx, ip("10.200.0.6"), "b", &[&cache]);
+        assert_eq!(l2_interfaces(&of_b), ["eth2"]);
+
+        let bgp_names = |svc: &ServiceInfo| {
+            bgp_advertisements_of_node(&idx, svc.ips[0], "a", &[svc])
+                .iter()
+                .map(|(a, _)| a.name.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(bgp_names(&web), ["bgp-web", "bgp-all"]);
+        assert_eq!(bgp_names(&other), ["bgp-all"]);
+
+        // On a shared IP, each advertisement applies to the Services it selects.
+        let web2 = service("ns", "other", &["10.200.0.5"], TrafficPolicy::Cluster);
+        let applying = bgp_advertisements_applying(idx.config(), ip("10.200.0.5"), &[&web, &web2]);
+        let per_adv: Vec<(String, Vec<String>)> = applying
+            .iter()
+            .map(|(a, svcs)| {
+                (
+                    a.name.clone(),
+                    svcs.iter().map(|s| s.key.to_string()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            per_adv,
+            [
+                ("bgp-web".to_string(), vec!["ns/web".to_string()]),
+                (
+                    "bgp-all".to_string(),
+                    vec!["ns/web".to_string(), "ns/other".to_string()]
+                ),
+            ]
+        );
+    }
+
+    /// MetalLB speaker/layer2_controller.go ShouldAnnounce ("sharedIPWithServiceSelector"): a
+    /// Service with `allow-shared-ip` is refused when an advertisement applying to it has
+    /// service selectors; advertisements without selectors do not refuse it.
+    #[test]
+    fn shared_ip_annotation_conflicts_with_service_selectors_in_layer2() {
+        let mut c = base_config();
+        let mut selective = l2adv("selective", &["lan"], vec![], &[]);
+        selective.service_selectors = vec![label_sel("tier", "web")];
+        c.l2_advertisements = vec![selective, l2adv("all", &["lan"], vec![], &[])];
+        let mut web = labelled(
+            service("ns", "web", &["10.200.0.5"], TrafficPolicy::Cluster),
+            "tier",
+            "web",
+        );
+        let applying = |svc: &ServiceInfo| {
+            l2_shared_ip_with_service_selectors(&l2_advertisements_applying(&c, svc.ips[0], &[svc]))
+        };
+        assert!(!applying(&web));
+        web.allow_shared_ip = true;
+        assert!(applying(&web));
+        // Not selected by `selective`: only the selector-free advertisement applies.
+        let mut plain = service("ns", "plain", &["10.200.0.6"], TrafficPolicy::Cluster);
+        plain.allow_shared_ip = true;
+        assert!(!applying(&plain));
+    }
+
+    /// MetalLB internal/config/preferred_node_test.go TestPreferredNodeScores: weights of the
+    /// matching preferences add up; an empty preference matches every node; nodes outside the
+    /// advertisement's nodeSelectors get nothing from it; scores sum across advertisements
+    /// (speaker/layer2_controller.go preferredScoresFor).
+    #[test]
+    fn preference_scores() {
+        use ferrolb_config::NodePreference;
+        let pref = |weight: u32, sel: Selector| NodePreference {
+            weight,
+            selector: sel,
+        };
+        let mut cumulative = l2adv("cumulative", &["lan"], vec![], &[]);
+        cumulative.preferred_nodes = vec![
+            pref(60, label_sel("zone", "primary")),
+            pref(50, label_sel("role", "edge")),
+        ];
+        let edge_a = node("edge-a", &[("role", "edge"), ("zone", "primary")], true);
+        let edge_b = node("edge-b", &[("role", "edge"), ("zone", "secondary")], true);
+        let worker_a = node("worker-a", &[("role", "worker"), ("zone", "primary")], true);
+        let worker_b = node("worker-b", &[("role", "worker")], true);
+        let scores = |advs: &[&L2Advertisement]| {
+            [&edge_a, &edge_b, &worker_a, &worker_b].map(|n| l2_preference(advs, n))
+        };
+        assert_eq!(scores(&[&cumulative]), [110, 50, 60, 0]);
+        assert_eq!(scores(&[]), [0, 0, 0, 0]);
+
+        let mut everyone = l2adv("everyone", &["lan"], vec![], &[]);
+        everyone.preferred_nodes = vec![pref(10, Selector::everything())];
+        assert_eq!(scores(&[&everyone]), [10, 10, 10, 10]);
+        assert_eq!(scores(&[&cumulative, &everyone]), [120, 60, 70, 10]);
+
+        // Only nodes selected by the advertisement's nodeSelectors are scored by it.
+        let mut edge_only = l2adv("edge-only", &["lan"], vec![label_sel("role", "edge")], &[]);
+        edge_only.preferred_nodes = vec![pref(100, label_sel("zone", "primary"))];
+        assert_eq!(scores(&[&edge_only]), [100, 0, 0, 0]);
+
+        let mut nomatch = l2adv("nomatch", &["lan"], vec![], &[]);
+        nomatch.preferred_nodes = vec![pref(50, label_sel("role", "gpu"))];
+        assert_eq!(scores(&[&nomatch]), [0, 0, 0, 0]);
     }
 }

@@ -5,10 +5,11 @@
 //! whole index. Keeping only reduced forms means the decisions can be tested with small
 //! hand-written values and never depend on fields we do not look at.
 
+use ferrolb_api::annotations::{ALLOW_SHARED_IP, lookup};
 use ferrolb_api::service::{ClassPolicy, ServiceKey, TrafficPolicy, handles, ingress_ips};
 use ferrolb_config::Config;
 use k8s_openapi::api::core::v1::{Node, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::discovery::v1::{EndpointConditions, EndpointSlice};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
@@ -27,9 +28,14 @@ pub struct ServiceInfo {
     /// Whether ferrolb announces this Service: `type: LoadBalancer` and a load balancer class
     /// that is ours (or unset while ferrolb is the default implementation).
     pub ours: bool,
+    /// The Service's labels (advertisement `serviceSelectors` match these).
+    pub labels: BTreeMap<String, String>,
+    /// Whether the Service carries the `allow-shared-ip` annotation (under any accepted
+    /// prefix), whatever its value.
+    pub allow_shared_ip: bool,
 }
 
-/// The endpoints of one EndpointSlice that matter: on which nodes they are ready.
+/// The endpoints of one EndpointSlice that matter: whether any can serve, and on which nodes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EndpointSliceInfo {
     /// Namespace of the slice (always the Service's).
@@ -38,8 +44,10 @@ pub struct EndpointSliceInfo {
     pub name: String,
     /// Name of the Service the slice belongs to (its `kubernetes.io/service-name` label).
     pub service: String,
-    /// Names of the nodes hosting at least one ready endpoint of the slice.
-    pub ready_nodes: BTreeSet<String>,
+    /// Names of the nodes hosting at least one endpoint of the slice that can serve.
+    pub serving_nodes: BTreeSet<String>,
+    /// Whether any endpoint of the slice can serve, with or without a node name.
+    pub any_serving: bool,
 }
 
 impl EndpointSliceInfo {
@@ -58,6 +66,9 @@ pub struct NodeInfo {
     pub labels: BTreeMap<String, String>,
     /// Whether the `Ready` condition is `True`.
     pub ready: bool,
+    /// Whether the `NetworkUnavailable` condition is `True` (the node's network is not set up,
+    /// e.g. its CNI has not configured routes yet).
+    pub network_unavailable: bool,
 }
 
 /// Everything the speaker knows about the cluster, in reduced form.
@@ -70,6 +81,7 @@ pub struct ClusterIndex {
     slices: BTreeMap<(String, String), EndpointSliceInfo>,
     nodes: BTreeMap<String, NodeInfo>,
     members_alive: Option<BTreeSet<String>>,
+    ignore_exclude_lb: bool,
 }
 
 impl ClusterIndex {
@@ -119,15 +131,21 @@ impl ClusterIndex {
             .remove(&(namespace.to_string(), name.to_string()));
     }
 
-    /// Whether `node` hosts a ready endpoint of the Service `key`, in any of its slices.
-    pub fn has_ready_endpoint(&self, key: &ServiceKey, node: &str) -> bool {
-        self.slices_of(key).any(|s| s.ready_nodes.contains(node))
+    /// Whether the Service `key` has an endpoint that can serve anywhere, in any of its slices.
+    pub fn has_serving_endpoint(&self, key: &ServiceKey) -> bool {
+        self.slices_of(key).any(|s| s.any_serving)
     }
 
-    /// Nodes hosting a ready endpoint of the Service `key`, sorted.
-    pub fn ready_endpoint_nodes<'a>(&'a self, key: &ServiceKey) -> BTreeSet<&'a str> {
+    /// Whether `node` hosts an endpoint of the Service `key` that can serve, in any of its
+    /// slices.
+    pub fn has_serving_endpoint_on(&self, key: &ServiceKey, node: &str) -> bool {
+        self.slices_of(key).any(|s| s.serving_nodes.contains(node))
+    }
+
+    /// Nodes hosting an endpoint of the Service `key` that can serve, sorted.
+    pub fn serving_endpoint_nodes<'a>(&'a self, key: &ServiceKey) -> BTreeSet<&'a str> {
         self.slices_of(key)
-            .flat_map(|s| s.ready_nodes.iter().map(String::as_str))
+            .flat_map(|s| s.serving_nodes.iter().map(String::as_str))
             .collect()
     }
 
@@ -164,6 +182,17 @@ impl ClusterIndex {
         self.members_alive = members;
     }
 
+    /// Whether nodes labelled `node.kubernetes.io/exclude-from-external-load-balancers` may
+    /// announce anyway (the speakers' `--ignore-exclude-lb`, the same on every speaker).
+    pub fn set_ignore_exclude_lb(&mut self, ignore: bool) {
+        self.ignore_exclude_lb = ignore;
+    }
+
+    /// See [`ClusterIndex::set_ignore_exclude_lb`].
+    pub fn ignore_exclude_lb(&self) -> bool {
+        self.ignore_exclude_lb
+    }
+
     /// Whether the membership considers `node`'s speaker alive; always true when membership is
     /// disabled.
     pub fn is_member_alive(&self, node: &str) -> bool {
@@ -184,21 +213,31 @@ pub fn service_from_k8s(svc: &Service, class_policy: ClassPolicy) -> Option<Serv
     let mut ips = ingress_ips(svc);
     ips.sort();
     ips.dedup();
+    let allow_shared_ip = svc
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| lookup(a, ALLOW_SHARED_IP).is_some());
     Some(ServiceInfo {
         key: ServiceKey::new(namespace, name),
         ips,
         traffic_policy: TrafficPolicy::of(svc),
         ours: handles(svc, class_policy),
+        labels: svc.metadata.labels.clone().unwrap_or_default(),
+        allow_shared_ip,
     })
 }
 
 /// Reduces an EndpointSlice. Returns `None` for a slice without namespace, name or
 /// `kubernetes.io/service-name` label (slices not managed for a Service).
 ///
-/// An endpoint counts when it has a `nodeName` and is ready. Per the Kubernetes API,
-/// `conditions.ready` "should be interpreted as true" when absent (and so when `conditions` is
-/// absent); terminating endpoints are reported with `ready: false` and so do not count.
-/// Endpoints without `nodeName` cannot be placed on a node and are ignored.
+/// An endpoint with at least one address can serve when it is ready or, while terminating,
+/// still serving (MetalLB internal/k8s/epslices EndpointCanServe): `conditions.ready` absent
+/// (and so `conditions` absent) counts as ready, as the Kubernetes API says it "should be
+/// interpreted"; a terminating endpoint is reported `ready: false` but `serving: true` while
+/// it still answers, and keeps its address announced through a graceful shutdown. Endpoints
+/// without `nodeName` count for [`EndpointSliceInfo::any_serving`] only: they cannot be placed
+/// on a node.
 pub fn endpoint_slice_from_k8s(slice: &EndpointSlice) -> Option<EndpointSliceInfo> {
     let namespace = slice.metadata.namespace.clone()?;
     let name = slice.metadata.name.clone()?;
@@ -208,35 +247,47 @@ pub fn endpoint_slice_from_k8s(slice: &EndpointSlice) -> Option<EndpointSliceInf
         .as_ref()?
         .get(SERVICE_NAME_LABEL)?
         .clone();
-    let ready_nodes = slice
+    let serving: Vec<_> = slice
         .endpoints
         .iter()
-        .filter(|ep| ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true))
-        .filter_map(|ep| ep.node_name.clone())
+        .filter(|ep| !ep.addresses.is_empty() && endpoint_can_serve(ep.conditions.as_ref()))
         .collect();
     Some(EndpointSliceInfo {
         namespace,
         name,
         service,
-        ready_nodes,
+        serving_nodes: serving
+            .iter()
+            .filter_map(|ep| ep.node_name.clone())
+            .collect(),
+        any_serving: !serving.is_empty(),
     })
 }
 
+/// Ready (or readiness unknown), or serving while terminating.
+fn endpoint_can_serve(conditions: Option<&EndpointConditions>) -> bool {
+    conditions.is_none_or(|c| c.ready.unwrap_or(true) || c.serving == Some(true))
+}
+
 /// Reduces a Node. Ready means a `Ready` condition with status `True`; a Node without one (just
-/// registered, or its kubelet never reported) is not ready. Returns `None` without a name.
+/// registered, or its kubelet never reported) is not ready. Network unavailable means a
+/// `NetworkUnavailable` condition with status `True` (MetalLB internal/k8s/nodes
+/// IsNetworkUnavailable); absent or any other status is not. Returns `None` without a name.
 pub fn node_from_k8s(node: &Node) -> Option<NodeInfo> {
     let name = node.metadata.name.clone()?;
-    let ready = node
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .into_iter()
-        .flatten()
-        .any(|c| c.type_ == "Ready" && c.status == "True");
+    let condition_true = |type_: &str| {
+        node.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .into_iter()
+            .flatten()
+            .any(|c| c.type_ == type_ && c.status == "True")
+    };
     Some(NodeInfo {
         name,
         labels: node.metadata.labels.clone().unwrap_or_default(),
-        ready,
+        ready: condition_true("Ready"),
+        network_unavailable: condition_true("NetworkUnavailable"),
     })
 }
 
@@ -379,8 +430,22 @@ mod tests {
         }
     }
 
+    /// An endpoint with `serving` and `terminating` set but `ready` false.
+    fn terminating(node: Option<&str>, serving: Option<bool>) -> Endpoint {
+        Endpoint {
+            conditions: Some(EndpointConditions {
+                ready: Some(false),
+                serving,
+                terminating: Some(true),
+            }),
+            ..endpoint(node, None)
+        }
+    }
+
+    /// Readiness as Kubernetes defines it, plus serving-while-terminating: MetalLB
+    /// internal/k8s/epslices EndpointCanServe (ready unset or true, or serving true).
     #[test]
-    fn endpoint_readiness_follows_kubernetes_semantics() {
+    fn endpoint_can_serve_when_ready_or_serving_while_terminating() {
         let s = slice(
             "shop-abc",
             Some("shop"),
@@ -389,14 +454,73 @@ mod tests {
                 endpoint(Some("n-absent-ready"), Some(None)),
                 endpoint(Some("n-no-conditions"), None),
                 endpoint(Some("n-not-ready"), Some(Some(false))),
-                endpoint(None, Some(Some(true))),
+                terminating(Some("n-terminating-serving"), Some(true)),
+                terminating(Some("n-terminating-not-serving"), Some(false)),
+                terminating(Some("n-terminating-serving-unknown"), None),
             ],
         );
         let info = endpoint_slice_from_k8s(&s).expect("labelled");
         assert_eq!(info.service_key(), ServiceKey::new("web", "shop"));
-        let nodes: Vec<&str> = info.ready_nodes.iter().map(String::as_str).collect();
-        assert_eq!(nodes, ["n-absent-ready", "n-no-conditions", "n-ready"]);
+        let nodes: Vec<&str> = info.serving_nodes.iter().map(String::as_str).collect();
+        assert_eq!(
+            nodes,
+            [
+                "n-absent-ready",
+                "n-no-conditions",
+                "n-ready",
+                "n-terminating-serving"
+            ]
+        );
+        assert!(info.any_serving);
         assert_eq!(endpoint_slice_from_k8s(&slice("x", None, vec![])), None);
+    }
+
+    /// MetalLB speaker/bgp_controller.go hasHealthyEndpoint: with `Cluster` any endpoint that
+    /// can serve counts, also one without a node name; one without addresses does not.
+    #[test]
+    fn any_serving_counts_endpoints_without_node_but_not_without_addresses() {
+        let s = slice("a", Some("shop"), vec![endpoint(None, Some(Some(true)))]);
+        let info = endpoint_slice_from_k8s(&s).expect("labelled");
+        assert!(info.any_serving);
+        assert!(info.serving_nodes.is_empty());
+
+        let mut empty = endpoint(Some("n"), Some(Some(true)));
+        empty.addresses.clear();
+        let none_ready = slice(
+            "b",
+            Some("shop"),
+            vec![endpoint(Some("n"), Some(Some(false))), empty],
+        );
+        let info = endpoint_slice_from_k8s(&none_ready).expect("labelled");
+        assert!(!info.any_serving);
+        assert!(info.serving_nodes.is_empty());
+    }
+
+    #[test]
+    fn service_labels_and_shared_ip_annotation() {
+        let mut svc = lb_service(None, None, &[]);
+        let info = service_from_k8s(&svc, ClassPolicy::OursOrUnset).expect("named");
+        assert!(info.labels.is_empty());
+        assert!(!info.allow_shared_ip);
+        svc.metadata.labels = Some(BTreeMap::from([("tier".into(), "web".into())]));
+        for key in [
+            "ferrolb.io/allow-shared-ip",
+            "metallb.io/allow-shared-ip",
+            "metallb.universe.tf/allow-shared-ip",
+        ] {
+            // Presence alone counts, as in MetalLB speaker/layer2_controller.go
+            // serviceHasSharedIP.
+            svc.metadata.annotations = Some(BTreeMap::from([(key.into(), String::new())]));
+            let info = service_from_k8s(&svc, ClassPolicy::OursOrUnset).expect("named");
+            assert!(info.allow_shared_ip, "{key}");
+            assert_eq!(info.labels.get("tier").map(String::as_str), Some("web"));
+        }
+        svc.metadata.annotations = Some(BTreeMap::from([(
+            "example.com/allow-shared-ip".into(),
+            "x".into(),
+        )]));
+        let info = service_from_k8s(&svc, ClassPolicy::OursOrUnset).expect("named");
+        assert!(!info.allow_shared_ip);
     }
 
     #[test]
@@ -439,6 +563,43 @@ mod tests {
                 .ready
         );
         assert!(!node_from_k8s(&node(None)).expect("named").ready);
+        assert!(!ready.network_unavailable);
+    }
+
+    /// MetalLB internal/k8s/nodes IsNetworkUnavailable: only status `True` counts.
+    #[test]
+    fn node_network_unavailable_condition() {
+        let node = |status: &str| Node {
+            metadata: ObjectMeta {
+                name: Some("n1".into()),
+                ..ObjectMeta::default()
+            },
+            spec: None,
+            status: Some(NodeStatus {
+                conditions: Some(vec![
+                    NodeCondition {
+                        type_: "Ready".into(),
+                        status: "True".into(),
+                        ..NodeCondition::default()
+                    },
+                    NodeCondition {
+                        type_: "NetworkUnavailable".into(),
+                        status: status.into(),
+                        ..NodeCondition::default()
+                    },
+                ]),
+                ..NodeStatus::default()
+            }),
+        };
+        let info = node_from_k8s(&node("True")).expect("named");
+        assert!(info.network_unavailable && info.ready);
+        for other in ["False", "Unknown"] {
+            assert!(
+                !node_from_k8s(&node(other))
+                    .expect("named")
+                    .network_unavailable
+            );
+        }
     }
 
     #[test]
@@ -448,21 +609,27 @@ mod tests {
             namespace: ns.into(),
             name: name.into(),
             service: svc.into(),
-            ready_nodes: nodes.iter().map(|n| n.to_string()).collect(),
+            serving_nodes: nodes.iter().map(|n| n.to_string()).collect(),
+            any_serving: !nodes.is_empty(),
         };
         idx.upsert_endpoint_slice(info("web", "shop-1", "shop", &["a"]));
         idx.upsert_endpoint_slice(info("web", "shop-2", "shop", &["b"]));
         idx.upsert_endpoint_slice(info("web", "cart-1", "cart", &["c"]));
         idx.upsert_endpoint_slice(info("web2", "shop-1", "shop", &["d"]));
         let shop = ServiceKey::new("web", "shop");
-        assert_eq!(idx.ready_endpoint_nodes(&shop), BTreeSet::from(["a", "b"]));
-        assert!(idx.has_ready_endpoint(&shop, "b"));
-        assert!(!idx.has_ready_endpoint(&shop, "c"));
-        assert!(!idx.has_ready_endpoint(&shop, "d"));
+        assert_eq!(
+            idx.serving_endpoint_nodes(&shop),
+            BTreeSet::from(["a", "b"])
+        );
+        assert!(idx.has_serving_endpoint_on(&shop, "b"));
+        assert!(!idx.has_serving_endpoint_on(&shop, "c"));
+        assert!(!idx.has_serving_endpoint_on(&shop, "d"));
+        assert!(idx.has_serving_endpoint(&shop));
         idx.remove_endpoint_slice("web", "shop-2");
-        assert_eq!(idx.ready_endpoint_nodes(&shop), BTreeSet::from(["a"]));
+        assert_eq!(idx.serving_endpoint_nodes(&shop), BTreeSet::from(["a"]));
         idx.upsert_endpoint_slice(info("web", "shop-1", "shop", &[]));
-        assert!(idx.ready_endpoint_nodes(&shop).is_empty());
+        assert!(idx.serving_endpoint_nodes(&shop).is_empty());
+        assert!(!idx.has_serving_endpoint(&shop));
     }
 
     #[test]

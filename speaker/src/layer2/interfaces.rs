@@ -9,9 +9,16 @@
 //! stale entry, and a table of a few dozen links costs microseconds to read.
 //!
 //! Interface choice ([`choose_interfaces`]) is a pure function: an `L2Advertisement` that names
-//! interfaces gets exactly those that exist, are up and have a MAC; otherwise every up,
-//! non-loopback Ethernet interface except the virtual ones that never carry external traffic,
-//! matched by glob patterns ([`DEFAULT_EXCLUDE_PATTERNS`], configurable).
+//! interfaces gets exactly those that exist and can announce; otherwise every interface that
+//! can announce except the virtual ones that never carry external traffic, matched by glob
+//! patterns ([`DEFAULT_EXCLUDE_PATTERNS`], configurable).
+//!
+//! An interface can announce ([`Link::announceable`]) when it is up, not loopback, Ethernet
+//! with a MAC, has ARP on (no `IFF_NOARP`) and is nobody's member (no `IFLA_MASTER`): frames
+//! of a bond, team or bridge member belong to its master, so the master answers, once, with its
+//! own MAC; answering on the members too would send one reply per member, from MACs the
+//! network may not expect (MetalLB internal/layer2/announcer.go updateInterfaces skips
+//! interfaces with a `master` and with the NOARP flag).
 
 use ferrolb_speaker_core::layer2::frames::MacAddr;
 use futures::{StreamExt, TryStreamExt};
@@ -75,6 +82,10 @@ pub struct Link {
     pub ethernet: bool,
     /// The rtnetlink `IFLA_INFO_KIND` (`veth`, `bridge`, `vlan`, …), when the driver reports one.
     pub kind: Option<String>,
+    /// `IFF_NOARP`: the link does not do ARP (`ip link set … arp off`).
+    pub noarp: bool,
+    /// Index of the link's master (`IFLA_MASTER`): the bond, team, bridge or VRF it belongs to.
+    pub master: Option<u32>,
     /// Addresses on the link with their prefix lengths, tentative (DAD in progress) ones
     /// excluded.
     pub addresses: Vec<(IpAddr, u8)>,
@@ -92,6 +103,12 @@ impl Link {
     /// Whether ARP / NDP can run on the link at all.
     pub fn usable(&self) -> bool {
         self.up && !self.loopback && self.ethernet && self.mac.is_some()
+    }
+
+    /// Whether addresses are announced on the link: usable, ARP not turned off, and not a
+    /// member of another link (see the module documentation).
+    pub fn announceable(&self) -> bool {
+        self.usable() && !self.noarp && self.master.is_none()
     }
 }
 
@@ -157,8 +174,8 @@ pub fn default_exclude_patterns() -> Vec<String> {
 /// The links an IP is announced on, sorted by name.
 ///
 /// - `requested` non-empty (`L2Advertisement.interfaces`): exactly those names that exist and
-///   are usable; the exclusion patterns do not apply, the user asked for them.
-/// - `requested` empty: every usable link whose name matches no exclusion pattern.
+///   are announceable; the exclusion patterns do not apply, the user asked for them.
+/// - `requested` empty: every announceable link whose name matches no exclusion pattern.
 pub fn choose_interfaces<'a>(
     table: &'a InterfaceTable,
     requested: &[String],
@@ -167,7 +184,7 @@ pub fn choose_interfaces<'a>(
     let mut out: Vec<&Link> = table
         .links
         .values()
-        .filter(|l| l.usable())
+        .filter(|l| l.announceable())
         .filter(|l| {
             if requested.is_empty() {
                 !excluded(&l.name, exclude_patterns)
@@ -187,6 +204,8 @@ fn link_from_message(msg: &LinkMessage) -> Link {
         mac: None,
         up: msg.header.flags.contains(LinkFlags::Up),
         loopback: msg.header.flags.contains(LinkFlags::Loopback),
+        noarp: msg.header.flags.contains(LinkFlags::Noarp),
+        master: None,
         ethernet: msg.header.link_layer_type == LinkLayerType::Ether,
         kind: None,
         addresses: Vec::new(),
@@ -194,6 +213,7 @@ fn link_from_message(msg: &LinkMessage) -> Link {
     for attr in &msg.attributes {
         match attr {
             LinkAttribute::IfName(name) => link.name.clone_from(name),
+            LinkAttribute::Controller(index) => link.master = Some(*index),
             LinkAttribute::Address(bytes) => {
                 link.mac = <[u8; 6]>::try_from(bytes.as_slice()).ok().map(MacAddr);
             }
@@ -335,6 +355,8 @@ pub(crate) fn test_link(index: u32, name: &str) -> Link {
         loopback: false,
         ethernet: true,
         kind: None,
+        noarp: false,
+        master: None,
         addresses: vec![],
     }
 }
@@ -421,6 +443,45 @@ mod tests {
         let ex = default_exclude_patterns();
         let want: Vec<String> = vec!["veth0".into(), "eth1".into(), "missing".into()];
         assert_eq!(names(choose_interfaces(&t, &want, &ex)), ["veth0"]);
+    }
+
+    /// MetalLB internal/layer2/announcer.go updateInterfaces: an interface with a master
+    /// (bond, team, bridge member) or with the NOARP flag gets no responder; its master does.
+    #[test]
+    fn members_of_a_master_and_noarp_links_are_skipped() {
+        let mut bond = link(2, "bond0");
+        bond.kind = Some("bond".into());
+        let mut slave_a = link(3, "eth0");
+        slave_a.master = Some(2);
+        let mut slave_b = link(4, "eth1");
+        slave_b.master = Some(2);
+        let mut bridge = link(5, "br-lan");
+        bridge.kind = Some("bridge".into());
+        let mut port = link(6, "eth2");
+        port.master = Some(5);
+        let mut noarp = link(7, "eth3");
+        noarp.noarp = true;
+        let t = table(vec![
+            bond,
+            slave_a,
+            slave_b,
+            bridge,
+            port,
+            noarp,
+            link(8, "eth4"),
+        ]);
+        let ex = default_exclude_patterns();
+        assert_eq!(
+            names(choose_interfaces(&t, &[], &ex)),
+            ["bond0", "br-lan", "eth4"]
+        );
+        // Named explicitly they are still not used: a member's frames are its master's, and a
+        // NOARP link does not answer ARP.
+        let want: Vec<String> = ["eth0", "eth2", "eth3", "bond0"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(names(choose_interfaces(&t, &want, &ex)), ["bond0"]);
     }
 
     #[test]

@@ -12,7 +12,9 @@ pub struct ModeLabels {
 /// Label of the addresses announced nowhere.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct NotAnnouncedLabels {
-    /// A `NotAnnouncedReason` code, e.g. `NoPool`.
+    /// A `NotAnnouncedReason` code: `NoPool`, `NoAdvertisement`, `ModeDisabled`,
+    /// `NoMatchingAdvertisement`, `SharedIPWithServiceSelectors`, `NoServingEndpoint` or
+    /// `NoEligibleNode`.
     pub reason: String,
 }
 

@@ -52,6 +52,9 @@ pub struct RunOptions {
     pub modes: Modes,
     /// Which API groups the configuration is read from, and MetalLB's namespace.
     pub config_source: ConfigSourceArgs,
+    /// Announce from nodes labelled `node.kubernetes.io/exclude-from-external-load-balancers`
+    /// too (MetalLB's `--ignore-exclude-lb`; the same on every speaker).
+    pub ignore_exclude_lb: bool,
 }
 
 /// Gossip membership settings.

@@ -156,6 +156,7 @@ impl Speaker {
             nodes: &nodes,
             class_policy: self.opts.class_policy,
             modes: self.opts.modes,
+            ignore_exclude_lb: self.opts.ignore_exclude_lb,
             settling: self.membership.as_ref().and_then(|d| d.settling()),
             owners: &self.owners,
         };

@@ -40,6 +40,9 @@ pub struct View<'a> {
     pub class_policy: ClassPolicy,
     /// The announcement modes the speakers run.
     pub modes: Modes,
+    /// Announce from nodes labelled `node.kubernetes.io/exclude-from-external-load-balancers`
+    /// too (`--ignore-exclude-lb`, the same on every speaker).
+    pub ignore_exclude_lb: bool,
     /// Where a freshly started membership stands; `None` when membership is off (liveness is
     /// the Node Ready condition alone).
     pub settling: Option<Settling>,
@@ -78,6 +81,7 @@ pub struct Announce {
 /// Builds the index of `last_valid` (the configuration in force) over the view's objects.
 pub fn index_of(view: &View<'_>, config: Config) -> ClusterIndex {
     let mut index = ClusterIndex::new(config);
+    index.set_ignore_exclude_lb(view.ignore_exclude_lb);
     for svc in view.services {
         if let Some(info) = service_from_k8s(svc, view.class_policy) {
             index.upsert_service(info);

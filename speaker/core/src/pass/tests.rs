@@ -5,6 +5,7 @@ use k8s_openapi::api::core::v1::{
     LoadBalancerIngress, LoadBalancerStatus, NodeAddress, NodeCondition, NodeStatus, ServiceSpec,
     ServiceStatus,
 };
+use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::time::Duration;
 
@@ -65,9 +66,37 @@ fn config() -> Config {
     c
 }
 
+/// A slice with one ready endpoint on `node`: a Service is announced only while an endpoint
+/// can serve it.
+fn k8s_slice(service: &str, node: &str) -> Arc<EndpointSlice> {
+    Arc::new(EndpointSlice {
+        metadata: ObjectMeta {
+            namespace: Some("default".into()),
+            name: Some(format!("{service}-slice")),
+            labels: Some(BTreeMap::from([(
+                crate::index::SERVICE_NAME_LABEL.to_string(),
+                service.to_string(),
+            )])),
+            ..ObjectMeta::default()
+        },
+        address_type: "IPv4".into(),
+        endpoints: vec![Endpoint {
+            addresses: vec!["10.200.50.1".into()],
+            node_name: Some(node.into()),
+            conditions: Some(EndpointConditions {
+                ready: Some(true),
+                ..EndpointConditions::default()
+            }),
+            ..Endpoint::default()
+        }],
+        ports: None,
+    })
+}
+
 struct Cluster {
     nodes: Vec<Arc<Node>>,
     services: Vec<Arc<Service>>,
+    slices: Vec<Arc<EndpointSlice>>,
     owners: BTreeMap<IpAddr, Option<String>>,
 }
 
@@ -82,6 +111,7 @@ impl Cluster {
             services: (0..8)
                 .map(|i| k8s_service(&format!("s{i}"), &format!("10.200.9.{i}")))
                 .collect(),
+            slices: (0..8).map(|i| k8s_slice(&format!("s{i}"), "a")).collect(),
             owners: BTreeMap::new(),
         }
     }
@@ -90,10 +120,11 @@ impl Cluster {
         View {
             node,
             services: &self.services,
-            slices: &[],
+            slices: &self.slices,
             nodes: &self.nodes,
             class_policy: ClassPolicy::default(),
             modes: Modes::ALL,
+            ignore_exclude_lb: false,
             settling,
             owners: &self.owners,
         }

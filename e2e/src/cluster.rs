@@ -312,6 +312,16 @@ impl Cluster {
             cluster.workloads = Some(cluster.helm_install(chart)?);
         }
         cluster.register()?;
+        let nodes: Vec<(String, std::net::Ipv4Addr)> = cluster
+            .lab
+            .nodes()
+            .iter()
+            .map(|n| (n.name().to_string(), n.v4()))
+            .collect();
+        // Stays as long as the runtime: the lab's EndpointSlice controller.
+        cluster
+            .rt
+            .spawn(crate::endpoints::run(cluster.client.clone(), nodes));
         if opts.bird {
             match opts.router {
                 RouterKind::Bird => cluster.start_bird()?,

@@ -189,13 +189,13 @@ fn local_policy_follows_ready_endpoints_and_keeps_client_ip() {
                 let status: serde_json::Value = serde_json::from_str(&body).ok()?;
                 let listed = status["notAnnounced"].as_array()?.iter().any(|n| {
                     n["ip"] == ip.to_string()
-                        && n["reason"] == "NoEligibleNode"
+                        && n["reason"] == "NoServingEndpoint"
                         && n["services"][0] == "default/local"
                 });
                 let gauge = metric(
                     &c,
                     node,
-                    "ferrolb_speaker_not_announced_ips{reason=\"NoEligibleNode\"}",
+                    "ferrolb_speaker_not_announced_ips{reason=\"NoServingEndpoint\"}",
                 );
                 (listed && gauge == Some(1.0)).then_some(())
             },

@@ -1,0 +1,86 @@
+//! The lab's stand-in for the EndpointSlice controller of kube-controller-manager, which the
+//! lab does not run. Every node runs the lab's echo server, so every Service is served on every
+//! node: each Service gets one EndpointSlice `<service>-slice` with a ready endpoint per node,
+//! created once. Tests that shape endpoints themselves (`externalTrafficPolicy: Local`, an
+//! endpoint going unready) overwrite that slice or create it first; it is never recreated.
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointSlice};
+use kube::api::{ObjectMeta, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+/// Name of the slice the lab creates for `service`.
+pub fn slice_name(service: &str) -> String {
+    format!("{service}-slice")
+}
+
+/// The slice of `service` in `namespace` with a ready endpoint on each of `nodes`.
+pub fn every_node_slice(
+    namespace: &str,
+    service: &str,
+    nodes: &[(String, Ipv4Addr)],
+) -> EndpointSlice {
+    EndpointSlice {
+        metadata: ObjectMeta {
+            name: Some(slice_name(service)),
+            namespace: Some(namespace.into()),
+            labels: Some(BTreeMap::from([(
+                "kubernetes.io/service-name".to_string(),
+                service.to_string(),
+            )])),
+            ..ObjectMeta::default()
+        },
+        address_type: "IPv4".into(),
+        endpoints: nodes
+            .iter()
+            .map(|(name, ip)| Endpoint {
+                addresses: vec![ip.to_string()],
+                node_name: Some(name.clone()),
+                conditions: Some(EndpointConditions {
+                    ready: Some(true),
+                    serving: Some(true),
+                    terminating: Some(false),
+                }),
+                ..Endpoint::default()
+            })
+            .collect(),
+        ports: None,
+    }
+}
+
+/// Watches Services and creates each one's slice when it has none; runs until dropped.
+pub async fn run(client: Client, nodes: Vec<(String, Ipv4Addr)>) {
+    let services: Api<Service> = Api::all(client.clone());
+    let stream = watcher(services, watcher::Config::default())
+        .default_backoff()
+        .applied_objects();
+    let mut stream = std::pin::pin!(stream);
+    // Every Service is looked at once, not at each of its status updates.
+    let mut seen = std::collections::HashSet::new();
+    while let Some(item) = stream.next().await {
+        let Ok(svc) = item else { continue };
+        let (Some(ns), Some(name)) = (
+            svc.metadata.namespace.as_deref(),
+            svc.metadata.name.as_deref(),
+        ) else {
+            continue;
+        };
+        if !seen.insert((ns.to_string(), name.to_string())) {
+            continue;
+        }
+        let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), ns);
+        let slice = every_node_slice(ns, name, &nodes);
+        match slices.create(&PostParams::default(), &slice).await {
+            Ok(_) => {}
+            // A test made it first, or it was made for an earlier event of this Service.
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => {
+                tracing::warn!(error = %e, service = %name, "creating the lab EndpointSlice failed")
+            }
+        }
+    }
+}

@@ -5,6 +5,7 @@
 pub mod allocator;
 pub mod http;
 pub mod leader;
+pub mod memberlist;
 pub mod metrics;
 pub mod migrate;
 pub mod reconciler;

@@ -50,6 +50,10 @@ struct RunArgs {
     /// Do not elect a leader: this replica always writes. Only for a single replica.
     #[arg(long)]
     no_leader_election: bool,
+    /// Secret in --namespace holding the speakers' membership key (data.secretkey), created at
+    /// start when missing, as MetalLB's controller does; empty leaves it to the installer.
+    #[arg(long, env = "FERROLB_ML_SECRET_NAME", default_value = "memberlist")]
+    ml_secret_name: String,
     #[command(flatten)]
     config_source: ferrolb_runtime::groups::ConfigSourceArgs,
 }
@@ -117,5 +121,6 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         ferrolb_api::service::ClassPolicy::from_flags(args.lb_class, args.require_class);
     opts.leader_election = !args.no_leader_election;
     opts.config_source = args.config_source;
+    opts.memberlist_secret = Some(args.ml_secret_name).filter(|n| !n.is_empty());
     ferrolb_controller::run::run(client, opts).await
 }

@@ -6,6 +6,7 @@ use crate::http::StatusSource;
 use crate::leader::{self, LeaderConfig};
 use crate::metrics::Metrics;
 use crate::reconciler::{Core, Event, EventKind, PassContext, StatusWrite};
+use anyhow::Context;
 use ferrolb_api::IPAddressPool;
 use ferrolb_api::service::ClassPolicy;
 use ferrolb_api::status::{ControllerStatus, ServiceAllocation};
@@ -47,6 +48,9 @@ pub struct RunOptions {
     pub lease_renew_every: Duration,
     /// Which API groups the configuration is read from, and MetalLB's namespace.
     pub config_source: ConfigSourceArgs,
+    /// The speakers' membership key Secret in `namespace`, created at start when missing;
+    /// `None` leaves it to the installer.
+    pub memberlist_secret: Option<String>,
 }
 
 impl RunOptions {
@@ -62,6 +66,7 @@ impl RunOptions {
             lease_duration: Duration::from_secs(15),
             lease_renew_every: Duration::from_secs(2),
             config_source: ConfigSourceArgs::default(),
+            memberlist_secret: Some("memberlist".into()),
         }
     }
 }
@@ -131,6 +136,20 @@ pub async fn start(client: Client, opts: RunOptions) -> anyhow::Result<Handle> {
 async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> anyhow::Result<()> {
     let shared = w.shared.clone();
     let services = w.store(Api::<Service>::all(client.clone()));
+    if let Some(name) = &opts.memberlist_secret {
+        let ensured = crate::memberlist::ensure(&client, &opts.namespace, name)
+            .await
+            .with_context(|| {
+                format!(
+                    "ensuring the membership key Secret {}/{name} (the speakers' layer 2 \
+                     failover needs it; --ml-secret-name= leaves it to the installer)",
+                    opts.namespace
+                )
+            })?;
+        if ensured == crate::memberlist::Ensured::Created {
+            tracing::info!(namespace = %opts.namespace, secret = %name, "created the membership key Secret");
+        }
+    }
     let groups = opts
         .config_source
         .resolve(&client)

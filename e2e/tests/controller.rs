@@ -145,6 +145,11 @@ async fn assigns_lowest_free_ip_with_event_pool_status_and_status_api() {
     let (code, status) = status_json(&ctl, "/api/v1/status").await;
     assert_eq!(code, 200);
     assert_eq!(status["config"]["valid"], true);
+    // No metallb.io CRDs here: only ferrolb.io is read.
+    assert_eq!(
+        status["config"]["groups"],
+        serde_json::json!(["ferrolb.io"])
+    );
     assert_eq!(status["pools"][0]["assignedIPv4"], 2);
     let (code, body) = http_get(ctl.addr, "/metrics").await.expect("metrics");
     assert_eq!(code, 200);
@@ -152,8 +157,41 @@ async fn assigns_lowest_free_ip_with_event_pool_status_and_status_api() {
         body.contains(r#"ferrolb_controller_pool_addresses_in_use{pool="lan",family="ipv4"} 2"#),
         "{body}"
     );
+    assert!(
+        body.contains(r#"ferrolb_controller_config_groups{group="ferrolb.io"} 1"#),
+        "{body}"
+    );
     assert_eq!(http_get(ctl.addr, "/readyz").await.expect("readyz").0, 200);
     ctl.stop().await.expect("stop");
+}
+
+/// MetalLB's controller creates the speakers' membership key Secret when it is missing
+/// (`--ml-secret-name`); ferrolb's does too, once, and never replaces an existing key.
+#[tokio::test]
+async fn creates_the_membership_key_secret_when_missing_and_keeps_it() {
+    use k8s_openapi::api::core::v1::Secret;
+    let (_server, client) = cluster().await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+    assert!(secrets.get_opt("memberlist").await.expect("get").is_none());
+    let ctl = controller(&client).await;
+    let key = eventually("the memberlist Secret", WAIT, || async {
+        let s = secrets.get_opt("memberlist").await.ok()??;
+        s.data?.get("secretkey").map(|k| k.0.clone())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(key.len(), 64, "256 random bits as hex");
+    ctl.stop().await.expect("stop");
+    // A restart finds it and leaves it alone.
+    let again = controller(&client).await;
+    eventually("a ready controller", WAIT, || async {
+        (http_get(again.addr, "/readyz").await.ok()?.0 == 200).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let after = secrets.get("memberlist").await.expect("get");
+    assert_eq!(after.data.expect("data")["secretkey"].0, key);
+    again.stop().await.expect("stop");
 }
 
 /// Deleting a Service releases its address at once: the deletion alone (no other change)

@@ -5,7 +5,7 @@
 
 use ferrolb_config::{Config, ConfigError};
 use ferrolb_runtime::Wiring;
-use ferrolb_runtime::groups::ResolvedGroups;
+use ferrolb_runtime::groups::{ConfigGroup, ResolvedGroups};
 use ferrolb_runtime::store::{ConfigNamespaces, ConfigStores, WriterDropped};
 use k8s_openapi::api::core::v1::{Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -20,6 +20,8 @@ pub struct SpeakerStores {
     slices: Store<EndpointSlice>,
     nodes: Store<Node>,
     secrets: Store<Secret>,
+    /// Secrets of MetalLB's namespace (its BGPPeers' password Secrets), when that group is read.
+    metallb_secrets: Option<(String, Store<Secret>)>,
     config: ConfigStores,
 }
 
@@ -38,6 +40,11 @@ impl SpeakerStores {
             slices: w.store(Api::all(client.clone())),
             nodes: w.store(Api::all(client.clone())),
             secrets: w.store(Api::namespaced(client.clone(), namespace)),
+            metallb_secrets: (groups.uses(ConfigGroup::Metallb) && metallb_namespace != namespace)
+                .then(|| {
+                    let store = w.store(Api::namespaced(client.clone(), metallb_namespace));
+                    (metallb_namespace.to_string(), store)
+                }),
             config: w.config_stores(
                 client,
                 ConfigNamespaces {
@@ -55,6 +62,9 @@ impl SpeakerStores {
         self.slices.wait_until_ready().await?;
         self.nodes.wait_until_ready().await?;
         self.secrets.wait_until_ready().await?;
+        if let Some((_, s)) = &self.metallb_secrets {
+            s.wait_until_ready().await?;
+        }
         self.config.wait_until_ready().await
     }
 
@@ -87,14 +97,39 @@ impl SpeakerStores {
 
     /// `data[key]` of every Secret of the speaker's namespace, by Secret name.
     pub fn secret_values(&self, key: &str) -> BTreeMap<String, Vec<u8>> {
-        self.secrets
-            .state()
+        values_of(&self.secrets, key)
+    }
+
+    /// The `password` of every Secret the speaker reads (its namespace's, and MetalLB's when
+    /// that group is read), by (namespace, name): BGPPeers name them in `passwordSecret`.
+    pub fn passwords(&self, namespace: &str) -> BTreeMap<(String, String), String> {
+        let own = std::iter::once((namespace, &self.secrets));
+        let metallb = self
+            .metallb_secrets
             .iter()
-            .filter_map(|s| {
-                let name = s.metadata.name.clone()?;
-                let bytes = s.data.as_ref()?.get(key)?;
-                Some((name, bytes.0.clone()))
+            .map(|(ns, store)| (ns.as_str(), store));
+        own.chain(metallb)
+            .flat_map(|(ns, store)| {
+                values_of(store, "password")
+                    .into_iter()
+                    .filter_map(move |(name, bytes)| {
+                        let text = String::from_utf8(bytes).ok()?;
+                        Some(((ns.to_string(), name), text))
+                    })
             })
             .collect()
     }
+}
+
+/// `data[key]` of every Secret in `store`, by Secret name.
+fn values_of(store: &Store<Secret>, key: &str) -> BTreeMap<String, Vec<u8>> {
+    store
+        .state()
+        .iter()
+        .filter_map(|s| {
+            let name = s.metadata.name.clone()?;
+            let bytes = s.data.as_ref()?.get(key)?;
+            Some((name, bytes.0.clone()))
+        })
+        .collect()
 }

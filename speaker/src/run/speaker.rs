@@ -234,16 +234,7 @@ impl Speaker {
     /// Hands the BGP manager the peers of this node, their passwords and the whole desired
     /// table.
     async fn apply_bgp(&mut self, peers: &[ferrolb_config::Peer], desired: &Desired) {
-        let namespace = &self.opts.namespace;
-        let passwords: BTreeMap<(String, String), String> = self
-            .stores
-            .secret_values("password")
-            .into_iter()
-            .filter_map(|(name, bytes)| {
-                let text = String::from_utf8(bytes).ok()?;
-                Some(((namespace.clone(), name), text))
-            })
-            .collect();
+        let passwords = self.stores.passwords(&self.opts.namespace);
         let errors: Vec<String> = self
             .bgp
             .apply(peers, &passwords, &desired.bgp)

@@ -7,6 +7,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use std::collections::BTreeMap;
 
 /// Labels of per-pool gauges.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -115,6 +116,86 @@ impl ReconcileMetrics {
     }
 }
 
+/// Label of MetalLB's per-pool gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MetallbPoolLabels {
+    /// Pool name.
+    pub pool: String,
+}
+
+/// MetalLB's controller metric names, exported beside ferrolb's so that dashboards and alerts
+/// written for MetalLB keep working (the mapping is in the README).
+#[derive(Default)]
+pub struct MetallbMetrics {
+    /// `metallb_allocator_addresses_in_use_total`, and per family.
+    in_use: [Family<MetallbPoolLabels, Gauge>; 3],
+    /// `metallb_allocator_addresses_total`, and per family.
+    total: [Family<MetallbPoolLabels, Gauge>; 3],
+    /// `metallb_k8s_client_config_loaded_bool`.
+    config_loaded: Gauge,
+    /// `metallb_k8s_client_config_stale_bool`.
+    config_stale: Gauge,
+}
+
+impl MetallbMetrics {
+    /// Registers every metric in `r`, which must carry the `metallb` prefix.
+    fn register(r: &mut Registry) -> Self {
+        let m = Self::default();
+        for (i, family) in ["", "ipv4_", "ipv6_"].iter().enumerate() {
+            let which = match *family {
+                "ipv4_" => "IPV4 ",
+                "ipv6_" => "IPV6 ",
+                _ => "",
+            };
+            r.register(
+                format!("allocator_{family}addresses_in_use_total"),
+                format!("Number of {which}IP addresses in use, per pool"),
+                m.in_use[i].clone(),
+            );
+            r.register(
+                format!("allocator_{family}addresses_total"),
+                format!("Number of usable {which}IP addresses, per pool"),
+                m.total[i].clone(),
+            );
+        }
+        r.register(
+            "k8s_client_config_loaded_bool",
+            "1 if the MetalLB configuration was successfully loaded at least once.",
+            m.config_loaded.clone(),
+        );
+        r.register(
+            "k8s_client_config_stale_bool",
+            "1 if running on a stale configuration, because the latest config failed to load.",
+            m.config_stale.clone(),
+        );
+        m
+    }
+
+    /// Sets the gauges from one pass.
+    pub fn apply(&self, deltas: &MetricDeltas) {
+        self.config_loaded.set(i64::from(deltas.config_loaded));
+        self.config_stale
+            .set(i64::from(deltas.config_loaded && !deltas.config_valid));
+        let mut sums: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+        for p in &deltas.pool_addresses {
+            let labels = MetallbPoolLabels {
+                pool: p.pool.clone(),
+            };
+            let i = if p.family == "ipv6" { 2 } else { 1 };
+            self.in_use[i].get_or_create(&labels).set(p.in_use);
+            self.total[i].get_or_create(&labels).set(p.total);
+            let sum = sums.entry(&p.pool).or_default();
+            sum.0 = sum.0.saturating_add(p.in_use);
+            sum.1 = sum.1.saturating_add(p.total);
+        }
+        for (pool, (in_use, total)) in sums {
+            let labels = MetallbPoolLabels { pool: pool.into() };
+            self.in_use[0].get_or_create(&labels).set(in_use);
+            self.total[0].get_or_create(&labels).set(total);
+        }
+    }
+}
+
 /// Every metric the controller exports.
 pub struct Metrics {
     registry: Registry,
@@ -124,6 +205,8 @@ pub struct Metrics {
     pub leader: Gauge,
     /// The API groups the configuration is read from.
     pub config_groups: ferrolb_runtime::groups::GroupsGauge,
+    /// MetalLB's names for what its dashboards read.
+    pub metallb: MetallbMetrics,
 }
 
 impl Default for Metrics {
@@ -133,19 +216,23 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Creates and registers every metric under the `ferrolb_controller` prefix.
+    /// Creates and registers every metric under the `ferrolb_controller` prefix, and
+    /// MetalLB's names under `metallb`.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("ferrolb_controller");
-        let reconcile = ReconcileMetrics::register(&mut registry);
+        let mut root = Registry::default();
+        let registry = root.sub_registry_with_prefix("ferrolb_controller");
+        let reconcile = ReconcileMetrics::register(registry);
         let leader = Gauge::default();
         registry.register(
             "leader",
             "1 when this replica leads and writes",
             leader.clone(),
         );
-        let config_groups = ferrolb_runtime::groups::GroupsGauge::register(&mut registry);
+        let config_groups = ferrolb_runtime::groups::GroupsGauge::register(registry);
+        let metallb = MetallbMetrics::register(root.sub_registry_with_prefix("metallb"));
         Self {
-            registry,
+            registry: root,
+            metallb,
             reconcile,
             leader,
             config_groups,
@@ -208,6 +295,7 @@ mod apply_tests {
                 total: 256,
             }],
             allocate_seconds: vec![0.001],
+            config_loaded: true,
         };
         m.reconcile.apply(&deltas);
         let text = m.encode();
@@ -219,6 +307,34 @@ mod apply_tests {
             r#"ferrolb_controller_pool_addresses_in_use{pool="lan",family="ipv6"} 2"#,
             r#"ferrolb_controller_pool_addresses_total{pool="lan",family="ipv6"} 256"#,
             "ferrolb_controller_reconcile_duration_seconds_count 1",
+        ] {
+            assert!(text.contains(line), "{line} missing in {text}");
+        }
+    }
+
+    #[test]
+    fn metallb_names_are_exported_per_pool_and_family() {
+        let m = Metrics::new();
+        let pool = |family, in_use, total| PoolAddresses {
+            pool: "lan".into(),
+            family,
+            in_use,
+            total,
+        };
+        m.metallb.apply(&MetricDeltas {
+            config_loaded: true,
+            config_valid: false,
+            pool_addresses: vec![pool("ipv4", 3, 10), pool("ipv6", 2, 256)],
+            ..MetricDeltas::default()
+        });
+        let text = m.encode();
+        for line in [
+            r#"metallb_allocator_addresses_in_use_total{pool="lan"} 5"#,
+            r#"metallb_allocator_addresses_total{pool="lan"} 266"#,
+            r#"metallb_allocator_ipv4_addresses_in_use_total{pool="lan"} 3"#,
+            r#"metallb_allocator_ipv6_addresses_total{pool="lan"} 256"#,
+            "metallb_k8s_client_config_loaded_bool 1",
+            "metallb_k8s_client_config_stale_bool 1",
         ] {
             assert!(text.contains(line), "{line} missing in {text}");
         }

@@ -225,6 +225,7 @@ async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> a
             )
         };
         shared.metrics.reconcile.apply(&result.metrics);
+        shared.metrics.metallb.apply(&result.metrics);
         shared.ready.store(true, Ordering::Relaxed);
         let failed = execute(
             &client,

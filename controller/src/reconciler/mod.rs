@@ -185,6 +185,7 @@ impl Core {
             }
         }
         out.metrics.config_valid = self.config.valid();
+        out.metrics.config_loaded = self.config.loaded();
     }
 
     /// Records the API groups the configuration is read from (shown in the status).

@@ -75,6 +75,8 @@ pub struct MetricDeltas {
     pub config_rejected: bool,
     /// Whether the latest configuration is valid (`config_valid`).
     pub config_valid: bool,
+    /// Whether a valid configuration has been loaded at least once.
+    pub config_loaded: bool,
     /// One `reason` label per newly reported allocation failure.
     pub allocation_failures: Vec<&'static str>,
     /// Address gauges of every pool, by pool then family.

@@ -4,8 +4,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 use crate::{
-    BFDProfile, BGPAdvertisement, BGPPeer, BGPSessionState, Community, IPAddressPool,
-    L2Advertisement, ServiceBGPStatus, ServiceL2Status,
+    BFDProfile, BGPAdvertisement, BGPPeer, BGPSessionState, Community, ConfigurationState,
+    IPAddressPool, L2Advertisement, ServiceBGPStatus, ServiceL2Status,
 };
 
 /// Every CRD ferrolb defines, in a stable order.
@@ -20,6 +20,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         ServiceL2Status::crd(),
         ServiceBGPStatus::crd(),
         BGPSessionState::crd(),
+        ConfigurationState::crd(),
     ]
 }
 

@@ -18,6 +18,7 @@ pub mod bfd;
 pub mod bgp;
 pub mod bgp_status;
 pub mod community;
+pub mod configuration_state;
 pub mod crds;
 pub mod events;
 pub mod l2;
@@ -41,6 +42,9 @@ pub use bgp_status::{
     BGPSessionState, BGPSessionStateStatus, ServiceBGPStatus, ServiceBGPStatusStatus,
 };
 pub use community::{Community, CommunityAlias, CommunitySpec};
+pub use configuration_state::{
+    ConfigurationState, ConfigurationStateSpec, ConfigurationStateStatus,
+};
 pub use l2::{L2Advertisement, L2AdvertisementSpec, PreferredNodeSelector};
 pub use l2_status::{InterfaceInfo, ServiceL2Status, ServiceL2StatusStatus};
 pub use pool::{IPAddressPool, IPAddressPoolSpec, IPAddressPoolStatus, ServiceAllocation};

@@ -11,6 +11,7 @@ use ferrolb_api::IPAddressPool;
 use ferrolb_api::service::ClassPolicy;
 use ferrolb_api::status::{ControllerStatus, ServiceAllocation};
 use ferrolb_runtime::Wiring;
+use ferrolb_runtime::config_state::ConfigStateWriter;
 use ferrolb_runtime::groups::ConfigSourceArgs;
 use ferrolb_runtime::http::Health;
 use ferrolb_runtime::store::ConfigNamespaces;
@@ -162,6 +163,14 @@ async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> a
     };
     let stores = w.config_stores(&client, namespaces, &groups);
     shared.core().set_config_groups(groups.names());
+    let config_state = ConfigStateWriter::start(
+        &client,
+        "controller",
+        &opts.namespace,
+        &opts.config_source.metallb_namespace,
+        &groups,
+        &mut w.tasks,
+    );
     shared.metrics.set_config_groups(&groups.names());
     let namespaces = w.store(Api::<Namespace>::all(client.clone()));
 
@@ -226,6 +235,9 @@ async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> a
         };
         shared.metrics.reconcile.apply(&result.metrics);
         shared.metrics.metallb.apply(&result.metrics);
+        if leading {
+            config_state.publish(shared.core().config_status());
+        }
         shared.ready.store(true, Ordering::Relaxed);
         let failed = execute(
             &client,

@@ -257,6 +257,26 @@ async fn invalid_configuration_keeps_the_last_valid_one() {
     let ctl = controller(&client).await;
     create_service(&client, &lb_service("web", 80, &[])).await;
     wait_ingress(&client, "web", &["10.200.50.0"]).await;
+    // MetalLB's ConfigurationState, one per component.
+    let states: Api<ferrolb_api::ConfigurationState> = Api::namespaced(client.clone(), NS);
+    let state = |want: &'static str| {
+        let states = states.clone();
+        async move {
+            eventually(
+                &format!("ConfigurationState controller {want}"),
+                WAIT,
+                || async {
+                    let s = states.get_opt("controller").await.ok()??.status?;
+                    (s.result == want).then_some(s)
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+        }
+    };
+    let valid = state("Valid").await;
+    assert!(valid.error_summary.is_empty());
+    assert_eq!(valid.conditions[0].status, "True");
 
     // Overlaps "lan": the whole new configuration is rejected.
     create_pool(&client, "clash", &["10.200.50.4/30"]).await;
@@ -271,6 +291,12 @@ async fn invalid_configuration_keeps_the_last_valid_one() {
     assert!(
         errors.contains("clash") && errors.contains("lan"),
         "{errors}"
+    );
+    let invalid = state("Invalid").await;
+    assert!(
+        invalid.error_summary.contains("clash"),
+        "{}",
+        invalid.error_summary
     );
 
     // The old configuration still allocates and nothing moved.

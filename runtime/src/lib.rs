@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod config_state;
 pub mod groups;
 pub mod http;
 pub mod process;

@@ -188,6 +188,11 @@ impl Core {
         out.metrics.config_loaded = self.config.loaded();
     }
 
+    /// The configuration's validity and problems, as the status API shows them.
+    pub fn config_status(&self) -> &ferrolb_api::status::ConfigStatus {
+        self.config.status()
+    }
+
     /// Records the API groups the configuration is read from (shown in the status).
     pub fn set_config_groups(&mut self, groups: Vec<String>) {
         self.config.set_groups(groups);

@@ -17,6 +17,7 @@ use anyhow::Context;
 use events::EventQueue;
 use ferrolb_api::service::ClassPolicy;
 use ferrolb_runtime::Wiring;
+use ferrolb_runtime::config_state::ConfigStateWriter;
 use ferrolb_runtime::groups::ConfigSourceArgs;
 use ferrolb_speaker_core::desired::Modes;
 use ferrolb_speaker_core::membership::heartbeat::HeartbeatTimers;
@@ -154,7 +155,16 @@ async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> a
             instance: Some(opts.node_name.clone()),
         },
     );
+    let config_state = ConfigStateWriter::start(
+        &client,
+        &format!("speaker-{}", opts.node_name),
+        &opts.namespace,
+        &opts.config_source.metallb_namespace,
+        &groups,
+        &mut w.tasks,
+    );
     let mut speaker = Speaker {
+        config_state,
         // ServiceL2Status, ServiceBGPStatus and BGPSessionState objects follow what the
         // speaker does, written from tasks of their own.
         status_objects: Writers::start(&client, &opts.namespace, &opts.node_name),

@@ -11,6 +11,7 @@ use crate::status_objects::Writers;
 use crate::stores::SpeakerStores;
 use ferrolb_api::status::{Announcement, AnnouncementMode, NotAnnouncedAddress};
 use ferrolb_runtime::ConfigUpdate;
+use ferrolb_runtime::config_state::ConfigStateWriter;
 use ferrolb_speaker_core::desired::Desired;
 use ferrolb_speaker_core::pass::{Announce, Plan, View, pass};
 use std::collections::BTreeMap;
@@ -32,6 +33,8 @@ pub(crate) struct Speaker {
     pub(crate) stores: SpeakerStores,
     pub(crate) announcer: Arc<Announcer>,
     pub(crate) status_objects: Writers,
+    /// This speaker's ConfigurationState.
+    pub(crate) config_state: ConfigStateWriter,
     pub(crate) events: EventQueue,
     pub(crate) membership: Option<MembershipDriver>,
     pub(crate) bgp: PeerManager,
@@ -133,6 +136,7 @@ impl Speaker {
                 .metrics
                 .metallb
                 .observe_config(st.config.loaded(), st.config.valid());
+            self.config_state.publish(st.config.status());
             st.membership = self
                 .membership
                 .as_ref()

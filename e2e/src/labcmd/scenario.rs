@@ -28,15 +28,21 @@ pub enum Scenario {
     Bgp,
     /// Both.
     All,
+    /// Swapping MetalLB for ferrolb: MetalLB's CRDs, `metallb.io` objects and Services with
+    /// MetalLB's annotations and addresses are in place before ferrolb starts (layer 2 and BGP
+    /// Services); no address may move and the clients' outage is measured.
+    Metallb,
 }
 
 impl Scenario {
+    /// The scenario has layer 2 Services.
     pub fn l2(self) -> bool {
-        matches!(self, Scenario::L2 | Scenario::All)
+        matches!(self, Scenario::L2 | Scenario::All | Scenario::Metallb)
     }
 
+    /// The scenario has BGP Services (and so the router and the upstream client).
     pub fn bgp(self) -> bool {
-        matches!(self, Scenario::Bgp | Scenario::All)
+        matches!(self, Scenario::Bgp | Scenario::All | Scenario::Metallb)
     }
 }
 
@@ -84,6 +90,9 @@ pub struct SvcSpec {
 
 /// The Services of `scenario`, in table order.
 pub fn services(scenario: Scenario) -> Vec<SvcSpec> {
+    if scenario == Scenario::Metallb {
+        return super::metallb::services();
+    }
     let reach = |count, ips: &[&'static str], answered_by| Expect::Reachable {
         count,
         ips: ips.to_vec(),

@@ -181,13 +181,16 @@ fn lab_objects(scenario: Scenario, local_node: &str) -> String {
             &format!("ferrolb.io/loadBalancerIPs: {FIXED_IP}"),
             "",
         );
-        // No kube-controller-manager in the lab: the endpoint of the Local Service is ours.
+        // No kube-controller-manager in the lab: the endpoint of the Local Service is ours,
+        // under the name the lab's EndpointSlice stand-in uses, so this one replaces the
+        // every-node slice it may have created first (or keeps it from creating one).
         y += &format!(
-            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: web-local-lab\n  \
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {slice}\n  \
              namespace: default\n  labels: {{kubernetes.io/service-name: web-local}}\naddressType: IPv4\n\
              endpoints:\n  - addresses: [10.244.2.10]\n    nodeName: {local_node}\n    \
              conditions: {{ready: true, serving: true, terminating: false}}\n\
-             ports: [{{name: http, port: 8080, protocol: TCP}}]\n---\n"
+             ports: [{{name: http, port: 8080, protocol: TCP}}]\n---\n",
+            slice = crate::endpoints::slice_name("web-local"),
         );
     }
     if scenario.bgp() {

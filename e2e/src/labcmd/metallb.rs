@@ -493,7 +493,7 @@ pub fn run(
         .step("waiting for the controller to report every Service", || {
             wait_controller_allocated(c, timeout)
         })?;
-    let snap = super::watch(c, ui, clients, &services(), timeout)?;
+    super::watch(c, ui, clients, &services(), timeout)?;
     ui.step("waiting for every prober's first success", || {
         crate::lab::wait_until("a successful probe of every address", timeout, || {
             probers.iter().all(|(_, _, p)| {
@@ -506,6 +506,10 @@ pub fn run(
     })
     .ok();
     std::thread::sleep(SETTLE);
+    // The table and the announcing nodes as they are at the end, after the settle time.
+    let snap = super::observe::snapshot(c, clients, &services())?;
+    ui.line("");
+    ui.print_table(&snap);
     let samples: Vec<(IpAddr, &str, Vec<Sample>)> = probers
         .into_iter()
         .map(|(ip, from, p)| (ip, from, p.samples()))

@@ -227,3 +227,102 @@ fn lab_installs_through_the_chart_and_runs_its_workloads() {
     assert_eq!(r["leftoverNamespaces"], serde_json::json!([]), "{r:#}");
     assert_eq!(r["leftoverPids"], serde_json::json!([]), "{r:#}");
 }
+
+/// Swapping MetalLB for ferrolb: with MetalLB's CRDs, `metallb.io` configuration in
+/// `metallb-system` and Services carrying MetalLB's annotations and addresses, ferrolb keeps
+/// every address (as MetalLB controller/service.go `convergeBalancer` keeps the addresses of
+/// `status.loadBalancer.ingress`; ferrolb restores them from status), announces each, and the
+/// clients see every address come up once and stay up.
+#[test]
+fn lab_metallb_swap_keeps_every_address_and_never_flaps() {
+    if !lab::tools_or_skip("lab_command", &["ip", "bird", "birdc"]) {
+        return;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrolb-e2e"))
+        .args(["lab", "--once", "--json", "--scenario", "metallb"])
+        .output()
+        .expect("running ferrolb-e2e lab --scenario metallb");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "lab crashed ({}):\n{stderr}",
+        out.status
+    );
+    let r: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{stdout}\n--- stderr:\n{stderr}"));
+    assert_eq!(r["scenario"], "metallb", "{r:#}");
+    let m = &r["metallb"];
+    assert!(m.is_object(), "no swap result: {r:#}");
+
+    // (a) Nothing moved: every Service has exactly the addresses MetalLB gave it.
+    assert_eq!(m["ipsMoved"], 0, "{m:#}");
+    let services = m["services"].as_array().expect("services");
+    let names: Vec<&str> = services.iter().filter_map(|s| s["name"].as_str()).collect();
+    for want in ["web", "legacy", "web-fixed", "dns-tcp", "dns-udp", "api"] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    for s in services {
+        assert!(
+            s["before"]["ips"].as_array().is_some_and(|v| !v.is_empty()),
+            "{s:#}"
+        );
+        assert_eq!(s["before"], s["after"], "{s:#}");
+        assert_eq!(s["moved"], false, "{s:#}");
+    }
+    let ips_of = |name: &str| {
+        services
+            .iter()
+            .find(|s| s["name"] == name)
+            .map(|s| s["after"]["ips"].clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        ips_of("web"),
+        serde_json::json!(["10.200.0.200", "fd00:200::c8"])
+    );
+    assert_eq!(ips_of("legacy"), serde_json::json!(["10.200.0.201"]));
+    assert_eq!(ips_of("dns-tcp"), ips_of("dns-udp"), "shared IP");
+    assert_eq!(ips_of("api"), serde_json::json!(["10.200.100.1"]));
+
+    // (b) and (c): every address announced, reached, and never lost after its first success.
+    let addresses = m["addresses"].as_array().expect("addresses");
+    assert_eq!(addresses.len(), 6, "{m:#}");
+    for a in addresses {
+        assert!(
+            a["announcedBy"].as_array().is_some_and(|v| !v.is_empty()),
+            "{a:#}"
+        );
+        assert!(
+            a["firstSuccessMs"].as_f64().is_some(),
+            "never reached: {a:#}"
+        );
+        assert_eq!(a["answeredBeforeStart"], 0, "{a:#}");
+        assert!(
+            a["probesAfterFirstSuccess"].as_u64().is_some_and(|n| n > 0),
+            "{a:#}"
+        );
+        assert_eq!(a["failedAfterFirstSuccess"], 0, "{a:#}");
+    }
+    for row in r["services"].as_array().expect("rows") {
+        assert_eq!(row["reachable"], true, "{row:#}");
+        assert_eq!(row["ok"], true, "{row:#}");
+    }
+
+    // The controller and every speaker read metallb.io (and ferrolb.io, whose CRDs a ferrolb
+    // install brings).
+    let groups = m["configGroups"].as_object().expect("configGroups");
+    for who in ["controller", "node1", "node2", "node3"] {
+        let g = groups
+            .get(who)
+            .and_then(Value::as_array)
+            .unwrap_or_else(|| panic!("{who} missing: {m:#}"));
+        assert!(g.iter().any(|x| x == "metallb.io"), "{who}: {g:?}");
+        assert!(g.iter().any(|x| x == "ferrolb.io"), "{who}: {g:?}");
+    }
+
+    assert_eq!(r["ok"], true, "failures: {:#}\n{stderr}", r["failures"]);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(r["leftoverNamespaces"], serde_json::json!([]), "{r:#}");
+    assert_eq!(r["leftoverPids"], serde_json::json!([]), "{r:#}");
+}

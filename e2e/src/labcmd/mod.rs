@@ -4,10 +4,11 @@
 //! the CRDs, the examples and a handful of Services, shows a live table of addresses,
 //! announcing nodes and client reachability, runs a failover demo, prints a summary and tears
 //! everything down. Modules: [`scenario`] (what is deployed and expected), [`observe`] (one
-//! look at the lab), [`render`] (terminal output), [`failover`] (the demo), [`report`]
-//! (summary and JSON).
+//! look at the lab), [`render`] (terminal output), [`failover`] (the demo), [`metallb`] (the
+//! swap from MetalLB), [`report`] (summary and JSON).
 
 pub mod failover;
+pub mod metallb;
 pub mod observe;
 pub mod render;
 pub mod report;
@@ -171,8 +172,12 @@ pub fn run(args: &LabArgs) -> anyhow::Result<i32> {
         }
         None => Components::Workspace,
     };
+    // Swapping from MetalLB: ferrolb starts once MetalLB's state is in place.
+    let swap = args.scenario == Scenario::Metallb;
     let opts = ClusterOptions {
         nodes: 3,
+        controller: !swap,
+        speakers: !swap,
         bird: args.scenario.bgp(),
         bird_password: Some(EXAMPLE_BGP_PASSWORD.to_string()),
         upstream_client: args.scenario.bgp(),
@@ -191,7 +196,9 @@ pub fn run(args: &LabArgs) -> anyhow::Result<i32> {
             args.chart.display()
         ));
     }
-    let what = if args.scenario.bgp() {
+    let what = if swap {
+        "building the lab: 3 nodes, LAN client, router with BIRD, upstream client; API server (ferrolb not started yet)"
+    } else if args.scenario.bgp() {
         "building the lab: 3 nodes, LAN client, router with BIRD, upstream client; API server, controller, speakers"
     } else {
         "building the lab: 3 nodes, LAN client, router; API server, controller, speakers"
@@ -208,8 +215,15 @@ pub fn run(args: &LabArgs) -> anyhow::Result<i32> {
         Snapshot,
         Option<Snapshot>,
         Option<anyhow::Result<failover::FailoverResult>>,
+        Option<metallb::SwapResult>,
     );
     let outcome = (|| -> anyhow::Result<Outcome> {
+        if swap {
+            let clients = Clients::new(&c)?;
+            let timeout = Duration::from_secs(args.timeout);
+            let (snap, result) = metallb::run(&mut c, &ui, &clients, timeout)?;
+            return Ok((snap, None, None, Some(result)));
+        }
         let applied = ui.step(
             "applying deploy/crds.yaml, the examples and the lab's Services",
             || scenario::apply(&c, args.scenario),
@@ -224,7 +238,7 @@ pub fn run(args: &LabArgs) -> anyhow::Result<i32> {
             ui.print_table(&snap);
         }
         if !args.scenario.l2() {
-            return Ok((snap, None, None));
+            return Ok((snap, None, None, None));
         }
         ui.line("");
         ui.line(ui.bold("Failover demo"));
@@ -247,9 +261,9 @@ pub fn run(args: &LabArgs) -> anyhow::Result<i32> {
             ui.line("");
             ui.print_table(&after);
         }
-        Ok((snap, Some(after), Some(fo)))
+        Ok((snap, Some(after), Some(fo), None))
     })();
-    let (snap, after, fo) = match outcome {
+    let (snap, after, fo, swapped) = match outcome {
         Ok(x) => x,
         Err(e) => {
             // Nothing to show: keep the logs and say where they are.
@@ -265,7 +279,8 @@ pub fn run(args: &LabArgs) -> anyhow::Result<i32> {
             return Err(e);
         }
     };
-    let failures = report::failures(&snap, after.as_ref(), args.scenario, &fo);
+    let mut failures = report::failures(&snap, after.as_ref(), args.scenario, &fo);
+    failures.extend(swapped.iter().flat_map(|s| s.failures.iter().cloned()));
     let ok = failures.is_empty();
     let keep_logs = !ok || args.keep || std::env::var_os("FERROLB_LAB_KEEP_LOGS").is_some();
     let mut rep = Report {
@@ -286,6 +301,7 @@ pub fn run(args: &LabArgs) -> anyhow::Result<i32> {
         services: snap.rows.clone(),
         services_after_failover: after.map(|a| a.rows),
         failover: fo.and_then(Result::ok),
+        metallb: swapped,
         log_dir: log_dir.clone(),
         logs_kept: keep_logs,
         logs: report::log_files(&log_dir),

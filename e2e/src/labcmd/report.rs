@@ -33,6 +33,10 @@ pub struct Report {
     pub bgp_sessions: Vec<Session>,
     pub bgp_sessions_established: usize,
     pub failover: Option<FailoverResult>,
+    /// `--scenario metallb`: addresses before and after the swap, the clients' outage per
+    /// address and the configuration groups each component reads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metallb: Option<super::metallb::SwapResult>,
     pub log_dir: PathBuf,
     /// Whether the log dir was kept (failure, `--keep` or FERROLB_LAB_KEEP_LOGS).
     pub logs_kept: bool,

@@ -28,15 +28,21 @@ pub enum Scenario {
     Bgp,
     /// Both.
     All,
+    /// Swapping MetalLB for ferrolb: MetalLB's CRDs, `metallb.io` objects and Services with
+    /// MetalLB's annotations and addresses are in place before ferrolb starts (layer 2 and BGP
+    /// Services); no address may move and the clients' outage is measured.
+    Metallb,
 }
 
 impl Scenario {
+    /// The scenario has layer 2 Services.
     pub fn l2(self) -> bool {
-        matches!(self, Scenario::L2 | Scenario::All)
+        matches!(self, Scenario::L2 | Scenario::All | Scenario::Metallb)
     }
 
+    /// The scenario has BGP Services (and so the router and the upstream client).
     pub fn bgp(self) -> bool {
-        matches!(self, Scenario::Bgp | Scenario::All)
+        matches!(self, Scenario::Bgp | Scenario::All | Scenario::Metallb)
     }
 }
 
@@ -84,6 +90,9 @@ pub struct SvcSpec {
 
 /// The Services of `scenario`, in table order.
 pub fn services(scenario: Scenario) -> Vec<SvcSpec> {
+    if scenario == Scenario::Metallb {
+        return super::metallb::services();
+    }
     let reach = |count, ips: &[&'static str], answered_by| Expect::Reachable {
         count,
         ips: ips.to_vec(),
@@ -172,13 +181,16 @@ fn lab_objects(scenario: Scenario, local_node: &str) -> String {
             &format!("ferrolb.io/loadBalancerIPs: {FIXED_IP}"),
             "",
         );
-        // No kube-controller-manager in the lab: the endpoint of the Local Service is ours.
+        // No kube-controller-manager in the lab: the endpoint of the Local Service is ours,
+        // under the name the lab's EndpointSlice stand-in uses, so this one replaces the
+        // every-node slice it may have created first (or keeps it from creating one).
         y += &format!(
-            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: web-local-lab\n  \
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {slice}\n  \
              namespace: default\n  labels: {{kubernetes.io/service-name: web-local}}\naddressType: IPv4\n\
              endpoints:\n  - addresses: [10.244.2.10]\n    nodeName: {local_node}\n    \
              conditions: {{ready: true, serving: true, terminating: false}}\n\
-             ports: [{{name: http, port: 8080, protocol: TCP}}]\n---\n"
+             ports: [{{name: http, port: 8080, protocol: TCP}}]\n---\n",
+            slice = crate::endpoints::slice_name("web-local"),
         );
     }
     if scenario.bgp() {

@@ -163,17 +163,39 @@ pub fn services() -> Vec<SvcSpec> {
 }
 
 /// MetalLB's configuration in `metallb-system`, as a MetalLB user writes it. The BGP peers
-/// carry their password inline (`spec.password`): ferrolb's speaker reads Secrets of its own
-/// namespace only, so a `passwordSecret` in `metallb-system` would not be found.
+/// name their password Secret in `metallb-system` (`passwordSecret`), which the speakers read
+/// there.
 fn metallb_config() -> String {
     let ns = METALLB_NAMESPACE;
     let peer = |name: &str, addr: &str| {
         format!(
             "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata:\n  name: {name}\n  \
              namespace: {ns}\nspec:\n  myASN: {NODE_ASN}\n  peerASN: {ROUTER_ASN}\n  \
-             peerAddress: {addr}\n  holdTime: 9s\n  password: {EXAMPLE_BGP_PASSWORD}\n---\n"
+             peerAddress: {addr}\n  holdTime: 9s\n  passwordSecret: {{name: bgp-password, \
+             namespace: {ns}}}\n---\n"
         )
     };
+    // `data`, base64 as the API server stores it (JSON is YAML).
+    let secret = k8s_openapi::api::core::v1::Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some("bgp-password".into()),
+            namespace: Some(ns.into()),
+            ..Default::default()
+        },
+        type_: Some("kubernetes.io/basic-auth".into()),
+        data: Some(std::collections::BTreeMap::from([(
+            "password".to_string(),
+            k8s_openapi::ByteString(EXAMPLE_BGP_PASSWORD.as_bytes().to_vec()),
+        )])),
+        ..Default::default()
+    };
+    let secret = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": secret.metadata,
+        "type": secret.type_,
+        "data": secret.data,
+    });
     let mut y = format!(
         "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata:\n  name: lan-pool\n  \
          namespace: {ns}\nspec:\n  addresses: [10.200.0.200-10.200.0.239, fd00:200::c8-fd00:200::ef]\n---\n\
@@ -184,6 +206,7 @@ fn metallb_config() -> String {
          apiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata:\n  name: bgp-routes\n  \
          namespace: {ns}\nspec:\n  ipAddressPools: [bgp-pool]\n---\n"
     );
+    y += &format!("{secret}\n---\n");
     y += &peer("router", "10.200.0.1");
     // BIRD also expects sessions to every node's IPv6 address.
     y += &peer("router-v6", "fd00:200::1");

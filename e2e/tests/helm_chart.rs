@@ -258,21 +258,46 @@ fn app_version() -> String {
 }
 
 /// Every `ferrolb_*` metric name the binaries register, from their metrics modules: the
-/// registry prefix joined to each registered name, and `_total` variants (counters).
+/// registry prefix joined to each registered name, and `_total` variants (counters). The
+/// speaker's metrics are one file per subsystem; MetalLB's names (`metallb.rs`, and the
+/// controller's `MetallbMetrics`) are not `ferrolb_*` and are left out.
 fn exported_metric_names() -> BTreeSet<String> {
+    let speaker_dir = repo_path("speaker/src/metrics");
+    let mut sources = vec![(
+        "ferrolb_controller",
+        "controller/src/metrics.rs".to_string(),
+    )];
+    for entry in std::fs::read_dir(&speaker_dir).expect("speaker/src/metrics") {
+        let file = entry
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .to_string();
+        if file.ends_with(".rs") && file != "metallb.rs" {
+            sources.push(("ferrolb_speaker", format!("speaker/src/metrics/{file}")));
+        }
+    }
+    for (prefix, module) in [
+        ("ferrolb_controller", "controller/src/metrics.rs"),
+        ("ferrolb_speaker", "speaker/src/metrics/mod.rs"),
+    ] {
+        let src = std::fs::read_to_string(repo_path(module)).expect("metrics source");
+        assert!(
+            src.contains(&format!("with_prefix(\"{prefix}\")")),
+            "{module}: no registry with prefix {prefix}"
+        );
+    }
     let mut names = BTreeSet::new();
-    for file in ["controller/src/metrics.rs", "speaker/src/metrics.rs"] {
-        let src = std::fs::read_to_string(repo_path(file)).expect("metrics source");
-        let prefix = src
-            .split("with_prefix(\"")
-            .nth(1)
-            .and_then(|s| s.split('"').next())
-            .unwrap_or_else(|| panic!("{file}: no Registry::with_prefix"));
+    for (prefix, file) in &sources {
+        let mut src = std::fs::read_to_string(repo_path(file)).expect("metrics source");
+        // The controller's MetalLB names come after its own.
+        if let Some(at) = src.find("pub struct MetallbMetrics") {
+            src.truncate(at);
+        }
         for part in src.split(".register(").skip(1) {
-            let registered = part
-                .split('"')
-                .nth(1)
-                .unwrap_or_else(|| panic!("{file}: register( without a name"));
+            let Some(registered) = part.split('"').nth(1) else {
+                continue;
+            };
             names.insert(format!("{prefix}_{registered}"));
             names.insert(format!("{prefix}_{registered}_total"));
         }
@@ -342,9 +367,11 @@ fn template_defaults() {
         ("ClusterRoleBinding", "ferrolb:controller"),
         ("ClusterRoleBinding", "ferrolb:speaker"),
         ("Role", "controller-leader-election"),
+        ("Role", "controller-namespaced"),
         ("Role", "speaker-secrets"),
         ("Role", "speaker-status-objects"),
         ("RoleBinding", "controller-leader-election"),
+        ("RoleBinding", "controller-namespaced"),
         ("RoleBinding", "speaker-secrets"),
         ("RoleBinding", "speaker-status-objects"),
         ("Deployment", "controller"),
@@ -459,7 +486,7 @@ fn template_defaults() {
             .iter()
             .filter(|o| kind(o) == "CustomResourceDefinition")
             .count(),
-        9
+        ferrolb_api::crds::all().len()
     );
 }
 
@@ -508,6 +535,11 @@ podLabels:
   app.kubernetes.io/component: not-the-selector
 podAnnotations:
   scrape: "true"
+loadBalancerClass: example.com/lb
+configGroups: metallb.io
+metallb:
+  namespace: mlb
+  readPasswordSecrets: true
 controller:
   replicas: 3
   logLevel: "info,ferrolb_controller=debug"
@@ -523,6 +555,7 @@ controller:
     kubernetes.io/os: linux
   priorityClassName: system-cluster-critical
 speaker:
+  ignoreExcludeLb: true
   excludeInterfaces: [eth9, "bond*"]
   membershipPort: 8946
   logLevel: debug
@@ -617,6 +650,27 @@ speaker:
     );
     assert!(a.contains(&"--disable-layer2".to_string()), "{a:?}");
     assert!(!a.contains(&"--disable-bgp".to_string()), "{a:?}");
+    assert!(a.contains(&"--ignore-exclude-lb".to_string()), "{a:?}");
+    // MetalLB's flags, on both components.
+    for (k, n) in [("Deployment", "controller"), ("DaemonSet", "speaker")] {
+        let a = args(container(&objs, k, n));
+        for flag in [
+            "--lb-class=example.com/lb",
+            "--config-groups=metallb.io",
+            "--metallb-namespace=mlb",
+        ] {
+            assert!(
+                a.contains(&flag.to_string()),
+                "{n}: {flag} missing in {a:?}"
+            );
+        }
+    }
+    // The speakers may read the password Secrets of MetalLB's namespace.
+    let role = find(&objs, "Role", "ferrolb-speaker-secrets");
+    assert_eq!(role["metadata"]["namespace"], "mlb");
+    assert_eq!(role["rules"][0]["resources"], json!(["secrets"]));
+    let binding = find(&objs, "RoleBinding", "ferrolb-speaker-secrets");
+    assert_eq!(binding["subjects"][0]["name"], "speaker");
     assert_eq!(port(c, "membership").expect("port")["containerPort"], 8946);
 
     // The other mode off; membership off (port 0: the flag says so, no container port).
@@ -1270,7 +1324,7 @@ fn default_render_equals_kustomize_deploy() {
         "the chart (defaults) and deploy/ disagree:\n{}",
         differ.join("\n")
     );
-    assert_eq!(kustomized.len(), 24, "deploy/ objects compared");
+    assert_eq!(kustomized.len(), 27, "deploy/ objects compared");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -129,6 +129,24 @@ pub struct Pool {
 }
 
 impl Pool {
+    /// A pool of `ranges` with every default, as an IPAddressPool with only `spec.addresses`
+    /// builds.
+    pub fn with_ranges(namespace: &str, name: &str, ranges: Vec<AddressRange>) -> Pool {
+        Pool {
+            namespace: namespace.into(),
+            name: name.into(),
+            labels: BTreeMap::new(),
+            ranges,
+            auto_assign: true,
+            avoid_buggy_ips: false,
+            service_allocation: false,
+            priority: None,
+            namespaces: vec![],
+            namespace_selectors: vec![],
+            service_selectors: vec![],
+        }
+    }
+
     /// Whether `ip` belongs to the pool.
     pub fn contains(&self, ip: IpAddr) -> bool {
         self.ranges.iter().any(|r| r.contains(ip))

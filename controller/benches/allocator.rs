@@ -61,19 +61,7 @@ fn cidr(text: &str) -> AddressRange {
 }
 
 fn config(range: &str) -> Config {
-    let pool = Pool {
-        namespace: "ferrolb-system".into(),
-        name: "bench".into(),
-        labels: Default::default(),
-        ranges: vec![cidr(range)],
-        auto_assign: true,
-        avoid_buggy_ips: false,
-        service_allocation: false,
-        priority: None,
-        namespaces: vec![],
-        namespace_selectors: vec![],
-        service_selectors: vec![],
-    };
+    let pool = Pool::with_ranges("ferrolb-system", "bench", vec![cidr(range)]);
     Config {
         pools: [("bench".to_string(), pool)].into(),
         ..Config::default()

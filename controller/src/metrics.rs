@@ -131,16 +131,17 @@ pub struct MetallbMetrics {
     in_use: [Family<MetallbPoolLabels, Gauge>; 3],
     /// `metallb_allocator_addresses_total`, and per family.
     total: [Family<MetallbPoolLabels, Gauge>; 3],
-    /// `metallb_k8s_client_config_loaded_bool`.
-    config_loaded: Gauge,
-    /// `metallb_k8s_client_config_stale_bool`.
-    config_stale: Gauge,
+    /// `metallb_k8s_client_config_{loaded,stale}_bool`.
+    config: ferrolb_runtime::metallb_metrics::ConfigGauges,
 }
 
 impl MetallbMetrics {
     /// Registers every metric in `r`, which must carry the `metallb` prefix.
     fn register(r: &mut Registry) -> Self {
-        let m = Self::default();
+        let m = Self {
+            config: ferrolb_runtime::metallb_metrics::ConfigGauges::register(r),
+            ..Self::default()
+        };
         for (i, family) in ["", "ipv4_", "ipv6_"].iter().enumerate() {
             let which = match *family {
                 "ipv4_" => "IPV4 ",
@@ -158,24 +159,12 @@ impl MetallbMetrics {
                 m.total[i].clone(),
             );
         }
-        r.register(
-            "k8s_client_config_loaded_bool",
-            "1 if the MetalLB configuration was successfully loaded at least once.",
-            m.config_loaded.clone(),
-        );
-        r.register(
-            "k8s_client_config_stale_bool",
-            "1 if running on a stale configuration, because the latest config failed to load.",
-            m.config_stale.clone(),
-        );
         m
     }
 
     /// Sets the gauges from one pass.
     pub fn apply(&self, deltas: &MetricDeltas) {
-        self.config_loaded.set(i64::from(deltas.config_loaded));
-        self.config_stale
-            .set(i64::from(deltas.config_loaded && !deltas.config_valid));
+        self.config.set(deltas.config_loaded, deltas.config_valid);
         let mut sums: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
         for p in &deltas.pool_addresses {
             let labels = MetallbPoolLabels {

@@ -22,6 +22,7 @@ pub mod config;
 pub mod config_state;
 pub mod groups;
 pub mod http;
+pub mod metallb_metrics;
 pub mod process;
 pub mod store;
 pub mod sync;

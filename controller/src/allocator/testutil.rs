@@ -44,19 +44,11 @@ pub fn range(text: &str) -> AddressRange {
 }
 
 pub fn pool(name: &str, ranges: &[&str]) -> Pool {
-    Pool {
-        namespace: "ferrolb-system".into(),
-        name: name.into(),
-        labels: BTreeMap::new(),
-        ranges: ranges.iter().map(|r| range(r)).collect(),
-        auto_assign: true,
-        avoid_buggy_ips: false,
-        service_allocation: false,
-        priority: None,
-        namespaces: vec![],
-        namespace_selectors: vec![],
-        service_selectors: vec![],
-    }
+    Pool::with_ranges(
+        "ferrolb-system",
+        name,
+        ranges.iter().map(|r| range(r)).collect(),
+    )
 }
 
 pub fn config(pools: Vec<Pool>) -> Config {

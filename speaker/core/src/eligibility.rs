@@ -328,27 +328,16 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn pool(name: &str, cidrs: &[(&str, &str)]) -> Pool {
-        Pool {
-            namespace: "ferrolb-system".into(),
-            name: name.into(),
-            labels: BTreeMap::new(),
-            ranges: cidrs
-                .iter()
-                .map(|(first, last)| AddressRange {
-                    first: ip(first),
-                    last: ip(last),
-                    prefix_len: None,
-                    text: format!("{first}-{last}"),
-                })
-                .collect(),
-            auto_assign: true,
-            avoid_buggy_ips: false,
-            service_allocation: false,
-            priority: None,
-            namespaces: vec![],
-            namespace_selectors: vec![],
-            service_selectors: vec![],
-        }
+        let ranges = cidrs
+            .iter()
+            .map(|(first, last)| AddressRange {
+                first: ip(first),
+                last: ip(last),
+                prefix_len: None,
+                text: format!("{first}-{last}"),
+            })
+            .collect();
+        Pool::with_ranges("ferrolb-system", name, ranges)
     }
 
     /// A selector requiring `key=value`.

@@ -10,6 +10,7 @@
 use super::deltas::CounterDeltas;
 use crate::layer2::announcer::L2CounterValues;
 use ferrolb_api::status::BgpPeerStatus;
+use ferrolb_runtime::metallb_metrics::ConfigGauges;
 use ferrolb_speaker_core::desired::Desired;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -56,17 +57,18 @@ pub struct MetallbMetrics {
     pub layer2_responses_sent: Gauge<u64, AtomicU64>,
     /// `metallb_layer2_gratuitous_sent`.
     pub layer2_gratuitous_sent: Gauge<u64, AtomicU64>,
-    /// `metallb_k8s_client_config_loaded_bool`.
-    pub config_loaded: Gauge,
-    /// `metallb_k8s_client_config_stale_bool`.
-    pub config_stale: Gauge,
+    /// `metallb_k8s_client_config_{loaded,stale}_bool`.
+    pub config: ConfigGauges,
     updates: CounterDeltas<String, ()>,
 }
 
 impl MetallbMetrics {
     /// Registers every metric in `r`, which must carry the `metallb` prefix.
     pub(crate) fn register(r: &mut Registry) -> Self {
-        let m = Self::default();
+        let m = Self {
+            config: ConfigGauges::register(r),
+            ..Self::default()
+        };
         r.register(
             "speaker_announced",
             "Services being announced from this node. This is desired state, it does not guarantee that the routing protocols have converged.",
@@ -101,16 +103,6 @@ impl MetallbMetrics {
             "layer2_gratuitous_sent",
             "Number of gratuitous layer2 packets sent for owned IPs as a result of failovers",
             m.layer2_gratuitous_sent.clone(),
-        );
-        r.register(
-            "k8s_client_config_loaded_bool",
-            "1 if the MetalLB configuration was successfully loaded at least once.",
-            m.config_loaded.clone(),
-        );
-        r.register(
-            "k8s_client_config_stale_bool",
-            "1 if running on a stale configuration, because the latest config failed to load.",
-            m.config_stale.clone(),
         );
         m
     }
@@ -175,7 +167,6 @@ impl MetallbMetrics {
 
     /// Sets the configuration gauges.
     pub fn observe_config(&self, loaded: bool, valid: bool) {
-        self.config_loaded.set(i64::from(loaded));
-        self.config_stale.set(i64::from(loaded && !valid));
+        self.config.set(loaded, valid);
     }
 }

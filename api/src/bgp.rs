@@ -142,7 +142,10 @@ pub struct BGPPeerSpec {
     /// hold time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keepalive_time: Option<String>,
-    /// Time allowed for the TCP connection to be established. Default: 10s.
+    /// Interval between connection attempts, whole seconds from 1s to 65535s (as MetalLB's
+    /// `connectTime`); an attempt still unanswered after it is abandoned for the next one.
+    /// Default: unset, retrying 1s after a failure, doubling up to 30s, with each attempt
+    /// given up after 10s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connect_time: Option<String>,
     /// BGP router ID, an IPv4 address. Default: the node's IPv4 address.

@@ -308,8 +308,9 @@ pub struct Peer {
     pub hold_time: Duration,
     /// Keepalive interval (default hold time / 3).
     pub keepalive_time: Duration,
-    /// TCP connect timeout (default 10 s).
-    pub connect_time: Duration,
+    /// Interval between connection attempts (`connectTime`, FRR's `timers connect`); `None`:
+    /// the speaker backs off, 1 s doubling to 30 s.
+    pub connect_time: Option<Duration>,
     /// Router ID (default: the node's IPv4 address).
     pub router_id: Option<Ipv4Addr>,
     /// Node selectors (empty: every node).

@@ -61,7 +61,7 @@ fn peer(name: &str, my_asn: u32, peer_asn: u32, address: &str) -> Peer {
         port: 179,
         hold_time: Duration::from_secs(9),
         keepalive_time: Duration::from_secs(3),
-        connect_time: Duration::from_secs(2),
+        connect_time: Some(Duration::from_secs(2)),
         router_id: None,
         node_selectors: vec![],
         password: None,
@@ -280,7 +280,7 @@ fn md5_wrong_password_never_establishes_right_one_does() {
         p.password = Some(PeerPassword::Literal("wrong".into()));
         let anns = vec![announcement("10.200.202.10/32", &["bird"], None)];
         m.apply(&[p.clone()], &Passwords::new(), &anns).await;
-        // Several connect attempts (2 s timeout, 1/2/4 s backoff) within 8 s: none may succeed.
+        // Several connect attempts (one every 2 s, connectTime) within 8 s: none may succeed.
         let mut rx = m.session("bird").expect("session").subscribe_state();
         let reached = tokio::time::timeout(
             Duration::from_secs(8),

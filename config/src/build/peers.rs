@@ -12,7 +12,8 @@ use std::time::Duration;
 
 const DEFAULT_PORT: u16 = 179;
 const DEFAULT_HOLD: Duration = Duration::from_secs(90);
-const DEFAULT_CONNECT: Duration = Duration::from_secs(10);
+/// `connectTime` limits, whole seconds (MetalLB api/v1beta2 BGPPeerSpec ConnectTime).
+const CONNECT_TIME_SECS: std::ops::RangeInclusive<u64> = 1..=65535;
 const MIN_HOLD: Duration = Duration::from_secs(3);
 
 pub fn build(ctx: &mut Ctx, inputs: &Inputs) -> BTreeMap<String, Peer> {
@@ -149,22 +150,7 @@ fn build_one(
         }
     });
     let (hold_time, keepalive_time) = timers(ctx, obj, spec);
-    let connect_time = match spec.connect_time.as_deref() {
-        None => DEFAULT_CONNECT,
-        Some(text) => {
-            match duration::parse(text) {
-                Ok(d) if d.is_zero() => {
-                    ctx.error(obj, "spec.connectTime", "0s would never let a connection start; use a positive duration such as 10s");
-                    d
-                }
-                Ok(d) => d,
-                Err(m) => {
-                    ctx.error(obj, "spec.connectTime", m);
-                    DEFAULT_CONNECT
-                }
-            }
-        }
-    };
+    let connect_time = connect_time(ctx, obj, spec);
     if spec.peer_port == Some(0) {
         ctx.error(
             obj,
@@ -235,6 +221,37 @@ fn parse_ip(ctx: &mut Ctx, obj: &Obj<'_>, field: &str, text: &str, what: &str) -
 /// the keepalive is a third of it, with only a keepalive the hold time is three times it,
 /// with neither the defaults (90s and 30s). The hold time is counted in whole seconds, as BGP
 /// carries it: 0 (no keepalives) or at least 3s; the keepalive may not exceed it.
+/// `connectTime`, the interval between connection attempts (MetalLB writes it as FRR's
+/// `timers connect`): whole seconds from 1s to 65535s, as MetalLB's CRD validates it. Unset:
+/// the speaker backs off instead.
+fn connect_time(ctx: &mut Ctx, obj: &Obj<'_>, spec: &ferrolb_api::BGPPeerSpec) -> Option<Duration> {
+    let text = spec.connect_time.as_deref()?;
+    let d = match duration::parse(text) {
+        Ok(d) => d,
+        Err(m) => {
+            ctx.error(obj, "spec.connectTime", m);
+            return None;
+        }
+    };
+    if d.subsec_nanos() != 0 {
+        ctx.error(
+            obj,
+            "spec.connectTime",
+            format!("{text} is not a whole number of seconds; accepted: 1s to 65535s in whole seconds, e.g. 10s"),
+        );
+        None
+    } else if !CONNECT_TIME_SECS.contains(&d.as_secs()) {
+        ctx.error(
+            obj,
+            "spec.connectTime",
+            format!("{text} is outside the accepted range 1s to 65535s (the wait between connection attempts), e.g. 10s"),
+        );
+        None
+    } else {
+        Some(d)
+    }
+}
+
 fn timers(ctx: &mut Ctx, obj: &Obj<'_>, spec: &ferrolb_api::BGPPeerSpec) -> (Duration, Duration) {
     let parse = |ctx: &mut Ctx, field: &str, text: Option<&str>| {
         text.and_then(|t| match duration::parse(t) {
@@ -641,6 +658,43 @@ mod tests {
         );
     }
 
+    /// MetalLB api/v1beta2 bgppeer_types.go BGPPeerSpec ConnectTime: the CRD's validation
+    /// accepts whole seconds from 1 to 65535; the value is the wait between connection
+    /// attempts (internal/bgp/frr/templates/neighborsession.tmpl `timers connect`).
+    #[test]
+    fn connect_time_is_whole_seconds_from_1_to_65535() {
+        let built = |text: &str| {
+            let mut p = peer("r", "10.0.0.1");
+            p.spec.connect_time = Some(text.into());
+            Config::build(&Inputs {
+                peers: vec![p],
+                ..Default::default()
+            })
+            .expect("valid")
+            .peers["r"]
+                .connect_time
+        };
+        assert_eq!(built("1s"), Some(Duration::from_secs(1)));
+        assert_eq!(built("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(built("65535s"), Some(Duration::from_secs(65535)));
+        for text in ["0s", "65536s", "24h"] {
+            assert_eq!(
+                one(|s| s.connect_time = Some(text.into())),
+                vec![format!(
+                    "{P}spec.connectTime: {text} is outside the accepted range 1s to 65535s (the \
+                     wait between connection attempts), e.g. 10s"
+                )]
+            );
+        }
+        assert_eq!(
+            one(|s| s.connect_time = Some("1500ms".into())),
+            vec![format!(
+                "{P}spec.connectTime: 1500ms is not a whole number of seconds; accepted: 1s to \
+                 65535s in whole seconds, e.g. 10s"
+            )]
+        );
+    }
+
     #[test]
     fn timer_defaults() {
         let mut p = peer("r", "10.0.0.1");
@@ -655,7 +709,8 @@ mod tests {
         assert_eq!(config.peers["r"].hold_time, Duration::ZERO);
         assert_eq!(config.peers["r"].keepalive_time, Duration::ZERO);
         assert_eq!(config.peers["q"].keepalive_time, Duration::from_secs(30));
-        assert_eq!(config.peers["q"].connect_time, Duration::from_secs(10));
+        // Unset connectTime: the speaker backs off between attempts.
+        assert_eq!(config.peers["q"].connect_time, None);
         assert_eq!(config.peers["q"].port, 179);
     }
 

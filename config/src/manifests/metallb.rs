@@ -62,8 +62,7 @@ const UNSUPPORTED: [Unsupported; 6] = [
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Translation {
     /// The `ferrolb.io` spec. Fields in `errors` are kept as written (so they cannot be
-    /// mistaken for what ferrolb does), except `connectTime`, whose spelling ferrolb.io uses
-    /// with another meaning.
+    /// mistaken for what ferrolb does).
     pub spec: Value,
     /// (field path, message): fields whose meaning ferrolb cannot honour yet.
     pub errors: Vec<(String, String)>,
@@ -112,7 +111,6 @@ pub fn translate(kind: &str, api_version: &str, spec: &Value) -> Translation {
     }
     if kind == "BGPPeer" {
         address_families(&mut fields, api_version, &mut out.notes);
-        connect_time(&mut fields, &mut out.errors);
     }
     out.spec = Value::Object(fields);
     out
@@ -155,22 +153,6 @@ fn address_families(
                  family; written as disableMP: true, which means the same in ferrolb.io (whose \
                  default sends both families)"
             ),
-        ));
-    }
-}
-
-/// MetalLB's `connectTime` is the wait between connection attempts (FRR's `timers connect`);
-/// ferrolb's speaker retries with its own backoff and its `connectTime` is the TCP connect
-/// timeout. Carried over, the value would keep its spelling and change its meaning, so it is
-/// left out and reported.
-fn connect_time(fields: &mut Map<String, Value>, errors: &mut Vec<(String, String)>) {
-    if fields.remove("connectTime").is_some_and(|v| is_set(&v)) {
-        errors.push((
-            "spec.connectTime".to_string(),
-            "in MetalLB this is the wait between connection attempts, which ferrolb cannot set \
-             yet (it retries after 1s, doubling up to 30s; ferrolb.io's connectTime is the TCP \
-             connect timeout): remove connectTime"
-                .to_string(),
         ));
     }
 }
@@ -218,16 +200,16 @@ mod tests {
     }
 
     /// MetalLB api/v1beta2 BGPPeerSpec ConnectTime: "how long BGP waits between connection
-    /// attempts to a neighbor"; ferrolb's field of that name is the TCP connect timeout.
+    /// attempts to a neighbor", which ferrolb.io's connectTime also means: carried over as it is.
     #[test]
-    fn connect_time_is_not_carried_over_with_another_meaning() {
+    fn connect_time_is_carried_over() {
         let t = translate(
             "BGPPeer",
             "metallb.io/v1beta2",
-            &json!({"myASN": 1, "connectTime": "5s"}),
+            &json!({"myASN": 1, "connectTime": "5s", "dualStackAddressFamily": true}),
         );
-        assert_eq!(t.errors[0].0, "spec.connectTime");
-        assert!(t.spec.get("connectTime").is_none());
+        assert!(t.errors.is_empty(), "{:?}", t.errors);
+        assert_eq!(t.spec, json!({"myASN": 1, "connectTime": "5s"}));
     }
 
     #[test]

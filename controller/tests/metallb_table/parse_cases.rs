@@ -7,9 +7,6 @@ const T: &str = "TestParse";
 
 pub const VRF: &str = "ferrolb has no VRF support yet: a BGPPeer with vrf set is rejected, naming \
                        the field, instead of peering from the default VRF";
-const VRF_CONNECT_TIME: &str = "ferrolb has no VRF support yet (vrf is rejected, naming the \
-                                field), and MetalLB's connectTime is the wait between connection \
-                                attempts, which ferrolb cannot set yet (rejected too)";
 pub const SECRET: &str = "ferrolb's configuration does not read Secrets: a speaker reads the \
                           password Secret when it opens the session and reports a missing or \
                           malformed one in BGPSessionState and events, so creating the Secret \
@@ -80,7 +77,7 @@ pub fn cases() -> Vec<Case> {
                 ),
             ],
         )
-        .differs(VRF_CONNECT_TIME),
+        .differs(VRF),
         case(
             T,
             "ip address pool with namespace selection",

@@ -154,7 +154,8 @@ fn native_cases() -> Vec<Case> {
             "connect time",
             Invalid,
             &[peer_to("peer1", "connectTime: 1s")],
-        ),
+        )
+        .differs(FRR_FEATURE),
         case(
             NATIVE,
             "large BGP community inside BGP Advertisement",

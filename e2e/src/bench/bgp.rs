@@ -200,7 +200,7 @@ fn peer(router: Ipv4Addr) -> Peer {
         port: 179,
         hold_time: Duration::from_secs(90),
         keepalive_time: Duration::from_secs(30),
-        connect_time: Duration::from_secs(2),
+        connect_time: None,
         router_id: None,
         node_selectors: vec![],
         password: None,

@@ -398,7 +398,7 @@ pub(crate) mod tests {
             port: 179,
             hold_time: Duration::from_secs(90),
             keepalive_time: Duration::from_secs(30),
-            connect_time: Duration::from_secs(10),
+            connect_time: None,
             router_id: None,
             node_selectors: sels,
             password: None,

@@ -135,11 +135,8 @@ pub fn session_config(
         // Config validation keeps hold time 0 or >= 3 s; clamp anyway so the OPEN is legal.
         hold_time: if hold_time == 0 { 0 } else { hold_time.max(3) },
         keepalive_time: secs_u16(peer.keepalive_time),
-        connect_time: if peer.connect_time.is_zero() {
-            Duration::from_secs(10)
-        } else {
-            peer.connect_time
-        },
+        // Config validation keeps connectTime at 1 s or more; a zero interval would spin.
+        connect_time: peer.connect_time.filter(|d| !d.is_zero()),
         password,
         ebgp_multihop: peer.ebgp_multihop,
         graceful_restart: peer.graceful_restart,

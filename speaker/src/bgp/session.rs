@@ -68,8 +68,9 @@ pub struct SessionConfig {
     pub hold_time: u16,
     /// Keepalive interval, seconds.
     pub keepalive_time: u16,
-    /// TCP connect timeout.
-    pub connect_time: Duration,
+    /// The BGPPeer's `connectTime`: connection attempts start this far apart (FRR's
+    /// `timers connect`). `None`: retry with backoff (the FSM's `retry_delay`).
+    pub connect_time: Option<Duration>,
     /// TCP MD5 password (resolved).
     pub password: Option<String>,
     /// eBGP multihop (TTL 255).
@@ -137,7 +138,7 @@ impl SessionConfig {
             ttl: self.ttl(),
             password: self.password.clone(),
             source_address: self.source_address,
-            timeout: self.connect_time,
+            timeout: self.fsm_config().connect_timeout(),
         }
     }
 
@@ -160,6 +161,7 @@ impl SessionConfig {
             keepalive_time: self.keepalive_time,
             ipv4,
             ipv6,
+            connect_retry: self.connect_time,
         }
     }
 

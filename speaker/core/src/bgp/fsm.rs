@@ -10,8 +10,15 @@
 //!   collision to resolve. `Active` is the state "waiting for the ConnectRetry timer before the
 //!   next connect attempt"; `Connect` is "a connect attempt is in flight".
 //! - Automatic restart is built in: after an error the machine goes to `Idle` and arms the
-//!   ConnectRetry timer with exponential backoff (1 s, 2 s, 4 s … capped at 30 s, reset on
-//!   Established); its expiry in `Idle` restarts the session unless it was stopped manually.
+//!   ConnectRetry timer; its expiry in `Idle` restarts the session unless it was stopped
+//!   manually.
+//! - The ConnectRetry interval is the BGPPeer's `connectTime` when it is set, as MetalLB's FRR
+//!   mode writes it (`timers connect`): the timer starts with each connect attempt, a refused
+//!   attempt waits for it in `Active`, and an attempt still in flight when it expires is
+//!   abandoned for a new one (RFC 4271 §8.2.2, Connect state, Event 9) — so attempts start
+//!   `connectTime` apart whether the peer refuses or never answers. Without `connectTime`
+//!   the timer is armed after each failure with exponential backoff (1 s, 2 s, 4 s … capped at
+//!   30 s, reset on Established) and an attempt gives up after [`CONNECT_TIMEOUT`].
 //! - A timer event for a timer the current state does not run is ignored: a timer may fire
 //!   just as the session task is cancelling it, and that race must not reset the session.
 
@@ -168,6 +175,22 @@ pub struct FsmConfig {
     pub ipv4: bool,
     /// We want IPv6 unicast on this session.
     pub ipv6: bool,
+    /// ConnectRetryTime, the BGPPeer's `connectTime`: attempts start this far apart. `None`:
+    /// back off after each failure (see [`retry_delay`]).
+    pub connect_retry: Option<Duration>,
+}
+
+impl FsmConfig {
+    /// Wait before the next attempt after `failures` consecutive failures.
+    pub fn retry_delay(&self, failures: u32) -> Duration {
+        self.connect_retry.unwrap_or_else(|| retry_delay(failures))
+    }
+
+    /// How long one TCP connect may take: the ConnectRetry interval when `connectTime` is set
+    /// (its expiry abandons the attempt anyway), else [`CONNECT_TIMEOUT`].
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_retry.unwrap_or(CONNECT_TIMEOUT)
+    }
 }
 
 /// What the OPEN exchange settled.
@@ -216,6 +239,8 @@ impl Default for Fsm {
 pub const RETRY_BASE: Duration = Duration::from_secs(1);
 /// Longest retry delay.
 pub const RETRY_CAP: Duration = Duration::from_secs(30);
+/// TCP connect timeout when `connectTime` is unset.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Hold timer while waiting for the peer's OPEN (RFC 4271 suggests 4 minutes).
 pub const OPEN_HOLD_TIME: Duration = Duration::from_secs(240);
 
@@ -322,7 +347,12 @@ fn secs(s: u16) -> Duration {
 
 /// Tears the session down after an error: optional NOTIFICATION, close, stop timers, go Idle
 /// and arm the backoff timer (when automatic restart is allowed).
-fn fail(mut fsm: Fsm, notification: Option<Notification>, reason: String) -> (Fsm, Vec<Action>) {
+fn fail(
+    cfg: &FsmConfig,
+    mut fsm: Fsm,
+    notification: Option<Notification>,
+    reason: String,
+) -> (Fsm, Vec<Action>) {
     let mut actions = Vec::new();
     if let Some(n) = notification {
         actions.push(Action::SendNotification(n));
@@ -337,7 +367,7 @@ fn fail(mut fsm: Fsm, notification: Option<Notification>, reason: String) -> (Fs
     if fsm.admin_up {
         actions.push(Action::StartTimer(
             Timer::ConnectRetry,
-            retry_delay(fsm.failures),
+            cfg.retry_delay(fsm.failures),
         ));
     } else {
         actions.push(Action::StopTimer(Timer::ConnectRetry));
@@ -369,12 +399,15 @@ fn stop(mut fsm: Fsm, cease: Option<Notification>) -> (Fsm, Vec<Action>) {
     (fsm, actions)
 }
 
-fn start_connect(mut fsm: Fsm) -> (Fsm, Vec<Action>) {
+/// Starts an attempt; with `connectTime` set the ConnectRetry timer runs from here, so the
+/// next attempt starts one interval after this one whatever becomes of it.
+fn start_connect(cfg: &FsmConfig, mut fsm: Fsm) -> (Fsm, Vec<Action>) {
     fsm.state = State::Connect;
-    (
-        fsm,
-        vec![Action::StopTimer(Timer::ConnectRetry), Action::Connect],
-    )
+    let timer = match cfg.connect_retry {
+        Some(d) => Action::StartTimer(Timer::ConnectRetry, d),
+        None => Action::StopTimer(Timer::ConnectRetry),
+    };
+    (fsm, vec![timer, Action::Connect])
 }
 
 fn hold_restart(fsm: &Fsm) -> Vec<Action> {
@@ -384,7 +417,7 @@ fn hold_restart(fsm: &Fsm) -> Vec<Action> {
     }
 }
 
-fn unexpected(fsm: Fsm, what: &str) -> (Fsm, Vec<Action>) {
+fn unexpected(cfg: &FsmConfig, fsm: Fsm, what: &str) -> (Fsm, Vec<Action>) {
     let subcode = match fsm.state {
         State::OpenSent => subcode::UNEXPECTED_IN_OPEN_SENT,
         State::OpenConfirm => subcode::UNEXPECTED_IN_OPEN_CONFIRM,
@@ -392,7 +425,7 @@ fn unexpected(fsm: Fsm, what: &str) -> (Fsm, Vec<Action>) {
         _ => subcode::UNSPECIFIC,
     };
     let reason = format!("unexpected {what} in {}", fsm.state.name());
-    fail(fsm, Some(Notification::fsm_error(subcode)), reason)
+    fail(cfg, fsm, Some(Notification::fsm_error(subcode)), reason)
 }
 
 /// One transition.
@@ -406,7 +439,7 @@ pub fn step(cfg: &FsmConfig, fsm: &Fsm, event: Event) -> (Fsm, Vec<Action>) {
             let mut fsm = fsm;
             fsm.admin_up = true;
             fsm.failures = 0;
-            start_connect(fsm)
+            start_connect(cfg, fsm)
         }
         (_, E::ManualStart) => (fsm, Vec::new()),
         (S::Idle | S::Connect | S::Active, E::ManualStop(_)) => stop(fsm, None),
@@ -415,13 +448,14 @@ pub fn step(cfg: &FsmConfig, fsm: &Fsm, event: Event) -> (Fsm, Vec<Action>) {
         // tells whether the peer is there.
         (S::Idle | S::Connect | S::Active, E::BfdDown) => (fsm, Vec::new()),
         (_, E::BfdDown) => fail(
+            cfg,
             fsm,
             Some(Notification::cease_bfd_down()),
             "BFD session down".into(),
         ),
 
         // ---- Idle: only the automatic restart timer matters
-        (S::Idle, E::ConnectRetryTimerExpires) if fsm.admin_up => start_connect(fsm),
+        (S::Idle, E::ConnectRetryTimerExpires) if fsm.admin_up => start_connect(cfg, fsm),
         (S::Idle, _) => (fsm, Vec::new()),
 
         // ---- Connect: a connect is in flight
@@ -441,15 +475,31 @@ pub fn step(cfg: &FsmConfig, fsm: &Fsm, event: Event) -> (Fsm, Vec<Action>) {
             let mut fsm = fsm;
             fsm.failures = fsm.failures.saturating_add(1);
             fsm.state = S::Active;
-            let d = retry_delay(fsm.failures);
-            (
-                fsm,
-                vec![
-                    Action::DropTcp,
-                    Action::Down("TCP connection failed".into()),
-                    Action::StartTimer(Timer::ConnectRetry, d),
-                ],
-            )
+            let mut actions = vec![
+                Action::DropTcp,
+                Action::Down("TCP connection failed".into()),
+            ];
+            // With connectTime the timer started with the attempt keeps running.
+            if cfg.connect_retry.is_none() {
+                actions.push(Action::StartTimer(
+                    Timer::ConnectRetry,
+                    retry_delay(fsm.failures),
+                ));
+            }
+            (fsm, actions)
+        }
+        // RFC 4271 §8.2.2 Connect, Event 9: abandon the attempt and start another. Only
+        // connectTime runs the timer during an attempt; otherwise the expiry is stale.
+        (S::Connect, E::ConnectRetryTimerExpires) if cfg.connect_retry.is_some() => {
+            let mut fsm = fsm;
+            fsm.failures = fsm.failures.saturating_add(1);
+            let (fsm, connect) = start_connect(cfg, fsm);
+            let mut actions = vec![
+                Action::DropTcp,
+                Action::Down("TCP connect did not complete within connectTime".into()),
+            ];
+            actions.extend(connect);
+            (fsm, actions)
         }
         (
             S::Connect,
@@ -457,15 +507,15 @@ pub fn step(cfg: &FsmConfig, fsm: &Fsm, event: Event) -> (Fsm, Vec<Action>) {
         ) => (fsm, Vec::new()),
         (S::Connect, other) => {
             let reason = format!("unexpected {other:?} in Connect");
-            fail(fsm, None, reason)
+            fail(cfg, fsm, None, reason)
         }
 
         // ---- Active: waiting to retry
-        (S::Active, E::ConnectRetryTimerExpires) => start_connect(fsm),
+        (S::Active, E::ConnectRetryTimerExpires) => start_connect(cfg, fsm),
         (S::Active, E::HoldTimerExpires | E::KeepaliveTimerExpires) => (fsm, Vec::new()),
         (S::Active, other) => {
             let reason = format!("unexpected {other:?} in Active");
-            fail(fsm, None, reason)
+            fail(cfg, fsm, None, reason)
         }
 
         // ---- OpenSent: waiting for the peer's OPEN
@@ -485,7 +535,7 @@ pub fn step(cfg: &FsmConfig, fsm: &Fsm, event: Event) -> (Fsm, Vec<Action>) {
             }
             Err(notification) => {
                 let reason = format!("rejected OPEN: {notification}");
-                fail(fsm, Some(notification), reason)
+                fail(cfg, fsm, Some(notification), reason)
             }
         },
         (S::OpenSent, E::TcpConnectionFails) => {
@@ -493,7 +543,7 @@ pub fn step(cfg: &FsmConfig, fsm: &Fsm, event: Event) -> (Fsm, Vec<Action>) {
             let mut fsm = fsm;
             fsm.failures = fsm.failures.saturating_add(1);
             fsm.state = S::Active;
-            let d = retry_delay(fsm.failures);
+            let d = cfg.retry_delay(fsm.failures);
             (
                 fsm,
                 vec![
@@ -508,6 +558,7 @@ pub fn step(cfg: &FsmConfig, fsm: &Fsm, event: Event) -> (Fsm, Vec<Action>) {
 
         // ---- events common to OpenSent, OpenConfirm, Established
         (S::OpenSent | S::OpenConfirm | S::Established, E::HoldTimerExpires) => fail(
+            cfg,
             fsm,
             Some(Notification::hold_timer_expired()),
             "hold timer expired".into(),
@@ -517,17 +568,17 @@ pub fn step(cfg: &FsmConfig, fsm: &Fsm, event: Event) -> (Fsm, Vec<Action>) {
             E::BgpHeaderErr(n) | E::BgpOpenMsgErr(n),
         ) => {
             let reason = format!("malformed message from peer: {n}");
-            fail(fsm, Some(n), reason)
+            fail(cfg, fsm, Some(n), reason)
         }
         (S::OpenSent | S::OpenConfirm | S::Established, E::NotifMsg(n)) => {
             // Never answer a NOTIFICATION with one.
             let reason = format!("NOTIFICATION received: {n}");
-            fail(fsm, None, reason)
+            fail(cfg, fsm, None, reason)
         }
         (S::OpenConfirm | S::Established, E::TcpConnectionFails) => {
-            fail(fsm, None, "connection closed by peer".into())
+            fail(cfg, fsm, None, "connection closed by peer".into())
         }
-        (S::OpenSent, other) => unexpected(fsm, &event_name(&other)),
+        (S::OpenSent, other) => unexpected(cfg, fsm, &event_name(&other)),
 
         // ---- OpenConfirm: waiting for the first KEEPALIVE
         (S::OpenConfirm, E::KeepAliveMsg) => {
@@ -545,7 +596,7 @@ pub fn step(cfg: &FsmConfig, fsm: &Fsm, event: Event) -> (Fsm, Vec<Action>) {
             (fsm, actions)
         }
         (S::OpenConfirm, E::ConnectRetryTimerExpires) => (fsm, Vec::new()),
-        (S::OpenConfirm, other) => unexpected(fsm, &event_name(&other)),
+        (S::OpenConfirm, other) => unexpected(cfg, fsm, &event_name(&other)),
 
         // ---- Established
         (S::Established, E::KeepaliveTimerExpires) => {
@@ -563,10 +614,10 @@ pub fn step(cfg: &FsmConfig, fsm: &Fsm, event: Event) -> (Fsm, Vec<Action>) {
         }
         (S::Established, E::UpdateMsgErr(n)) => {
             let reason = format!("malformed UPDATE from peer: {n}");
-            fail(fsm, Some(n), reason)
+            fail(cfg, fsm, Some(n), reason)
         }
         (S::Established, E::ConnectRetryTimerExpires) => (fsm, Vec::new()),
-        (S::Established, other) => unexpected(fsm, &event_name(&other)),
+        (S::Established, other) => unexpected(cfg, fsm, &event_name(&other)),
     }
 }
 

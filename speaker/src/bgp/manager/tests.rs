@@ -20,7 +20,7 @@ fn peer(name: &str, port: u16) -> Peer {
         port,
         hold_time: Duration::from_secs(90),
         keepalive_time: Duration::from_secs(30),
-        connect_time: Duration::from_secs(2),
+        connect_time: None,
         router_id: None,
         node_selectors: vec![],
         password: None,

@@ -46,7 +46,7 @@ fn cfg(port: u16, peer_as: PeerAsn) -> SessionConfig {
         router_id: Ipv4Addr::new(10, 200, 0, 1),
         hold_time: 9,
         keepalive_time: 3,
-        connect_time: Duration::from_secs(2),
+        connect_time: None,
         password: None,
         ebgp_multihop: false,
         graceful_restart: false,

@@ -10,6 +10,15 @@ fn cfg() -> FsmConfig {
         keepalive_time: 30,
         ipv4: true,
         ipv6: true,
+        connect_retry: None,
+    }
+}
+
+/// A peer with `connectTime: 2s`.
+fn cfg_connect_time() -> FsmConfig {
+    FsmConfig {
+        connect_retry: Some(Duration::from_secs(2)),
+        ..cfg()
     }
 }
 
@@ -560,6 +569,132 @@ fn backoff_doubles_and_caps() {
     assert_eq!(retry_delay(u32::MAX), RETRY_CAP);
 }
 
+// ---- connectTime (MetalLB api/v1beta2 bgppeer_types.go BGPPeerSpec ConnectTime, written as
+// `timers connect` by internal/bgp/frr/templates/neighborsession.tmpl; RFC 4271 §8.2.2)
+
+/// Without connectTime (MetalLB's templates then write no `timers connect`) the wait is the
+/// backoff, and a connect gives up after CONNECT_TIMEOUT.
+#[test]
+fn without_connect_time_the_wait_is_the_backoff() {
+    let c = cfg();
+    let d: Vec<u64> = (1..=7).map(|n| c.retry_delay(n).as_secs()).collect();
+    assert_eq!(d, vec![1, 2, 4, 8, 16, 30, 30]);
+    assert_eq!(c.connect_timeout(), CONNECT_TIMEOUT);
+    assert_eq!(CONNECT_TIMEOUT, Duration::from_secs(10));
+}
+
+/// With connectTime the wait is connectTime whatever the failures so far, and one connect
+/// may last at most that long.
+#[test]
+fn with_connect_time_the_wait_is_connect_time() {
+    let c = cfg_connect_time();
+    for failures in [0, 1, 2, 6, u32::MAX] {
+        assert_eq!(
+            c.retry_delay(failures),
+            Duration::from_secs(2),
+            "{failures}"
+        );
+    }
+    assert_eq!(c.connect_timeout(), Duration::from_secs(2));
+}
+
+#[test]
+fn connect_time_timer_starts_with_each_attempt() {
+    let c = cfg_connect_time();
+    let (f, a) = step(&c, &Fsm::new(), Event::ManualStart);
+    assert_eq!(f.state, State::Connect);
+    assert_eq!(
+        a,
+        vec![
+            Action::StartTimer(Timer::ConnectRetry, Duration::from_secs(2)),
+            Action::Connect
+        ]
+    );
+}
+
+/// A refused attempt waits in Active for the timer started with it, so attempts start
+/// connectTime apart, not connectTime after the refusal.
+#[test]
+fn connect_time_refused_attempt_waits_for_the_running_timer() {
+    let c = cfg_connect_time();
+    let mut f = in_state(State::Connect);
+    f.failures = 4;
+    let (f, a) = step(&c, &f, Event::TcpConnectionFails);
+    assert_eq!(f.state, State::Active);
+    assert_eq!(
+        a,
+        vec![
+            Action::DropTcp,
+            Action::Down("TCP connection failed".into())
+        ]
+    );
+    let (f, a) = step(&c, &f, Event::ConnectRetryTimerExpires);
+    assert_eq!(f.state, State::Connect);
+    assert_eq!(
+        a,
+        vec![
+            Action::StartTimer(Timer::ConnectRetry, Duration::from_secs(2)),
+            Action::Connect
+        ]
+    );
+}
+
+/// RFC 4271 §8.2.2, Connect state, ConnectRetryTimer_Expires: drop the attempt, restart the
+/// timer, connect again.
+#[test]
+fn connect_time_abandons_an_attempt_still_in_flight() {
+    let c = cfg_connect_time();
+    let (f, a) = step(
+        &c,
+        &in_state(State::Connect),
+        Event::ConnectRetryTimerExpires,
+    );
+    assert_eq!(f.state, State::Connect);
+    assert_eq!(f.failures, 1);
+    assert_eq!(
+        a,
+        vec![
+            Action::DropTcp,
+            Action::Down("TCP connect did not complete within connectTime".into()),
+            Action::StartTimer(Timer::ConnectRetry, Duration::from_secs(2)),
+            Action::Connect
+        ]
+    );
+    // Without connectTime the timer does not run during an attempt: a late expiry is stale.
+    let f = in_state(State::Connect);
+    assert_eq!(
+        run(&f, Event::ConnectRetryTimerExpires),
+        (f.clone(), vec![])
+    );
+}
+
+/// A session that fails after connecting also waits connectTime, not the backoff.
+#[test]
+fn connect_time_after_a_failed_session() {
+    let c = cfg_connect_time();
+    let mut f = in_state(State::OpenSent);
+    f.failures = 5;
+    let (_, a) = step(&c, &f, Event::TcpConnectionFails);
+    assert!(
+        a.contains(&Action::StartTimer(
+            Timer::ConnectRetry,
+            Duration::from_secs(2)
+        )),
+        "{a:?}"
+    );
+    let mut f = in_state(State::Established);
+    f.failures = 5;
+    let (g, a) = step(&c, &f, Event::HoldTimerExpires);
+    assert_eq!(g.state, State::Idle);
+    assert_eq!(
+        a.last(),
+        Some(&Action::StartTimer(
+            Timer::ConnectRetry,
+            Duration::from_secs(2)
+        ))
+    );
+}
+
 #[test]
 fn full_happy_path_and_restart() {
     let c = cfg();
@@ -592,8 +727,11 @@ proptest::proptest! {
     /// Whatever happens, the machine never panics, Idle after ManualStop stays down, and a
     /// NOTIFICATION is always followed by closing the connection.
     #[test]
-    fn random_event_sequences_are_safe(seq in proptest::collection::vec(0u8..15, 0..60)) {
-        let c = cfg();
+    fn random_event_sequences_are_safe(
+        seq in proptest::collection::vec(0u8..15, 0..60),
+        with_connect_time: bool,
+    ) {
+        let c = if with_connect_time { cfg_connect_time() } else { cfg() };
         let mut f = Fsm::new();
         for code in seq {
             let e = match code {
@@ -617,6 +755,16 @@ proptest::proptest! {
             let (g, a) = step(&c, &f, e);
             if let Some(i) = a.iter().position(|x| matches!(x, Action::SendNotification(_))) {
                 proptest::prop_assert_eq!(&a[i + 1], &Action::DropTcp);
+            }
+            // With connectTime no attempt runs without the timer that bounds it.
+            if let (Some(d), Some(i)) =
+                (c.connect_retry, a.iter().position(|x| *x == Action::Connect))
+            {
+                proptest::prop_assert!(
+                    a[..i].contains(&Action::StartTimer(Timer::ConnectRetry, d)),
+                    "{:?}",
+                    a
+                );
             }
             if was_stop {
                 proptest::prop_assert_eq!(g.state, State::Idle);

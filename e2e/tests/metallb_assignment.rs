@@ -480,14 +480,7 @@ const MUTATION: &[MutationCase] = &[
         ..case(
             "former LoadBalancer, now NodePort",
             r#"{"type": "NodePort", "ipFamilies": ["IPv4"]}"#,
-            Want::Differs {
-                ferrolb: &Want::Ips(&["1.2.3.0"]),
-                metallb: "status cleared (controller/service.go convergeBalancer clears a \
-                          Service that is not a LoadBalancer)",
-                why: "ferrolb clears the ingress of a Service that stops being a LoadBalancer \
-                      only if it allocated the address itself; a status left on a NodePort \
-                      Service it never saw as a LoadBalancer stays",
-            },
+            Want::Nothing,
         )
     },
     case(

@@ -247,6 +247,7 @@ impl Core {
             .map(|a| ServiceKey::new(a.namespace, a.name))
             .filter(|k| !seen.contains(k))
             .collect();
+        let mut cleared: BTreeSet<ServiceKey> = BTreeSet::new();
         for key in gone {
             let freed = self.allocator.release(&key);
             self.failures.remove(&key);
@@ -259,6 +260,7 @@ impl Core {
                 // moved to another class belongs to that class's controller now.
                 let annotated = pool_annotations(svc).iter().any(Option::is_some);
                 if !still_lb && (!ingress_ips(svc).is_empty() || annotated) {
+                    cleared.insert(key.clone());
                     out.status_writes.push(StatusWrite::Service {
                         key: key.clone(),
                         ips: Vec::new(),
@@ -274,6 +276,31 @@ impl Core {
                             "released {} (no longer a ferrolb LoadBalancer Service)",
                             join(&freed)
                         ),
+                    });
+                }
+            }
+        }
+        // A Service that is not a LoadBalancer carries no load balancer status, whoever wrote
+        // it (a type change while no controller ran, or MetalLB's state handed over): MetalLB
+        // clears it (controller/service.go convergeBalancer, clearServiceState). Only where
+        // Services without a class are ours: those are the only ones a non-LoadBalancer
+        // Service can be (the API server keeps loadBalancerClass to LoadBalancer Services).
+        if matches!(ctx.class_policy, ClassPolicy::OursOrUnset) {
+            for svc in services {
+                let key = key_of(svc);
+                let not_lb =
+                    svc.spec.as_ref().and_then(|s| s.type_.as_deref()) != Some("LoadBalancer");
+                let stale = !ingress_ips(svc).is_empty()
+                    || pool_annotations(svc).iter().any(Option::is_some);
+                if not_lb
+                    && stale
+                    && svc.metadata.deletion_timestamp.is_none()
+                    && !cleared.contains(&key)
+                {
+                    out.status_writes.push(StatusWrite::Service {
+                        key,
+                        ips: Vec::new(),
+                        pool: None,
                     });
                 }
             }

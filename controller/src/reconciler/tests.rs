@@ -465,6 +465,21 @@ fn passes() {
             ..Case::default()
         },
         Case {
+            name: "a NodePort Service carrying a load balancer status it never got from us \
+                   (MetalLB controller/service.go convergeBalancer clears any Service that is \
+                   not a LoadBalancer) is cleared, address and pool annotations; one with \
+                   nothing to clear is not written",
+            services: vec![
+                lb("a")
+                    .ingress(&["10.200.10.1"])
+                    .allocated_from("lan")
+                    .type_("NodePort"),
+                lb("b").type_("NodePort"),
+            ],
+            status_writes: vec![set_ips("a", &[]), pool_status("lan", 0, 2)],
+            ..Case::default()
+        },
+        Case {
             name: "an invalid configuration is reported and nothing is allocated",
             pools: vec![pool("lan", &["nope"])],
             services: vec![lb("a")],

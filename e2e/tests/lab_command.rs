@@ -302,7 +302,20 @@ fn lab_metallb_swap_keeps_every_address_and_never_flaps() {
             a["probesAfterFirstSuccess"].as_u64().is_some_and(|n| n > 0),
             "{a:#}"
         );
-        assert_eq!(a["failedAfterFirstSuccess"], 0, "{a:#}");
+        // Layer 2 loses nothing; over BGP each next hop the router adds after the first may
+        // rehash the client's flow and break the one connection in flight.
+        let allowed = if a["from"] == "upstream-client" {
+            a["announcedBy"].as_array().map_or(0, |v| v.len() - 1)
+        } else {
+            0
+        };
+        assert_eq!(a["failuresAllowed"], allowed, "{a:#}");
+        assert!(
+            a["failedAfterFirstSuccess"]
+                .as_u64()
+                .is_some_and(|n| n <= allowed as u64),
+            "{a:#}"
+        );
     }
     for row in r["services"].as_array().expect("rows") {
         assert_eq!(row["reachable"], true, "{row:#}");

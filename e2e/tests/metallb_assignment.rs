@@ -1002,3 +1002,786 @@ async fn same_ips_after_controller_restarts() {
     }
     ctl.stop().await.expect("stop");
 }
+
+/// The Service's addresses are in the pool's `addresses` (CIDRs or `first-last` ranges), as
+/// MetalLB's e2e `config.ValidateIPInRange` checks.
+async fn assert_in(cluster: &Cluster, ns: &str, name: &str, addresses: &[&str], count: usize) {
+    let got = cluster.ingress(ns, name).await;
+    assert_eq!(got.len(), count, "{ns}/{name} has {got:?}");
+    for ip in &got {
+        let ip: std::net::IpAddr = ip.parse().expect("ingress IP");
+        let inside = addresses.iter().any(|a| match a.split_once('-') {
+            Some((first, last)) => {
+                let first: std::net::IpAddr = first.parse().expect("range start");
+                let last: std::net::IpAddr = last.parse().expect("range end");
+                first <= ip && ip <= last
+            }
+            None => a.parse::<ipnet::IpNet>().expect("CIDR").contains(&ip),
+        });
+        assert!(inside, "{ns}/{name}: {ip} is not in {addresses:?}");
+    }
+}
+
+/// Waits until the Service has `count` addresses.
+async fn wait_count(cluster: &Cluster, ns: &str, name: &str, count: usize) {
+    let what = format!("{ns}/{name} to have {count} addresses");
+    eventually(&what, WAIT, || async {
+        (cluster.ingress(ns, name).await.len() == count).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Creates or relabels a Namespace with exactly `labels`.
+async fn label_namespace(client: &Client, name: &str, labels: &[(&str, &str)]) {
+    use k8s_openapi::api::core::v1::Namespace;
+    ensure_namespace(client, name).await.expect("namespace");
+    let api: Api<Namespace> = Api::all(client.clone());
+    let mut ns = api.get(name).await.expect("get namespace");
+    ns.metadata.labels = Some(
+        labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    );
+    api.replace(name, &PostParams::default(), &ns)
+        .await
+        .expect("label namespace");
+}
+
+/// The namespaces MetalLB's l2 assignment tests run in (its `BeforeEach`): the test
+/// namespace labelled `first-ns: "true"` and `test-namespace` labelled `second-ns: "true"`.
+const TEST_NS: &str = "assignement";
+const SECOND_NS: &str = "test-namespace";
+
+async fn assignment_namespaces(client: &Client) {
+    label_namespace(client, TEST_NS, &[("first-ns", "true")]).await;
+    label_namespace(client, SECOND_NS, &[("second-ns", "true")]).await;
+}
+
+/// MetalLB e2etest/l2tests/assignment.go Context "IPV4 Assignment", It "should reconsider
+/// services when sharing the ip and conditions change": two Services share the one address
+/// of the pool (same sharing key and selector, different ports); one switching to
+/// `externalTrafficPolicy: Local` loses the address, the other keeps it; both Local share it
+/// again; a different selector on the first makes it lose the address; the same selector on
+/// the second lets both share it again.
+#[tokio::test]
+async fn sharing_reconsidered_when_traffic_policy_or_selector_changes() {
+    const SHARE: &str = "metallb.io/allow-shared-ip";
+    let ip = "10.200.63.1";
+    let cluster = Cluster::start(&pool("singleip-pool", &["10.200.63.1/32"], "")).await;
+    let ctl = cluster.controller().await;
+    let ns = TEST_NS;
+    assignment_namespaces(&cluster.client).await;
+    let cluster_policy = json!({"externalTrafficPolicy": "Cluster"});
+    cluster
+        .create(service(
+            ns,
+            "changesharing",
+            &[(SHARE, "share")],
+            &[],
+            cluster_policy.clone(),
+        ))
+        .await;
+    let mut second = cluster_policy;
+    second["ports"] = json!([{ "port": 81, "protocol": "TCP" }]);
+    second["selector"] = json!({ "app": "changesharing" });
+    cluster
+        .create(service(
+            ns,
+            "changesharing1",
+            &[(SHARE, "share")],
+            &[],
+            second,
+        ))
+        .await;
+    cluster.wait_ingress(ns, "changesharing", &[ip]).await;
+    cluster.wait_ingress(ns, "changesharing1", &[ip]).await;
+
+    let local = json!({"spec": {"externalTrafficPolicy": "Local"}});
+    cluster.patch(ns, "changesharing1", local.clone()).await;
+    cluster.wait_ingress(ns, "changesharing1", &[]).await;
+    cluster
+        .stays_unassigned_other_than(ns, "changesharing", &[ip])
+        .await;
+
+    cluster.patch(ns, "changesharing", local).await;
+    cluster.wait_ingress(ns, "changesharing", &[ip]).await;
+    cluster.wait_ingress(ns, "changesharing1", &[ip]).await;
+
+    let foo = json!({"spec": {"selector": {"app": null, "foo": "bar"}}});
+    cluster.patch(ns, "changesharing", foo.clone()).await;
+    cluster.wait_ingress(ns, "changesharing", &[]).await;
+    cluster
+        .stays_unassigned_other_than(ns, "changesharing1", &[ip])
+        .await;
+
+    cluster.patch(ns, "changesharing1", foo).await;
+    cluster.wait_ingress(ns, "changesharing", &[ip]).await;
+    cluster.wait_ingress(ns, "changesharing1", &[ip]).await;
+    ctl.stop().await.expect("stop");
+}
+
+/// MetalLB e2etest/l2tests/assignment.go Context "IPV4 removing pools" (its `BeforeEach`):
+/// `test-ns-pool-1` for the test namespace at priority 20, `test-ns-pool-2` for everyone.
+fn removing_pools_config() -> String {
+    pool(
+        "test-ns-pool-1",
+        &["10.200.64.0/32"],
+        &format!("  serviceAllocation:\n    priority: 20\n    namespaces: [{TEST_NS}]\n"),
+    ) + &pool("test-ns-pool-2", &["10.200.65.0/32"], "")
+}
+
+/// MetalLB e2etest/l2tests/assignment.go Context "IPV4 removing pools", It "removes all
+/// pools": the Service's address comes from the namespace's pool; once every pool is
+/// deleted it has none.
+#[tokio::test]
+async fn removing_all_pools_removes_the_address() {
+    let cluster = Cluster::start(&removing_pools_config()).await;
+    assignment_namespaces(&cluster.client).await;
+    let ctl = cluster.controller().await;
+    cluster
+        .create(service(TEST_NS, "svc-test-ns-pool-1", &[], &[], json!({})))
+        .await;
+    cluster
+        .wait_ingress(TEST_NS, "svc-test-ns-pool-1", &["10.200.64.0"])
+        .await;
+    delete_pool(&cluster.client, "test-ns-pool-1").await;
+    delete_pool(&cluster.client, "test-ns-pool-2").await;
+    cluster
+        .wait_ingress(TEST_NS, "svc-test-ns-pool-1", &[])
+        .await;
+    ctl.stop().await.expect("stop");
+}
+
+/// MetalLB e2etest/l2tests/assignment.go Context "IPV4 removing pools", It "reallocates svc
+/// after deleting a pool": deleting the namespace's pool moves the Service to the other.
+#[tokio::test]
+async fn deleting_a_pool_reallocates_from_another() {
+    let cluster = Cluster::start(&removing_pools_config()).await;
+    assignment_namespaces(&cluster.client).await;
+    let ctl = cluster.controller().await;
+    cluster
+        .create(service(TEST_NS, "svc-test-ns-pool-1", &[], &[], json!({})))
+        .await;
+    cluster
+        .wait_ingress(TEST_NS, "svc-test-ns-pool-1", &["10.200.64.0"])
+        .await;
+    delete_pool(&cluster.client, "test-ns-pool-1").await;
+    cluster
+        .wait_ingress(TEST_NS, "svc-test-ns-pool-1", &["10.200.65.0"])
+        .await;
+    ctl.stop().await.expect("stop");
+}
+
+/// `spec.serviceAllocation` YAML for a pool.
+fn allocation(body: &str) -> String {
+    format!("  serviceAllocation:\n{body}")
+}
+
+type Labels = &'static [(&'static str, &'static str)];
+
+/// One case of MetalLB e2etest/l2tests/assignment.go Context "IPV4 - Validate service
+/// allocation in address pools": pools, then Services created one after another, each
+/// waiting for its address (MetalLB's `CreateWithBackend` waits), each expected to get one
+/// pool's only address.
+struct AllocationCase {
+    /// MetalLB's `It` text.
+    it: &'static str,
+    /// Labels of the test namespace besides MetalLB's `first-ns: "true"`.
+    test_ns_labels: Labels,
+    pools: String,
+    /// Namespace, name, labels of each Service, and the address it must get.
+    services: Vec<(&'static str, &'static str, Labels, &'static str)>,
+}
+
+async fn run_allocation_case(c: AllocationCase) -> (Cluster, Handle) {
+    let cluster = Cluster::start("").await;
+    assignment_namespaces(&cluster.client).await;
+    let mut labels = vec![("first-ns", "true")];
+    labels.extend_from_slice(c.test_ns_labels);
+    label_namespace(&cluster.client, TEST_NS, &labels).await;
+    apply_yaml(&cluster.client, &c.pools).await;
+    let ctl = cluster.controller().await;
+    for (ns, name, labels, ip) in &c.services {
+        cluster
+            .create(service(ns, name, &[], labels, json!({})))
+            .await;
+        let what = format!("{}: {ns}/{name} to get an address", c.it);
+        let got = eventually(&what, WAIT, || async {
+            let got = cluster.ingress(ns, name).await;
+            (!got.is_empty()).then_some(got)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(got, [*ip], "{}: {ns}/{name}", c.it);
+    }
+    (cluster, ctl)
+}
+
+/// The first three Services of a case, in the test namespace, expected in the pool of
+/// highest priority (10.200.66.10), the next one (10.200.66.5), the one without priority
+/// (10.200.66.20).
+fn three(
+    names: [&'static str; 3],
+    labels: Labels,
+) -> Vec<(&'static str, &'static str, Labels, &'static str)> {
+    vec![
+        (TEST_NS, names[0], labels, "10.200.66.10"),
+        (TEST_NS, names[1], labels, "10.200.66.5"),
+        (TEST_NS, names[2], labels, "10.200.66.20"),
+    ]
+}
+
+/// MetalLB e2etest/l2tests/assignment.go Context "IPV4 - Validate service allocation in
+/// address pools", its Its "with namespace", "with only priority", "with namespace and
+/// namespace labels", "with service label" and "with namespace and service label": the
+/// first Service gets the pool of highest priority (lowest number), the second the next one,
+/// the third the pool without priority.
+#[tokio::test]
+async fn service_allocation_priorities() {
+    let ns = |prio: &str| allocation(&format!("{prio}    namespaces: [{TEST_NS}]\n"));
+    let svc_label = |prio: u32| {
+        allocation(&format!(
+            "    priority: {prio}\n    serviceSelectors:\n    - matchLabels: {{test: e2e}}\n"
+        ))
+    };
+    let e2e: Labels = &[("test", "e2e")];
+    let no_priority = pool(
+        &format!("ns-{TEST_NS}-ip-pool"),
+        &["10.200.66.20/32"],
+        &ns(""),
+    );
+    let low = "10.200.66.5/32";
+    let high = "10.200.66.10/32";
+    let cases = vec![
+        AllocationCase {
+            it: "with namespace",
+            test_ns_labels: &[],
+            pools: pool("test-ns-pool-1", &[low], &ns("    priority: 20\n"))
+                + &pool("test-ns-pool-2", &[high], &ns("    priority: 10\n"))
+                + &no_priority,
+            services: three(
+                [
+                    "svc-test-ns-pool-1",
+                    "svc-test-ns-pool-2",
+                    "svc-test-ns-pool-3",
+                ],
+                &[],
+            ),
+        },
+        AllocationCase {
+            it: "with only priority",
+            test_ns_labels: &[],
+            pools: pool(
+                "test-priority-pool-1",
+                &[low],
+                &allocation("    priority: 20\n"),
+            ) + &pool(
+                "test-priority-pool-2",
+                &[high],
+                &allocation("    priority: 10\n"),
+            ),
+            services: vec![
+                (TEST_NS, "svc-test-priority-pool-1", &[], "10.200.66.10"),
+                (TEST_NS, "svc-test-priority-pool-2", &[], "10.200.66.5"),
+            ],
+        },
+        AllocationCase {
+            it: "with namespace and namespace labels",
+            test_ns_labels: &[("foo1", "bar1"), ("foo2", "bar2")],
+            pools: pool("test-ns-label-pool-1", &[low], &ns("    priority: 20\n"))
+                + &pool(
+                    "test-ns-label-pool-2",
+                    &[high],
+                    &allocation(
+                        "    priority: 10\n    namespaceSelectors:\n    \
+                         - matchLabels: {foo1: bar1, foo2: bar2}\n",
+                    ),
+                )
+                + &no_priority,
+            services: three(
+                [
+                    "svc-test-ns-label-pool-1",
+                    "svc-test-ns-label-pool-2",
+                    "svc-test-ns-label-pool-3",
+                ],
+                &[],
+            ),
+        },
+        AllocationCase {
+            it: "with service label",
+            test_ns_labels: &[],
+            pools: pool("test-svc-label-pool-1", &[low], &svc_label(20))
+                + &pool("test-svc-label-pool-2", &[high], &svc_label(10))
+                + &no_priority,
+            services: three(
+                [
+                    "svc-test-svc-label-pool-1",
+                    "svc-test-svc-label-pool-2",
+                    "svc-test-svc-label-pool-3",
+                ],
+                e2e,
+            ),
+        },
+        AllocationCase {
+            it: "with namespace and service label",
+            test_ns_labels: &[],
+            pools: pool(
+                "test-ns-svc-label-pool-1",
+                &[low],
+                &ns("    priority: 20\n"),
+            ) + &pool("test-ns-svc-label-pool-2", &[high], &svc_label(10))
+                + &no_priority,
+            services: three(
+                [
+                    "svc-ns-svc-label-pool-1",
+                    "svc-ns-svc-label-pool-2",
+                    "svc-ns-svc-label-pool-3",
+                ],
+                e2e,
+            ),
+        },
+    ];
+    let mut failed = Vec::new();
+    for c in cases {
+        let it = c.it;
+        // Each case in its own task, so one failure still lets every other case report.
+        let run = tokio::spawn(async move {
+            let (_cluster, ctl) = run_allocation_case(c).await;
+            ctl.stop().await.expect("stop");
+        });
+        if let Err(e) = run.await {
+            failed.push(format!("{it}: {e}"));
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
+/// MetalLB e2etest/l2tests/assignment.go Context "IPV4 - Validate service allocation in
+/// address pools", It "with namespace with labels": pools chosen by namespace labels at
+/// priority 10, a pool for everyone without priority; after relabelling the second
+/// namespace to match a priority-5 pool, its next Service gets that pool's address.
+#[tokio::test]
+async fn service_allocation_by_namespace_labels() {
+    let by_labels = |prio: u32, labels: &str| {
+        allocation(&format!(
+            "    priority: {prio}\n    namespaceSelectors:\n    - matchLabels: {{{labels}}}\n"
+        ))
+    };
+    let pools = pool(
+        "first-ns-labels-ip-pool",
+        &["10.200.67.20/32"],
+        &by_labels(10, "first-ns: \"true\""),
+    ) + &pool(
+        "second-ns-labels-ip-pool",
+        &["10.200.67.30/32"],
+        &by_labels(10, "second-ns: \"true\""),
+    ) + &pool(
+        "second-ns-labels-higher-priority-ip-pool",
+        &["10.200.67.50/32"],
+        &by_labels(5, "second-ns: \"true\", newLabel: \"true\""),
+    ) + &pool("no-ns-labels-ip-pool", &["10.200.67.40/32"], "");
+    let (cluster, ctl) = run_allocation_case(AllocationCase {
+        it: "with namespace with labels",
+        test_ns_labels: &[],
+        pools,
+        services: vec![
+            (SECOND_NS, "second-ns-service", &[], "10.200.67.30"),
+            (TEST_NS, "default-ns-service", &[], "10.200.67.20"),
+            (TEST_NS, "default-ns-service2", &[], "10.200.67.40"),
+        ],
+    })
+    .await;
+    label_namespace(
+        &cluster.client,
+        SECOND_NS,
+        &[("second-ns", "true"), ("newLabel", "true")],
+    )
+    .await;
+    cluster
+        .create(service(
+            SECOND_NS,
+            "second-ns-service2",
+            &[],
+            &[],
+            json!({}),
+        ))
+        .await;
+    cluster
+        .wait_ingress(SECOND_NS, "second-ns-service2", &["10.200.67.50"])
+        .await;
+    ctl.stop().await.expect("stop");
+}
+
+// MetalLB e2etest/l2tests/assignment.go Context "PREFER DUALSTACK": its pools.
+const V4_POOL: &str = "10.200.68.100/32";
+const V6_POOL: &str = "fd00:200:68::/124";
+const V4_POOL2: &str = "10.200.69.100/32";
+const V6_POOL2: &str = "fd00:200:69::/124";
+
+fn pool_v4() -> String {
+    pool("test-ns-ipv4-pool", &[V4_POOL], "")
+}
+fn pool_v6() -> String {
+    pool("test-ns-ipv6-pool", &[V6_POOL], "")
+}
+fn pool_dual() -> String {
+    pool("test-ns-dualstack-pool", &[V4_POOL2, V6_POOL2], "")
+}
+
+/// A PreferDualStack Service in the test namespace (`first` family first).
+async fn prefer_dual_stack(cluster: &Cluster, families: &[&str]) {
+    cluster
+        .create(service(
+            TEST_NS,
+            "svc-test-ns-pool-1",
+            &[],
+            &[],
+            json!({"ipFamilyPolicy": "PreferDualStack", "ipFamilies": families}),
+        ))
+        .await;
+}
+
+async fn dual_stack_cluster(config: &str) -> (Cluster, Handle) {
+    let cluster = Cluster::start(config).await;
+    assignment_namespaces(&cluster.client).await;
+    let ctl = cluster.controller().await;
+    (cluster, ctl)
+}
+
+const SVC: &str = "svc-test-ns-pool-1";
+
+/// MetalLB e2etest/l2tests/assignment.go Context "PREFER DUALSTACK", It "Should select
+/// dual-stack pool if available": with an IPv4, an IPv6 and a dual-stack pool, a
+/// PreferDualStack Service gets both addresses from the dual-stack pool.
+#[tokio::test]
+async fn prefer_dual_stack_selects_the_dual_stack_pool() {
+    let (cluster, ctl) = dual_stack_cluster(&(pool_v4() + &pool_v6() + &pool_dual())).await;
+    prefer_dual_stack(&cluster, &["IPv4", "IPv6"]).await;
+    wait_count(&cluster, TEST_NS, SVC, 2).await;
+    assert_in(&cluster, TEST_NS, SVC, &[V4_POOL2, V6_POOL2], 2).await;
+    ctl.stop().await.expect("stop");
+}
+
+/// MetalLB e2etest/l2tests/assignment.go Context "PREFER DUALSTACK", Its "Should prefer
+/// primary ip ipv4 family among single-stack pools by default" and "Should prefer primary
+/// ipv6 ip family among single-stack pools": without a dual-stack pool, a PreferDualStack
+/// Service gets one address, of its primary family, whatever the order of the pools.
+#[tokio::test]
+async fn prefer_dual_stack_takes_the_primary_family_from_single_stack_pools() {
+    for (pools, families, want) in [
+        (pool_v6() + &pool_v4(), ["IPv4", "IPv6"], V4_POOL),
+        (pool_v4() + &pool_v6(), ["IPv6", "IPv4"], V6_POOL),
+    ] {
+        let (cluster, ctl) = dual_stack_cluster(&pools).await;
+        prefer_dual_stack(&cluster, &families).await;
+        wait_count(&cluster, TEST_NS, SVC, 1).await;
+        let got = cluster.ingress(TEST_NS, SVC).await;
+        cluster
+            .stays_unassigned_other_than(
+                TEST_NS,
+                SVC,
+                &got.iter().map(String::as_str).collect::<Vec<_>>(),
+            )
+            .await;
+        assert_in(&cluster, TEST_NS, SVC, &[want], 1).await;
+        ctl.stop().await.expect("stop");
+    }
+}
+
+/// `test-ns-dualstack-pool` for the test namespace, as MetalLB's PREFER DUALSTACK cases
+/// define it.
+fn namespace_pool(name: &str, addresses: &[&str]) -> String {
+    pool(
+        name,
+        addresses,
+        &allocation(&format!("    namespaces: [{TEST_NS}]\n")),
+    )
+}
+
+/// MetalLB e2etest/l2tests/assignment.go Context "PREFER DUALSTACK", It "Additional ip
+/// should be assigned when the assigned 1-stack pool becomes dual-stack": the pool gains
+/// IPv6 addresses (and more IPv4 ones, written `192.168.10.100/24` in MetalLB, a CIDR with
+/// host bits); the Service keeps its IPv4 address and gains an IPv6 one from the pool.
+#[tokio::test]
+async fn prefer_dual_stack_gains_a_family_when_its_pool_does() {
+    let (cluster, ctl) =
+        dual_stack_cluster(&namespace_pool("test-ns-dualstack-pool", &[V4_POOL])).await;
+    prefer_dual_stack(&cluster, &["IPv4", "IPv6"]).await;
+    wait_count(&cluster, TEST_NS, SVC, 1).await;
+    assert_in(&cluster, TEST_NS, SVC, &[V4_POOL], 1).await;
+    let first = cluster.ingress(TEST_NS, SVC).await;
+    apply_yaml(
+        &cluster.client,
+        &namespace_pool("test-ns-dualstack-pool", &["10.200.68.100/24", V6_POOL]),
+    )
+    .await;
+    wait_count(&cluster, TEST_NS, SVC, 2).await;
+    let got = cluster.ingress(TEST_NS, SVC).await;
+    assert_eq!(got[0], first[0], "the first address stays");
+    assert!(got[1].contains(':'), "the second address is IPv6: {got:?}");
+    assert_in(&cluster, TEST_NS, SVC, &["10.200.68.0/24", V6_POOL], 2).await;
+    ctl.stop().await.expect("stop");
+}
+
+/// MetalLB e2etest/l2tests/assignment.go Context "PREFER DUALSTACK", It "Single-stack pool
+/// should assign based on svc changes between PreferDualStack and RequireDualStack": with
+/// only an IPv4 pool the Service has one address, none once it requires both families, one
+/// again when it prefers them.
+#[tokio::test]
+async fn single_stack_pool_follows_the_family_policy() {
+    let (cluster, ctl) =
+        dual_stack_cluster(&namespace_pool("test-ns-dualstack-pool", &[V4_POOL])).await;
+    prefer_dual_stack(&cluster, &["IPv4", "IPv6"]).await;
+    wait_count(&cluster, TEST_NS, SVC, 1).await;
+    assert_in(&cluster, TEST_NS, SVC, &[V4_POOL], 1).await;
+    let policy = |p: &str| json!({"spec": {"ipFamilyPolicy": p}});
+    cluster
+        .patch(TEST_NS, SVC, policy("RequireDualStack"))
+        .await;
+    wait_count(&cluster, TEST_NS, SVC, 0).await;
+    cluster.patch(TEST_NS, SVC, policy("PreferDualStack")).await;
+    wait_count(&cluster, TEST_NS, SVC, 1).await;
+    assert_in(&cluster, TEST_NS, SVC, &[V4_POOL], 1).await;
+    ctl.stop().await.expect("stop");
+}
+
+/// Waits until the controller counts the pool (its status API lists it).
+async fn wait_pool_loaded(ctl: &Handle, name: &str) {
+    let quoted = format!("\"{name}\"");
+    eventually(&format!("pool {name} to be loaded"), WAIT, || async {
+        let (_, body) = http_get(ctl.addr, "/api/v1/status").await.ok()?;
+        body.contains(&quoted).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// MetalLB e2etest/l2tests/assignment.go Context "PREFER DUALSTACK", It "Svc assigned from
+/// single-stack pool should not jump to dual-stack pool when it's available".
+#[tokio::test]
+async fn single_stack_assignment_stays_when_a_dual_stack_pool_appears() {
+    let (cluster, ctl) = dual_stack_cluster(&pool_v4()).await;
+    prefer_dual_stack(&cluster, &["IPv4", "IPv6"]).await;
+    wait_count(&cluster, TEST_NS, SVC, 1).await;
+    assert_in(&cluster, TEST_NS, SVC, &[V4_POOL], 1).await;
+    let first = cluster.ingress(TEST_NS, SVC).await;
+    apply_yaml(&cluster.client, &pool_dual()).await;
+    wait_pool_loaded(&ctl, "test-ns-dualstack-pool").await;
+    cluster
+        .stays_unassigned_other_than(
+            TEST_NS,
+            SVC,
+            &first.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+        .await;
+    ctl.stop().await.expect("stop");
+}
+
+/// MetalLB e2etest/l2tests/assignment.go Context "PREFER DUALSTACK", It "When current
+/// dualstack pool becomes single-stack, svc should pick another dualstack pool if
+/// possible". MetalLB waits for the new pool's `status.availableIPv6`; this waits for the
+/// controller to count it (see `pool_status_dual_stack` for the status).
+#[tokio::test]
+async fn dual_stack_service_moves_when_its_pool_becomes_single_stack() {
+    let edit = "test-ns-dualstack-pool-to-edit";
+    let (cluster, ctl) = dual_stack_cluster(&pool(edit, &[V4_POOL, V6_POOL], "")).await;
+    prefer_dual_stack(&cluster, &["IPv4", "IPv6"]).await;
+    wait_count(&cluster, TEST_NS, SVC, 2).await;
+    assert_in(&cluster, TEST_NS, SVC, &[V4_POOL, V6_POOL], 2).await;
+    let original = cluster.ingress(TEST_NS, SVC).await;
+    apply_yaml(&cluster.client, &pool_dual()).await;
+    wait_pool_loaded(&ctl, "test-ns-dualstack-pool").await;
+    apply_yaml(&cluster.client, &pool(edit, &[V6_POOL], "")).await;
+    let what = "the Service to have two new addresses";
+    eventually(what, WAIT, || async {
+        let got = cluster.ingress(TEST_NS, SVC).await;
+        (got.len() == 2 && got != original).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_in(&cluster, TEST_NS, SVC, &[V4_POOL2, V6_POOL2], 2).await;
+    ctl.stop().await.expect("stop");
+}
+
+/// The `status` of a `metallb.io` IPAddressPool in `metallb-system`.
+async fn metallb_pool_status(client: &Client, name: &str) -> Value {
+    let gvk = GroupVersionKind::gvk("metallb.io", "v1beta1", "IPAddressPool");
+    let (resource, _) = pinned_kind(client, &gvk).await.expect("kind served");
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), METALLB_NS, &resource);
+    let pool = api.get(name).await.expect("get pool");
+    pool.data.get("status").cloned().unwrap_or(Value::Null)
+}
+
+/// MetalLB e2etest/l2tests/assignment.go Context "Pool Status", It "DUALSTACK": MetalLB
+/// writes `status.{available,assigned}IPv{4,6}` on its IPAddressPool (4/4/0/0, then 3/3/1/1
+/// with a dual-stack Service, 7/7/1/1 once the pool grows, 8/8/0/0 once the Service is
+/// gone, and reverts a status written by hand).
+///
+/// ferrolb differs: it writes these counts on its own `ferrolb.io` IPAddressPools only; a
+/// `metallb.io` pool keeps no status. The counts themselves are checked through the
+/// controller's status API, which ferrolb serves for every pool it loaded.
+#[tokio::test]
+async fn pool_status_dual_stack() {
+    let name = "status-pool";
+    let small = pool(name, &["10.200.70.0/30", "fd00:200:70::/126"], "");
+    let (cluster, ctl) = dual_stack_cluster(&small).await;
+    let counts = |a4: u64, a6: u64, s4: u64, s6: u64| json!({"availableIPv4": a4, "availableIPv6": a6, "assignedIPv4": s4, "assignedIPv6": s6});
+    let wait_counts = |want: Value| {
+        let ctl = &ctl;
+        async move {
+            let what = format!("pool {name} counted as {want}");
+            eventually(&what, WAIT, || async {
+                let (_, body) = http_get(ctl.addr, "/api/v1/status").await.ok()?;
+                let status: Value = serde_json::from_str(&body).ok()?;
+                let found = status["pools"]
+                    .as_array()?
+                    .iter()
+                    .find(|p| p["name"] == name)?
+                    .clone();
+                let same = [
+                    "availableIPv4",
+                    "availableIPv6",
+                    "assignedIPv4",
+                    "assignedIPv6",
+                ]
+                .iter()
+                .all(|k| found[*k] == want[*k]);
+                same.then_some(())
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        }
+    };
+    wait_counts(counts(4, 4, 0, 0)).await;
+    cluster
+        .create(service(
+            TEST_NS,
+            "status-svc",
+            &[],
+            &[],
+            serde_json::from_str(DUAL_REQUIRE).expect("spec"),
+        ))
+        .await;
+    wait_counts(counts(3, 3, 1, 1)).await;
+    apply_yaml(
+        &cluster.client,
+        &pool(name, &["10.200.70.0/29", "fd00:200:70::/125"], ""),
+    )
+    .await;
+    wait_counts(counts(7, 7, 1, 1)).await;
+    cluster
+        .services(TEST_NS)
+        .delete("status-svc", &DeleteParams::default())
+        .await
+        .expect("delete");
+    wait_counts(counts(8, 8, 0, 0)).await;
+    // MetalLB's status on the metallb.io object: ferrolb leaves it unwritten.
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(
+        metallb_pool_status(&cluster.client, name).await,
+        Value::Null,
+        "differs from MetalLB: ferrolb writes no status on metallb.io pools"
+    );
+    ctl.stop().await.expect("stop");
+}
+
+// ---------------------------------------------------------------------------------------------
+// e2etest/bgptests/bgp.go (the assignment part of its cases)
+// ---------------------------------------------------------------------------------------------
+
+/// MetalLB e2etest/bgptests/bgp.go DescribeTable "A load balancer service should work with
+/// overlapping IPs" (entries "IPV4" and "IPV6"): two Services on different ports ask for the
+/// pool's second address with the same sharing key; both get it.
+#[tokio::test]
+async fn overlapping_ips_are_shared() {
+    // MetalLB's IPV6 entry runs in an IPv6 cluster: its Services are IPv6.
+    for (addresses, ip, family) in [
+        ("10.200.71.0/24", "10.200.71.1", "IPv4"),
+        ("fd00:200:71::/124", "fd00:200:71::1", "IPv6"),
+    ] {
+        let (cluster, ctl) = dual_stack_cluster(&pool("bgp-test", &[addresses], "")).await;
+        let share = [("metallb.io/allow-shared-ip", "foo")];
+        for (name, port) in [("first-service", 80), ("second-service", 81)] {
+            cluster
+                .create(service(
+                    TEST_NS,
+                    name,
+                    &share,
+                    &[],
+                    json!({"ipFamilies": [family], "loadBalancerIP": ip, "ports": [{ "port": port, "protocol": "TCP" }]}),
+                ))
+                .await;
+        }
+        cluster.wait_ingress(TEST_NS, "first-service", &[ip]).await;
+        cluster.wait_ingress(TEST_NS, "second-service", &[ip]).await;
+        ctl.stop().await.expect("stop");
+    }
+}
+
+/// MetalLB e2etest/bgptests/bgp.go Context "validate different AddressPools for
+/// type=Loadbalancer", DescribeTable "set different AddressPools ranges modes": a pool
+/// written as a range or as a prefix, for IPv4, IPv6 and both; the Service's addresses are
+/// in the pool.
+#[tokio::test]
+async fn address_pools_by_range_or_prefix() {
+    const V4_RANGE: &str = "10.200.72.0-10.200.72.18";
+    const V6_RANGE: &str = "fd00:200:72::0-fd00:200:72::18";
+    let entries: [(&str, &'static [&'static str], &str, usize); 6] = [
+        (
+            "IPV4 - test AddressPool defined by address range",
+            &[V4_RANGE],
+            V4,
+            1,
+        ),
+        (
+            "IPV4 - test AddressPool defined by network prefix",
+            &["10.200.72.0/24"],
+            V4,
+            1,
+        ),
+        (
+            "IPV6 - test AddressPool defined by address range",
+            &[V6_RANGE],
+            V6,
+            1,
+        ),
+        (
+            "IPV6 - test AddressPool defined by network prefix",
+            &["fd00:200:72::/124"],
+            V6,
+            1,
+        ),
+        (
+            "DUALSTACK - test AddressPool defined by address range",
+            &[V4_RANGE, V6_RANGE],
+            DUAL_REQUIRE,
+            2,
+        ),
+        (
+            "DUALSTACK - test AddressPool defined by network prefix",
+            &["10.200.72.0/24", "fd00:200:72::/124"],
+            DUAL_REQUIRE,
+            2,
+        ),
+    ];
+    let mut failed = Vec::new();
+    for (entry, addresses, spec, count) in entries {
+        // Each entry in its own task, so one failure still lets every other entry report.
+        let run = tokio::spawn(async move {
+            let (cluster, ctl) = dual_stack_cluster(&pool("bgp-test", addresses, "")).await;
+            let spec: Value = serde_json::from_str(spec).expect("spec");
+            cluster
+                .create(service(TEST_NS, "external-local-lb", &[], &[], spec))
+                .await;
+            wait_count(&cluster, TEST_NS, "external-local-lb", count).await;
+            assert_in(&cluster, TEST_NS, "external-local-lb", addresses, count).await;
+            ctl.stop().await.expect("stop");
+        });
+        if let Err(e) = run.await {
+            failed.push(format!("{entry}: {e}"));
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}

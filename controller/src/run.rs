@@ -414,12 +414,33 @@ async fn execute_one(client: &Client, w: StatusWrite) -> Result<(), kube::Error>
         } => {
             let api: Api<IPAddressPool> = Api::namespaced(client.clone(), &namespace);
             let patch = serde_json::json!({ "status": status });
+            let params = PatchParams::default();
             match api
-                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .patch_status(&name, &params, &Patch::Merge(&patch))
                 .await
             {
                 Ok(_) => Ok(()),
-                Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+                // Not a ferrolb.io pool: names are unique across the two groups, so it is
+                // MetalLB's (or was deleted meanwhile), whose status MetalLB's users read.
+                Err(kube::Error::Api(s)) if s.code == 404 => {
+                    let ar = kube::api::ApiResource {
+                        group: ferrolb_api::METALLB_GROUP.into(),
+                        version: "v1beta1".into(),
+                        api_version: format!("{}/v1beta1", ferrolb_api::METALLB_GROUP),
+                        kind: "IPAddressPool".into(),
+                        plural: "ipaddresspools".into(),
+                    };
+                    let api: Api<kube::api::DynamicObject> =
+                        Api::namespaced_with(client.clone(), &namespace, &ar);
+                    match api
+                        .patch_status(&name, &params, &Patch::Merge(&patch))
+                        .await
+                    {
+                        Ok(_) => Ok(()),
+                        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+                        Err(e) => Err(e),
+                    }
+                }
                 Err(e) => Err(e),
             }
         }

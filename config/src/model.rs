@@ -328,6 +328,36 @@ pub struct Peer {
 }
 
 impl Peer {
+    /// A peer with every default, as a BGPPeer with only these fields builds (port 179, hold
+    /// time 90 s, keepalive 30 s, retries with backoff, every node).
+    pub fn with_defaults(
+        namespace: &str,
+        name: &str,
+        my_asn: u32,
+        peer_asn: PeerAsn,
+        address: IpAddr,
+    ) -> Peer {
+        Peer {
+            namespace: namespace.into(),
+            name: name.into(),
+            my_asn,
+            peer_asn,
+            address,
+            source_address: None,
+            port: crate::build::peers::DEFAULT_PORT,
+            hold_time: crate::build::peers::DEFAULT_HOLD,
+            keepalive_time: crate::build::peers::DEFAULT_HOLD / 3,
+            connect_time: None,
+            router_id: None,
+            node_selectors: vec![],
+            password: None,
+            bfd_profile: None,
+            ebgp_multihop: false,
+            graceful_restart: false,
+            disable_mp: false,
+        }
+    }
+
     /// Whether the session is iBGP (same AS on both ends) — known statically unless the AS is
     /// `External`/`Internal`, which say it directly.
     pub fn is_ibgp(&self) -> bool {

@@ -878,33 +878,11 @@ impl Cluster {
     /// Applies every document of a YAML manifest (server-side apply, field manager
     /// `ferrolb-lab`); returns `kind/name` of each object.
     pub fn apply_yaml(&self, text: &str) -> anyhow::Result<Vec<String>> {
-        let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(text)?;
-        let client = self.client.clone();
-        self.run(async move {
-            let mut applied = Vec::new();
-            for doc in docs.into_iter().filter(|d| !d.is_null()) {
-                let obj: DynamicObject = serde_json::from_value(doc)?;
-                let types = obj
-                    .types
-                    .clone()
-                    .ok_or_else(|| anyhow!("a document has no apiVersion/kind"))?;
-                let gvk = GroupVersionKind::try_from(&types)?;
-                let (resource, caps) = pinned_kind(&client, &gvk).await?;
-                let name = obj.name_any();
-                let api: Api<DynamicObject> = match caps.scope {
-                    kube::discovery::Scope::Namespaced => Api::namespaced_with(
-                        client.clone(),
-                        obj.namespace().as_deref().unwrap_or("default"),
-                        &resource,
-                    ),
-                    kube::discovery::Scope::Cluster => Api::all_with(client.clone(), &resource),
-                };
-                let params = PatchParams::apply("ferrolb-lab").force();
-                api.patch(&name, &params, &Patch::Apply(&obj)).await?;
-                applied.push(format!("{}/{name}", gvk.kind));
-            }
-            Ok(applied)
-        })?
+        self.run(apply_manifest(
+            self.client.clone(),
+            text.to_string(),
+            "ferrolb-lab",
+        ))?
     }
 
     /// Runs `fut` as a task of the control-plane runtime (so every socket it opens is in the
@@ -928,6 +906,41 @@ where
     let handle = rt.spawn(fut);
     rt.block_on(handle)
         .map_err(|e| anyhow!("task in the lab namespace failed: {e}"))
+}
+
+/// Applies every document of a YAML manifest (server-side apply with `field_manager`, as
+/// `kubectl apply --server-side` does); returns `kind/name` of each object.
+pub async fn apply_manifest(
+    client: Client,
+    text: String,
+    field_manager: &'static str,
+) -> anyhow::Result<Vec<String>> {
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text)?;
+    let mut applied = Vec::new();
+    for doc in docs.into_iter().filter(|d| !d.is_null()) {
+        let obj: DynamicObject = serde_json::from_value(doc)?;
+        let types = obj
+            .types
+            .clone()
+            .ok_or_else(|| anyhow!("a document has no apiVersion/kind"))?;
+        let gvk = GroupVersionKind::try_from(&types)?;
+        let (resource, caps) = pinned_kind(&client, &gvk).await?;
+        let name = obj.name_any();
+        let api: Api<DynamicObject> = match caps.scope {
+            kube::discovery::Scope::Namespaced => Api::namespaced_with(
+                client.clone(),
+                obj.namespace().as_deref().unwrap_or("default"),
+                &resource,
+            ),
+            kube::discovery::Scope::Cluster => Api::all_with(client.clone(), &resource),
+        };
+        let params = PatchParams::apply(field_manager).force();
+        api.patch(&name, &params, &Patch::Apply(&obj))
+            .await
+            .with_context(|| format!("applying {}/{name}", gvk.kind))?;
+        applied.push(format!("{}/{name}", gvk.kind));
+    }
+    Ok(applied)
 }
 
 /// Creates (or updates) a Node object with InternalIP addresses and a Ready condition.

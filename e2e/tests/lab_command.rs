@@ -9,26 +9,48 @@ use ferrolb_e2e::lab;
 use serde_json::Value;
 use std::process::Command;
 
+/// What one run of `ferrolb-e2e lab … --json` gave.
+struct LabRun {
+    /// Its exit code: 0 all green, 1 ran but something is not green (the report says what).
+    code: Option<i32>,
+    /// The JSON report on stdout.
+    report: Value,
+    /// Its stderr, for messages.
+    stderr: String,
+}
+
+/// Runs the lab command with `args` (and `env`); fails the test when it crashed or printed no
+/// JSON report.
+fn run_lab(args: &[&str], env: &[(&str, &str)]) -> LabRun {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrolb-e2e"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap_or_else(|e| panic!("running ferrolb-e2e {args:?}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    // Exit code 1 means "ran, but something is not green": the JSON says what, and each
+    // test decides what it requires.
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "lab {args:?} crashed ({}):\n{stderr}",
+        out.status
+    );
+    let report = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{stdout}\n--- stderr:\n{stderr}"));
+    LabRun {
+        code: out.status.code(),
+        report,
+        stderr,
+    }
+}
+
 #[test]
 fn lab_l2_scenario_serves_reports_fails_over_and_cleans_up() {
     if !lab::tools_or_skip("lab_command", &["ip"]) {
         return;
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_ferrolb-e2e"))
-        .args(["lab", "--once", "--json", "--scenario", "l2"])
-        .output()
-        .expect("running ferrolb-e2e lab");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    // Exit code 1 means "ran, but something is not green": the JSON says what, and the
-    // assertions below decide what this test requires.
-    assert!(
-        matches!(out.status.code(), Some(0 | 1)),
-        "lab crashed ({}):\n{stderr}",
-        out.status
-    );
-    let r: Value = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{stdout}\n--- stderr:\n{stderr}"));
+    let LabRun { report: r, .. } = run_lab(&["lab", "--once", "--json", "--scenario", "l2"], &[]);
     let prefix = r["prefix"].as_str().expect("prefix").to_string();
     assert!(!prefix.is_empty());
     let services = r["services"].as_array().expect("services");
@@ -122,14 +144,11 @@ fn lab_bgp_scenario_routes_through_the_router() {
     if !lab::tools_or_skip("lab_command", &["ip", "bird", "birdc"]) {
         return;
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_ferrolb-e2e"))
-        .args(["lab", "--once", "--json", "--scenario", "bgp"])
-        .output()
-        .expect("running ferrolb-e2e lab");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let r: Value = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{stdout}\n--- stderr:\n{stderr}"));
+    let LabRun {
+        code,
+        report: r,
+        stderr,
+    } = run_lab(&["lab", "--once", "--json", "--scenario", "bgp"], &[]);
     // Every BIRD session (IPv4 and IPv6 to each of the 3 nodes) is up.
     let sessions = r["bgpSessions"].as_array().expect("bgpSessions");
     assert_eq!(sessions.len(), 6, "{r:#}");
@@ -162,7 +181,7 @@ fn lab_bgp_scenario_routes_through_the_router() {
         "no L2 failover under --scenario bgp"
     );
     assert_eq!(r["ok"], true, "{r:#}");
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(r["leftoverNamespaces"], serde_json::json!([]), "{r:#}");
     assert_eq!(r["leftoverPids"], serde_json::json!([]), "{r:#}");
 }
@@ -176,16 +195,15 @@ fn lab_installs_through_the_chart_and_runs_its_workloads() {
     else {
         return;
     };
-    let out = Command::new(env!("CARGO_BIN_EXE_ferrolb-e2e"))
-        .args(["lab", "--once", "--json", "--install", "helm"])
-        // Kept so this test can read the command lines the lab started; removed below.
-        .env("FERROLB_LAB_KEEP_LOGS", "1")
-        .output()
-        .expect("running ferrolb-e2e lab --install helm");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let r: Value = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{stdout}\n--- stderr:\n{stderr}"));
+    // Kept so this test can read the command lines the lab started; removed below.
+    let LabRun {
+        code,
+        report: r,
+        stderr,
+    } = run_lab(
+        &["lab", "--once", "--json", "--install", "helm"],
+        &[("FERROLB_LAB_KEEP_LOGS", "1")],
+    );
     let log_dir = r["logDir"].as_str().map(std::path::PathBuf::from);
     let read_log = |name: &str| -> String {
         log_dir
@@ -200,7 +218,7 @@ fn lab_installs_through_the_chart_and_runs_its_workloads() {
     }
     assert_eq!(r["install"], "helm", "{r:#}");
     assert_eq!(r["ok"], true, "failures: {:#}\n{stderr}", r["failures"]);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(r["bgpSessionsEstablished"], 6, "{r:#}");
     assert_eq!(r["failover"]["restarted"], true, "{r:#}");
     // The processes ran as the chart's workloads say, not with the lab's own arguments: the
@@ -238,19 +256,11 @@ fn lab_metallb_swap_keeps_every_address_and_never_flaps() {
     if !lab::tools_or_skip("lab_command", &["ip", "bird", "birdc"]) {
         return;
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_ferrolb-e2e"))
-        .args(["lab", "--once", "--json", "--scenario", "metallb"])
-        .output()
-        .expect("running ferrolb-e2e lab --scenario metallb");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        matches!(out.status.code(), Some(0 | 1)),
-        "lab crashed ({}):\n{stderr}",
-        out.status
-    );
-    let r: Value = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{stdout}\n--- stderr:\n{stderr}"));
+    let LabRun {
+        code,
+        report: r,
+        stderr,
+    } = run_lab(&["lab", "--once", "--json", "--scenario", "metallb"], &[]);
     assert_eq!(r["scenario"], "metallb", "{r:#}");
     let m = &r["metallb"];
     assert!(m.is_object(), "no swap result: {r:#}");
@@ -335,7 +345,7 @@ fn lab_metallb_swap_keeps_every_address_and_never_flaps() {
     }
 
     assert_eq!(r["ok"], true, "failures: {:#}\n{stderr}", r["failures"]);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(r["leftoverNamespaces"], serde_json::json!([]), "{r:#}");
     assert_eq!(r["leftoverPids"], serde_json::json!([]), "{r:#}");
 }

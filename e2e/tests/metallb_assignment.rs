@@ -50,25 +50,9 @@ const METALLB_CRDS: [&str; 9] = [
 
 /// Applies every document of a YAML manifest (server-side apply), as `kubectl apply` does.
 async fn apply_yaml(client: &Client, text: &str) {
-    let docs: Vec<Value> = serde_saphyr::from_multiple(text).expect("YAML");
-    for doc in docs.into_iter().filter(|d| !d.is_null()) {
-        let obj: DynamicObject = serde_json::from_value(doc).expect("object");
-        let types = obj.types.clone().expect("apiVersion and kind");
-        let gvk = GroupVersionKind::try_from(&types).expect("GVK");
-        let (resource, caps) = pinned_kind(client, &gvk).await.expect("kind served");
-        let api: Api<DynamicObject> = match caps.scope {
-            kube::discovery::Scope::Namespaced => Api::namespaced_with(
-                client.clone(),
-                obj.namespace().as_deref().unwrap_or("default"),
-                &resource,
-            ),
-            kube::discovery::Scope::Cluster => Api::all_with(client.clone(), &resource),
-        };
-        let params = PatchParams::apply("metallb-user").force();
-        api.patch(&obj.name_any(), &params, &Patch::Apply(&obj))
-            .await
-            .unwrap_or_else(|e| panic!("apply {}/{}: {e}", gvk.kind, obj.name_any()));
-    }
+    ferrolb_e2e::cluster::apply_manifest(client.clone(), text.to_string(), "metallb-user")
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
 }
 
 /// Deletes a `metallb.io` IPAddressPool from `metallb-system`.

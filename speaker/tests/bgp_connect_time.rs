@@ -27,23 +27,16 @@ const TOLERANCE: f64 = 0.35;
 
 fn peer() -> Peer {
     Peer {
-        namespace: "ferrolb-system".into(),
-        name: "router".into(),
-        my_asn: 64512,
-        peer_asn: PeerAsn::Fixed(64513),
-        address: THEIR_V4.parse().expect("address"),
-        source_address: None,
-        port: 179,
         hold_time: Duration::from_secs(9),
         keepalive_time: Duration::from_secs(3),
         connect_time: Some(CONNECT_TIME),
-        router_id: None,
-        node_selectors: vec![],
-        password: None,
-        bfd_profile: None,
-        ebgp_multihop: false,
-        graceful_restart: false,
-        disable_mp: false,
+        ..Peer::with_defaults(
+            "ferrolb-system",
+            "router",
+            64512,
+            PeerAsn::Fixed(64513),
+            THEIR_V4.parse().expect("address"),
+        )
     }
 }
 

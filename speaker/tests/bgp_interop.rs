@@ -52,23 +52,16 @@ where
 
 fn peer(name: &str, my_asn: u32, peer_asn: u32, address: &str) -> Peer {
     Peer {
-        namespace: "ferrolb-system".into(),
-        name: name.into(),
-        my_asn,
-        peer_asn: PeerAsn::Fixed(peer_asn),
-        address: address.parse().expect("address"),
-        source_address: None,
-        port: 179,
         hold_time: Duration::from_secs(9),
         keepalive_time: Duration::from_secs(3),
         connect_time: Some(Duration::from_secs(2)),
-        router_id: None,
-        node_selectors: vec![],
-        password: None,
-        bfd_profile: None,
-        ebgp_multihop: false,
-        graceful_restart: false,
-        disable_mp: false,
+        ..Peer::with_defaults(
+            "ferrolb-system",
+            name,
+            my_asn,
+            PeerAsn::Fixed(peer_asn),
+            address.parse().expect("address"),
+        )
     }
 }
 

@@ -8,7 +8,7 @@ mod advertisements;
 mod bfd;
 mod communities;
 mod local_pref;
-mod peers;
+pub(crate) mod peers;
 mod pools;
 pub(crate) mod selectors;
 

@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-const DEFAULT_PORT: u16 = 179;
-const DEFAULT_HOLD: Duration = Duration::from_secs(90);
+pub(crate) const DEFAULT_PORT: u16 = 179;
+pub(crate) const DEFAULT_HOLD: Duration = Duration::from_secs(90);
 /// `connectTime` limits, whole seconds (MetalLB api/v1beta2 BGPPeerSpec ConnectTime).
 const CONNECT_TIME_SECS: std::ops::RangeInclusive<u64> = 1..=65535;
 const MIN_HOLD: Duration = Duration::from_secs(3);

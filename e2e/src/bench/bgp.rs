@@ -190,25 +190,13 @@ fn bird_propagation_ms(bird: &Bird, name: &str) -> anyhow::Result<f64> {
 }
 
 fn peer(router: Ipv4Addr) -> Peer {
-    Peer {
-        namespace: "ferrolb-system".into(),
-        name: "router".into(),
-        my_asn: NODE_ASN,
-        peer_asn: PeerAsn::Fixed(ROUTER_ASN),
-        address: IpAddr::V4(router),
-        source_address: None,
-        port: 179,
-        hold_time: Duration::from_secs(90),
-        keepalive_time: Duration::from_secs(30),
-        connect_time: None,
-        router_id: None,
-        node_selectors: vec![],
-        password: None,
-        bfd_profile: None,
-        ebgp_multihop: false,
-        graceful_restart: false,
-        disable_mp: false,
-    }
+    Peer::with_defaults(
+        "ferrolb-system",
+        "router",
+        NODE_ASN,
+        PeerAsn::Fixed(ROUTER_ASN),
+        IpAddr::V4(router),
+    )
 }
 
 fn table(n: usize) -> Vec<BgpAnnouncement> {

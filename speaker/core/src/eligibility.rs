@@ -321,7 +321,6 @@ pub(crate) mod tests {
     use ferrolb_config::selector::Requirement;
     use ferrolb_config::{AddressRange, PeerAsn};
     use std::collections::{BTreeMap, BTreeSet};
-    use std::time::Duration;
 
     pub(crate) fn ip(s: &str) -> IpAddr {
         s.parse().expect("test address")
@@ -389,23 +388,14 @@ pub(crate) mod tests {
 
     pub(crate) fn peer(name: &str, sels: Vec<Selector>) -> Peer {
         Peer {
-            namespace: "ferrolb-system".into(),
-            name: name.into(),
-            my_asn: 64500,
-            peer_asn: PeerAsn::Fixed(64501),
-            address: ip("10.200.0.1"),
-            source_address: None,
-            port: 179,
-            hold_time: Duration::from_secs(90),
-            keepalive_time: Duration::from_secs(30),
-            connect_time: None,
-            router_id: None,
             node_selectors: sels,
-            password: None,
-            bfd_profile: None,
-            ebgp_multihop: false,
-            graceful_restart: false,
-            disable_mp: false,
+            ..Peer::with_defaults(
+                "ferrolb-system",
+                name,
+                64500,
+                PeerAsn::Fixed(64501),
+                ip("10.200.0.1"),
+            )
         }
     }
 

@@ -11,23 +11,14 @@ use tokio_util::codec::Framed;
 
 fn peer(name: &str, port: u16) -> Peer {
     Peer {
-        namespace: "ferrolb-system".into(),
-        name: name.into(),
-        my_asn: 64512,
-        peer_asn: PeerAsn::Fixed(64513),
-        address: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        source_address: None,
         port,
-        hold_time: Duration::from_secs(90),
-        keepalive_time: Duration::from_secs(30),
-        connect_time: None,
-        router_id: None,
-        node_selectors: vec![],
-        password: None,
-        bfd_profile: None,
-        ebgp_multihop: false,
-        graceful_restart: false,
-        disable_mp: false,
+        ..Peer::with_defaults(
+            "ferrolb-system",
+            name,
+            64512,
+            PeerAsn::Fixed(64513),
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+        )
     }
 }
 

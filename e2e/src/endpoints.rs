@@ -1,8 +1,10 @@
 //! The lab's stand-in for the EndpointSlice controller of kube-controller-manager, which the
 //! lab does not run. Every node runs the lab's echo server, so every Service is served on every
 //! node: each Service gets one EndpointSlice `<service>-slice` with a ready endpoint per node,
-//! created once. Tests that shape endpoints themselves (`externalTrafficPolicy: Local`, an
-//! endpoint going unready) overwrite that slice or create it first; it is never recreated.
+//! created once; it is never recreated, and tests that shape endpoints overwrite it. Services
+//! with `externalTrafficPolicy: Local` get none: which node serves them is what the tests and
+//! lab scenarios that create them decide, and a slice on every node racing theirs would let
+//! any node announce them for a moment.
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
@@ -70,6 +72,14 @@ pub async fn run(client: Client, nodes: Vec<(String, Ipv4Addr)>) {
             continue;
         };
         if !seen.insert((ns.to_string(), name.to_string())) {
+            continue;
+        }
+        let local = svc
+            .spec
+            .as_ref()
+            .and_then(|s| s.external_traffic_policy.as_deref())
+            == Some("Local");
+        if local {
             continue;
         }
         let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), ns);

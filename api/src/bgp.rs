@@ -169,9 +169,17 @@ pub struct BGPPeerSpec {
     /// Default: false.
     #[serde(default)]
     pub ebgp_multi_hop: bool,
-    /// Advertise the graceful restart capability (RFC 4724). Default: false.
+    /// Announce the graceful restart capability (RFC 4724, with RFC 8538 notifications): when
+    /// the router announces it too, a speaker restarting in place (a rolling update) leaves
+    /// its routes in the router, marked stale, until it has announced them again. Default:
+    /// false.
     #[serde(default)]
     pub enable_graceful_restart: bool,
+    /// How long the router keeps this node's routes while its speaker restarts (the restart
+    /// time of the graceful restart capability), a duration of whole seconds from 1s to
+    /// 4095s. Used with `enableGracefulRestart`. Default: 120s. (ferrolb.io only.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graceful_restart_time: Option<String>,
     /// Do not use multiprotocol BGP: IPv4 routes go over IPv4 sessions and IPv6 routes over
     /// IPv6 sessions only. Default: false.
     #[serde(default, rename = "disableMP")]

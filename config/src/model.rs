@@ -321,8 +321,11 @@ pub struct Peer {
     pub bfd_profile: Option<String>,
     /// eBGP multihop (TTL 255 instead of 1).
     pub ebgp_multihop: bool,
-    /// Advertise graceful restart.
+    /// Announce graceful restart (RFC 4724, RFC 8538).
     pub graceful_restart: bool,
+    /// Restart time announced with graceful restart: how long the router keeps our routes
+    /// while the speaker restarts (1 s to 4095 s, default 120 s).
+    pub graceful_restart_time: Duration,
     /// Do not use multiprotocol BGP across families.
     pub disable_mp: bool,
 }
@@ -354,6 +357,7 @@ impl Peer {
             bfd_profile: None,
             ebgp_multihop: false,
             graceful_restart: false,
+            graceful_restart_time: crate::build::peers::DEFAULT_GRACEFUL_RESTART_TIME,
             disable_mp: false,
         }
     }

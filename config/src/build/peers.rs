@@ -15,6 +15,10 @@ pub(crate) const DEFAULT_HOLD: Duration = Duration::from_secs(90);
 /// `connectTime` limits, whole seconds (MetalLB api/v1beta2 BGPPeerSpec ConnectTime).
 const CONNECT_TIME_SECS: std::ops::RangeInclusive<u64> = 1..=65535;
 const MIN_HOLD: Duration = Duration::from_secs(3);
+/// `gracefulRestartTime` default: the restart time most routers propose.
+pub(crate) const DEFAULT_GRACEFUL_RESTART_TIME: Duration = Duration::from_secs(120);
+/// `gracefulRestartTime` limits, whole seconds: the capability carries 12 bits (RFC 4724 §3).
+const GRACEFUL_RESTART_TIME_SECS: std::ops::RangeInclusive<u64> = 1..=4095;
 
 pub fn build(ctx: &mut Ctx, inputs: &Inputs) -> BTreeMap<String, Peer> {
     let objs: Vec<Obj<'_>> = inputs
@@ -151,6 +155,7 @@ fn build_one(
     });
     let (hold_time, keepalive_time) = timers(ctx, obj, spec);
     let connect_time = connect_time(ctx, obj, spec);
+    let graceful_restart_time = graceful_restart_time(ctx, obj, spec);
     if spec.peer_port == Some(0) {
         ctx.error(
             obj,
@@ -190,6 +195,7 @@ fn build_one(
         bfd_profile: spec.bfd_profile.clone(),
         ebgp_multihop: spec.ebgp_multi_hop,
         graceful_restart: spec.enable_graceful_restart,
+        graceful_restart_time: graceful_restart_time?,
         disable_mp: spec.disable_mp,
     })
 }
@@ -245,6 +251,43 @@ fn connect_time(ctx: &mut Ctx, obj: &Obj<'_>, spec: &ferrolb_api::BGPPeerSpec) -
             obj,
             "spec.connectTime",
             format!("{text} is outside the accepted range 1s to 65535s (the wait between connection attempts), e.g. 10s"),
+        );
+        None
+    } else {
+        Some(d)
+    }
+}
+
+/// `gracefulRestartTime`, the restart time announced in the graceful restart capability:
+/// whole seconds from 1s to 4095s (the capability's 12-bit field). Unset: 120s. `None` when
+/// it is invalid (the error is reported).
+fn graceful_restart_time(
+    ctx: &mut Ctx,
+    obj: &Obj<'_>,
+    spec: &ferrolb_api::BGPPeerSpec,
+) -> Option<Duration> {
+    let Some(text) = spec.graceful_restart_time.as_deref() else {
+        return Some(DEFAULT_GRACEFUL_RESTART_TIME);
+    };
+    let d = match duration::parse(text) {
+        Ok(d) => d,
+        Err(m) => {
+            ctx.error(obj, "spec.gracefulRestartTime", m);
+            return None;
+        }
+    };
+    if d.subsec_nanos() != 0 {
+        ctx.error(
+            obj,
+            "spec.gracefulRestartTime",
+            format!("{text} is not a whole number of seconds; accepted: 1s to 4095s in whole seconds, e.g. 120s"),
+        );
+        None
+    } else if !GRACEFUL_RESTART_TIME_SECS.contains(&d.as_secs()) {
+        ctx.error(
+            obj,
+            "spec.gracefulRestartTime",
+            format!("{text} is outside the accepted range 1s to 4095s (the restart time the graceful restart capability carries), e.g. 120s"),
         );
         None
     } else {
@@ -692,6 +735,48 @@ mod tests {
                 "{P}spec.connectTime: 1500ms is not a whole number of seconds; accepted: 1s to \
                  65535s in whole seconds, e.g. 10s"
             )]
+        );
+    }
+
+    #[test]
+    fn graceful_restart_time_is_whole_seconds_from_1_to_4095() {
+        let built = |text: Option<&str>| {
+            let mut p = peer("r", "10.0.0.1");
+            p.spec.enable_graceful_restart = true;
+            p.spec.graceful_restart_time = text.map(str::to_string);
+            let peer = Config::build(&Inputs {
+                peers: vec![p],
+                ..Default::default()
+            })
+            .expect("valid")
+            .peers["r"]
+                .clone();
+            (peer.graceful_restart, peer.graceful_restart_time)
+        };
+        assert_eq!(built(None), (true, Duration::from_secs(120)));
+        assert_eq!(built(Some("1s")), (true, Duration::from_secs(1)));
+        assert_eq!(built(Some("5m")), (true, Duration::from_secs(300)));
+        assert_eq!(built(Some("4095s")), (true, Duration::from_secs(4095)));
+        for text in ["0s", "4096s", "2h"] {
+            assert_eq!(
+                one(|s| s.graceful_restart_time = Some(text.into())),
+                vec![format!(
+                    "{P}spec.gracefulRestartTime: {text} is outside the accepted range 1s to \
+                     4095s (the restart time the graceful restart capability carries), e.g. 120s"
+                )]
+            );
+        }
+        assert_eq!(
+            one(|s| s.graceful_restart_time = Some("90500ms".into())),
+            vec![format!(
+                "{P}spec.gracefulRestartTime: 90500ms is not a whole number of seconds; \
+                 accepted: 1s to 4095s in whole seconds, e.g. 120s"
+            )]
+        );
+        assert!(
+            one(|s| s.graceful_restart_time = Some("later".into()))[0].starts_with(&format!(
+                "{P}spec.gracefulRestartTime: \"later\" is not a duration"
+            ))
         );
     }
 

@@ -64,8 +64,9 @@ fn wrong_types_and_unknown_fields_name_file_document_and_object() {
         vec![
             "test.yaml:5: document 2 (BGPPeer ns/router): spec.holdtime: unknown field; did you mean \
              \"holdTime\"? accepted: bfdProfile, connectTime, disableMP, dynamicASN, ebgpMultiHop, \
-             enableGracefulRestart, holdTime, keepaliveTime, myASN, nodeSelectors, password, \
-             passwordSecret, peerASN, peerAddress, peerPort, routerID, sourceAddress",
+             enableGracefulRestart, gracefulRestartTime, holdTime, keepaliveTime, myASN, \
+             nodeSelectors, password, passwordSecret, peerASN, peerAddress, peerPort, routerID, \
+             sourceAddress",
             "test.yaml:5: document 2 (BGPPeer ns/router): spec.myASN: expected a whole number, got \
              string \"many\"",
         ]

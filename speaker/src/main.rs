@@ -91,6 +91,18 @@ struct RunArgs {
     /// Open no BGP session and advertise nothing over BGP.
     #[arg(long)]
     disable_bgp: bool,
+    /// Planned operations without dropping routes: on SIGTERM while the node stays (a rolling
+    /// update), BGP sessions with graceful restart negotiated close so that routers keep this
+    /// node's routes until the next speaker has announced them again (with the Restart State
+    /// bit); when the node is leaving (cordoned, excluded from load balancers, out of service,
+    /// deleted) routes are withdrawn before the Cease. `false`: always Cease at once on
+    /// SIGTERM, as MetalLB does.
+    #[arg(long, env = "FERROLB_HITLESS_OPERATIONS", default_value_t = true, action = clap::ArgAction::Set)]
+    hitless_operations: bool,
+    /// Directory (on the node, surviving the speaker's container) where a speaker restarting in
+    /// place leaves its restart marker for the next one.
+    #[arg(long, env = "FERROLB_RESTART_MARKER_DIR", default_value = ferrolb_speaker::bgp::restart_marker_file::DEFAULT_DIR)]
+    restart_marker_dir: std::path::PathBuf,
 }
 
 fn default_ms(d: Duration) -> u64 {
@@ -152,6 +164,8 @@ fn main() -> anyhow::Result<()> {
             },
             config_source: args.config_source,
             ignore_exclude_lb: args.ignore_exclude_lb,
+            hitless_operations: args.hitless_operations,
+            restart_marker_dir: args.restart_marker_dir,
         };
         ferrolb_speaker::run::run(client, opts).await
     })

@@ -18,6 +18,7 @@ use common::router_lab::{OUR_V4, RouterLab, THEIR_V4};
 use ferrolb_config::{Peer, PeerAsn};
 use ferrolb_lab::{LabProcess, Netns};
 use ferrolb_speaker::bgp::manager::{Passwords, PeerManager};
+use ferrolb_speaker_core::bgp::fsm::StopCause;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -105,7 +106,7 @@ fn run_session(us: &Netns, run_for: Duration) {
                 let mut m = PeerManager::new(Some(OUR_V4.parse().expect("v4")));
                 m.apply(&[peer()], &Passwords::new(), &[]).await;
                 tokio::time::sleep(run_for).await;
-                m.shutdown().await;
+                m.shutdown(StopCause::Shutdown).await;
             });
         })
         .expect("entering the namespace");

@@ -17,7 +17,7 @@ use ferrolb_config::{CommunityValue, Peer, PeerAsn, PeerPassword};
 use ferrolb_lab::Netns;
 use ferrolb_speaker::bgp::manager::{Passwords, PeerManager};
 use ferrolb_speaker_core::bgp::RouteAttributes;
-use ferrolb_speaker_core::bgp::fsm::State;
+use ferrolb_speaker_core::bgp::fsm::{State, StopCause};
 use ferrolb_speaker_core::desired::BgpAnnouncement;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -192,7 +192,7 @@ fn bird_learns_routes_with_communities_withdrawal_and_cease() {
 
         // Cease on shutdown: BIRD drops the routes at once (its hold timer is 9 s).
         let start = Instant::now();
-        m.shutdown().await;
+        m.shutdown(StopCause::Shutdown).await;
         loop {
             let r4 = birdc(&["show", "route", "protocol", "us4"]);
             let r6 = birdc(&["show", "route", "protocol", "us6"]);
@@ -250,7 +250,7 @@ fn ibgp_sends_local_pref_and_empty_as_path() {
             !out.contains("BGP.as_path: 4200000099"),
             "iBGP: empty AS_PATH: {out}"
         );
-        m.shutdown().await;
+        m.shutdown(StopCause::Shutdown).await;
     });
     drop(lab);
 }
@@ -300,7 +300,7 @@ fn md5_wrong_password_never_establishes_right_one_does() {
         );
         m.apply(&[p], &pw, &anns).await;
         wait_established(&m, "bird", Duration::from_secs(20)).await;
-        m.shutdown().await;
+        m.shutdown(StopCause::Shutdown).await;
     });
     drop(lab);
 }
@@ -365,7 +365,7 @@ fn frr_learns_routes_over_md5_with_four_octet_as_and_ceases() {
         })
         .await;
         let start = Instant::now();
-        m.shutdown().await;
+        m.shutdown(StopCause::Shutdown).await;
         wait_until(
             "FRR drops the routes after Cease",
             Duration::from_secs(1),

@@ -15,9 +15,10 @@ use ferrolb_api::status::BgpPeerStatus;
 use ferrolb_config::{BfdProfile, Peer, PeerPassword};
 use ferrolb_speaker_core::bgp::RouteAttributes;
 use ferrolb_speaker_core::bgp::fsm::StopCause;
+use ferrolb_speaker_core::bgp::restart_marker::MarkerPeer;
 use ferrolb_speaker_core::desired::BgpAnnouncement;
-use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, warn};
@@ -84,6 +85,9 @@ pub struct PeerManager {
     /// Started with the first peer that names a BFD profile.
     bfd: Option<BfdManager>,
     sessions: BTreeMap<String, SessionHandle>,
+    /// Peers (`namespace/name`, address) this process restarted towards in place: their first
+    /// session announces the Restart State bit.
+    restarting: BTreeSet<(String, IpAddr)>,
 }
 
 fn secs_u16(d: Duration) -> u16 {
@@ -140,6 +144,8 @@ pub fn session_config(
         password,
         ebgp_multihop: peer.ebgp_multihop,
         graceful_restart: peer.graceful_restart,
+        // Config validation keeps it within 1 s to 4095 s, what the capability carries.
+        graceful_restart_time: secs_u16(peer.graceful_restart_time),
         disable_mp: peer.disable_mp,
         next_hop_v6: node.v6,
         next_hop_v4: node.v4,
@@ -178,7 +184,14 @@ impl PeerManager {
             bfd_profiles: BTreeMap::new(),
             bfd: None,
             sessions: BTreeMap::new(),
+            restarting: BTreeSet::new(),
         }
+    }
+
+    /// Peers (`namespace/name`, address) towards which this process restarted in place (from
+    /// the restart marker): their first session announces the Restart State bit.
+    pub fn set_restarting(&mut self, peers: BTreeSet<(String, IpAddr)>) {
+        self.restarting = peers;
     }
 
     /// Changes the node's addresses (router ID and next-hop defaults); sessions whose
@@ -312,7 +325,11 @@ impl PeerManager {
                     } else {
                         None
                     };
-                    let h = SessionHandle::spawn_with_bfd(config, table, bfd);
+                    // Only the first session of a peer after the restart is a restart.
+                    let restarting = self
+                        .restarting
+                        .remove(&(config.name.clone(), config.peer_address));
+                    let h = SessionHandle::spawn_with(config, table, bfd, restarting);
                     self.sessions.insert(name, h);
                 }
             }
@@ -362,21 +379,47 @@ impl PeerManager {
             .collect()
     }
 
-    /// Stops every session: Cease / Administrative Shutdown on each, in parallel, waiting at
-    /// most [`STOP_TIMEOUT`].
-    pub async fn shutdown(&mut self) {
+    /// Withdraws every route from every peer and waits (at most `timeout`) until the
+    /// withdrawals are written, so that a Cease sent next cannot overtake them. Returns the
+    /// peers that did not get there in time.
+    pub async fn withdraw_all(&mut self, timeout: Duration) -> Vec<String> {
+        for h in self.sessions.values() {
+            h.set_table(AdjRibOut::new());
+        }
+        let waits = self.sessions.values().map(|h| async move {
+            (!h.wait_withdrawn(timeout).await).then(|| h.config().name.clone())
+        });
+        futures::future::join_all(waits)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// Stops every session for `cause`, in parallel, waiting at most [`STOP_TIMEOUT`]: the
+    /// NOTIFICATION (or none) each sends follows from the cause and what its session
+    /// negotiated ([`StopCause::notification`]). Returns the peers whose session had graceful
+    /// restart negotiated as it stopped, with the restart time announced to them: with
+    /// [`StopCause::Restart`] those keep our routes until the next process is back.
+    pub async fn shutdown(&mut self, cause: StopCause) -> Vec<MarkerPeer> {
         let sessions = std::mem::take(&mut self.sessions);
-        futures::future::join_all(
-            sessions
-                .into_values()
-                .map(|h| h.stop(StopCause::Shutdown, STOP_TIMEOUT)),
-        )
-        .await;
+        let graceful: Vec<MarkerPeer> = sessions
+            .values()
+            .filter(|h| h.graceful_restart())
+            .map(|h| MarkerPeer {
+                name: h.config().name.clone(),
+                address: h.config().peer_address,
+                restart_time: h.config().graceful_restart_time,
+            })
+            .collect();
+        futures::future::join_all(sessions.into_values().map(|h| h.stop(cause, STOP_TIMEOUT)))
+            .await;
         // Then AdminDown on every BFD session, so that routers do not read the closing
         // sessions as a failure (RFC 5882 §3.2). It blocks briefly: off the async threads.
         if let Some(bfd) = self.bfd.take() {
             let _ = tokio::task::spawn_blocking(move || bfd.shutdown()).await;
         }
+        graceful
     }
 }
 

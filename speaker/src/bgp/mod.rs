@@ -6,8 +6,11 @@
 //! - `session`: one tokio task per peer; timers, Adj-RIB-Out diffs.
 //! - `socket`: the session's TCP connection (TTL, source address, TCP MD5).
 //! - [`manager`]: starts/stops/reconfigures sessions from config and desired state.
+//! - [`restart_marker_file`]: the restart marker a speaker restarting in place leaves for the
+//!   next process.
 
 pub(crate) mod framing;
 pub mod manager;
+pub mod restart_marker_file;
 pub(crate) mod session;
 pub(crate) mod socket;

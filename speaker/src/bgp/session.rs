@@ -9,8 +9,11 @@
 //!   `watch` channel; on Established the session sends all of it, then only differences
 //!   against what it has sent. Prefixes with identical attributes share an UPDATE, and
 //!   withdrawals are batched too.
-//! - On manual stop the session sends Cease / Administrative Shutdown before closing, so the
-//!   router withdraws our routes at once instead of waiting for its hold timer.
+//! - On manual stop the session sends the Cease its cause calls for before closing, so the
+//!   router withdraws our routes at once instead of waiting for its hold timer — except when
+//!   the speaker restarts in place with graceful restart negotiated: then the router must keep
+//!   them (see [`StopCause`]), and the next process announces the Restart State bit in its
+//!   first OPEN and End-of-RIB after its table.
 
 use crate::bfd::BfdState;
 use crate::bgp::framing::BgpFrameCodec;
@@ -21,8 +24,8 @@ use ferrolb_runtime::sync::lock;
 use ferrolb_speaker_core::bgp::RouteAttributes;
 use ferrolb_speaker_core::bgp::codec::notification::code;
 use ferrolb_speaker_core::bgp::codec::{
-    CodecError, Message, Notification, OpenConfig, PeerOpen, UpdateContext, build_announcements,
-    build_open, build_withdrawals, end_of_rib,
+    CodecError, GracefulRestart, Message, Notification, OpenConfig, PeerOpen, UpdateContext,
+    build_announcements, build_open, build_withdrawals, end_of_rib,
 };
 use ferrolb_speaker_core::bgp::fsm::{
     self, Action, Event, Fsm, FsmConfig, Negotiated, State, StopCause, Timer,
@@ -77,6 +80,8 @@ pub struct SessionConfig {
     pub ebgp_multihop: bool,
     /// Announce graceful restart.
     pub graceful_restart: bool,
+    /// Restart time announced with graceful restart, seconds.
+    pub graceful_restart_time: u16,
     /// Only the session's own family (no multiprotocol across families).
     pub disable_mp: bool,
     /// IPv6 next hop for IPv6 prefixes on an IPv4 session (default: IPv4-mapped local address).
@@ -105,6 +110,7 @@ impl std::fmt::Debug for SessionConfig {
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("ebgp_multihop", &self.ebgp_multihop)
             .field("graceful_restart", &self.graceful_restart)
+            .field("graceful_restart_time", &self.graceful_restart_time)
             .field("disable_mp", &self.disable_mp)
             .field("next_hop_v6", &self.next_hop_v6)
             .field("next_hop_v4", &self.next_hop_v4)
@@ -162,10 +168,12 @@ impl SessionConfig {
             ipv4,
             ipv6,
             connect_retry: self.connect_time,
+            graceful_restart: self.graceful_restart,
         }
     }
 
-    fn open_config(&self) -> OpenConfig {
+    /// Our OPEN; `restarting` sets the Restart State bit of the graceful restart capability.
+    fn open_config(&self, restarting: bool) -> OpenConfig {
         let (ipv4, ipv6) = self.families();
         OpenConfig {
             asn: self.local_as,
@@ -173,7 +181,10 @@ impl SessionConfig {
             router_id: self.router_id,
             ipv4,
             ipv6,
-            graceful_restart: self.graceful_restart,
+            graceful_restart: self.graceful_restart.then_some(GracefulRestart {
+                restart_time: self.graceful_restart_time,
+                restarting,
+            }),
         }
     }
 }
@@ -253,6 +264,8 @@ struct Shared {
     last_error: Option<String>,
     last_notification: Option<String>,
     prefixes_advertised: u64,
+    /// Graceful restart negotiated on the current session.
+    graceful_restart: bool,
 }
 
 /// The manager's handle on a running session.
@@ -262,6 +275,8 @@ pub struct SessionHandle {
     table: watch::Sender<Arc<AdjRibOut>>,
     stop: mpsc::Sender<StopCause>,
     state: watch::Receiver<State>,
+    /// How many prefixes the peer holds from us, as of the last table sent.
+    advertised: watch::Receiver<usize>,
     shared: Arc<Mutex<Shared>>,
     counters: Arc<SessionCounters>,
     task: JoinHandle<()>,
@@ -279,7 +294,20 @@ impl SessionHandle {
         table: AdjRibOut,
         bfd: Option<watch::Receiver<BfdState>>,
     ) -> Self {
+        Self::spawn_with(config, table, bfd, false)
+    }
+
+    /// [`spawn_with_bfd`](Self::spawn_with_bfd); `restarting` announces the Restart State bit
+    /// until the session is first Established (this process restarted in place, and the peer
+    /// may hold our routes as stale).
+    pub fn spawn_with(
+        config: SessionConfig,
+        table: AdjRibOut,
+        bfd: Option<watch::Receiver<BfdState>>,
+        restarting: bool,
+    ) -> Self {
         let (table_tx, table_rx) = watch::channel(Arc::new(table));
+        let (advertised_tx, advertised_rx) = watch::channel(0usize);
         let (stop_tx, stop_rx) = mpsc::channel(1);
         let (state_tx, state_rx) = watch::channel(State::Idle);
         let shared = Arc::new(Mutex::new(Shared::default()));
@@ -296,6 +324,8 @@ impl SessionHandle {
             update_ctx: None,
             negotiated: None,
             state_tx,
+            advertised_tx,
+            restarting,
             shared: shared.clone(),
             counters: counters.clone(),
             bfd_up: bfd.as_ref().is_some_and(|rx| *rx.borrow() == BfdState::Up),
@@ -307,6 +337,7 @@ impl SessionHandle {
             table: table_tx,
             stop: stop_tx,
             state: state_rx,
+            advertised: advertised_rx,
             shared,
             counters,
             task,
@@ -371,6 +402,34 @@ impl SessionHandle {
         }
     }
 
+    /// Whether graceful restart is negotiated on the current session (false when not
+    /// Established).
+    pub fn graceful_restart(&self) -> bool {
+        self.state() == State::Established && lock(&self.shared).graceful_restart
+    }
+
+    /// Waits until the peer holds no prefix from us (after an empty table: the withdrawals are
+    /// written) or the session is not Established, at most `timeout`. Returns whether it got
+    /// there.
+    pub async fn wait_withdrawn(&self, timeout: Duration) -> bool {
+        let mut advertised = self.advertised.clone();
+        let mut state = self.state.clone();
+        let done = async {
+            loop {
+                if *advertised.borrow_and_update() == 0
+                    || *state.borrow_and_update() != State::Established
+                {
+                    return;
+                }
+                tokio::select! {
+                    r = advertised.changed() => if r.is_err() { return },
+                    r = state.changed() => if r.is_err() { return },
+                }
+            }
+        };
+        tokio::time::timeout(timeout, done).await.is_ok()
+    }
+
     /// Stops the session: a Cease with `cause`'s subcode when connected, then close. Waits
     /// at most `timeout` for the task, then aborts it.
     pub async fn stop(self, cause: StopCause, timeout: Duration) {
@@ -426,6 +485,10 @@ struct Runner {
     update_ctx: Option<UpdateContext>,
     negotiated: Option<Negotiated>,
     state_tx: watch::Sender<State>,
+    /// Prefixes the peer holds from us, published after each table sent.
+    advertised_tx: watch::Sender<usize>,
+    /// This process restarted in place: announce the Restart State bit until Established.
+    restarting: bool,
     shared: Arc<Mutex<Shared>>,
     counters: Arc<SessionCounters>,
     /// State of the protecting BFD session, if any.
@@ -679,7 +742,7 @@ impl Runner {
                 None
             }
             Action::SendOpen => {
-                let open = build_open(&self.cfg.open_config());
+                let open = build_open(&self.cfg.open_config(self.restarting));
                 self.send(Message::Open(open)).await
             }
             Action::SendKeepalive => self.send(Message::KeepAlive).await,
@@ -699,7 +762,12 @@ impl Runner {
             }
             Action::Established(n) => {
                 info!(peer = %self.cfg.name, peer_as = n.peer_as, hold = n.hold_time,
-                    ipv4 = n.ipv4, ipv6 = n.ipv6, "BGP session established");
+                    ipv4 = n.ipv4, ipv6 = n.ipv6, graceful_restart = n.graceful_restart,
+                    graceful_notification = n.graceful_notification,
+                    restarting = self.restarting, "BGP session established");
+                // The Restart State bit belongs to the first session after the restart only.
+                self.restarting = false;
+                let graceful_restart = n.graceful_restart;
                 bump(&self.counters.established_transitions);
                 self.update_ctx = self.framed.as_ref().and_then(|f| {
                     f.get_ref()
@@ -712,6 +780,7 @@ impl Runner {
                 self.with_shared(|s| {
                     s.established_at = Some(Instant::now());
                     s.last_error = None;
+                    s.graceful_restart = graceful_restart;
                 });
                 self.sync_table(true).await
             }
@@ -728,8 +797,10 @@ impl Runner {
                 self.negotiated = None;
                 self.update_ctx = None;
                 self.sent.clear();
+                self.advertised_tx.send_replace(0);
                 self.with_shared(|s| {
                     s.established_at = None;
+                    s.graceful_restart = false;
                     s.prefixes_advertised = 0;
                     if !reason.starts_with("stopped") {
                         s.last_error = Some(reason);
@@ -785,6 +856,7 @@ impl Runner {
         // timer here buys nothing; it keeps its own rhythm.
         self.sent = wanted;
         let count = self.sent.len() as u64;
+        self.advertised_tx.send_replace(self.sent.len());
         self.with_shared(|s| s.prefixes_advertised = count);
         None
     }

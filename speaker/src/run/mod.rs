@@ -56,6 +56,12 @@ pub struct RunOptions {
     /// Announce from nodes labelled `node.kubernetes.io/exclude-from-external-load-balancers`
     /// too (MetalLB's `--ignore-exclude-lb`; the same on every speaker).
     pub ignore_exclude_lb: bool,
+    /// On SIGTERM, keep routes through BGP graceful restart when the node stays, and withdraw
+    /// before the Cease when it leaves (`--hitless-operations`); `false` always ceases at once
+    /// and never announces the Restart State bit.
+    pub hitless_operations: bool,
+    /// Directory of the restart marker (`--restart-marker-dir`).
+    pub restart_marker_dir: std::path::PathBuf,
 }
 
 /// Gossip membership settings.
@@ -178,7 +184,7 @@ async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> a
             .membership
             .clone()
             .map(|m| MembershipDriver::new(m, &opts.node_name, &opts.namespace)),
-        bgp: PeerManager::new(None),
+        bgp: restarted_peer_manager(&opts),
         owners: BTreeMap::new(),
         bgp_since: BTreeMap::new(),
         settle_at: None,
@@ -202,6 +208,39 @@ async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> a
     }
     speaker.process_stop().await;
     Ok(())
+}
+
+/// A peer manager that knows towards which peers this process restarted in place: those of a
+/// restart marker the previous process left within their restart time. The marker is taken
+/// (removed) either way; with hitless operations off it is not believed.
+fn restarted_peer_manager(opts: &RunOptions) -> PeerManager {
+    use crate::bgp::restart_marker_file;
+    let mut bgp = PeerManager::new(None);
+    let marker = match restart_marker_file::take(&opts.restart_marker_dir, &opts.node_name) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(error = %e, "restart marker unreadable; starting as a fresh speaker");
+            None
+        }
+    };
+    let Some(marker) = marker.filter(|_| opts.hitless_operations) else {
+        return bgp;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let peers = marker.restarting_peers(&opts.node_name, now);
+    if peers.is_empty() {
+        tracing::info!(
+            written = marker.written,
+            "restart marker too old or of another node; starting as a fresh speaker"
+        );
+    } else {
+        let names: Vec<&str> = peers.iter().map(|(n, _)| n.as_str()).collect();
+        tracing::info!(peers = ?names, "restarted in place: announcing the graceful restart Restart State bit");
+    }
+    bgp.set_restarting(peers);
+    bgp
 }
 
 /// Waits for the next input of the loop.

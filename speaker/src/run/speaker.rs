@@ -6,12 +6,16 @@ use super::events::EventQueue;
 use super::membership::MembershipDriver;
 use super::shared::Shared;
 use crate::bgp::manager::PeerManager;
+use crate::bgp::restart_marker_file;
 use crate::layer2::announcer::{Announcer, DesiredIp, rfc3339};
 use crate::status_objects::Writers;
 use crate::stores::SpeakerStores;
 use ferrolb_api::status::{Announcement, AnnouncementMode, NotAnnouncedAddress};
 use ferrolb_runtime::ConfigUpdate;
 use ferrolb_runtime::config_state::ConfigStateWriter;
+use ferrolb_speaker_core::bgp::departure::{Departure, departure};
+use ferrolb_speaker_core::bgp::fsm::StopCause;
+use ferrolb_speaker_core::bgp::restart_marker::RestartMarker;
 use ferrolb_speaker_core::desired::Desired;
 use ferrolb_speaker_core::pass::{Announce, Plan, View, pass};
 use std::collections::BTreeMap;
@@ -25,6 +29,10 @@ const SETTLE_RETRY: Duration = Duration::from_millis(100);
 
 /// A burst of watch events is let land this long before recomputing.
 const CHANGES_DEBOUNCE: Duration = Duration::from_millis(10);
+
+/// How long a leaving node waits for its withdrawals to be written before it ceases anyway
+/// (within the pod's termination grace period).
+const WITHDRAW_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Everything the loop carries from one pass to the next.
 pub(crate) struct Speaker {
@@ -95,15 +103,70 @@ impl Speaker {
             .publish_layer2(&self.announcer.snapshot());
     }
 
-    /// Stopping: withdraw everything, remove this node's status objects, Cease every BGP
-    /// session so routers withdraw our routes at once, and leave the membership.
+    /// Stopping: give up the layer 2 addresses, end the BGP sessions as the node's state calls
+    /// for ([`departure`]), remove this node's status objects and leave the membership. BGP
+    /// comes before the status objects: the pod's grace period is short, and what routers
+    /// are told matters most.
     pub(crate) async fn process_stop(mut self) {
         tracing::info!("stopping: withdrawing announcements");
         self.announcer.set_desired(Vec::<DesiredIp>::new());
+        let node = self
+            .stores
+            .nodes()
+            .into_iter()
+            .find(|n| n.metadata.name.as_deref() == Some(self.opts.node_name.as_str()));
+        let how = departure(
+            node.as_deref(),
+            self.opts.hitless_operations,
+            self.opts.ignore_exclude_lb,
+        );
+        self.stop_bgp(how).await;
         self.status_objects.stop(Duration::from_secs(2)).await;
-        self.bgp.shutdown().await;
         if let Some(m) = self.membership.as_mut() {
             m.leave().await;
+        }
+    }
+
+    /// Ends the BGP sessions for `how`: a restart in place keeps the routes where graceful
+    /// restart is negotiated and leaves the restart marker for the next process; a leaving
+    /// node withdraws first, then ceases; with hitless operations off every session ceases.
+    async fn stop_bgp(&mut self, how: Departure) {
+        match how {
+            Departure::Restart => {
+                let kept = self.bgp.shutdown(StopCause::Restart).await;
+                if kept.is_empty() {
+                    return;
+                }
+                let names: Vec<&str> = kept.iter().map(|p| p.name.as_str()).collect();
+                let marker = RestartMarker {
+                    node: self.opts.node_name.clone(),
+                    written: std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs()),
+                    peers: kept.clone(),
+                };
+                match restart_marker_file::write(&self.opts.restart_marker_dir, &marker) {
+                    Ok(path) => tracing::info!(peers = ?names, marker = %path.display(),
+                        "restarting in place: routers keep our routes through graceful restart"),
+                    Err(e) => tracing::warn!(peers = ?names, error = %e,
+                        "restarting in place, but the restart marker cannot be written: the next \
+                         speaker will not announce the Restart State bit"),
+                }
+            }
+            Departure::Leave(reason) => {
+                tracing::info!(
+                    reason = reason.describe(),
+                    "node leaving: withdrawing BGP routes before closing the sessions"
+                );
+                let late = self.bgp.withdraw_all(WITHDRAW_TIMEOUT).await;
+                if !late.is_empty() {
+                    tracing::warn!(peers = ?late, "withdrawals not written in time; ceasing anyway");
+                }
+                self.bgp.shutdown(StopCause::Shutdown).await;
+            }
+            Departure::Cease => {
+                self.bgp.shutdown(StopCause::Shutdown).await;
+            }
         }
     }
 

@@ -19,7 +19,7 @@ pub mod update;
 pub use frame::{CodecError, Decoded, Message, decode, decode_one, encode, encode_into};
 pub use header::{HEADER_LEN, MAX_MESSAGE_LEN};
 pub use notification::{Notification, notification_from_netgauze};
-pub use open::{AS_TRANS, GRACEFUL_RESTART_TIME, OpenConfig, PeerOpen, build_open};
+pub use open::{AS_TRANS, GracefulRestart, MAX_RESTART_TIME, OpenConfig, PeerOpen, build_open};
 pub use update::{
     BuildError, UpdateContext, UpdateSummary, build_announcements, build_withdrawals, end_of_rib,
     route_refresh, summarize_update,

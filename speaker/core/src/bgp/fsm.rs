@@ -70,25 +70,49 @@ pub enum Timer {
     Keepalive,
 }
 
-/// Why a session is stopped administratively; each maps to its RFC 4486 Cease subcode.
+/// Why a session is stopped administratively; each maps to its RFC 4486 Cease subcode, and
+/// to whether the router should keep our routes when graceful restart was negotiated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StopCause {
-    /// The speaker is shutting down (6/2, Administrative Shutdown).
+    /// The speaker stops for good (its node is leaving, or hitless operations are off): 6/2,
+    /// Administrative Shutdown, as a Hard Reset where RFC 8538's N bit was negotiated so the
+    /// router drops our routes at once.
     Shutdown,
-    /// The BGPPeer no longer applies to this node (6/3, Peer De-configured).
+    /// The speaker restarts in place and comes back within the restart time: with graceful
+    /// restart negotiated the router must keep our routes, so the session closes without a
+    /// NOTIFICATION (RFC 4724), or with Cease / Administrative Reset (6/4) where the N bit
+    /// was negotiated (RFC 8538 §4: every NOTIFICATION but Hard Reset keeps the routes).
+    /// Without graceful restart it is a [`StopCause::Shutdown`].
+    Restart,
+    /// The BGPPeer no longer applies to this node (6/3, Peer De-configured; a Hard Reset where
+    /// N was negotiated, as RFC 8538 §5 suggests for this subcode).
     Deconfigured,
     /// The BGPPeer's configuration changed; the session reconnects (6/6, Other
-    /// Configuration Change).
+    /// Configuration Change, which RFC 8538 §5 lets keep the routes through the reconnect).
     Reconfigured,
 }
 
 impl StopCause {
-    /// The Cease NOTIFICATION for this cause.
-    pub fn notification(self) -> Notification {
+    /// The NOTIFICATION that closes a session stopped for this cause, given what its OPEN
+    /// exchange negotiated (`None` before it did); `None` closes the connection without one.
+    pub fn notification(self, negotiated: Option<&Negotiated>) -> Option<Notification> {
+        let graceful = negotiated.is_some_and(|n| n.graceful_restart);
+        let notification_kept = negotiated.is_some_and(|n| n.graceful_notification);
+        let hard = |n: Notification| {
+            if notification_kept {
+                Notification::hard_reset(&n)
+            } else {
+                n
+            }
+        };
         match self {
-            StopCause::Shutdown => Notification::cease_admin_shutdown(),
-            StopCause::Deconfigured => Notification::cease_deconfigured(),
-            StopCause::Reconfigured => Notification::cease_config_change(),
+            StopCause::Restart if notification_kept => Some(Notification::cease_admin_reset()),
+            StopCause::Restart if graceful => None,
+            StopCause::Restart | StopCause::Shutdown => {
+                Some(hard(Notification::cease_admin_shutdown()))
+            }
+            StopCause::Deconfigured => Some(hard(Notification::cease_deconfigured())),
+            StopCause::Reconfigured => Some(Notification::cease_config_change()),
         }
     }
 }
@@ -178,6 +202,8 @@ pub struct FsmConfig {
     /// ConnectRetryTime, the BGPPeer's `connectTime`: attempts start this far apart. `None`:
     /// back off after each failure (see [`retry_delay`]).
     pub connect_retry: Option<Duration>,
+    /// We announce graceful restart (with the N bit) in our OPEN.
+    pub graceful_restart: bool,
 }
 
 impl FsmConfig {
@@ -214,6 +240,12 @@ pub struct Negotiated {
     pub ebgp: bool,
     /// Peer understands ROUTE-REFRESH.
     pub route_refresh: bool,
+    /// Both ends announced graceful restart (RFC 4724): the router keeps our routes, as stale,
+    /// when the session closes without a NOTIFICATION.
+    pub graceful_restart: bool,
+    /// Both ends set the N bit (RFC 8538): NOTIFICATIONs other than Hard Reset keep the routes
+    /// too, and Hard Reset is how to make the router drop them.
+    pub graceful_notification: bool,
 }
 
 /// The machine's state and the bookkeeping the transitions need.
@@ -326,6 +358,10 @@ pub fn negotiate(cfg: &FsmConfig, open: &PeerOpen) -> Result<Negotiated, Notific
         ipv6,
         ebgp,
         route_refresh: open.route_refresh,
+        graceful_restart: cfg.graceful_restart && open.graceful_restart,
+        graceful_notification: cfg.graceful_restart
+            && open.graceful_restart
+            && open.graceful_notification,
     })
 }
 
@@ -443,7 +479,10 @@ pub fn step(cfg: &FsmConfig, fsm: &Fsm, event: Event) -> (Fsm, Vec<Action>) {
         }
         (_, E::ManualStart) => (fsm, Vec::new()),
         (S::Idle | S::Connect | S::Active, E::ManualStop(_)) => stop(fsm, None),
-        (_, E::ManualStop(cause)) => stop(fsm, Some(cause.notification())),
+        (_, E::ManualStop(cause)) => {
+            let notification = cause.notification(fsm.negotiated.as_ref());
+            stop(fsm, notification)
+        }
         // BFD only matters once a connection exists; before, the connect attempt itself
         // tells whether the peer is there.
         (S::Idle | S::Connect | S::Active, E::BfdDown) => (fsm, Vec::new()),

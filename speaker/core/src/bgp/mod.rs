@@ -5,9 +5,15 @@
 //! - [`fsm`]: the pure state machine (`step(state, event) -> (state, actions)`).
 //! - [`route`]: the attributes of one advertised route, shared by the desired state and the
 //!   UPDATE builders.
+//! - [`departure`]: a stopping speaker restarts in place (keep routes through graceful
+//!   restart) or its node leaves (withdraw, then Cease), read from its Node.
+//! - [`restart_marker`]: what the stopping process leaves for the next one, so that it
+//!   announces the Restart State bit within the restart time.
 
 pub mod codec;
+pub mod departure;
 pub mod fsm;
+pub mod restart_marker;
 pub mod route;
 
 pub use route::RouteAttributes;

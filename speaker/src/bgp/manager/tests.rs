@@ -190,7 +190,7 @@ async fn a_peer_change_reconnects_only_that_session() {
         vec![Notification::cease_deconfigured()]
     );
     // Shutdown: Administrative Shutdown.
-    m.shutdown().await;
+    m.shutdown(StopCause::Shutdown).await;
     assert!(m.status().is_empty());
     assert_eq!(
         notifications(&mut ca).await,

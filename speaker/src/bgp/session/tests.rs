@@ -50,6 +50,7 @@ fn cfg(port: u16, peer_as: PeerAsn) -> SessionConfig {
         password: None,
         ebgp_multihop: false,
         graceful_restart: false,
+        graceful_restart_time: 120,
         disable_mp: false,
         next_hop_v6: None,
         next_hop_v4: None,
@@ -116,7 +117,7 @@ impl FakePeer {
             router_id: Ipv4Addr::new(10, 200, 0, 2),
             ipv4: true,
             ipv6: true,
-            graceful_restart: false,
+            graceful_restart: None,
         });
         self.send(Message::Open(open)).await;
         self.send(Message::KeepAlive).await;
@@ -224,7 +225,7 @@ async fn wrong_peer_as_gets_bad_peer_as_and_retries() {
         router_id: Ipv4Addr::new(10, 200, 0, 2),
         ipv4: true,
         ipv6: false,
-        graceful_restart: false,
+        graceful_restart: None,
     });
     peer.send(Message::Open(open)).await;
     let Message::Notification(n) = peer.recv().await.message else {
@@ -308,6 +309,8 @@ fn negotiated(ebgp: bool) -> Negotiated {
         ipv6: true,
         ebgp,
         route_refresh: true,
+        graceful_restart: false,
+        graceful_notification: false,
     }
 }
 
@@ -461,4 +464,179 @@ async fn bfd_going_down_tears_the_session_down_and_it_comes_back() {
     again.handshake(64513).await;
     wait_state(&h, State::Established).await;
     h.stop(StopCause::Shutdown, Duration::from_secs(1)).await;
+}
+
+// ---- graceful restart (RFC 4724) with and without RFC 8538's N bit
+
+/// A router's OPEN announcing graceful restart as a helper, with or without the N bit.
+fn router_open_with_gr(asn: u32, n_bit: bool) -> BgpOpenMessage {
+    use netgauze_bgp_pkt::capabilities::{
+        BgpCapability, FourOctetAsCapability, GracefulRestartCapability,
+        MultiProtocolExtensionsCapability,
+    };
+    use netgauze_bgp_pkt::open::BgpOpenMessageParameter;
+    use netgauze_iana::address_family::AddressType;
+    let caps = vec![
+        BgpCapability::MultiProtocolExtensions(MultiProtocolExtensionsCapability::new(
+            AddressType::Ipv4Unicast,
+        )),
+        BgpCapability::FourOctetAs(FourOctetAsCapability::new(asn)),
+        BgpCapability::GracefulRestartCapability(GracefulRestartCapability::new(
+            false,
+            n_bit,
+            120,
+            vec![],
+        )),
+    ];
+    BgpOpenMessage::new(
+        u16::try_from(asn).unwrap_or(23456),
+        9,
+        Ipv4Addr::new(10, 200, 0, 2),
+        vec![BgpOpenMessageParameter::new_capabilities(caps)],
+    )
+}
+
+impl FakePeer {
+    /// Handshake as a graceful restart helper; returns our OPEN as read.
+    async fn handshake_gr(&mut self, asn: u32, n_bit: bool) -> PeerOpen {
+        let Message::Open(ours) = self.recv().await.message else {
+            panic!("expected OPEN first")
+        };
+        self.send(Message::Open(router_open_with_gr(asn, n_bit)))
+            .await;
+        self.send(Message::KeepAlive).await;
+        assert_eq!(self.recv().await.message, Message::KeepAlive);
+        self.framed.codec_mut().set_four_octet_as(true);
+        PeerOpen::from_open(&ours)
+    }
+}
+
+fn gr_cfg(port: u16) -> SessionConfig {
+    SessionConfig {
+        graceful_restart: true,
+        graceful_restart_time: 60,
+        ..cfg(port, PeerAsn::Fixed(64513))
+    }
+}
+
+/// Our graceful restart capability as sent: (R, N, restart time, families with F set).
+fn our_gr_capability(ours: &BgpOpenMessage) -> (bool, bool, u16, usize) {
+    ours.capabilities()
+        .into_iter()
+        .find_map(|c| match c {
+            netgauze_bgp_pkt::capabilities::BgpCapability::GracefulRestartCapability(g) => Some((
+                g.restart(),
+                g.graceful_notification(),
+                g.time(),
+                g.address_families()
+                    .iter()
+                    .filter(|f| f.forwarding_state())
+                    .count(),
+            )),
+            _ => None,
+        })
+        .expect("graceful restart capability")
+}
+
+#[tokio::test]
+async fn a_restarted_speaker_says_so_then_sends_its_table_and_end_of_rib() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let mut table = AdjRibOut::new();
+    table.insert(net("10.200.0.10/32"), attrs(100));
+    let h = SessionHandle::spawn_with(gr_cfg(port), table, None, true);
+    let mut peer = FakePeer::accept(&listener).await;
+    let Message::Open(ours) = peer.recv().await.message else {
+        panic!("expected OPEN first")
+    };
+    // R and N set, the configured restart time, F for both families.
+    assert_eq!(our_gr_capability(&ours), (true, true, 60, 2));
+    peer.send(Message::Open(router_open_with_gr(64513, true)))
+        .await;
+    peer.send(Message::KeepAlive).await;
+    assert_eq!(peer.recv().await.message, Message::KeepAlive);
+    peer.framed.codec_mut().set_four_octet_as(true);
+    wait_state(&h, State::Established).await;
+    assert!(h.graceful_restart());
+    // The table, then End-of-RIB (the router flushes what is still stale on it).
+    assert_eq!(
+        peer.recv_update().await.announced,
+        vec![net("10.200.0.10/32")]
+    );
+    let eor = peer.recv_update().await;
+    assert!(eor.announced.is_empty() && eor.withdrawn.is_empty());
+
+    // The peer drops the session: the next OPEN no longer claims a restart.
+    drop(peer);
+    let mut peer = FakePeer::accept(&listener).await;
+    let Message::Open(again) = peer.recv().await.message else {
+        panic!("expected OPEN first")
+    };
+    assert_eq!(our_gr_capability(&again), (false, true, 60, 2));
+    h.stop(StopCause::Shutdown, Duration::from_secs(2)).await;
+}
+
+#[tokio::test]
+async fn restart_in_place_closes_without_notification_where_only_gr_is_negotiated() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let mut table = AdjRibOut::new();
+    table.insert(net("10.200.0.10/32"), attrs(100));
+    let h = SessionHandle::spawn(gr_cfg(port), table);
+    let mut peer = FakePeer::accept(&listener).await;
+    let ours = peer.handshake_gr(64513, false).await;
+    assert!(ours.graceful_restart && ours.graceful_notification && !ours.restarting);
+    wait_state(&h, State::Established).await;
+    assert!(h.graceful_restart());
+    peer.recv_update().await;
+    let stopper = tokio::spawn(h.stop(StopCause::Restart, Duration::from_secs(2)));
+    assert_eq!(notifications_until_close(&mut peer).await, vec![]);
+    stopper.await.expect("stopped");
+}
+
+#[tokio::test]
+async fn restart_in_place_sends_administrative_reset_where_n_is_negotiated() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let h = SessionHandle::spawn(gr_cfg(port), AdjRibOut::new());
+    let mut peer = FakePeer::accept(&listener).await;
+    peer.handshake_gr(64513, true).await;
+    wait_state(&h, State::Established).await;
+    let stopper = tokio::spawn(h.stop(StopCause::Restart, Duration::from_secs(2)));
+    assert_eq!(
+        notifications_until_close(&mut peer).await,
+        vec![Notification::cease_admin_reset()]
+    );
+    stopper.await.expect("stopped");
+}
+
+#[tokio::test]
+async fn a_leaving_node_withdraws_then_hard_resets() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let mut table = AdjRibOut::new();
+    table.insert(net("10.200.0.10/32"), attrs(100));
+    table.insert(net("10.200.0.11/32"), attrs(100));
+    let h = SessionHandle::spawn(gr_cfg(port), table);
+    let mut peer = FakePeer::accept(&listener).await;
+    peer.handshake_gr(64513, true).await;
+    wait_state(&h, State::Established).await;
+    assert_eq!(peer.recv_update().await.announced.len(), 2);
+    peer.recv_update().await; // End-of-RIB
+    h.set_table(AdjRibOut::new());
+    assert!(h.wait_withdrawn(Duration::from_secs(2)).await);
+    let stopper = tokio::spawn(h.stop(StopCause::Shutdown, Duration::from_secs(2)));
+    // In order on the wire: the withdrawal, then the Hard Reset.
+    let w = peer.recv_update().await;
+    assert_eq!(
+        w.withdrawn,
+        vec![net("10.200.0.10/32"), net("10.200.0.11/32")]
+    );
+    assert_eq!(
+        notifications_until_close(&mut peer).await,
+        vec![Notification::hard_reset(
+            &Notification::cease_admin_shutdown()
+        )]
+    );
+    stopper.await.expect("stopped");
 }

@@ -142,6 +142,23 @@ impl Notification {
         Notification::new(code::CEASE, subcode::ADMINISTRATIVE_SHUTDOWN, Vec::new())
     }
 
+    /// Cease / Administrative Reset (6/4): the speaker restarts in place. With RFC 8538's N bit
+    /// negotiated, the router keeps our routes through it (the RFC leaves this subcode's
+    /// treatment to the operator and retains routes for every NOTIFICATION but Hard Reset).
+    pub fn cease_admin_reset() -> Self {
+        Notification::new(code::CEASE, subcode::ADMINISTRATIVE_RESET, Vec::new())
+    }
+
+    /// Cease / Hard Reset (6/9, RFC 8538 §3): the router must drop our routes at once even with
+    /// graceful restart negotiated. The data carries the NOTIFICATION it stands for (code,
+    /// subcode, data).
+    pub fn hard_reset(reason: &Notification) -> Self {
+        let mut data = Vec::with_capacity(2 + reason.data.len());
+        data.extend([reason.code, reason.subcode]);
+        data.extend_from_slice(&reason.data);
+        Notification::new(code::CEASE, subcode::HARD_RESET, data)
+    }
+
     /// Cease / Peer De-configured (6/3).
     pub fn cease_deconfigured() -> Self {
         Notification::new(code::CEASE, subcode::PEER_DE_CONFIGURED, Vec::new())

@@ -25,12 +25,23 @@ pub struct OpenConfig {
     pub ipv4: bool,
     /// Announce IPv6 unicast.
     pub ipv6: bool,
-    /// Announce graceful restart (RFC 4724) as a helper-capable, non-restarting speaker.
-    pub graceful_restart: bool,
+    /// Announce graceful restart (RFC 4724, with RFC 8538's notification support).
+    pub graceful_restart: Option<GracefulRestart>,
 }
 
-/// Graceful restart time we announce (seconds).
-pub const GRACEFUL_RESTART_TIME: u16 = 120;
+/// What our graceful restart capability says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GracefulRestart {
+    /// Restart time in seconds: how long the peer keeps our routes after the session drops
+    /// (12 bits on the wire; larger values are capped at [`MAX_RESTART_TIME`]).
+    pub restart_time: u16,
+    /// Restart State (R): this process has just restarted and the peer may hold our routes as
+    /// stale; it should not wait for our End-of-RIB before sending its own.
+    pub restarting: bool,
+}
+
+/// The largest restart time the capability carries (12 bits).
+pub const MAX_RESTART_TIME: u16 = 0x0fff;
 
 /// Builds our OPEN.
 pub fn build_open(c: &OpenConfig) -> BgpOpenMessage {
@@ -52,16 +63,23 @@ pub fn build_open(c: &OpenConfig) -> BgpOpenMessage {
     caps.push(BgpCapability::FourOctetAs(FourOctetAsCapability::new(
         c.asn,
     )));
-    if c.graceful_restart {
-        // Forwarding state is not preserved by a speaker (it forwards nothing itself), so the
-        // per-family F bit stays clear; the capability tells the router to keep our routes
-        // for GRACEFUL_RESTART_TIME when the session drops without a NOTIFICATION.
+    if let Some(gr) = c.graceful_restart {
+        // Forwarding State (F) is set for every family: the traffic to our routes is forwarded
+        // by the node's kernel, whose state survives a restart of the speaker process, so the
+        // router may keep using the stale routes while we restart. N (RFC 8538): a
+        // NOTIFICATION other than Hard Reset keeps the routes too, so the speaker can say why
+        // it closes without losing them.
         let afs: Vec<_> = families
             .iter()
-            .map(|f| GracefulRestartAddressFamily::new(false, *f))
+            .map(|f| GracefulRestartAddressFamily::new(true, *f))
             .collect();
         caps.push(BgpCapability::GracefulRestartCapability(
-            GracefulRestartCapability::new(false, false, GRACEFUL_RESTART_TIME, afs),
+            GracefulRestartCapability::new(
+                gr.restarting,
+                true,
+                gr.restart_time.min(MAX_RESTART_TIME),
+                afs,
+            ),
         ));
     }
     BgpOpenMessage::new(
@@ -97,6 +115,11 @@ pub struct PeerOpen {
     pub route_refresh: bool,
     /// Announced graceful restart.
     pub graceful_restart: bool,
+    /// Set the N bit in its graceful restart capability (RFC 8538): NOTIFICATIONs other than
+    /// Hard Reset keep routes too.
+    pub graceful_notification: bool,
+    /// Set the Restart State (R) bit: it has just restarted.
+    pub restarting: bool,
 }
 
 impl PeerOpen {
@@ -114,6 +137,8 @@ impl PeerOpen {
             mp_any: false,
             route_refresh: false,
             graceful_restart: false,
+            graceful_notification: false,
+            restarting: false,
         };
         for cap in open.capabilities() {
             match cap {
@@ -132,7 +157,11 @@ impl PeerOpen {
                 BgpCapability::RouteRefresh | BgpCapability::EnhancedRouteRefresh => {
                     p.route_refresh = true
                 }
-                BgpCapability::GracefulRestartCapability(_) => p.graceful_restart = true,
+                BgpCapability::GracefulRestartCapability(gr) => {
+                    p.graceful_restart = true;
+                    p.graceful_notification = gr.graceful_notification();
+                    p.restarting = gr.restart();
+                }
                 _ => {}
             }
         }

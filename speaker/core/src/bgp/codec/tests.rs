@@ -20,6 +20,10 @@ fn net(s: &str) -> IpNet {
     s.parse().expect("prefix")
 }
 
+fn to_hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
 fn decode_hex(s: &str, four: bool) -> Decoded {
     let bytes = hex(s);
     decode_one(&bytes, four)
@@ -462,12 +466,95 @@ fn open_uses_as_trans_for_large_as() {
         router_id: Ipv4Addr::new(10, 200, 0, 1),
         ipv4: true,
         ipv6: false,
-        graceful_restart: false,
+        graceful_restart: None,
     });
     assert_eq!(o.my_as(), AS_TRANS);
     let p = PeerOpen::from_open(&o);
     assert_eq!(p.asn, 4_200_000_099);
     assert!(p.mp_ipv4 && !p.mp_ipv6 && !p.graceful_restart && p.route_refresh);
+}
+
+/// The graceful restart capability's bytes (RFC 4724 §3, RFC 8538 §2): code 64, length 10, flags R (0x8)
+/// and N (0x4) over 12 bits of restart time, then per family AFI, SAFI and the F bit (0x80).
+#[test]
+fn graceful_restart_capability_carries_r_n_f_and_the_restart_time() {
+    let cfg = |restarting: bool| OpenConfig {
+        asn: 64512,
+        hold_time: 90,
+        router_id: Ipv4Addr::new(10, 200, 0, 11),
+        ipv4: true,
+        ipv6: true,
+        graceful_restart: Some(GracefulRestart {
+            restart_time: 300,
+            restarting,
+        }),
+    };
+    // 300 = 0x12c.
+    let restarting_cap = "400a".to_string() + "c12c" + "00010180" + "00020180";
+    let fresh_cap = "400a".to_string() + "412c" + "00010180" + "00020180";
+    let bytes = encode(Message::Open(build_open(&cfg(true)))).expect("encode");
+    assert!(
+        to_hex(&bytes).contains(&restarting_cap),
+        "{}",
+        to_hex(&bytes)
+    );
+    let bytes = encode(Message::Open(build_open(&cfg(false)))).expect("encode");
+    assert!(to_hex(&bytes).contains(&fresh_cap), "{}", to_hex(&bytes));
+    let p = open_of(
+        &decode_one(&bytes, false)
+            .expect("decode")
+            .expect("complete"),
+    );
+    assert!(p.graceful_restart && p.graceful_notification && !p.restarting);
+    // The 12-bit field caps longer times instead of wrapping them.
+    let long = OpenConfig {
+        graceful_restart: Some(GracefulRestart {
+            restart_time: 5000,
+            restarting: false,
+        }),
+        ..cfg(false)
+    };
+    let bytes = encode(Message::Open(build_open(&long))).expect("encode");
+    assert!(to_hex(&bytes).contains("400a4fff"), "{}", to_hex(&bytes));
+    // Without graceful restart there is no capability 64 at all.
+    let none = OpenConfig {
+        graceful_restart: None,
+        ..cfg(false)
+    };
+    let p = open_of(
+        &decode_one(
+            &encode(Message::Open(build_open(&none))).expect("encode"),
+            false,
+        )
+        .expect("decode")
+        .expect("complete"),
+    );
+    assert!(!p.graceful_restart && !p.graceful_notification && !p.restarting);
+}
+
+/// What the lab's routers announce as graceful restart helpers: BIRD 2.0 (capability 64 =
+/// `0078`) without the N bit, FRR 8 (`c078`, captured just after it started) with R and N.
+#[test]
+fn golden_router_opens_graceful_restart_flags() {
+    let bird = open_of(&decode_hex(BIRD_OPEN_V4, false));
+    assert!(bird.graceful_restart && !bird.graceful_notification && !bird.restarting);
+    let frr = open_of(&decode_hex(FRR_OPEN_V4, false));
+    assert!(frr.graceful_restart && frr.graceful_notification && frr.restarting);
+}
+
+#[test]
+fn hard_reset_carries_the_notification_it_stands_for() {
+    let n = Notification::hard_reset(&Notification::cease_admin_shutdown());
+    assert_eq!((n.code, n.subcode, n.data.clone()), (6, 9, vec![6, 2]));
+    let bytes = encode(Message::Notification(n)).expect("encode");
+    assert_eq!(
+        to_hex(&bytes),
+        "ffffffffffffffffffffffffffffffff00170306090602"
+    );
+    assert_eq!(
+        Notification::cease_admin_reset(),
+        Notification::new(6, 4, vec![])
+    );
 }
 
 #[test]
@@ -540,9 +627,10 @@ proptest! {
         id in 0x0100_0000u32..0xe000_0000, // netgauze (rightly) refuses non-unicast identifiers
         ipv4 in any::<bool>(),
         ipv6 in any::<bool>(),
-        gr in any::<bool>(),
+        gr in proptest::option::of((1u16..=MAX_RESTART_TIME, any::<bool>())),
     ) {
-        let cfg = OpenConfig { asn, hold_time: hold, router_id: Ipv4Addr::from(id), ipv4, ipv6, graceful_restart: gr };
+        let graceful_restart = gr.map(|(restart_time, restarting)| GracefulRestart { restart_time, restarting });
+        let cfg = OpenConfig { asn, hold_time: hold, router_id: Ipv4Addr::from(id), ipv4, ipv6, graceful_restart };
         let bytes = encode(Message::Open(build_open(&cfg))).expect("encode");
         let d = decode_one(&bytes, false).expect("decode").expect("complete");
         let p = open_of(&d);
@@ -550,7 +638,9 @@ proptest! {
         prop_assert_eq!(p.my_as_field, u16::try_from(asn).unwrap_or(AS_TRANS));
         prop_assert_eq!(p.hold_time, hold);
         prop_assert_eq!(p.router_id, Ipv4Addr::from(id));
-        prop_assert_eq!((p.mp_ipv4, p.mp_ipv6, p.graceful_restart), (ipv4, ipv6, gr));
+        prop_assert_eq!((p.mp_ipv4, p.mp_ipv6, p.graceful_restart), (ipv4, ipv6, gr.is_some()));
+        prop_assert_eq!(p.graceful_notification, gr.is_some());
+        prop_assert_eq!(p.restarting, gr.is_some_and(|(_, r)| r));
         prop_assert!(p.four_octet_as && p.route_refresh);
     }
 

@@ -11,6 +11,7 @@ fn cfg() -> FsmConfig {
         ipv4: true,
         ipv6: true,
         connect_retry: None,
+        graceful_restart: false,
     }
 }
 
@@ -35,6 +36,8 @@ fn open() -> PeerOpen {
         mp_any: true,
         route_refresh: true,
         graceful_restart: false,
+        graceful_notification: false,
+        restarting: false,
     }
 }
 
@@ -827,4 +830,189 @@ fn bfd_down_tears_a_connected_session_down_and_retries() {
         assert_eq!(f, before, "{state:?}");
         assert!(a.is_empty(), "{state:?}: {a:?}");
     }
+}
+
+// ---- graceful restart (RFC 4724) and its notifications (RFC 8538)
+
+/// Established with graceful restart announced by us and, per `peer_gr`/`peer_n`, the peer.
+fn established_gr(peer_gr: bool, peer_n: bool) -> (FsmConfig, Fsm) {
+    let cfg = FsmConfig {
+        graceful_restart: true,
+        ..cfg()
+    };
+    let peer = PeerOpen {
+        graceful_restart: peer_gr,
+        graceful_notification: peer_n,
+        ..open()
+    };
+    let mut f = Fsm::new();
+    f.state = State::Established;
+    f.admin_up = true;
+    f.negotiated = Some(negotiate(&cfg, &peer).expect("valid open"));
+    (cfg, f)
+}
+
+#[test]
+fn graceful_restart_is_negotiated_only_when_both_announce_it() {
+    let (_, f) = established_gr(true, true);
+    let n = f.negotiated.expect("negotiated");
+    assert!(n.graceful_restart && n.graceful_notification);
+    let (_, f) = established_gr(true, false);
+    let n = f.negotiated.expect("negotiated");
+    assert!(n.graceful_restart && !n.graceful_notification);
+    let (_, f) = established_gr(false, true);
+    let n = f.negotiated.expect("negotiated");
+    assert!(!n.graceful_restart && !n.graceful_notification);
+    // We did not announce it: nothing is negotiated whatever the peer says.
+    let peer = PeerOpen {
+        graceful_restart: true,
+        graceful_notification: true,
+        ..open()
+    };
+    let n = negotiate(&cfg(), &peer).expect("valid open");
+    assert!(!n.graceful_restart && !n.graceful_notification);
+}
+
+#[test]
+fn restart_closes_without_notification_when_only_graceful_restart_is_negotiated() {
+    let (cfg, f) = established_gr(true, false);
+    let (f, a) = step(&cfg, &f, Event::ManualStop(StopCause::Restart));
+    assert_eq!(f.state, State::Idle);
+    assert_eq!(sent_notification(&a), None, "{a:?}");
+    assert_eq!(a.first(), Some(&Action::DropTcp));
+}
+
+#[test]
+fn restart_sends_administrative_reset_when_the_n_bit_is_negotiated() {
+    let (cfg, f) = established_gr(true, true);
+    let (_, a) = step(&cfg, &f, Event::ManualStop(StopCause::Restart));
+    assert_eq!(
+        sent_notification(&a),
+        Some(&Notification::new(
+            code::CEASE,
+            subcode::ADMINISTRATIVE_RESET,
+            vec![]
+        ))
+    );
+    assert_eq!(a.get(1), Some(&Action::DropTcp));
+}
+
+#[test]
+fn restart_without_graceful_restart_is_a_shutdown() {
+    let (cfg, f) = established_gr(false, false);
+    let (_, a) = step(&cfg, &f, Event::ManualStop(StopCause::Restart));
+    assert_eq!(
+        sent_notification(&a),
+        Some(&Notification::cease_admin_shutdown())
+    );
+}
+
+#[test]
+fn shutdown_is_a_hard_reset_when_the_n_bit_is_negotiated() {
+    let (cfg, f) = established_gr(true, true);
+    let (_, a) = step(&cfg, &f, Event::ManualStop(StopCause::Shutdown));
+    // RFC 8538 §3.1: Cease / Hard Reset carrying the Cease it stands for.
+    assert_eq!(
+        sent_notification(&a),
+        Some(&Notification::new(
+            code::CEASE,
+            subcode::HARD_RESET,
+            vec![code::CEASE, subcode::ADMINISTRATIVE_SHUTDOWN]
+        ))
+    );
+    // Without N a plain Cease already drops the routes.
+    let (cfg, f) = established_gr(true, false);
+    let (_, a) = step(&cfg, &f, Event::ManualStop(StopCause::Shutdown));
+    assert_eq!(
+        sent_notification(&a),
+        Some(&Notification::cease_admin_shutdown())
+    );
+}
+
+#[test]
+fn notification_choice_per_cause_and_negotiation() {
+    let none = |gr: bool, n: bool| {
+        let (_, f) = established_gr(gr, n);
+        f.negotiated
+    };
+    let plain = none(false, false);
+    let gr = none(true, false);
+    let gr_n = none(true, true);
+    let cease = |s: u8| Some(Notification::new(code::CEASE, s, vec![]));
+    let hard = |s: u8| {
+        Some(Notification::new(
+            code::CEASE,
+            subcode::HARD_RESET,
+            vec![code::CEASE, s],
+        ))
+    };
+    use subcode::*;
+    let table = [
+        (StopCause::Restart, None, cease(ADMINISTRATIVE_SHUTDOWN)),
+        (
+            StopCause::Restart,
+            plain.as_ref(),
+            cease(ADMINISTRATIVE_SHUTDOWN),
+        ),
+        (StopCause::Restart, gr.as_ref(), None),
+        (
+            StopCause::Restart,
+            gr_n.as_ref(),
+            cease(ADMINISTRATIVE_RESET),
+        ),
+        (
+            StopCause::Shutdown,
+            gr.as_ref(),
+            cease(ADMINISTRATIVE_SHUTDOWN),
+        ),
+        (
+            StopCause::Shutdown,
+            gr_n.as_ref(),
+            hard(ADMINISTRATIVE_SHUTDOWN),
+        ),
+        (
+            StopCause::Deconfigured,
+            plain.as_ref(),
+            cease(PEER_DE_CONFIGURED),
+        ),
+        (
+            StopCause::Deconfigured,
+            gr_n.as_ref(),
+            hard(PEER_DE_CONFIGURED),
+        ),
+        (
+            StopCause::Reconfigured,
+            gr.as_ref(),
+            cease(OTHER_CONFIGURATION_CHANGE),
+        ),
+        (
+            StopCause::Reconfigured,
+            gr_n.as_ref(),
+            cease(OTHER_CONFIGURATION_CHANGE),
+        ),
+    ];
+    for (cause, negotiated, want) in table {
+        assert_eq!(
+            cause.notification(negotiated),
+            want,
+            "{cause:?} with {negotiated:?}"
+        );
+    }
+}
+
+#[test]
+fn restart_before_established_sends_nothing_gracefully() {
+    // OpenSent: nothing negotiated yet, so a restart is an ordinary Cease.
+    let cfg = FsmConfig {
+        graceful_restart: true,
+        ..cfg()
+    };
+    let mut f = Fsm::new();
+    f.state = State::OpenSent;
+    f.admin_up = true;
+    let (_, a) = step(&cfg, &f, Event::ManualStop(StopCause::Restart));
+    assert_eq!(
+        sent_notification(&a),
+        Some(&Notification::cease_admin_shutdown())
+    );
 }

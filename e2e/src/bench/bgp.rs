@@ -22,6 +22,7 @@ use anyhow::{Context, anyhow};
 use ferrolb_config::{CommunityValue, Peer, PeerAsn};
 use ferrolb_speaker::bgp::manager::{Passwords, PeerManager};
 use ferrolb_speaker_core::bgp::RouteAttributes;
+use ferrolb_speaker_core::bgp::fsm::StopCause;
 use ferrolb_speaker_core::desired::BgpAnnouncement;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -329,7 +330,7 @@ pub fn run(opts: &BgpBench) -> anyhow::Result<Report> {
     report.ferrolb_handover_wall_ms = start.elapsed().as_secs_f64() * 1e3;
     report.ferrolb_harness_vm_hwm_kib = super::stats::peak_rss_kib(std::process::id());
     rt.block_on(rt.spawn(async move {
-        manager.shutdown().await;
+        manager.shutdown(StopCause::Shutdown).await;
     }))?;
     wait_imported(&bird, "node1", 0, opts.timeout)?;
     drop(rt);

@@ -95,6 +95,9 @@ impl BirdConfig {
             if let Some(ttl) = p.multihop {
                 let _ = writeln!(w, "  multihop {ttl};");
             }
+            if p.graceful_restart {
+                let _ = writeln!(w, "  graceful restart on;");
+            }
             if let Some(b) = p.bfd {
                 if p.multihop.is_some() {
                     // BIRD: "Multihop BGP with BFD requires specified local address", and
@@ -224,5 +227,11 @@ mod tests {
         assert!(s.contains("neighbor 10.200.0.11 as 64512;"));
         assert!(s.contains("password \"s3cret\";"));
         assert!(s.contains("merge paths on"));
+        assert!(!s.contains("graceful restart"));
+        let gr = BirdConfig::new(Ipv4Addr::new(10, 200, 0, 1), 64500)
+            .peer(peer().graceful_restart(true))
+            .render()
+            .unwrap();
+        assert!(gr.contains("  graceful restart on;\n"));
     }
 }

@@ -99,6 +99,9 @@ impl FrrConfig {
             if p.bfd.is_some() {
                 let _ = writeln!(w, " neighbor {a} bfd profile {}", p.name);
             }
+            if p.graceful_restart {
+                let _ = writeln!(w, " neighbor {a} graceful-restart-helper");
+            }
         }
         let _ = writeln!(w, " address-family ipv4 unicast");
         for n in &self.networks_v4 {
@@ -292,5 +295,11 @@ mod tests {
         assert!(s.contains("no bgp ebgp-requires-policy"));
         assert!(s.contains("  no neighbor fd00:200::11 activate"));
         assert!(s.contains("  neighbor 10.200.0.11 activate"));
+        assert!(!s.contains("graceful-restart"));
+        let gr = FrrConfig::new("r", Ipv4Addr::new(10, 200, 0, 1), 64500)
+            .peer(peer().graceful_restart(true))
+            .render()
+            .unwrap();
+        assert!(gr.contains(" neighbor 10.200.0.11 graceful-restart-helper\n"));
     }
 }

@@ -70,12 +70,24 @@ impl GobgpConfig {
                     "  [neighbors.ebgp-multihop.config]\n    enabled = true\n    multihop-ttl = {ttl}"
                 );
             }
+            if p.graceful_restart {
+                let _ = writeln!(
+                    w,
+                    "  [neighbors.graceful-restart.config]\n    enabled = true\n    helper-only = true\n    notification-enabled = true"
+                );
+            }
             for (on, fam) in [(p.ipv4, "ipv4-unicast"), (p.ipv6, "ipv6-unicast")] {
                 if on {
                     let _ = writeln!(
                         w,
                         "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{fam}\""
                     );
+                    if p.graceful_restart {
+                        let _ = writeln!(
+                            w,
+                            "    [neighbors.afi-safis.mp-graceful-restart.config]\n      enabled = true"
+                        );
+                    }
                 }
             }
         }
@@ -170,5 +182,14 @@ mod tests {
         let s = c.render().unwrap();
         assert!(s.contains("auth-password = \"s3cret\""));
         assert!(s.contains("ipv6-unicast"));
+        assert!(!s.contains("graceful-restart"));
+        let gr = GobgpConfig::new(Ipv4Addr::new(10, 200, 0, 1), 64500)
+            .peer(peer().graceful_restart(true))
+            .render()
+            .unwrap();
+        assert!(gr.contains("[neighbors.graceful-restart.config]\n    enabled = true\n    helper-only = true\n    notification-enabled = true\n"));
+        assert!(
+            gr.contains("[neighbors.afi-safis.mp-graceful-restart.config]\n      enabled = true\n")
+        );
     }
 }

@@ -27,6 +27,11 @@ pub struct BgpPeer {
     /// Run BFD on this session (BIRD: `bfd { .. }` in the BGP protocol plus a `protocol
     /// bfd`; FRR: a bfdd profile and `neighbor .. bfd profile`, bfdd started beside bgpd).
     pub bfd: Option<BfdTimers>,
+    /// Act as a graceful restart helper (RFC 4724) for this peer: keep its routes, marked
+    /// stale, while it restarts, until its End-of-RIB (BIRD: `graceful restart on`; FRR:
+    /// `neighbor .. graceful-restart-helper`; GoBGP: `graceful-restart` helper-only with
+    /// RFC 8538 notification support and per-family `mp-graceful-restart`).
+    pub graceful_restart: bool,
 }
 
 /// BFD timers of a daemon's session (RFC 5880 intervals in milliseconds).
@@ -68,7 +73,14 @@ impl BgpPeer {
             multihop: None,
             hold_time: 9,
             bfd: None,
+            graceful_restart: false,
         }
+    }
+
+    /// Acts as a graceful restart helper for this peer.
+    pub fn graceful_restart(mut self, yes: bool) -> Self {
+        self.graceful_restart = yes;
+        self
     }
 
     /// Runs BFD on this session with `timers`.

@@ -59,6 +59,7 @@
 //! namespaces, `resourceVersionMatch=Exact` on lists, built-in kinds other than those in
 //! [`resources::builtins`] (e.g. StatefulSet, Job, Ingress: 404).
 
+pub mod auth;
 mod convert;
 mod crd;
 pub mod discovery;
@@ -123,6 +124,16 @@ pub enum ApiServerError {
     },
     #[error("cannot build a kube client: {0}")]
     Client(String),
+    #[error(
+        "the admin token must be non-empty printable ASCII without spaces (it is sent in an Authorization header)"
+    )]
+    BadAdminToken,
+    #[error(
+        "the state's serviceAccountSigningKey is not a key this server wrote (base64url of at least 32 bytes)"
+    )]
+    BadSigningKey,
+    #[error("cannot create the default RBAC roles: {0}")]
+    Bootstrap(String),
 }
 
 /// How to start a server.
@@ -141,6 +152,15 @@ pub struct ApiServerOptions {
     pub history_limit: usize,
     /// Interval of BOOKMARK events on watches that allow them.
     pub bookmark_interval: Duration,
+    /// The static admin token (user `admin`, groups `system:masters` and
+    /// `system:authenticated`). `None`: a random token, generated at start and kept across
+    /// [`ApiServerHandle::restart`]; [`ApiServerHandle::admin_token`] tells it.
+    pub admin_token: Option<String>,
+    /// The shortest `expirationSeconds` a TokenRequest may ask for (kube-apiserver: 10
+    /// minutes); tests lower it to watch a token expire.
+    pub min_token_expiration: Duration,
+    /// Tolerance of token expiry checks (kube-apiserver's JWT library: one minute).
+    pub token_expiry_leeway: Duration,
 }
 
 impl Default for ApiServerOptions {
@@ -152,6 +172,9 @@ impl Default for ApiServerOptions {
             snapshot: None,
             history_limit: 1000,
             bookmark_interval: Duration::from_secs(5),
+            admin_token: None,
+            min_token_expiration: Duration::from_secs(600),
+            token_expiry_leeway: Duration::from_secs(60),
         }
     }
 }
@@ -161,6 +184,63 @@ pub struct Shared {
     store: Store,
     faults: Arc<Faults>,
     bookmark_interval: Duration,
+    auth: auth::AuthSettings,
+}
+
+impl Shared {
+    /// Every object and the token signing key: what a restart must keep.
+    fn snapshot(&self) -> Snapshot {
+        let mut snap = self.store.snapshot();
+        snap.service_account_signing_key = Some(self.auth.signing_key.to_text());
+        snap
+    }
+
+    /// The state of a server started with `options` from `snapshot` (objects and signing
+    /// key; a fresh key without one), with the default RBAC roles in place.
+    fn new(
+        options: &ApiServerOptions,
+        snapshot: Option<Snapshot>,
+        faults: Arc<Faults>,
+    ) -> Result<Shared, ApiServerError> {
+        let signing_key = match snapshot
+            .as_ref()
+            .and_then(|s| s.service_account_signing_key.as_deref())
+        {
+            Some(text) => {
+                auth::tokens::SigningKey::from_text(text).ok_or(ApiServerError::BadSigningKey)?
+            }
+            None => auth::tokens::SigningKey::generate(),
+        };
+        let admin_token = options
+            .admin_token
+            .clone()
+            .ok_or(ApiServerError::BadAdminToken)?;
+        let store = Store::new(options.history_limit, snapshot);
+        auth::bootstrap::ensure(&store).map_err(|e| ApiServerError::Bootstrap(e.to_string()))?;
+        Ok(Shared {
+            store,
+            faults,
+            bookmark_interval: options.bookmark_interval,
+            auth: auth::AuthSettings {
+                admin_token,
+                signing_key,
+                min_token_expiration: options.min_token_expiration,
+                token_leeway: options.token_expiry_leeway,
+            },
+        })
+    }
+}
+
+/// 24 random bytes, hex: a token no test guesses.
+fn random_admin_token() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 24];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn valid_admin_token(token: &str) -> bool {
+    !token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// The server type; see [`ApiServer::start`].
@@ -181,18 +261,22 @@ pub struct ApiServerHandle {
 }
 
 impl ApiServer {
-    pub async fn start(options: ApiServerOptions) -> Result<ApiServerHandle, ApiServerError> {
+    pub async fn start(mut options: ApiServerOptions) -> Result<ApiServerHandle, ApiServerError> {
         let snapshot = match (&options.snapshot, &options.state_file) {
             (Some(s), _) => Some(s.clone()),
             (None, Some(path)) if path.exists() => Some(read_state(path)?),
             _ => None,
         };
-        let shared = Arc::new(Shared {
-            store: Store::new(options.history_limit, snapshot),
-            faults: Arc::new(Faults::default()),
-            bookmark_interval: options.bookmark_interval,
-        });
-        serve(shared, options).await
+        let token = options
+            .admin_token
+            .take()
+            .unwrap_or_else(random_admin_token);
+        if !valid_admin_token(&token) {
+            return Err(ApiServerError::BadAdminToken);
+        }
+        options.admin_token = Some(token);
+        let shared = Shared::new(&options, snapshot, Arc::new(Faults::default()))?;
+        serve(Arc::new(shared), options).await
     }
 }
 
@@ -229,9 +313,12 @@ fn default_kubeconfig_path(addr: SocketAddr) -> PathBuf {
         .join("kubeconfig")
 }
 
-fn kubeconfig_text(addr: SocketAddr) -> String {
+/// A kubeconfig for the admin user of the server at `addr`.
+pub fn kubeconfig_text(addr: SocketAddr, admin_token: &str) -> String {
+    // A JSON string is a YAML double-quoted scalar: any token stays one value.
+    let token = serde_json::Value::String(admin_token.to_string());
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: ferrolb-e2e\n  cluster:\n    server: http://{addr}\ncontexts:\n- name: ferrolb-e2e\n  context:\n    cluster: ferrolb-e2e\n    user: ferrolb-e2e\n    namespace: default\ncurrent-context: ferrolb-e2e\nusers:\n- name: ferrolb-e2e\n  user: {{}}\npreferences: {{}}\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: ferrolb-e2e\n  cluster:\n    server: http://{addr}\ncontexts:\n- name: ferrolb-e2e\n  context:\n    cluster: ferrolb-e2e\n    user: ferrolb-e2e\n    namespace: default\ncurrent-context: ferrolb-e2e\nusers:\n- name: ferrolb-e2e\n  user:\n    token: {token}\npreferences: {{}}\n"
     )
 }
 
@@ -277,10 +364,12 @@ async fn serve(
             source,
         })?;
     }
-    std::fs::write(&kubeconfig, kubeconfig_text(addr)).map_err(|source| ApiServerError::Write {
-        path: kubeconfig.clone(),
-        source,
-    })?;
+    std::fs::write(&kubeconfig, kubeconfig_text(addr, &shared.auth.admin_token)).map_err(
+        |source| ApiServerError::Write {
+            path: kubeconfig.clone(),
+            source,
+        },
+    )?;
     let app = axum::Router::new()
         .fallback(handlers::handle)
         .with_state(shared.clone());
@@ -302,7 +391,7 @@ async fn serve(
                 let now = shared.store.change_count();
                 if now != last {
                     last = now;
-                    if let Err(e) = write_state(&path, &shared.store.snapshot()) {
+                    if let Err(e) = write_state(&path, &shared.snapshot()) {
                         tracing::warn!("{e}");
                     }
                 }
@@ -355,14 +444,26 @@ impl ApiServerHandle {
         &self.kubeconfig
     }
 
-    /// A kube client for this server (default namespace `default`).
+    /// The static admin token (user `admin`, group `system:masters`).
+    pub fn admin_token(&self) -> &str {
+        &self.shared.auth.admin_token
+    }
+
+    /// A kube client for this server acting as the admin (default namespace `default`).
     pub fn client(&self) -> Result<kube::Client, ApiServerError> {
+        self.client_with_token(self.admin_token())
+    }
+
+    /// A kube client for this server authenticating with `token` (a ServiceAccount token
+    /// from the TokenRequest API, or the admin token).
+    pub fn client_with_token(&self, token: &str) -> Result<kube::Client, ApiServerError> {
         let uri: axum::http::Uri = self
             .url()
             .parse()
             .map_err(|e: axum::http::uri::InvalidUri| ApiServerError::Client(e.to_string()))?;
         let mut config = kube::Config::new(uri);
         config.default_namespace = "default".to_string();
+        config.auth_info.token = Some(secrecy::SecretString::from(token.to_string()));
         kube::Client::try_from(config).map_err(|e| ApiServerError::Client(e.to_string()))
     }
 
@@ -382,9 +483,9 @@ impl ApiServerHandle {
         self.shared.store.current_rv()
     }
 
-    /// A copy of every object.
+    /// A copy of every object (and the token signing key).
     pub fn snapshot(&self) -> Snapshot {
-        self.shared.store.snapshot()
+        self.shared.snapshot()
     }
 
     async fn stop(&mut self) {
@@ -406,7 +507,7 @@ impl ApiServerHandle {
             saver.abort();
         }
         if let Some(path) = &self.options.state_file
-            && let Err(e) = write_state(path, &self.shared.store.snapshot())
+            && let Err(e) = write_state(path, &self.shared.snapshot())
         {
             tracing::warn!("{e}");
         }
@@ -416,7 +517,7 @@ impl ApiServerHandle {
     pub async fn shutdown(mut self) -> Snapshot {
         self.stop().await;
         self.remove_kubeconfig();
-        self.shared.store.snapshot()
+        self.shared.snapshot()
     }
 
     fn remove_kubeconfig(&mut self) {
@@ -435,14 +536,13 @@ impl ApiServerHandle {
         let mut options = self.options.clone();
         options.listen = self.addr;
         options.kubeconfig_path = Some(self.kubeconfig.clone());
-        options.snapshot = Some(self.shared.store.snapshot());
-        let faults = self.shared.faults.clone();
-        let shared = Arc::new(Shared {
-            store: Store::new(options.history_limit, options.snapshot.clone()),
-            faults,
-            bookmark_interval: options.bookmark_interval,
-        });
-        let mut next = serve(shared, options).await?;
+        options.snapshot = Some(self.shared.snapshot());
+        let shared = Shared::new(
+            &options,
+            options.snapshot.clone(),
+            self.shared.faults.clone(),
+        )?;
+        let mut next = serve(Arc::new(shared), options).await?;
         // The new handle takes over the (same) kubeconfig file.
         next.owns_kubeconfig_dir = std::mem::take(&mut self.owns_kubeconfig_dir);
         Ok(next)

@@ -5,6 +5,7 @@
 //! JSON the store keeps ([`kinds`] lists them). A kind without one is 415, as it would be for
 //! a CRD on kube-apiserver; a body that is not valid protobuf is 400.
 
+mod auth;
 mod core;
 pub mod envelope;
 pub mod error;

@@ -67,6 +67,7 @@ pub mod error;
 pub mod faults;
 mod handlers;
 mod ids;
+mod listener;
 mod objects;
 pub mod openapi;
 pub mod patch;
@@ -78,6 +79,7 @@ mod service_index;
 pub mod store;
 mod table;
 pub mod time;
+pub mod tls;
 mod validation;
 mod watch;
 
@@ -134,6 +136,8 @@ pub enum ApiServerError {
     BadSigningKey,
     #[error("cannot create the default RBAC roles: {0}")]
     Bootstrap(String),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// How to start a server.
@@ -185,6 +189,7 @@ pub struct Shared {
     faults: Arc<Faults>,
     bookmark_interval: Duration,
     auth: auth::AuthSettings,
+    tls: tls::TlsIdentity,
 }
 
 impl Shared {
@@ -201,6 +206,7 @@ impl Shared {
         options: &ApiServerOptions,
         snapshot: Option<Snapshot>,
         faults: Arc<Faults>,
+        tls: tls::TlsIdentity,
     ) -> Result<Shared, ApiServerError> {
         let signing_key = match snapshot
             .as_ref()
@@ -227,6 +233,7 @@ impl Shared {
                 min_token_expiration: options.min_token_expiration,
                 token_leeway: options.token_expiry_leeway,
             },
+            tls,
         })
     }
 }
@@ -275,7 +282,8 @@ impl ApiServer {
             return Err(ApiServerError::BadAdminToken);
         }
         options.admin_token = Some(token);
-        let shared = Shared::new(&options, snapshot, Arc::new(Faults::default()))?;
+        let identity = tls::TlsIdentity::generate(options.listen.ip())?;
+        let shared = Shared::new(&options, snapshot, Arc::new(Faults::default()), identity)?;
         serve(Arc::new(shared), options).await
     }
 }
@@ -313,12 +321,14 @@ fn default_kubeconfig_path(addr: SocketAddr) -> PathBuf {
         .join("kubeconfig")
 }
 
-/// A kubeconfig for the admin user of the server at `addr`.
-pub fn kubeconfig_text(addr: SocketAddr, admin_token: &str) -> String {
+/// A kubeconfig for the admin user of the server at `addr` (HTTPS, trusting `ca_pem`).
+pub fn kubeconfig_text(addr: SocketAddr, ca_pem: &str, admin_token: &str) -> String {
+    use base64::Engine;
     // A JSON string is a YAML double-quoted scalar: any token stays one value.
     let token = serde_json::Value::String(admin_token.to_string());
+    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: ferrolb-e2e\n  cluster:\n    server: http://{addr}\ncontexts:\n- name: ferrolb-e2e\n  context:\n    cluster: ferrolb-e2e\n    user: ferrolb-e2e\n    namespace: default\ncurrent-context: ferrolb-e2e\nusers:\n- name: ferrolb-e2e\n  user:\n    token: {token}\npreferences: {{}}\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: ferrolb-e2e\n  cluster:\n    server: https://{addr}\n    certificate-authority-data: {ca}\ncontexts:\n- name: ferrolb-e2e\n  context:\n    cluster: ferrolb-e2e\n    user: ferrolb-e2e\n    namespace: default\ncurrent-context: ferrolb-e2e\nusers:\n- name: ferrolb-e2e\n  user:\n    token: {token}\npreferences: {{}}\n"
     )
 }
 
@@ -364,12 +374,15 @@ async fn serve(
             source,
         })?;
     }
-    std::fs::write(&kubeconfig, kubeconfig_text(addr, &shared.auth.admin_token)).map_err(
-        |source| ApiServerError::Write {
-            path: kubeconfig.clone(),
-            source,
-        },
-    )?;
+    std::fs::write(
+        &kubeconfig,
+        kubeconfig_text(addr, &shared.tls.ca_pem, &shared.auth.admin_token),
+    )
+    .map_err(|source| ApiServerError::Write {
+        path: kubeconfig.clone(),
+        source,
+    })?;
+    let listener = listener::DualListener::new(listener, addr, &shared.tls);
     let app = axum::Router::new()
         .fallback(handlers::handle)
         .with_state(shared.clone());
@@ -435,9 +448,19 @@ impl ApiServerHandle {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`: the plain-HTTP side of the port.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// `https://127.0.0.1:PORT`: the TLS side, as the kubeconfig names it.
+    pub fn https_url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// The CA (PEM) that signed the server's certificate.
+    pub fn ca_pem(&self) -> &str {
+        &self.shared.tls.ca_pem
     }
 
     pub fn kubeconfig_path(&self) -> &Path {
@@ -541,6 +564,7 @@ impl ApiServerHandle {
             &options,
             options.snapshot.clone(),
             self.shared.faults.clone(),
+            self.shared.tls.clone(),
         )?;
         let mut next = serve(Arc::new(shared), options).await?;
         // The new handle takes over the (same) kubeconfig file.

@@ -12,6 +12,7 @@ pub mod error;
 mod json;
 mod kinds;
 mod meta;
+mod rbac;
 
 use serde_json::Value;
 

@@ -2,7 +2,15 @@
 //! kube-rs) accept: discovery, OpenAPI, list/watch with resourceVersions and 410 Gone,
 //! optimistic concurrency, status subresources, merge/JSON/strategic/apply patches, JSON and
 //! protobuf bodies, finalizers, CRDs served on creation, Service defaulting and allocation,
-//! and fault injection.
+//! authentication and RBAC, and fault injection.
+//!
+//! Every request is authenticated and authorized ([`auth`]): [`ApiServerHandle::client`] and
+//! the kubeconfig act as the admin (`system:masters`, token [`ApiServerHandle::admin_token`]);
+//! ServiceAccount tokens come from the TokenRequest API (`kubectl create token`, kube-rs
+//! `Api::<ServiceAccount>::create_token_request`) and are used with
+//! [`ApiServerHandle::client_with_token`] or `kubectl --token`. One port serves HTTPS (the
+//! kubeconfig's `https://` address with the server's CA: client-go sends credentials only
+//! over TLS) and plain HTTP ([`ApiServerHandle::url`], for kube-rs clients).
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -35,8 +43,24 @@
 //! Protobuf request bodies (`application/vnd.kubernetes.protobuf`, the `k8s\0` +
 //! `runtime.Unknown` envelope that kubectl's `create` generators and client-go typed clients
 //! such as helm's release storage send) are decoded for the kinds listed in [`protobuf`]
-//! (Namespace, Service, Secret, ConfigMap, ServiceAccount, DeleteOptions) and stored as JSON;
-//! a kind without a conversion is 415 naming the kind, a malformed body 400.
+//! (Namespace, Service, Secret, ConfigMap, ServiceAccount, Role, ClusterRole, RoleBinding,
+//! ClusterRoleBinding, DeleteOptions, and the TokenRequest and review bodies) and stored as
+//! JSON; a kind without a conversion is 415 naming the kind, a malformed body 400.
+//! Authentication as kube-apiserver with anonymous auth on: a bearer token is the static
+//! admin token or a ServiceAccount JWT (HMAC-SHA256 under a key kept in the state, claims
+//! as kube's, bound to the ServiceAccount's uid, expiry with kube's one-minute leeway); no
+//! token is `system:anonymous`; a bad, expired or revoked token is kube's 401.
+//! Impersonation headers are authorized with the `impersonate` verb. Authorization is
+//! `system:masters` plus RBAC, read from the store on every request: Roles, ClusterRoles,
+//! RoleBindings (also of ClusterRoles), ClusterRoleBindings, subjects User/Group/
+//! ServiceAccount, `resource/subresource`, resourceNames, nonResourceURLs with `*` suffixes,
+//! request attributes as kube's RequestInfo (list/watch/deletecollection, `/watch/` paths,
+//! `fieldSelector=metadata.name=` naming the object), kube's exact 403 messages and the
+//! bootstrap roles (`cluster-admin`, `system:discovery`, `system:basic-user`,
+//! `system:public-info-viewer`, `system:auth-delegator`) with kube's bindings. TokenRequest,
+//! TokenReview, SelfSubjectReview, SubjectAccessReview, LocalSubjectAccessReview,
+//! SelfSubjectAccessReview and SelfSubjectRulesReview answer as kube's (create only, in
+//! discovery, nothing stored).
 //!
 //! Approximated: strategic merge patch knows the merge keys of the lists listed in
 //! [`patch::list_strategy`] (other lists are replaced); server-side apply merges the applied
@@ -54,7 +78,10 @@
 //! header allows only protobuf gets 406, as kube-apiserver answers an unsatisfiable Accept.
 //!
 //! Missing: CBOR bodies (415), protobuf responses and watch streams, protobuf bodies of
-//! kinds other than those above, authentication/authorization, admission,
+//! kinds other than those above; client certificates, OIDC, webhook authentication and
+//! authorization, legacy Secret-based ServiceAccount tokens, tokens bound to Pods, Secrets or
+//! Nodes (`boundObjectRef` is 400), RBAC escalation checks on writes of roles and bindings
+//! (`escalate`/`bind`), ClusterRole aggregation (`aggregationRule` grants nothing), admission,
 //! pods/log/exec/portforward and other subresources except `/status`, deletecollection of
 //! namespaces, `resourceVersionMatch=Exact` on lists, built-in kinds other than those in
 //! [`resources::builtins`] (e.g. StatefulSet, Job, Ingress: 404).
@@ -67,6 +94,7 @@ pub mod error;
 pub mod faults;
 mod handlers;
 mod ids;
+mod kubeconfig;
 mod listener;
 mod objects;
 pub mod openapi;
@@ -76,6 +104,7 @@ pub mod resources;
 pub mod selectors;
 mod service;
 mod service_index;
+mod shared;
 pub mod store;
 mod table;
 pub mod time;
@@ -93,8 +122,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use faults::{Fault, FaultScope, Faults};
+pub use kubeconfig::kubeconfig_text;
+pub use shared::Shared;
 pub use store::Snapshot;
-use store::Store;
 
 /// Errors starting or stopping a server.
 #[derive(Debug, thiserror::Error)]
@@ -183,73 +213,6 @@ impl Default for ApiServerOptions {
     }
 }
 
-/// State shared by all request handlers of one server (and kept across restarts).
-pub struct Shared {
-    store: Store,
-    faults: Arc<Faults>,
-    bookmark_interval: Duration,
-    auth: auth::AuthSettings,
-    tls: tls::TlsIdentity,
-}
-
-impl Shared {
-    /// Every object and the token signing key: what a restart must keep.
-    fn snapshot(&self) -> Snapshot {
-        let mut snap = self.store.snapshot();
-        snap.service_account_signing_key = Some(self.auth.signing_key.to_text());
-        snap
-    }
-
-    /// The state of a server started with `options` from `snapshot` (objects and signing
-    /// key; a fresh key without one), with the default RBAC roles in place.
-    fn new(
-        options: &ApiServerOptions,
-        snapshot: Option<Snapshot>,
-        faults: Arc<Faults>,
-        tls: tls::TlsIdentity,
-    ) -> Result<Shared, ApiServerError> {
-        let signing_key = match snapshot
-            .as_ref()
-            .and_then(|s| s.service_account_signing_key.as_deref())
-        {
-            Some(text) => {
-                auth::tokens::SigningKey::from_text(text).ok_or(ApiServerError::BadSigningKey)?
-            }
-            None => auth::tokens::SigningKey::generate(),
-        };
-        let admin_token = options
-            .admin_token
-            .clone()
-            .ok_or(ApiServerError::BadAdminToken)?;
-        let store = Store::new(options.history_limit, snapshot);
-        auth::bootstrap::ensure(&store).map_err(|e| ApiServerError::Bootstrap(e.to_string()))?;
-        Ok(Shared {
-            store,
-            faults,
-            bookmark_interval: options.bookmark_interval,
-            auth: auth::AuthSettings {
-                admin_token,
-                signing_key,
-                min_token_expiration: options.min_token_expiration,
-                token_leeway: options.token_expiry_leeway,
-            },
-            tls,
-        })
-    }
-}
-
-/// 24 random bytes, hex: a token no test guesses.
-fn random_admin_token() -> String {
-    use rand::RngCore;
-    let mut bytes = [0u8; 24];
-    rand::rng().fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn valid_admin_token(token: &str) -> bool {
-    !token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic())
-}
-
 /// The server type; see [`ApiServer::start`].
 pub struct ApiServer;
 
@@ -277,8 +240,8 @@ impl ApiServer {
         let token = options
             .admin_token
             .take()
-            .unwrap_or_else(random_admin_token);
-        if !valid_admin_token(&token) {
+            .unwrap_or_else(shared::random_admin_token);
+        if !shared::valid_admin_token(&token) {
             return Err(ApiServerError::BadAdminToken);
         }
         options.admin_token = Some(token);
@@ -309,27 +272,6 @@ fn write_state(path: &Path, snap: &Snapshot) -> Result<(), ApiServerError> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text).map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)
-}
-
-fn default_kubeconfig_path(addr: SocketAddr) -> PathBuf {
-    std::env::temp_dir()
-        .join(format!(
-            "ferrolb-apiserver-{}-{}",
-            std::process::id(),
-            addr.port()
-        ))
-        .join("kubeconfig")
-}
-
-/// A kubeconfig for the admin user of the server at `addr` (HTTPS, trusting `ca_pem`).
-pub fn kubeconfig_text(addr: SocketAddr, ca_pem: &str, admin_token: &str) -> String {
-    use base64::Engine;
-    // A JSON string is a YAML double-quoted scalar: any token stays one value.
-    let token = serde_json::Value::String(admin_token.to_string());
-    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
-    format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: ferrolb-e2e\n  cluster:\n    server: https://{addr}\n    certificate-authority-data: {ca}\ncontexts:\n- name: ferrolb-e2e\n  context:\n    cluster: ferrolb-e2e\n    user: ferrolb-e2e\n    namespace: default\ncurrent-context: ferrolb-e2e\nusers:\n- name: ferrolb-e2e\n  user:\n    token: {token}\npreferences: {{}}\n"
-    )
 }
 
 /// Loopback, or an address of the lab's own namespaces (the lab runs the server in its
@@ -367,7 +309,7 @@ async fn serve(
     let kubeconfig = options
         .kubeconfig_path
         .clone()
-        .unwrap_or_else(|| default_kubeconfig_path(addr));
+        .unwrap_or_else(|| kubeconfig::default_kubeconfig_path(addr));
     if let Some(dir) = kubeconfig.parent() {
         std::fs::create_dir_all(dir).map_err(|source| ApiServerError::Write {
             path: dir.to_path_buf(),

@@ -49,7 +49,7 @@ impl Attributes {
         self
     }
 
-    pub fn sub(mut self, subresource: &str) -> Attributes {
+    pub fn subresource(mut self, subresource: &str) -> Attributes {
         self.subresource = subresource.to_string();
         self
     }
@@ -168,12 +168,10 @@ pub fn from_request(method: &str, path: &str, query: &HashMap<String, String>) -
         }
         .to_string();
     }
-    if rest[0] == "namespaces" {
-        if rest.len() > 1 {
-            attrs.namespace = rest[1].to_string();
-            if rest.len() > 2 && !matches!(rest[2], "status" | "finalize") {
-                rest = &rest[2..];
-            }
+    if rest[0] == "namespaces" && rest.len() > 1 {
+        attrs.namespace = rest[1].to_string();
+        if rest.len() > 2 && !matches!(rest[2], "status" | "finalize") {
+            rest = &rest[2..];
         }
     }
     if rest.len() >= 3 && attrs.verb != "proxy" {

@@ -106,7 +106,7 @@ pub fn apply(view: &Inner, requester: UserInfo, headers: &HeaderMap) -> ApiResul
         for v in vals {
             check(
                 Attributes::resource("impersonate", "authentication.k8s.io", "userextras", "")
-                    .sub(key)
+                    .subresource(key)
                     .named(v),
             )?;
         }

@@ -175,7 +175,7 @@ mod tests {
             &r
         ));
         assert!(rule_allows(
-            &res("update", "", "services").sub("status"),
+            &res("update", "", "services").subresource("status"),
             &r
         ));
         assert!(!rule_allows(
@@ -191,7 +191,9 @@ mod tests {
             rule(json!({"apiGroups": [""], "resources": ["services/status"], "verbs": ["update"]}));
         let any_status =
             rule(json!({"apiGroups": [""], "resources": ["*/status"], "verbs": ["update"]}));
-        let svc_status = res("update", "", "services").named("web").sub("status");
+        let svc_status = res("update", "", "services")
+            .named("web")
+            .subresource("status");
         let svc = res("update", "", "services").named("web");
         assert!(!rule_allows(&svc_status, &main));
         assert!(rule_allows(&svc, &main));
@@ -199,7 +201,9 @@ mod tests {
         assert!(!rule_allows(&svc, &status));
         assert!(rule_allows(&svc_status, &any_status));
         assert!(!rule_allows(&svc, &any_status));
-        let scale = res("update", "", "services").named("web").sub("scale");
+        let scale = res("update", "", "services")
+            .named("web")
+            .subresource("scale");
         assert!(!rule_allows(&scale, &any_status));
     }
 

@@ -3,8 +3,6 @@
 //! SelfSubjectAccessReview and SelfSubjectRulesReview; `authentication.k8s.io/v1`
 //! TokenReview and SelfSubjectReview.
 
-use std::collections::BTreeMap;
-
 use serde_json::{Value, json};
 
 use super::super::error::{ApiError, ApiResult, FieldError};
@@ -112,7 +110,7 @@ pub fn subject_access(
         extra: spec["extra"]
             .as_object()
             .map(|m| m.iter().map(|(k, v)| (k.clone(), strings(v))).collect())
-            .unwrap_or_else(BTreeMap::new),
+            .unwrap_or_default(),
     };
     if user.name.is_empty() && user.groups.is_empty() {
         errors.push(FieldError::invalid(

@@ -140,3 +140,90 @@ pub fn self_subject_rules_review(r: authz::SelfSubjectRulesReview) -> Result<Val
         .map(|s| JsonObject::new().string("namespace", s.namespace).build());
     with_meta("SelfSubjectRulesReview", r.metadata, spec)
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_pb::api::authentication::v1 as authn;
+    use k8s_pb::api::authorization::v1 as authz;
+    use prost::Message;
+    use serde_json::json;
+
+    use super::super::{decode_object, envelope};
+
+    #[test]
+    fn a_token_request_keeps_a_zero_expiration_as_a_value() {
+        let req = authn::TokenRequest {
+            metadata: None,
+            spec: Some(authn::TokenRequestSpec {
+                audiences: vec!["ferrolb".into()],
+                expiration_seconds: Some(0),
+                bound_object_ref: None,
+            }),
+            status: None,
+        };
+        let body = envelope::seal(
+            "authentication.k8s.io/v1",
+            "TokenRequest",
+            req.encode_to_vec(),
+        );
+        let v = decode_object(&body, ("", "")).unwrap();
+        assert_eq!(
+            v["spec"],
+            json!({"audiences": ["ferrolb"], "expirationSeconds": 0})
+        );
+    }
+
+    #[test]
+    fn an_access_review_tells_resource_from_non_resource_attributes() {
+        let ssar = authz::SelfSubjectAccessReview {
+            metadata: None,
+            spec: Some(authz::SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(authz::ResourceAttributes {
+                    namespace: Some("default".into()),
+                    verb: Some("update".into()),
+                    group: Some(String::new()),
+                    resource: Some("services".into()),
+                    subresource: Some("status".into()),
+                    ..Default::default()
+                }),
+                non_resource_attributes: None,
+            }),
+            status: None,
+        };
+        let body = envelope::seal(
+            "authorization.k8s.io/v1",
+            "SelfSubjectAccessReview",
+            ssar.encode_to_vec(),
+        );
+        let v = decode_object(&body, ("", "")).unwrap();
+        assert_eq!(
+            v["spec"],
+            json!({"resourceAttributes": {"namespace": "default", "verb": "update", "resource": "services", "subresource": "status"}})
+        );
+        let sar = authz::SubjectAccessReview {
+            metadata: None,
+            spec: Some(authz::SubjectAccessReviewSpec {
+                non_resource_attributes: Some(authz::NonResourceAttributes {
+                    path: Some("/metrics".into()),
+                    verb: Some("get".into()),
+                }),
+                user: Some("system:serviceaccount:ferrolb-system:speaker".into()),
+                groups: vec!["system:serviceaccounts".into()],
+                ..Default::default()
+            }),
+            status: None,
+        };
+        let body = envelope::seal(
+            "authorization.k8s.io/v1",
+            "SubjectAccessReview",
+            sar.encode_to_vec(),
+        );
+        let v = decode_object(&body, ("", "")).unwrap();
+        assert_eq!(
+            v["spec"],
+            json!({"nonResourceAttributes": {"path": "/metrics", "verb": "get"},
+                   "user": "system:serviceaccount:ferrolb-system:speaker",
+                   "groups": ["system:serviceaccounts"]})
+        );
+    }
+}

@@ -107,3 +107,84 @@ pub fn cluster_role_binding(b: pb::ClusterRoleBinding) -> Result<Value, Protobuf
         .value_kept("roleRef", role_ref(b.role_ref))
         .build())
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_pb::api::rbac::v1 as pb;
+    use prost::Message;
+    use serde_json::json;
+
+    use super::super::{decode_object, envelope};
+
+    #[test]
+    fn a_role_binding_from_kubectl_create_rolebinding_becomes_its_json() {
+        let binding = pb::RoleBinding {
+            metadata: Some(k8s_pb::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some("speaker-svc".into()),
+                ..Default::default()
+            }),
+            subjects: vec![pb::Subject {
+                kind: Some("ServiceAccount".into()),
+                api_group: Some(String::new()),
+                name: Some("speaker".into()),
+                namespace: Some("ferrolb-system".into()),
+            }],
+            role_ref: Some(pb::RoleRef {
+                api_group: Some("rbac.authorization.k8s.io".into()),
+                kind: Some("Role".into()),
+                name: Some("svc-reader".into()),
+            }),
+        };
+        let body = envelope::seal(
+            "rbac.authorization.k8s.io/v1",
+            "RoleBinding",
+            binding.encode_to_vec(),
+        );
+        let v = decode_object(&body, ("", "")).unwrap();
+        assert_eq!(
+            v,
+            json!({
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": "speaker-svc"},
+                "subjects": [{"kind": "ServiceAccount", "name": "speaker", "namespace": "ferrolb-system"}],
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "svc-reader"},
+            })
+        );
+    }
+
+    #[test]
+    fn a_cluster_role_keeps_its_rules_and_non_resource_urls() {
+        let role = pb::ClusterRole {
+            metadata: None,
+            rules: vec![
+                pb::PolicyRule {
+                    verbs: vec!["get".into()],
+                    api_groups: vec![String::new()],
+                    resources: vec!["services/status".into()],
+                    resource_names: vec!["web".into()],
+                    non_resource_ur_ls: vec![],
+                },
+                pb::PolicyRule {
+                    verbs: vec!["get".into()],
+                    non_resource_ur_ls: vec!["/metrics".into()],
+                    ..Default::default()
+                },
+            ],
+            aggregation_rule: None,
+        };
+        let body = envelope::seal(
+            "rbac.authorization.k8s.io/v1",
+            "ClusterRole",
+            role.encode_to_vec(),
+        );
+        let v = decode_object(&body, ("", "")).unwrap();
+        assert_eq!(
+            v["rules"],
+            json!([
+                {"verbs": ["get"], "apiGroups": [""], "resources": ["services/status"], "resourceNames": ["web"]},
+                {"verbs": ["get"], "nonResourceURLs": ["/metrics"]},
+            ])
+        );
+    }
+}

@@ -143,9 +143,8 @@ impl Kubectl {
     /// `kubectl create namespace NS` and `kubectl create serviceaccount SA -n NS` (both sent
     /// as protobuf), then a token for it from `kubectl create token`.
     pub async fn service_account_token(&self, ns: &str, sa: &str, extra: &[&str]) -> String {
-        if self.run_as(None, &["get", "namespace", ns]).await.ok {
-            // Created by an earlier call.
-        } else {
+        // Namespace and ServiceAccount may exist from an earlier call.
+        if !self.run_as(None, &["get", "namespace", ns]).await.ok {
             self.ok(&["create", "namespace", ns]).await;
         }
         if !self

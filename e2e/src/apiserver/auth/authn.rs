@@ -16,14 +16,14 @@ use super::user::{
     service_account_username,
 };
 
-/// The user a token authenticates, and the audiences it was accepted for.
+/// The user a token authenticates, and the audiences it is good for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authenticated {
     pub user: UserInfo,
     pub audiences: Vec<String>,
 }
 
-/// Why a token was not accepted. `Unknown` is no error in a TokenReview (no authenticator
+/// Why a token is not accepted. `Unknown` is no error in a TokenReview (no authenticator
 /// knew the token); the others are reported with kube's texts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthnError {

@@ -139,6 +139,10 @@ struct ApiserverArgs {
     /// Watch events kept for resumption (older resourceVersions get 410 Gone).
     #[arg(long, default_value_t = 1000)]
     history: usize,
+    /// A file holding the admin token (user `admin`, group `system:masters`) to use instead
+    /// of a random one; the kubeconfig carries the token either way.
+    #[arg(long)]
+    admin_token_file: Option<PathBuf>,
 }
 
 fn init_tracing() {
@@ -150,8 +154,25 @@ fn init_tracing() {
         .init();
 }
 
+/// The admin token in `path`, without surrounding whitespace.
+fn read_admin_token(path: &std::path::Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read --admin-token-file {}: {e}", path.display()))?;
+    let token = text.trim();
+    if token.is_empty() {
+        anyhow::bail!("--admin-token-file {} is empty", path.display());
+    }
+    Ok(token.to_string())
+}
+
 async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
+    let admin_token = args
+        .admin_token_file
+        .as_deref()
+        .map(read_admin_token)
+        .transpose()?;
     let server = ApiServer::start(ApiServerOptions {
+        admin_token,
         listen: args.listen,
         state_file: args.state,
         kubeconfig_path: args.kubeconfig,

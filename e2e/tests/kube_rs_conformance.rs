@@ -733,7 +733,7 @@ async fn injected_500_and_429() {
         },
         FaultScope::All,
     );
-    let resp = raw_get(server.addr(), "/api/v1/namespaces/default/configmaps").await;
+    let resp = raw_get(&server, "/api/v1/namespaces/default/configmaps").await;
     assert!(resp.starts_with("HTTP/1.1 429"), "{resp}");
     assert!(
         resp.to_ascii_lowercase().contains("retry-after: 3"),
@@ -777,11 +777,14 @@ async fn state_survives_restart_from_file() {
 }
 
 /// A bare HTTP/1.1 GET, to see headers kube-rs does not expose.
-async fn raw_get(addr: std::net::SocketAddr, path: &str) -> String {
+/// A GET as the server's admin, read to the end.
+async fn raw_get(server: &ApiServerHandle, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = server.addr();
+    let token = server.admin_token();
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
     s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n").as_bytes(),
     )
     .await
     .expect("write");
@@ -985,17 +988,20 @@ async fn recorder_events_are_visible_in_both_event_apis() {
 }
 
 /// A bare HTTP/1.1 request; returns the whole response (status line, headers, body).
+/// A request as the server's admin, read to the end.
 async fn raw(
-    addr: std::net::SocketAddr,
+    server: &ApiServerHandle,
     method: &str,
     path: &str,
     content_type: &str,
     body: &str,
 ) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = server.addr();
+    let token = server.admin_token();
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).await.expect("write");
@@ -1007,7 +1013,7 @@ async fn raw(
 #[tokio::test]
 async fn bad_requests_get_status_objects_not_panics() {
     let server = start().await;
-    let a = server.addr();
+    let a = &server;
     let cms = "/api/v1/namespaces/default/configmaps";
     let cases: Vec<(&str, String, &str, &str, &str)> = vec![
         (

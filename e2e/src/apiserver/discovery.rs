@@ -53,6 +53,9 @@ fn groups(types: &[ResourceType]) -> Vec<(String, Vec<String>)> {
             None => order.push((rt.group.clone(), vec![rt.version.clone()])),
         }
     }
+    for g in super::auth::endpoints::GROUPS {
+        order.push((g.to_string(), vec!["v1".to_string()]));
+    }
     order
 }
 
@@ -93,10 +96,10 @@ pub fn resource_list(types: &[ResourceType], group: &str, version: &str) -> Opti
         .iter()
         .filter(|t| t.group == group && t.version == version)
         .collect();
-    if in_gv.is_empty() {
-        return None;
-    }
     let mut resources = Vec::new();
+    if in_gv.is_empty() {
+        resources = super::auth::endpoints::discovery_resources(group, version)?;
+    }
     // Sorted by name like the real server's output; stable for caches.
     let mut by_name: BTreeMap<String, &ResourceType> = BTreeMap::new();
     for rt in in_gv {
@@ -126,6 +129,9 @@ pub fn resource_list(types: &[ResourceType], group: &str, version: &str) -> Opti
                 "verbs": ["get", "patch", "update"],
             }));
         }
+    }
+    if group.is_empty() && version == "v1" {
+        resources.push(super::auth::endpoints::service_account_token_resource());
     }
     let gv = if group.is_empty() {
         version.to_string()

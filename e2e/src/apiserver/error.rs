@@ -207,6 +207,19 @@ impl ApiError {
         Self::new(406, "NotAcceptable", message)
     }
 
+    /// 401: the request carried a credential the server does not accept.
+    pub fn unauthorized() -> Self {
+        Self::new(401, "Unauthorized", "Unauthorized")
+    }
+
+    /// 403 with kube's message and details (`{name, group, kind}` of the resource, `{}` for
+    /// a path).
+    pub fn forbidden(message: impl Into<String>, details: Value) -> Self {
+        let mut e = Self::new(403, "Forbidden", message);
+        e.details = Some(details);
+        e
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "InternalError", message)
     }

@@ -16,7 +16,7 @@ use super::objects::{self, Part};
 use super::resources::ResourceType;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::store::Write;
-use super::{Shared, convert, discovery, openapi, patch, protobuf, table, validation, watch};
+use super::{Shared, auth, convert, discovery, openapi, patch, protobuf, table, validation, watch};
 
 /// Bodies larger than this are rejected (the real server's limit is 3 MiB for etcd).
 const MAX_BODY: usize = 8 * 1024 * 1024;
@@ -77,6 +77,11 @@ struct Target {
 }
 
 async fn route(shared: Arc<Shared>, req: Request) -> ApiResult<Response> {
+    let user = auth::admit(&shared, req.method(), req.uri(), req.headers())?;
+    let req = match auth::endpoints::serve(&shared, &user, req).await? {
+        auth::endpoints::Routed::Answered(r) => return Ok(r),
+        auth::endpoints::Routed::NotOurs(req) => req,
+    };
     let path = req.uri().path().trim_end_matches('/').to_string();
     let segs: Vec<String> = path
         .split('/')

@@ -2,7 +2,15 @@
 //! kube-rs) accept: discovery, OpenAPI, list/watch with resourceVersions and 410 Gone,
 //! optimistic concurrency, status subresources, merge/JSON/strategic/apply patches, JSON and
 //! protobuf bodies, finalizers, CRDs served on creation, Service defaulting and allocation,
-//! and fault injection.
+//! authentication and RBAC, and fault injection.
+//!
+//! Every request is authenticated and authorized ([`auth`]): [`ApiServerHandle::client`] and
+//! the kubeconfig act as the admin (`system:masters`, token [`ApiServerHandle::admin_token`]);
+//! ServiceAccount tokens come from the TokenRequest API (`kubectl create token`, kube-rs
+//! `Api::<ServiceAccount>::create_token_request`) and are used with
+//! [`ApiServerHandle::client_with_token`] or `kubectl --token`. One port serves HTTPS (the
+//! kubeconfig's `https://` address with the server's CA: client-go sends credentials only
+//! over TLS) and plain HTTP ([`ApiServerHandle::url`], for kube-rs clients).
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -35,8 +43,24 @@
 //! Protobuf request bodies (`application/vnd.kubernetes.protobuf`, the `k8s\0` +
 //! `runtime.Unknown` envelope that kubectl's `create` generators and client-go typed clients
 //! such as helm's release storage send) are decoded for the kinds listed in [`protobuf`]
-//! (Namespace, Service, Secret, ConfigMap, ServiceAccount, DeleteOptions) and stored as JSON;
-//! a kind without a conversion is 415 naming the kind, a malformed body 400.
+//! (Namespace, Service, Secret, ConfigMap, ServiceAccount, Role, ClusterRole, RoleBinding,
+//! ClusterRoleBinding, DeleteOptions, and the TokenRequest and review bodies) and stored as
+//! JSON; a kind without a conversion is 415 naming the kind, a malformed body 400.
+//! Authentication as kube-apiserver with anonymous auth on: a bearer token is the static
+//! admin token or a ServiceAccount JWT (HMAC-SHA256 under a key kept in the state, claims
+//! as kube's, bound to the ServiceAccount's uid, expiry with kube's one-minute leeway); no
+//! token is `system:anonymous`; a bad, expired or revoked token is kube's 401.
+//! Impersonation headers are authorized with the `impersonate` verb. Authorization is
+//! `system:masters` plus RBAC, read from the store on every request: Roles, ClusterRoles,
+//! RoleBindings (also of ClusterRoles), ClusterRoleBindings, subjects User/Group/
+//! ServiceAccount, `resource/subresource`, resourceNames, nonResourceURLs with `*` suffixes,
+//! request attributes as kube's RequestInfo (list/watch/deletecollection, `/watch/` paths,
+//! `fieldSelector=metadata.name=` naming the object), kube's exact 403 messages and the
+//! bootstrap roles (`cluster-admin`, `system:discovery`, `system:basic-user`,
+//! `system:public-info-viewer`, `system:auth-delegator`) with kube's bindings. TokenRequest,
+//! TokenReview, SelfSubjectReview, SubjectAccessReview, LocalSubjectAccessReview,
+//! SelfSubjectAccessReview and SelfSubjectRulesReview answer as kube's (create only, in
+//! discovery, nothing stored).
 //!
 //! Approximated: strategic merge patch knows the merge keys of the lists listed in
 //! [`patch::list_strategy`] (other lists are replaced); server-side apply merges the applied
@@ -54,11 +78,15 @@
 //! header allows only protobuf gets 406, as kube-apiserver answers an unsatisfiable Accept.
 //!
 //! Missing: CBOR bodies (415), protobuf responses and watch streams, protobuf bodies of
-//! kinds other than those above, authentication/authorization, admission,
+//! kinds other than those above; client certificates, OIDC, webhook authentication and
+//! authorization, legacy Secret-based ServiceAccount tokens, tokens bound to Pods, Secrets or
+//! Nodes (`boundObjectRef` is 400), RBAC escalation checks on writes of roles and bindings
+//! (`escalate`/`bind`), ClusterRole aggregation (`aggregationRule` grants nothing), admission,
 //! pods/log/exec/portforward and other subresources except `/status`, deletecollection of
 //! namespaces, `resourceVersionMatch=Exact` on lists, built-in kinds other than those in
 //! [`resources::builtins`] (e.g. StatefulSet, Job, Ingress: 404).
 
+pub mod auth;
 mod convert;
 mod crd;
 pub mod discovery;
@@ -66,6 +94,8 @@ pub mod error;
 pub mod faults;
 mod handlers;
 mod ids;
+mod kubeconfig;
+mod listener;
 mod objects;
 pub mod openapi;
 pub mod patch;
@@ -74,9 +104,11 @@ pub mod resources;
 pub mod selectors;
 mod service;
 mod service_index;
+mod shared;
 pub mod store;
 mod table;
 pub mod time;
+pub mod tls;
 mod validation;
 mod watch;
 
@@ -90,8 +122,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use faults::{Fault, FaultScope, Faults};
+pub use kubeconfig::kubeconfig_text;
+pub use shared::Shared;
 pub use store::Snapshot;
-use store::Store;
 
 /// Errors starting or stopping a server.
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +156,18 @@ pub enum ApiServerError {
     },
     #[error("cannot build a kube client: {0}")]
     Client(String),
+    #[error(
+        "the admin token must be non-empty printable ASCII without spaces (it is sent in an Authorization header)"
+    )]
+    BadAdminToken,
+    #[error(
+        "the state's serviceAccountSigningKey is not a key this server wrote (base64url of at least 32 bytes)"
+    )]
+    BadSigningKey,
+    #[error("cannot create the default RBAC roles: {0}")]
+    Bootstrap(String),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// How to start a server.
@@ -141,6 +186,15 @@ pub struct ApiServerOptions {
     pub history_limit: usize,
     /// Interval of BOOKMARK events on watches that allow them.
     pub bookmark_interval: Duration,
+    /// The static admin token (user `admin`, groups `system:masters` and
+    /// `system:authenticated`). `None`: a random token, generated at start and kept across
+    /// [`ApiServerHandle::restart`]; [`ApiServerHandle::admin_token`] tells it.
+    pub admin_token: Option<String>,
+    /// The shortest `expirationSeconds` a TokenRequest may ask for (kube-apiserver: 10
+    /// minutes); tests lower it to watch a token expire.
+    pub min_token_expiration: Duration,
+    /// Tolerance of token expiry checks (kube-apiserver's JWT library: one minute).
+    pub token_expiry_leeway: Duration,
 }
 
 impl Default for ApiServerOptions {
@@ -152,15 +206,11 @@ impl Default for ApiServerOptions {
             snapshot: None,
             history_limit: 1000,
             bookmark_interval: Duration::from_secs(5),
+            admin_token: None,
+            min_token_expiration: Duration::from_secs(600),
+            token_expiry_leeway: Duration::from_secs(60),
         }
     }
-}
-
-/// State shared by all request handlers of one server (and kept across restarts).
-pub struct Shared {
-    store: Store,
-    faults: Arc<Faults>,
-    bookmark_interval: Duration,
 }
 
 /// The server type; see [`ApiServer::start`].
@@ -181,18 +231,23 @@ pub struct ApiServerHandle {
 }
 
 impl ApiServer {
-    pub async fn start(options: ApiServerOptions) -> Result<ApiServerHandle, ApiServerError> {
+    pub async fn start(mut options: ApiServerOptions) -> Result<ApiServerHandle, ApiServerError> {
         let snapshot = match (&options.snapshot, &options.state_file) {
             (Some(s), _) => Some(s.clone()),
             (None, Some(path)) if path.exists() => Some(read_state(path)?),
             _ => None,
         };
-        let shared = Arc::new(Shared {
-            store: Store::new(options.history_limit, snapshot),
-            faults: Arc::new(Faults::default()),
-            bookmark_interval: options.bookmark_interval,
-        });
-        serve(shared, options).await
+        let token = options
+            .admin_token
+            .take()
+            .unwrap_or_else(shared::random_admin_token);
+        if !shared::valid_admin_token(&token) {
+            return Err(ApiServerError::BadAdminToken);
+        }
+        options.admin_token = Some(token);
+        let identity = tls::TlsIdentity::generate(options.listen.ip())?;
+        let shared = Shared::new(&options, snapshot, Arc::new(Faults::default()), identity)?;
+        serve(Arc::new(shared), options).await
     }
 }
 
@@ -217,22 +272,6 @@ fn write_state(path: &Path, snap: &Snapshot) -> Result<(), ApiServerError> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text).map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)
-}
-
-fn default_kubeconfig_path(addr: SocketAddr) -> PathBuf {
-    std::env::temp_dir()
-        .join(format!(
-            "ferrolb-apiserver-{}-{}",
-            std::process::id(),
-            addr.port()
-        ))
-        .join("kubeconfig")
-}
-
-fn kubeconfig_text(addr: SocketAddr) -> String {
-    format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: ferrolb-e2e\n  cluster:\n    server: http://{addr}\ncontexts:\n- name: ferrolb-e2e\n  context:\n    cluster: ferrolb-e2e\n    user: ferrolb-e2e\n    namespace: default\ncurrent-context: ferrolb-e2e\nusers:\n- name: ferrolb-e2e\n  user: {{}}\npreferences: {{}}\n"
-    )
 }
 
 /// Loopback, or an address of the lab's own namespaces (the lab runs the server in its
@@ -270,17 +309,22 @@ async fn serve(
     let kubeconfig = options
         .kubeconfig_path
         .clone()
-        .unwrap_or_else(|| default_kubeconfig_path(addr));
+        .unwrap_or_else(|| kubeconfig::default_kubeconfig_path(addr));
     if let Some(dir) = kubeconfig.parent() {
         std::fs::create_dir_all(dir).map_err(|source| ApiServerError::Write {
             path: dir.to_path_buf(),
             source,
         })?;
     }
-    std::fs::write(&kubeconfig, kubeconfig_text(addr)).map_err(|source| ApiServerError::Write {
+    std::fs::write(
+        &kubeconfig,
+        kubeconfig_text(addr, &shared.tls.ca_pem, &shared.auth.admin_token),
+    )
+    .map_err(|source| ApiServerError::Write {
         path: kubeconfig.clone(),
         source,
     })?;
+    let listener = listener::DualListener::new(listener, addr, &shared.tls);
     let app = axum::Router::new()
         .fallback(handlers::handle)
         .with_state(shared.clone());
@@ -302,7 +346,7 @@ async fn serve(
                 let now = shared.store.change_count();
                 if now != last {
                     last = now;
-                    if let Err(e) = write_state(&path, &shared.store.snapshot()) {
+                    if let Err(e) = write_state(&path, &shared.snapshot()) {
                         tracing::warn!("{e}");
                     }
                 }
@@ -346,23 +390,45 @@ impl ApiServerHandle {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`: the plain-HTTP side of the port.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// `https://127.0.0.1:PORT`: the TLS side, as the kubeconfig names it.
+    pub fn https_url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// The CA (PEM) that signed the server's certificate.
+    pub fn ca_pem(&self) -> &str {
+        &self.shared.tls.ca_pem
     }
 
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig
     }
 
-    /// A kube client for this server (default namespace `default`).
+    /// The static admin token (user `admin`, group `system:masters`).
+    pub fn admin_token(&self) -> &str {
+        &self.shared.auth.admin_token
+    }
+
+    /// A kube client for this server acting as the admin (default namespace `default`).
     pub fn client(&self) -> Result<kube::Client, ApiServerError> {
+        self.client_with_token(self.admin_token())
+    }
+
+    /// A kube client for this server authenticating with `token` (a ServiceAccount token
+    /// from the TokenRequest API, or the admin token).
+    pub fn client_with_token(&self, token: &str) -> Result<kube::Client, ApiServerError> {
         let uri: axum::http::Uri = self
             .url()
             .parse()
             .map_err(|e: axum::http::uri::InvalidUri| ApiServerError::Client(e.to_string()))?;
         let mut config = kube::Config::new(uri);
         config.default_namespace = "default".to_string();
+        config.auth_info.token = Some(secrecy::SecretString::from(token.to_string()));
         kube::Client::try_from(config).map_err(|e| ApiServerError::Client(e.to_string()))
     }
 
@@ -382,9 +448,9 @@ impl ApiServerHandle {
         self.shared.store.current_rv()
     }
 
-    /// A copy of every object.
+    /// A copy of every object (and the token signing key).
     pub fn snapshot(&self) -> Snapshot {
-        self.shared.store.snapshot()
+        self.shared.snapshot()
     }
 
     async fn stop(&mut self) {
@@ -406,7 +472,7 @@ impl ApiServerHandle {
             saver.abort();
         }
         if let Some(path) = &self.options.state_file
-            && let Err(e) = write_state(path, &self.shared.store.snapshot())
+            && let Err(e) = write_state(path, &self.shared.snapshot())
         {
             tracing::warn!("{e}");
         }
@@ -416,7 +482,7 @@ impl ApiServerHandle {
     pub async fn shutdown(mut self) -> Snapshot {
         self.stop().await;
         self.remove_kubeconfig();
-        self.shared.store.snapshot()
+        self.shared.snapshot()
     }
 
     fn remove_kubeconfig(&mut self) {
@@ -435,14 +501,14 @@ impl ApiServerHandle {
         let mut options = self.options.clone();
         options.listen = self.addr;
         options.kubeconfig_path = Some(self.kubeconfig.clone());
-        options.snapshot = Some(self.shared.store.snapshot());
-        let faults = self.shared.faults.clone();
-        let shared = Arc::new(Shared {
-            store: Store::new(options.history_limit, options.snapshot.clone()),
-            faults,
-            bookmark_interval: options.bookmark_interval,
-        });
-        let mut next = serve(shared, options).await?;
+        options.snapshot = Some(self.shared.snapshot());
+        let shared = Shared::new(
+            &options,
+            options.snapshot.clone(),
+            self.shared.faults.clone(),
+            self.shared.tls.clone(),
+        )?;
+        let mut next = serve(Arc::new(shared), options).await?;
         // The new handle takes over the (same) kubeconfig file.
         next.owns_kubeconfig_dir = std::mem::take(&mut self.owns_kubeconfig_dir);
         Ok(next)

@@ -107,6 +107,14 @@ pub struct Snapshot {
     #[serde(rename = "resourceVersion")]
     pub resource_version: u64,
     pub objects: Vec<SnapshotObject>,
+    /// The key ServiceAccount tokens are signed with (base64url), so tokens issued before a
+    /// restart stay valid after it.
+    #[serde(
+        rename = "serviceAccountSigningKey",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub service_account_signing_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -452,6 +460,7 @@ impl Store {
                     })
                 })
                 .collect(),
+            service_account_signing_key: None,
         }
     }
 

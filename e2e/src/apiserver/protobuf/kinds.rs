@@ -4,7 +4,7 @@ use prost::Message;
 use serde_json::Value;
 
 use super::error::ProtobufError;
-use super::{core, meta};
+use super::{auth, core, meta, rbac};
 
 fn decode<M: Message + Default>(
     api_version: &str,
@@ -32,6 +32,37 @@ pub fn object_to_json(api_version: &str, kind: &str, raw: &[u8]) -> Result<Value
         }
         ("v1", "ServiceAccount") => {
             core::service_account(decode::<core_pb::ServiceAccount>(api_version, kind, raw)?)?
+        }
+        ("rbac.authorization.k8s.io/v1", "Role") => rbac::role(decode(api_version, kind, raw)?)?,
+        ("rbac.authorization.k8s.io/v1", "ClusterRole") => {
+            rbac::cluster_role(decode(api_version, kind, raw)?)?
+        }
+        ("rbac.authorization.k8s.io/v1", "RoleBinding") => {
+            rbac::role_binding(decode(api_version, kind, raw)?)?
+        }
+        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
+            rbac::cluster_role_binding(decode(api_version, kind, raw)?)?
+        }
+        ("authentication.k8s.io/v1", "TokenRequest") => {
+            auth::token_request(decode(api_version, kind, raw)?)?
+        }
+        ("authentication.k8s.io/v1", "TokenReview") => {
+            auth::token_review(decode(api_version, kind, raw)?)?
+        }
+        ("authentication.k8s.io/v1", "SelfSubjectReview") => {
+            auth::self_subject_review(decode(api_version, kind, raw)?)?
+        }
+        ("authorization.k8s.io/v1", "SubjectAccessReview") => {
+            auth::subject_access_review(decode(api_version, kind, raw)?)?
+        }
+        ("authorization.k8s.io/v1", "LocalSubjectAccessReview") => {
+            auth::local_subject_access_review(decode(api_version, kind, raw)?)?
+        }
+        ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => {
+            auth::self_subject_access_review(decode(api_version, kind, raw)?)?
+        }
+        ("authorization.k8s.io/v1", "SelfSubjectRulesReview") => {
+            auth::self_subject_rules_review(decode(api_version, kind, raw)?)?
         }
         _ => {
             return Err(ProtobufError::UnsupportedKind {

@@ -1,16 +1,20 @@
 //! Kubernetes protobuf bodies (`application/vnd.kubernetes.protobuf`), as kubectl's
-//! generators and client-go typed clients (helm's release storage) send them.
+//! generators (`create namespace|service|secret|configmap|serviceaccount|role|rolebinding|
+//! clusterrole|clusterrolebinding|token`, `auth can-i|whoami`) and client-go typed clients
+//! (helm's release storage) send them.
 //!
 //! k8s-pb has the messages but no JSON form, so each supported kind has a conversion to the
 //! JSON the store keeps ([`kinds`] lists them). A kind without one is 415, as it would be for
 //! a CRD on kube-apiserver; a body that is not valid protobuf is 400.
 
+mod auth;
 mod core;
 pub mod envelope;
 pub mod error;
 mod json;
 mod kinds;
 mod meta;
+mod rbac;
 
 use serde_json::Value;
 

@@ -8,7 +8,7 @@ use k8s_openapi::api::authorization::v1::{
     NonResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
 use kube::api::PostParams;
-use kube::{Api, Client};
+use kube::{Api, Client, Resource};
 
 /// Reviews tokens and access with the API server `client` talks to.
 #[derive(Clone)]
@@ -41,10 +41,29 @@ impl Reviewer for KubeReviewer {
             },
             ..TokenReview::default()
         };
-        let answer = Api::<TokenReview>::all(self.client.clone())
-            .create(&PostParams::default(), &review)
+        // The API server echoes the token in its answer, and `Api::create` logs an answer it
+        // cannot parse: send the request and parse the answer here, where nothing logs it.
+        let fail = |message: String| ReviewError {
+            review: "TokenReview",
+            message,
+        };
+        let body =
+            serde_json::to_vec(&review).map_err(|e| fail(format!("encoding the review: {e}")))?;
+        let request = kube::core::Request::new(TokenReview::url_path(&(), None))
+            .create(&PostParams::default(), body)
+            .map_err(|e| fail(e.to_string()))?;
+        let text = self
+            .client
+            .request_text(request)
             .await
             .map_err(|e| failed("TokenReview", e))?;
+        let answer: TokenReview = serde_json::from_str(&text).map_err(|e| {
+            fail(format!(
+                "the API server's answer is not a TokenReview (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })?;
         Ok(authentication_of(answer))
     }
 
@@ -211,5 +230,90 @@ mod tests {
             authorization_of(SubjectAccessReview::default()),
             Authorization::Denied(String::new())
         );
+    }
+
+    /// A stand-in API server answering the two reviews as kube-apiserver does (echoing the
+    /// request's spec): token `good` is `prometheus`, who may get `/metrics` only. While
+    /// `failing`, it answers 500.
+    async fn api_server(failing: bool) -> Client {
+        use axum::Json;
+        use axum::http::StatusCode;
+        use axum::routing::post;
+        let token_review = move |Json(mut review): Json<serde_json::Value>| async move {
+            if failing {
+                return Err((
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Json(serde_json::json!({
+                        "kind": "Status", "apiVersion": "v1", "status": "Failure",
+                        "message": "etcd unavailable", "reason": "InternalError", "code": 500,
+                    })),
+                ));
+            }
+            review["status"] = if review["spec"]["token"] == "good" {
+                serde_json::json!({"authenticated": true, "user": {
+                    "username": "prometheus", "uid": "u1", "groups": ["monitoring"]}})
+            } else {
+                serde_json::json!({"authenticated": false, "error": "invalid bearer token"})
+            };
+            Ok(Json(review))
+        };
+        let access_review = |Json(mut review): Json<serde_json::Value>| async move {
+            let spec = &review["spec"];
+            let allowed = spec["user"] == "prometheus"
+                && spec["groups"] == serde_json::json!(["monitoring"])
+                && spec["nonResourceAttributes"]
+                    == serde_json::json!({"path": "/metrics", "verb": "get"});
+            review["status"] = if allowed {
+                serde_json::json!({"allowed": true})
+            } else {
+                serde_json::json!({"allowed": false, "reason": "no RBAC policy matched"})
+            };
+            Json(review)
+        };
+        let app = axum::Router::new()
+            .route(
+                "/apis/authentication.k8s.io/v1/tokenreviews",
+                post(token_review),
+            )
+            .route(
+                "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+                post(access_review),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let url = format!("http://{addr}").parse().expect("url");
+        Client::try_from(kube::Config::new(url)).expect("client")
+    }
+
+    #[tokio::test]
+    async fn reviews_over_the_api() {
+        let r = KubeReviewer::new(api_server(false).await);
+        let Ok(Authentication::Authenticated(user)) = r.authenticate("good").await else {
+            panic!("token good not authenticated");
+        };
+        assert_eq!(user.name, "prometheus");
+        assert_eq!(
+            r.authenticate("bad").await,
+            Ok(Authentication::Rejected("invalid bearer token".into()))
+        );
+        assert_eq!(
+            r.authorize(&user, "/metrics").await,
+            Ok(Authorization::Allowed)
+        );
+        assert_eq!(
+            r.authorize(&user, "/api/v1/status").await,
+            Ok(Authorization::Denied("no RBAC policy matched".into()))
+        );
+
+        let r = KubeReviewer::new(api_server(true).await);
+        let err = r.authenticate("good").await.expect_err("500");
+        assert_eq!(err.review, "TokenReview");
+        assert!(err.message.contains("etcd unavailable"), "{err}");
+        assert!(!err.to_string().contains("good"), "{err}");
     }
 }

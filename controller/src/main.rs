@@ -110,6 +110,7 @@ fn main() -> anyhow::Result<ExitCode> {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
+    args.http.check(args.listen)?;
     let client = kube::Client::try_default().await?;
     let identity = match args.identity {
         Some(id) => id,

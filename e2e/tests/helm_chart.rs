@@ -1,8 +1,9 @@
 //! The Helm chart in deploy/helm/ferrolb, offline: `helm lint --strict`, what `helm template`
 //! renders for the defaults and for chosen values (HTTPS probes, the token-review RBAC), the
-//! opt-in objects (ServiceMonitor or PodMonitor, PrometheusRule) and the NetworkPolicy, the values schema's rejections, the built-in
-//! objects against the Kubernetes API schemas (kubernetes-validate, 1.29 and 1.35), agreement
-//! with `kubectl kustomize deploy`, and the chart's CRDs being deploy/crds.yaml byte for byte.
+//! opt-in objects (ServiceMonitor or PodMonitor, PrometheusRule) and the NetworkPolicy, the
+//! values schema's rejections, the built-in objects against the Kubernetes API schemas
+//! (kubernetes-validate, 1.29 and 1.35), agreement with `kubectl kustomize deploy`, and the
+//! chart's CRDs being deploy/crds.yaml byte for byte.
 //!
 //! The tools are the pinned ones of `scripts/install-tools.sh` (`ferrolb_e2e::tools`): a test
 //! whose tool is missing skips with a printed reason, or fails when `CI` is set. helm runs with

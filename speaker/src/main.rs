@@ -120,6 +120,7 @@ fn main() -> anyhow::Result<()> {
         confirm_within: Duration::from_millis(args.heartbeat_confirm_within),
         ..HeartbeatTimers::default()
     });
+    args.http.check(args.listen)?;
     // Refuse inconsistent timers at start rather than run without membership.
     ferrolb_speaker::membership::foca_config(&timers)?;
     if let Some(h) = &heartbeat {

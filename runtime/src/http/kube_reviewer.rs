@@ -23,13 +23,17 @@ impl KubeReviewer {
     }
 }
 
-/// The error of a review request. kube's errors name the status and message of the API
-/// server's answer, never the request body (which holds the token).
+/// The error of a review request: the API server's code and message, or kube's error (which
+/// names the failure, never the request body holding the token).
 fn failed(review: &'static str, e: kube::Error) -> ReviewError {
-    ReviewError {
-        review,
-        message: e.to_string(),
-    }
+    let message = match &e {
+        kube::Error::Api(status) => format!(
+            "the API server answered {} {}: {}",
+            status.code, status.reason, status.message
+        ),
+        other => other.to_string(),
+    };
+    ReviewError { review, message }
 }
 
 impl Reviewer for KubeReviewer {
@@ -41,8 +45,9 @@ impl Reviewer for KubeReviewer {
             },
             ..TokenReview::default()
         };
-        // The API server echoes the token in its answer, and `Api::create` logs an answer it
-        // cannot parse: send the request and parse the answer here, where nothing logs it.
+        // The answer may echo the review's spec with the token, and `Api::create` logs an
+        // answer it cannot parse: send the request and parse the answer here, where nothing
+        // logs it.
         let fail = |message: String| ReviewError {
             review: "TokenReview",
             message,
@@ -313,7 +318,10 @@ mod tests {
         let r = KubeReviewer::new(api_server(true).await);
         let err = r.authenticate("good").await.expect_err("500");
         assert_eq!(err.review, "TokenReview");
-        assert!(err.message.contains("etcd unavailable"), "{err}");
+        assert_eq!(
+            err.message,
+            "the API server answered 500 InternalError: etcd unavailable"
+        );
         assert!(!err.to_string().contains("good"), "{err}");
     }
 }

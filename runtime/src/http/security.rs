@@ -75,6 +75,15 @@ impl HttpSecurityArgs {
         }
     }
 
+    /// Whether the flags may serve on `listen`: the check of [`resolve`](Self::resolve) that
+    /// needs no files, for a binary to refuse bad flags before it connects to the cluster.
+    pub fn check(&self, listen: SocketAddr) -> Result<(), HttpSecurityError> {
+        if self.http_insecure_loopback && !listen.ip().is_loopback() {
+            return Err(HttpSecurityError::NotLoopback { listen });
+        }
+        Ok(())
+    }
+
     /// The protection of an API listening on `listen`. `name` (the pod or node name) and the
     /// listen address, unless it is unspecified, are the self-signed certificate's names.
     pub fn resolve(
@@ -82,10 +91,8 @@ impl HttpSecurityArgs {
         listen: SocketAddr,
         name: &str,
     ) -> Result<HttpSecurity, HttpSecurityError> {
+        self.check(listen)?;
         if self.http_insecure_loopback {
-            if !listen.ip().is_loopback() {
-                return Err(HttpSecurityError::NotLoopback { listen });
-            }
             return Ok(HttpSecurity::InsecureLoopback);
         }
         let config = match (&self.tls_cert_file, &self.tls_key_file) {
@@ -152,6 +159,13 @@ mod tests {
             ));
         }
         for bad in ["0.0.0.0:7472", "10.200.0.5:7473", "[::]:7473"] {
+            let listen = bad.parse().expect("addr");
+            assert_eq!(
+                args.check(listen).map_err(|e| e.to_string()),
+                args.resolve(listen, "pod")
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            );
             let err = args
                 .resolve(bad.parse().expect("addr"), "pod")
                 .expect_err(bad)

@@ -184,7 +184,11 @@ impl FileCertResolver {
                     tracing::info!(cert = %self.cert_file.display(), "TLS certificate reloaded");
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "TLS certificate files changed but do not load; the previous certificate stays in use");
+                    tracing::warn!(
+                        error = %e,
+                        "TLS certificate files changed but do not load; the previous \
+                         certificate stays in use"
+                    );
                 }
             }
         }

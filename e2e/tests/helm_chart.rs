@@ -822,6 +822,18 @@ fn notes_say_what_to_do_next() {
         assert!(notes.contains(needle), "NOTES lack {needle:?}:\n{notes}");
     }
     assert!(!notes.contains("create secret generic memberlist"));
+    assert!(
+        notes.contains("--clusterrole=ferrolb:metrics-reader"),
+        "the NOTES must say how to let Prometheus read /metrics:\n{notes}"
+    );
+    let bound = install(&[
+        "prometheus.metricsReader.serviceAccounts[0].name=prometheus-k8s",
+        "prometheus.metricsReader.serviceAccounts[0].namespace=monitoring",
+    ]);
+    assert!(
+        !bound.contains("create clusterrolebinding"),
+        "with Prometheus bound by the chart the NOTES do not ask for a binding:\n{bound}"
+    );
     let notes = install(&["speaker.memberlist.createSecret=false"]);
     assert!(
         notes.contains("create secret generic memberlist"),

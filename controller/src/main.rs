@@ -28,9 +28,12 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// Address of the HTTP API (/healthz, /readyz, /metrics, /api/v1/status).
+    /// Address of the HTTP API (/healthz, /readyz, /metrics, /api/v1/status). HTTPS; every path
+    /// but /healthz and /readyz needs a bearer token allowed to get it (RBAC nonResourceURLs).
     #[arg(long, default_value = "0.0.0.0:7472")]
     listen: std::net::SocketAddr,
+    #[command(flatten)]
+    http: ferrolb_runtime::http::HttpSecurityArgs,
     /// Namespace of the configuration objects and of the leader Lease.
     #[arg(long, env = "POD_NAMESPACE", default_value = "ferrolb-system")]
     namespace: String,
@@ -107,6 +110,7 @@ fn main() -> anyhow::Result<ExitCode> {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
+    args.http.check(args.listen)?;
     let client = kube::Client::try_default().await?;
     let identity = match args.identity {
         Some(id) => id,
@@ -116,6 +120,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let mut opts = ferrolb_controller::run::RunOptions::new(&args.namespace, &identity);
     opts.listen = args.listen;
+    opts.http = args.http;
     opts.all_namespaces_config = args.all_namespaces_config;
     opts.class_policy =
         ferrolb_api::service::ClassPolicy::from_flags(args.lb_class, args.require_class);

@@ -13,7 +13,9 @@ use ferrolb_api::status::{ControllerStatus, ServiceAllocation};
 use ferrolb_runtime::Wiring;
 use ferrolb_runtime::config_state::ConfigStateWriter;
 use ferrolb_runtime::groups::ConfigSourceArgs;
-use ferrolb_runtime::http::Health;
+/// The HTTP API's security flags ([`RunOptions::http`]).
+pub use ferrolb_runtime::http::HttpSecurityArgs;
+use ferrolb_runtime::http::{Health, HttpApi};
 use ferrolb_runtime::store::ConfigNamespaces;
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -33,6 +35,9 @@ use tokio::sync::watch;
 pub struct RunOptions {
     /// Address of the HTTP API.
     pub listen: SocketAddr,
+    /// How the HTTP API is protected: HTTPS with token access checks unless it says
+    /// otherwise.
+    pub http: HttpSecurityArgs,
     /// Namespace of the configuration objects and the leader Lease.
     pub namespace: String,
     /// Read configuration objects from every namespace instead of `namespace` only.
@@ -59,6 +64,7 @@ impl RunOptions {
     pub fn new(namespace: &str, identity: &str) -> Self {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 7472)),
+            http: HttpSecurityArgs::default(),
             namespace: namespace.to_string(),
             all_namespaces_config: false,
             class_policy: ClassPolicy::OursOrUnset,
@@ -125,11 +131,14 @@ pub async fn start(client: Client, opts: RunOptions) -> anyhow::Result<Handle> {
         ready: AtomicBool::new(false),
         leader: AtomicBool::new(!opts.leader_election),
     });
-    let listener = tokio::net::TcpListener::bind(opts.listen).await?;
+    let security = opts.http.resolve(opts.listen, &opts.identity)?;
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .with_context(|| format!("binding the HTTP API on {}", opts.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(listen = %addr, "HTTP API listening");
-    let router = crate::http::router(shared.clone());
-    Ok(Handle::spawn(listener, router, shared, |w| {
+    let api = HttpApi::new(crate::http::router(shared.clone()), security, &client);
+    tracing::info!(listen = %addr, tls = api.is_tls(), "HTTP API listening");
+    Ok(Handle::spawn(listener, api, shared, |w| {
         main_loop(client, opts, w)
     })?)
 }

@@ -30,6 +30,8 @@ async fn cluster() -> (ApiServerHandle, Client) {
 fn options(identity: &str, leader_election: bool) -> RunOptions {
     let mut o = RunOptions::new(NS, identity);
     o.listen = "127.0.0.1:0".parse().expect("addr");
+    // Plain HTTP: the in-memory API server answers no TokenReviews.
+    o.http = run::HttpSecurityArgs::insecure_loopback();
     o.leader_election = leader_election;
     o.lease_duration = Duration::from_secs(3);
     o.lease_renew_every = Duration::from_millis(500);

@@ -1,8 +1,9 @@
 //! The Helm chart in deploy/helm/ferrolb, offline: `helm lint --strict`, what `helm template`
-//! renders for the defaults and for chosen values, the opt-in objects (ServiceMonitor or
-//! PodMonitor, PrometheusRule, NetworkPolicy), the values schema's rejections, the built-in
-//! objects against the Kubernetes API schemas (kubernetes-validate, 1.29 and 1.35), agreement
-//! with `kubectl kustomize deploy`, and the chart's CRDs being deploy/crds.yaml byte for byte.
+//! renders for the defaults and for chosen values (HTTPS probes, the token-review RBAC), the
+//! opt-in objects (ServiceMonitor or PodMonitor, PrometheusRule) and the NetworkPolicy, the
+//! values schema's rejections, the built-in objects against the Kubernetes API schemas
+//! (kubernetes-validate, 1.29 and 1.35), agreement with `kubectl kustomize deploy`, and the
+//! chart's CRDs being deploy/crds.yaml byte for byte.
 //!
 //! The tools are the pinned ones of `scripts/install-tools.sh` (`ferrolb_e2e::tools`): a test
 //! whose tool is missing skips with a printed reason, or fails when `CI` is set. helm runs with
@@ -34,6 +35,7 @@ const OPT_INS_SERVICE_MONITOR: &[&str] = &[
 /// Every opt-in, with the PodMonitor.
 const OPT_INS_POD_MONITOR: &[&str] = &[
     "prometheus.podMonitor.enabled=true",
+    "prometheus.podMonitor.bearerTokenSecret.name=prometheus-token",
     "prometheus.rules.enabled=true",
     "networkPolicy.enabled=true",
 ];
@@ -364,8 +366,13 @@ fn template_defaults() {
         ("Secret", "memberlist"),
         ("ClusterRole", "ferrolb:controller"),
         ("ClusterRole", "ferrolb:speaker"),
+        ("ClusterRole", "ferrolb:auth-delegator"),
+        ("ClusterRole", "ferrolb:metrics-reader"),
+        ("ClusterRole", "ferrolb:status-reader"),
         ("ClusterRoleBinding", "ferrolb:controller"),
         ("ClusterRoleBinding", "ferrolb:speaker"),
+        ("ClusterRoleBinding", "ferrolb:auth-delegator"),
+        ("NetworkPolicy", "controller"),
         ("Role", "controller-leader-election"),
         ("Role", "controller-namespaced"),
         ("Role", "speaker-secrets"),
@@ -419,6 +426,11 @@ fn template_defaults() {
     assert_eq!(sc["capabilities"], json!({"drop": ["ALL"]}));
     assert!(sc["privileged"].is_null() && sc["runAsUser"].is_null());
     assert_eq!(port(c, "http").expect("http port")["containerPort"], 7472);
+    check_https_probes(c);
+    assert!(
+        c["volumeMounts"].is_null() && pod["volumes"].is_null(),
+        "no TLS Secret by default: the certificate is self-signed"
+    );
 
     // The speaker: host network, root with exactly deploy/'s capabilities, every taint.
     let ds = find(&objs, "DaemonSet", "speaker");
@@ -454,6 +466,34 @@ fn template_defaults() {
         sc["capabilities"],
         json!({"drop": ["ALL"], "add": ["NET_RAW", "NET_ADMIN", "BPF", "SYS_NICE"]})
     );
+    check_https_probes(c);
+
+    // Both components may review tokens and access (their HTTP APIs' checks), nothing more of
+    // system:auth-delegator; readers of /metrics and /api/* are roles to bind, bound to nobody.
+    assert_eq!(
+        find(&objs, "ClusterRole", "ferrolb:auth-delegator")["rules"],
+        json!([
+            {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+            {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]},
+        ])
+    );
+    let binding = find(&objs, "ClusterRoleBinding", "ferrolb:auth-delegator");
+    assert_eq!(binding["roleRef"]["name"], "ferrolb:auth-delegator");
+    assert_eq!(
+        binding["subjects"],
+        json!([
+            {"kind": "ServiceAccount", "name": "controller", "namespace": NAMESPACE},
+            {"kind": "ServiceAccount", "name": "speaker", "namespace": NAMESPACE},
+        ])
+    );
+    assert_eq!(
+        find(&objs, "ClusterRole", "ferrolb:metrics-reader")["rules"],
+        json!([{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}])
+    );
+    assert_eq!(
+        find(&objs, "ClusterRole", "ferrolb:status-reader")["rules"],
+        json!([{"nonResourceURLs": ["/api/*"], "verbs": ["get"]}])
+    );
 
     // The membership key: 128 random bytes as base64 text (like `openssl rand -base64 128`),
     // kept on uninstall, different on every fresh render.
@@ -488,6 +528,17 @@ fn template_defaults() {
             .count(),
         ferrolb_api::crds::all().len()
     );
+}
+
+/// The container's probes: /healthz and /readyz over HTTPS on the http port.
+fn check_https_probes(c: &Value) {
+    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+        assert_eq!(
+            c[probe]["httpGet"],
+            json!({"path": path, "port": "http", "scheme": "HTTPS"}),
+            "{probe}"
+        );
+    }
 }
 
 /// Decodes standard base64 (with padding).
@@ -554,7 +605,9 @@ controller:
   nodeSelector:
     kubernetes.io/os: linux
   priorityClassName: system-cluster-critical
+  tlsSecretName: controller-tls
 speaker:
+  tlsSecretName: speaker-tls
   ignoreExcludeLb: true
   excludeInterfaces: [eth9, "bond*"]
   membershipPort: 8946
@@ -605,6 +658,22 @@ speaker:
             tpl["metadata"]["labels"]["team"].is_null(),
             "commonLabels are not Pod labels"
         );
+        // The TLS Secret: mounted read-only and passed as the certificate and key files.
+        assert_eq!(
+            tpl["spec"]["volumes"],
+            json!([{"name": "tls", "secret": {"secretName": format!("{n}-tls")}}])
+        );
+        assert_eq!(
+            c["volumeMounts"],
+            json!([{"name": "tls", "mountPath": "/etc/ferrolb/tls", "readOnly": true}])
+        );
+        let a = args(c);
+        for flag in [
+            "--tls-cert-file=/etc/ferrolb/tls/tls.crt",
+            "--tls-key-file=/etc/ferrolb/tls/tls.key",
+        ] {
+            assert!(a.contains(&flag.to_string()), "{k}: {a:?}");
+        }
     }
 
     let deploy = find(&objs, "Deployment", "controller");
@@ -753,6 +822,18 @@ fn notes_say_what_to_do_next() {
         assert!(notes.contains(needle), "NOTES lack {needle:?}:\n{notes}");
     }
     assert!(!notes.contains("create secret generic memberlist"));
+    assert!(
+        notes.contains("--clusterrole=ferrolb:metrics-reader"),
+        "the NOTES must say how to let Prometheus read /metrics:\n{notes}"
+    );
+    let bound = install(&[
+        "prometheus.metricsReader.serviceAccounts[0].name=prometheus-k8s",
+        "prometheus.metricsReader.serviceAccounts[0].namespace=monitoring",
+    ]);
+    assert!(
+        !bound.contains("create clusterrolebinding"),
+        "with Prometheus bound by the chart the NOTES do not ask for a binding:\n{bound}"
+    );
     let notes = install(&["speaker.memberlist.createSecret=false"]);
     assert!(
         notes.contains("create secret generic memberlist"),
@@ -769,15 +850,22 @@ fn opt_ins_render_only_when_enabled() {
         return;
     };
     let defaults = helm.template(&[], &[]);
-    for k in [
-        "ServiceMonitor",
-        "PodMonitor",
-        "PrometheusRule",
-        "NetworkPolicy",
-        "Service",
-    ] {
+    for k in ["ServiceMonitor", "PodMonitor", "PrometheusRule", "Service"] {
         assert!(!has(&defaults, k), "{k} rendered by default");
     }
+    assert!(
+        !has(
+            &helm.template(&["networkPolicy.enabled=false"], &[]),
+            "NetworkPolicy"
+        ),
+        "networkPolicy.enabled=false renders no NetworkPolicy"
+    );
+    assert!(
+        !defaults
+            .iter()
+            .any(|o| kind(o) == "ClusterRoleBinding" && name(o) == "ferrolb:metrics-reader"),
+        "ferrolb:metrics-reader is bound to nobody by default"
+    );
 
     // ServiceMonitor: a headless Service per component, selected by the monitor, port http.
     let objs = helm.template(OPT_INS_SERVICE_MONITOR, &[]);
@@ -793,6 +881,13 @@ fn opt_ins_render_only_when_enabled() {
     );
     let endpoint = &sm["spec"]["endpoints"][0];
     assert_eq!(endpoint["path"], "/metrics");
+    // HTTPS with Prometheus's own token, accepting the self-signed certificates by default.
+    assert_eq!(endpoint["scheme"], "https");
+    assert_eq!(
+        endpoint["bearerTokenFile"],
+        "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    );
+    assert_eq!(endpoint["tlsConfig"], json!({"insecureSkipVerify": true}));
     for (component, port_number) in [("controller", 7472), ("speaker", 7473)] {
         let svc = find(&objs, "Service", &format!("{component}-metrics"));
         let labels = svc["metadata"]["labels"].as_object().expect("labels");
@@ -820,6 +915,12 @@ fn opt_ins_render_only_when_enabled() {
     check_prometheus_operator_object(pm);
     let ep = &pm["spec"]["podMetricsEndpoints"][0];
     assert_eq!(ep["path"], "/metrics");
+    assert_eq!(ep["scheme"], "https");
+    assert_eq!(
+        ep["bearerTokenSecret"],
+        json!({"name": "prometheus-token", "key": "token"})
+    );
+    assert_eq!(ep["tlsConfig"], json!({"insecureSkipVerify": true}));
     for (k, n) in [("Deployment", "controller"), ("DaemonSet", "speaker")] {
         let pod_labels = &find(&objs, k, n)["spec"]["template"]["metadata"]["labels"];
         for (lk, lv) in pm["spec"]["selector"]["matchLabels"]
@@ -836,6 +937,46 @@ fn opt_ins_render_only_when_enabled() {
         );
         assert!(port(container(&objs, k, n), ep["port"].as_str().expect("port")).is_some());
     }
+
+    // A PodMonitor without a token Secret: refused with a message naming the value.
+    let out = helm.template_out(&["prometheus.podMonitor.enabled=true"], &[]);
+    assert!(
+        !out.ok
+            && out
+                .stderr
+                .contains("prometheus.podMonitor.bearerTokenSecret.name is empty"),
+        "{}",
+        out.stderr
+    );
+
+    // A CA instead of insecureSkipVerify, and Prometheus bound to the metrics reader.
+    let objs = helm.template_values(
+        r#"
+prometheus:
+  serviceMonitor:
+    enabled: true
+  tlsConfig:
+    ca:
+      secret:
+        name: ferrolb-ca
+        key: ca.crt
+    serverName: ferrolb.example
+  metricsReader:
+    serviceAccounts:
+      - name: prometheus-k8s
+        namespace: monitoring
+"#,
+    );
+    assert_eq!(
+        find(&objs, "ServiceMonitor", "ferrolb")["spec"]["endpoints"][0]["tlsConfig"],
+        json!({"ca": {"secret": {"name": "ferrolb-ca", "key": "ca.crt"}}, "serverName": "ferrolb.example"})
+    );
+    let binding = find(&objs, "ClusterRoleBinding", "ferrolb:metrics-reader");
+    assert_eq!(binding["roleRef"]["name"], "ferrolb:metrics-reader");
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "prometheus-k8s", "namespace": "monitoring"}])
+    );
 
     // Both monitors at once: refused with a message naming them.
     let out = helm.template_out(
@@ -1013,9 +1154,17 @@ fn network_policy_limits_the_controller() {
     let Some(helm) = Helm::new("network_policy_limits_the_controller") else {
         return;
     };
+    // By default: the HTTP port from anywhere (the API checks tokens).
+    let defaults = helm.template(&[], &[]);
+    let ingress = &find(&defaults, "NetworkPolicy", "controller")["spec"]["ingress"];
+    assert_eq!(
+        ingress,
+        &json!([{"ports": [{"port": 7472, "protocol": "TCP"}]}])
+    );
+
     let objs = helm.template(
         &[
-            "networkPolicy.enabled=true",
+            "networkPolicy.metrics.namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=monitoring",
             "networkPolicy.metrics.podSelector.matchLabels.app=prometheus",
             "networkPolicy.apiServer.cidrs[0]=192.0.2.10/32",
         ],
@@ -1192,6 +1341,14 @@ fn wrong_values_are_rejected_with_the_field_named() {
             &["networkPolicy.apiServer.ports[0]=0"],
             "/networkPolicy/apiServer/ports/0",
         ),
+        (
+            &["controller.tlsSecretName=Not_A_Name"],
+            "/controller/tlsSecretName",
+        ),
+        (
+            &["prometheus.metricsReader.serviceAccounts[0].name=prometheus"],
+            "/prometheus/metricsReader/serviceAccounts/0",
+        ),
         (&["unknownTopLevel=1"], "'unknownTopLevel'"),
         (
             &["speaker.layer2.enabled=false", "speaker.bgp.enabled=false"],
@@ -1324,7 +1481,7 @@ fn default_render_equals_kustomize_deploy() {
         "the chart (defaults) and deploy/ disagree:\n{}",
         differ.join("\n")
     );
-    assert_eq!(kustomized.len(), 27, "deploy/ objects compared");
+    assert_eq!(kustomized.len(), 32, "deploy/ objects compared");
 }
 
 // ---------------------------------------------------------------------------------------------

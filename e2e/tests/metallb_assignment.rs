@@ -107,6 +107,8 @@ impl Cluster {
     async fn controller(&self) -> Handle {
         let mut o = RunOptions::new(NS, "test-controller");
         o.listen = "127.0.0.1:0".parse().expect("addr");
+        // Plain HTTP: the in-memory API server answers no TokenReviews.
+        o.http = run::HttpSecurityArgs::insecure_loopback();
         o.leader_election = false;
         let ctl = run::start(self.client.clone(), o)
             .await

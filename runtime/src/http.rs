@@ -1,5 +1,19 @@
 //! The HTTP skeleton both binaries serve: `/healthz`, `/readyz` and `/metrics`. Each binary
-//! adds its status routes to [`router`] and hands the result to [`serve`].
+//! adds its status routes to [`router`] and serves the result as an [`HttpApi`], protected as
+//! its [`HttpSecurityArgs`] say: HTTPS ([`tls`]) with every path but the probes behind a
+//! bearer token the API server authenticates and authorizes ([`access`], [`require_access`]),
+//! or plain HTTP on loopback for development.
+
+pub mod access;
+pub mod access_cache;
+pub mod kube_reviewer;
+pub mod require_access;
+pub mod security;
+pub mod serve;
+pub mod tls;
+
+pub use security::{HttpSecurity, HttpSecurityArgs, HttpSecurityError};
+pub use serve::HttpApi;
 
 use axum::Router;
 use axum::extract::State;
@@ -7,8 +21,6 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use std::sync::Arc;
-use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 
 /// What the probes and `/metrics` read; a binary's shared state implements it.
 pub trait Health: Send + Sync + 'static {
@@ -49,20 +61,13 @@ async fn metrics<S: Health>(State(s): State<Arc<S>>) -> Response {
         .into_response()
 }
 
-/// Serves `router` on `listener` in `tasks` until the set is dropped.
-pub fn serve(listener: TcpListener, router: Router, tasks: &mut JoinSet<()>) {
-    tasks.spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
-            tracing::error!(error = %e, "HTTP API stopped");
-        }
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicBool, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+    use tokio::task::JoinSet;
 
     struct Probe(AtomicBool);
 
@@ -94,7 +99,13 @@ mod tests {
             .route("/api/v1/status", get(|| async { "status" }))
             .with_state(probe.clone());
         let mut tasks = JoinSet::new();
-        serve(listener, app, &mut tasks);
+        let api = HttpApi::with_reviewer(
+            app,
+            HttpSecurity::InsecureLoopback,
+            access::tests::FakeReviewer::default(),
+        );
+        assert!(!api.is_tls());
+        api.serve(listener, &mut tasks);
 
         assert!(fetch(addr, "/healthz").await.ends_with("ok"));
         let r = fetch(addr, "/readyz").await;

@@ -9,7 +9,10 @@
 //!   `metallb.io`), `--config-groups` and `--metallb-namespace`;
 //! - [`config`]: the rule "an invalid configuration is reported, the last valid one stays in
 //!   force", with the status the status API shows;
-//! - [`http`]: `/healthz`, `/readyz` and `/metrics`, which each binary extends with its routes;
+//! - [`http`]: `/healthz`, `/readyz` and `/metrics`, which each binary extends with its routes,
+//!   served over HTTPS with every path but the probes behind a token the API server
+//!   authenticates and authorizes (`--tls-cert-file`, `--tls-key-file`,
+//!   `--http-insecure-loopback`);
 //! - [`process`]: the start/stop handle of a running component and SIGTERM/SIGINT;
 //! - [`telemetry`]: tracing set-up, the command line shell and Prometheus text encoding;
 //! - [`sync`]: locks that survive a panicked holder.

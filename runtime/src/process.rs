@@ -2,8 +2,8 @@
 //! loop starts with, and the signals that end the process.
 
 use crate::groups::ResolvedGroups;
+use crate::http::HttpApi;
 use crate::store::{ConfigNamespaces, ConfigStores, spawn_store};
-use axum::Router;
 use kube::runtime::reflector::Store;
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
@@ -78,11 +78,11 @@ where
     S: Send + Sync + 'static,
     E: From<JoinError> + Send + 'static,
 {
-    /// Serves `router` (the component's HTTP API) on `listener` and runs `main_loop` beside it,
+    /// Serves `api` (the component's HTTP API) on `listener` and runs `main_loop` beside it,
     /// both in the background.
     pub fn spawn<F>(
         listener: TcpListener,
-        router: Router,
+        api: HttpApi,
         shared: Arc<S>,
         main_loop: impl FnOnce(Wiring<S>) -> F + Send + 'static,
     ) -> std::io::Result<Self>
@@ -94,7 +94,7 @@ where
         let wiring_shared = shared.clone();
         let task = tokio::spawn(async move {
             let mut tasks = JoinSet::new();
-            crate::http::serve(listener, router, &mut tasks);
+            api.serve(listener, &mut tasks);
             let (changes_tx, changes) = watch::channel(0u64);
             main_loop(Wiring {
                 shared: wiring_shared,
@@ -164,6 +164,7 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::Router;
 
     #[derive(Debug, PartialEq)]
     enum TestError {
@@ -181,38 +182,38 @@ mod tests {
         TcpListener::bind("127.0.0.1:0").await.expect("bind")
     }
 
+    fn api() -> HttpApi {
+        HttpApi::with_reviewer(
+            Router::new(),
+            crate::http::HttpSecurity::InsecureLoopback,
+            crate::http::access::tests::FakeReviewer::default(),
+        )
+    }
+
     #[tokio::test]
     async fn stop_asks_the_loop_to_end_and_returns_its_result() {
-        let h: Handle<u8, TestError> = Handle::spawn(
-            listener().await,
-            Router::new(),
-            Arc::new(7),
-            |w| async move {
+        let h: Handle<u8, TestError> =
+            Handle::spawn(listener().await, api(), Arc::new(7), |w| async move {
                 assert_eq!(*w.shared, 7);
                 let _ = w.stop.await;
                 Ok(())
-            },
-        )
-        .expect("spawn");
+            })
+            .expect("spawn");
         assert_ne!(h.addr.port(), 0);
         assert_eq!(h.stop().await, Ok(()));
     }
 
     #[tokio::test]
     async fn the_loop_sees_what_the_stores_bump() {
-        let h: Handle<(), TestError> = Handle::spawn(
-            listener().await,
-            Router::new(),
-            Arc::new(()),
-            |w| async move {
+        let h: Handle<(), TestError> =
+            Handle::spawn(listener().await, api(), Arc::new(()), |w| async move {
                 let mut changes = w.changes.clone();
                 w.changes_tx.send_modify(|n| *n += 1);
                 assert!(changes.has_changed().unwrap_or(false));
                 assert_eq!(*changes.borrow_and_update(), 1);
                 Ok(())
-            },
-        )
-        .expect("spawn");
+            })
+            .expect("spawn");
         assert_eq!(h.wait().await, Ok(()));
     }
 
@@ -226,7 +227,7 @@ mod tests {
                     panic!("loop panicked")
                 }
             };
-            Handle::<(), TestError>::spawn(listener().await, Router::new(), Arc::new(()), main_loop)
+            Handle::<(), TestError>::spawn(listener().await, api(), Arc::new(()), main_loop)
                 .expect("spawn")
         };
         assert_eq!(spawn(true).await.wait().await, Err(TestError::Failed));

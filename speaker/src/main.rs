@@ -25,9 +25,12 @@ struct RunArgs {
     /// Namespace of the configuration objects and Secrets.
     #[arg(long, env = "POD_NAMESPACE", default_value = "ferrolb-system")]
     namespace: String,
-    /// Address of the HTTP API (/healthz, /readyz, /metrics, /api/v1/status).
+    /// Address of the HTTP API (/healthz, /readyz, /metrics, /api/v1/status). HTTPS; every path
+    /// but /healthz and /readyz needs a bearer token allowed to get it (RBAC nonResourceURLs).
     #[arg(long, default_value = "0.0.0.0:7473")]
     listen: std::net::SocketAddr,
+    #[command(flatten)]
+    http: ferrolb_runtime::http::HttpSecurityArgs,
     /// Handle only Services with spec.loadBalancerClass ferrolb.io/ferrolb (not unset ones).
     #[arg(long)]
     require_class: bool,
@@ -129,6 +132,7 @@ fn main() -> anyhow::Result<()> {
         confirm_within: Duration::from_millis(args.heartbeat_confirm_within),
         ..HeartbeatTimers::default()
     });
+    args.http.check(args.listen)?;
     // Refuse inconsistent timers at start rather than run without membership.
     ferrolb_speaker::membership::foca_config(&timers)?;
     if let Some(h) = &heartbeat {
@@ -141,6 +145,7 @@ fn main() -> anyhow::Result<()> {
             node_name: args.node_name,
             namespace: args.namespace,
             listen: args.listen,
+            http: args.http,
             class_policy: ClassPolicy::from_flags(args.lb_class, args.require_class),
             membership: (args.membership_port != 0).then_some(MembershipOptions {
                 port: args.membership_port,

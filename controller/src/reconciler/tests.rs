@@ -842,3 +842,71 @@ fn a_waiting_service_gets_the_room_a_holder_makes_in_the_same_pass() {
         );
     }
 }
+
+/// A BGPPeer in the configuration namespace with `password` fields merged into its spec.
+fn bgp_peer(name: &str, address: &str, password: serde_json::Value) -> ferrolb_api::BGPPeer {
+    let mut spec = serde_json::json!({
+        "myASN": 64512,
+        "peerASN": 64513,
+        "peerAddress": address,
+    });
+    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), password.as_object()) {
+        spec.extend(extra.clone());
+    }
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "ferrolb.io/v1beta1",
+        "kind": "BGPPeer",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": spec,
+    }))
+    .expect("BGPPeer")
+}
+
+#[test]
+fn the_status_document_never_holds_a_bgp_password() {
+    const LITERAL: &str = "pw-literal-0c7e21";
+    const REJECTED: &str = "pw-rejected-both-set-5d9a";
+    let mut core = Core::default();
+    let ctx = || PassContext {
+        class_policy: ferrolb_api::service::ClassPolicy::OursOrUnset,
+        leader: true,
+        now: Instant::now(),
+    };
+    let services: Vec<Arc<Service>> = vec![Arc::new(lb("a"))];
+    let valid = Inputs {
+        pools: vec![pool("lan", &["10.200.10.1-10.200.10.2"])],
+        peers: vec![
+            bgp_peer(
+                "literal",
+                "10.200.0.1",
+                serde_json::json!({"password": LITERAL}),
+            ),
+            bgp_peer(
+                "from-secret",
+                "10.200.0.2",
+                serde_json::json!({"passwordSecret": {"name": "router-pw"}}),
+            ),
+        ],
+        ..Inputs::default()
+    };
+    core.pass(&services, Config::build(&valid), &BTreeMap::new(), ctx());
+    // Then an invalid configuration whose error is about a password.
+    let mut invalid = valid.clone();
+    invalid.peers.push(bgp_peer(
+        "both",
+        "10.200.0.3",
+        serde_json::json!({"password": REJECTED, "passwordSecret": {"name": "router-pw"}}),
+    ));
+    core.pass(&services, Config::build(&invalid), &BTreeMap::new(), ctx());
+
+    let status = core.status("test", true, true);
+    assert!(!status.config.valid && !status.config.errors.is_empty());
+    assert_eq!(status.services.len(), 1, "the allocation is reported");
+    let mut json = serde_json::to_string(&status).expect("json");
+    json.push_str(
+        &serde_json::to_string(&core.service("apps", "a").expect("service")).expect("json"),
+    );
+    for secret in [LITERAL, REJECTED] {
+        assert!(!json.contains(secret), "{secret} in the status: {json}");
+    }
+}

@@ -19,6 +19,9 @@ use ferrolb_api::service::ClassPolicy;
 use ferrolb_runtime::Wiring;
 use ferrolb_runtime::config_state::ConfigStateWriter;
 use ferrolb_runtime::groups::ConfigSourceArgs;
+use ferrolb_runtime::http::HttpApi;
+/// The HTTP API's security flags ([`RunOptions::http`]).
+pub use ferrolb_runtime::http::HttpSecurityArgs;
 use ferrolb_speaker_core::desired::Modes;
 use ferrolb_speaker_core::membership::heartbeat::HeartbeatTimers;
 use kube::Client;
@@ -40,6 +43,9 @@ pub struct RunOptions {
     pub namespace: String,
     /// Address of the HTTP API.
     pub listen: SocketAddr,
+    /// How the HTTP API is protected: HTTPS with token access checks unless it says
+    /// otherwise.
+    pub http: HttpSecurityArgs,
     /// Which `loadBalancerClass` values are ours to handle.
     pub class_policy: ClassPolicy,
     /// Gossip membership: UDP port (on the node's address) and the Secret holding the key;
@@ -90,13 +96,14 @@ pub async fn run(client: Client, opts: RunOptions) -> anyhow::Result<()> {
 /// Binds the HTTP API and starts the speaker in the background.
 pub async fn start(client: Client, opts: RunOptions) -> anyhow::Result<Handle> {
     let shared = Arc::new(Shared::new(&opts.node_name));
+    let security = opts.http.resolve(opts.listen, &opts.node_name)?;
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .with_context(|| format!("binding the HTTP API on {}", opts.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(listen = %addr, node = %opts.node_name, "HTTP API listening");
-    let router = crate::http::router(shared.clone());
-    Ok(Handle::spawn(listener, router, shared, |w| {
+    let api = HttpApi::new(crate::http::router(shared.clone()), security, &client);
+    tracing::info!(listen = %addr, node = %opts.node_name, tls = api.is_tls(), "HTTP API listening");
+    Ok(Handle::spawn(listener, api, shared, |w| {
         main_loop(client, opts, w)
     })?)
 }

@@ -103,3 +103,132 @@ impl StatusSource for Shared {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bgp::manager::{Passwords, PeerManager};
+    use crate::membership::{GossipTimers, Membership, MembershipConfig};
+    use ferrolb_config::{Config, Inputs};
+    use std::net::Ipv4Addr;
+
+    const LITERAL_PASSWORD: &str = "pw-literal-4e1b9d";
+    const SECRET_PASSWORD: &str = "pw-from-secret-7a02c3";
+    const REJECTED_PASSWORD: &str = "pw-rejected-both-set-91f0";
+    const MEMBERSHIP_KEY: &str = "membership-key-c85d2e0f";
+
+    fn bgp_peer(name: &str, port: u16, password: serde_json::Value) -> ferrolb_api::BGPPeer {
+        let mut spec = serde_json::json!({
+            "myASN": 64512,
+            "peerASN": 64513,
+            "peerAddress": "127.0.0.1",
+            "peerPort": port,
+        });
+        if let (Some(spec), Some(extra)) = (spec.as_object_mut(), password.as_object()) {
+            spec.extend(extra.clone());
+        }
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "ferrolb.io/v1beta1",
+            "kind": "BGPPeer",
+            "metadata": {"name": name, "namespace": "ferrolb-system"},
+            "spec": spec,
+        }))
+        .expect("BGPPeer")
+    }
+
+    /// The status document of a speaker whose configuration, BGP sessions and membership
+    /// all hold secrets, as the loop fills it in.
+    #[tokio::test]
+    async fn the_status_document_never_holds_a_password_or_the_membership_key() {
+        let shared = Shared::new("node-1");
+        // Stand-in routers (never answering): the sessions connect to loopback only.
+        let mut routers = Vec::new();
+        for _ in 0..2 {
+            routers.push(
+                tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind a stand-in router"),
+            );
+        }
+        let port = |i: usize| routers[i].local_addr().expect("addr").port();
+
+        // A valid configuration with a literal password and a Secret reference.
+        let valid = Inputs {
+            peers: vec![
+                bgp_peer(
+                    "literal",
+                    port(0),
+                    serde_json::json!({"password": LITERAL_PASSWORD}),
+                ),
+                bgp_peer(
+                    "from-secret",
+                    port(1),
+                    serde_json::json!({"passwordSecret": {"name": "router-pw"}}),
+                ),
+            ],
+            ..Inputs::default()
+        };
+        let config = Config::build(&valid).expect("valid configuration");
+        shared.state().config.update(Ok(config.clone()));
+        // Then an invalid one whose error is about the password.
+        let mut invalid = valid.clone();
+        invalid.peers.push(bgp_peer(
+            "both",
+            port(0),
+            serde_json::json!({
+                "password": REJECTED_PASSWORD,
+                "passwordSecret": {"name": "router-pw"},
+            }),
+        ));
+        let errors = Config::build(&invalid).expect_err("both password fields");
+        shared.state().config.update(Err(errors));
+
+        // The sessions, with the Secret's password resolved.
+        let mut manager = PeerManager::new(Some(Ipv4Addr::new(10, 200, 0, 5)));
+        let mut passwords = Passwords::new();
+        passwords.insert(
+            ("ferrolb-system".into(), "router-pw".into()),
+            SECRET_PASSWORD.into(),
+        );
+        let peers: Vec<ferrolb_config::Peer> = config.peers.values().cloned().collect();
+        let manager_errors = manager.apply(&peers, &passwords, &[]).await;
+        assert!(manager_errors.is_empty(), "{manager_errors:?}");
+
+        // A running membership keyed by the Secret's key.
+        let membership = Membership::start(MembershipConfig {
+            node_name: "node-1".into(),
+            bind: "127.0.0.1:0".parse().expect("addr"),
+            advertise: None,
+            seeds: vec![],
+            key: MEMBERSHIP_KEY.as_bytes().to_vec(),
+            timers: GossipTimers::default(),
+            heartbeat: None,
+        })
+        .await
+        .expect("membership");
+        {
+            let mut st = shared.state();
+            st.bgp_peers = manager.status();
+            st.membership = membership.view();
+        }
+
+        let status = shared.status();
+        assert_eq!(status.bgp_peers.len(), 2, "both sessions are reported");
+        assert!(status.membership.enabled);
+        assert!(!status.config.valid && !status.config.errors.is_empty());
+        let json = serde_json::to_string(&status).expect("json");
+        for secret in [
+            LITERAL_PASSWORD,
+            SECRET_PASSWORD,
+            REJECTED_PASSWORD,
+            MEMBERSHIP_KEY,
+        ] {
+            assert!(!json.contains(secret), "{secret} in the status: {json}");
+        }
+        let hex: String = MEMBERSHIP_KEY.bytes().map(|b| format!("{b:02x}")).collect();
+        assert!(!json.contains(&hex), "the key in hex in the status: {json}");
+
+        manager.shutdown().await;
+        membership.leave().await;
+    }
+}

@@ -61,6 +61,9 @@ imagePullSecrets:
 {{- if and .Values.prometheus.serviceMonitor.enabled .Values.prometheus.podMonitor.enabled -}}
 {{- fail "prometheus.serviceMonitor.enabled and prometheus.podMonitor.enabled are both true: enable one of them, or every target is scraped twice" -}}
 {{- end -}}
+{{- if and .Values.prometheus.podMonitor.enabled (not .Values.prometheus.podMonitor.bearerTokenSecret.name) -}}
+{{- fail "prometheus.podMonitor.bearerTokenSecret.name is empty: the components' /metrics needs a bearer token, and a PodMonitor can only send one from a Secret in the release namespace (a token of a ServiceAccount bound to ferrolb:metrics-reader); or use prometheus.serviceMonitor, which sends Prometheus's own token" -}}
+{{- end -}}
 {{- if not (or .Values.speaker.layer2.enabled .Values.speaker.bgp.enabled) -}}
 {{- fail "speaker.layer2.enabled and speaker.bgp.enabled are both false: the speaker would announce nothing; enable at least one mode" -}}
 {{- end -}}

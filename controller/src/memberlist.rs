@@ -42,18 +42,16 @@ pub fn new_secret(name: &str, random: [u8; 32]) -> Secret {
     }
 }
 
-/// Creates Secret `name` in `namespace` unless it exists.
+/// Creates Secret `name` in `namespace` unless it exists. Only `create` is needed: a Secret
+/// that exists answers 409, so the controller never reads the key it does not use.
 pub async fn ensure(client: &Client, namespace: &str, name: &str) -> Result<Ensured, kube::Error> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    if api.get_opt(name).await?.is_some() {
-        return Ok(Ensured::Existed);
-    }
     match api
         .create(&PostParams::default(), &new_secret(name, rand::random()))
         .await
     {
         Ok(_) => Ok(Ensured::Created),
-        // Another replica created it meanwhile.
+        // There already, put by the user, the chart or another replica.
         Err(kube::Error::Api(e)) if e.code == 409 => Ok(Ensured::Existed),
         Err(e) => Err(e),
     }

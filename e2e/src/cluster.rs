@@ -29,6 +29,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// The RBAC of `deploy/`: what the lab's components run under with [`Install::Direct`].
+pub const DEPLOY_RBAC: &str = include_str!("../../deploy/rbac.yaml");
+
 /// Port of every speaker's HTTP API.
 pub const SPEAKER_HTTP_PORT: u16 = 7473;
 /// Port of the controller's HTTP API.
@@ -41,6 +44,8 @@ pub const MEMBERSHIP_PORT: u16 = 7946;
 pub const NODE_ASN: u32 = 64512;
 /// AS of the lab router.
 pub const ROUTER_ASN: u32 = 64500;
+/// The speakers' membership key in the lab's Secret `memberlist`.
+pub const LAB_MEMBERSHIP_KEY: &str = "ferrolb-lab-membership-key-not-secret";
 /// TCP MD5 password of the example BGP peer (`deploy/examples/bgp.yaml`).
 pub const EXAMPLE_BGP_PASSWORD: &str = "s3cret-md5";
 
@@ -95,6 +100,14 @@ pub struct ClusterOptions {
     pub router_bfd: Option<BfdTimers>,
     /// Extra command-line arguments for every speaker.
     pub speaker_args: Vec<String>,
+    /// Extra command-line arguments for the controller.
+    pub controller_args: Vec<String>,
+    /// The controller elects a leader with its Lease, as a Deployment's replicas do (with
+    /// [`Install::Direct`]; default off: one replica writes at once and restarts fast).
+    pub leader_election: bool,
+    /// The RBAC manifest applied with [`Install::Direct`]: its ServiceAccounts are what the
+    /// controller and the speakers run as (default: `deploy/rbac.yaml`).
+    pub rbac: String,
     /// Where the controller and speaker binaries come from.
     pub components: Components,
     /// How ferrolb's objects get into the API server, and so which arguments the controller
@@ -105,9 +118,9 @@ pub struct ClusterOptions {
 /// How the lab installs ferrolb into its API server.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Install {
-    /// The lab applies the CRDs, creates the namespace and the membership Secret itself, and
-    /// starts the controller (without leader election) and the speakers with its own
-    /// arguments.
+    /// The lab applies the CRDs, the namespace, [`ClusterOptions::rbac`] and the membership
+    /// Secret itself, and starts the controller (leader election as
+    /// [`ClusterOptions::leader_election`] says) and the speakers with its own arguments.
     #[default]
     Direct,
     /// `helm install` of this chart (with the pinned helm) into `ferrolb-system`: CRDs, RBAC,
@@ -115,6 +128,15 @@ pub enum Install {
     /// run with the command, arguments and environment of its Deployment and DaemonSet, as a
     /// kubelet would start them.
     Helm { chart: PathBuf },
+}
+
+/// Kubeconfigs of the components' ServiceAccounts (none before they are issued).
+#[derive(Clone, Debug, Default)]
+struct ComponentKubeconfigs {
+    controller: Option<PathBuf>,
+    speaker: Option<PathBuf>,
+    /// The tokens in them (the controller's, the speakers').
+    tokens: Vec<String>,
 }
 
 /// The workloads an installation created, as JSON, for [`crate::workload::container_process`].
@@ -197,6 +219,9 @@ impl Default for ClusterOptions {
             router_asn: ROUTER_ASN,
             router_bfd: None,
             speaker_args: Vec::new(),
+            controller_args: Vec::new(),
+            leader_election: false,
+            rbac: DEPLOY_RBAC.to_string(),
             components: Components::Workspace,
             install: Install::Direct,
         }
@@ -228,8 +253,13 @@ pub struct Cluster {
     rt: tokio::runtime::Runtime,
     /// Client of the API server (use it inside `rt`).
     pub client: Client,
-    /// Kubeconfig file for the API server (usable from the lab's namespaces).
+    /// Kubeconfig file for the API server with the admin token (usable from the lab's
+    /// namespaces); test code acts as this admin, the components as their ServiceAccounts.
     pub kubeconfig: PathBuf,
+    /// The admin token of [`Cluster::kubeconfig`].
+    admin_token: String,
+    /// Kubeconfigs with the ServiceAccount tokens the controller and the speakers run with.
+    component_kubeconfigs: ComponentKubeconfigs,
     apiserver: LabProcess,
     controller: Option<LabProcess>,
     speakers: Vec<Option<LabProcess>>,
@@ -262,6 +292,8 @@ impl Cluster {
         let e2e_bin = sibling_binary("ferrolb-e2e");
         let cp = lab.control_plane();
         let kubeconfig = lab.log_dir().join("kubeconfig");
+        let admin_token_file = lab.log_dir().join("admin-token");
+        let admin_token = crate::credentials::write_admin_token(&admin_token_file)?;
         let listen = SocketAddr::new(IpAddr::V4(cp.v4()), APISERVER_PORT);
         let apiserver = cp
             .ns()
@@ -272,11 +304,14 @@ impl Cluster {
                     .arg(listen.to_string())
                     .arg("--kubeconfig")
                     .arg(&kubeconfig)
+                    .arg("--admin-token-file")
+                    .arg(&admin_token_file)
                     .arg("--history")
                     .arg("20000"),
             )
             .map_err(lab_err)?;
         let rt = ns_runtime(cp.ns().name())?;
+        let token = admin_token.clone();
         let client = run_in(&rt, async move {
             let deadline = Instant::now() + Duration::from_secs(20);
             loop {
@@ -290,6 +325,7 @@ impl Cluster {
             }
             let mut cfg = kube::Config::new(format!("http://{listen}").parse()?);
             cfg.default_namespace = "default".into();
+            cfg.auth_info.token = Some(token.into());
             Ok::<Client, anyhow::Error>(Client::try_from(cfg)?)
         })??;
         let mut cluster = Cluster {
@@ -297,6 +333,8 @@ impl Cluster {
             rt,
             client,
             kubeconfig,
+            admin_token,
+            component_kubeconfigs: ComponentKubeconfigs::default(),
             apiserver,
             controller: None,
             speakers: Vec::new(),
@@ -312,6 +350,7 @@ impl Cluster {
             cluster.workloads = Some(cluster.helm_install(chart)?);
         }
         cluster.register()?;
+        cluster.component_kubeconfigs = cluster.issue_component_tokens(listen)?;
         let nodes: Vec<(String, std::net::Ipv4Addr)> = cluster
             .lab
             .nodes()
@@ -457,8 +496,9 @@ impl Cluster {
                 )
             })
             .collect();
-        // Through the chart, the CRDs, the namespace and the key are the chart's.
+        // Through the chart, the CRDs, the namespace, the RBAC and the key are the chart's.
         let direct = self.workloads.is_none();
+        let rbac = self.opts.rbac.clone();
         self.run(async move {
             if direct {
                 crate::fixtures::install_crds(&client)
@@ -467,6 +507,9 @@ impl Cluster {
                 crate::fixtures::ensure_namespace(&client, "ferrolb-system")
                     .await
                     .context("creating namespace ferrolb-system")?;
+                apply_manifest(client.clone(), rbac, "ferrolb-lab")
+                    .await
+                    .context("applying the RBAC")?;
             }
             for (name, addrs) in nodes {
                 register_node(&client, &name, &addrs, true)
@@ -487,7 +530,7 @@ impl Cluster {
                 // only; with stringData they never found the key and ran without membership.
                 data: Some(BTreeMap::from([(
                     "secretkey".to_string(),
-                    k8s_openapi::ByteString(b"ferrolb-lab-membership-key-not-secret".to_vec()),
+                    k8s_openapi::ByteString(LAB_MEMBERSHIP_KEY.as_bytes().to_vec()),
                 )])),
                 ..Secret::default()
             };
@@ -500,6 +543,67 @@ impl Cluster {
             }
             Ok::<(), anyhow::Error>(())
         })?
+    }
+
+    /// A token for the ServiceAccount of each component (deploy/rbac.yaml's, or the one the
+    /// chart's workloads name) and a kubeconfig with it.
+    fn issue_component_tokens(&self, server: SocketAddr) -> anyhow::Result<ComponentKubeconfigs> {
+        let account = |workload: Option<&serde_json::Value>, default: &str| {
+            workload
+                .and_then(|w| w["spec"]["template"]["spec"]["serviceAccountName"].as_str())
+                .unwrap_or(default)
+                .to_string()
+        };
+        let controller_sa = account(self.workloads.as_ref().map(|w| &w.controller), "controller");
+        let speaker_sa = account(self.workloads.as_ref().map(|w| &w.speaker), "speaker");
+        let client = self.client.clone();
+        let (controller_token, speaker_token) = self.run(async move {
+            let c = crate::credentials::service_account_token(
+                client.clone(),
+                "ferrolb-system",
+                &controller_sa,
+            )
+            .await?;
+            let s =
+                crate::credentials::service_account_token(client, "ferrolb-system", &speaker_sa)
+                    .await?;
+            Ok::<_, anyhow::Error>((c, s))
+        })??;
+        let dir = self.lab.log_dir();
+        Ok(ComponentKubeconfigs {
+            controller: Some(crate::credentials::write_kubeconfig(
+                dir,
+                "controller",
+                server,
+                &controller_token,
+            )?),
+            speaker: Some(crate::credentials::write_kubeconfig(
+                dir,
+                "speaker",
+                server,
+                &speaker_token,
+            )?),
+            tokens: vec![controller_token, speaker_token],
+        })
+    }
+
+    /// The kubeconfig component `who` runs with; the admin's before tokens are issued.
+    fn kubeconfig_of(&self, who: &str) -> &Path {
+        let own = match who {
+            "controller" => self.component_kubeconfigs.controller.as_deref(),
+            _ => self.component_kubeconfigs.speaker.as_deref(),
+        };
+        own.unwrap_or(&self.kubeconfig)
+    }
+
+    /// The admin token test code acts with (the one in [`Cluster::kubeconfig`]).
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    /// The ServiceAccount tokens the controller and the speakers run with.
+    pub fn component_tokens(&self) -> &[String] {
+        &self.component_kubeconfigs.tokens
     }
 
     /// The router's peers: every node, IPv4 and IPv6 sessions, passive, with the password.
@@ -669,24 +773,26 @@ impl Cluster {
                 self.opts
                     .components
                     .command("ferrolb-controller")
-                    .args([
-                        "run",
-                        "--namespace",
-                        "ferrolb-system",
-                        "--no-leader-election",
-                    ])
+                    .args(["run", "--namespace", "ferrolb-system"])
+                    .args(
+                        (!self.opts.leader_election)
+                            .then_some("--no-leader-election")
+                            .iter(),
+                    )
                     .arg("--listen")
                     .arg(listen.to_string())
                     .env("RUST_LOG", "info")
             }
         }
-        .env("KUBECONFIG", &self.kubeconfig);
+        .args(self.opts.controller_args.iter())
+        .env("KUBECONFIG", self.kubeconfig_of("controller"));
         self.controller = Some(cp.ns().spawn_spec(&spec).map_err(lab_err)?);
         Ok(())
     }
 
     /// The process a kubelet would start for `container` of an installed workload, from the
-    /// binaries of [`ClusterOptions::components`]. Only `KUBECONFIG` is added by the caller
+    /// binaries of [`ClusterOptions::components`]. Only `KUBECONFIG` (with the token of the
+    /// ServiceAccount the workload names) is added by the caller
     /// (the lab's processes have no in-cluster credentials).
     fn workload_spec(
         &self,
@@ -759,7 +865,7 @@ impl Cluster {
         }
         .args(self.opts.speaker_args.iter())
         .args(extra.iter().copied())
-        .env("KUBECONFIG", &self.kubeconfig);
+        .env("KUBECONFIG", self.kubeconfig_of("speaker"));
         let p = node.ns().spawn_spec(&spec).map_err(lab_err)?;
         match self.speakers.get_mut(slot) {
             Some(s) => *s = Some(p),
@@ -866,13 +972,18 @@ impl Cluster {
 
     /// `GET path` on one of the lab's HTTP APIs, as parsed JSON.
     pub fn get_json(&self, addr: SocketAddr, path: &str) -> anyhow::Result<serde_json::Value> {
+        Ok(serde_json::from_str(&self.get_text(addr, path)?)?)
+    }
+
+    /// `GET path` on one of the lab's HTTP APIs: the body of a 200 answer.
+    pub fn get_text(&self, addr: SocketAddr, path: &str) -> anyhow::Result<String> {
         let path_owned = path.to_string();
         let (code, body) =
             self.run(async move { crate::fixtures::http_get(addr, &path_owned).await })??;
         if code != 200 {
             return Err(anyhow!("GET {addr}{path}: HTTP {code}: {body}"));
         }
-        Ok(serde_json::from_str(&body)?)
+        Ok(body)
     }
 
     /// Applies every document of a YAML manifest (server-side apply, field manager

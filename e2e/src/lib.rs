@@ -5,6 +5,7 @@
 pub mod apiserver;
 pub mod bench;
 pub mod cluster;
+pub mod credentials;
 pub mod endpoints;
 pub mod fixtures;
 pub mod image;

@@ -346,8 +346,8 @@ pub fn outage(samples: &[Sample], start: Instant) -> Seen {
     }
 }
 
-/// Installs MetalLB's CRDs, its configuration and the Services with MetalLB's addresses.
-fn install_metallb_state(c: &Cluster) -> anyhow::Result<usize> {
+/// Installs MetalLB's CRDs and its namespace; returns how many objects were applied.
+pub fn install_metallb_crds(c: &Cluster) -> anyhow::Result<usize> {
     let mut n = 0;
     for (file, text) in METALLB_CRDS {
         n += c
@@ -358,6 +358,12 @@ fn install_metallb_state(c: &Cluster) -> anyhow::Result<usize> {
     let client = c.client.clone();
     c.run(async move { crate::fixtures::ensure_namespace(&client, METALLB_NAMESPACE).await })?
         .with_context(|| format!("creating namespace {METALLB_NAMESPACE}"))?;
+    Ok(n)
+}
+
+/// Installs MetalLB's CRDs, its configuration and the Services with MetalLB's addresses.
+fn install_metallb_state(c: &Cluster) -> anyhow::Result<usize> {
+    let mut n = install_metallb_crds(c)?;
     n += c
         .apply_yaml(&metallb_config())
         .context("applying the metallb.io configuration")?

@@ -1,0 +1,115 @@
+//! The identities the lab's processes run as: an admin token for test set-up, and a
+//! ServiceAccount token (TokenRequest API) plus its own kubeconfig for each component, so the
+//! controller and the speakers run under the RBAC that was installed, as a kubelet-projected
+//! token makes them run in a cluster.
+
+use anyhow::{Context, anyhow};
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::Client;
+use kube::api::{Api, PostParams};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Lifetime asked for component tokens: longer than any lab run, so a token never expires
+/// under a running component (a kubelet would rotate it; the lab does not).
+pub const COMPONENT_TOKEN_SECONDS: i64 = 24 * 3600;
+
+/// A fresh random admin token, written to `path` (mode 0600) for the API server's
+/// `--admin-token-file`.
+pub fn write_admin_token(path: &Path) -> anyhow::Result<String> {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut bytes = [0u8; 24];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("reading /dev/urandom for the admin token")?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(token.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(token)
+}
+
+/// Asks the API server for a token of ServiceAccount `namespace/name` (TokenRequest).
+pub async fn service_account_token(
+    client: Client,
+    namespace: &str,
+    name: &str,
+) -> anyhow::Result<String> {
+    let api: Api<ServiceAccount> = Api::namespaced(client, namespace);
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: Vec::new(),
+            expiration_seconds: Some(COMPONENT_TOKEN_SECONDS),
+            ..TokenRequestSpec::default()
+        },
+        ..TokenRequest::default()
+    };
+    let answer = api
+        .create_token_request(name, &PostParams::default(), &request)
+        .await
+        .with_context(|| format!("TokenRequest for ServiceAccount {namespace}/{name}"))?;
+    answer
+        .status
+        .map(|s| s.token)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| anyhow!("TokenRequest for {namespace}/{name}: no token in the answer"))
+}
+
+/// Writes a kubeconfig for the API server at `server` authenticating with `token`, as
+/// `dir/kubeconfig-<who>` (mode 0600); returns its path.
+pub fn write_kubeconfig(
+    dir: &Path,
+    who: &str,
+    server: SocketAddr,
+    token: &str,
+) -> anyhow::Result<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(format!("kubeconfig-{who}"));
+    let text = kubeconfig_text(server, who, token);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+fn kubeconfig_text(server: SocketAddr, who: &str, token: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: lab\n  cluster:\n    server: http://{server}\n\
+         users:\n- name: {who}\n  user:\n    token: {token}\ncontexts:\n- name: {who}\n  context:\n    \
+         cluster: lab\n    user: {who}\n    namespace: default\ncurrent-context: {who}\n"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubeconfig_names_server_and_token() -> anyhow::Result<()> {
+        let text = kubeconfig_text("10.200.0.2:6443".parse()?, "speaker", "abc");
+        kube::config::Kubeconfig::from_yaml(&text)?;
+        let doc: serde_json::Value = serde_saphyr::from_str(&text)?;
+        assert_eq!(
+            doc["clusters"][0]["cluster"]["server"],
+            "http://10.200.0.2:6443"
+        );
+        assert_eq!(doc["users"][0]["user"]["token"], "abc");
+        assert_eq!(doc["current-context"], "speaker");
+        Ok(())
+    }
+}

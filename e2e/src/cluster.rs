@@ -863,6 +863,7 @@ impl Cluster {
                     .env("RUST_LOG", "info")
             }
         }
+        .args(self.marker_dir_arg(node))
         .args(self.opts.speaker_args.iter())
         .args(extra.iter().copied())
         .env("KUBECONFIG", self.kubeconfig_of("speaker"));
@@ -872,6 +873,24 @@ impl Cluster {
             None => return Err(anyhow!("no node {i}")),
         }
         Ok(())
+    }
+
+    /// Where the speaker of `node` leaves its BGP restart marker: in the lab's directory (the
+    /// host's /run/ferrolb is shared by every lab's nodes), unless the test chose a place.
+    fn marker_dir_arg(&self, node: &crate::lab::topology::Host) -> Vec<String> {
+        let chosen = self
+            .opts
+            .speaker_args
+            .iter()
+            .any(|a| a.starts_with("--restart-marker-dir"));
+        if chosen {
+            return Vec::new();
+        }
+        let dir = self.lab.log_dir().join("restart-markers").join(node.name());
+        vec![
+            "--restart-marker-dir".to_string(),
+            dir.display().to_string(),
+        ]
     }
 
     /// The speaker process of node `i` (1-based), if running.

@@ -32,6 +32,9 @@ use std::time::{Duration, Instant};
 /// The RBAC of `deploy/`: what the lab's components run under with [`Install::Direct`].
 pub const DEPLOY_RBAC: &str = include_str!("../../deploy/rbac.yaml");
 
+/// The API server's audit log in the lab's directory.
+const AUDIT_LOG: &str = "apiserver-audit.jsonl";
+
 /// Port of every speaker's HTTP API.
 pub const SPEAKER_HTTP_PORT: u16 = 7473;
 /// Port of the controller's HTTP API.
@@ -306,6 +309,8 @@ impl Cluster {
                     .arg(&kubeconfig)
                     .arg("--admin-token-file")
                     .arg(&admin_token_file)
+                    .arg("--audit-log")
+                    .arg(lab.log_dir().join(AUDIT_LOG))
                     .arg("--history")
                     .arg("20000"),
             )
@@ -350,7 +355,7 @@ impl Cluster {
             cluster.workloads = Some(cluster.helm_install(chart)?);
         }
         cluster.register()?;
-        cluster.component_kubeconfigs = cluster.issue_component_tokens(listen)?;
+        cluster.component_kubeconfigs = cluster.issue_component_tokens()?;
         let nodes: Vec<(String, std::net::Ipv4Addr)> = cluster
             .lab
             .nodes()
@@ -547,7 +552,7 @@ impl Cluster {
 
     /// A token for the ServiceAccount of each component (deploy/rbac.yaml's, or the one the
     /// chart's workloads name) and a kubeconfig with it.
-    fn issue_component_tokens(&self, server: SocketAddr) -> anyhow::Result<ComponentKubeconfigs> {
+    fn issue_component_tokens(&self) -> anyhow::Result<ComponentKubeconfigs> {
         let account = |workload: Option<&serde_json::Value>, default: &str| {
             workload
                 .and_then(|w| w["spec"]["template"]["spec"]["serviceAccountName"].as_str())
@@ -574,13 +579,13 @@ impl Cluster {
             controller: Some(crate::credentials::write_kubeconfig(
                 dir,
                 "controller",
-                server,
+                &self.kubeconfig,
                 &controller_token,
             )?),
             speaker: Some(crate::credentials::write_kubeconfig(
                 dir,
                 "speaker",
-                server,
+                &self.kubeconfig,
                 &speaker_token,
             )?),
             tokens: vec![controller_token, speaker_token],
@@ -599,6 +604,12 @@ impl Cluster {
     /// The admin token test code acts with (the one in [`Cluster::kubeconfig`]).
     pub fn admin_token(&self) -> &str {
         &self.admin_token
+    }
+
+    /// Every authorization decision the API server made so far (its `--audit-log`).
+    pub fn audit_records(&self) -> anyhow::Result<Vec<crate::apiserver::audit::AuditRecord>> {
+        let path = self.lab.log_dir().join(AUDIT_LOG);
+        crate::apiserver::audit::read(&path).with_context(|| format!("reading {}", path.display()))
     }
 
     /// The ServiceAccount tokens the controller and the speakers run with.

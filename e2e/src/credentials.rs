@@ -8,7 +8,6 @@ use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Client;
 use kube::api::{Api, PostParams};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// Lifetime asked for component tokens: longer than any lab run, so a token never expires
@@ -63,18 +62,21 @@ pub async fn service_account_token(
         .ok_or_else(|| anyhow!("TokenRequest for {namespace}/{name}: no token in the answer"))
 }
 
-/// Writes a kubeconfig for the API server at `server` authenticating with `token`, as
-/// `dir/kubeconfig-<who>` (mode 0600); returns its path.
+/// Writes `dir/kubeconfig-<who>` (mode 0600): the cluster of `admin_kubeconfig` (its HTTPS
+/// address and CA), authenticating with `token`; returns its path.
 pub fn write_kubeconfig(
     dir: &Path,
     who: &str,
-    server: SocketAddr,
+    admin_kubeconfig: &Path,
     token: &str,
 ) -> anyhow::Result<PathBuf> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
+    let admin = std::fs::read_to_string(admin_kubeconfig)
+        .with_context(|| format!("reading {}", admin_kubeconfig.display()))?;
+    let text = kubeconfig_as(&admin, who, token)
+        .with_context(|| format!("the kubeconfig {}", admin_kubeconfig.display()))?;
     let path = dir.join(format!("kubeconfig-{who}"));
-    let text = kubeconfig_text(server, who, token);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -87,12 +89,36 @@ pub fn write_kubeconfig(
     Ok(path)
 }
 
-fn kubeconfig_text(server: SocketAddr, who: &str, token: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: lab\n  cluster:\n    server: http://{server}\n\
-         users:\n- name: {who}\n  user:\n    token: {token}\ncontexts:\n- name: {who}\n  context:\n    \
-         cluster: lab\n    user: {who}\n    namespace: default\ncurrent-context: {who}\n"
-    )
+/// `admin` (a kubeconfig) with its current context's cluster, as user `who` with `token`.
+fn kubeconfig_as(admin: &str, who: &str, token: &str) -> anyhow::Result<String> {
+    let doc: serde_json::Value = serde_saphyr::from_str(admin)?;
+    let current = doc["current-context"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no current-context"))?;
+    let context = doc["contexts"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == current))
+        .ok_or_else(|| anyhow!("no context {current}"))?;
+    let cluster_name = context["context"]["cluster"]
+        .as_str()
+        .ok_or_else(|| anyhow!("context {current} names no cluster"))?;
+    let cluster = doc["clusters"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == cluster_name))
+        .ok_or_else(|| anyhow!("no cluster {cluster_name}"))?;
+    let out = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [cluster],
+        "users": [{ "name": who, "user": { "token": token } }],
+        "contexts": [{
+            "name": who,
+            "context": { "cluster": cluster_name, "user": who, "namespace": "default" },
+        }],
+        "current-context": who,
+    });
+    // JSON is YAML: every kubeconfig reader takes it.
+    Ok(serde_json::to_string_pretty(&out)?)
 }
 
 #[cfg(test)]
@@ -100,16 +126,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kubeconfig_names_server_and_token() -> anyhow::Result<()> {
-        let text = kubeconfig_text("10.200.0.2:6443".parse()?, "speaker", "abc");
+    fn component_kubeconfig_keeps_the_cluster_and_swaps_the_user() -> anyhow::Result<()> {
+        let admin = "apiVersion: v1\nkind: Config\nclusters:\n- name: lab\n  cluster:\n    \
+                     server: https://10.200.0.2:6443\n    certificate-authority-data: Q0E=\n\
+                     users:\n- name: admin\n  user:\n    token: admin-secret\ncontexts:\n\
+                     - name: admin\n  context:\n    cluster: lab\n    user: admin\n\
+                     current-context: admin\n";
+        let text = kubeconfig_as(admin, "speaker", "abc")?;
         kube::config::Kubeconfig::from_yaml(&text)?;
         let doc: serde_json::Value = serde_saphyr::from_str(&text)?;
         assert_eq!(
             doc["clusters"][0]["cluster"]["server"],
-            "http://10.200.0.2:6443"
+            "https://10.200.0.2:6443"
+        );
+        assert_eq!(
+            doc["clusters"][0]["cluster"]["certificate-authority-data"],
+            "Q0E="
         );
         assert_eq!(doc["users"][0]["user"]["token"], "abc");
         assert_eq!(doc["current-context"], "speaker");
+        assert!(!text.contains("admin-secret"));
         Ok(())
     }
 }

@@ -143,6 +143,9 @@ struct ApiserverArgs {
     /// of a random one; the kubeconfig carries the token either way.
     #[arg(long)]
     admin_token_file: Option<PathBuf>,
+    /// Append every authorization decision to this file, one JSON object a line.
+    #[arg(long)]
+    audit_log: Option<PathBuf>,
 }
 
 fn init_tracing() {
@@ -177,6 +180,7 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
         state_file: args.state,
         kubeconfig_path: args.kubeconfig,
         history_limit: args.history,
+        audit_log: args.audit_log,
         ..ApiServerOptions::default()
     })
     .await?;

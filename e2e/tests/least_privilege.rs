@@ -13,6 +13,8 @@
 mod common;
 
 use common::{create_service, lb_service};
+use ferrolb_e2e::apiserver::audit::AuditRecord;
+use ferrolb_e2e::apiserver::auth::rbac::{PolicyRule, rule_allows};
 use ferrolb_e2e::cluster::{
     Cluster, ClusterOptions, DEPLOY_RBAC, EXAMPLE_BGP_PASSWORD, LAB_MEMBERSHIP_KEY,
 };
@@ -576,12 +578,17 @@ fn every_rule_of_the_rbac_is_needed() {
         reset_for(&c, &rule.components, round);
         restart(&mut c, &rule.components);
         create_round_services(&c, round);
+        let seen = c.audit_records().expect("audit log").len();
         let failing = failing_checks(&c, round, SCENARIO_TIMEOUT);
         println!("without {}:", rule.label());
         for f in &failing {
             println!("    fails: {f}");
         }
-        if failing.is_empty() {
+        let denied = denied_since(&c, seen, &rule.components);
+        for d in &denied {
+            println!("    denied: {d}");
+        }
+        if failing.is_empty() || denied.is_empty() {
             println!("    nothing fails: superfluous");
             superfluous.push(rule.label());
         }
@@ -603,6 +610,76 @@ fn every_rule_of_the_rbac_is_needed() {
         superfluous.is_empty(),
         "rules of deploy/rbac.yaml nothing needs: {superfluous:#?}"
     );
+    // Finer than a rule: every verb of every rule allowed some request of its component.
+    let records = c.audit_records().expect("audit log");
+    let unused = unused_verbs(&bound, &records);
+    assert!(
+        unused.is_empty(),
+        "verbs of deploy/rbac.yaml no request of the scenario used: {unused:#?}"
+    );
+}
+
+fn user_of(component: Component) -> String {
+    let sa = match component {
+        Component::Controller => "controller",
+        Component::Speaker => "speaker",
+    };
+    format!("system:serviceaccount:{NS}:{sa}")
+}
+
+/// Requests of `components` the API server denied after the first `seen` audit records,
+/// deduplicated, as `verb group/resource/subresource ns/name`.
+fn denied_since(c: &Cluster, seen: usize, components: &BTreeSet<Component>) -> Vec<String> {
+    let users: BTreeSet<String> = components.iter().map(|&k| user_of(k)).collect();
+    let records = c.audit_records().expect("audit log");
+    let denied: BTreeSet<String> = records
+        .iter()
+        .skip(seen)
+        .filter(|r| !r.allowed && users.contains(&r.user))
+        .map(|r| {
+            let who = r.user.rsplit(':').next().unwrap_or_default();
+            if r.resource_request {
+                let sub = if r.subresource.is_empty() {
+                    String::new()
+                } else {
+                    format!("/{}", r.subresource)
+                };
+                format!(
+                    "{who}: {} {}/{}{sub} in {:?} name {:?}",
+                    r.verb, r.api_group, r.resource, r.namespace, r.name
+                )
+            } else {
+                format!("{who}: {} {}", r.verb, r.path)
+            }
+        })
+        .collect();
+    denied.into_iter().collect()
+}
+
+/// `rule verb` pairs that allowed no request of their components in `records` (a Role's
+/// rules only count in its namespace).
+fn unused_verbs(rules: &[&Rule], records: &[AuditRecord]) -> Vec<String> {
+    let mut unused = Vec::new();
+    for rule in rules {
+        let users: BTreeSet<String> = rule.components.iter().map(|&k| user_of(k)).collect();
+        let policy = PolicyRule::from_json(&rule.all_rules[rule.index]);
+        for verb in &policy.verbs {
+            let single = PolicyRule {
+                verbs: vec![verb.clone()],
+                ..policy.clone()
+            };
+            let used = records.iter().any(|r| {
+                r.allowed
+                    && users.contains(&r.user)
+                    && rule.namespace.as_ref().is_none_or(|ns| *ns == r.namespace)
+                    && rule_allows(&r.attributes(), &single)
+            });
+            if !used {
+                unused.push(format!("{} verb {verb}", rule.label()));
+            }
+        }
+    }
+    unused
 }
 
 /// Where a secret could leak: every log line of the controller and the speakers, every response

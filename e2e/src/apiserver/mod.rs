@@ -86,6 +86,7 @@
 //! namespaces, `resourceVersionMatch=Exact` on lists, built-in kinds other than those in
 //! [`resources::builtins`] (e.g. StatefulSet, Job, Ingress: 404).
 
+pub mod audit;
 pub mod auth;
 mod convert;
 mod crd;
@@ -195,6 +196,8 @@ pub struct ApiServerOptions {
     pub min_token_expiration: Duration,
     /// Tolerance of token expiry checks (kube-apiserver's JWT library: one minute).
     pub token_expiry_leeway: Duration,
+    /// Append every authorization decision to this file ([`audit`]).
+    pub audit_log: Option<PathBuf>,
 }
 
 impl Default for ApiServerOptions {
@@ -209,6 +212,7 @@ impl Default for ApiServerOptions {
             admin_token: None,
             min_token_expiration: Duration::from_secs(600),
             token_expiry_leeway: Duration::from_secs(60),
+            audit_log: None,
         }
     }
 }

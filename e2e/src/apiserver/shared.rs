@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::store::{Snapshot, Store};
-use super::{ApiServerError, ApiServerOptions, Faults, auth, tls};
+use super::{ApiServerError, ApiServerOptions, Faults, audit, auth, tls};
 
 /// State shared by all request handlers of one server (and kept across restarts).
 pub struct Shared {
@@ -13,6 +13,8 @@ pub struct Shared {
     pub(super) bookmark_interval: Duration,
     pub(super) auth: auth::AuthSettings,
     pub(super) tls: tls::TlsIdentity,
+    /// Where authorization decisions are recorded (`--audit-log`).
+    pub(super) audit: Option<audit::AuditLog>,
 }
 
 impl Shared {
@@ -46,6 +48,17 @@ impl Shared {
             .ok_or(ApiServerError::BadAdminToken)?;
         let store = Store::new(options.history_limit, snapshot);
         auth::bootstrap::ensure(&store).map_err(|e| ApiServerError::Bootstrap(e.to_string()))?;
+        let audit = match &options.audit_log {
+            Some(path) => {
+                Some(
+                    audit::AuditLog::open(path).map_err(|source| ApiServerError::Write {
+                        path: path.clone(),
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
         Ok(Shared {
             store,
             faults,
@@ -57,6 +70,7 @@ impl Shared {
                 token_leeway: options.token_expiry_leeway,
             },
             tls,
+            audit,
         })
     }
 }

@@ -88,6 +88,13 @@ pub fn admit(
         .unwrap_or_default();
     let attrs = attributes::from_request(method.as_str(), uri.path(), &query);
     let decision = authorizer::authorize(&view, &user, &attrs);
+    if let Some(log) = &shared.audit {
+        log.record(&super::audit::AuditRecord::new(
+            &user,
+            &attrs,
+            decision.allowed,
+        ));
+    }
     if !decision.allowed {
         return Err(attrs.forbidden(&user.name, &decision.reason));
     }

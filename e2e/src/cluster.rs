@@ -133,6 +133,39 @@ pub enum Install {
     Helm { chart: PathBuf },
 }
 
+/// The components' serving certificates, issued by the lab's CA for their listen addresses.
+struct LabTls {
+    ca: crate::lab_tls::LabCa,
+    controller: crate::lab_tls::ServingFiles,
+    /// Node `i`'s speaker at index `i - 1`.
+    speakers: Vec<crate::lab_tls::ServingFiles>,
+}
+
+impl LabTls {
+    fn new(lab: &Lab) -> anyhow::Result<LabTls> {
+        let ca = crate::lab_tls::LabCa::new(&lab.log_dir().join("tls"))?;
+        let controller = ca.issue("controller", IpAddr::V4(lab.control_plane().v4()))?;
+        let speakers = lab
+            .nodes()
+            .iter()
+            .map(|n| ca.issue(&format!("speaker-{}", n.name()), IpAddr::V4(n.v4())))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(LabTls {
+            ca,
+            controller,
+            speakers,
+        })
+    }
+}
+
+/// The lab's certificate arguments, unless the test chose how the component serves.
+fn serving_args(files: &crate::lab_tls::ServingFiles, chosen: &[String]) -> Vec<String> {
+    let own = chosen
+        .iter()
+        .any(|a| a.starts_with("--tls-cert-file") || a.starts_with("--http-insecure-loopback"));
+    if own { Vec::new() } else { files.args() }
+}
+
 /// Kubeconfigs of the components' ServiceAccounts (none before they are issued).
 #[derive(Clone, Debug, Default)]
 struct ComponentKubeconfigs {
@@ -263,6 +296,8 @@ pub struct Cluster {
     admin_token: String,
     /// Kubeconfigs with the ServiceAccount tokens the controller and the speakers run with.
     component_kubeconfigs: ComponentKubeconfigs,
+    /// The CA of the components' HTTPS certificates, and their certificate files.
+    tls: LabTls,
     apiserver: LabProcess,
     controller: Option<LabProcess>,
     speakers: Vec<Option<LabProcess>>,
@@ -315,6 +350,7 @@ impl Cluster {
                     .arg("20000"),
             )
             .map_err(lab_err)?;
+        let tls = LabTls::new(&lab)?;
         let rt = ns_runtime(cp.ns().name())?;
         let token = admin_token.clone();
         let client = run_in(&rt, async move {
@@ -340,6 +376,7 @@ impl Cluster {
             kubeconfig,
             admin_token,
             component_kubeconfigs: ComponentKubeconfigs::default(),
+            tls,
             apiserver,
             controller: None,
             speakers: Vec::new(),
@@ -796,6 +833,10 @@ impl Cluster {
             }
         }
         .args(self.opts.controller_args.iter())
+        .args(serving_args(
+            &self.tls.controller,
+            &self.opts.controller_args,
+        ))
         .env("KUBECONFIG", self.kubeconfig_of("controller"));
         self.controller = Some(cp.ns().spawn_spec(&spec).map_err(lab_err)?);
         Ok(())
@@ -877,6 +918,10 @@ impl Cluster {
         .args(self.marker_dir_arg(node))
         .args(self.opts.speaker_args.iter())
         .args(extra.iter().copied())
+        .args(serving_args(
+            &self.tls.speakers[slot],
+            &self.opts.speaker_args,
+        ))
         .env("KUBECONFIG", self.kubeconfig_of("speaker"));
         let p = node.ns().spawn_spec(&spec).map_err(lab_err)?;
         match self.speakers.get_mut(slot) {
@@ -1007,13 +1052,28 @@ impl Cluster {
 
     /// `GET path` on one of the lab's HTTP APIs: the body of a 200 answer.
     pub fn get_text(&self, addr: SocketAddr, path: &str) -> anyhow::Result<String> {
-        let path_owned = path.to_string();
-        let (code, body) =
-            self.run(async move { crate::fixtures::http_get(addr, &path_owned).await })??;
+        let (code, body) = self.http_get(addr, path)?;
         if code != 200 {
             return Err(anyhow!("GET {addr}{path}: HTTP {code}: {body}"));
         }
         Ok(body)
+    }
+
+    /// `GET path` over HTTPS on one of the components' APIs as the admin (whose token they
+    /// review with the API server): status code and body.
+    pub fn http_get(&self, addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+        self.http_get_as(addr, path, &self.admin_token)
+    }
+
+    /// `GET path` over HTTPS on one of the components' APIs with bearer `token`.
+    pub fn http_get_as(
+        &self,
+        addr: SocketAddr,
+        path: &str,
+        token: &str,
+    ) -> anyhow::Result<(u16, String)> {
+        let (path, token, tls) = (path.to_string(), token.to_string(), self.tls.ca.client());
+        self.run(async move { crate::lab_tls::https_get(addr, &path, &token, tls).await })?
     }
 
     /// Applies every document of a YAML manifest (server-side apply, field manager

@@ -10,6 +10,7 @@ pub mod endpoints;
 pub mod fixtures;
 pub mod image;
 pub use ferrolb_lab as lab;
+pub mod lab_tls;
 pub mod labcmd;
 pub mod tools;
 pub mod workload;

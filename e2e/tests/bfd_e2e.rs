@@ -155,12 +155,9 @@ fn speaker_failure_detected_by_bfd(router: RouterKind) {
     });
 
     // The speakers export the BFD state.
-    let addr = c.speaker_http(1);
     let metrics = c
-        .run(async move { ferrolb_e2e::fixtures::http_get(addr, "/metrics").await })
-        .expect("runtime")
-        .expect("GET /metrics")
-        .1;
+        .get_text(c.speaker_http(1), "/metrics")
+        .expect("GET /metrics");
     assert!(
         metrics.contains(r#"ferrolb_speaker_bfd_session_up{peer="ferrolb-system/router"} 1"#),
         "{metrics}"

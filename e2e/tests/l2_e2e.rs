@@ -179,13 +179,7 @@ fn local_policy_follows_ready_endpoints_and_keeps_client_ip() {
             "the speaker reports the address as announced by no eligible node",
             Duration::from_secs(10),
             || {
-                let addr = c.speaker_http(node);
-                let (_, body) = c
-                    .run(async move {
-                        ferrolb_e2e::fixtures::http_get(addr, "/api/v1/status").await
-                    })
-                    .ok()?
-                    .ok()?;
+                let (_, body) = c.http_get(c.speaker_http(node), "/api/v1/status").ok()?;
                 let status: serde_json::Value = serde_json::from_str(&body).ok()?;
                 let listed = status["notAnnounced"].as_array()?.iter().any(|n| {
                     n["ip"] == ip.to_string()
@@ -268,11 +262,7 @@ fn speaker_crash_fails_over() {
 
 /// The value of an unlabelled metric on `node`'s speaker.
 fn metric(c: &Cluster, node: usize, name: &str) -> Option<f64> {
-    let addr = c.speaker_http(node);
-    let (code, text) = c
-        .run(async move { ferrolb_e2e::fixtures::http_get(addr, "/metrics").await })
-        .ok()?
-        .ok()?;
+    let (code, text) = c.http_get(c.speaker_http(node), "/metrics").ok()?;
     if code != 200 {
         return None;
     }
@@ -667,10 +657,8 @@ fn status_events_and_metrics_name_the_owner() {
     }
 
     // The first gratuitous ARP goes out at once on gain.
-    let addr = c.speaker_http(owner);
     let (code, metrics) = c
-        .run(async move { ferrolb_e2e::fixtures::http_get(addr, "/metrics").await })
-        .expect("runtime")
+        .http_get(c.speaker_http(owner), "/metrics")
         .expect("GET /metrics");
     assert_eq!(code, 200);
     let garp: f64 = metrics

@@ -36,7 +36,7 @@ const NODES: usize = 2;
 const ML_CHECK: &str = "ml-check";
 /// How long the scenario may take with every rule in place, and so how long a failing one is
 /// given before it counts as failed.
-const SCENARIO_TIMEOUT: Duration = Duration::from_secs(15);
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A MetalLB pool and its L2Advertisement, read through `--config-groups auto`.
 const METALLB_CONFIG: &str = "\
@@ -604,13 +604,14 @@ fn every_rule_of_the_rbac_is_needed() {
     assert!(failing.is_empty(), "with the rules restored: {failing:?}");
     // Every round denied requests, restarted components and moved addresses: their logs,
     // APIs, events and status objects still hold no secret.
-    let revealed = revealed_anywhere(&c, &secrets);
+    let revealed = revealed_anywhere(&c, &secrets, last);
     assert!(revealed.is_empty(), "secrets revealed: {revealed:#?}");
     assert!(
         superfluous.is_empty(),
         "rules of deploy/rbac.yaml nothing needs: {superfluous:#?}"
     );
-    // Finer than a rule: every verb of every rule allowed some request of its component.
+    // Finer than a rule: every verb on every resource of every rule allowed some request of
+    // its component.
     let records = c.audit_records().expect("audit log");
     let unused = unused_verbs(&bound, &records);
     assert!(
@@ -656,26 +657,44 @@ fn denied_since(c: &Cluster, seen: usize, components: &BTreeSet<Component>) -> V
     denied.into_iter().collect()
 }
 
-/// `rule verb` pairs that allowed no request of their components in `records` (a Role's
-/// rules only count in its namespace).
+/// A verb a component needs although no scenario can make it use it: kube-rs's event
+/// `Recorder` patches the series of an event it publishes again within its cache time
+/// (kube-runtime `events.rs`, `publish`), and both components dedupe what they report.
+const NEEDED_UNEXERCISED: &[(&str, &str, &str)] = &[("events.k8s.io", "events", "patch")];
+
+/// `(group, resource, verb)` of each rule that allowed no request of its components in
+/// `records` (a Role's rules only count in its namespace).
 fn unused_verbs(rules: &[&Rule], records: &[AuditRecord]) -> Vec<String> {
     let mut unused = Vec::new();
     for rule in rules {
         let users: BTreeSet<String> = rule.components.iter().map(|&k| user_of(k)).collect();
         let policy = PolicyRule::from_json(&rule.all_rules[rule.index]);
-        for verb in &policy.verbs {
-            let single = PolicyRule {
-                verbs: vec![verb.clone()],
-                ..policy.clone()
-            };
-            let used = records.iter().any(|r| {
-                r.allowed
-                    && users.contains(&r.user)
-                    && rule.namespace.as_ref().is_none_or(|ns| *ns == r.namespace)
-                    && rule_allows(&r.attributes(), &single)
-            });
-            if !used {
-                unused.push(format!("{} verb {verb}", rule.label()));
+        for group in &policy.api_groups {
+            for resource in &policy.resources {
+                for verb in &policy.verbs {
+                    if NEEDED_UNEXERCISED.contains(&(
+                        group.as_str(),
+                        resource.as_str(),
+                        verb.as_str(),
+                    )) {
+                        continue;
+                    }
+                    let single = PolicyRule {
+                        verbs: vec![verb.clone()],
+                        api_groups: vec![group.clone()],
+                        resources: vec![resource.clone()],
+                        ..policy.clone()
+                    };
+                    let used = records.iter().any(|r| {
+                        r.allowed
+                            && users.contains(&r.user)
+                            && rule.namespace.as_ref().is_none_or(|ns| *ns == r.namespace)
+                            && rule_allows(&r.attributes(), &single)
+                    });
+                    if !used {
+                        unused.push(format!("{}: {verb} {group}/{resource}", rule.label()));
+                    }
+                }
             }
         }
     }
@@ -684,7 +703,7 @@ fn unused_verbs(rules: &[&Rule], records: &[AuditRecord]) -> Vec<String> {
 
 /// Where a secret could leak: every log line of the controller and the speakers, every response
 /// of their HTTP APIs, every Event, and every status object and ConfigurationState.
-fn revealed_anywhere(c: &Cluster, secrets: &[(String, String)]) -> Vec<String> {
+fn revealed_anywhere(c: &Cluster, secrets: &[(String, String)], round: usize) -> Vec<String> {
     let mut texts: Vec<(String, String)> = Vec::new();
     let dir = c.lab.log_dir();
     for entry in std::fs::read_dir(dir).expect("lab log dir").flatten() {
@@ -707,10 +726,10 @@ fn revealed_anywhere(c: &Cluster, secrets: &[(String, String)]) -> Vec<String> {
         apis.push((c.speaker_http(i), "/api/v1/status".into()));
         apis.push((c.speaker_http(i), "/metrics".into()));
     }
-    for r in 0..3 {
+    for kind in ["l2", "bgp", "mlb"] {
         apis.push((
             c.controller_http(),
-            format!("/api/v1/services/default/lp-l2-{r}"),
+            format!("/api/v1/services/default/lp-{kind}-{round}"),
         ));
     }
     for (addr, path) in apis {

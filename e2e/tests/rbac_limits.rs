@@ -132,6 +132,8 @@ const NEITHER: &[Ask] = &[
 
 /// The speaker reads; it never writes a Service or anything the controller owns.
 const SPEAKER_NEVER: &[Ask] = &[
+    ask("get", "", "secrets").ns(NS).named("memberlist"),
+    ask("get", "ferrolb.io", "servicel2statuses").ns(NS),
     ask("update", "", "services").ns("default"),
     ask("patch", "", "services").ns("default"),
     ask("patch", "", "services").sub("status").ns("default"),
@@ -167,7 +169,8 @@ const CONTROLLER_NEVER: &[Ask] = &[
 /// What each needs (so the denials above are not a server that denies everything).
 const SPEAKER_NEEDS: &[Ask] = &[
     ask("watch", "", "services"),
-    ask("get", "", "secrets").ns(NS).named("memberlist"),
+    ask("list", "", "secrets").ns(NS),
+    ask("watch", "", "secrets").ns(NS),
     ask("create", "ferrolb.io", "servicel2statuses").ns(NS),
     ask("list", "discovery.k8s.io", "endpointslices"),
 ];
@@ -271,7 +274,7 @@ async fn kubectl_can_i_list_shows_each_account() {
         "{speaker}"
     );
     assert!(
-        line(speaker, "secrets").is_some_and(|l| l.contains("get") && !l.contains("create")),
+        line(speaker, "secrets").is_some_and(|l| l.contains("[list watch]")),
         "{speaker}"
     );
     assert!(

@@ -27,6 +27,7 @@ pub mod groups;
 pub mod http;
 pub mod metallb_metrics;
 pub mod process;
+pub mod self_access;
 pub mod store;
 pub mod sync;
 pub mod telemetry;

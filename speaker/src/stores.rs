@@ -27,12 +27,14 @@ pub struct SpeakerStores {
 
 impl SpeakerStores {
     /// Starts every reflector. `ferrolb.io` configuration and Secrets are read in `namespace`
-    /// only, `metallb.io` configuration (when `groups` has it) in `metallb_namespace`.
+    /// only, `metallb.io` configuration (when `groups` has it) in `metallb_namespace`, and
+    /// Secrets there when `metallb_secrets_readable` (a grant the user chooses to give).
     pub fn start<S>(
         client: &Client,
         namespace: &str,
         metallb_namespace: &str,
         groups: &ResolvedGroups,
+        metallb_secrets_readable: bool,
         w: &mut Wiring<S>,
     ) -> Self {
         Self {
@@ -40,7 +42,9 @@ impl SpeakerStores {
             slices: w.store(Api::all(client.clone())),
             nodes: w.store(Api::all(client.clone())),
             secrets: w.store(Api::namespaced(client.clone(), namespace)),
-            metallb_secrets: (groups.uses(ConfigGroup::Metallb) && metallb_namespace != namespace)
+            metallb_secrets: (groups.uses(ConfigGroup::Metallb)
+                && metallb_namespace != namespace
+                && metallb_secrets_readable)
                 .then(|| {
                     let store = w.store(Api::namespaced(client.clone(), metallb_namespace));
                     (metallb_namespace.to_string(), store)

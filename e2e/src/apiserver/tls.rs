@@ -35,7 +35,7 @@ impl std::fmt::Debug for TlsIdentity {
 }
 
 /// PEM of one DER block.
-fn pem(label: &str, der: &[u8]) -> String {
+pub fn pem(label: &str, der: &[u8]) -> String {
     let body = STANDARD.encode(der);
     let mut out = format!("-----BEGIN {label}-----\n");
     for line in body.as_bytes().chunks(64) {

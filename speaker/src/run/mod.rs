@@ -18,6 +18,7 @@ use events::EventQueue;
 use ferrolb_api::service::ClassPolicy;
 use ferrolb_runtime::Wiring;
 use ferrolb_runtime::config_state::ConfigStateWriter;
+use ferrolb_runtime::groups::ConfigGroup;
 use ferrolb_runtime::groups::ConfigSourceArgs;
 use ferrolb_runtime::http::HttpApi;
 /// The HTTP API's security flags ([`RunOptions::http`]).
@@ -131,11 +132,28 @@ async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> a
         .resolve(&client)
         .await
         .map_err(anyhow::Error::msg)?;
+    let metallb_ns = &opts.config_source.metallb_namespace;
+    let metallb_secrets_readable = groups.uses(ConfigGroup::Metallb)
+        && *metallb_ns != opts.namespace
+        && ferrolb_runtime::self_access::may_watch(&client, "secrets", metallb_ns).await;
+    if groups.uses(ConfigGroup::Metallb) && *metallb_ns != opts.namespace {
+        if metallb_secrets_readable {
+            tracing::info!(namespace = %metallb_ns, "reading the password Secrets of MetalLB's namespace");
+        } else {
+            // Waiting for a cache the RBAC forbids would stall the speaker for good.
+            tracing::warn!(
+                namespace = %metallb_ns,
+                "may not list and watch Secrets in MetalLB's namespace: a metallb.io BGPPeer's \
+                 passwordSecret there is not found (chart: metallb.readPasswordSecrets=true)"
+            );
+        }
+    }
     let stores = SpeakerStores::start(
         &client,
         &opts.namespace,
-        &opts.config_source.metallb_namespace,
+        metallb_ns,
         &groups,
+        metallb_secrets_readable,
         &mut w,
     );
     shared.state().config.set_groups(groups.names());

@@ -62,6 +62,20 @@ pub async fn service_account_token(
         .ok_or_else(|| anyhow!("TokenRequest for {namespace}/{name}: no token in the answer"))
 }
 
+/// Applies `deploy/rbac.yaml` (its namespace `ferrolb-system` must exist) with the admin
+/// client and returns a token of ServiceAccount `ferrolb-system/<account>`: what a test that
+/// runs a component in-process gives it, so it runs under the shipped RBAC.
+pub async fn deploy_rbac_token(admin: Client, account: &str) -> anyhow::Result<String> {
+    crate::cluster::apply_manifest(
+        admin.clone(),
+        crate::cluster::DEPLOY_RBAC.to_string(),
+        "ferrolb-test",
+    )
+    .await
+    .context("applying deploy/rbac.yaml")?;
+    service_account_token(admin, "ferrolb-system", account).await
+}
+
 /// Writes `dir/kubeconfig-<who>` (mode 0600): the cluster of `admin_kubeconfig` (its HTTPS
 /// address and CA), authenticating with `token`; returns its path.
 pub fn write_kubeconfig(

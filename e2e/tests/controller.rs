@@ -30,7 +30,7 @@ async fn cluster() -> (ApiServerHandle, Client) {
 fn options(identity: &str, leader_election: bool) -> RunOptions {
     let mut o = RunOptions::new(NS, identity);
     o.listen = "127.0.0.1:0".parse().expect("addr");
-    // Plain HTTP: the in-memory API server answers no TokenReviews.
+    // Plain HTTP on loopback: the test reads the HTTP API without a token.
     o.http = run::HttpSecurityArgs::insecure_loopback();
     o.leader_election = leader_election;
     o.lease_duration = Duration::from_secs(3);
@@ -38,10 +38,21 @@ fn options(identity: &str, leader_election: bool) -> RunOptions {
     o
 }
 
-async fn controller(client: &Client) -> Handle {
-    run::start(client.clone(), options("test-controller", false))
+/// A client acting as the controller's ServiceAccount under deploy/rbac.yaml.
+async fn as_controller(server: &ApiServerHandle, admin: &Client) -> Client {
+    let token = ferrolb_e2e::credentials::deploy_rbac_token(admin.clone(), "controller")
         .await
-        .expect("start controller")
+        .expect("the controller's token");
+    server.client_with_token(&token).expect("controller client")
+}
+
+async fn controller(server: &ApiServerHandle, admin: &Client) -> Handle {
+    run::start(
+        as_controller(server, admin).await,
+        options("test-controller", false),
+    )
+    .await
+    .expect("start controller")
 }
 
 async fn create_pool(client: &Client, name: &str, addresses: &[&str]) {
@@ -115,9 +126,9 @@ async fn status_json(handle: &Handle, path: &str) -> (u16, serde_json::Value) {
 
 #[tokio::test]
 async fn assigns_lowest_free_ip_with_event_pool_status_and_status_api() {
-    let (_server, client) = cluster().await;
+    let (server, client) = cluster().await;
     create_pool(&client, "lan", &["10.200.50.10-10.200.50.20"]).await;
-    let ctl = controller(&client).await;
+    let ctl = controller(&server, &client).await;
     create_service(&client, &lb_service("web", 80, &[])).await;
     wait_ingress(&client, "web", &["10.200.50.10"]).await;
     create_service(&client, &lb_service("api", 80, &[])).await;
@@ -172,10 +183,10 @@ async fn assigns_lowest_free_ip_with_event_pool_status_and_status_api() {
 #[tokio::test]
 async fn creates_the_membership_key_secret_when_missing_and_keeps_it() {
     use k8s_openapi::api::core::v1::Secret;
-    let (_server, client) = cluster().await;
+    let (server, client) = cluster().await;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
     assert!(secrets.get_opt("memberlist").await.expect("get").is_none());
-    let ctl = controller(&client).await;
+    let ctl = controller(&server, &client).await;
     let key = eventually("the memberlist Secret", WAIT, || async {
         let s = secrets.get_opt("memberlist").await.ok()??;
         s.data?.get("secretkey").map(|k| k.0.clone())
@@ -185,7 +196,7 @@ async fn creates_the_membership_key_secret_when_missing_and_keeps_it() {
     assert_eq!(key.len(), 64, "256 random bits as hex");
     ctl.stop().await.expect("stop");
     // A restart finds it and leaves it alone.
-    let again = controller(&client).await;
+    let again = controller(&server, &client).await;
     eventually("a ready controller", WAIT, || async {
         (http_get(again.addr, "/readyz").await.ok()?.0 == 200).then_some(())
     })
@@ -200,9 +211,9 @@ async fn creates_the_membership_key_secret_when_missing_and_keeps_it() {
 /// must start a pass, which hands the address to a Service waiting for it.
 #[tokio::test]
 async fn deleting_a_service_releases_its_ip_at_once() {
-    let (_server, client) = cluster().await;
+    let (server, client) = cluster().await;
     create_pool(&client, "one", &["10.200.50.10/32"]).await;
-    let ctl = controller(&client).await;
+    let ctl = controller(&server, &client).await;
     create_service(&client, &lb_service("first", 80, &[])).await;
     wait_ingress(&client, "first", &["10.200.50.10"]).await;
     create_service(&client, &lb_service("second", 80, &[])).await;
@@ -224,9 +235,9 @@ async fn deleting_a_service_releases_its_ip_at_once() {
 
 #[tokio::test]
 async fn requested_ip_outside_every_pool_gets_no_ip_and_an_event() {
-    let (_server, client) = cluster().await;
+    let (server, client) = cluster().await;
     create_pool(&client, "lan", &["10.200.50.0/28"]).await;
-    let ctl = controller(&client).await;
+    let ctl = controller(&server, &client).await;
     create_service(
         &client,
         &lb_service(
@@ -254,9 +265,9 @@ async fn requested_ip_outside_every_pool_gets_no_ip_and_an_event() {
 
 #[tokio::test]
 async fn invalid_configuration_keeps_the_last_valid_one() {
-    let (_server, client) = cluster().await;
+    let (server, client) = cluster().await;
     create_pool(&client, "lan", &["10.200.50.0/29"]).await;
-    let ctl = controller(&client).await;
+    let ctl = controller(&server, &client).await;
     create_service(&client, &lb_service("web", 80, &[])).await;
     wait_ingress(&client, "web", &["10.200.50.0"]).await;
     // MetalLB's ConfigurationState, one per component.
@@ -315,9 +326,9 @@ async fn invalid_configuration_keeps_the_last_valid_one() {
 
 #[tokio::test]
 async fn shrunk_pool_and_type_change_release_addresses() {
-    let (_server, client) = cluster().await;
+    let (server, client) = cluster().await;
     create_pool(&client, "lan", &["10.200.50.10-10.200.50.20"]).await;
-    let ctl = controller(&client).await;
+    let ctl = controller(&server, &client).await;
     create_service(&client, &lb_service("web", 80, &[])).await;
     wait_ingress(&client, "web", &["10.200.50.10"]).await;
     create_service(&client, &lb_service("api", 81, &[])).await;
@@ -354,9 +365,9 @@ async fn shrunk_pool_and_type_change_release_addresses() {
 
 #[tokio::test]
 async fn restart_with_1000_services_moves_no_ip_and_writes_nothing() {
-    let (_server, client) = cluster().await;
+    let (server, client) = cluster().await;
     create_pool(&client, "big", &["10.200.128.0/20"]).await;
-    let ctl = controller(&client).await;
+    let ctl = controller(&server, &client).await;
     let svcs: Api<Service> = Api::namespaced(client.clone(), "default");
     // Created concurrently, so addresses are not in name order: a restart that re-allocated
     // from scratch in sorted order would move most of them.
@@ -393,7 +404,7 @@ async fn restart_with_1000_services_moves_no_ip_and_writes_nothing() {
     assert_eq!(distinct.len(), 1000, "every service has its own address");
     ctl.stop().await.expect("stop");
 
-    let ctl = controller(&client).await;
+    let ctl = controller(&server, &client).await;
     eventually("restarted controller to be ready", WAIT, || async {
         let (code, _) = http_get(ctl.addr, "/readyz").await.ok()?;
         (code == 200).then_some(())
@@ -431,7 +442,7 @@ async fn restart_with_1000_services_moves_no_ip_and_writes_nothing() {
 async fn survives_dropped_watches_and_server_errors() {
     let (server, client) = cluster().await;
     create_pool(&client, "lan", &["10.200.50.0/28"]).await;
-    let ctl = controller(&client).await;
+    let ctl = controller(&server, &client).await;
     create_service(&client, &lb_service("one", 80, &[])).await;
     wait_ingress(&client, "one", &["10.200.50.0"]).await;
 
@@ -470,14 +481,20 @@ async fn survives_dropped_watches_and_server_errors() {
 
 #[tokio::test]
 async fn two_replicas_only_the_leader_writes_and_the_other_takes_over() {
-    let (_server, client) = cluster().await;
+    let (server, client) = cluster().await;
     create_pool(&client, "lan", &["10.200.50.0/28"]).await;
-    let a = run::start(client.clone(), options("replica-a", true))
-        .await
-        .expect("a");
-    let b = run::start(client.clone(), options("replica-b", true))
-        .await
-        .expect("b");
+    let a = run::start(
+        as_controller(&server, &client).await,
+        options("replica-a", true),
+    )
+    .await
+    .expect("a");
+    let b = run::start(
+        as_controller(&server, &client).await,
+        options("replica-b", true),
+    )
+    .await
+    .expect("b");
     let leader_of = |h: &Handle| {
         let addr = h.addr;
         async move {
@@ -520,11 +537,13 @@ async fn two_replicas_only_the_leader_writes_and_the_other_takes_over() {
 
 #[tokio::test]
 async fn other_classes_are_never_touched_and_require_class_is_honoured() {
-    let (_server, client) = cluster().await;
+    let (server, client) = cluster().await;
     create_pool(&client, "lan", &["10.200.50.0/28"]).await;
     let mut opts = options("class-controller", false);
     opts.class_policy = ferrolb_api::service::ClassPolicy::OursOnly;
-    let ctl = run::start(client.clone(), opts).await.expect("start");
+    let ctl = run::start(as_controller(&server, &client).await, opts)
+        .await
+        .expect("start");
     let mut ours = lb_service("ours", 80, &[]);
     let mut theirs = lb_service("theirs", 80, &[]);
     let unset = lb_service("unset", 80, &[]);

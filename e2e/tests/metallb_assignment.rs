@@ -76,7 +76,7 @@ fn pool(name: &str, addresses: &[&str], extra: &str) -> String {
 
 /// An API server with ferrolb's and MetalLB's CRDs, MetalLB's namespace and `config` applied.
 struct Cluster {
-    _server: ApiServerHandle,
+    server: ApiServerHandle,
     client: Client,
 }
 
@@ -97,7 +97,7 @@ impl Cluster {
             apply_yaml(&client, config).await;
         }
         Self {
-            _server: server,
+            server,
             client,
         }
     }
@@ -107,10 +107,17 @@ impl Cluster {
     async fn controller(&self) -> Handle {
         let mut o = RunOptions::new(NS, "test-controller");
         o.listen = "127.0.0.1:0".parse().expect("addr");
-        // Plain HTTP: the in-memory API server answers no TokenReviews.
+        // Plain HTTP on loopback: the test reads the HTTP API without a token.
         o.http = run::HttpSecurityArgs::insecure_loopback();
         o.leader_election = false;
-        let ctl = run::start(self.client.clone(), o)
+        let token = ferrolb_e2e::credentials::deploy_rbac_token(self.client.clone(), "controller")
+            .await
+            .expect("the controller's token");
+        let as_controller = self
+            .server
+            .client_with_token(&token)
+            .expect("controller client");
+        let ctl = run::start(as_controller, o)
             .await
             .expect("start controller");
         eventually("a ready controller", WAIT, || async {

@@ -34,6 +34,13 @@ use std::time::{Duration, Instant};
 /// owner's repetition at 0.5 s ([`crate::layer2`]'s announcer schedule).
 pub const HANDOVER_WINDOW: Duration = Duration::from_millis(500);
 
+/// How long the old owner goes on answering after it saw the new owner's announcement: the new
+/// owner's responder has just started (a freshly loaded in-kernel responder, listener threads
+/// just woken on a busy host), and a request it answers a few milliseconds late would otherwise
+/// go unanswered by both. Short against the new owner's repetition at 0.5 s, which re-points any
+/// cache the old owner's late replies touched.
+pub const AFTER_SEEN: Duration = Duration::from_millis(50);
+
 /// Who the election names as an address's owner now, as the hand-over needs it.
 pub type Owners = BTreeMap<IpAddr, Option<String>>;
 
@@ -81,6 +88,11 @@ pub struct HandoverEnded {
 struct Releasing {
     to: Option<String>,
     since: Instant,
+    /// When answering ends: [`HANDOVER_WINDOW`] after the loss, or [`AFTER_SEEN`] after the
+    /// new owner's announcement if that comes first.
+    until: Instant,
+    /// The new owner's announcement was seen.
+    seen: bool,
 }
 
 /// The addresses this node is handing over, each with its successor and deadline.
@@ -142,6 +154,8 @@ impl Handovers {
                     self.releasing.entry(*ip).or_insert(Releasing {
                         to: Some(to),
                         since: now,
+                        until: now + HANDOVER_WINDOW,
+                        seen: false,
                     });
                 }
             }
@@ -157,25 +171,45 @@ impl Handovers {
             self.releasing.entry(*ip).or_insert(Releasing {
                 to: None,
                 since: now,
+                until: now + HANDOVER_WINDOW,
+                seen: false,
             });
         }
     }
 
-    /// Another node announced `ip` on the wire: if it was being handed over, it ends here.
-    pub fn observed(&mut self, ip: IpAddr, now: Instant) -> Option<HandoverEnded> {
-        self.end(ip, HandoverEnd::Observed, now)
+    /// Another node announced `ip` on the wire: if it was being handed over, it ends
+    /// [`AFTER_SEEN`] from now (or at its window, if sooner); whether it was.
+    pub fn observed(&mut self, ip: IpAddr, now: Instant) -> bool {
+        match self.releasing.get_mut(&ip) {
+            Some(r) => {
+                if !r.seen {
+                    r.seen = true;
+                    r.until = r.until.min(now + AFTER_SEEN);
+                }
+                true
+            }
+            None => false,
+        }
     }
 
-    /// Ends the hand-overs whose window has passed at `now`.
+    /// Ends the hand-overs due at `now`: [`HandoverEnd::Observed`] for those whose new owner
+    /// was seen, [`HandoverEnd::TimedOut`] for the others.
     pub fn expire(&mut self, now: Instant) -> Vec<HandoverEnded> {
-        let due: Vec<IpAddr> = self
+        let due: Vec<(IpAddr, bool)> = self
             .releasing
             .iter()
-            .filter(|(_, r)| now >= r.since + HANDOVER_WINDOW)
-            .map(|(ip, _)| *ip)
+            .filter(|(_, r)| now >= r.until)
+            .map(|(ip, r)| (*ip, r.seen))
             .collect();
         due.into_iter()
-            .filter_map(|ip| self.end(ip, HandoverEnd::TimedOut, now))
+            .filter_map(|(ip, seen)| {
+                let how = if seen {
+                    HandoverEnd::Observed
+                } else {
+                    HandoverEnd::TimedOut
+                };
+                self.end(ip, how, now)
+            })
             .collect()
     }
 
@@ -196,10 +230,7 @@ impl Handovers {
 
     /// When the next window closes.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.releasing
-            .values()
-            .map(|r| r.since + HANDOVER_WINDOW)
-            .min()
+        self.releasing.values().map(|r| r.until).min()
     }
 
     fn end(&mut self, ip: IpAddr, how: HandoverEnd, now: Instant) -> Option<HandoverEnded> {
@@ -247,16 +278,24 @@ mod tests {
         assert_eq!(h.answering().collect::<Vec<_>>(), [ip("10.200.0.10")]);
         assert_eq!(h.next_deadline(), Some(t0 + HANDOVER_WINDOW));
         // Another address announced by someone else is no business of ours.
-        assert_eq!(h.observed(ip("10.200.0.99"), t0), None);
+        assert!(!h.observed(ip("10.200.0.99"), t0));
         let t1 = t0 + Duration::from_millis(7);
+        assert!(h.observed(ip("10.200.0.10"), t1));
+        // Seen again: the end does not move.
+        assert!(h.observed(ip("10.200.0.10"), t1 + Duration::from_millis(5)));
+        assert_eq!(h.next_deadline(), Some(t1 + AFTER_SEEN));
+        assert!(
+            h.expire(t1 + AFTER_SEEN - Duration::from_millis(1))
+                .is_empty()
+        );
         assert_eq!(
-            h.observed(ip("10.200.0.10"), t1),
-            Some(HandoverEnded {
+            h.expire(t1 + AFTER_SEEN),
+            [HandoverEnded {
                 ip: ip("10.200.0.10"),
                 to: Some("b".into()),
-                lasted: Duration::from_millis(7),
+                lasted: Duration::from_millis(7) + AFTER_SEEN,
                 how: HandoverEnd::Observed,
-            })
+            }]
         );
         assert!(h.is_empty());
         assert_eq!(h.next_deadline(), None);
@@ -424,10 +463,14 @@ mod tests {
         assert_eq!(h.answering().count(), 3);
         assert_eq!(h.next_deadline(), Some(t0 + HANDOVER_WINDOW));
         assert_eq!(h.expire(t0 + HANDOVER_WINDOW).len(), 1);
-        let ended = h.observed(ip("fd00:200::10"), t1 + Duration::from_millis(3));
+        assert!(h.observed(ip("fd00:200::10"), t1 + Duration::from_millis(3)));
+        let ended = h.expire(t1 + Duration::from_millis(3) + AFTER_SEEN);
         assert_eq!(
-            ended.map(|e| (e.to, e.how)),
-            Some((None, HandoverEnd::Observed))
+            ended
+                .iter()
+                .map(|e| (e.to.clone(), e.how))
+                .collect::<Vec<_>>(),
+            [(None, HandoverEnd::Observed)]
         );
         assert_eq!(h.expire(t1 + HANDOVER_WINDOW).len(), 1);
         assert!(h.is_empty());

@@ -345,12 +345,10 @@ impl<B: L2Backend> AnnouncerCore<B> {
     }
 
     /// Another node announced `ip` on the wire (its gratuitous ARP or unsolicited NA, from
-    /// another MAC): a hand-over of it ends here.
-    pub fn observed_elsewhere(&mut self, ip: IpAddr, now: Instant) {
-        if let Some(e) = self.handovers.observed(ip, now) {
-            self.finish_handovers(vec![e], now);
-            self.reconcile(now);
-        }
+    /// another MAC): a hand-over of it ends shortly after ([`Self::poll`] ends it). Whether it
+    /// was being handed over.
+    pub fn observed_elsewhere(&mut self, ip: IpAddr, now: Instant) -> bool {
+        self.handovers.observed(ip, now)
     }
 
     /// Gives every owned address up make-before-break: each is answered, silently, until its
@@ -858,12 +856,18 @@ mod tests {
         c.reannounce(t1);
         c.poll(t1);
         assert_eq!(c.backend().sent.len(), sent);
-        // b's gratuitous ARP seen on the wire: stops now.
-        c.observed_elsewhere(ip("10.200.0.10"), t1 + Duration::from_millis(4));
+        // b's gratuitous ARP seen on the wire: stops shortly after.
+        let seen = t1 + Duration::from_millis(4);
+        let after = ferrolb_speaker_core::layer2::handover::AFTER_SEEN;
+        assert!(c.observed_elsewhere(ip("10.200.0.10"), seen));
+        assert_eq!(c.poll(seen), Some(seen + after));
+        assert!(!c.backend().owned.is_empty());
+        c.poll(seen + after);
         assert!(c.backend().owned.is_empty());
         let v = c.counters.values();
         assert_eq!((v.handovers_observed, v.handovers_timed_out), (1, 0));
-        assert_eq!(v.handover_micros, 4_000);
+        let micros = (Duration::from_millis(4) + after).as_micros();
+        assert_eq!(u128::from(v.handover_micros), micros);
         assert_eq!(c.poll(t1 + Duration::from_secs(10)), None);
         assert_eq!(c.backend().sent.len(), sent);
     }
@@ -927,7 +931,8 @@ mod tests {
             c.backend().owned["eth0"],
             BTreeSet::from([ip("10.200.0.11")])
         );
-        c.observed_elsewhere(ip("10.200.0.11"), t0);
+        assert!(c.observed_elsewhere(ip("10.200.0.11"), t0));
+        c.poll(t0 + ferrolb_speaker_core::layer2::handover::AFTER_SEEN);
         assert_eq!(c.handovers_in_progress(), 0);
         assert!(c.backend().owned.is_empty());
     }

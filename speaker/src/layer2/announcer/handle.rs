@@ -122,8 +122,9 @@ impl Announcer {
         let (c, w) = (core.clone(), wake.clone());
         let observe = tokio::spawn(async move {
             while let Some(ip) = elsewhere.recv().await {
-                lock(&c).observed_elsewhere(ip, Instant::now());
-                w.notify_one();
+                if lock(&c).observed_elsewhere(ip, Instant::now()) {
+                    w.notify_one();
+                }
             }
         });
 

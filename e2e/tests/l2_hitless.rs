@@ -16,7 +16,7 @@ use ferrolb_e2e::cluster::{Cluster, ClusterOptions};
 use ferrolb_e2e::lab;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const L2_EXAMPLE: &str = include_str!("../../deploy/examples/l2.yaml");
 const PROBE_EVERY: Duration = Duration::from_millis(10);
@@ -116,12 +116,32 @@ fn print_handovers(c: &Cluster, node: usize) {
 
 fn report(what: &str, run: &ProbeRun) {
     println!(
-        "{what}: {} requests, {} unanswered, {} answered by two MACs, MACs in turn {:?}",
+        "{what}: {} requests, {} unanswered, slowest answer {:?}, {} answered by two MACs, MACs in turn {:?}",
         run.probes.len(),
         run.unanswered().len(),
+        run.slowest_answer(),
         run.answered_twice(),
         run.sole_macs()
     );
+}
+
+/// The lines of every running speaker's log that contain `needle`, each after its node.
+fn speaker_log_lines(c: &Cluster, needle: &str) -> Vec<String> {
+    (1..=3)
+        .filter_map(|i| Some((i, c.speaker(i)?.log())))
+        .flat_map(|(i, log)| {
+            log.lines()
+                .filter(|l| l.contains(needle))
+                .map(|l| format!("node{i}: {l}"))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Milliseconds from `origin` to `t`, negative when `t` is earlier.
+fn signed_ms(t: Instant, origin: Instant) -> f64 {
+    t.saturating_duration_since(origin).as_secs_f64() * 1e3
+        - origin.saturating_duration_since(t).as_secs_f64() * 1e3
 }
 
 /// Waits until node `i` alone announces `ip`.
@@ -207,10 +227,12 @@ fn a_restart_in_place_keeps_answering_from_the_same_mac() {
     let p = prober(&c, ip);
     std::thread::sleep(Duration::from_millis(500));
     let speaker = c.speaker(owner).expect("speaker");
+    let sigterm = Instant::now();
     speaker.terminate().expect("SIGTERM");
     speaker
         .wait_timeout(Duration::from_secs(10))
         .expect("speaker exits on SIGTERM");
+    let exited = Instant::now();
     let node = c.lab.node(owner).name().to_string();
     let pins: Vec<_> = std::fs::read_dir(bpffs.dir.join(&node))
         .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
@@ -227,6 +249,7 @@ fn a_restart_in_place_keeps_answering_from_the_same_mac() {
             "node{other} took the address during the restart"
         );
     }
+    let started = Instant::now();
     c.start_speaker(owner).expect("restart speaker");
     wait_owner(&c, ip, owner);
     eventually(
@@ -239,9 +262,18 @@ fn a_restart_in_place_keeps_answering_from_the_same_mac() {
                 .then_some(())
         },
     );
+    let unpinned = Instant::now();
     std::thread::sleep(Duration::from_secs(2));
     let run = p.stop();
     report("restart in place", &run);
+    let ms = |t: Instant| signed_ms(t, sigterm);
+    let timeline = format!(
+        "ms from SIGTERM: exited {:.1}, next speaker started {:.1}, pins seen removed {:.1}",
+        ms(exited),
+        ms(started),
+        ms(unpinned)
+    );
+    println!("restart in place, {timeline}");
     assert!(
         run.probes.len() >= 300,
         "too few requests: {}",
@@ -249,10 +281,35 @@ fn a_restart_in_place_keeps_answering_from_the_same_mac() {
     );
     assert!(
         run.unanswered().is_empty(),
-        "{} requests unanswered through the restart",
-        run.unanswered().len()
+        "{} requests unanswered through the restart, at {:?} ms from SIGTERM ({timeline})",
+        run.unanswered().len(),
+        run.unanswered()
+            .iter()
+            .map(|p| format!("{:.1}", ms(p.at)))
+            .collect::<Vec<_>>()
     );
     assert_eq!(run.sole_macs(), std::slice::from_ref(&mac), "no MAC change");
+    let twice: Vec<String> = run
+        .probes
+        .iter()
+        .filter(|p| p.replies.iter().any(|(_, m)| *m != mac))
+        .map(|p| {
+            let replies: Vec<String> = p
+                .replies
+                .iter()
+                .map(|(t, m)| format!("{m} at {:.3}", ms(*t)))
+                .collect();
+            format!("request at {:.3}: {}", ms(p.at), replies.join(", "))
+        })
+        .collect();
+    assert!(
+        twice.is_empty(),
+        "answers from a MAC other than {mac} ({}): {twice:#?} ({timeline}; node MACs {:?}; \
+         heartbeat presumptions: {:#?})",
+        twice.len(),
+        (1..=3).map(|i| node_mac(&c, i)).collect::<Vec<_>>(),
+        speaker_log_lines(&c, "presum")
+    );
     assert_eq!(run.answered_twice(), 0);
     let others: Vec<_> = run.gratuitous.iter().filter(|(_, m)| *m != mac).collect();
     assert!(

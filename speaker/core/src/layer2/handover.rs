@@ -34,12 +34,12 @@ use std::time::{Duration, Instant};
 /// owner's repetition at 0.5 s ([`crate::layer2`]'s announcer schedule).
 pub const HANDOVER_WINDOW: Duration = Duration::from_millis(500);
 
-/// How long the old owner goes on answering after it saw the new owner's announcement: the new
-/// owner's responder has just started (a freshly loaded in-kernel responder, listener threads
-/// just woken on a busy host), and a request it answers a few milliseconds late would otherwise
-/// go unanswered by both. Short against the new owner's repetition at 0.5 s, which re-points any
-/// cache the old owner's late replies touched.
-pub const AFTER_SEEN: Duration = Duration::from_millis(50);
+/// How long the old owner goes on answering after it saw the new owner's announcement: almost
+/// not at all. The new owner installs its responder before it announces, so from its first
+/// gratuitous ARP/NA on it answers every request; a longer overlap would let both answer one
+/// request, and a client taking the later reply could flip back to the old MAC. The
+/// millisecond only lets replies already on their way out leave first.
+pub const AFTER_SEEN: Duration = Duration::from_millis(1);
 
 /// Who the election names as an address's owner now, as the hand-over needs it.
 pub type Owners = BTreeMap<IpAddr, Option<String>>;

@@ -494,6 +494,22 @@ fn template_defaults() {
         find(&objs, "ClusterRole", "ferrolb:status-reader")["rules"],
         json!([{"nonResourceURLs": ["/api/*"], "verbs": ["get"]}])
     );
+    // From the node, nothing more: the restart marker's directory and the bpffs a speaker
+    // restarting in place pins its in-kernel ARP/NDP responder in (--l2-handover-dir).
+    assert_eq!(
+        c["volumeMounts"],
+        json!([
+            {"name": "restart-marker", "mountPath": "/run/ferrolb"},
+            {"name": "bpffs", "mountPath": "/sys/fs/bpf", "mountPropagation": "HostToContainer"},
+        ])
+    );
+    assert_eq!(
+        pod["volumes"],
+        json!([
+            {"name": "restart-marker", "hostPath": {"path": "/run/ferrolb", "type": "DirectoryOrCreate"}},
+            {"name": "bpffs", "hostPath": {"path": "/sys/fs/bpf", "type": "Directory"}},
+        ])
+    );
 
     // The membership key: 128 random bytes as base64 text (like `openssl rand -base64 128`),
     // kept on uninstall, different on every fresh render.

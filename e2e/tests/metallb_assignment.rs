@@ -96,10 +96,7 @@ impl Cluster {
         if !config.is_empty() {
             apply_yaml(&client, config).await;
         }
-        Self {
-            server,
-            client,
-        }
+        Self { server, client }
     }
 
     /// The controller with its defaults (`--config-groups auto`, `--metallb-namespace

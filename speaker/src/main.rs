@@ -98,14 +98,22 @@ struct RunArgs {
     /// update), BGP sessions with graceful restart negotiated close so that routers keep this
     /// node's routes until the next speaker has announced them again (with the Restart State
     /// bit); when the node is leaving (cordoned, excluded from load balancers, out of service,
-    /// deleted) routes are withdrawn before the Cease. `false`: always Cease at once on
-    /// SIGTERM, as MetalLB does.
+    /// deleted) routes are withdrawn before the Cease. In layer 2, an address moving between
+    /// live nodes is answered by the old owner until the new one has announced it, a restart in
+    /// place leaves the in-kernel responder answering for the next process, and a leaving
+    /// node hands its addresses over before it stops answering. `false`: always Cease at once
+    /// and stop answering ARP/NDP at once on SIGTERM or when an address moves, as MetalLB does.
     #[arg(long, env = "FERROLB_HITLESS_OPERATIONS", default_value_t = true, action = clap::ArgAction::Set)]
     hitless_operations: bool,
     /// Directory (on the node, surviving the speaker's container) where a speaker restarting in
     /// place leaves its restart marker for the next one.
     #[arg(long, env = "FERROLB_RESTART_MARKER_DIR", default_value = ferrolb_speaker::bgp::restart_marker_file::DEFAULT_DIR)]
     restart_marker_dir: std::path::PathBuf,
+    /// Directory in a bpffs mount (the node's /sys/fs/bpf, mounted into the pod) where a
+    /// speaker restarting in place leaves its in-kernel ARP/NDP responder answering for the
+    /// next process; outside bpffs a restart hands the addresses to other nodes instead.
+    #[arg(long, env = "FERROLB_L2_HANDOVER_DIR", default_value = ferrolb_speaker::layer2::handover_pin::DEFAULT_DIR)]
+    l2_handover_dir: std::path::PathBuf,
 }
 
 fn default_ms(d: Duration) -> u64 {
@@ -171,6 +179,7 @@ fn main() -> anyhow::Result<()> {
             ignore_exclude_lb: args.ignore_exclude_lb,
             hitless_operations: args.hitless_operations,
             restart_marker_dir: args.restart_marker_dir,
+            l2_handover_dir: args.l2_handover_dir,
         };
         ferrolb_speaker::run::run(client, opts).await
     })

@@ -116,7 +116,10 @@ impl ArpSocket {
 
     /// Receives ARP requests and answers those for addresses `owns` accepts, blocking the
     /// calling thread, until `stop` is set (checked at least every [`STOP_POLL`]) or the
-    /// socket fails. `answered` is called after each reply sent with the requester's address.
+    /// socket fails. `answered` is called after each reply sent with the requester's address;
+    /// `announced_elsewhere` with an owned address another MAC announced in a gratuitous ARP
+    /// (the request form, which the filter passes): its new owner has taken over, which ends a
+    /// make-before-break hand-over of it.
     /// Frames we sent ourselves (`PACKET_OUTGOING`) and frames of another interface (possible
     /// in the instant between socket(2) and bind(2), before the filter applies too) are
     /// skipped here as well.
@@ -125,6 +128,7 @@ impl ArpSocket {
         stop: &AtomicBool,
         owns: impl Fn(Ipv4Addr) -> bool,
         answered: impl Fn(Ipv4Addr),
+        announced_elsewhere: impl Fn(Ipv4Addr),
     ) -> io::Result<()> {
         let mut buf = [0u8; RECV_BUF];
         let mut reply = [0u8; frames::ARP_FRAME_LEN];
@@ -140,6 +144,14 @@ impl ArpSocket {
                 continue;
             }
             let Some(frame) = buf.get(..n) else { continue };
+            if let Some((_, arp)) = frames::parse_arp_frame(frame)
+                && arp.is_gratuitous()
+                && arp.sender_mac != self.mac
+                && owns(arp.sender_ip)
+            {
+                announced_elsewhere(arp.sender_ip);
+                continue;
+            }
             let Some(request) = frames::arp_reply_into(frame, self.mac, &owns, &mut reply) else {
                 continue;
             };

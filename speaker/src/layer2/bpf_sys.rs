@@ -30,6 +30,7 @@ const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
 const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_OBJ_PIN: libc::c_long = 6;
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
 const BPF_LINK_CREATE: libc::c_long = 28;
 
@@ -241,6 +242,18 @@ pub(crate) fn link_tcx_ingress(prog: &OwnedFd, ifindex: u32) -> io::Result<Owned
         .u32_at(8, ATTACH_TCX_INGRESS)
         .u32_at(12, F_BEFORE);
     owned_fd(bpf(BPF_LINK_CREATE, &mut attr)?)
+}
+
+/// `BPF_OBJ_PIN`: gives the object behind `fd` (here a tcx link) a name in a bpffs mount, so
+/// that it outlives every descriptor to it, this process's included; it lasts until the file
+/// is removed (or the bpffs instance unmounted). Fails with `EPERM` outside a bpffs.
+pub(crate) fn obj_pin(fd: &OwnedFd, path: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut attr = Attr::new();
+    attr.ptr_at(0, path.as_ptr()).u32_at(8, fd_u32(fd)?);
+    bpf(BPF_OBJ_PIN, &mut attr).map(|_| ())
 }
 
 /// The result of one [`prog_test_run`].

@@ -107,6 +107,15 @@ pub struct TcxLink {
     _link: OwnedFd,
 }
 
+impl TcxLink {
+    /// Pins the attachment at `path` (in a bpffs mount): the program stays attached, with its
+    /// maps as they are, after this process exits, until the file is removed
+    /// (`announcer/handover_pin.rs`).
+    pub fn pin(&self, path: &std::path::Path) -> io::Result<()> {
+        bpf_sys::obj_pin(&self._link, path)
+    }
+}
+
 impl KernelResponder {
     /// Creates the maps and loads the program (it is not attached anywhere yet). Fails without
     /// `CAP_BPF`/`CAP_NET_ADMIN` or on a kernel without tcx.

@@ -9,6 +9,7 @@
 //! - [`kernel_responder`]: an eBPF program on tc ingress that answers ARP requests and Neighbor
 //!   Solicitations for owned addresses inside the kernel (where it can be loaded), in front of
 //!   those sockets.
+//! - [`handover_pin`]: the responder left attached across a restart in place.
 //! - `announcer`: the level-triggered announcer that opens, feeds and closes those sockets
 //!   from the desired set of IPs.
 
@@ -16,6 +17,7 @@ pub(crate) mod announcer;
 pub(crate) mod arp;
 mod bpf_asm;
 mod bpf_sys;
+pub mod handover_pin;
 pub(crate) mod interfaces;
 pub mod kernel_responder;
 pub(crate) mod ndp;

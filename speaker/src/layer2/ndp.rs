@@ -72,7 +72,13 @@ impl NdpSocket {
     /// `CAP_NET_RAW`.
     pub fn open(ifname: &str, ifindex: u32, mac: MacAddr) -> io::Result<Self> {
         let fd = sys::socket(libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_ICMPV6)?;
-        let filter = icmp6_filter_passing(&[frames::ICMPV6_NEIGHBOR_SOLICITATION]);
+        // Advertisements too: an unsolicited one for an owned address from another MAC is its
+        // new owner taking over (it ends a make-before-break hand-over). Only those sent to
+        // all nodes reach us, a handful per address move.
+        let filter = icmp6_filter_passing(&[
+            frames::ICMPV6_NEIGHBOR_SOLICITATION,
+            frames::ICMPV6_NEIGHBOR_ADVERTISEMENT,
+        ]);
         sys::setsockopt(&fd, libc::IPPROTO_ICMPV6, ICMP6_FILTER, &filter)?;
         // Bind to the device: we then only receive what arrived on it, and sends leave by it.
         let mut name = [0u8; libc::IFNAMSIZ];
@@ -230,13 +236,15 @@ impl NdpSocket {
     /// Receives solicitations and answers those for targets `owns` accepts, blocking the
     /// calling thread (a dedicated one, for the latency reasons given in `arp.rs`), until
     /// `stop` is set or the socket fails. `source` gives the link-local fallback source (it can
-    /// appear after the socket was opened); `answered` is called after each advertisement sent.
+    /// appear after the socket was opened); `answered` is called after each advertisement sent;
+    /// `announced_elsewhere` with an owned address another MAC advertised unsolicited.
     pub fn serve_blocking(
         &self,
         stop: &AtomicBool,
         owns: impl Fn(Ipv6Addr) -> bool,
         source: impl Fn() -> Option<Ipv6Addr>,
         answered: impl Fn(Ipv6Addr),
+        announced_elsewhere: impl Fn(Ipv6Addr),
     ) -> io::Result<()> {
         let mut buf = [0u8; RECV_BUF];
         while !stop.load(Ordering::Relaxed) {
@@ -251,6 +259,13 @@ impl NdpSocket {
                 continue;
             }
             let Some(icmp) = buf.get(..n) else { continue };
+            if let Some(na) = frames::NeighborAdvertisement::parse_icmpv6(icmp) {
+                if !na.solicited && na.target_mac.is_some_and(|m| m != self.mac) && owns(na.target)
+                {
+                    announced_elsewhere(na.target);
+                }
+                continue;
+            }
             let Some((dst, na)) = frames::ndp_response(from, icmp, self.mac, &owns) else {
                 continue;
             };
@@ -298,6 +313,8 @@ mod tests {
     #[test]
     fn filter_passes_only_neighbor_solicitations() {
         let f = icmp6_filter_passing(&[135]);
+        let both = icmp6_filter_passing(&[135, 136]);
+        assert_eq!(both[4], !((1 << 7) | (1 << 8)));
         // The ICMP6_FILTER_WILLPASS macro of glibc, transcribed.
         let passes = |t: u8| f[usize::from(t >> 5)] & (1 << (t & 31)) == 0;
         assert!(passes(135));

@@ -93,6 +93,7 @@ use ferrolb_speaker_core::membership::auth::{self, AuthError, Authenticator, Cha
 use ferrolb_speaker_core::membership::heartbeat::{
     self, HeartbeatTimers, Message, Outbox, Watchdog,
 };
+use ferrolb_speaker_core::membership::restart_hold::RestartHolds;
 use foca::{AccumulatingRuntime, Foca, Identity, OwnedNotification, PostcardCodec, State, Timer};
 use rand_foca::rngs::StdRng;
 use serde::{Deserialize, Serialize};
@@ -326,6 +327,7 @@ impl MembershipCounters {
 
 enum Command {
     Leave(oneshot::Sender<()>),
+    Restarting(Duration, oneshot::Sender<()>),
 }
 
 /// The running membership. Dropping it stops gossiping at once, without telling anyone (as a
@@ -439,6 +441,7 @@ impl Membership {
                 watched: watched_rx,
                 reclaims: reclaims_tx,
                 member_addrs: BTreeSet::new(),
+                holds: RestartHolds::new(),
             };
             let _ = started_tx.send(Ok(()));
             rt.block_on(worker.run(commands_rx, stop_rx));
@@ -519,6 +522,21 @@ impl Membership {
         &self.counters
     }
 
+    /// Stops for a restart in place: tells every member to hold this node's addresses for
+    /// `hold` ([`Message::Restarting`], [`RestartHolds`]) and stops without leaving; the next
+    /// process joins with a newer identity, which ends the hold.
+    pub async fn restart(self, hold: Duration) {
+        let (tx, rx) = oneshot::channel();
+        if self
+            .commands
+            .send(Command::Restarting(hold, tx))
+            .await
+            .is_ok()
+        {
+            let _ = tokio::time::timeout(Duration::from_secs(1), rx).await;
+        }
+    }
+
     /// Leaves the cluster gracefully (others mark us down at once instead of after the
     /// suspicion timeout) and stops.
     pub async fn leave(self) {
@@ -549,6 +567,8 @@ struct Worker {
     /// dropped, so a replayed request for beats with a forged source cannot turn an owner
     /// into a reflector (one datagram in, hundreds of beats out).
     member_addrs: BTreeSet<SocketAddr>,
+    /// Speakers restarting in place, counted alive until they rejoin or their hold ends.
+    holds: RestartHolds,
 }
 
 impl Worker {
@@ -567,6 +587,7 @@ impl Worker {
                 .as_ref()
                 .and_then(Watchdog::next_deadline)
                 .map(Instant::from_std);
+            let next_hold_expiry = self.holds.next_expiry().map(Instant::from_std);
             let result = tokio::select! {
                 // The handle was dropped: stop without a word, as a crash would.
                 _ = &mut stop => return,
@@ -600,6 +621,13 @@ impl Worker {
                     self.heartbeat_tick(next_heartbeat).await;
                     Ok(())
                 }
+                () = sleep_until_opt(next_hold_expiry) => {
+                    for node in self.holds.expire(std::time::Instant::now()) {
+                        tracing::warn!(%node, "a speaker restarting in place did not come back within its hold: its addresses fail over");
+                    }
+                    self.publish();
+                    Ok(())
+                }
                 changed = self.watched.changed() => {
                     if changed.is_ok() {
                         self.update_watched().await;
@@ -621,6 +649,11 @@ impl Worker {
                             tracing::debug!(%error, "leaving the cluster");
                         }
                         self.drain().await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    Some(Command::Restarting(hold, done)) => {
+                        self.announce_restart(hold).await;
                         let _ = done.send(());
                         return;
                     }
@@ -684,7 +717,31 @@ impl Worker {
         }
     }
 
-    /// A heartbeat datagram: beats, requests for beats, reclaims.
+    /// Tells every member this speaker restarts in place and they should hold its addresses
+    /// for `hold`: twice, a lost datagram costing a needless failover.
+    async fn announce_restart(&mut self, hold: Duration) {
+        let me = self.foca.identity().node.clone();
+        let hold_ms = u32::try_from(hold.as_millis()).unwrap_or(u32::MAX);
+        let datagram = self.auth.seal_on(
+            Channel::Heartbeat,
+            &Message::Restarting(me, hold_ms).encode(),
+        );
+        let members: Vec<SocketAddr> = self.member_addrs.iter().copied().collect();
+        for _ in 0..2 {
+            for to in &members {
+                if let Err(error) = self.socket.send_to(&datagram, to).await {
+                    tracing::debug!(%error, %to, "restart notice send failed");
+                }
+            }
+        }
+        tracing::info!(
+            members = members.len(),
+            hold_ms,
+            "told the other speakers to hold this node's addresses while it restarts"
+        );
+    }
+
+    /// A heartbeat datagram: beats, requests for beats, reclaims, restart notices.
     async fn heartbeat_datagram(&mut self, from: SocketAddr, payload: &[u8]) {
         if !self.member_addrs.contains(&from) {
             self.counters
@@ -693,9 +750,6 @@ impl Worker {
             tracing::debug!(%from, "dropped heartbeat datagram from an address that is no member's");
             return;
         }
-        let Some(watchdog) = self.watchdog.as_mut() else {
-            return;
-        };
         let message = match Message::decode(payload) {
             Ok(m) => m,
             Err(error) => {
@@ -705,6 +759,15 @@ impl Worker {
                 tracing::debug!(%error, %from, "dropped heartbeat datagram");
                 return;
             }
+        };
+        if let Message::Restarting(node, hold_ms) = &message {
+            let hold = Duration::from_millis(u64::from(*hold_ms));
+            tracing::info!(%node, hold_ms, "a speaker restarts in place: holding its addresses");
+            self.holds.hold(node, hold, std::time::Instant::now());
+            self.publish();
+        }
+        let Some(watchdog) = self.watchdog.as_mut() else {
+            return;
         };
         let mut out = Outbox::new();
         let effects = watchdog.on_message(from, message, std::time::Instant::now(), &mut out);
@@ -865,6 +928,11 @@ impl Worker {
         // A speaker presumed down that joins with a new identity (or takes over its address
         // with one) has restarted: it will claim its addresses at once, so the successor must
         // let go now, not at its next beat.
+        for node in &joined {
+            if self.holds.rejoined(node) {
+                tracing::info!(%node, "a speaker restarting in place is back");
+            }
+        }
         if let Some(watchdog) = self.watchdog.as_mut() {
             for node in joined {
                 if watchdog.forget_presumption(&node) {
@@ -934,6 +1002,11 @@ impl Worker {
                 address: m.id().addr.to_string(),
                 alive: is_alive,
             });
+        }
+        // A speaker restarting in place keeps its addresses until it is back or its hold ends.
+        let alive = self.holds.alive_with_holds(&alive);
+        for m in &mut members {
+            m.alive |= alive.contains(&m.node);
         }
         members.sort_by(|a, b| (&a.node, &a.address).cmp(&(&b.node, &b.address)));
         // The view first: whoever reacts to the alive set finds the view already up to date.

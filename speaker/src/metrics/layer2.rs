@@ -17,6 +17,9 @@ enum L2Counter {
     NdpAnswered,
     Errors,
     KernelLeaseLapses,
+    HandoversObserved,
+    HandoversTimedOut,
+    HandoverMicros,
 }
 
 /// Layer 2 metrics.
@@ -32,6 +35,12 @@ pub struct Layer2Metrics {
     pub kernel_lease_lapses: Counter,
     /// Layer 2 owner changes seen by this node.
     pub election_changes: Counter,
+    /// Make-before-break hand-overs ended by seeing the new owner's announcement.
+    pub handovers_observed: Counter,
+    /// Make-before-break hand-overs ended by their window.
+    pub handovers_timed_out: Counter,
+    /// Seconds this node answered for addresses after losing them to a live node (summed).
+    pub handover_answering_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
     deltas: CounterDeltas<(), L2Counter>,
 }
 
@@ -63,6 +72,21 @@ impl Layer2Metrics {
             "Layer 2 owner changes seen by this node",
             m.election_changes.clone(),
         );
+        r.register(
+            "l2_handovers_observed",
+            "Addresses lost to a live node whose hand-over ended when the new owner's gratuitous ARP / unsolicited NA was seen",
+            m.handovers_observed.clone(),
+        );
+        r.register(
+            "l2_handovers_timed_out",
+            "Addresses lost to a live node whose hand-over ended by its 500 ms window",
+            m.handovers_timed_out.clone(),
+        );
+        r.register(
+            "l2_handover_answering_seconds",
+            "Time this node kept answering for addresses after losing them to a live node, summed over hand-overs (divide by the hand-over count for the mean both-answering window)",
+            m.handover_answering_seconds.clone(),
+        );
         m
     }
 
@@ -75,6 +99,9 @@ impl Layer2Metrics {
             (L2Counter::NdpAnswered, now.ndp_solicitations_answered),
             (L2Counter::Errors, now.errors),
             (L2Counter::KernelLeaseLapses, now.kernel_lease_lapses),
+            (L2Counter::HandoversObserved, now.handovers_observed),
+            (L2Counter::HandoversTimedOut, now.handovers_timed_out),
+            (L2Counter::HandoverMicros, now.handover_micros),
         ]);
         for (counter, grown) in self.deltas.advance((), values) {
             match counter {
@@ -94,6 +121,19 @@ impl Layer2Metrics {
                 }
                 L2Counter::KernelLeaseLapses => {
                     self.kernel_lease_lapses.inc_by(grown);
+                    continue;
+                }
+                L2Counter::HandoversObserved => {
+                    self.handovers_observed.inc_by(grown);
+                    continue;
+                }
+                L2Counter::HandoversTimedOut => {
+                    self.handovers_timed_out.inc_by(grown);
+                    continue;
+                }
+                L2Counter::HandoverMicros => {
+                    // Microseconds to seconds; exact in f64 for any realistic sum.
+                    self.handover_answering_seconds.inc_by(grown as f64 / 1e6);
                     continue;
                 }
             }

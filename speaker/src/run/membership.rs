@@ -195,6 +195,16 @@ impl MembershipDriver {
         }
     }
 
+    /// Stops for a restart in place: the others hold this node's addresses for `hold`
+    /// ([`Membership::restart`]), if a membership runs.
+    pub(crate) async fn restart(&mut self, hold: std::time::Duration) {
+        if let Some(old) = self.running.take() {
+            old.membership.restart(hold).await;
+        }
+        self.alive = self.no_alive.clone();
+        self.reclaims = self.no_reclaims.clone();
+    }
+
     /// Leaves the membership (announcing it to the others), if one runs.
     pub(crate) async fn leave(&mut self) {
         if let Some(old) = self.running.take() {

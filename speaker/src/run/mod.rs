@@ -69,6 +69,9 @@ pub struct RunOptions {
     pub hitless_operations: bool,
     /// Directory of the restart marker (`--restart-marker-dir`).
     pub restart_marker_dir: std::path::PathBuf,
+    /// Directory in a bpffs mount where a speaker restarting in place leaves its in-kernel
+    /// responder pinned for the next process (`--l2-handover-dir`).
+    pub l2_handover_dir: std::path::PathBuf,
 }
 
 /// Gossip membership settings.
@@ -167,6 +170,11 @@ async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> a
             exclude_patterns: opts.exclude_interfaces.clone(),
             responder: opts.l2_responder,
             kernel_lease: kernel_lease(opts.membership.as_ref().and_then(|m| m.heartbeat.as_ref())),
+            make_before_break: opts.hitless_operations.then(|| opts.node_name.clone()),
+            handover_dir: Some(crate::layer2::handover_pin::node_dir(
+                &opts.l2_handover_dir,
+                &opts.node_name,
+            )),
         })
         .await
         .context("starting the layer 2 announcer")?,

@@ -17,6 +17,7 @@ use ferrolb_speaker_core::bgp::departure::{Departure, departure};
 use ferrolb_speaker_core::bgp::fsm::StopCause;
 use ferrolb_speaker_core::bgp::restart_marker::RestartMarker;
 use ferrolb_speaker_core::desired::Desired;
+use ferrolb_speaker_core::layer2::stop::{L2Stop, l2_stop};
 use ferrolb_speaker_core::pass::{Announce, Plan, View, pass};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -33,6 +34,14 @@ const CHANGES_DEBOUNCE: Duration = Duration::from_millis(10);
 /// How long a leaving node waits for its withdrawals to be written before it ceases anyway
 /// (within the pod's termination grace period).
 const WITHDRAW_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long the in-kernel responder keeps answering for this node's layer 2 addresses, and
+/// the other speakers hold them, while the speaker restarts in place. It covers a DaemonSet
+/// rolling update with the image already on the node (the new pod starts within seconds)
+/// with room for a slow kubelet; if no new speaker is back by then, the node goes quiet and
+/// the addresses fail over as after a crash. Kept short because a node that really dies
+/// during the restart leaves its addresses silent until it ends.
+pub(crate) const L2_RESTART_HOLD: Duration = Duration::from_secs(15);
 
 /// Everything the loop carries from one pass to the next.
 pub(crate) struct Speaker {
@@ -103,13 +112,12 @@ impl Speaker {
             .publish_layer2(&self.announcer.snapshot());
     }
 
-    /// Stopping: give up the layer 2 addresses, end the BGP sessions as the node's state calls
-    /// for ([`departure`]), remove this node's status objects and leave the membership. BGP
-    /// comes before the status objects: the pod's grace period is short, and what routers
-    /// are told matters most.
+    /// Stopping: the layer 2 addresses and the BGP sessions end as the node's state calls for
+    /// ([`departure`], [`l2_stop`]), this node's status objects are removed, and the membership
+    /// is left (or told to hold this node's addresses through a restart in place). Layer 2
+    /// comes first (clients on the LAN), then BGP, then the status objects: the pod's grace
+    /// period is short, and what clients and routers are told matters most.
     pub(crate) async fn process_stop(mut self) {
-        tracing::info!("stopping: withdrawing announcements");
-        self.announcer.set_desired(Vec::<DesiredIp>::new());
         let node = self
             .stores
             .nodes()
@@ -120,11 +128,59 @@ impl Speaker {
             self.opts.hitless_operations,
             self.opts.ignore_exclude_lb,
         );
+        let l2 = self.stop_layer2(how).await;
         self.stop_bgp(how).await;
         self.status_objects.stop(Duration::from_secs(2)).await;
         if let Some(m) = self.membership.as_mut() {
-            m.leave().await;
+            match l2 {
+                L2Stop::HandToNextProcess => m.restart(L2_RESTART_HOLD).await,
+                L2Stop::HandToSuccessors | L2Stop::ReleaseAtOnce => m.leave().await,
+            }
         }
+    }
+
+    /// Ends layer 2 for `how` ([`l2_stop`]); returns what was done.
+    async fn stop_layer2(&mut self, how: Departure) -> L2Stop {
+        let membership = self
+            .membership
+            .as_ref()
+            .is_some_and(|d| d.membership().is_some());
+        let kernel = how == Departure::Restart
+            && match self.announcer.hand_over_to_next_process(L2_RESTART_HOLD) {
+                Ok(interfaces) => {
+                    tracing::info!(
+                        ?interfaces,
+                        hold_s = L2_RESTART_HOLD.as_secs(),
+                        "restarting in place: the in-kernel responder keeps answering for this node's layer 2 addresses until the next speaker adopts them"
+                    );
+                    true
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "restarting in place, but the in-kernel responder cannot be left answering: handing the layer 2 addresses to other nodes instead");
+                    false
+                }
+            };
+        let l2 = l2_stop(how, kernel, membership);
+        match l2 {
+            L2Stop::HandToNextProcess => {}
+            L2Stop::HandToSuccessors => {
+                tracing::info!(
+                    "stopping: handing the layer 2 addresses to the other nodes before going quiet"
+                );
+                // Leaving first makes the others elect the successors, whose announcements
+                // end each hand-over.
+                if let Some(m) = self.membership.as_mut() {
+                    m.leave().await;
+                }
+                self.announcer.hand_over_all().await;
+                self.announcer.set_desired(Vec::<DesiredIp>::new());
+            }
+            L2Stop::ReleaseAtOnce => {
+                tracing::info!("stopping: withdrawing layer 2 announcements");
+                self.announcer.set_desired(Vec::<DesiredIp>::new());
+            }
+        }
+        l2
     }
 
     /// Ends the BGP sessions for `how`: a restart in place keeps the routes where graceful
@@ -257,10 +313,21 @@ impl Speaker {
             m.set_watched(desired.l2_successor_of.clone());
         }
         if settled {
+            // Addresses this node loses go to their new owners make-before-break.
+            self.announcer.set_owners(
+                desired
+                    .l2_owners
+                    .iter()
+                    .map(|o| (o.ip, o.owner.clone()))
+                    .collect(),
+            );
             // The interfaces of the addresses this node would take over are kept ready, so
             // the takeover itself only has to answer.
             self.announcer
                 .set_desired_and_standby(desired.layer2.iter(), desired.l2_standby.iter());
+            // This process answers for its addresses now: a responder the previous process
+            // left answering through the restart can go.
+            self.announcer.release_predecessor();
             self.status_objects
                 .publish_layer2(&self.announcer.snapshot());
         } else {

@@ -1,4 +1,8 @@
-//! Layer 2 mode, the pure half: ARP and NDP frame codecs ([`frames`]). The sockets, the eBPF
-//! responder and the announcer that drives them live in `ferrolb-speaker`.
+//! Layer 2 mode, the pure half: ARP and NDP frame codecs ([`frames`]), make-before-break
+//! hand-overs of addresses moving between live nodes ([`handover`]) and what a stopping
+//! speaker does with its addresses ([`stop`]). The sockets, the eBPF responder and the
+//! announcer that drives them live in `ferrolb-speaker`.
 
 pub mod frames;
+pub mod handover;
+pub mod stop;

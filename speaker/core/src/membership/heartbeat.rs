@@ -115,6 +115,10 @@ pub enum Message {
     /// "I stopped answering for you: announce your addresses again", from a successor whose
     /// presumption was revoked to the owner.
     Reclaim(String),
+    /// "This node's speaker is restarting in place: hold its addresses for this many
+    /// milliseconds", from a departing speaker to every member (see
+    /// [`super::restart_hold`]).
+    Restarting(String, u32),
 }
 
 /// Why a heartbeat payload was rejected.
@@ -134,23 +138,24 @@ pub enum DecodeError {
 const BEAT: u8 = 1;
 const WATCH: u8 = 2;
 const RECLAIM: u8 = 3;
+const RESTARTING: u8 = 4;
 /// Longest Kubernetes node name (a DNS subdomain).
 const MAX_NAME: usize = 253;
 
 impl Message {
-    /// Wire form: one type byte, for a beat the boot stamp (8 bytes, big-endian), then the
-    /// sender's node name in UTF-8.
+    /// Wire form: one type byte, for a beat the boot stamp (8 bytes, big-endian), for a
+    /// restart the hold in milliseconds (4 bytes, big-endian), then the sender's node name in
+    /// UTF-8.
     pub fn encode(&self) -> Vec<u8> {
-        let (kind, node, boot) = match self {
-            Message::Beat(n, boot) => (BEAT, n, Some(boot)),
-            Message::Watch(n) => (WATCH, n, None),
-            Message::Reclaim(n) => (RECLAIM, n, None),
+        let (kind, node, extra) = match self {
+            Message::Beat(n, boot) => (BEAT, n, boot.to_be_bytes().to_vec()),
+            Message::Watch(n) => (WATCH, n, Vec::new()),
+            Message::Reclaim(n) => (RECLAIM, n, Vec::new()),
+            Message::Restarting(n, hold_ms) => (RESTARTING, n, hold_ms.to_be_bytes().to_vec()),
         };
         let mut out = Vec::with_capacity(9 + node.len());
         out.push(kind);
-        if let Some(boot) = boot {
-            out.extend_from_slice(&boot.to_be_bytes());
-        }
+        out.extend_from_slice(&extra);
         out.extend_from_slice(node.as_bytes());
         out
     }
@@ -164,6 +169,11 @@ impl Message {
                 let stamp: [u8; 8] = stamp.try_into().map_err(|_| DecodeError::BadName)?;
                 (u64::from_be_bytes(stamp), name)
             }
+            RESTARTING => {
+                let (hold, name) = rest.split_at_checked(4).ok_or(DecodeError::BadName)?;
+                let hold: [u8; 4] = hold.try_into().map_err(|_| DecodeError::BadName)?;
+                (u64::from(u32::from_be_bytes(hold)), name)
+            }
             _ => (0, rest),
         };
         if name.is_empty() || name.len() > MAX_NAME {
@@ -176,6 +186,10 @@ impl Message {
             BEAT => Ok(Message::Beat(node, boot)),
             WATCH => Ok(Message::Watch(node)),
             RECLAIM => Ok(Message::Reclaim(node)),
+            RESTARTING => Ok(Message::Restarting(
+                node,
+                u32::try_from(boot).map_err(|_| DecodeError::BadName)?,
+            )),
             other => Err(DecodeError::UnknownType(other)),
         }
     }
@@ -390,6 +404,13 @@ impl Watchdog {
             Message::Reclaim(node) => {
                 tracing::info!(%node, "a successor gave our addresses back: announcing them again");
                 effects.reclaim = true;
+            }
+            // A restarting speaker stops beating on purpose; the membership holds its
+            // addresses (`restart_hold`) and drops any presumption about it.
+            Message::Restarting(node, _) => {
+                if self.presumed.remove(&node).is_some() {
+                    effects.alive_changed = true;
+                }
             }
         }
         effects
@@ -629,11 +650,18 @@ mod tests {
             Message::Beat("node-1".into(), u64::MAX - 1),
             Message::Watch("n".into()),
             Message::Reclaim("ü".into()),
+            Message::Restarting("node-2".into(), 15_000),
         ] {
             assert_eq!(Message::decode(&m.encode()), Ok(m));
         }
         assert_eq!(Message::decode(&[]), Err(DecodeError::Empty));
         assert_eq!(Message::decode(&[1]), Err(DecodeError::BadName));
+        // A restart's hold is big-endian milliseconds, before the name.
+        assert_eq!(
+            Message::Restarting("n".into(), 0x0102_0304).encode(),
+            [4, 1, 2, 3, 4, b'n']
+        );
+        assert_eq!(Message::decode(&[4, 0, 0, 1]), Err(DecodeError::BadName));
         // A beat's stamp is big-endian, before the name.
         assert_eq!(
             Message::Beat("n".into(), OWNER_BOOT).encode(),

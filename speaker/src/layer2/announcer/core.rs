@@ -5,6 +5,7 @@
 use crate::layer2::interfaces::{InterfaceError, InterfaceTable, Link, choose_interfaces};
 use ferrolb_api::status::{Announcement, AnnouncementMode};
 use ferrolb_speaker_core::desired::L2Announcement;
+use ferrolb_speaker_core::layer2::handover::{HandoverEnd, HandoverEnded, Handovers, Owners};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -103,6 +104,13 @@ pub struct L2Counters {
     /// Renewals of the kernel responder's lease that came after it had run out (the sockets
     /// answered meanwhile): how often the lease is too short for this host's scheduling.
     pub kernel_lease_lapses: AtomicU64,
+    /// Hand-overs ended by seeing the new owner's announcement on the wire.
+    pub handovers_observed: AtomicU64,
+    /// Hand-overs ended by their window running out.
+    pub handovers_timed_out: AtomicU64,
+    /// Microseconds spent answering for addresses after losing them to another node, summed
+    /// over the hand-overs that ended by observation or timeout: the both-answering windows.
+    pub handover_micros: AtomicU64,
 }
 
 /// A copy of `L2Counters` at one instant.
@@ -120,6 +128,12 @@ pub struct L2CounterValues {
     pub errors: u64,
     /// See `L2Counters::kernel_lease_lapses`.
     pub kernel_lease_lapses: u64,
+    /// See `L2Counters::handovers_observed`.
+    pub handovers_observed: u64,
+    /// See `L2Counters::handovers_timed_out`.
+    pub handovers_timed_out: u64,
+    /// See `L2Counters::handover_micros`.
+    pub handover_micros: u64,
 }
 
 impl L2Counters {
@@ -132,6 +146,9 @@ impl L2Counters {
             ndp_solicitations_answered: self.ndp_solicitations_answered.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
             kernel_lease_lapses: self.kernel_lease_lapses.load(Ordering::Relaxed),
+            handovers_observed: self.handovers_observed.load(Ordering::Relaxed),
+            handovers_timed_out: self.handovers_timed_out.load(Ordering::Relaxed),
+            handover_micros: self.handover_micros.load(Ordering::Relaxed),
         }
     }
 }
@@ -186,6 +203,14 @@ pub struct AnnouncerCore<B> {
     pending: BTreeSet<(Instant, String, IpAddr)>,
     retry_at: Option<Instant>,
     counters: Arc<L2Counters>,
+    /// Make-before-break for addresses lost to a live node ([`Handovers`]).
+    handovers: Handovers,
+    /// The interfaces of the addresses being handed over, answered there until the end.
+    handing_over: BTreeMap<IpAddr, Vec<String>>,
+    /// The election's owner of every layer 2 address, for the hand-overs.
+    owners: Owners,
+    /// This node's name and whether lost addresses are handed over (`--hitless-operations`).
+    hand_over: Option<String>,
 }
 
 impl<B: L2Backend> AnnouncerCore<B> {
@@ -201,7 +226,24 @@ impl<B: L2Backend> AnnouncerCore<B> {
             pending: BTreeSet::new(),
             retry_at: None,
             counters,
+            handovers: Handovers::new(),
+            handing_over: BTreeMap::new(),
+            owners: Owners::new(),
+            hand_over: None,
         }
+    }
+
+    /// Hands addresses lost to another live node over make-before-break
+    /// ([`ferrolb_speaker_core::layer2::handover`]); `node` is this node's name. Without this
+    /// call a lost address stops being answered at once.
+    pub fn set_make_before_break(&mut self, node: &str) {
+        self.hand_over = Some(node.to_string());
+    }
+
+    /// Replaces the election's owner of every layer 2 address. Takes effect with the next
+    /// [`AnnouncerCore::set_desired`].
+    pub fn set_owners(&mut self, owners: Owners) {
+        self.owners = owners;
     }
 
     /// The backend (tests inspect the fake one).
@@ -209,10 +251,15 @@ impl<B: L2Backend> AnnouncerCore<B> {
         &self.backend
     }
 
+    /// The backend, for what only it can do (the kernel responder's hand-over).
+    pub fn backend_mut(&mut self) -> &mut B {
+        &mut self.backend
+    }
+
     /// Replaces the desired set (level-triggered) and applies the difference at `now`.
     /// `wall` stamps newly gained IPs for the status API.
     pub fn set_desired(&mut self, desired: Vec<DesiredIp>, now: Instant, wall: SystemTime) {
-        let next = merge_by_ip(desired)
+        let next: BTreeMap<IpAddr, Wanted> = merge_by_ip(desired)
             .into_iter()
             .map(|(ip, (interfaces, services))| {
                 let since = self.desired.get(&ip).map_or(wall, |w| w.since);
@@ -224,8 +271,103 @@ impl<B: L2Backend> AnnouncerCore<B> {
                 (ip, wanted)
             })
             .collect();
+        let before: BTreeSet<IpAddr> = self.desired.keys().copied().collect();
+        let owned: BTreeSet<IpAddr> = next.keys().copied().collect();
+        let me = self.hand_over.clone().unwrap_or_default();
+        let ended = self.handovers.update(
+            &before,
+            &owned,
+            &self.owners,
+            &me,
+            self.hand_over.is_some(),
+            now,
+        );
+        for ip in before.difference(&owned) {
+            if self.handovers.is_releasing(*ip)
+                && let Some(wanted) = self.desired.get(ip)
+            {
+                self.start_handing_over(*ip, wanted.interfaces.clone());
+            }
+        }
         self.desired = next;
+        self.finish_handovers(ended, now);
         self.reconcile(now);
+    }
+
+    /// Keeps answering for `ip` on `interfaces` while it is handed over, silently: its
+    /// repetitions are cancelled, so that no announcement of ours follows the new owner's.
+    fn start_handing_over(&mut self, ip: IpAddr, interfaces: Vec<String>) {
+        self.pending.retain(|(_, _, p)| *p != ip);
+        tracing::info!(%ip, "layer 2: lost to another node; answering until it has announced");
+        self.handing_over.insert(ip, interfaces);
+    }
+
+    /// Records ended hand-overs; a regained address is announced again, as the new owner may
+    /// have pointed caches to itself meanwhile.
+    fn finish_handovers(&mut self, ended: Vec<HandoverEnded>, now: Instant) {
+        for e in ended {
+            self.handing_over.remove(&e.ip);
+            let ms = e.lasted.as_secs_f64() * 1000.0;
+            let to = e.to.as_deref().unwrap_or("its next owner");
+            match e.how {
+                HandoverEnd::Observed | HandoverEnd::TimedOut => {
+                    let counter = if e.how == HandoverEnd::Observed {
+                        &self.counters.handovers_observed
+                    } else {
+                        &self.counters.handovers_timed_out
+                    };
+                    bump(counter);
+                    let micros = u64::try_from(e.lasted.as_micros()).unwrap_or(u64::MAX);
+                    self.counters
+                        .handover_micros
+                        .fetch_add(micros, Ordering::Relaxed);
+                    tracing::info!(ip = %e.ip, %to, answered_after_loss_ms = ms, how = e.how.code(), "layer 2: handed over");
+                }
+                HandoverEnd::Regained => {
+                    tracing::info!(ip = %e.ip, "layer 2: regained during its hand-over; announcing it again");
+                    for name in self
+                        .applied
+                        .iter()
+                        .filter(|(_, (_, ips))| ips.contains(&e.ip))
+                        .map(|(n, _)| n.clone())
+                        .collect::<Vec<_>>()
+                    {
+                        for offset in ANNOUNCE_SCHEDULE {
+                            self.pending.insert((now + offset, name.clone(), e.ip));
+                        }
+                    }
+                }
+                HandoverEnd::NoSuccessor => {
+                    tracing::info!(ip = %e.ip, %to, "layer 2: hand-over ended, no node takes the address");
+                }
+            }
+        }
+    }
+
+    /// Another node announced `ip` on the wire (its gratuitous ARP or unsolicited NA, from
+    /// another MAC): a hand-over of it ends shortly after ([`Self::poll`] ends it). Whether it
+    /// was being handed over.
+    pub fn observed_elsewhere(&mut self, ip: IpAddr, now: Instant) -> bool {
+        self.handovers.observed(ip, now)
+    }
+
+    /// Gives every owned address up make-before-break: each is answered, silently, until its
+    /// next owner's announcement is seen or the hand-over window ends ([`Self::poll`] ends
+    /// them). For a speaker leaving the membership, which cannot know the next owners.
+    pub fn hand_over_all(&mut self, now: Instant) {
+        let owned: BTreeSet<IpAddr> = self.desired.keys().copied().collect();
+        self.handovers.release_all(&owned, now);
+        let desired = std::mem::take(&mut self.desired);
+        for (ip, wanted) in desired {
+            self.start_handing_over(ip, wanted.interfaces);
+        }
+        self.standby.clear();
+        self.reconcile(now);
+    }
+
+    /// How many addresses are being handed over.
+    pub fn handovers_in_progress(&self) -> usize {
+        self.handing_over.len()
     }
 
     /// Replaces the IPs this node would take over next (the successor's, see
@@ -278,8 +420,13 @@ impl<B: L2Backend> AnnouncerCore<B> {
     /// The (interface → IPs) assignment the desired set and interface table call for.
     fn target(&self) -> BTreeMap<String, (Link, BTreeSet<IpAddr>)> {
         let mut out: BTreeMap<String, (Link, BTreeSet<IpAddr>)> = BTreeMap::new();
-        for (ip, wanted) in &self.desired {
-            for link in choose_interfaces(&self.table, &wanted.interfaces, &self.exclude_patterns) {
+        let wanted = self
+            .desired
+            .iter()
+            .map(|(ip, w)| (ip, &w.interfaces))
+            .chain(self.handing_over.iter());
+        for (ip, interfaces) in wanted {
+            for link in choose_interfaces(&self.table, interfaces, &self.exclude_patterns) {
                 out.entry(link.name.clone())
                     .or_insert_with(|| (link.clone(), BTreeSet::new()))
                     .1
@@ -294,6 +441,8 @@ impl<B: L2Backend> AnnouncerCore<B> {
     pub fn release_all(&mut self, now: Instant) {
         self.desired.clear();
         self.standby.clear();
+        self.handing_over.clear();
+        self.handovers = Handovers::new();
         self.reconcile(now);
     }
 
@@ -373,6 +522,11 @@ impl<B: L2Backend> AnnouncerCore<B> {
 
     /// Sends the announcements due at `now` and returns when to call again.
     pub fn poll(&mut self, now: Instant) -> Option<Instant> {
+        let expired = self.handovers.expire(now);
+        if !expired.is_empty() {
+            self.finish_handovers(expired, now);
+            self.reconcile(now);
+        }
         if self.retry_at.is_some_and(|t| t <= now) {
             self.retry_at = None;
             self.reconcile(now);
@@ -397,11 +551,14 @@ impl<B: L2Backend> AnnouncerCore<B> {
                 }
             }
         }
-        let next = self.pending.first().map(|(t, _, _)| *t);
-        match (next, self.retry_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.pending.first().map(|(t, _, _)| *t),
+            self.retry_at,
+            self.handovers.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Schedules the gratuitous announcements of every IP in force again, as for a gain: a
@@ -409,7 +566,7 @@ impl<B: L2Backend> AnnouncerCore<B> {
     /// ([`ferrolb_speaker_core::membership::heartbeat`]), and caches must point back here.
     pub fn reannounce(&mut self, now: Instant) {
         for (name, (_, ips)) in &self.applied {
-            for ip in ips {
+            for ip in ips.iter().filter(|ip| !self.handing_over.contains_key(ip)) {
                 for offset in ANNOUNCE_SCHEDULE {
                     self.pending.insert((now + offset, name.clone(), *ip));
                 }
@@ -662,6 +819,121 @@ mod tests {
         // Nothing owned and nothing to take over: nothing kept ready.
         c.set_desired(Vec::new(), t1, SystemTime::now());
         assert!(ready(&c).is_empty());
+        assert!(c.backend().owned.is_empty());
+    }
+
+    fn owners(list: &[(&str, Option<&str>)]) -> Owners {
+        list.iter()
+            .map(|(i, o)| (ip(i), o.map(str::to_string)))
+            .collect()
+    }
+
+    #[test]
+    fn an_address_lost_to_a_live_node_is_answered_silently_until_it_announces() {
+        let t0 = Instant::now();
+        let mut c = core();
+        c.set_make_before_break("a");
+        c.set_interfaces(table(&[link(2, "eth0")]), t0);
+        c.set_desired(auto(&["10.200.0.10", "10.200.0.11"]), t0, SystemTime::now());
+        c.poll(t0);
+        let sent = c.backend().sent.len();
+        // 10 moves to b (alive), 11 to nobody.
+        c.set_owners(owners(&[("10.200.0.10", Some("b")), ("10.200.0.11", None)]));
+        let t1 = t0 + Duration::from_millis(100);
+        c.set_desired(Vec::new(), t1, SystemTime::now());
+        assert_eq!(
+            c.backend().owned["eth0"],
+            BTreeSet::from([ip("10.200.0.10")]),
+            "still answered while handed over; the ownerless one stops at once"
+        );
+        assert_eq!(c.handovers_in_progress(), 1);
+        assert!(c.snapshot().is_empty(), "not reported as announced");
+        // No announcement of ours follows the loss, and the window bounds the wait.
+        assert_eq!(
+            c.poll(t1),
+            Some(t1 + ferrolb_speaker_core::layer2::handover::HANDOVER_WINDOW)
+        );
+        c.reannounce(t1);
+        c.poll(t1);
+        assert_eq!(c.backend().sent.len(), sent);
+        // b's gratuitous ARP seen on the wire: stops shortly after.
+        let seen = t1 + Duration::from_millis(4);
+        let after = ferrolb_speaker_core::layer2::handover::AFTER_SEEN;
+        assert!(c.observed_elsewhere(ip("10.200.0.10"), seen));
+        assert_eq!(c.poll(seen), Some(seen + after));
+        assert!(!c.backend().owned.is_empty());
+        c.poll(seen + after);
+        assert!(c.backend().owned.is_empty());
+        let v = c.counters.values();
+        assert_eq!((v.handovers_observed, v.handovers_timed_out), (1, 0));
+        let micros = (Duration::from_millis(4) + after).as_micros();
+        assert_eq!(u128::from(v.handover_micros), micros);
+        assert_eq!(c.poll(t1 + Duration::from_secs(10)), None);
+        assert_eq!(c.backend().sent.len(), sent);
+    }
+
+    #[test]
+    fn a_hand_over_nobody_confirms_ends_with_its_window_and_a_regain_announces_again() {
+        let window = ferrolb_speaker_core::layer2::handover::HANDOVER_WINDOW;
+        let t0 = Instant::now();
+        let mut c = core();
+        c.set_make_before_break("a");
+        c.set_interfaces(table(&[link(2, "eth0")]), t0);
+        c.set_desired(auto(&["10.200.0.10"]), t0, SystemTime::now());
+        let mut at = c.poll(t0);
+        while let Some(t) = at {
+            at = c.poll(t);
+        }
+        let sent = c.backend().sent.len();
+        c.set_owners(owners(&[("10.200.0.10", Some("b"))]));
+        let t1 = t0 + Duration::from_secs(10);
+        c.set_desired(Vec::new(), t1, SystemTime::now());
+        assert_eq!(c.poll(t1 + window / 2), Some(t1 + window));
+        assert_eq!(c.poll(t1 + window), None);
+        assert!(c.backend().owned.is_empty());
+        assert_eq!(c.counters.values().handovers_timed_out, 1);
+        // Lost again, and regained before the new owner announced: announced again at once.
+        c.set_owners(owners(&[("10.200.0.10", Some("a"))]));
+        c.set_desired(auto(&["10.200.0.10"]), t1 + window, SystemTime::now());
+        c.poll(t1 + window);
+        let t2 = t1 + Duration::from_secs(20);
+        c.set_owners(owners(&[("10.200.0.10", Some("b"))]));
+        c.set_desired(Vec::new(), t2, SystemTime::now());
+        c.set_owners(owners(&[("10.200.0.10", Some("a"))]));
+        c.set_desired(auto(&["10.200.0.10"]), t2, SystemTime::now());
+        c.poll(t2);
+        assert_eq!(
+            c.backend().sent.len(),
+            sent + 2,
+            "gain after the timeout, then the regain"
+        );
+        assert_eq!(c.counters.values().handovers_timed_out, 1);
+    }
+
+    #[test]
+    fn without_make_before_break_and_when_leaving() {
+        let t0 = Instant::now();
+        let mut c = core();
+        c.set_interfaces(table(&[link(2, "eth0")]), t0);
+        c.set_desired(auto(&["10.200.0.10", "10.200.0.11"]), t0, SystemTime::now());
+        c.set_owners(owners(&[("10.200.0.10", Some("b"))]));
+        // MetalLB-like: a loss to a live node stops at once.
+        c.set_desired(auto(&["10.200.0.11"]), t0, SystemTime::now());
+        assert_eq!(
+            c.backend().owned["eth0"],
+            BTreeSet::from([ip("10.200.0.11")])
+        );
+        // Leaving: everything stays answered until seen elsewhere or the window ends.
+        c.set_make_before_break("a");
+        c.hand_over_all(t0);
+        assert_eq!(c.handovers_in_progress(), 1);
+        assert_eq!(
+            c.backend().owned["eth0"],
+            BTreeSet::from([ip("10.200.0.11")])
+        );
+        assert!(c.observed_elsewhere(ip("10.200.0.11"), t0));
+        c.poll(t0 + ferrolb_speaker_core::layer2::handover::AFTER_SEEN);
+        assert_eq!(c.handovers_in_progress(), 0);
         assert!(c.backend().owned.is_empty());
     }
 

@@ -3,12 +3,13 @@
 
 use super::core::{AnnouncerCore, DesiredIp, L2CounterValues, L2Counters, L2Error};
 use super::lease::KERNEL_LEASE;
-use super::socket::{L2Responder, SocketBackend};
+use super::socket::{HandOverError, L2Responder, SocketBackend};
 use crate::layer2::interfaces::{InterfaceWatcher, default_exclude_patterns};
 use ferrolb_api::status::Announcement;
 use ferrolb_runtime::sync::lock;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv6Addr};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Notify;
@@ -24,6 +25,12 @@ pub struct AnnouncerConfig {
     /// How long the kernel responder keeps answering without the speaker renewing its lease:
     /// below the time the other speakers take to replace this one.
     pub kernel_lease: Duration,
+    /// This node's name when addresses lost to a live node are handed over make-before-break
+    /// (`--hitless-operations`); `None` stops answering a lost address at once.
+    pub make_before_break: Option<String>,
+    /// This node's directory of pinned responders in bpffs (`handover_pin.rs`): what a
+    /// previous process left there is adopted, and a restart in place pins there.
+    pub handover_dir: Option<PathBuf>,
 }
 
 impl Default for AnnouncerConfig {
@@ -32,6 +39,8 @@ impl Default for AnnouncerConfig {
             exclude_patterns: default_exclude_patterns(),
             responder: L2Responder::Auto,
             kernel_lease: KERNEL_LEASE,
+            make_before_break: None,
+            handover_dir: None,
         }
     }
 }
@@ -44,6 +53,9 @@ pub struct Announcer {
     counters: Arc<L2Counters>,
     tasks: Vec<JoinHandle<()>>,
     _watcher: InterfaceWatcher,
+    handover_dir: Option<PathBuf>,
+    /// Pins a previous process of this node left, removed once this one answers itself.
+    predecessor: Mutex<Vec<PathBuf>>,
 }
 
 impl Announcer {
@@ -52,12 +64,32 @@ impl Announcer {
     pub async fn start(config: AnnouncerConfig) -> Result<Self, L2Error> {
         let watcher = InterfaceWatcher::start().await?;
         let counters = Arc::new(L2Counters::default());
+        let (elsewhere_tx, mut elsewhere) = tokio::sync::mpsc::unbounded_channel();
+        let announced_elsewhere = Arc::new(move |ip: IpAddr| {
+            let _ = elsewhere_tx.send(ip);
+        });
         let mut core = AnnouncerCore::new(
-            SocketBackend::new(counters.clone(), config.responder, config.kernel_lease),
+            SocketBackend::new(
+                counters.clone(),
+                config.responder,
+                config.kernel_lease,
+                announced_elsewhere,
+            ),
             config.exclude_patterns,
             counters.clone(),
         );
+        if let Some(node) = &config.make_before_break {
+            core.set_make_before_break(node);
+        }
         core.set_interfaces(watcher.current(), Instant::now());
+        let predecessor = config
+            .handover_dir
+            .as_deref()
+            .map(crate::layer2::handover_pin::predecessor_pins)
+            .unwrap_or_default();
+        if !predecessor.is_empty() {
+            tracing::info!(pins = ?predecessor, "layer 2: the previous process left its responder answering; adopting its addresses");
+        }
         let core = Arc::new(Mutex::new(core));
         let wake = Arc::new(Notify::new());
 
@@ -87,12 +119,23 @@ impl Announcer {
             }
         });
 
+        let (c, w) = (core.clone(), wake.clone());
+        let observe = tokio::spawn(async move {
+            while let Some(ip) = elsewhere.recv().await {
+                if lock(&c).observed_elsewhere(ip, Instant::now()) {
+                    w.notify_one();
+                }
+            }
+        });
+
         Ok(Announcer {
             core,
             wake,
             counters,
-            tasks: vec![follow, timers],
+            tasks: vec![follow, timers, observe],
             _watcher: watcher,
+            handover_dir: config.handover_dir,
+            predecessor: Mutex::new(predecessor),
         })
     }
 
@@ -132,6 +175,51 @@ impl Announcer {
         core.poll(now);
         drop(core);
         self.wake.notify_one();
+    }
+
+    /// Replaces the election's owner of every layer 2 address (for hand-overs of lost ones);
+    /// takes effect with the next [`Announcer::set_desired`].
+    pub fn set_owners(&self, owners: ferrolb_speaker_core::layer2::handover::Owners) {
+        self.core().set_owners(owners);
+    }
+
+    /// Removes the pins of the previous process's responder (`handover_pin.rs`), once this
+    /// process answers for its addresses itself.
+    pub fn release_predecessor(&self) {
+        let pins = std::mem::take(&mut *lock(&self.predecessor));
+        crate::layer2::handover_pin::unpin(&pins);
+    }
+
+    /// Leaves the kernel responder answering for every owned address for `hold` after this
+    /// process exits (`SocketBackend::hand_over_to_next_process`); returns the interfaces.
+    pub fn hand_over_to_next_process(&self, hold: Duration) -> Result<Vec<String>, HandOverError> {
+        let Some(dir) = &self.handover_dir else {
+            return Err(HandOverError::Io {
+                what: "no hand-over directory".into(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            });
+        };
+        self.core()
+            .backend_mut()
+            .hand_over_to_next_process(hold, dir)
+    }
+
+    /// Hands every owned address over make-before-break (`AnnouncerCore::hand_over_all`) and
+    /// waits until each one's next owner has announced it or its window has passed.
+    pub async fn hand_over_all(&self) {
+        {
+            let mut core = self.core();
+            let now = Instant::now();
+            core.hand_over_all(now);
+            core.poll(now);
+        }
+        self.wake.notify_one();
+        let deadline = tokio::time::Instant::now()
+            + ferrolb_speaker_core::layer2::handover::HANDOVER_WINDOW
+            + Duration::from_millis(100);
+        while self.core().handovers_in_progress() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// Announces every IP in force again now and on [`ANNOUNCE_SCHEDULE`](super::ANNOUNCE_SCHEDULE)

@@ -24,6 +24,7 @@ const LEASE_THREAD_STACK: usize = 128 * 1024;
 /// then runs out within its length).
 pub(super) struct LeaseRenewer {
     stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl LeaseRenewer {
@@ -40,7 +41,7 @@ impl LeaseRenewer {
         let mut expires = Instant::now() + lease;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("ferrolb-l2-lease".into())
             .stack_size(LEASE_THREAD_STACK)
             .spawn(move || {
@@ -50,6 +51,9 @@ impl LeaseRenewer {
                 let mut failing = false;
                 while !flag.load(Ordering::Relaxed) {
                     std::thread::sleep(renew_every);
+                    if flag.load(Ordering::Relaxed) {
+                        break;
+                    }
                     let now = Instant::now();
                     if now > expires {
                         bump(&counters.kernel_lease_lapses);
@@ -67,7 +71,19 @@ impl LeaseRenewer {
                     }
                 }
             })?;
-        Ok(LeaseRenewer { stop })
+        Ok(LeaseRenewer {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops renewing and waits for the thread (at most one renewal period): after this, the
+    /// lease is whatever the caller sets, never overwritten by a late renewal.
+    pub(super) fn stop_and_join(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 

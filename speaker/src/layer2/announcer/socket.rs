@@ -57,7 +57,8 @@ fn spawn_listener(
 /// The in-kernel responder attached to one interface, with the handle that writes its maps.
 struct KernelAttachment {
     responder: Arc<KernelResponder>,
-    _link: TcxLink,
+    /// Pinned on a hand-over to the next process; otherwise only held.
+    link: TcxLink,
 }
 
 /// The sockets and listener threads of one interface.
@@ -72,6 +73,8 @@ struct IfaceSockets {
     /// Attaching the kernel responder failed here; the socket answers (not retried until the
     /// interface's state is rebuilt).
     kernel_failed: bool,
+    /// The kernel responder here was pinned for the next process: its entries stay.
+    handed_over: bool,
 }
 
 impl IfaceSockets {
@@ -99,6 +102,9 @@ impl Drop for IfaceSockets {
         // stop flag on their next wake-up; the kernel responder's entries go before its link
         // is closed (the fields drop after this body).
         let owned = std::mem::take(&mut *write(&self.owned));
+        if self.handed_over {
+            return;
+        }
         if let Err(error) = self.kernel_stop(owned) {
             tracing::error!(%error, "layer 2: could not stop the kernel responder's answers");
         }
@@ -123,7 +129,7 @@ enum KernelState {
     Untried,
     Ready {
         responder: Arc<KernelResponder>,
-        _renewer: LeaseRenewer,
+        renewer: LeaseRenewer,
     },
     Unavailable,
 }
@@ -138,13 +144,43 @@ pub struct SocketBackend {
     kernel_lease: Duration,
     /// Interfaces kept open while owning nothing ([`L2Backend::set_standby`]).
     standby: BTreeMap<String, Standby>,
+    /// Told of each owned address another MAC announced (a hand-over's end).
+    announced_elsewhere: AnnouncedElsewhere,
+}
+
+/// What the listener threads call with an owned address another MAC announced.
+pub type AnnouncedElsewhere = Arc<dyn Fn(IpAddr) + Send + Sync>;
+
+/// Why the kernel responder cannot be left answering for the next process.
+#[derive(Debug, thiserror::Error)]
+pub enum HandOverError {
+    /// The kernel responder is not in use here.
+    #[error("the in-kernel responder is not in use")]
+    NoKernelResponder,
+    /// An owned address is answered from userspace on this interface.
+    #[error("interface {0} answers from userspace only")]
+    UserspaceOnly(String),
+    /// Setting the lease or pinning failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What failed.
+        what: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
 }
 
 impl SocketBackend {
     /// A backend with no sockets yet, answering as `responder` says (the kernel responder with
     /// a lease of `kernel_lease`).
-    pub fn new(counters: Arc<L2Counters>, responder: L2Responder, kernel_lease: Duration) -> Self {
+    pub fn new(
+        counters: Arc<L2Counters>,
+        responder: L2Responder,
+        kernel_lease: Duration,
+        announced_elsewhere: AnnouncedElsewhere,
+    ) -> Self {
         SocketBackend {
+            announced_elsewhere,
             ifaces: BTreeMap::new(),
             counters,
             kernel_lease,
@@ -172,7 +208,7 @@ impl SocketBackend {
                     );
                     KernelState::Ready {
                         responder: k,
-                        _renewer: renewer,
+                        renewer,
                     }
                 }
                 Err(error) => {
@@ -184,6 +220,87 @@ impl SocketBackend {
         match &self.kernel {
             KernelState::Ready { responder, .. } => Some(responder.clone()),
             KernelState::Untried | KernelState::Unavailable => None,
+        }
+    }
+
+    /// Leaves the kernel responder answering for every owned address after this process
+    /// exits (`handover_pin.rs`): the lease renewals stop, the lease is set to `hold`, and the
+    /// link of every interface owning an address is pinned under `node_dir`. Returns the
+    /// interfaces pinned. On error nothing stays pinned and the lease is renewed as before.
+    pub fn hand_over_to_next_process(
+        &mut self,
+        hold: Duration,
+        node_dir: &std::path::Path,
+    ) -> Result<Vec<String>, HandOverError> {
+        use crate::layer2::handover_pin::link_pin;
+        let KernelState::Ready { responder, .. } = &self.kernel else {
+            return Err(HandOverError::NoKernelResponder);
+        };
+        let responder = responder.clone();
+        let owning: Vec<String> = self
+            .ifaces
+            .iter()
+            .filter(|(_, s)| !read(&s.owned).is_empty())
+            .map(|(n, _)| n.clone())
+            .collect();
+        if let Some(name) = owning.iter().find(|n| {
+            self.ifaces
+                .get(n.as_str())
+                .is_none_or(|s| s.kernel.is_none())
+        }) {
+            return Err(HandOverError::UserspaceOnly(name.clone()));
+        }
+        let io = |what: String| move |source| HandOverError::Io { what, source };
+        std::fs::create_dir_all(node_dir)
+            .map_err(io(format!("creating {}", node_dir.display())))?;
+        // Stop the renewals first, so none overwrites the hold.
+        if let KernelState::Ready { renewer, .. } =
+            std::mem::replace(&mut self.kernel, KernelState::Unavailable)
+        {
+            renewer.stop_and_join();
+        }
+        let mut pinned: Vec<std::path::PathBuf> = Vec::new();
+        let result = responder
+            .renew_lease(hold)
+            .map_err(io("setting the hand-over lease".into()))
+            .and_then(|()| {
+                for name in &owning {
+                    let Some(k) = self.ifaces.get(name).and_then(|s| s.kernel.as_ref()) else {
+                        continue;
+                    };
+                    let path = link_pin(node_dir, name);
+                    // A pin of an earlier process not yet adopted: replaced by ours.
+                    let _ = std::fs::remove_file(&path);
+                    k.link
+                        .pin(&path)
+                        .map_err(io(format!("pinning {}", path.display())))?;
+                    pinned.push(path);
+                }
+                Ok(())
+            });
+        match result {
+            Ok(()) => {
+                for s in self.ifaces.values_mut() {
+                    s.handed_over = s.kernel.is_some();
+                }
+                Ok(owning)
+            }
+            Err(e) => {
+                crate::layer2::handover_pin::unpin(&pinned);
+                match LeaseRenewer::start(
+                    responder.clone(),
+                    self.kernel_lease,
+                    self.counters.clone(),
+                ) {
+                    Ok(renewer) => {
+                        self.kernel = KernelState::Ready { responder, renewer };
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "layer 2: the kernel responder's lease cannot be renewed again; the sockets answer");
+                    }
+                }
+                Err(e)
+            }
         }
     }
 
@@ -226,16 +343,18 @@ impl SocketBackend {
         let socket =
             Arc::new(ArpSocket::open(link.index, mac).map_err(|e| err("opening ARP socket", e))?);
         let stop = Arc::new(AtomicBool::new(false));
-        let (sock, owned, counters, flag) = (
+        let (sock, owned, counters, flag, elsewhere) = (
             socket.clone(),
             s.owned.clone(),
             self.counters.clone(),
             stop.clone(),
+            self.announced_elsewhere.clone(),
         );
         let serve = move || {
             let owns = |ip: std::net::Ipv4Addr| read(&owned).contains(&IpAddr::V4(ip));
             let answered = |_| bump(&counters.arp_requests_answered);
-            sock.serve_blocking(&flag, owns, answered)
+            let announced = |ip| elsewhere(IpAddr::V4(ip));
+            sock.serve_blocking(&flag, owns, answered, announced)
         };
         spawn_listener(
             format!("arp-{}", link.name),
@@ -260,18 +379,20 @@ impl SocketBackend {
                 .map_err(|e| err("opening NDP socket", e))?,
         );
         let stop = Arc::new(AtomicBool::new(false));
-        let (sock, owned, link_local, counters, flag) = (
+        let (sock, owned, link_local, counters, flag, elsewhere) = (
             socket.clone(),
             s.owned.clone(),
             s.link_local.clone(),
             self.counters.clone(),
             stop.clone(),
+            self.announced_elsewhere.clone(),
         );
         let serve = move || {
             let owns = |ip: Ipv6Addr| read(&owned).contains(&IpAddr::V6(ip));
             let source = || *read(&link_local);
             let answered = |_| bump(&counters.ndp_solicitations_answered);
-            sock.serve_blocking(&flag, owns, source, answered)
+            let announced = |ip| elsewhere(IpAddr::V6(ip));
+            sock.serve_blocking(&flag, owns, source, answered, announced)
         };
         spawn_listener(
             format!("ndp-{}", link.name),
@@ -342,6 +463,7 @@ impl L2Backend for SocketBackend {
                 ndp: None,
                 kernel: None,
                 kernel_failed: false,
+                handed_over: false,
             });
         s.link = link.clone();
         *write(&s.link_local) = link.link_local_v6();
@@ -404,7 +526,7 @@ impl L2Backend for SocketBackend {
                     tracing::debug!(interface = %link.name, "layer 2: kernel responder attached");
                     s.kernel = Some(KernelAttachment {
                         responder,
-                        _link: tcx,
+                        link: tcx,
                     });
                 }
                 Err(error) => {

@@ -228,7 +228,9 @@ mod tests {
         let hex: String = MEMBERSHIP_KEY.bytes().map(|b| format!("{b:02x}")).collect();
         assert!(!json.contains(&hex), "the key in hex in the status: {json}");
 
-        manager.shutdown().await;
+        manager
+            .shutdown(ferrolb_speaker_core::bgp::fsm::StopCause::Shutdown)
+            .await;
         membership.leave().await;
     }
 }

@@ -7,6 +7,7 @@ pub mod bench;
 pub mod cluster;
 pub mod endpoints;
 pub mod fixtures;
+pub mod fuzz;
 pub mod image;
 pub use ferrolb_lab as lab;
 pub mod labcmd;

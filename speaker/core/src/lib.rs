@@ -18,6 +18,7 @@ pub mod bgp;
 pub mod desired;
 pub mod election;
 pub mod eligibility;
+pub mod fuzz;
 pub mod index;
 pub mod layer2;
 pub mod membership;

@@ -224,7 +224,11 @@ fn a_mebibyte_of_pool_name_or_sharing_key_is_refused_by_length() {
 }
 
 /// Annotations, `spec.loadBalancerIP`, and the whole message expected.
-type MalformedCase = (Vec<(&'static str, String)>, Option<&'static str>, &'static str);
+type MalformedCase = (
+    Vec<(&'static str, String)>,
+    Option<&'static str>,
+    &'static str,
+);
 
 #[test]
 fn malformed_annotations_are_named_and_other_services_still_allocate() {

@@ -53,7 +53,8 @@ pub fn apiserver_request(data: &[u8]) {
 fn label_selector(text: &str) {
     if let Ok(selector) = LabelSelector::parse(text) {
         let matched = selector.matches(&service());
-        if text.trim().is_empty() {
+        // Whitespace as Kubernetes' selector lexer knows it.
+        if text.trim_matches([' ', '\t', '\r', '\n']).is_empty() {
             assert!(matched, "an empty label selector matches everything");
         }
         let _ = selector.matches(&json!({}));

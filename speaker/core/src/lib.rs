@@ -23,4 +23,5 @@ pub mod index;
 pub mod layer2;
 pub mod membership;
 pub mod pass;
+pub mod pool_lookup;
 pub mod status;

@@ -53,7 +53,7 @@ fn a_well_formed_update_has_nothing_to_withdraw() {
 
 #[test]
 fn malformed_attributes_are_treat_as_withdraw_not_a_reset() {
-    let cases: [(&str, &[u8]); 5] = [
+    let cases: [(&str, &[u8]); 7] = [
         // RFC 7606 §7.8: COMMUNITIES length not a multiple of 4.
         (
             "COMMUNITIES of 3 octets",
@@ -70,13 +70,18 @@ fn malformed_attributes_are_treat_as_withdraw_not_a_reset() {
         ("ORIGIN 7", &[0x40, 0x01, 0x01, 0x07]),
         // RFC 7606 §7.6: ATOMIC_AGGREGATE length other than 0 is attribute discard.
         ("ATOMIC_AGGREGATE of 1 octet", &[0x40, 0x06, 0x01, 0x00]),
+        // RFC 7606 §7.1: ORIGIN length other than 1.
+        ("ORIGIN of 2 octets", &[0x40, 0x01, 0x02, 0x00, 0x00]),
+        // RFC 7606 §7.3: NEXT_HOP length other than 4.
+        ("NEXT_HOP of 3 octets", &[0x40, 0x03, 0x03, 10, 200, 0]),
     ];
     for (what, bad) in cases {
-        let attributes: Vec<&[u8]> = if bad[1] == 0x01 {
-            vec![bad, AS_PATH, NEXT_HOP]
-        } else {
-            vec![ORIGIN_IGP, AS_PATH, NEXT_HOP, bad]
-        };
+        // The malformed attribute takes the place of the well-formed one of its type.
+        let attributes: Vec<&[u8]> = [ORIGIN_IGP, AS_PATH, NEXT_HOP]
+            .into_iter()
+            .filter(|a| a[1] != bad[1])
+            .chain([bad])
+            .collect();
         let d = decoded(&update(&attributes));
         assert!(matches!(d.message, Message::Update(_)), "{what}");
         assert!(d.malformed_attributes >= 1, "{what}: {d:?}");

@@ -14,7 +14,7 @@ pub mod manifests;
 pub mod model;
 pub mod selector;
 
-pub use build::BuildReport;
+pub use build::{BuildReport, MAX_REPORTED_OVERLAPS};
 pub use error::{ConfigError, Severity};
 pub use model::{
     AddressRange, BfdProfile, BgpAdvertisement, CommunityValue, IpFamily, L2Advertisement,

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod credentials;
 pub mod endpoints;
 pub mod fixtures;
+pub mod fuzz;
 pub mod image;
 pub use ferrolb_lab as lab;
 pub mod lab_tls;

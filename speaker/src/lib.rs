@@ -7,6 +7,7 @@
 
 pub mod bfd;
 pub mod bgp;
+pub mod fuzz;
 pub(crate) mod http;
 pub mod layer2;
 pub mod membership;

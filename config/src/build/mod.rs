@@ -10,6 +10,7 @@ mod communities;
 mod local_pref;
 pub(crate) mod peers;
 mod pools;
+pub use pools::MAX_REPORTED_OVERLAPS;
 pub(crate) mod selectors;
 
 use crate::error::{ConfigError, Severity};

@@ -100,8 +100,14 @@ fn build_one<'a>(ctx: &mut Ctx, obj: &Obj<'a>, input: &ferrolb_api::IPAddressPoo
     }
 }
 
+/// Most overlapping pairs reported. Pairs can grow with the square of the entries (a million
+/// copies of one CIDR); past this many, one more error says the list stops, so the work and
+/// the report stay bounded while the configuration is still rejected.
+pub const MAX_REPORTED_OVERLAPS: usize = 100;
+
 /// Reports every pair of overlapping entries, within a pool or across pools, once, on the
-/// later entry. Sorting by start makes this O(n log n + overlapping pairs).
+/// later entry, up to [`MAX_REPORTED_OVERLAPS`]. Sorting by start makes this
+/// O(n log n + reported pairs).
 fn check_overlaps(ctx: &mut Ctx, pools: &[Built<'_>]) {
     // (pool index, entry index as written in spec.addresses, range)
     let mut entries: Vec<(usize, usize, &AddressRange)> = Vec::new();
@@ -119,11 +125,27 @@ fn report_pairs(
     mut entries: Vec<(usize, usize, &AddressRange)>,
 ) {
     entries.sort_by_key(|(pi, ei, r)| (r.family(), r.start(), *pi, *ei));
+    let mut reported = 0usize;
     for (i, (pa, ea, ra)) in entries.iter().enumerate() {
         for (pb, eb, rb) in &entries[i + 1..] {
             if rb.family() != ra.family() || rb.start() > ra.end() {
                 break;
             }
+            if reported == MAX_REPORTED_OVERLAPS {
+                let (p, e) = (*pb, *eb);
+                ctx.error(
+                    &pools[p].obj,
+                    &format!("spec.addresses[{e}]"),
+                    format!(
+                        "{:?} overlaps another entry, and so do more entries: only the first \
+                         {MAX_REPORTED_OVERLAPS} overlapping pairs are listed; an address may \
+                         belong to one pool entry only",
+                        rb.text
+                    ),
+                );
+                return;
+            }
+            reported += 1;
             // Report on the object that comes later in input order, naming the earlier one.
             let ((p1, e1, r1), (p2, e2, r2)) = if (pa, ea) <= (pb, eb) {
                 ((pa, ea, ra), (pb, eb, rb))

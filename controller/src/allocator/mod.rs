@@ -29,7 +29,9 @@ pub use request::{
     AnnotationRequest, IpFamilyPolicy, Protocol, Requested, ServiceKey, ServicePort,
     ServiceRequest, TrafficPolicy, parse_ip_families, parse_requested_ips,
 };
-pub use request_error::{RequestError, UnknownProtocol};
+pub use request_error::{
+    MAX_POOL_NAME_LEN, MAX_QUOTED_LEN, MAX_SHARING_KEY_LEN, RequestError, UnknownProtocol, excerpt,
+};
 pub use sharing::{Incompatibility, SharingInfo};
 pub use usage::{FamilyUsage, PoolUsage};
 

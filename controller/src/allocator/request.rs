@@ -3,7 +3,9 @@
 //! The reconciler fills a [`ServiceRequest`] from the Service object; nothing here knows about
 //! Kubernetes types, so the allocator stays testable with plain values.
 
-use super::request_error::{RequestError, UnknownProtocol};
+use super::request_error::{
+    MAX_POOL_NAME_LEN, MAX_SHARING_KEY_LEN, RequestError, UnknownProtocol, excerpt,
+};
 use ferrolb_api::annotations::{self, ADDRESS_POOL, ALLOW_SHARED_IP, LOAD_BALANCER_IPS};
 pub use ferrolb_api::service::{ServiceKey, TrafficPolicy};
 use ferrolb_config::IpFamily;
@@ -196,17 +198,27 @@ impl AnnotationRequest {
             Some((key, v)) if v.trim().is_empty() => {
                 return Err(RequestError::EmptyPoolAnnotation { key });
             }
+            Some((key, v)) if v.trim().len() > MAX_POOL_NAME_LEN => {
+                let len = v.trim().len();
+                return Err(RequestError::PoolNameTooLong { key, len });
+            }
             Some((key, v)) => Some(Requested {
                 value: v.trim().to_string(),
                 source: key,
             }),
         };
-        let sharing_key = annotations::lookup(annotations, ALLOW_SHARED_IP)
-            .map(|(key, v)| Requested {
-                value: v.trim().to_string(),
-                source: key,
-            })
-            .filter(|r| !r.value.is_empty());
+        let sharing_key = match annotations::lookup(annotations, ALLOW_SHARED_IP) {
+            Some((key, v)) if v.trim().len() > MAX_SHARING_KEY_LEN => {
+                let len = v.trim().len();
+                return Err(RequestError::SharingKeyTooLong { key, len });
+            }
+            found => found
+                .map(|(key, v)| Requested {
+                    value: v.trim().to_string(),
+                    source: key,
+                })
+                .filter(|r| !r.value.is_empty()),
+        };
         Ok(Self {
             requested_ips: parse_requested_ips(annotations, load_balancer_ip)?,
             requested_pool,
@@ -233,7 +245,7 @@ pub fn parse_requested_ips(
     for part in text.split(',').map(str::trim) {
         let ip: IpAddr = part.parse().map_err(|_| RequestError::NotAnIp {
             location: source.clone(),
-            value: part.to_string(),
+            value: excerpt(part),
         })?;
         if let Some(other) = ips.iter().find(|o| IpFamily::of(o) == IpFamily::of(&ip)) {
             return Err(RequestError::TwoOfOneFamily {

@@ -5,6 +5,22 @@
 use ferrolb_config::IpFamily;
 use std::net::IpAddr;
 
+/// Longest pool name: pools are Kubernetes objects, whose names are DNS subdomains.
+pub const MAX_POOL_NAME_LEN: usize = 253;
+/// Longest sharing key accepted. MetalLB sets no limit; real keys are short words, and the key
+/// is quoted in the messages of Services that cannot share.
+pub const MAX_SHARING_KEY_LEN: usize = 1024;
+/// Longest piece of a rejected value quoted back in a message.
+pub const MAX_QUOTED_LEN: usize = 64;
+
+/// `text`, or its first [`MAX_QUOTED_LEN`] characters and `…` when longer.
+pub fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(MAX_QUOTED_LEN) {
+        None => text.to_string(),
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+    }
+}
+
 /// A port protocol other than TCP, UDP and SCTP.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("port protocol {0:?} is unknown; accepted: TCP, UDP, SCTP")]
@@ -44,6 +60,28 @@ pub enum RequestError {
         /// Annotation key as written (ours or an alias).
         key: String,
     },
+    /// The pool annotation is longer than any pool name can be.
+    #[error(
+        "annotation {key} is {len} bytes long; expected the name of a pool (at most \
+         {MAX_POOL_NAME_LEN} characters)"
+    )]
+    PoolNameTooLong {
+        /// Annotation key as written (ours or an alias).
+        key: String,
+        /// Length of the value in bytes.
+        len: usize,
+    },
+    /// The sharing key annotation is longer than ferrolb accepts.
+    #[error(
+        "annotation {key} is {len} bytes long; a sharing key has at most {MAX_SHARING_KEY_LEN} \
+         bytes"
+    )]
+    SharingKeyTooLong {
+        /// Annotation key as written (ours or an alias).
+        key: String,
+        /// Length of the value in bytes.
+        len: usize,
+    },
     /// Addresses asked for both by annotation and by `spec.loadBalancerIP`.
     #[error("annotation {key} and spec.loadBalancerIP are both set; use only {key}")]
     IpsAskedTwice {
@@ -58,7 +96,8 @@ pub enum RequestError {
     NotAnIp {
         /// Annotation key or `spec.loadBalancerIP`.
         location: String,
-        /// The text that is not an address.
+        /// The text that is not an address, cut to [`MAX_QUOTED_LEN`] characters (with `…`)
+        /// so a hostile annotation cannot make a hostile event.
         value: String,
     },
     /// Two requested addresses of one family.
@@ -88,6 +127,8 @@ impl RequestError {
             | Self::InvalidPort { .. }
             | Self::PortProtocol { .. }
             | Self::EmptyPoolAnnotation { .. }
+            | Self::PoolNameTooLong { .. }
+            | Self::SharingKeyTooLong { .. }
             | Self::IpsAskedTwice { .. }
             | Self::NotAnIp { .. }
             | Self::TwoOfOneFamily { .. } => "invalid_service",

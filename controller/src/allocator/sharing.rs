@@ -2,8 +2,11 @@
 
 use super::request::{ServicePort, ServiceRequest, TrafficPolicy};
 use ferrolb_api::annotations::{self, ALLOW_SHARED_IP};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+
+/// Colliding ports named in a message; the rest are counted.
+const MAX_LISTED_PORTS: usize = 10;
 
 /// The part of a request that decides address sharing; stored for every holder so a newcomer
 /// can be checked against holders that are not being reconciled right now.
@@ -85,8 +88,16 @@ impl fmt::Display for Incompatibility {
                 "sharing keys differ ({annotation} {newcomer:?}, holder's {holder:?})"
             ),
             Self::PortsCollide(ports) => {
-                let list: Vec<String> = ports.iter().map(ToString::to_string).collect();
-                write!(f, "ports {} collide", list.join(", "))
+                let list: Vec<String> = ports
+                    .iter()
+                    .take(MAX_LISTED_PORTS)
+                    .map(ToString::to_string)
+                    .collect();
+                write!(f, "ports {}", list.join(", "))?;
+                if let Some(more) = ports.len().checked_sub(MAX_LISTED_PORTS).filter(|n| *n > 0) {
+                    write!(f, " and {more} more")?;
+                }
+                f.write_str(" collide")
             }
             Self::TrafficPolicy { newcomer, holder } => write!(
                 f,
@@ -118,12 +129,14 @@ pub fn check(newcomer: &SharingInfo, holder: &SharingInfo) -> Result<(), Incompa
             holder: theirs.clone(),
         });
     }
-    // Both lists are sorted (SharingInfo::of), but holders may be built by hand: stay general.
+    // Holders may be built by hand, unsorted: a set keeps this O(n log n) for Services with
+    // thousands of ports.
+    let theirs: BTreeSet<&ServicePort> = holder.ports.iter().collect();
     let collide: Vec<ServicePort> = newcomer
         .ports
         .iter()
         .copied()
-        .filter(|p| holder.ports.contains(p))
+        .filter(|p| theirs.contains(p))
         .collect();
     if !collide.is_empty() {
         return Err(Incompatibility::PortsCollide(collide));

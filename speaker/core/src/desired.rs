@@ -22,7 +22,7 @@ use crate::eligibility::{
     any_serving_endpoint, bgp_advertisements_applying, bgp_advertisements_for,
     bgp_advertisements_of_node, l2_advertisements_applying, l2_advertisements_for,
     l2_advertisements_of_node, l2_eligible_nodes, l2_interfaces, l2_preference,
-    l2_shared_ip_with_service_selectors, peers_for, pool_for,
+    l2_shared_ip_with_service_selectors, peers_for,
 };
 use crate::index::{ClusterIndex, ServiceInfo};
 use ferrolb_config::{BgpAdvertisement, CommunityValue, L2Advertisement};
@@ -216,7 +216,7 @@ pub fn desired_announcements_in(index: &ClusterIndex, my_node: &str, modes: Mode
 
     for (ip, services) in services_by_ip(index) {
         let names = service_names(&services);
-        let Some(pool) = pool_for(config, ip) else {
+        let Some(pool) = index.pool_for(ip) else {
             desired.not_announced.push(NotAnnounced {
                 ip,
                 services: names,
@@ -285,7 +285,7 @@ fn layer2_for_ip(
     names: &[String],
     desired: &mut Desired,
 ) -> Option<NotAnnouncedReason> {
-    let applying = l2_advertisements_applying(index.config(), ip, services);
+    let applying = l2_advertisements_applying(index, ip, services);
     let blocked = if applying.is_empty() {
         Some(NotAnnouncedReason::NoMatchingAdvertisement)
     } else if l2_shared_ip_with_service_selectors(&applying) {
@@ -352,7 +352,7 @@ fn bgp_for_ip(
     services: &[&ServiceInfo],
     bgp: &mut BTreeMap<IpNet, BgpAcc>,
 ) -> Option<NotAnnouncedReason> {
-    let applying = bgp_advertisements_applying(index.config(), ip, services);
+    let applying = bgp_advertisements_applying(index, ip, services);
     if applying.is_empty() {
         return Some(NotAnnouncedReason::NoMatchingAdvertisement);
     }

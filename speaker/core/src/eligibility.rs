@@ -101,14 +101,14 @@ pub fn services_selected<'s>(
 /// Layer 2 advertisements of `ip`'s pool that apply to at least one of `services`, with the
 /// Services each applies to. Empty when the IP is in no pool.
 pub fn l2_advertisements_applying<'a, 's>(
-    config: &'a Config,
+    index: &'a ClusterIndex,
     ip: IpAddr,
     services: &[&'s ServiceInfo],
 ) -> Vec<(&'a L2Advertisement, Vec<&'s ServiceInfo>)> {
-    let Some(pool) = pool_for(config, ip) else {
+    let Some(pool) = index.pool_for(ip) else {
         return Vec::new();
     };
-    l2_advertisements_for(config, &pool.name)
+    l2_advertisements_for(index.config(), &pool.name)
         .map(|a| (a, services_selected(&a.service_selectors, services)))
         .filter(|(_, svcs)| !svcs.is_empty())
         .collect()
@@ -117,14 +117,14 @@ pub fn l2_advertisements_applying<'a, 's>(
 /// BGP advertisements of `ip`'s pool that apply to at least one of `services`, with the
 /// Services each applies to. Empty when the IP is in no pool.
 pub fn bgp_advertisements_applying<'a, 's>(
-    config: &'a Config,
+    index: &'a ClusterIndex,
     ip: IpAddr,
     services: &[&'s ServiceInfo],
 ) -> Vec<(&'a BgpAdvertisement, Vec<&'s ServiceInfo>)> {
-    let Some(pool) = pool_for(config, ip) else {
+    let Some(pool) = index.pool_for(ip) else {
         return Vec::new();
     };
-    bgp_advertisements_for(config, &pool.name)
+    bgp_advertisements_for(index.config(), &pool.name)
         .map(|a| (a, services_selected(&a.service_selectors, services)))
         .filter(|(_, svcs)| !svcs.is_empty())
         .collect()
@@ -200,7 +200,7 @@ pub fn l2_advertisements_of_node<'a>(
     node: &str,
     services: &[&ServiceInfo],
 ) -> Vec<&'a L2Advertisement> {
-    l2_advertisements_applying(index.config(), ip, services)
+    l2_advertisements_applying(index, ip, services)
         .into_iter()
         .filter(|(a, svcs)| check_node(index, node, &a.node_selectors, svcs).is_ok())
         .map(|(a, _)| a)
@@ -214,7 +214,7 @@ pub fn l2_eligible_nodes<'a>(
     ip: IpAddr,
     services: &[&ServiceInfo],
 ) -> Vec<&'a str> {
-    let applying = l2_advertisements_applying(index.config(), ip, services);
+    let applying = l2_advertisements_applying(index, ip, services);
     if applying.is_empty() {
         return Vec::new();
     }
@@ -268,7 +268,7 @@ pub fn bgp_advertisements_of_node<'a, 's>(
     node: &str,
     services: &[&'s ServiceInfo],
 ) -> Vec<(&'a BgpAdvertisement, Vec<&'s ServiceInfo>)> {
-    bgp_advertisements_applying(index.config(), ip, services)
+    bgp_advertisements_applying(index, ip, services)
         .into_iter()
         .filter(|(a, svcs)| check_node(index, node, &a.node_selectors, svcs).is_ok())
         .collect()
@@ -924,7 +924,7 @@ pub(crate) mod tests {
         let other = service("ns", "other", &["10.200.0.7"], TrafficPolicy::Cluster);
 
         let l2_names = |svc: &ServiceInfo| {
-            l2_advertisements_applying(idx.config(), svc.ips[0], &[svc])
+            l2_advertisements_applying(&idx, svc.ips[0], &[svc])
                 .iter()
                 .map(|(a, _)| a.name.clone())
                 .collect::<Vec<_>>()
@@ -953,7 +953,7 @@ pub(crate) mod tests {
 
         // On a shared IP, each advertisement applies to the Services it selects.
         let web2 = service("ns", "other", &["10.200.0.5"], TrafficPolicy::Cluster);
-        let applying = bgp_advertisements_applying(idx.config(), ip("10.200.0.5"), &[&web, &web2]);
+        let applying = bgp_advertisements_applying(&idx, ip("10.200.0.5"), &[&web, &web2]);
         let per_adv: Vec<(String, Vec<String>)> = applying
             .iter()
             .map(|(a, svcs)| {
@@ -989,8 +989,13 @@ pub(crate) mod tests {
             "tier",
             "web",
         );
+        let idx = ClusterIndex::new(c.clone());
         let applying = |svc: &ServiceInfo| {
-            l2_shared_ip_with_service_selectors(&l2_advertisements_applying(&c, svc.ips[0], &[svc]))
+            l2_shared_ip_with_service_selectors(&l2_advertisements_applying(
+                &idx,
+                svc.ips[0],
+                &[svc],
+            ))
         };
         assert!(!applying(&web));
         web.allow_shared_ip = true;

@@ -5,9 +5,10 @@
 //! whole index. Keeping only reduced forms means the decisions can be tested with small
 //! hand-written values and never depend on fields we do not look at.
 
+use crate::pool_lookup::PoolLookup;
 use ferrolb_api::annotations::{ALLOW_SHARED_IP, lookup};
 use ferrolb_api::service::{ClassPolicy, ServiceKey, TrafficPolicy, handles, ingress_ips};
-use ferrolb_config::Config;
+use ferrolb_config::{Config, Pool};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::{EndpointConditions, EndpointSlice};
 use std::collections::{BTreeMap, BTreeSet};
@@ -82,12 +83,15 @@ pub struct ClusterIndex {
     nodes: BTreeMap<String, NodeInfo>,
     members_alive: Option<BTreeSet<String>>,
     ignore_exclude_lb: bool,
+    /// The pool of an address in `config`, by binary search.
+    pools: PoolLookup,
 }
 
 impl ClusterIndex {
     /// An empty index with `config`; membership disabled.
     pub fn new(config: Config) -> Self {
         Self {
+            pools: PoolLookup::new(&config),
             config,
             ..Self::default()
         }
@@ -101,7 +105,13 @@ impl ClusterIndex {
     /// Replaces the configuration (only ever with a valid one: the caller keeps the last valid
     /// configuration when a new one is rejected).
     pub fn set_config(&mut self, config: Config) {
+        self.pools = PoolLookup::new(&config);
         self.config = config;
+    }
+
+    /// The pool holding `ip`, if any (validated pools do not overlap).
+    pub fn pool_for(&self, ip: IpAddr) -> Option<&Pool> {
+        self.pools.pool(&self.config, ip)
     }
 
     /// Adds or replaces a Service.

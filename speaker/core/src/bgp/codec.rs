@@ -14,6 +14,7 @@ pub mod frame;
 pub mod header;
 pub mod notification;
 pub mod open;
+pub mod rfc7606;
 pub mod update;
 
 pub use frame::{CodecError, Decoded, Message, decode, decode_one, encode, encode_into};

@@ -5,8 +5,9 @@
 //! netgauze parses and writes OPEN, UPDATE, KEEPALIVE and ROUTE-REFRESH; NOTIFICATION is
 //! read and written here, raw.
 //!
-//! RFC 7606: malformed optional attributes in a received UPDATE are skipped by netgauze (we
-//! configure it not to fail on them) and reported as "treat-as-withdraw"; since this speaker
+//! RFC 7606: attributes of a wrong length for their type are taken out before parsing
+//! ([`super::rfc7606`]), other malformed optional attributes are skipped by netgauze (we
+//! configure it not to fail on them); both are reported as "treat-as-withdraw"; since this speaker
 //! imports nothing, treat-as-withdraw amounts to counting and logging. Errors that break the
 //! framing of the message (attribute list overflowing, bad NLRI length) still reset the
 //! session with the UPDATE error RFC 4271 §6.3 prescribes.
@@ -16,6 +17,7 @@ use super::header::{
     TYPE_UPDATE,
 };
 use super::notification::{Notification, code, notification_from_netgauze, subcode};
+use super::rfc7606::without_malformed_attributes;
 use bytes::{BufMut, BytesMut};
 use netgauze_bgp_pkt::BgpMessage;
 use netgauze_bgp_pkt::notification::BgpNotificationMessage;
@@ -198,6 +200,14 @@ pub fn decode(buf: &mut BytesMut, four_octet_as: bool) -> Result<Option<Decoded>
         }));
     }
 
+    // RFC 7606: attributes of a wrong length for their type go before parsing (see rfc7606.rs).
+    let (frame, dropped) = match msg_type {
+        TYPE_UPDATE => match without_malformed_attributes(&frame, four_octet_as) {
+            Some((kept, dropped)) => (BytesMut::from(&kept[..]), dropped),
+            None => (frame, 0),
+        },
+        _ => (frame, 0),
+    };
     let mut ctx = parsing_context(four_octet_as);
     let mut reader = SliceReader::new(&frame[..]);
     match BgpMessage::parse(&mut reader, &mut ctx) {
@@ -216,7 +226,7 @@ pub fn decode(buf: &mut BytesMut, four_octet_as: bool) -> Result<Option<Decoded>
             };
             Ok(Some(Decoded {
                 message,
-                malformed_attributes: ignored.path_attr_errors().len(),
+                malformed_attributes: ignored.path_attr_errors().len() + dropped,
                 malformed_capabilities: ignored.capability_errors().len(),
             }))
         }

@@ -393,6 +393,7 @@ impl Cluster {
         }
         cluster.register()?;
         cluster.component_kubeconfigs = cluster.issue_component_tokens()?;
+        cluster.hand_controller_files_to_its_user()?;
         let nodes: Vec<(String, std::net::Ipv4Addr)> = cluster
             .lab
             .nodes()
@@ -627,6 +628,29 @@ impl Cluster {
             )?),
             tokens: vec![controller_token, speaker_token],
         })
+    }
+
+    /// An image's controller runs as the image's user: its kubeconfig and TLS key (mode 0600,
+    /// written by the lab as root) become that user's, as a kubelet's projected token and
+    /// Secret volume are the Pod's.
+    fn hand_controller_files_to_its_user(&self) -> anyhow::Result<()> {
+        let Components::Image {
+            controller_user: Some((uid, gid)),
+            ..
+        } = &self.opts.components
+        else {
+            return Ok(());
+        };
+        let files = [
+            self.component_kubeconfigs.controller.clone(),
+            Some(self.tls.controller.cert.clone()),
+            Some(self.tls.controller.key.clone()),
+        ];
+        for path in files.into_iter().flatten() {
+            std::os::unix::fs::chown(&path, Some(*uid), Some(*gid))
+                .with_context(|| format!("chown {uid}:{gid} {}", path.display()))?;
+        }
+        Ok(())
     }
 
     /// The kubeconfig component `who` runs with; the admin's before tokens are issued.

@@ -843,6 +843,6 @@ fn rules_are_read_with_their_components() {
     );
     assert_eq!(
         controller[0].label(),
-        "ClusterRole/ferrolb:controller rule 0: [\"\"] services,namespaces verbs [get,list,watch]"
+        "ClusterRole/ferrolb:controller rule 0: [\"\"] services,namespaces verbs [list,watch]"
     );
 }

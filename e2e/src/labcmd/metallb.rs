@@ -361,9 +361,42 @@ pub fn install_metallb_crds(c: &Cluster) -> anyhow::Result<usize> {
     Ok(n)
 }
 
-/// Installs MetalLB's CRDs, its configuration and the Services with MetalLB's addresses.
+/// What a user moving from MetalLB grants so the speakers read the password Secrets MetalLB's
+/// BGPPeers name in its namespace (the chart's `metallb.readPasswordSecrets=true`).
+pub const METALLB_PASSWORD_SECRETS_GRANT: &str = "\
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: ferrolb-speaker-secrets
+  namespace: metallb-system
+rules:
+  - apiGroups: [\"\"]
+    resources: [secrets]
+    verbs: [list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: ferrolb-speaker-secrets
+  namespace: metallb-system
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: ferrolb-speaker-secrets
+subjects:
+  - kind: ServiceAccount
+    name: speaker
+    namespace: ferrolb-system
+";
+
+/// Installs MetalLB's CRDs, its configuration, the Services with MetalLB's addresses and the
+/// grant of its password Secrets to ferrolb's speakers.
 fn install_metallb_state(c: &Cluster) -> anyhow::Result<usize> {
     let mut n = install_metallb_crds(c)?;
+    n += c
+        .apply_yaml(METALLB_PASSWORD_SECRETS_GRANT)
+        .context("granting the speakers MetalLB's password Secrets")?
+        .len();
     n += c
         .apply_yaml(&metallb_config())
         .context("applying the metallb.io configuration")?

@@ -139,6 +139,38 @@ pub async fn round(api: &Api<Lease>, cfg: &LeaderConfig) -> Result<Round, kube::
     }
 }
 
+/// Gives the lease up if we hold it, as client-go's `ReleaseOnCancel` does: holder empty, a
+/// one-second duration. A standby takes over at its next round instead of waiting out the
+/// lease, so a planned restart of the leader (a rolling update) leaves no gap of the lease's
+/// length. Run it after the election loop is stopped, or the loop would claim it again.
+pub async fn release(api: &Api<Lease>, cfg: &LeaderConfig) -> Result<bool, kube::Error> {
+    let Some(mut lease) = api.get_opt(&cfg.lease_name).await? else {
+        return Ok(false);
+    };
+    let ours = lease
+        .spec
+        .as_ref()
+        .and_then(|s| s.holder_identity.as_deref())
+        == Some(cfg.identity.as_str());
+    if !ours {
+        return Ok(false);
+    }
+    let now = MicroTime(Timestamp::now());
+    let transitions = lease.spec.as_ref().and_then(|s| s.lease_transitions);
+    lease.spec = Some(LeaseSpec {
+        holder_identity: Some(String::new()),
+        lease_duration_seconds: Some(1),
+        acquire_time: Some(now.clone()),
+        renew_time: Some(now),
+        lease_transitions: transitions,
+        ..LeaseSpec::default()
+    });
+    // The read resourceVersion makes this 409 if somebody took the lease meanwhile.
+    api.replace(&cfg.lease_name, &PostParams::default(), &lease)
+        .await?;
+    Ok(true)
+}
+
 /// Runs the election forever, publishing whether we lead. Returns when every receiver is gone.
 pub async fn run(api: Api<Lease>, cfg: LeaderConfig, tx: watch::Sender<bool>) {
     // We stop considering ourselves leader when the last successful renewal is older than this,

@@ -147,23 +147,33 @@ async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> a
     let shared = w.shared.clone();
     let services = w.store(Api::<Service>::all(client.clone()));
     if let Some(name) = &opts.memberlist_secret {
-        let ensured = crate::memberlist::ensure(&client, &opts.namespace, name)
-            .await
-            .with_context(|| {
-                format!(
-                    "ensuring the membership key Secret {}/{name} (the speakers' layer 2 \
-                     failover needs it; --ml-secret-name= leaves it to the installer)",
-                    opts.namespace
-                )
-            })?;
+        let what = format!(
+            "ensuring the membership key Secret {}/{name} (the speakers' layer 2 failover \
+             needs it; --ml-secret-name= leaves it to the installer)",
+            opts.namespace
+        );
+        let ensured = ferrolb_runtime::retry::until_ok(&what, &mut w.stop, || {
+            crate::memberlist::ensure(&client, &opts.namespace, name)
+        })
+        .await;
+        let Some(ensured) = ensured else {
+            return Ok(());
+        };
         if ensured == crate::memberlist::Ensured::Created {
             tracing::info!(namespace = %opts.namespace, secret = %name, "created the membership key Secret");
         }
     }
+    let served =
+        ferrolb_runtime::retry::until_ok("listing the API server's groups", &mut w.stop, || {
+            ferrolb_runtime::groups::discover(&client)
+        })
+        .await;
+    let Some(served) = served else {
+        return Ok(());
+    };
     let groups = opts
         .config_source
-        .resolve(&client)
-        .await
+        .resolve_served(&served)
         .map_err(anyhow::Error::msg)?;
     let all = opts.all_namespaces_config;
     let namespaces = ConfigNamespaces {
@@ -184,14 +194,17 @@ async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> a
     let namespaces = w.store(Api::<Namespace>::all(client.clone()));
 
     let (leader_tx, mut leader_rx) = watch::channel(!opts.leader_election);
-    if opts.leader_election {
+    let election = opts.leader_election.then(|| {
         let api: Api<Lease> = Api::namespaced(client.clone(), &opts.namespace);
         let mut cfg = LeaderConfig::new(&opts.namespace, &opts.identity);
         cfg.lease_duration = opts.lease_duration;
         cfg.renew_every = opts.lease_renew_every;
         // The election ends with the loop: `w.tasks` aborts it.
-        w.tasks.spawn(leader::run(api, cfg, leader_tx));
-    }
+        let task = w
+            .tasks
+            .spawn(leader::run(api.clone(), cfg.clone(), leader_tx));
+        (task, api, cfg)
+    });
 
     let mut stop = std::pin::pin!(w.stop);
     tokio::select! {
@@ -278,8 +291,24 @@ async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> a
         // Let a burst of watch events land before recomputing.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    if let Some((task, api, cfg)) = election
+        && was_leader
+    {
+        task.abort();
+        hand_leadership_over(&api, &cfg).await;
+    }
     tracing::info!("controller stopped");
     Ok(())
+}
+
+/// A leader that stops releases its lease, so a standby takes over within one renew period.
+async fn hand_leadership_over(api: &Api<Lease>, cfg: &LeaderConfig) {
+    match tokio::time::timeout(Duration::from_secs(3), leader::release(api, cfg)).await {
+        Ok(Ok(true)) => tracing::info!(identity = %cfg.identity, "released the leader lease"),
+        Ok(Ok(false)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not release the leader lease"),
+        Err(_) => tracing::warn!("releasing the leader lease timed out"),
+    }
 }
 
 /// Event recorders, one per shard of the objects events are about.

@@ -172,7 +172,13 @@ impl ConfigSourceArgs {
         let served = discover(client)
             .await
             .map_err(|e| format!("listing the API server's groups: {e}"))?;
-        let groups = resolve(&self.config_groups, &served)?;
+        self.resolve_served(&served)
+    }
+
+    /// Resolves the groups against what the API server serves ([`discover`]); logs what is
+    /// read.
+    pub fn resolve_served(&self, served: &Served) -> Result<ResolvedGroups, String> {
+        let groups = resolve(&self.config_groups, served)?;
         tracing::info!(
             groups = ?groups.names(),
             metallb_namespace = %self.metallb_namespace,

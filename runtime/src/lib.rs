@@ -27,10 +27,12 @@ pub mod groups;
 pub mod http;
 pub mod metallb_metrics;
 pub mod process;
+pub mod retry;
 pub mod self_access;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
+pub mod watch_backoff;
 
 pub use config::{ConfigTracker, ConfigUpdate};
 pub use process::{Handle, StopSignal, Wiring, shutdown_signal};

@@ -64,7 +64,7 @@ fn spawn_watch<K>(
     K::DynamicType: Eq + Hash + Clone + Send + Sync,
 {
     let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
-        .default_backoff()
+        .backoff(crate::watch_backoff::watch_backoff())
         // Deletions count too (a deleted Service or pool must start a pass at once);
         // `applied_objects` would drop them.
         .touched_objects();

@@ -177,7 +177,8 @@ pub struct ApiServerOptions {
     /// Loopback address; port 0 picks a free port.
     pub listen: SocketAddr,
     /// JSON state file: loaded at start if it exists, written on shutdown and about once a
-    /// second after changes.
+    /// second after changes. The TLS identity is kept beside it (`STATE.tls.json`), so a
+    /// restarted process serves the certificate its clients' kubeconfigs trust.
     pub state_file: Option<PathBuf>,
     /// Where to write the kubeconfig; default: a file in a fresh temporary directory.
     pub kubeconfig_path: Option<PathBuf>,
@@ -249,10 +250,22 @@ impl ApiServer {
             return Err(ApiServerError::BadAdminToken);
         }
         options.admin_token = Some(token);
-        let identity = tls::TlsIdentity::generate(options.listen.ip())?;
+        let identity = match &options.state_file {
+            Some(state) => {
+                tls::TlsIdentity::load_or_generate(&tls_identity_path(state), options.listen.ip())?
+            }
+            None => tls::TlsIdentity::generate(options.listen.ip())?,
+        };
         let shared = Shared::new(&options, snapshot, Arc::new(Faults::default()), identity)?;
         serve(Arc::new(shared), options).await
     }
+}
+
+/// Where a server with state file `state` keeps its TLS identity.
+fn tls_identity_path(state: &Path) -> PathBuf {
+    let mut name = state.file_name().unwrap_or_default().to_os_string();
+    name.push(".tls.json");
+    state.with_file_name(name)
 }
 
 fn read_state(path: &Path) -> Result<Snapshot, ApiServerError> {

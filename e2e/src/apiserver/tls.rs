@@ -2,8 +2,11 @@
 //! `localhost`, the loopback addresses and the listen address. client-go (kubectl, helm)
 //! sends credentials only over TLS, so the kubeconfig names the `https://` address and
 //! carries the CA; kube-rs clients may also use the plain-HTTP side of the same port.
+//! A server started with a state file keeps its identity beside it, so the kubeconfigs
+//! its clients hold stay valid across a restart of the process.
 
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use base64::Engine;
@@ -18,6 +21,16 @@ pub enum TlsError {
     Certificate(#[from] rcgen::Error),
     #[error("cannot build the TLS configuration: {0}")]
     Config(#[from] rustls::Error),
+    #[error("TLS identity file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+}
+
+/// The DER of the CA, the serving certificate and its key, as kept on disk (base64).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredIdentity {
+    ca: String,
+    cert: String,
+    key: String,
 }
 
 /// A CA (for kubeconfigs) and the server configuration presenting the certificate it signed.
@@ -25,6 +38,8 @@ pub enum TlsError {
 pub struct TlsIdentity {
     pub ca_pem: String,
     pub ca_der: Vec<u8>,
+    cert_der: Vec<u8>,
+    key_der: Vec<u8>,
     pub server_config: Arc<rustls::ServerConfig>,
 }
 
@@ -74,19 +89,77 @@ impl TlsIdentity {
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &issuer)?;
 
+        Self::from_der(
+            ca_cert.der().to_vec(),
+            cert.der().to_vec(),
+            key.serialize_der(),
+        )
+    }
+
+    /// The identity kept at `path`, or a fresh one (see [`TlsIdentity::generate`]) written
+    /// there (mode 0600: it holds the serving key).
+    pub fn load_or_generate(path: &Path, listen_ip: IpAddr) -> Result<TlsIdentity, TlsError> {
+        let file_err = |reason: String| TlsError::File {
+            path: path.to_path_buf(),
+            reason,
+        };
+        if path.exists() {
+            let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
+            let stored: StoredIdentity =
+                serde_json::from_str(&text).map_err(|e| file_err(e.to_string()))?;
+            let der = |field: &str, b64: &str| {
+                STANDARD
+                    .decode(b64)
+                    .map_err(|e| file_err(format!("{field}: {e}")))
+            };
+            return Self::from_der(
+                der("ca", &stored.ca)?,
+                der("cert", &stored.cert)?,
+                der("key", &stored.key)?,
+            );
+        }
+        let fresh = Self::generate(listen_ip)?;
+        let stored = StoredIdentity {
+            ca: STANDARD.encode(&fresh.ca_der),
+            cert: STANDARD.encode(&fresh.cert_der),
+            key: STANDARD.encode(&fresh.key_der),
+        };
+        let text = serde_json::to_string(&stored).map_err(|e| file_err(e.to_string()))?;
+        write_private(path, text.as_bytes()).map_err(|e| file_err(e.to_string()))?;
+        Ok(fresh)
+    }
+
+    fn from_der(ca: Vec<u8>, cert: Vec<u8>, key: Vec<u8>) -> Result<TlsIdentity, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let server_config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()
             .with_single_cert(
-                vec![cert.der().clone(), ca_cert.der().clone()],
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+                vec![
+                    CertificateDer::from(cert.clone()),
+                    CertificateDer::from(ca.clone()),
+                ],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.clone())),
             )?;
-        let ca_der: CertificateDer<'static> = ca_cert.der().clone();
         Ok(TlsIdentity {
-            ca_pem: pem("CERTIFICATE", &ca_der),
-            ca_der: ca_der.to_vec(),
+            ca_pem: pem("CERTIFICATE", &ca),
+            ca_der: ca,
+            cert_der: cert,
+            key_der: key,
             server_config: Arc::new(server_config),
         })
     }
+}
+
+/// Writes `bytes` to `path`, readable by its owner only.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)
 }

@@ -130,10 +130,17 @@ enum Input {
 
 async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> anyhow::Result<()> {
     let shared = w.shared.clone();
+    let served =
+        ferrolb_runtime::retry::until_ok("listing the API server's groups", &mut w.stop, || {
+            ferrolb_runtime::groups::discover(&client)
+        })
+        .await;
+    let Some(served) = served else {
+        return Ok(());
+    };
     let groups = opts
         .config_source
-        .resolve(&client)
-        .await
+        .resolve_served(&served)
         .map_err(anyhow::Error::msg)?;
     let metallb_ns = &opts.config_source.metallb_namespace;
     let metallb_secrets_readable = groups.uses(ConfigGroup::Metallb)

@@ -34,6 +34,10 @@ pub const DEPLOY_RBAC: &str = include_str!("../../deploy/rbac.yaml");
 
 /// The API server's audit log in the lab's directory.
 const AUDIT_LOG: &str = "apiserver-audit.jsonl";
+/// The admin token file in the lab's directory.
+const ADMIN_TOKEN: &str = "admin-token";
+/// The API server's state file in the lab's directory.
+const APISERVER_STATE: &str = "apiserver-state.json";
 
 /// Port of every speaker's HTTP API.
 pub const SPEAKER_HTTP_PORT: u16 = 7473;
@@ -101,6 +105,8 @@ pub struct ClusterOptions {
     /// BFD on the router's sessions with these timers (BIRD and FRR; the speakers run BFD
     /// when their BGPPeer names a BFDProfile).
     pub router_bfd: Option<BfdTimers>,
+    /// The router is a graceful restart helper (RFC 4724) on its sessions with the nodes.
+    pub router_graceful_restart: bool,
     /// Extra command-line arguments for every speaker.
     pub speaker_args: Vec<String>,
     /// Extra command-line arguments for the controller.
@@ -254,6 +260,7 @@ impl Default for ClusterOptions {
             router: RouterKind::Bird,
             router_asn: ROUTER_ASN,
             router_bfd: None,
+            router_graceful_restart: false,
             speaker_args: Vec::new(),
             controller_args: Vec::new(),
             leader_election: false,
@@ -298,8 +305,10 @@ pub struct Cluster {
     component_kubeconfigs: ComponentKubeconfigs,
     /// The CA of the components' HTTPS certificates, and their certificate files.
     tls: LabTls,
-    apiserver: LabProcess,
-    controller: Option<LabProcess>,
+    /// `None` while an outage is simulated ([`Cluster::stop_apiserver`]).
+    apiserver: Option<LabProcess>,
+    /// Controller replicas by number (0 is the one [`Cluster::controller`] names).
+    controllers: Vec<Option<LabProcess>>,
     speakers: Vec<Option<LabProcess>>,
     echo: Vec<LabProcess>,
     /// BIRD in the router namespace.
@@ -317,6 +326,28 @@ fn lab_err(e: LabError) -> anyhow::Error {
     anyhow!("{e}")
 }
 
+/// The lab's API server: on the control plane's address, its objects, TLS identity and
+/// tokens' signing key kept in the lab's directory so a restarted process (an outage) comes
+/// back as the same server.
+fn apiserver_spec(lab: &Lab) -> ProcessSpec {
+    let dir = lab.log_dir();
+    let listen = SocketAddr::new(IpAddr::V4(lab.control_plane().v4()), APISERVER_PORT);
+    ProcessSpec::new("apiserver", sibling_binary("ferrolb-e2e"))
+        .arg("apiserver")
+        .arg("--listen")
+        .arg(listen.to_string())
+        .arg("--kubeconfig")
+        .arg(dir.join("kubeconfig"))
+        .arg("--admin-token-file")
+        .arg(dir.join(ADMIN_TOKEN))
+        .arg("--audit-log")
+        .arg(dir.join(AUDIT_LOG))
+        .arg("--state")
+        .arg(dir.join(APISERVER_STATE))
+        .arg("--history")
+        .arg("20000")
+}
+
 impl Cluster {
     /// Builds the lab and starts everything; returns once the API server answers, the nodes
     /// are registered and the processes are started (not necessarily synced).
@@ -327,29 +358,11 @@ impl Cluster {
             .upstream_client(opts.upstream_client)
             .build()
             .map_err(lab_err)?;
-        let e2e_bin = sibling_binary("ferrolb-e2e");
         let cp = lab.control_plane();
         let kubeconfig = lab.log_dir().join("kubeconfig");
-        let admin_token_file = lab.log_dir().join("admin-token");
-        let admin_token = crate::credentials::write_admin_token(&admin_token_file)?;
+        let admin_token = crate::credentials::write_admin_token(&lab.log_dir().join(ADMIN_TOKEN))?;
         let listen = SocketAddr::new(IpAddr::V4(cp.v4()), APISERVER_PORT);
-        let apiserver = cp
-            .ns()
-            .spawn_spec(
-                &ProcessSpec::new("apiserver", &e2e_bin)
-                    .arg("apiserver")
-                    .arg("--listen")
-                    .arg(listen.to_string())
-                    .arg("--kubeconfig")
-                    .arg(&kubeconfig)
-                    .arg("--admin-token-file")
-                    .arg(&admin_token_file)
-                    .arg("--audit-log")
-                    .arg(lab.log_dir().join(AUDIT_LOG))
-                    .arg("--history")
-                    .arg("20000"),
-            )
-            .map_err(lab_err)?;
+        let apiserver = cp.ns().spawn_spec(&apiserver_spec(&lab)).map_err(lab_err)?;
         let tls = LabTls::new(&lab)?;
         let rt = ns_runtime(cp.ns().name())?;
         let token = admin_token.clone();
@@ -377,8 +390,8 @@ impl Cluster {
             admin_token,
             component_kubeconfigs: ComponentKubeconfigs::default(),
             tls,
-            apiserver,
-            controller: None,
+            apiserver: Some(apiserver),
+            controllers: Vec::new(),
             speakers: Vec::new(),
             echo: Vec::new(),
             bird: None,
@@ -693,7 +706,7 @@ impl Cluster {
                 if let Some(t) = self.opts.router_bfd {
                     peer = peer.bfd(t);
                 }
-                peers.push(peer);
+                peers.push(peer.graceful_restart(self.opts.router_graceful_restart));
             }
         }
         peers
@@ -836,12 +849,26 @@ impl Cluster {
 
     /// Starts (or restarts) the controller.
     pub fn start_controller(&mut self) -> anyhow::Result<()> {
-        self.controller = None;
+        self.start_controller_replica(0)
+    }
+
+    /// Starts (or restarts) controller replica `r` (identity `controller-R`, HTTP API on
+    /// [`Cluster::controller_http_of`]); replicas beside 0 need leader election and the
+    /// lab's own components (a chart's workload fixes the port).
+    pub fn start_controller_replica(&mut self, r: usize) -> anyhow::Result<()> {
+        if r > 0 && (self.workloads.is_some() || !self.opts.leader_election) {
+            bail!("a second controller replica needs leader election and direct components");
+        }
+        if self.controllers.len() <= r {
+            self.controllers.resize_with(r + 1, || None);
+        }
+        self.controllers[r] = None;
         let cp = self.lab.control_plane();
+        let pod = format!("controller-{r}");
         let spec = match &self.workloads {
-            Some(w) => self.workload_spec(&w.controller, "controller", "controller-0", "lab")?,
+            Some(w) => self.workload_spec(&w.controller, "controller", &pod, "lab")?,
             None => {
-                let listen = SocketAddr::new(IpAddr::V4(cp.v4()), CONTROLLER_HTTP_PORT);
+                let listen = self.controller_http_of(r);
                 self.opts
                     .components
                     .command("ferrolb-controller")
@@ -853,6 +880,7 @@ impl Cluster {
                     )
                     .arg("--listen")
                     .arg(listen.to_string())
+                    .env("POD_NAME", &pod)
                     .env("RUST_LOG", "info")
             }
         }
@@ -862,8 +890,56 @@ impl Cluster {
             &self.opts.controller_args,
         ))
         .env("KUBECONFIG", self.kubeconfig_of("controller"));
-        self.controller = Some(cp.ns().spawn_spec(&spec).map_err(lab_err)?);
+        self.controllers[r] = Some(cp.ns().spawn_spec(&spec).map_err(lab_err)?);
         Ok(())
+    }
+
+    /// Controller replica `r`, if running.
+    pub fn controller_replica(&self, r: usize) -> Option<&LabProcess> {
+        self.controllers.get(r)?.as_ref()
+    }
+
+    /// Forgets (and so stops) controller replica `r` without signalling it first; use
+    /// [`LabProcess::kill`] before for a crash.
+    pub fn drop_controller_replica(&mut self, r: usize) {
+        if let Some(slot) = self.controllers.get_mut(r) {
+            drop(slot.take());
+        }
+    }
+
+    /// Stops the API server (SIGTERM: it saves its state) and waits for it to exit: an
+    /// outage. The components keep running and retry.
+    pub fn stop_apiserver(&mut self) -> anyhow::Result<()> {
+        if let Some(p) = self.apiserver.take() {
+            p.terminate().map_err(lab_err)?;
+            p.wait_timeout(Duration::from_secs(10)).map_err(lab_err)?;
+        }
+        Ok(())
+    }
+
+    /// Starts the API server again after [`Cluster::stop_apiserver`], with the objects,
+    /// tokens and TLS identity it had; returns once it accepts connections.
+    pub fn start_apiserver(&mut self) -> anyhow::Result<()> {
+        if self.apiserver.is_some() {
+            return Ok(());
+        }
+        let cp = self.lab.control_plane();
+        self.apiserver = Some(
+            cp.ns()
+                .spawn_spec(&apiserver_spec(&self.lab))
+                .map_err(lab_err)?,
+        );
+        let listen = SocketAddr::new(IpAddr::V4(cp.v4()), APISERVER_PORT);
+        self.run(async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while tokio::net::TcpStream::connect(listen).await.is_err() {
+                if Instant::now() > deadline {
+                    bail!("the API server did not listen on {listen} again");
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Ok(())
+        })?
     }
 
     /// The process a kubelet would start for `container` of an installed workload, from the
@@ -990,14 +1066,14 @@ impl Cluster {
         }
     }
 
-    /// The controller process, if running.
+    /// The controller process (replica 0), if running.
     pub fn controller(&self) -> Option<&LabProcess> {
-        self.controller.as_ref()
+        self.controller_replica(0)
     }
 
-    /// The API server process.
-    pub fn apiserver(&self) -> &LabProcess {
-        &self.apiserver
+    /// The API server process, unless stopped by [`Cluster::stop_apiserver`].
+    pub fn apiserver(&self) -> Option<&LabProcess> {
+        self.apiserver.as_ref()
     }
 
     /// Address of the speaker HTTP API of node `i` (1-based).
@@ -1063,10 +1139,16 @@ impl Cluster {
 
     /// Address of the controller HTTP API.
     pub fn controller_http(&self) -> SocketAddr {
-        SocketAddr::new(
-            IpAddr::V4(self.lab.control_plane().v4()),
-            CONTROLLER_HTTP_PORT,
-        )
+        self.controller_http_of(0)
+    }
+
+    /// The HTTP API of controller replica `r`.
+    pub fn controller_http_of(&self, r: usize) -> SocketAddr {
+        let port = u16::try_from(r)
+            .ok()
+            .and_then(|r| CONTROLLER_HTTP_PORT.checked_add(r))
+            .unwrap_or(CONTROLLER_HTTP_PORT);
+        SocketAddr::new(IpAddr::V4(self.lab.control_plane().v4()), port)
     }
 
     /// `GET path` on one of the lab's HTTP APIs, as parsed JSON.

@@ -106,8 +106,43 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> std::io::Result
     Ok((code, body.to_string()))
 }
 
+/// The request head that opens a long-lived connection on the echo server: after the answer's
+/// head, every line the client sends is answered with the server's text line, until the
+/// client closes (how benchmarks see whether one TCP connection survives an operation).
+pub const STREAM_REQUEST: &str = "GET /stream HTTP/1.1\r\n";
+
+/// Serves a long-lived connection opened with [`STREAM_REQUEST`]: `head` is what was read of
+/// the request (possibly with the first lines of the stream after it).
+async fn answer_stream(
+    mut stream: tokio::net::TcpStream,
+    head: &[u8],
+    line: &[u8],
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n")
+        .await?;
+    let end = head
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(head.len(), |p| p + 4);
+    let mut pending = head[end..].iter().filter(|b| **b == b'\n').count();
+    let mut buf = [0u8; 512];
+    loop {
+        for _ in 0..pending {
+            stream.write_all(line).await?;
+        }
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        pending = buf[..n].iter().filter(|b| **b == b'\n').count();
+    }
+}
+
 /// Answers every HTTP request on `listen` with `text` and the client's address (so tests can
-/// check that client source addresses are preserved), until the process ends.
+/// check that client source addresses are preserved), until the process ends;
+/// [`STREAM_REQUEST`] opens a long-lived connection.
 pub async fn echo_server(listen: std::net::SocketAddr, text: &str) -> anyhow::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind(listen).await?;
@@ -129,6 +164,10 @@ pub async fn echo_server(listen: std::net::SocketAddr, text: &str) -> anyhow::Re
                     Ok(0) | Err(_) => break,
                     Ok(n) => seen.extend_from_slice(&buf[..n]),
                 }
+            }
+            if seen.starts_with(STREAM_REQUEST.as_bytes()) {
+                let _ = answer_stream(stream, &seen, body.as_bytes()).await;
+                return;
             }
             let resp = format!(
                 "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",

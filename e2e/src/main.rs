@@ -32,6 +32,11 @@ enum Command {
     /// Benchmark failure detection in BGP mode: the router's withdraw time after a node
     /// fails, with BFD 50 ms x 3, BFD 300 ms x 3 and without BFD (hold time), side by side.
     BenchBfd(BenchBfdArgs),
+    /// Benchmark planned operations: a rolling restart of every speaker, a node drain, a
+    /// controller leader crash and update, an API server outage with a speaker crash, and a
+    /// failback; probes every 10 ms and long-lived connections to an L2 and a BGP Service.
+    /// ferrolb's hitless operations and a MetalLB-like mode side by side. Needs root.
+    BenchRollout(BenchRolloutArgs),
     /// A tiny HTTP server answering every request with a fixed text (the lab's stand-in for a
     /// Service backend on each node: it answers with the node's name).
     EchoServer(EchoServerArgs),
@@ -49,6 +54,19 @@ struct EchoServerArgs {
     /// The text to answer with.
     #[arg(long)]
     text: String,
+}
+
+#[derive(clap::Args)]
+struct BenchRolloutArgs {
+    /// Seconds the API server stays down.
+    #[arg(long, default_value_t = 30)]
+    outage: u64,
+    /// Skip the MetalLB-like mode.
+    #[arg(long)]
+    hitless_only: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -239,6 +257,16 @@ async fn main() -> anyhow::Result<()> {
                 router,
                 fault: args.fault,
                 skip_hold_time: args.skip_hold_time,
+            };
+            // The lab's runtimes block on their own futures: keep them off this runtime.
+            let report = tokio::task::spawn_blocking(move || run(&opts)).await??;
+            print_report(&report, args.json)
+        }
+        Command::BenchRollout(args) => {
+            use ferrolb_e2e::bench::rollout::{RolloutBench, run};
+            let opts = RolloutBench {
+                outage: std::time::Duration::from_secs(args.outage),
+                hitless_only: args.hitless_only,
             };
             // The lab's runtimes block on their own futures: keep them off this runtime.
             let report = tokio::task::spawn_blocking(move || run(&opts)).await??;

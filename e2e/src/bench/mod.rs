@@ -5,4 +5,5 @@ pub mod bgp;
 pub mod controller;
 pub mod failover;
 pub mod prober;
+pub mod rollout;
 pub mod stats;

@@ -115,6 +115,12 @@ pub struct BGPPeerSpec {
     /// Our AS number, 1–4294967295. Required.
     #[serde(rename = "myASN")]
     pub my_asn: u32,
+    /// The AS number presented to this peer instead of `myASN`, 1–4294967295 (MetalLB's
+    /// `localASN`, FRR's `local-as <ASN> no-prepend replace-as`): the OPEN carries it and the
+    /// AS_PATH of our routes is this AS alone. For eBGP sessions only; it must differ from
+    /// `myASN`. Default: unset, `myASN` is presented.
+    #[serde(default, rename = "localASN", skip_serializing_if = "Option::is_none")]
+    pub local_asn: Option<u32>,
     /// The peer's AS number, 1–4294967295. Exactly one of `peerASN` and `dynamicASN` is set.
     #[serde(default, rename = "peerASN", skip_serializing_if = "Option::is_none")]
     pub peer_asn: Option<u32>,
@@ -181,7 +187,21 @@ pub struct BGPPeerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub graceful_restart_time: Option<String>,
     /// Do not use multiprotocol BGP: IPv4 routes go over IPv4 sessions and IPv6 routes over
-    /// IPv6 sessions only. Default: false.
+    /// IPv6 sessions only, whatever `dualStackAddressFamily` says. Since the default is the
+    /// peer address's family alone, this only matters with `dualStackAddressFamily` (kept for
+    /// MetalLB, where it is deprecated). Default: false.
     #[serde(default, rename = "disableMP")]
     pub disable_mp: bool,
+    /// Offer both address families on this session (multiprotocol IPv4 and IPv6 unicast), so
+    /// IPv4 routes go over an IPv6 session and the reverse. Default: false, the session offers
+    /// and carries only the family of `peerAddress` (as MetalLB).
+    #[serde(default)]
+    pub dual_stack_address_family: bool,
+    /// Name of the Linux VRF device the session is opened in: the socket is bound to it
+    /// (SO_BINDTODEVICE), so the source address and next hop come from the VRF's interfaces.
+    /// A node without a VRF of that name keeps the session down and reports it (BGPSessionState,
+    /// event). Not with `bfdProfile` (BFD runs in the default VRF only). Default: unset, the
+    /// default VRF.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrf: Option<String>,
 }

@@ -83,9 +83,17 @@ pub struct BGPSessionStateStatus {
     /// The peer's address.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub peer: String,
-    /// The VRF (ferrolb sessions are in the default one: empty).
+    /// The VRF the session is opened in (the BGPPeer's `vrf`); empty for the default VRF.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub vrf: String,
+    /// The AS number this node presents to the peer: the BGPPeer's `localASN`, or else its
+    /// `myASN` (ferrolb only).
+    #[serde(default, rename = "localASN", skip_serializing_if = "Option::is_none")]
+    pub local_asn: Option<u32>,
+    /// Why the session cannot be opened as configured, e.g. its VRF does not exist on the
+    /// node; empty otherwise (ferrolb only).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
     /// RFC 4271 state: Idle, Connect, Active, OpenSent, OpenConfirm or Established.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub bgp_status: String,
@@ -118,6 +126,7 @@ mod tests {
             vrf: String::new(),
             bgp_status: "Established".into(),
             bfd_status: "N/A".into(),
+            ..Default::default()
         };
         assert_eq!(
             serde_json::to_value(&s).expect("json"),

@@ -12,6 +12,9 @@ pub const CONFIG_INVALID: &str = "ConfigInvalid";
 pub const CONFIG_WARNING: &str = "ConfigWarning";
 /// A pool was removed or shrunk while Services still hold addresses from it.
 pub const POOL_IN_USE: &str = "PoolInUse";
+/// A BGPPeer's `vrf` names a VRF device that does not exist on a node, so that node's
+/// session stays down.
+pub const VRF_NOT_FOUND: &str = "VRFNotFound";
 /// A node took over announcing a Service address in layer 2 mode.
 pub const NODE_ASSIGNED: &str = "nodeAssigned";
 /// A Service uses an annotation under MetalLB's deprecated `metallb.universe.tf/` prefix

@@ -172,7 +172,7 @@ pub struct BfdSessionStatus {
 }
 
 /// State of one BGP session of this node.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BgpPeerStatus {
     /// `namespace/name` of the BGPPeer.
@@ -199,6 +199,15 @@ pub struct BgpPeerStatus {
     /// BFD session, when the peer has a BFD profile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bfd: Option<BfdSessionStatus>,
+    /// The AS number this node presents to the peer (`localASN`, or else `myASN`).
+    #[serde(default, rename = "localASN")]
+    pub local_asn: u32,
+    /// The VRF the session is opened in; unset for the default VRF.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrf: Option<String>,
+    /// The VRF device does not exist on this node, so the session stays down.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub vrf_missing: bool,
 }
 
 /// `/api/v1/status` of a speaker.

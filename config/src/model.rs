@@ -326,8 +326,14 @@ pub struct Peer {
     /// Restart time announced with graceful restart: how long the router keeps our routes
     /// while the speaker restarts (1 s to 4095 s, default 120 s).
     pub graceful_restart_time: Duration,
-    /// Do not use multiprotocol BGP across families.
+    /// Do not use multiprotocol BGP across families (wins over `dual_stack`).
     pub disable_mp: bool,
+    /// The AS presented to the peer instead of `my_asn` (`localASN`).
+    pub local_asn: Option<u32>,
+    /// Offer both address families, not only the peer address's (`dualStackAddressFamily`).
+    pub dual_stack: bool,
+    /// The Linux VRF device the session is opened in (`vrf`); `None`: the default VRF.
+    pub vrf: Option<String>,
 }
 
 impl Peer {
@@ -359,6 +365,9 @@ impl Peer {
             graceful_restart: false,
             graceful_restart_time: crate::build::peers::DEFAULT_GRACEFUL_RESTART_TIME,
             disable_mp: false,
+            local_asn: None,
+            dual_stack: false,
+            vrf: None,
         }
     }
 
@@ -366,7 +375,7 @@ impl Peer {
     /// `External`/`Internal`, which say it directly.
     pub fn is_ibgp(&self) -> bool {
         match self.peer_asn {
-            PeerAsn::Fixed(asn) => asn == self.my_asn,
+            PeerAsn::Fixed(asn) => asn == self.local_asn.unwrap_or(self.my_asn),
             PeerAsn::Internal => true,
             PeerAsn::External => false,
         }

@@ -178,6 +178,16 @@ fn build_one(
     }
     let node_selectors =
         selectors::parse_list(ctx, obj, "spec.nodeSelectors", &spec.node_selectors);
+    let local_asn = local_asn(ctx, obj, spec);
+    let vrf = vrf(ctx, obj, spec);
+    if spec.dual_stack_address_family && spec.disable_mp {
+        ctx.warn(
+            obj,
+            "spec.disableMP",
+            "is set together with dualStackAddressFamily; disableMP wins, so the session \
+             carries only the family of peerAddress: remove one of them",
+        );
+    }
     Some(Peer {
         namespace: obj.namespace.to_string(),
         name: obj.name.to_string(),
@@ -197,7 +207,89 @@ fn build_one(
         graceful_restart: spec.enable_graceful_restart,
         graceful_restart_time: graceful_restart_time?,
         disable_mp: spec.disable_mp,
+        local_asn,
+        dual_stack: spec.dual_stack_address_family,
+        vrf,
     })
+}
+
+/// `localASN`: presented instead of `myASN` (FRR's `local-as`, which MetalLB writes). FRR
+/// refuses it equal to the router's AS and on iBGP neighbours, so MetalLB's configuration
+/// would not load either: those are errors here.
+fn local_asn(ctx: &mut Ctx, obj: &Obj<'_>, spec: &ferrolb_api::BGPPeerSpec) -> Option<u32> {
+    let asn = spec.local_asn?;
+    let ibgp = match (spec.peer_asn, spec.dynamic_asn) {
+        (Some(peer), _) => peer == spec.my_asn,
+        (None, Some(ferrolb_api::DynamicAsn::Internal)) => true,
+        _ => false,
+    };
+    if asn == 0 {
+        ctx.error(
+            obj,
+            "spec.localASN",
+            "AS 0 is reserved; accepted: 1 to 4294967295, different from myASN",
+        );
+        None
+    } else if asn == spec.my_asn {
+        ctx.error(
+            obj,
+            "spec.localASN",
+            format!(
+                "{asn} equals myASN; localASN presents another AS than myASN to this peer: \
+                 remove it, or set the AS the router expects"
+            ),
+        );
+        None
+    } else if ibgp {
+        ctx.error(
+            obj,
+            "spec.localASN",
+            format!(
+                "is set on an iBGP session (the peer's AS is myASN {}); localASN applies to \
+                 eBGP sessions only: remove it, or make the session eBGP",
+                spec.my_asn
+            ),
+        );
+        None
+    } else {
+        Some(asn)
+    }
+}
+
+/// Longest Linux interface name (IFNAMSIZ 16 with its terminating NUL).
+const MAX_IFNAME: usize = 15;
+
+/// `vrf`: the name of a Linux VRF device. Empty means the default VRF (MetalLB's zero value).
+fn vrf(ctx: &mut Ctx, obj: &Obj<'_>, spec: &ferrolb_api::BGPPeerSpec) -> Option<String> {
+    let name = spec.vrf.as_deref().filter(|v| !v.is_empty())?;
+    let valid = name.len() <= MAX_IFNAME
+        && name != "."
+        && name != ".."
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control());
+    if !valid {
+        ctx.error(
+            obj,
+            "spec.vrf",
+            format!(
+                "{name:?} is not a Linux interface name; expected the name of the node's VRF \
+                 device: at most {MAX_IFNAME} characters, without '/', ':' or spaces"
+            ),
+        );
+        return None;
+    }
+    if spec.bfd_profile.is_some() {
+        ctx.error(
+            obj,
+            "spec.bfdProfile",
+            format!(
+                "is set on a session in VRF {name}; ferrolb runs BFD in the default VRF only, \
+                 so it would not reach this peer: remove bfdProfile, or vrf"
+            ),
+        );
+    }
+    Some(name.to_string())
 }
 
 /// Parses an address as written: like MetalLB's `net.ParseIP`, spaces around it make it
@@ -436,8 +528,10 @@ fn check_clashes(ctx: &mut Ctx, peers: &[(Obj<'_>, Option<Peer>)]) {
         let Some(a) = a else { continue };
         for (obj_b, b) in &peers[i + 1..] {
             let Some(b) = b else { continue };
+            // Sessions in different VRFs are different sockets, even to the same address.
             if a.address == b.address
                 && a.port == b.port
+                && a.vrf == b.vrf
                 && selectors::lists_may_overlap(&a.node_selectors, &b.node_selectors)
             {
                 ctx.error(
@@ -907,6 +1001,157 @@ mod tests {
                 ..Default::default()
             })
             .is_err()
+        );
+    }
+
+    /// MetalLB api/v1beta2 BGPPeerSpec LocalASN (`local-as <ASN> no-prepend replace-as`); FRR
+    /// refuses a local-as equal to the router's AS or on an iBGP neighbour.
+    #[test]
+    fn local_asn_is_kept_for_ebgp_and_rejected_where_frr_refuses_it() {
+        let mut p = peer("r", "10.0.0.1");
+        p.spec.local_asn = Some(65010);
+        let config = Config::build(&Inputs {
+            peers: vec![p],
+            ..Default::default()
+        })
+        .expect("valid");
+        assert_eq!(config.peers["r"].local_asn, Some(65010));
+        assert!(!config.peers["r"].is_ibgp());
+        assert_eq!(
+            one(|s| s.local_asn = Some(0)),
+            vec![format!(
+                "{P}spec.localASN: AS 0 is reserved; accepted: 1 to 4294967295, different from \
+                 myASN"
+            )]
+        );
+        let my_asn = peer("r", "10.0.0.1").spec.my_asn;
+        assert_eq!(
+            one(|s| s.local_asn = Some(my_asn)),
+            vec![format!(
+                "{P}spec.localASN: {my_asn} equals myASN; localASN presents another AS than myASN \
+                 to this peer: remove it, or set the AS the router expects"
+            )]
+        );
+        assert_eq!(
+            one(|s| {
+                s.peer_asn = Some(s.my_asn);
+                s.local_asn = Some(65010);
+            }),
+            vec![format!(
+                "{P}spec.localASN: is set on an iBGP session (the peer's AS is myASN {my_asn}); \
+                 localASN applies to eBGP sessions only: remove it, or make the session eBGP"
+            )]
+        );
+        assert_eq!(
+            one(|s| {
+                s.peer_asn = None;
+                s.dynamic_asn = Some(DynamicAsn::Internal);
+                s.local_asn = Some(65010);
+            })
+            .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn vrf_names_a_linux_device_and_excludes_bfd() {
+        let built = |vrf: &str| {
+            let mut p = peer("r", "10.0.0.1");
+            p.spec.vrf = Some(vrf.into());
+            Config::build(&Inputs {
+                peers: vec![p],
+                ..Default::default()
+            })
+            .expect("valid")
+            .peers["r"]
+                .vrf
+                .clone()
+        };
+        assert_eq!(built("red"), Some("red".to_string()));
+        // MetalLB's zero value: the default VRF.
+        assert_eq!(built(""), None);
+        for name in ["a/b", "sixteen-chars-xx", "re d"] {
+            assert_eq!(
+                one(|s| s.vrf = Some(name.into())),
+                vec![format!(
+                    "{P}spec.vrf: {name:?} is not a Linux interface name; expected the name of the \
+                     node's VRF device: at most 15 characters, without '/', ':' or spaces"
+                )]
+            );
+        }
+        let mut p = peer("r", "10.0.0.1");
+        p.spec.vrf = Some("red".into());
+        p.spec.bfd_profile = Some("fast".into());
+        let errors: Vec<String> = Config::build(&Inputs {
+            peers: vec![p],
+            bfd_profiles: vec![ferrolb_api::BFDProfile {
+                metadata: meta("fast"),
+                spec: Default::default(),
+            }],
+            ..Default::default()
+        })
+        .expect_err("BFD in a VRF")
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        assert_eq!(
+            errors,
+            vec![format!(
+                "{P}spec.bfdProfile: is set on a session in VRF red; ferrolb runs BFD in the \
+                 default VRF only, so it would not reach this peer: remove bfdProfile, or vrf"
+            )]
+        );
+    }
+
+    #[test]
+    fn same_address_in_different_vrfs_does_not_clash() {
+        let mut a = peer("a", "10.0.0.1");
+        let mut b = peer("b", "10.0.0.1");
+        a.spec.vrf = Some("red".into());
+        assert!(
+            Config::build(&Inputs {
+                peers: vec![a.clone(), b.clone()],
+                ..Default::default()
+            })
+            .is_ok()
+        );
+        b.spec.vrf = Some("red".into());
+        assert!(
+            Config::build(&Inputs {
+                peers: vec![a, b],
+                ..Default::default()
+            })
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn dual_stack_address_family_and_disable_mp() {
+        let built = |dual: bool, disable_mp: bool| {
+            let mut p = peer("r", "10.0.0.1");
+            p.spec.dual_stack_address_family = dual;
+            p.spec.disable_mp = disable_mp;
+            let c = Config::build(&Inputs {
+                peers: vec![p],
+                ..Default::default()
+            })
+            .expect("valid");
+            let warnings: Vec<String> = c.warnings.iter().map(ToString::to_string).collect();
+            (c.peers["r"].dual_stack, c.peers["r"].disable_mp, warnings)
+        };
+        assert_eq!(built(false, false), (false, false, vec![]));
+        assert_eq!(built(true, false), (true, false, vec![]));
+        assert_eq!(
+            built(true, true),
+            (
+                true,
+                true,
+                vec![format!(
+                    "{P}spec.disableMP: is set together with dualStackAddressFamily; disableMP \
+                     wins, so the session carries only the family of peerAddress: remove one of \
+                     them"
+                )]
+            )
         );
     }
 }

@@ -17,24 +17,12 @@ struct Unsupported {
 
 /// Fields of MetalLB's kinds (api/v1beta1, api/v1beta2) that ferrolb does not implement. One
 /// that ferrolb's schema gains is read like any other field.
-const UNSUPPORTED: [Unsupported; 6] = [
-    Unsupported {
-        kind: "BGPPeer",
-        field: "vrf",
-        why: "ferrolb has no VRF support yet, so the session would be opened from the default \
-              VRF instead; remove vrf to peer from the default VRF",
-    },
+const UNSUPPORTED: [Unsupported; 4] = [
     Unsupported {
         kind: "BGPPeer",
         field: "interface",
         why: "ferrolb has no unnumbered BGP (peering over an interface) yet; set peerAddress to \
               the router's address instead",
-    },
-    Unsupported {
-        kind: "BGPPeer",
-        field: "localASN",
-        why: "ferrolb does not implement localASN yet, so the router would see myASN instead; \
-              set myASN to the AS the router expects, or remove localASN",
     },
     Unsupported {
         kind: "L2Advertisement",
@@ -84,8 +72,9 @@ fn is_set(v: &Value) -> bool {
     }
 }
 
-/// Reads the spec of a `kind` object of `api_version` (`metallb.io/v1beta1` or `/v1beta2`).
-pub fn translate(kind: &str, api_version: &str, spec: &Value) -> Translation {
+/// Reads the spec of a `kind` object of `api_version` (`metallb.io/v1beta1` or `/v1beta2`;
+/// both read the same today, since v1beta1's BGPPeer fields are a subset of v1beta2's).
+pub fn translate(kind: &str, _api_version: &str, spec: &Value) -> Translation {
     let Value::Object(fields) = spec else {
         return Translation {
             spec: spec.clone(),
@@ -110,49 +99,33 @@ pub fn translate(kind: &str, api_version: &str, spec: &Value) -> Translation {
         }
     }
     if kind == "BGPPeer" {
-        address_families(&mut fields, api_version, &mut out.notes);
+        address_families(&mut fields, &mut out.notes);
     }
     out.spec = Value::Object(fields);
     out
 }
 
-/// MetalLB sends a session only the routes of its own address family unless
-/// `dualStackAddressFamily` is true (`disableMP` is deprecated and "the default behavior
-/// now", MetalLB's bgppeer webhook; v1beta1 has neither). ferrolb.io sends both families unless
-/// `disableMP` is true, so the MetalLB meaning is written as `disableMP`.
-fn address_families(
-    fields: &mut Map<String, Value>,
-    api_version: &str,
-    notes: &mut Vec<(String, String)>,
-) {
-    let dual = fields
-        .remove("dualStackAddressFamily")
-        .is_some_and(|v| v == Value::Bool(true));
-    let had_disable_mp = fields.get("disableMP") == Some(&Value::Bool(true));
-    if dual {
-        fields.remove("disableMP");
-        notes.push((
-            "spec.dualStackAddressFamily".to_string(),
-            "true: both address families over this session, which is ferrolb's default; \
-             written without the field"
-                .to_string(),
-        ));
-    } else {
-        fields.insert("disableMP".to_string(), Value::Bool(true));
-        let source = if api_version.ends_with("v1beta1") {
-            "a v1beta1 BGPPeer has no dualStackAddressFamily"
-        } else if had_disable_mp {
-            "disableMP: true, MetalLB's default"
-        } else {
-            "dualStackAddressFamily is not set"
-        };
+/// BGPPeer fields whose zero value MetalLB reads as "not set" (Go's `omitempty`), while
+/// ferrolb.io would read the zero as written (`localASN: 0` is an error there).
+const UNSET_WHEN_ZERO: [&str; 2] = ["localASN", "vrf"];
+
+/// `dualStackAddressFamily` means the same in both groups and is carried over as written.
+/// `disableMP` is deprecated in MetalLB and "has no effect since it's the default behavior
+/// now" (its bgppeer webhook), while in ferrolb.io it would still keep a dual-stack session to
+/// its own family: it is dropped, with a note.
+fn address_families(fields: &mut Map<String, Value>, notes: &mut Vec<(String, String)>) {
+    for field in UNSET_WHEN_ZERO {
+        if fields.get(field).is_some_and(|v| !is_set(v)) {
+            fields.remove(field);
+        }
+    }
+    if fields.remove("disableMP") == Some(Value::Bool(true)) {
         notes.push((
             "spec.disableMP".to_string(),
-            format!(
-                "{source}, so MetalLB sends this session only routes of the peer address's \
-                 family; written as disableMP: true, which means the same in ferrolb.io (whose \
-                 default sends both families)"
-            ),
+            "true: deprecated in MetalLB and without effect there (a session carries only the \
+             peer address's family unless dualStackAddressFamily is true, in ferrolb.io too); \
+             written without the field"
+                .to_string(),
         ));
     }
 }
@@ -162,41 +135,50 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// MetalLB api/v1beta2 BGPPeerSpec: `vrf`, `interface`, `localASN` (MetalLB
-    /// internal/config/config.go peerFromCR keeps them; TestParse "config using all features",
-    /// "unnumbered peer without address with interface ok", "peer with localASN field").
+    /// MetalLB api/v1beta2 BGPPeerSpec: `interface` (unnumbered) is not implemented; `vrf` and
+    /// `localASN` are carried over, their zero values (unset in MetalLB) dropped.
     #[test]
     fn fields_ferrolb_cannot_honour_are_errors_naming_them() {
         let t = translate(
             "BGPPeer",
             "metallb.io/v1beta2",
             &json!({"myASN": 1, "peerASN": 2, "peerAddress": "10.0.0.1", "vrf": "red",
-                    "interface": "", "localASN": 65410}),
+                    "interface": "eth0", "localASN": 65410}),
         );
         let fields: Vec<&str> = t.errors.iter().map(|(f, _)| f.as_str()).collect();
-        assert_eq!(fields, vec!["spec.vrf", "spec.localASN"]);
-        assert!(t.errors[0].1.starts_with("ferrolb has no VRF support yet"));
-        // Kept as written; an unset (zero) field is dropped.
+        assert_eq!(fields, vec!["spec.interface"]);
         assert_eq!(t.spec["vrf"], json!("red"));
-        assert!(t.spec.get("interface").is_none());
+        assert_eq!(t.spec["localASN"], json!(65410));
+        let t = translate(
+            "BGPPeer",
+            "metallb.io/v1beta2",
+            &json!({"myASN": 1, "vrf": "", "interface": "", "localASN": 0}),
+        );
+        assert!(t.errors.is_empty(), "{:?}", t.errors);
+        assert_eq!(t.spec, json!({"myASN": 1}));
     }
 
     /// MetalLB's FRR templates activate a neighbor for its own family only unless
-    /// dualStackAddressFamily is set (internal/bgp/frr/frr.go); ferrolb's disableMP says
-    /// the same.
+    /// dualStackAddressFamily is set (internal/bgp/frr/frr.go), as ferrolb.io does; MetalLB's
+    /// webhook says disableMP has no effect.
     #[test]
     fn address_families_keep_metallb_meaning() {
         let t = translate("BGPPeer", "metallb.io/v1beta2", &json!({"myASN": 1}));
-        assert_eq!(t.spec, json!({"myASN": 1, "disableMP": true}));
+        assert_eq!(t.spec, json!({"myASN": 1}));
+        assert!(t.notes.is_empty());
         let t = translate(
             "BGPPeer",
             "metallb.io/v1beta2",
             &json!({"myASN": 1, "dualStackAddressFamily": true, "disableMP": true}),
         );
+        assert_eq!(t.spec, json!({"myASN": 1, "dualStackAddressFamily": true}));
+        assert_eq!(t.notes[0].0, "spec.disableMP");
+        let t = translate(
+            "BGPPeer",
+            "metallb.io/v1beta1",
+            &json!({"myASN": 1, "disableMP": false}),
+        );
         assert_eq!(t.spec, json!({"myASN": 1}));
-        let t = translate("BGPPeer", "metallb.io/v1beta1", &json!({"myASN": 1}));
-        assert_eq!(t.spec["disableMP"], json!(true));
-        assert!(t.notes[0].1.starts_with("a v1beta1 BGPPeer has no"));
     }
 
     /// MetalLB api/v1beta2 BGPPeerSpec ConnectTime: "how long BGP waits between connection
@@ -209,7 +191,10 @@ mod tests {
             &json!({"myASN": 1, "connectTime": "5s", "dualStackAddressFamily": true}),
         );
         assert!(t.errors.is_empty(), "{:?}", t.errors);
-        assert_eq!(t.spec, json!({"myASN": 1, "connectTime": "5s"}));
+        assert_eq!(
+            t.spec,
+            json!({"myASN": 1, "connectTime": "5s", "dualStackAddressFamily": true})
+        );
     }
 
     #[test]

@@ -256,8 +256,7 @@ mod tests {
                 "kind": "BGPPeer",
                 "metadata": {"name": "r", "namespace": "metallb-system",
                              "annotations": {"team": "net"}},
-                "spec": {"myASN": 64512, "peerASN": 64500, "peerAddress": "10.0.0.1",
-                         "disableMP": true}
+                "spec": {"myASN": 64512, "peerASN": 64500, "peerAddress": "10.0.0.1"}
             })
         );
         assert_eq!(docs[1]["apiVersion"], "ferrolb.io/v1beta1");
@@ -265,10 +264,6 @@ mod tests {
             m.written,
             BTreeMap::from([("BGPPeer".into(), 1), ("IPAddressPool".into(), 1)])
         );
-        assert!(m.lines.iter().any(|l| l.starts_with(
-            "note: in.yaml:1: BGPPeer metallb-system/r: spec.disableMP: dualStackAddressFamily \
-             is not set, so MetalLB sends"
-        )));
         assert!(
             m.lines
                 .iter()
@@ -300,14 +295,18 @@ mod tests {
 
     #[test]
     fn what_cannot_be_honoured_is_an_error_and_kept_for_editing() {
-        let m = run(&PEER.replace("peerAddress: 10.0.0.1}", "peerAddress: 10.0.0.1, vrf: red}"));
+        let m = run(&PEER.replace(
+            "peerAddress: 10.0.0.1}",
+            "peerAddress: 10.0.0.1, interface: eth0}",
+        ));
         assert!(!m.ok);
         assert!(
-            m.lines.iter().any(|l| l
-                .contains("(BGPPeer metallb-system/r): spec.vrf: ferrolb has no VRF support yet")),
+            m.lines.iter().any(|l| l.contains(
+                "(BGPPeer metallb-system/r): spec.interface: ferrolb has no unnumbered BGP"
+            )),
             "{:#?}",
             m.lines
         );
-        assert!(m.yaml.contains("vrf: red"), "{}", m.yaml);
+        assert!(m.yaml.contains("interface: eth0"), "{}", m.yaml);
     }
 }

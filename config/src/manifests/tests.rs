@@ -63,10 +63,10 @@ fn wrong_types_and_unknown_fields_name_file_document_and_object() {
         errors(&m),
         vec![
             "test.yaml:5: document 2 (BGPPeer ns/router): spec.holdtime: unknown field; did you mean \
-             \"holdTime\"? accepted: bfdProfile, connectTime, disableMP, dynamicASN, ebgpMultiHop, \
-             enableGracefulRestart, gracefulRestartTime, holdTime, keepaliveTime, myASN, \
-             nodeSelectors, password, passwordSecret, peerASN, peerAddress, peerPort, routerID, \
-             sourceAddress",
+             \"holdTime\"? accepted: bfdProfile, connectTime, disableMP, dualStackAddressFamily, \
+             dynamicASN, ebgpMultiHop, enableGracefulRestart, gracefulRestartTime, holdTime, \
+             keepaliveTime, localASN, myASN, nodeSelectors, password, passwordSecret, peerASN, \
+             peerAddress, peerPort, routerID, sourceAddress, vrf",
             "test.yaml:5: document 2 (BGPPeer ns/router): spec.myASN: expected a whole number, got \
              string \"many\"",
         ]
@@ -148,21 +148,35 @@ fn misspelled_kinds_of_our_groups_are_errors() {
 fn metallb_fields_ferrolb_cannot_honour_are_named() {
     let m = read(
         "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: r, namespace: ns}\n\
-         spec: {myASN: 1, peerASN: 2, peerAddress: 10.0.0.1, vrf: red, localASN: 0, \
-         interface: ''}\n",
+         spec: {myASN: 1, peerASN: 2, peerAddress: 10.0.0.1, vrf: '', localASN: 0, \
+         interface: eth0}\n",
     );
     assert_eq!(
         errors(&m),
         vec![
-            "test.yaml:1: document 1 (BGPPeer ns/r): spec.vrf: ferrolb has no VRF support yet, so \
-             the session would be opened from the default VRF instead; remove vrf to peer from \
-             the default VRF"
+            "test.yaml:1: document 1 (BGPPeer ns/r): spec.interface: ferrolb has no unnumbered BGP \
+             (peering over an interface) yet; set peerAddress to the router's address instead"
         ]
     );
 }
 
-/// A metallb.io BGPPeer keeps MetalLB's single-family sessions unless
-/// dualStackAddressFamily is true.
+/// MetalLB's `vrf` and `localASN` are read as ferrolb.io's.
+#[test]
+fn metallb_vrf_and_local_asn_are_carried_over() {
+    let m = read(
+        "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: r, namespace: ns}\n\
+         spec: {myASN: 1, peerASN: 2, peerAddress: 10.0.0.1, vrf: red, localASN: 65010}\n",
+    );
+    assert_eq!(errors(&m), Vec::<String>::new());
+    let spec = &m.inputs.peers[0].spec;
+    assert_eq!(
+        (spec.vrf.as_deref(), spec.local_asn),
+        (Some("red"), Some(65010))
+    );
+}
+
+/// A BGPPeer of either group has single-family sessions unless dualStackAddressFamily is
+/// true, as in MetalLB.
 #[test]
 fn metallb_peers_keep_their_address_families() {
     let m = read(
@@ -174,6 +188,11 @@ fn metallb_peers_keep_their_address_families() {
          spec: {myASN: 1, peerASN: 2, peerAddress: 10.0.0.3}\n",
     );
     assert_eq!(errors(&m), Vec::<String>::new());
-    let disable_mp: Vec<bool> = m.inputs.peers.iter().map(|p| p.spec.disable_mp).collect();
-    assert_eq!(disable_mp, vec![true, false, false]);
+    let dual: Vec<bool> = m
+        .inputs
+        .peers
+        .iter()
+        .map(|p| p.spec.dual_stack_address_family)
+        .collect();
+    assert_eq!(dual, vec![false, true, false]);
 }

@@ -3,7 +3,7 @@
 
 use crate::cases::Verdict::{Invalid, Valid};
 use crate::cases::*;
-use crate::parse_cases::{INTERFACE, VRF};
+use crate::parse_cases::INTERFACE;
 
 const NATIVE: &str = "TestValidate";
 const FRR: &str = "TestValidateFRR";
@@ -141,7 +141,8 @@ fn native_cases() -> Vec<Case> {
             "localASN",
             Invalid,
             &[peer_to("peer1", "localASN: 65410")],
-        ),
+        )
+        .differs(FRR_FEATURE),
         case(
             NATIVE,
             "keepalive time",
@@ -259,8 +260,7 @@ fn frr_cases() -> Vec<Case> {
                 asn("p2", 123, "1.2.3.5", ""),
                 asn("p3", 124, "1.2.3.6", ", vrf: red"),
             ],
-        )
-        .differs(VRF),
+        ),
         case(
             FRR,
             "myAsn set, two different but with different vrf",
@@ -270,8 +270,7 @@ fn frr_cases() -> Vec<Case> {
                 asn("p2", 123, "1.2.3.5", ", vrf: red"),
                 asn("p3", 124, "1.2.3.6", ""),
             ],
-        )
-        .differs(VRF),
+        ),
         case(
             FRR,
             "duplicate bgp address",
@@ -287,8 +286,7 @@ fn frr_cases() -> Vec<Case> {
                 peer_to("p2", "vrf: red"),
                 peer_to("p3", "vrf: green"),
             ],
-        )
-        .differs(VRF),
+        ),
         case(
             FRR,
             "duplicate bgp address, same vrf",

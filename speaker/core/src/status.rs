@@ -102,7 +102,9 @@ pub fn bgp_service_statuses(
 }
 
 /// The `BGPSessionState` objects of `node`: one per session, with the peer's address (without
-/// the port), the FSM state and the BFD state (`N/A` without BFD, as MetalLB says).
+/// the port), the VRF, the AS presented to the peer, the FSM state, the BFD state (`N/A`
+/// without BFD, as MetalLB says) and, when the session's VRF is missing on the node, a message
+/// naming both.
 pub fn bgp_session_states(
     node: &str,
     sessions: &[BgpPeerStatus],
@@ -118,12 +120,20 @@ pub fn bgp_session_states(
             let status = BGPSessionStateStatus {
                 node: node.to_string(),
                 peer,
-                vrf: String::new(),
+                vrf: s.vrf.clone().unwrap_or_default(),
+                local_asn: (s.local_asn != 0).then_some(s.local_asn),
                 bgp_status: s.state.clone(),
                 bfd_status: s
                     .bfd
                     .as_ref()
                     .map_or_else(|| "N/A".to_string(), |b| b.state.clone()),
+                message: match (&s.vrf, s.vrf_missing) {
+                    (Some(vrf), true) => format!(
+                        "VRF {vrf} does not exist on node {node}; the session stays down until a \
+                         VRF device of that name is created"
+                    ),
+                    _ => String::new(),
+                },
             };
             let peer_name = s.name.rsplit('/').next().unwrap_or(&s.name).to_string();
             (
@@ -238,6 +248,8 @@ mod tests {
                 state: s.into(),
                 detection_time_ms: 150,
             }),
+            local_asn: 64512,
+            ..Default::default()
         };
         let s = bgp_session_states(
             "node1",
@@ -269,6 +281,42 @@ mod tests {
                 r6.bfd_status.as_str()
             ),
             ("fd00:200::1", "Active", "Down")
+        );
+        assert_eq!((r6.vrf.as_str(), r6.local_asn), ("", Some(64512)));
+        assert_eq!(r6.message, "");
+    }
+
+    /// A session in a VRF reports it; when the VRF device is missing on the node, the message
+    /// names the VRF and the node.
+    #[test]
+    fn sessions_in_a_vrf_report_it_and_a_missing_vrf() {
+        let session = |name: &str, missing: bool| BgpPeerStatus {
+            name: name.into(),
+            address: "10.200.0.1:179".into(),
+            state: "Active".into(),
+            local_asn: 65010,
+            vrf: Some("red".into()),
+            vrf_missing: missing,
+            ..Default::default()
+        };
+        let s = bgp_session_states(
+            "node2",
+            &[session("ns/present", false), session("ns/missing", true)],
+        );
+        let present = &s[&object_name("session", "node2", "ns/present")].0;
+        assert_eq!(
+            (
+                present.vrf.as_str(),
+                present.local_asn,
+                present.message.as_str()
+            ),
+            ("red", Some(65010), "")
+        );
+        let missing = &s[&object_name("session", "node2", "ns/missing")].0;
+        assert_eq!(
+            missing.message,
+            "VRF red does not exist on node node2; the session stays down until a VRF device of \
+             that name is created"
         );
     }
 

@@ -16,6 +16,7 @@ use ferrolb_config::{BfdProfile, Peer, PeerPassword};
 use ferrolb_speaker_core::bgp::RouteAttributes;
 use ferrolb_speaker_core::bgp::fsm::StopCause;
 use ferrolb_speaker_core::bgp::restart_marker::MarkerPeer;
+use ferrolb_speaker_core::bgp::session_params::presented_as;
 use ferrolb_speaker_core::desired::BgpAnnouncement;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -130,7 +131,7 @@ pub fn session_config(
     let hold_time = secs_u16(peer.hold_time);
     Ok(SessionConfig {
         name: full,
-        local_as: peer.my_asn,
+        local_as: presented_as(peer.my_asn, peer.local_asn),
         peer_as: peer.peer_asn,
         peer_address: peer.address,
         port: peer.port,
@@ -147,8 +148,13 @@ pub fn session_config(
         // Config validation keeps it within 1 s to 4095 s, what the capability carries.
         graceful_restart_time: secs_u16(peer.graceful_restart_time),
         disable_mp: peer.disable_mp,
-        next_hop_v6: node.v6,
-        next_hop_v4: node.v4,
+        dual_stack: peer.dual_stack,
+        vrf: peer.vrf.clone(),
+        // The node's InternalIPs are in the default VRF: a session in another VRF must not
+        // name them as next hops (the other family's falls back to the session's own address,
+        // IPv4-mapped, or the router ID).
+        next_hop_v6: node.v6.filter(|_| peer.vrf.is_none()),
+        next_hop_v4: node.v4.filter(|_| peer.vrf.is_none()),
         // Set by the manager, which knows the configuration's profiles.
         bfd: false,
     })

@@ -3,8 +3,10 @@
 //!
 //! - Active only: we connect, never listen (like MetalLB's native mode), so no collision
 //!   handling is needed and the speaker opens no port.
-//! - The socket is prepared before `connect` ([`super::socket`]): source address, TTL (1 for
-//!   single-hop eBGP, 255 for multihop eBGP and iBGP), TCP MD5 (RFC 2385).
+//! - The socket is prepared before `connect` ([`super::socket`]): VRF device
+//!   (SO_BINDTODEVICE, so the source address and routes come from the VRF), source address,
+//!   TTL (1 for single-hop eBGP, 255 for multihop eBGP and iBGP), TCP MD5 (RFC 2385). A VRF
+//!   missing on the node keeps the session down, retrying, and is reported in its status.
 //! - The Adj-RIB-Out is level-triggered: the manager publishes the whole desired table on a
 //!   `watch` channel; on Established the session sends all of it, then only differences
 //!   against what it has sent. Prefixes with identical attributes share an UPDATE, and
@@ -30,6 +32,7 @@ use ferrolb_speaker_core::bgp::codec::{
 use ferrolb_speaker_core::bgp::fsm::{
     self, Action, Event, Fsm, FsmConfig, Negotiated, State, StopCause, Timer,
 };
+use ferrolb_speaker_core::bgp::session_params::offered_families;
 use futures::{SinkExt, StreamExt};
 use ipnet::IpNet;
 use std::collections::{BTreeMap, VecDeque};
@@ -55,7 +58,7 @@ pub type AdjRibOut = BTreeMap<IpNet, RouteAttributes>;
 pub struct SessionConfig {
     /// `namespace/name` of the BGPPeer.
     pub name: String,
-    /// Our AS.
+    /// The AS we present to this peer (`localASN`, else `myASN`).
     pub local_as: u32,
     /// The peer's AS.
     pub peer_as: PeerAsn,
@@ -82,8 +85,13 @@ pub struct SessionConfig {
     pub graceful_restart: bool,
     /// Restart time announced with graceful restart, seconds.
     pub graceful_restart_time: u16,
-    /// Only the session's own family (no multiprotocol across families).
+    /// Only the session's own family (no multiprotocol across families), even with
+    /// `dual_stack`.
     pub disable_mp: bool,
+    /// Offer both families, not only the peer address's (`dualStackAddressFamily`).
+    pub dual_stack: bool,
+    /// The VRF device the socket is bound to; `None`: the default VRF.
+    pub vrf: Option<String>,
     /// IPv6 next hop for IPv6 prefixes on an IPv4 session (default: IPv4-mapped local address).
     pub next_hop_v6: Option<Ipv6Addr>,
     /// IPv4 next hop for IPv4 prefixes on an IPv6 session (default: the router ID).
@@ -112,6 +120,8 @@ impl std::fmt::Debug for SessionConfig {
             .field("graceful_restart", &self.graceful_restart)
             .field("graceful_restart_time", &self.graceful_restart_time)
             .field("disable_mp", &self.disable_mp)
+            .field("dual_stack", &self.dual_stack)
+            .field("vrf", &self.vrf)
             .field("next_hop_v6", &self.next_hop_v6)
             .field("next_hop_v4", &self.next_hop_v4)
             .field("bfd", &self.bfd)
@@ -144,17 +154,15 @@ impl SessionConfig {
             ttl: self.ttl(),
             password: self.password.clone(),
             source_address: self.source_address,
+            device: self.vrf.clone(),
             timeout: self.fsm_config().connect_timeout(),
         }
     }
 
-    /// Families we offer in OPEN.
+    /// Families we offer in OPEN (IPv4, IPv6).
     pub fn families(&self) -> (bool, bool) {
-        if self.disable_mp {
-            (self.peer_address.is_ipv4(), self.peer_address.is_ipv6())
-        } else {
-            (true, true)
-        }
+        let f = offered_families(self.peer_address, self.dual_stack, self.disable_mp);
+        (f.ipv4, f.ipv6)
     }
 
     fn fsm_config(&self) -> FsmConfig {
@@ -266,6 +274,8 @@ struct Shared {
     prefixes_advertised: u64,
     /// Graceful restart negotiated on the current session.
     graceful_restart: bool,
+    /// The last connect failed because the VRF device does not exist.
+    vrf_missing: bool,
 }
 
 /// The manager's handle on a running session.
@@ -399,6 +409,9 @@ impl SessionHandle {
             updates_sent: self.counters.updates_sent.load(Ordering::Relaxed),
             updates_received: self.counters.updates_received.load(Ordering::Relaxed),
             bfd: None,
+            local_asn: self.config.local_as,
+            vrf: self.config.vrf.clone(),
+            vrf_missing: shared.vrf_missing,
         }
     }
 
@@ -564,12 +577,17 @@ impl Runner {
                     match res {
                         Ok(stream) => {
                             debug!(peer = %self.cfg.name, "TCP connected");
+                            self.with_shared(|s| s.vrf_missing = false);
                             self.framed = Some(Framed::new(stream, BgpFrameCodec::new()));
                             self.handle(Event::TcpConnectionConfirmed).await;
                         }
                         Err(e) => {
                             debug!(peer = %self.cfg.name, error = %e, "connect failed");
-                            self.with_shared(|s| s.last_error = Some(e.to_string()));
+                            let vrf_missing = matches!(e, ConnectError::NoDevice(..));
+                            self.with_shared(|s| {
+                                s.last_error = Some(e.to_string());
+                                s.vrf_missing = vrf_missing;
+                            });
                             self.handle(Event::TcpConnectionFails).await;
                         }
                     }

@@ -1,5 +1,7 @@
-//! The TCP connection of a BGP session, prepared before `connect`: source address, TTL (1 for
-//! single-hop eBGP, 255 for multihop eBGP and iBGP) and TCP MD5 (RFC 2385) through a raw
+//! The TCP connection of a BGP session, prepared before `connect`: VRF device
+//! (SO_BINDTODEVICE on the VRF master, so that routing, the source address and so the next
+//! hop come from the VRF's table and interfaces), source address, TTL (1 for single-hop eBGP,
+//! 255 for multihop eBGP and iBGP) and TCP MD5 (RFC 2385) through a raw
 //! `setsockopt(TCP_MD5SIG)`, which socket2 has no helper for. The key must be installed before
 //! `connect` so that the SYN is signed.
 //!
@@ -18,6 +20,9 @@ pub enum ConnectError {
     /// Creating or configuring the socket failed.
     #[error("socket setup: {0}")]
     Socket(#[source] std::io::Error),
+    /// The VRF device to bind to does not exist in this network namespace.
+    #[error("VRF {0} does not exist on this node (no device of that name): {1}")]
+    NoDevice(String, #[source] std::io::Error),
     /// TCP MD5 could not be configured.
     #[error("TCP MD5 (RFC 2385) setup: {0}")]
     Md5(String),
@@ -40,6 +45,8 @@ pub struct ConnectOptions {
     pub password: Option<String>,
     /// Source address; `None` lets the kernel choose.
     pub source_address: Option<IpAddr>,
+    /// VRF device to bind the socket to (SO_BINDTODEVICE); `None`: the default VRF.
+    pub device: Option<String>,
     /// How long `connect` may take.
     pub timeout: Duration,
 }
@@ -60,6 +67,17 @@ pub async fn connect(cfg: &ConnectOptions) -> Result<TcpStream, ConnectError> {
         }
         .map_err(ConnectError::Socket)?;
         s.set_tcp_nodelay(true).map_err(ConnectError::Socket)?;
+        if let Some(device) = &cfg.device {
+            // Before bind and connect: the source address is then chosen, and routed, in the
+            // VRF.
+            s.bind_device(Some(device.as_bytes())).map_err(|e| {
+                if e.raw_os_error() == Some(libc::ENODEV) {
+                    ConnectError::NoDevice(device.clone(), e)
+                } else {
+                    ConnectError::Socket(e)
+                }
+            })?;
+        }
     }
     if let Some(password) = &cfg.password {
         set_tcp_md5(&socket, peer.ip(), password.as_bytes())?;
@@ -149,6 +167,33 @@ pub fn set_tcp_md5(
 mod tests {
     use super::*;
     use std::net::Ipv4Addr;
+
+    /// A VRF device that does not exist is told apart from other socket failures (the
+    /// session reports it as a missing VRF).
+    #[tokio::test]
+    async fn a_missing_vrf_device_is_reported_as_such() {
+        let opts = ConnectOptions {
+            peer: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9),
+            ttl: 1,
+            password: None,
+            source_address: None,
+            device: Some("nosuchvrf0".into()),
+            timeout: Duration::from_secs(1),
+        };
+        match connect(&opts).await {
+            Err(ConnectError::NoDevice(name, _)) => assert_eq!(name, "nosuchvrf0"),
+            // Binding to a device needs CAP_NET_RAW; without it the kernel says EPERM first.
+            Err(ConnectError::Socket(e)) if e.raw_os_error() == Some(libc::EPERM) => {
+                assert_ne!(
+                    std::env::var("CI").as_deref(),
+                    Ok("true"),
+                    "SO_BINDTODEVICE needs CAP_NET_RAW, which CI has"
+                );
+                eprintln!("skipped: SO_BINDTODEVICE needs CAP_NET_RAW");
+            }
+            other => panic!("expected NoDevice, got {other:?}"),
+        }
+    }
 
     #[test]
     fn md5_key_too_long_is_refused() {

@@ -251,6 +251,7 @@ mod tests {
             updates_sent,
             updates_received: 0,
             bfd: None,
+            ..Default::default()
         };
         m.metallb.observe_sessions(&[session(4)]);
         m.metallb.observe_sessions(&[session(6)]);

@@ -1,5 +1,6 @@
-//! `nodeAssigned` events, published beside the loop: a takeover of many addresses must not
-//! wait for one API write per Service before the next pass.
+//! Events, published beside the loop: `nodeAssigned` (a takeover of many addresses must not
+//! wait for one API write per Service before the next pass) and `VRFNotFound` on a BGPPeer
+//! whose VRF device is missing on this node.
 
 use crate::stores::SpeakerStores;
 use ferrolb_speaker_core::pass::NodeAssigned;
@@ -11,10 +12,19 @@ use tokio::sync::mpsc;
 /// Events waiting to be published; a pass that finds the queue full waits for room.
 const EVENT_QUEUE: usize = 1024;
 
+/// One event to publish.
+#[derive(Debug)]
+pub(crate) enum Pending {
+    /// This node took over a layer 2 address.
+    Assigned(NodeAssigned),
+    /// The VRF of a BGPPeer (`namespace/name`) does not exist on this node.
+    VrfMissing { peer: String, vrf: String },
+}
+
 /// The sending side of the event queue.
 #[derive(Clone)]
 pub(crate) struct EventQueue {
-    tx: mpsc::Sender<NodeAssigned>,
+    tx: mpsc::Sender<Pending>,
 }
 
 impl EventQueue {
@@ -30,8 +40,8 @@ impl EventQueue {
         Self { tx }
     }
 
-    /// Queues the events of one pass.
-    pub(crate) async fn send(&self, events: Vec<NodeAssigned>) {
+    /// Queues events.
+    pub(crate) async fn send(&self, events: Vec<Pending>) {
         for ev in events {
             if self.tx.send(ev).await.is_err() {
                 tracing::warn!("event publisher stopped; event dropped");
@@ -44,29 +54,66 @@ async fn publish(
     recorder: Recorder,
     stores: SpeakerStores,
     node: String,
-    mut rx: mpsc::Receiver<NodeAssigned>,
+    mut rx: mpsc::Receiver<Pending>,
 ) {
-    while let Some(assigned) = rx.recv().await {
-        let Some((ns, name)) = assigned.service.split_once('/') else {
+    while let Some(pending) = rx.recv().await {
+        let Some((reference, ev)) = event(&stores, &node, &pending) else {
             continue;
-        };
-        // A Service deleted meanwhile has nothing to attach the event to.
-        let Some(obj) = stores.service(ns, name) else {
-            continue;
-        };
-        let reference: ObjectReference = obj.object_ref(&());
-        let ev = Event {
-            type_: EventType::Normal,
-            reason: ferrolb_api::events::NODE_ASSIGNED.to_string(),
-            note: Some(format!(
-                "announcing {} from node {node} with protocol layer2",
-                assigned.ip
-            )),
-            action: "Announce".to_string(),
-            secondary: None,
         };
         if let Err(e) = recorder.publish(&ev, &reference).await {
-            tracing::warn!(error = %e, service = %assigned.service, "recording nodeAssigned failed");
+            tracing::warn!(error = %e, event = ?pending, "recording an event failed");
+        }
+    }
+}
+
+/// The object an event is about and the event; `None` when the object is gone.
+fn event(
+    stores: &SpeakerStores,
+    node: &str,
+    pending: &Pending,
+) -> Option<(ObjectReference, Event)> {
+    match pending {
+        Pending::Assigned(assigned) => {
+            let (ns, name) = assigned.service.split_once('/')?;
+            // A Service deleted meanwhile has nothing to attach the event to.
+            let obj = stores.service(ns, name)?;
+            let reference: ObjectReference = obj.object_ref(&());
+            Some((
+                reference,
+                Event {
+                    type_: EventType::Normal,
+                    reason: ferrolb_api::events::NODE_ASSIGNED.to_string(),
+                    note: Some(format!(
+                        "announcing {} from node {node} with protocol layer2",
+                        assigned.ip
+                    )),
+                    action: "Announce".to_string(),
+                    secondary: None,
+                },
+            ))
+        }
+        Pending::VrfMissing { peer, vrf } => {
+            let (ns, name) = peer.split_once('/')?;
+            let reference = ObjectReference {
+                api_version: Some("ferrolb.io/v1beta1".to_string()),
+                kind: Some("BGPPeer".to_string()),
+                namespace: Some(ns.to_string()),
+                name: Some(name.to_string()),
+                ..ObjectReference::default()
+            };
+            Some((
+                reference,
+                Event {
+                    type_: EventType::Warning,
+                    reason: ferrolb_api::events::VRF_NOT_FOUND.to_string(),
+                    note: Some(format!(
+                        "VRF {vrf} does not exist on node {node}; the BGP session of this node \
+                         stays down until a VRF device of that name is created"
+                    )),
+                    action: "Connect".to_string(),
+                    secondary: None,
+                },
+            ))
         }
     }
 }

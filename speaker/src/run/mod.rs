@@ -227,6 +227,7 @@ async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> a
         bgp: restarted_peer_manager(&opts),
         owners: BTreeMap::new(),
         bgp_since: BTreeMap::new(),
+        vrf_missing: std::collections::BTreeSet::new(),
         settle_at: None,
         opts,
         shared,
@@ -242,7 +243,7 @@ async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> a
             Input::Settle => speaker.process_settle().await,
             Input::Alive(changed) => speaker.process_alive(changed).await,
             Input::Reclaim(reclaimed) => speaker.process_reclaim(reclaimed),
-            Input::Tick => speaker.process_tick(),
+            Input::Tick => speaker.process_tick().await,
             Input::Stop => break,
         }
     }

@@ -2,7 +2,7 @@
 //! plans to the announcer, the BGP manager, the status writers and the event queue.
 
 use super::RunOptions;
-use super::events::EventQueue;
+use super::events::{EventQueue, Pending};
 use super::membership::MembershipDriver;
 use super::shared::Shared;
 use crate::bgp::manager::PeerManager;
@@ -19,7 +19,7 @@ use ferrolb_speaker_core::bgp::restart_marker::RestartMarker;
 use ferrolb_speaker_core::desired::Desired;
 use ferrolb_speaker_core::layer2::stop::{L2Stop, l2_stop};
 use ferrolb_speaker_core::pass::{Announce, Plan, View, pass};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,6 +59,9 @@ pub(crate) struct Speaker {
     pub(crate) owners: BTreeMap<IpAddr, Option<String>>,
     /// Since when each address is advertised over BGP.
     pub(crate) bgp_since: BTreeMap<IpAddr, String>,
+    /// BGPPeers (`namespace/name`) whose VRF was missing at the last tick, so that each
+    /// disappearance of a VRF is recorded as one event.
+    pub(crate) vrf_missing: BTreeSet<String>,
     /// When to pass again because the last one waited for the membership to settle.
     pub(crate) settle_at: Option<Instant>,
 }
@@ -95,7 +98,7 @@ impl Speaker {
     }
 
     /// Session states and interfaces change without a watch event: refresh what reports them.
-    pub(crate) fn process_tick(&self) {
+    pub(crate) async fn process_tick(&mut self) {
         if let Some(m) = self.membership.as_ref().and_then(|d| d.membership()) {
             self.shared
                 .metrics
@@ -103,11 +106,17 @@ impl Speaker {
                 .observe(m.counters().values());
         }
         self.refresh_bgp_status();
-        {
+        let missing = {
             let st = self.shared.state();
             self.status_objects
                 .publish_bgp(&st.bgp_announcements, &st.bgp_peers);
-        }
+            st.bgp_peers
+                .iter()
+                .filter(|p| p.vrf_missing)
+                .map(|p| (p.name.clone(), p.vrf.clone().unwrap_or_default()))
+                .collect::<BTreeMap<String, String>>()
+        };
+        self.record_missing_vrfs(missing).await;
         self.status_objects
             .publish_layer2(&self.announcer.snapshot());
     }
@@ -360,7 +369,15 @@ impl Speaker {
                 .election_changes
                 .inc_by(changes.changed);
             self.owners = changes.owners;
-            self.events.send(changes.assigned).await;
+            self.events
+                .send(
+                    changes
+                        .assigned
+                        .into_iter()
+                        .map(Pending::Assigned)
+                        .collect(),
+                )
+                .await;
             self.shared.set_ready();
         }
     }
@@ -416,6 +433,24 @@ impl Speaker {
     }
 
     /// Copies the sessions' states into the status API and the metrics.
+    /// Records a warning event on each BGPPeer whose VRF has just been found missing on this
+    /// node (once per disappearance, not on every tick).
+    async fn record_missing_vrfs(&mut self, missing: BTreeMap<String, String>) {
+        let new: Vec<Pending> = missing
+            .iter()
+            .filter(|(peer, _)| !self.vrf_missing.contains(*peer))
+            .map(|(peer, vrf)| {
+                tracing::warn!(peer = %peer, vrf = %vrf, "VRF of a BGP peer does not exist on this node");
+                Pending::VrfMissing {
+                    peer: peer.clone(),
+                    vrf: vrf.clone(),
+                }
+            })
+            .collect();
+        self.vrf_missing = missing.into_keys().collect();
+        self.events.send(new).await;
+    }
+
     fn refresh_bgp_status(&self) {
         let status = self.bgp.status();
         let m = &self.shared.metrics;

@@ -9,11 +9,14 @@
 //!   restart) or its node leaves (withdraw, then Cease), read from its Node.
 //! - [`restart_marker`]: what the stopping process leaves for the next one, so that it
 //!   announces the Restart State bit within the restart time.
+//! - [`session_params`]: what a BGPPeer's fields make of one session: the AS in our OPEN
+//!   (`localASN`) and the address families offered (`dualStackAddressFamily`, `disableMP`).
 
 pub mod codec;
 pub mod departure;
 pub mod fsm;
 pub mod restart_marker;
 pub mod route;
+pub mod session_params;
 
 pub use route::RouteAttributes;

@@ -92,6 +92,27 @@ fn session_config_resolves_passwords_and_router_id() {
     ));
 }
 
+/// `localASN` is the AS of our OPEN; a session in a VRF carries its name and does not name the
+/// node's (default VRF) addresses as next hops.
+#[test]
+fn session_config_presents_local_asn_and_keeps_vrf_next_hops_out_of_the_default_vrf() {
+    let mut p = peer("tor", 179);
+    let id = NodeAddresses {
+        v4: Some(Ipv4Addr::new(10, 200, 0, 5)),
+        v6: Some("fd00:200::5".parse().expect("v6")),
+    };
+    let c = session_config(&p, &Passwords::new(), id).expect("config");
+    assert_eq!((c.local_as, c.vrf.as_deref()), (64512, None));
+    p.local_asn = Some(65010);
+    p.vrf = Some("red".into());
+    p.dual_stack = true;
+    let c = session_config(&p, &Passwords::new(), id).expect("config");
+    assert_eq!((c.local_as, c.vrf.as_deref()), (65010, Some("red")));
+    assert_eq!((c.next_hop_v4, c.next_hop_v6), (None, None));
+    assert_eq!(c.families(), (true, true));
+    assert_eq!(c.connect_options().device.as_deref(), Some("red"));
+}
+
 #[test]
 fn table_for_takes_only_the_peers_prefixes() {
     let anns = vec![

@@ -52,6 +52,9 @@ fn cfg(port: u16, peer_as: PeerAsn) -> SessionConfig {
         graceful_restart: false,
         graceful_restart_time: 120,
         disable_mp: false,
+        // Both families, so that the scripted peers below see IPv6 routes on IPv4 sessions.
+        dual_stack: true,
+        vrf: None,
         next_hop_v6: None,
         next_hop_v4: None,
         bfd: false,
@@ -70,6 +73,12 @@ fn ttl_and_families() {
     assert_eq!(c.families(), (true, true));
     c.disable_mp = true;
     assert_eq!(c.families(), (true, false));
+    // Without dualStackAddressFamily: the peer address's family only.
+    c.disable_mp = false;
+    c.dual_stack = false;
+    assert_eq!(c.families(), (true, false));
+    c.peer_address = IpAddr::V6(std::net::Ipv6Addr::LOCALHOST);
+    assert_eq!(c.families(), (false, true));
 }
 
 /// A scripted peer on loopback, speaking through our own codec.

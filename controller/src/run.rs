@@ -163,18 +163,14 @@ async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> a
             tracing::info!(namespace = %opts.namespace, secret = %name, "created the membership key Secret");
         }
     }
-    let served =
-        ferrolb_runtime::retry::until_ok("listing the API server's groups", &mut w.stop, || {
-            ferrolb_runtime::groups::discover(&client)
-        })
-        .await;
-    let Some(served) = served else {
-        return Ok(());
-    };
     let groups = opts
         .config_source
-        .resolve_served(&served)
+        .resolve_when_reachable(&client, &mut w.stop)
+        .await
         .map_err(anyhow::Error::msg)?;
+    let Some(groups) = groups else {
+        return Ok(());
+    };
     let all = opts.all_namespaces_config;
     let namespaces = ConfigNamespaces {
         ferrolb: (!all).then_some(opts.namespace.as_str()),

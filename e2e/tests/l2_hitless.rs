@@ -12,62 +12,21 @@ mod common;
 
 use common::arp_probe::{ArpProber, ProbeRun};
 use common::*;
+use ferrolb_e2e::bench::rollout::bpffs::Bpffs;
 use ferrolb_e2e::cluster::{Cluster, ClusterOptions};
 use ferrolb_e2e::lab;
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const L2_EXAMPLE: &str = include_str!("../../deploy/examples/l2.yaml");
 const PROBE_EVERY: Duration = Duration::from_millis(10);
 const EXCLUDE: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
 
-/// A bpffs instance of this test's own (pins of the speakers' responders across restarts),
-/// unmounted — which releases whatever is still pinned — when dropped.
-struct Bpffs {
-    dir: PathBuf,
-}
-
-impl Bpffs {
-    fn mount() -> Bpffs {
-        let dir = std::env::temp_dir().join(format!(
-            "ferrolb-l2-hitless-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        ));
-        std::fs::create_dir_all(&dir).expect("bpffs mount point");
-        let out = std::process::Command::new("mount")
-            .args(["-t", "bpf", "bpf"])
-            .arg(&dir)
-            .output()
-            .expect("mount");
-        assert!(
-            out.status.success(),
-            "mounting bpffs at {}: {}",
-            dir.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Bpffs { dir }
-    }
-}
-
-impl Drop for Bpffs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.dir)
-            .status();
-        let _ = std::fs::remove_dir(&self.dir);
-    }
-}
-
 fn cluster(extra: &[&str]) -> (Cluster, Bpffs) {
-    let bpffs = Bpffs::mount();
+    let bpffs = Bpffs::mount().expect("bpffs");
     let mut speaker_args = vec![
         "--l2-handover-dir".to_string(),
-        bpffs.dir.display().to_string(),
+        bpffs.dir().display().to_string(),
     ];
     speaker_args.extend(extra.iter().map(|s| s.to_string()));
     let c = Cluster::start(ClusterOptions {
@@ -234,7 +193,7 @@ fn a_restart_in_place_keeps_answering_from_the_same_mac() {
         .expect("speaker exits on SIGTERM");
     let exited = Instant::now();
     let node = c.lab.node(owner).name().to_string();
-    let pins: Vec<_> = std::fs::read_dir(bpffs.dir.join(&node))
+    let pins: Vec<_> = std::fs::read_dir(bpffs.dir().join(&node))
         .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(
@@ -256,7 +215,7 @@ fn a_restart_in_place_keeps_answering_from_the_same_mac() {
         "the predecessor's pins are removed",
         Duration::from_secs(10),
         || {
-            std::fs::read_dir(bpffs.dir.join(&node))
+            std::fs::read_dir(bpffs.dir().join(&node))
                 .map(|d| d.count() == 0)
                 .unwrap_or(true)
                 .then_some(())
@@ -376,7 +335,7 @@ fn without_hitless_operations_the_address_moves_at_sigterm() {
         .expect("speaker exits on SIGTERM");
     let node = c.lab.node(owner).name().to_string();
     assert!(
-        std::fs::read_dir(bpffs.dir.join(&node)).is_err(),
+        std::fs::read_dir(bpffs.dir().join(&node)).is_err(),
         "a speaker without hitless operations pinned its responder"
     );
     let next = eventually(

@@ -175,6 +175,19 @@ impl ConfigSourceArgs {
         self.resolve_served(&served)
     }
 
+    /// Resolves the groups against the API server, waiting for it while it cannot be reached
+    /// (see [`crate::retry`]); `Ok(None)` when the component is asked to stop meanwhile.
+    pub async fn resolve_when_reachable(
+        &self,
+        client: &kube::Client,
+        stop: &mut crate::process::StopSignal,
+    ) -> Result<Option<ResolvedGroups>, String> {
+        let served =
+            crate::retry::until_ok("listing the API server's groups", stop, || discover(client))
+                .await;
+        served.map(|s| self.resolve_served(&s)).transpose()
+    }
+
     /// Resolves the groups against what the API server serves ([`discover`]); logs what is
     /// read.
     pub fn resolve_served(&self, served: &Served) -> Result<ResolvedGroups, String> {

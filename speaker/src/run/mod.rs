@@ -130,18 +130,14 @@ enum Input {
 
 async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> anyhow::Result<()> {
     let shared = w.shared.clone();
-    let served =
-        ferrolb_runtime::retry::until_ok("listing the API server's groups", &mut w.stop, || {
-            ferrolb_runtime::groups::discover(&client)
-        })
-        .await;
-    let Some(served) = served else {
-        return Ok(());
-    };
     let groups = opts
         .config_source
-        .resolve_served(&served)
+        .resolve_when_reachable(&client, &mut w.stop)
+        .await
         .map_err(anyhow::Error::msg)?;
+    let Some(groups) = groups else {
+        return Ok(());
+    };
     let metallb_ns = &opts.config_source.metallb_namespace;
     let metallb_secrets_readable = groups.uses(ConfigGroup::Metallb)
         && *metallb_ns != opts.namespace

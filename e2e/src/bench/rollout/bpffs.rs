@@ -1,5 +1,5 @@
-//! A bpffs instance of the benchmark's own: the speakers pin their layer 2 responders there
-//! across a restart in place (never in the host's /sys/fs/bpf, which other labs share).
+//! A bpffs instance of a lab's own: its speakers pin their layer 2 responders there across a
+//! restart in place (never in the host's /sys/fs/bpf, which other labs share).
 
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};

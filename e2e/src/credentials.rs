@@ -17,21 +17,13 @@ pub const COMPONENT_TOKEN_SECONDS: i64 = 24 * 3600;
 /// A fresh random admin token, written to `path` (mode 0600) for the API server's
 /// `--admin-token-file`.
 pub fn write_admin_token(path: &Path) -> anyhow::Result<String> {
-    use std::io::{Read, Write};
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::io::Read;
     let mut bytes = [0u8; 24];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
         .context("reading /dev/urandom for the admin token")?;
     let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(token.as_bytes())
+    crate::private_file::write(path, token.as_bytes())
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(token)
 }
@@ -84,21 +76,12 @@ pub fn write_kubeconfig(
     admin_kubeconfig: &Path,
     token: &str,
 ) -> anyhow::Result<PathBuf> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let admin = std::fs::read_to_string(admin_kubeconfig)
         .with_context(|| format!("reading {}", admin_kubeconfig.display()))?;
     let text = kubeconfig_as(&admin, who, token)
         .with_context(|| format!("the kubeconfig {}", admin_kubeconfig.display()))?;
     let path = dir.join(format!("kubeconfig-{who}"));
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(text.as_bytes())
+    crate::private_file::write(&path, text.as_bytes())
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
 }

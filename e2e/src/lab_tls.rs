@@ -66,8 +66,6 @@ impl LabCa {
 
     /// A serving certificate of `who` for `ip`, written as `who.crt` and `who.key` (0600).
     pub fn issue(&self, who: &str, ip: IpAddr) -> anyhow::Result<ServingFiles> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
         let mut params = CertificateParams::new(vec![ip.to_string()])?;
         params
             .distinguished_name
@@ -80,15 +78,11 @@ impl LabCa {
         };
         std::fs::write(&files.cert, pem("CERTIFICATE", cert.der()))
             .with_context(|| format!("writing {}", files.cert.display()))?;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&files.key)
-            .with_context(|| format!("creating {}", files.key.display()))?;
-        f.write_all(pem("PRIVATE KEY", &key.serialize_der()).as_bytes())
-            .with_context(|| format!("writing {}", files.key.display()))?;
+        crate::private_file::write(
+            &files.key,
+            pem("PRIVATE KEY", &key.serialize_der()).as_bytes(),
+        )
+        .with_context(|| format!("writing {}", files.key.display()))?;
         Ok(files)
     }
 

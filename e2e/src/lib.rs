@@ -13,5 +13,6 @@ pub mod image;
 pub use ferrolb_lab as lab;
 pub mod lab_tls;
 pub mod labcmd;
+pub mod private_file;
 pub mod tools;
 pub mod workload;

@@ -125,7 +125,7 @@ impl TlsIdentity {
             key: STANDARD.encode(&fresh.key_der),
         };
         let text = serde_json::to_string(&stored).map_err(|e| file_err(e.to_string()))?;
-        write_private(path, text.as_bytes()).map_err(|e| file_err(e.to_string()))?;
+        crate::private_file::write(path, text.as_bytes()).map_err(|e| file_err(e.to_string()))?;
         Ok(fresh)
     }
 
@@ -151,15 +151,38 @@ impl TlsIdentity {
     }
 }
 
-/// Writes `bytes` to `path`, readable by its owner only.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(bytes)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kept_identity_comes_back_the_same() {
+        let dir = std::env::temp_dir().join(format!("ferrolb-tls-identity-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("state.json.tls.json");
+        let ip = IpAddr::from([127, 0, 0, 1]);
+        let first = TlsIdentity::load_or_generate(&path, ip).expect("generated");
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&path).expect("written").permissions(),
+        );
+        let again = TlsIdentity::load_or_generate(&path, ip).expect("loaded");
+        let other = TlsIdentity::generate(ip).expect("fresh");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(again.ca_der, first.ca_der);
+        assert_eq!(again.cert_der, first.cert_der);
+        assert_ne!(other.ca_der, first.ca_der);
+    }
+
+    #[test]
+    fn a_damaged_identity_file_is_an_error_naming_it() {
+        let dir = std::env::temp_dir().join(format!("ferrolb-tls-damaged-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("state.json.tls.json");
+        std::fs::write(&path, "{\"ca\": 1}").expect("write");
+        let err = TlsIdentity::load_or_generate(&path, IpAddr::from([127, 0, 0, 1]))
+            .expect_err("damaged");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(err.to_string().contains("state.json.tls.json"), "{err}");
+    }
 }

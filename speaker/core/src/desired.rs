@@ -1280,7 +1280,11 @@ mod tests {
         };
         for me in ["a", "b", "c"] {
             let d = desired_announcements(&idx, me);
-            assert_eq!(d.l2_owners[0].owner.as_deref(), Some(expected.as_str()), "{me}");
+            assert_eq!(
+                d.l2_owners[0].owner.as_deref(),
+                Some(expected.as_str()),
+                "{me}"
+            );
         }
         let d = desired_announcements(&idx, &owner);
         if owner == "b" {
@@ -1321,10 +1325,7 @@ mod tests {
         let d = desired_announcements(&idx, "b");
         assert_eq!(d.l2_owners[0].owner, None);
         assert_eq!(
-            d.not_announced
-                .iter()
-                .map(|n| n.reason)
-                .collect::<Vec<_>>(),
+            d.not_announced.iter().map(|n| n.reason).collect::<Vec<_>>(),
             [NotAnnouncedReason::NoEligibleNode]
         );
         // Node b lacks carrier under both advertisements that select it.
@@ -1335,7 +1336,10 @@ mod tests {
             .collect();
         assert_eq!(
             reasons,
-            ["interface eth1 has no carrier", "interface eth2 has no carrier"]
+            [
+                "interface eth1 has no carrier",
+                "interface eth2 has no carrier"
+            ]
         );
     }
 
@@ -1353,10 +1357,7 @@ mod tests {
         )]));
         let ip10 = ip("10.200.0.10");
         let d = desired_announcements(&idx, "c");
-        assert_eq!(
-            d.l2_owners[0].owner.as_deref(),
-            elect(ip10, ["b", "c"])
-        );
+        assert_eq!(d.l2_owners[0].owner.as_deref(), elect(ip10, ["b", "c"]));
     }
 
     proptest! {

@@ -200,7 +200,11 @@ pub fn check_node(
 }
 
 /// Check 8, layer 2 only: the node has carrier on an interface the advertisement selects.
-pub fn l2_carrier(index: &ClusterIndex, node: &str, adv: &L2Advertisement) -> Result<(), NoCarrier> {
+pub fn l2_carrier(
+    index: &ClusterIndex,
+    node: &str,
+    adv: &L2Advertisement,
+) -> Result<(), NoCarrier> {
     carrier_check(index.node_links(node), &adv.interfaces)
 }
 

@@ -118,7 +118,10 @@ mod tests {
     #[test]
     fn one_selected_interface_with_carrier_is_enough() {
         let report = [link("eth0", false, true), link("eth1", true, true)];
-        assert_eq!(carrier_check(Some(&report), &names(&["eth0", "eth1"])), Ok(()));
+        assert_eq!(
+            carrier_check(Some(&report), &names(&["eth0", "eth1"])),
+            Ok(())
+        );
         let report = [link("eth0", false, true), link("eth1", false, true)];
         let err = carrier_check(Some(&report), &names(&["eth1", "eth0"])).expect_err("both down");
         assert_eq!(err.to_string(), "interfaces eth0, eth1 have no carrier");

@@ -20,6 +20,7 @@
 //! network may not expect (MetalLB internal/layer2/announcer.go updateInterfaces skips
 //! interfaces with a `master` and with the NOARP flag).
 
+use ferrolb_speaker_core::layer2::carrier::LinkReport;
 use ferrolb_speaker_core::layer2::frames::MacAddr;
 use futures::{StreamExt, TryStreamExt};
 use netlink_packet_route::address::{AddressAttribute, AddressHeaderFlags, AddressMessage};
@@ -76,6 +77,10 @@ pub struct Link {
     /// Administratively up (`IFF_UP`). Carrier is not required: a link that loses carrier and
     /// gets it back must not lose its announcements in between.
     pub up: bool,
+    /// Carrier (`IFF_LOWER_UP`): the link can pass frames. Announcing does not require it, but
+    /// it is reported to the other speakers, whose election passes over a node without carrier
+    /// on the interfaces an advertisement selects ([`link_reports`]).
+    pub carrier: bool,
     /// `IFF_LOOPBACK`.
     pub loopback: bool,
     /// Whether the link layer is Ethernet (`ARPHRD_ETHER`); ARP and NDP as we speak them need it.
@@ -197,12 +202,31 @@ pub fn choose_interfaces<'a>(
     out
 }
 
+/// What this speaker reports to the others about its interfaces: every announceable link (the
+/// exclusion patterns aside, since an advertisement naming an interface ignores them) with its
+/// carrier and whether the automatic choice uses it, sorted by name.
+pub fn link_reports(table: &InterfaceTable, exclude_patterns: &[String]) -> Vec<LinkReport> {
+    let mut out: Vec<LinkReport> = table
+        .links
+        .values()
+        .filter(|l| l.announceable())
+        .map(|l| LinkReport {
+            name: l.name.clone(),
+            carrier: l.carrier,
+            automatic: !excluded(&l.name, exclude_patterns),
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 fn link_from_message(msg: &LinkMessage) -> Link {
     let mut link = Link {
         index: msg.header.index,
         name: String::new(),
         mac: None,
         up: msg.header.flags.contains(LinkFlags::Up),
+        carrier: msg.header.flags.contains(LinkFlags::LowerUp),
         loopback: msg.header.flags.contains(LinkFlags::Loopback),
         noarp: msg.header.flags.contains(LinkFlags::Noarp),
         master: None,
@@ -352,6 +376,7 @@ pub(crate) fn test_link(index: u32, name: &str) -> Link {
         name: name.into(),
         mac: Some(MacAddr([2, 0, 0, 0, 0, index as u8])),
         up: true,
+        carrier: true,
         loopback: false,
         ethernet: true,
         kind: None,
@@ -482,6 +507,28 @@ mod tests {
             .map(|s| s.to_string())
             .collect();
         assert_eq!(names(choose_interfaces(&t, &want, &ex)), ["bond0"]);
+    }
+
+    #[test]
+    fn reports_list_announceable_links_with_carrier_and_automatic_choice() {
+        let mut eth0 = link(1, "eth0");
+        eth0.carrier = false;
+        let mut down = link(2, "eth9");
+        down.up = false;
+        let t = table(vec![eth0, down, link(3, "cni0"), link(4, "mgmt0")]);
+        let reports = link_reports(&t, &default_exclude_patterns());
+        let got: Vec<(&str, bool, bool)> = reports
+            .iter()
+            .map(|r| (r.name.as_str(), r.carrier, r.automatic))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("cni0", true, false),
+                ("eth0", false, true),
+                ("mgmt0", true, true)
+            ]
+        );
     }
 
     #[test]

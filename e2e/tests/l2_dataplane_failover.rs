@@ -207,9 +207,9 @@ fn carrier_loss_moves_the_address_while_membership_stays_up() {
         assert_eq!(reported_carrier(&c, owner), Some(false));
         let why = status(&c, owner)["noCarrier"].clone();
         assert!(
-            why.as_array().is_some_and(|a| a.iter().any(|x| x["ip"]
-                == ip.to_string()
-                && x["message"] == "interface eth0 has no carrier")),
+            why.as_array()
+                .is_some_and(|a| a.iter().any(|x| x["ip"] == ip.to_string()
+                    && x["message"] == "interface eth0 has no carrier")),
             "node{owner}'s status does not say why it does not announce {ip}: {why}"
         );
         std::thread::sleep(Duration::from_millis(1500));
@@ -265,6 +265,29 @@ fn carrier_loss_moves_the_address_while_membership_stays_up() {
             moved <= MOVE_BOUND,
             "trial {trial}: the address moved after {moved:?} (bound {MOVE_BOUND:?})"
         );
+        if !after_up.is_empty() {
+            let rel = |t: Instant| ms(t.saturating_duration_since(up));
+            let garps: Vec<(f64, &String)> = run
+                .gratuitous
+                .iter()
+                .filter(|(at, _)| *at >= up)
+                .map(|(at, m)| (rel(*at), m))
+                .collect();
+            let around: Vec<(f64, Vec<(f64, &String)>)> = run
+                .probes
+                .iter()
+                .filter(|p| p.at >= up && p.at < up + Duration::from_millis(200))
+                .map(|p| {
+                    (
+                        rel(p.at),
+                        p.replies.iter().map(|(t, m)| (rel(*t), m)).collect(),
+                    )
+                })
+                .collect();
+            println!(
+                "trial {trial}: after carrier returned (ms since): gratuitous {garps:?}; requests and replies {around:?}"
+            );
+        }
         assert!(
             after_up.is_empty(),
             "trial {trial}: {} requests unanswered after carrier returned",
@@ -293,7 +316,10 @@ fn carrier_loss_moves_the_address_while_membership_stays_up() {
                 .collect::<Vec<_>>()
         })
         .collect();
-    assert!(downs.is_empty(), "membership declared a node down: {downs:#?}");
+    assert!(
+        downs.is_empty(),
+        "membership declared a node down: {downs:#?}"
+    );
     let logged = c
         .speaker(owner)
         .map(|s| s.log())

@@ -22,7 +22,8 @@ pub const UPSTREAM_V6: Ipv6Net =
     Ipv6Net::new_assert(Ipv6Addr::new(0xfd00, 0x200, 0, 1, 0, 0, 0, 0), 64);
 /// The optional management network (bridge `br-mgmt`, [`LabBuilder::management_network`]).
 pub const MGMT_V4: Ipv4Net = Ipv4Net::new_assert(Ipv4Addr::new(10, 200, 2, 0), 24);
-pub const MGMT_V6: Ipv6Net = Ipv6Net::new_assert(Ipv6Addr::new(0xfd00, 0x200, 0, 2, 0, 0, 0, 0), 64);
+pub const MGMT_V6: Ipv6Net =
+    Ipv6Net::new_assert(Ipv6Addr::new(0xfd00, 0x200, 0, 2, 0, 0, 0, 0), 64);
 /// Reserved for service IPs (IPAddressPools in tests); never assigned to a host.
 pub const SERVICE_V4: Ipv4Net = Ipv4Net::new_assert(Ipv4Addr::new(10, 200, 10, 0), 24);
 pub const SERVICE_V6: Ipv6Net =

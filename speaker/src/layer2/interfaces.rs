@@ -3,7 +3,8 @@
 //!
 //! [`InterfaceWatcher`] subscribes to the kernel's link and address notifications
 //! (`RTNLGRP_LINK`, `RTNLGRP_IPV4_IFADDR`, `RTNLGRP_IPV6_IFADDR`) *before* it dumps the current
-//! state, and re-dumps the whole table after every burst of notifications. Re-dumping instead of
+//! state, and re-dumps the whole table after every burst of notifications (and at once on a
+//! link notification, so a lost carrier reaches the layer 2 election without the debounce). Re-dumping instead of
 //! patching the table from individual messages is the level-triggered choice: a lost or
 //! reordered notification (netlink multicast can drop under load, `ENOBUFS`) can never leave a
 //! stale entry, and a table of a few dozen links costs microseconds to read.
@@ -23,8 +24,10 @@
 use ferrolb_speaker_core::layer2::carrier::LinkReport;
 use ferrolb_speaker_core::layer2::frames::MacAddr;
 use futures::{StreamExt, TryStreamExt};
+use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::address::{AddressAttribute, AddressHeaderFlags, AddressMessage};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkInfo, LinkLayerType, LinkMessage};
+use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
 use rtnetlink::{Handle, MulticastGroup};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv6Addr};
@@ -296,6 +299,33 @@ pub async fn dump(handle: &Handle) -> Result<InterfaceTable, InterfaceError> {
     Ok(table)
 }
 
+/// Whether a notification is about a link (not an address).
+fn is_link_change(message: &NetlinkMessage<RouteNetlinkMessage>) -> bool {
+    matches!(
+        message.payload,
+        NetlinkPayload::InnerMessage(
+            RouteNetlinkMessage::NewLink(_) | RouteNetlinkMessage::DelLink(_)
+        )
+    )
+}
+
+/// Hands a freshly read table to the subscribers when it differs from the last one.
+fn publish(tx: &watch::Sender<InterfaceTable>, dumped: Result<InterfaceTable, InterfaceError>) {
+    match dumped {
+        Ok(table) => {
+            tx.send_if_modified(|old| {
+                let changed = *old != table;
+                if changed {
+                    tracing::debug!(links = table.links.len(), "interfaces changed");
+                    *old = table;
+                }
+                changed
+            });
+        }
+        Err(error) => tracing::warn!(%error, "re-reading interfaces failed"),
+    }
+}
+
 /// A running subscription to link and address changes. Dropping it stops the background task.
 pub struct InterfaceWatcher {
     rx: watch::Receiver<InterfaceTable>,
@@ -317,7 +347,13 @@ impl InterfaceWatcher {
         let initial = dump(&handle).await?;
         let (tx, rx) = watch::channel(initial);
         let task = tokio::spawn(async move {
-            while messages.next().await.is_some() {
+            while let Some((first, _)) = messages.next().await {
+                // A link change may be a lost carrier, which the layer 2 election waits for
+                // (a node without carrier leaves it): read the table at once as well, not
+                // only after the burst.
+                if is_link_change(&first) {
+                    publish(&tx, dump(&handle).await);
+                }
                 // Drain the rest of the burst, then read the whole truth once.
                 let deadline = tokio::time::sleep(DEBOUNCE);
                 tokio::pin!(deadline);
@@ -327,19 +363,7 @@ impl InterfaceWatcher {
                         more = messages.next() => if more.is_none() { return },
                     }
                 }
-                match dump(&handle).await {
-                    Ok(table) => {
-                        tx.send_if_modified(|old| {
-                            let changed = *old != table;
-                            if changed {
-                                tracing::debug!(links = table.links.len(), "interfaces changed");
-                                *old = table;
-                            }
-                            changed
-                        });
-                    }
-                    Err(error) => tracing::warn!(%error, "re-reading interfaces failed"),
-                }
+                publish(&tx, dump(&handle).await);
             }
             tracing::warn!("rtnetlink notification stream ended");
         });

@@ -13,6 +13,8 @@ use common::arp_probe::{ArpProber, ProbeRun};
 use common::*;
 use ferrolb_e2e::cluster::{Cluster, ClusterOptions};
 use ferrolb_e2e::lab::{self, Network};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, ListParams};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
@@ -327,6 +329,42 @@ fn carrier_loss_moves_the_address_while_membership_stays_up() {
         .lines()
         .any(|l| l.contains("interface eth0 has no carrier"));
     assert!(logged, "node{owner} did not log its lost carrier");
+
+    // A Warning event on the Service says why its owner gave the address up.
+    let api: Api<Event> = Api::namespaced(c.client.clone(), "default");
+    let owner_name = c.lab.node(owner).name().to_string();
+    let notes = eventually("a NoCarrier event", Duration::from_secs(10), || {
+        let api = api.clone();
+        let evs = c
+            .run(async move { api.list(&ListParams::default()).await })
+            .ok()?
+            .ok()?;
+        let notes: Vec<String> = evs
+            .items
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some("NoCarrier"))
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("dataplane"))
+            .filter_map(|e| e.note)
+            .collect();
+        (!notes.is_empty()).then_some(notes)
+    });
+    assert!(
+        notes.iter().all(|n| n.contains(&owner_name)
+            && n.contains(&ip.to_string())
+            && n.contains("interface eth0 has no carrier")),
+        "{notes:?}"
+    );
+    // The carrier gauge shows eth0 up again.
+    let (code, metrics) = c
+        .http_get(c.speaker_http(owner), "/metrics")
+        .expect("metrics");
+    assert_eq!(code, 200);
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "ferrolb_speaker_l2_interface_carrier{interface=\"eth0\"} 1"),
+        "{metrics}"
+    );
 
     let mut moved: Vec<f64> = trials.iter().map(|t| ms(t.moved)).collect();
     moved.sort_by(f64::total_cmp);

@@ -80,9 +80,13 @@ pub struct Link {
     /// Administratively up (`IFF_UP`). Carrier is not required: a link that loses carrier and
     /// gets it back must not lose its announcements in between.
     pub up: bool,
-    /// Carrier (`IFF_LOWER_UP`): the link can pass frames. Announcing does not require it, but
-    /// it is reported to the other speakers, whose election passes over a node without carrier
-    /// on the interfaces an advertisement selects ([`link_reports`]).
+    /// Carrier, and the link operationally up (`IFF_LOWER_UP` and `IFF_RUNNING`): the link can
+    /// pass frames. `IFF_LOWER_UP` alone turns on as soon as the driver sees carrier, while the
+    /// kernel activates the link's queue (until then every frame sent through it is dropped)
+    /// only a little later, when it also sets the operational state behind `IFF_RUNNING`; a node
+    /// that took its addresses back in between would have its answers dropped. Announcing does
+    /// not require carrier, but it is reported to the other speakers, whose election passes over
+    /// a node without carrier on the interfaces an advertisement selects ([`link_reports`]).
     pub carrier: bool,
     /// `IFF_LOOPBACK`.
     pub loopback: bool,
@@ -229,7 +233,8 @@ fn link_from_message(msg: &LinkMessage) -> Link {
         name: String::new(),
         mac: None,
         up: msg.header.flags.contains(LinkFlags::Up),
-        carrier: msg.header.flags.contains(LinkFlags::LowerUp),
+        carrier: msg.header.flags.contains(LinkFlags::LowerUp)
+            && msg.header.flags.contains(LinkFlags::Running),
         loopback: msg.header.flags.contains(LinkFlags::Loopback),
         noarp: msg.header.flags.contains(LinkFlags::Noarp),
         master: None,

@@ -2,9 +2,11 @@
 //! membership), in the logs when it changes, and which addresses it keeps this node from
 //! announcing (status API, logs).
 
+use super::events::ServiceEvent;
 use ferrolb_api::status::{InterfaceCarrier, NoCarrierAddress};
 use ferrolb_speaker_core::desired::L2NoCarrier;
 use ferrolb_speaker_core::layer2::carrier::LinkReport;
+use ferrolb_speaker_core::pass::NodeAssigned;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -61,6 +63,32 @@ pub(crate) fn no_carrier_status(list: &[L2NoCarrier]) -> Vec<NoCarrierAddress> {
         .collect()
 }
 
+/// `NoCarrier` events: the addresses this node owned as of the last settled pass (`owners`)
+/// that carrier now keeps from it, and did not already (`before`), one per Service.
+pub(crate) fn owned_lost_to_carrier(
+    owners: &BTreeMap<IpAddr, Option<String>>,
+    me: &str,
+    before: &BTreeMap<IpAddr, String>,
+    list: &[L2NoCarrier],
+) -> Vec<ServiceEvent> {
+    list.iter()
+        .filter(|n| !before.contains_key(&n.ip))
+        .filter(|n| owners.get(&n.ip).is_some_and(|o| o.as_deref() == Some(me)))
+        .flat_map(|n| {
+            let why = message(n);
+            n.services.iter().map(move |service| {
+                ServiceEvent::NoCarrier(
+                    NodeAssigned {
+                        ip: n.ip,
+                        service: service.clone(),
+                    },
+                    why.clone(),
+                )
+            })
+        })
+        .collect()
+}
+
 /// Logs each address that starts or stops being kept from this node by carrier, and returns
 /// the new set (address → message) to compare the next pass with.
 pub(crate) fn log_no_carrier_changes(
@@ -100,5 +128,21 @@ mod tests {
         let logged = log_no_carrier_changes(&BTreeMap::new(), &list);
         assert_eq!(logged.len(), 1);
         assert!(log_no_carrier_changes(&logged, &[]).is_empty());
+        // An event for the owner only, and only when the address is newly kept from it.
+        let ip = list[0].ip;
+        let owners = BTreeMap::from([(ip, Some("n1".to_string()))]);
+        let events = owned_lost_to_carrier(&owners, "n1", &BTreeMap::new(), &list);
+        assert_eq!(
+            events,
+            [ServiceEvent::NoCarrier(
+                NodeAssigned {
+                    ip,
+                    service: "default/web".into()
+                },
+                "interface eth0 has no carrier".into()
+            )]
+        );
+        assert!(owned_lost_to_carrier(&owners, "n2", &BTreeMap::new(), &list).is_empty());
+        assert!(owned_lost_to_carrier(&owners, "n1", &logged, &list).is_empty());
     }
 }

@@ -1,5 +1,5 @@
-//! `nodeAssigned` events, published beside the loop: a takeover of many addresses must not
-//! wait for one API write per Service before the next pass.
+//! `nodeAssigned` and `NoCarrier` events, published beside the loop: a takeover of many
+//! addresses must not wait for one API write per Service before the next pass.
 
 use crate::stores::SpeakerStores;
 use ferrolb_speaker_core::pass::NodeAssigned;
@@ -11,10 +11,19 @@ use tokio::sync::mpsc;
 /// Events waiting to be published; a pass that finds the queue full waits for room.
 const EVENT_QUEUE: usize = 1024;
 
+/// An event about a Service address, recorded on the Service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ServiceEvent {
+    /// This node took the address over.
+    Assigned(NodeAssigned),
+    /// This node, its owner, stopped announcing it for lack of carrier: `why`.
+    NoCarrier(NodeAssigned, String),
+}
+
 /// The sending side of the event queue.
 #[derive(Clone)]
 pub(crate) struct EventQueue {
-    tx: mpsc::Sender<NodeAssigned>,
+    tx: mpsc::Sender<ServiceEvent>,
 }
 
 impl EventQueue {
@@ -31,7 +40,7 @@ impl EventQueue {
     }
 
     /// Queues the events of one pass.
-    pub(crate) async fn send(&self, events: Vec<NodeAssigned>) {
+    pub(crate) async fn send(&self, events: Vec<ServiceEvent>) {
         for ev in events {
             if self.tx.send(ev).await.is_err() {
                 tracing::warn!("event publisher stopped; event dropped");
@@ -44,9 +53,34 @@ async fn publish(
     recorder: Recorder,
     stores: SpeakerStores,
     node: String,
-    mut rx: mpsc::Receiver<NodeAssigned>,
+    mut rx: mpsc::Receiver<ServiceEvent>,
 ) {
-    while let Some(assigned) = rx.recv().await {
+    while let Some(event) = rx.recv().await {
+        let (assigned, type_, reason, note, action) = match event {
+            ServiceEvent::Assigned(a) => {
+                let note = format!("announcing {} from node {node} with protocol layer2", a.ip);
+                (
+                    a,
+                    EventType::Normal,
+                    ferrolb_api::events::NODE_ASSIGNED,
+                    note,
+                    "Announce",
+                )
+            }
+            ServiceEvent::NoCarrier(a, why) => {
+                let note = format!(
+                    "node {node} stops announcing {} in layer 2: {why}; another node takes it over",
+                    a.ip
+                );
+                (
+                    a,
+                    EventType::Warning,
+                    ferrolb_api::events::NO_CARRIER,
+                    note,
+                    "Withdraw",
+                )
+            }
+        };
         let Some((ns, name)) = assigned.service.split_once('/') else {
             continue;
         };
@@ -56,17 +90,14 @@ async fn publish(
         };
         let reference: ObjectReference = obj.object_ref(&());
         let ev = Event {
-            type_: EventType::Normal,
-            reason: ferrolb_api::events::NODE_ASSIGNED.to_string(),
-            note: Some(format!(
-                "announcing {} from node {node} with protocol layer2",
-                assigned.ip
-            )),
-            action: "Announce".to_string(),
+            type_,
+            reason: reason.to_string(),
+            note: Some(note),
+            action: action.to_string(),
             secondary: None,
         };
         if let Err(e) = recorder.publish(&ev, &reference).await {
-            tracing::warn!(error = %e, service = %assigned.service, "recording nodeAssigned failed");
+            tracing::warn!(error = %e, service = %assigned.service, reason, "recording an event failed");
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use super::RunOptions;
 use super::carrier;
-use super::events::EventQueue;
+use super::events::{EventQueue, ServiceEvent};
 use super::membership::MembershipDriver;
 use super::shared::Shared;
 use crate::bgp::manager::PeerManager;
@@ -392,8 +392,15 @@ impl Speaker {
                 message: n.reason.message().to_string(),
             })
             .collect();
+        let lost_to_carrier = carrier::owned_lost_to_carrier(
+            &self.owners,
+            &self.opts.node_name,
+            &self.last_no_carrier,
+            &desired.l2_no_carrier,
+        );
         self.last_no_carrier =
             carrier::log_no_carrier_changes(&self.last_no_carrier, &desired.l2_no_carrier);
+        self.events.send(lost_to_carrier).await;
         self.shared.state().no_carrier = carrier::no_carrier_status(&desired.l2_no_carrier);
         if let Some(changes) = owner_changes {
             self.shared
@@ -402,7 +409,15 @@ impl Speaker {
                 .election_changes
                 .inc_by(changes.changed);
             self.owners = changes.owners;
-            self.events.send(changes.assigned).await;
+            self.events
+                .send(
+                    changes
+                        .assigned
+                        .into_iter()
+                        .map(ServiceEvent::Assigned)
+                        .collect(),
+                )
+                .await;
             self.shared.set_ready();
         }
     }

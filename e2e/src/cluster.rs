@@ -118,7 +118,8 @@ pub struct ClusterOptions {
     pub install: Install,
     /// A management network for the control plane and the nodes
     /// ([`crate::lab::LabBuilder::management_network`]): the API server, the Nodes'
-    /// InternalIP and the membership use it, the LAN carries only the announcements.
+    /// InternalIP and the membership use it, the LAN carries only the announcements. The
+    /// router is not on it, so BGP sessions (to the InternalIP) need it off.
     pub management_network: bool,
 }
 

@@ -4,10 +4,10 @@
 //! [`InterfaceWatcher`] subscribes to the kernel's link and address notifications
 //! (`RTNLGRP_LINK`, `RTNLGRP_IPV4_IFADDR`, `RTNLGRP_IPV6_IFADDR`) *before* it dumps the current
 //! state, and re-dumps the whole table after every burst of notifications (and at once on a
-//! link notification, so a lost carrier reaches the layer 2 election without the debounce). Re-dumping instead of
-//! patching the table from individual messages is the level-triggered choice: a lost or
-//! reordered notification (netlink multicast can drop under load, `ENOBUFS`) can never leave a
-//! stale entry, and a table of a few dozen links costs microseconds to read.
+//! link notification, so a lost carrier reaches the layer 2 election without the debounce).
+//! Re-dumping instead of patching the table from individual messages is the level-triggered
+//! choice: a lost or reordered notification (netlink multicast can drop under load, `ENOBUFS`)
+//! can never leave a stale entry, and a table of a few dozen links costs microseconds to read.
 //!
 //! Interface choice ([`choose_interfaces`]) is a pure function: an `L2Advertisement` that names
 //! interfaces gets exactly those that exist and can announce; otherwise every interface that
@@ -86,7 +86,7 @@ pub struct Link {
     /// only a little later, when it also sets the operational state behind `IFF_RUNNING`; a node
     /// that took its addresses back in between would have its answers dropped. Announcing does
     /// not require carrier, but it is reported to the other speakers, whose election passes over
-    /// a node without carrier on the interfaces an advertisement selects ([`link_reports`]).
+    /// a node without carrier on the interfaces an advertisement selects (`link_reports`).
     pub carrier: bool,
     /// `IFF_LOOPBACK`.
     pub loopback: bool,

@@ -75,6 +75,17 @@
 //! none on a node that announces nothing in layer 2. Slower timers can be configured for noisy
 //! networks (`ferrolb-speaker run --gossip-probe-period … --gossip-suspect-timeout …`).
 //!
+//! # Carrier reports
+//!
+//! The heartbeat channel also carries each speaker's report of the interfaces it can announce
+//! on and their carrier ([`Message::Links`], [`Membership::set_links`]): sent to every member
+//! when it changes, to all again when a member joins, and every second; kept per node when it
+//! comes from that node's own gossip address and is newer (boot stamp, sequence number); and
+//! published with ours as [`Membership::links`]. The layer 2 election passes over a node
+//! without carrier on the interfaces an advertisement selects
+//! (`ferrolb_speaker_core::layer2::carrier`), so the membership may run over another network
+//! than the announcements. Speakers of earlier versions drop the message as an unknown type.
+//!
 //! # Network partitions
 //!
 //! When the speakers are split into groups that cannot reach each other, each side declares

@@ -142,10 +142,13 @@ pub struct LinksReport {
 }
 
 impl LinksReport {
-    /// Whether this report replaces `older` (the last one kept from the same node): a newer
-    /// process, or a later report of the same one.
+    /// Whether this report replaces `older` (the last one kept from the same node): another
+    /// process (its boot stamp differs: comparing stamps would trust the clock across a
+    /// restart, and a clock set back would then freeze the old report), or a later report of
+    /// the same one. A report of a dead process arriving after its successor's stands at most
+    /// until the successor's next refresh ([`LINKS_REFRESH`]).
     pub fn supersedes(&self, older: &LinksReport) -> bool {
-        (self.boot, self.seq) > (older.boot, older.seq)
+        self.boot != older.boot || self.seq > older.seq
     }
 }
 
@@ -871,12 +874,15 @@ mod tests {
         assert!(next.supersedes(&old));
         assert!(!old.supersedes(&next));
         assert!(!old.supersedes(&old));
-        // A restarted process (newer boot stamp) wins whatever its sequence number.
-        let restarted = LinksReport {
-            boot: OWNER_BOOT + 1,
-            ..links_report("n", 0, &[])
-        };
-        assert!(restarted.supersedes(&next));
+        // Another process (a restart) wins whatever its sequence number, even with a smaller
+        // boot stamp (the clock was set back).
+        for boot in [OWNER_BOOT + 1, OWNER_BOOT - 1] {
+            let restarted = LinksReport {
+                boot,
+                ..links_report("n", 0, &[])
+            };
+            assert!(restarted.supersedes(&next));
+        }
     }
 
     #[test]

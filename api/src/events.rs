@@ -17,6 +17,9 @@ pub const POOL_IN_USE: &str = "PoolInUse";
 pub const VRF_NOT_FOUND: &str = "VRFNotFound";
 /// A node took over announcing a Service address in layer 2 mode.
 pub const NODE_ASSIGNED: &str = "nodeAssigned";
+/// The node announcing a Service address in layer 2 stopped: the interfaces the
+/// L2Advertisements select have no carrier there (the message names them).
+pub const NO_CARRIER: &str = "NoCarrier";
 /// A Service uses an annotation under MetalLB's deprecated `metallb.universe.tf/` prefix
 /// (MetalLB's reason, spelled as MetalLB spells it).
 pub const DEPRECATED_ANNOTATION: &str = "deprecatedAnnotation";

@@ -237,6 +237,37 @@ pub struct SpeakerStatus {
     /// "why does no node announce this address?".
     #[serde(default)]
     pub not_announced: Vec<NotAnnouncedAddress>,
+    /// The interfaces this node can announce on in layer 2, with their carrier, as its speaker
+    /// reports them to the other speakers (a node none of whose interfaces selected by an
+    /// L2Advertisement has carrier is not eligible for that advertisement's addresses).
+    #[serde(default)]
+    pub interfaces: Vec<InterfaceCarrier>,
+    /// Layer 2 addresses this node would be eligible for but does not announce, because the
+    /// interfaces the L2Advertisements select have no carrier here.
+    #[serde(default)]
+    pub no_carrier: Vec<NoCarrierAddress>,
+}
+
+/// One interface a speaker can announce on, and whether it has carrier.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InterfaceCarrier {
+    pub name: String,
+    /// The link has carrier (`IFF_LOWER_UP`).
+    pub carrier: bool,
+    /// Used by L2Advertisements without `interfaces` (matches no exclusion pattern).
+    pub automatic: bool,
+}
+
+/// A layer 2 address this node does not announce for lack of carrier.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NoCarrierAddress {
+    pub ip: String,
+    /// Services (`namespace/name`) using it.
+    pub services: Vec<String>,
+    /// Why, e.g. "interface eth0 has no carrier".
+    pub message: String,
 }
 
 /// An address no node announces, and why.

@@ -122,6 +122,11 @@ pub struct ClusterOptions {
     /// How ferrolb's objects get into the API server, and so which arguments the controller
     /// and speakers run with.
     pub install: Install,
+    /// A management network for the control plane and the nodes
+    /// ([`crate::lab::LabBuilder::management_network`]): the API server, the Nodes'
+    /// InternalIP and the membership use it, the LAN carries only the announcements. The
+    /// router is not on it, so BGP sessions (to the InternalIP) need it off.
+    pub management_network: bool,
 }
 
 /// How the lab installs ferrolb into its API server.
@@ -267,6 +272,7 @@ impl Default for ClusterOptions {
             rbac: DEPLOY_RBAC.to_string(),
             components: Components::Workspace,
             install: Install::Direct,
+            management_network: false,
         }
     }
 }
@@ -356,6 +362,7 @@ impl Cluster {
             .nodes(opts.nodes)
             .lan_client(true)
             .upstream_client(opts.upstream_client)
+            .management_network(opts.management_network)
             .build()
             .map_err(lab_err)?;
         let cp = lab.control_plane();

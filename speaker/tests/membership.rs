@@ -2,6 +2,7 @@
 //! detection time, graceful leave, and authentication. No root needed.
 
 use ferrolb_speaker::membership::{GossipTimers, Membership, MembershipConfig};
+use ferrolb_speaker_core::layer2::carrier::LinkReport;
 use ferrolb_speaker_core::membership::heartbeat::HeartbeatTimers;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -272,4 +273,72 @@ async fn reclaim_requests_need_the_key_and_a_member_address() {
         .expect("the member's reclaim arrives")
         .expect("membership running");
     assert_eq!(*reclaims.borrow(), 1);
+}
+
+/// Waits until `m`'s links reports satisfy `pred` (5 s at most); returns the time it took.
+async fn wait_links(
+    m: &Membership,
+    pred: impl Fn(&std::collections::BTreeMap<String, Vec<LinkReport>>) -> bool,
+) -> Option<Duration> {
+    let mut rx = m.links();
+    let start = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if pred(&rx.borrow_and_update()) {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    })
+    .await
+    .ok()
+    .map(|()| start.elapsed())
+}
+
+fn eth0(carrier: bool) -> Vec<LinkReport> {
+    vec![LinkReport {
+        name: "eth0".into(),
+        carrier,
+        automatic: true,
+    }]
+}
+
+/// A speaker's carrier report reaches the others at once when it changes, and one that joins
+/// later gets it too; nothing is reported before the first report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn carrier_reports_reach_every_member() {
+    let m1 = member("n1", "127.0.0.1", &[], KEY).await;
+    let seed = [m1.identity().addr];
+    let m2 = member("n2", "127.0.0.2", &seed, KEY).await;
+    wait_all_see(&[&m1, &m2], &names(&["n1", "n2"]), "join").await;
+    assert!(
+        m2.links().borrow().is_empty(),
+        "no report before the first set_links"
+    );
+    m1.set_links(eth0(true));
+    m2.set_links(eth0(true));
+    let seen = wait_links(&m2, |l| l.get("n1") == Some(&eth0(true))).await;
+    assert!(seen.is_some(), "n2 never got n1's report");
+    assert_eq!(m2.links().borrow().get("n2"), Some(&eth0(true)), "its own");
+
+    let lost = Instant::now();
+    m1.set_links(eth0(false));
+    wait_links(&m2, |l| l.get("n1") == Some(&eth0(false)))
+        .await
+        .expect("n2 learns that n1 lost carrier");
+    let took = lost.elapsed();
+    println!("carrier loss reported in {took:?}");
+    assert!(took < Duration::from_millis(200), "took {took:?}");
+
+    // A member joining later learns both reports without any change.
+    let m3 = member("n3", "127.0.0.3", &seed, KEY).await;
+    let all = wait_links(&m3, |l| {
+        l.get("n1") == Some(&eth0(false)) && l.get("n2") == Some(&eth0(true))
+    })
+    .await;
+    assert!(all.is_some(), "n3 never got the others' reports");
+    // n3 has reported nothing itself, so it has no entry.
+    assert!(!m3.links().borrow().contains_key("n3"));
 }

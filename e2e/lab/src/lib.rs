@@ -33,6 +33,11 @@
 //! | router (upstream)| `<prefix>-router`| eth1     | 10.200.1.1/24    | fd00:200:0:1::1/64    |
 //! | upstream client | `<prefix>-uclient`| eth0     | 10.200.1.2/24    | fd00:200:0:1::2/64    |
 //! | service IPs (pools) | —            | —         | 10.200.10.0/24   | fd00:200:0:10::/64    |
+//! | cp, node *i*: management (optional) | as above | mgmt0 | 10.200.2.2, 10.200.2.(10+i)/24 | fd00:200:0:2::2, ::(10+i)/64 |
+//!
+//! With [`LabBuilder::management_network`] a third bridge, `br-mgmt`, attaches the control
+//! plane and every node on `mgmt0`, which becomes their primary attachment ([`Host::v4`],
+//! [`Host::iface`]); their LAN interface keeps the name `eth0`.
 //!
 //! Routes: LAN hosts reach 10.200.0.0/16 and fd00:200::/48 via the router; the
 //! upstream client reaches them via the router's upstream address. The LAN

@@ -20,6 +20,10 @@ pub const LAN_V6: Ipv6Net = Ipv6Net::new_assert(Ipv6Addr::new(0xfd00, 0x200, 0, 
 pub const UPSTREAM_V4: Ipv4Net = Ipv4Net::new_assert(Ipv4Addr::new(10, 200, 1, 0), 24);
 pub const UPSTREAM_V6: Ipv6Net =
     Ipv6Net::new_assert(Ipv6Addr::new(0xfd00, 0x200, 0, 1, 0, 0, 0, 0), 64);
+/// The optional management network (bridge `br-mgmt`, [`LabBuilder::management_network`]).
+pub const MGMT_V4: Ipv4Net = Ipv4Net::new_assert(Ipv4Addr::new(10, 200, 2, 0), 24);
+pub const MGMT_V6: Ipv6Net =
+    Ipv6Net::new_assert(Ipv6Addr::new(0xfd00, 0x200, 0, 2, 0, 0, 0, 0), 64);
 /// Reserved for service IPs (IPAddressPools in tests); never assigned to a host.
 pub const SERVICE_V4: Ipv4Net = Ipv4Net::new_assert(Ipv4Addr::new(10, 200, 10, 0), 24);
 pub const SERVICE_V6: Ipv6Net =
@@ -43,6 +47,9 @@ pub const UPSTREAM_CLIENT_HOST: u8 = 2;
 /// Bridges in the switch namespace.
 pub const LAN_BRIDGE: &str = "br-lan";
 pub const UPSTREAM_BRIDGE: &str = "br-up";
+pub const MGMT_BRIDGE: &str = "br-mgmt";
+/// Name of the management network's interface in the control plane and node namespaces.
+pub const MGMT_IFACE: &str = "mgmt0";
 
 /// Longest prefix such that `<prefix>-uclient` still fits in 15 characters.
 pub const MAX_PREFIX_LEN: usize = 7;
@@ -62,11 +69,13 @@ pub fn v6_host(net: Ipv6Net, host: u8) -> Ipv6Addr {
     Ipv6Addr::from(s)
 }
 
-/// The two L2 segments of the lab.
+/// The L2 segments of the lab.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Network {
     Lan,
     Upstream,
+    /// Only with [`LabBuilder::management_network`]: the control plane and the nodes.
+    Management,
 }
 
 impl Network {
@@ -74,6 +83,7 @@ impl Network {
         match self {
             Network::Lan => LAN_V4,
             Network::Upstream => UPSTREAM_V4,
+            Network::Management => MGMT_V4,
         }
     }
 
@@ -81,6 +91,7 @@ impl Network {
         match self {
             Network::Lan => LAN_V6,
             Network::Upstream => UPSTREAM_V6,
+            Network::Management => MGMT_V6,
         }
     }
 
@@ -88,6 +99,7 @@ impl Network {
         match self {
             Network::Lan => LAN_BRIDGE,
             Network::Upstream => UPSTREAM_BRIDGE,
+            Network::Management => MGMT_BRIDGE,
         }
     }
 }
@@ -177,7 +189,8 @@ impl Host {
         &self.attachments[0]
     }
 
-    /// Primary (first) interface name.
+    /// Primary (first) interface name: the management network's ([`MGMT_IFACE`]) on the
+    /// control plane and the nodes of a lab with one, else the host's only or LAN interface.
     pub fn iface(&self) -> &str {
         &self.primary().iface
     }
@@ -216,6 +229,7 @@ pub struct LabBuilder {
     prefix: Option<String>,
     signal_handler: bool,
     router_service_onlink: bool,
+    management_network: bool,
 }
 
 impl Default for LabBuilder {
@@ -227,6 +241,7 @@ impl Default for LabBuilder {
             prefix: None,
             signal_handler: true,
             router_service_onlink: false,
+            management_network: false,
         }
     }
 }
@@ -269,6 +284,16 @@ impl LabBuilder {
     /// then only knows service IPs it learns by BGP).
     pub fn router_service_onlink(mut self, yes: bool) -> Self {
         self.router_service_onlink = yes;
+        self
+    }
+
+    /// A third network, `br-mgmt` (10.200.2.0/24, fd00:200:0:2::/64), attaching the control
+    /// plane and every node on [`MGMT_IFACE`] (default false). It becomes their primary
+    /// attachment, so [`Host::v4`] / [`Host::v6`] — the API server's address, the Nodes'
+    /// InternalIP and with it the speakers' membership — are on it, while the LAN (`eth0`,
+    /// where the LAN client and the router sit) carries only what is announced there.
+    pub fn management_network(mut self, yes: bool) -> Self {
+        self.management_network = yes;
         self
     }
 
@@ -329,15 +354,23 @@ impl LabBuilder {
         let prefix = lab.prefix.clone();
         let host = |role: Role, atts: Vec<(Network, u8)>| -> Host {
             let ns = Netns::new(&prefix, &role.name(), &lab.log_dir);
+            // The data networks are eth0, eth1, … in order; the management network is mgmt0,
+            // so a host's LAN interface has the same name with or without it.
+            let mut eth = 0;
             let attachments = atts
                 .into_iter()
-                .enumerate()
-                .map(|(i, (network, n))| Attachment {
+                .map(|(network, n)| Attachment {
                     network,
-                    iface: format!("eth{i}"),
+                    iface: if network == Network::Management {
+                        MGMT_IFACE.to_string()
+                    } else {
+                        eth += 1;
+                        format!("eth{}", eth - 1)
+                    },
                     switch_port: match network {
                         Network::Lan => role.name(),
                         Network::Upstream => format!("{}-up", role.name()),
+                        Network::Management => format!("{}-m", role.name()),
                     },
                     v4: v4_host(network.v4(), n),
                     v6: v6_host(network.v6(), n),
@@ -356,9 +389,24 @@ impl LabBuilder {
                 (Network::Upstream, UPSTREAM_ROUTER_HOST),
             ],
         );
-        let cp = host(Role::ControlPlane, vec![(Network::Lan, CONTROL_PLANE_HOST)]);
+        // With a management network it comes first: the primary address is the one the
+        // cluster uses (API server, InternalIP, membership).
+        let with_mgmt = |lan: Vec<(Network, u8)>, n: u8| {
+            if self.management_network {
+                [vec![(Network::Management, n)], lan].concat()
+            } else {
+                lan
+            }
+        };
+        let cp = host(
+            Role::ControlPlane,
+            with_mgmt(vec![(Network::Lan, CONTROL_PLANE_HOST)], CONTROL_PLANE_HOST),
+        );
         let nodes: Vec<Host> = (1..=self.nodes)
-            .map(|i| host(Role::Node(i), vec![(Network::Lan, NODE_HOST_BASE + i)]))
+            .map(|i| {
+                let n = NODE_HOST_BASE + i;
+                host(Role::Node(i), with_mgmt(vec![(Network::Lan, n)], n))
+            })
             .collect();
         let client = self
             .lan_client
@@ -375,7 +423,11 @@ impl LabBuilder {
         lab.switch.sysctl("net.ipv6.conf.all.disable_ipv6", "1")?;
         lab.switch
             .sysctl("net.ipv6.conf.default.disable_ipv6", "1")?;
-        for net in [Network::Lan, Network::Upstream] {
+        let mut networks = vec![Network::Lan, Network::Upstream];
+        if self.management_network {
+            networks.push(Network::Management);
+        }
+        for net in networks {
             let br = net.bridge();
             // STP off and no multicast snooping: ports forward at once and NDP
             // multicast is flooded even though nobody runs an MLD querier.

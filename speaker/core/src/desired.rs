@@ -21,10 +21,11 @@ use crate::election::elect_preferred;
 use crate::eligibility::{
     any_serving_endpoint, bgp_advertisements_applying, bgp_advertisements_for,
     bgp_advertisements_of_node, l2_advertisements_applying, l2_advertisements_for,
-    l2_advertisements_of_node, l2_eligible_nodes, l2_interfaces, l2_preference,
+    l2_advertisements_of_node, l2_carrier_blocks, l2_eligible_nodes, l2_interfaces, l2_preference,
     l2_shared_ip_with_service_selectors, peers_for,
 };
 use crate::index::{ClusterIndex, ServiceInfo};
+use crate::layer2::carrier::NoCarrier;
 use ferrolb_config::{BgpAdvertisement, CommunityValue, L2Advertisement};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use std::collections::{BTreeMap, BTreeSet};
@@ -147,7 +148,8 @@ impl NotAnnouncedReason {
                 "no node may announce it in layer 2: check the L2Advertisements' nodeSelectors, \
                  that the nodes are Ready, without NetworkUnavailable and not labelled \
                  node.kubernetes.io/exclude-from-external-load-balancers (unless the speakers run \
-                 with --ignore-exclude-lb), that their speakers are alive, and, with \
+                 with --ignore-exclude-lb), that their speakers are alive, that the interfaces \
+                 the L2Advertisements select have carrier on them, and, with \
                  externalTrafficPolicy Local, that a node runs a ready endpoint"
             }
         }
@@ -200,6 +202,21 @@ pub struct Desired {
     /// The layer 2 IPs this node would own next, with the interfaces it would announce them
     /// on: the announcer keeps those interfaces ready so a takeover only has to answer.
     pub l2_standby: Vec<L2Announcement>,
+    /// Layer 2 IPs this node would be eligible for but for carrier: every other check passes
+    /// under some advertisement, and none of the interfaces those select has carrier. By IP.
+    pub l2_no_carrier: Vec<L2NoCarrier>,
+}
+
+/// A layer 2 IP this node does not announce because its announcing interfaces have no
+/// carrier ([`crate::layer2::carrier`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct L2NoCarrier {
+    /// The address.
+    pub ip: IpAddr,
+    /// Services (`namespace/name`) using it, sorted.
+    pub services: Vec<String>,
+    /// Why, per advertisement under which carrier is all the node lacks (deduplicated).
+    pub reasons: Vec<NoCarrier>,
 }
 
 /// Computes what `my_node` must announce from the whole index.
@@ -332,6 +349,19 @@ fn layer2_for_ip(
             services: names.to_vec(),
             interfaces: l2_interfaces(&mine),
         });
+    }
+    if blocked.is_none()
+        && index.node_links(my_node).is_some()
+        && !candidates.iter().any(|(n, _)| *n == my_node)
+    {
+        let reasons = l2_carrier_blocks(index, ip, my_node, services);
+        if !reasons.is_empty() {
+            desired.l2_no_carrier.push(L2NoCarrier {
+                ip,
+                services: names.to_vec(),
+                reasons,
+            });
+        }
     }
     let no_owner = owner.is_none();
     desired.l2_owners.push(L2Owner {
@@ -1199,6 +1229,137 @@ mod tests {
         assert_eq!(aggregate(ip("10.0.0.5"), &adv), net("0.0.0.0/0"));
     }
 
+    fn links(up: &[(&str, bool)]) -> Vec<crate::layer2::carrier::LinkReport> {
+        up.iter()
+            .map(|(name, carrier)| crate::layer2::carrier::LinkReport {
+                name: (*name).to_string(),
+                carrier: *carrier,
+                automatic: true,
+            })
+            .collect()
+    }
+
+    /// The owner's announcing interface loses carrier: every node elects another owner, the
+    /// old one says why it does not announce, and with carrier back the address returns.
+    #[test]
+    fn an_owner_without_carrier_is_replaced_and_comes_back_with_it() {
+        let mut idx = index();
+        upsert_served(
+            &mut idx,
+            service("web", "shop", &["10.200.0.10"], TrafficPolicy::Cluster),
+        );
+        let ip10 = ip("10.200.0.10");
+        let all_up: BTreeMap<String, _> = ["a", "b", "c"]
+            .iter()
+            .map(|n| (n.to_string(), links(&[("eth1", true), ("eth2", true)])))
+            .collect();
+        idx.set_node_links(all_up.clone());
+        let owner = elect(ip10, ["a", "b", "c"]).expect("an owner").to_string();
+        for me in ["a", "b", "c"] {
+            let d = desired_announcements(&idx, me);
+            assert_eq!(d.l2_owners[0].owner.as_deref(), Some(owner.as_str()));
+            assert!(d.l2_no_carrier.is_empty());
+        }
+
+        // The owner's eth1 (the interface of l2-a) loses carrier; its eth2 is up, which only
+        // counts where l2-b selects the node (zone b).
+        let mut down = all_up.clone();
+        down.insert(owner.clone(), links(&[("eth1", false), ("eth2", true)]));
+        idx.set_node_links(down);
+        let others: Vec<&str> = ["a", "b", "c"]
+            .into_iter()
+            .filter(|n| *n != owner)
+            .collect();
+        let expected = if owner == "b" {
+            // Still eligible under l2-b, on eth2.
+            owner.clone()
+        } else {
+            elect(ip10, others.iter().copied())
+                .expect("another owner")
+                .to_string()
+        };
+        for me in ["a", "b", "c"] {
+            let d = desired_announcements(&idx, me);
+            assert_eq!(
+                d.l2_owners[0].owner.as_deref(),
+                Some(expected.as_str()),
+                "{me}"
+            );
+        }
+        let d = desired_announcements(&idx, &owner);
+        if owner == "b" {
+            assert_eq!(d.layer2[0].interfaces, ["eth2"]);
+            assert!(d.l2_no_carrier.is_empty());
+        } else {
+            assert!(d.layer2.is_empty());
+            assert_eq!(d.l2_no_carrier.len(), 1);
+            assert_eq!(d.l2_no_carrier[0].ip, ip10);
+            assert_eq!(
+                d.l2_no_carrier[0].reasons[0].to_string(),
+                "interface eth1 has no carrier"
+            );
+        }
+
+        // Carrier back: the election is the original one again.
+        idx.set_node_links(all_up);
+        for me in ["a", "b", "c"] {
+            let d = desired_announcements(&idx, me);
+            assert_eq!(d.l2_owners[0].owner.as_deref(), Some(owner.as_str()));
+        }
+    }
+
+    /// Every node without carrier: nobody owns the address, and the reason says so.
+    #[test]
+    fn no_node_with_carrier_means_no_owner() {
+        let mut idx = index();
+        upsert_served(
+            &mut idx,
+            service("web", "shop", &["10.200.0.10"], TrafficPolicy::Cluster),
+        );
+        idx.set_node_links(
+            ["a", "b", "c"]
+                .iter()
+                .map(|n| (n.to_string(), links(&[("eth1", false), ("eth2", false)])))
+                .collect(),
+        );
+        let d = desired_announcements(&idx, "b");
+        assert_eq!(d.l2_owners[0].owner, None);
+        assert_eq!(
+            d.not_announced.iter().map(|n| n.reason).collect::<Vec<_>>(),
+            [NotAnnouncedReason::NoEligibleNode]
+        );
+        // Node b lacks carrier under both advertisements that select it.
+        let reasons: Vec<String> = d.l2_no_carrier[0]
+            .reasons
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                "interface eth1 has no carrier",
+                "interface eth2 has no carrier"
+            ]
+        );
+    }
+
+    /// A node that sent no report (an older speaker, membership off) keeps being eligible.
+    #[test]
+    fn nodes_without_a_report_are_eligible() {
+        let mut idx = index();
+        upsert_served(
+            &mut idx,
+            service("web", "shop", &["10.200.0.10"], TrafficPolicy::Cluster),
+        );
+        idx.set_node_links(BTreeMap::from([(
+            "a".to_string(),
+            links(&[("eth1", false)]),
+        )]));
+        let ip10 = ip("10.200.0.10");
+        let d = desired_announcements(&idx, "c");
+        assert_eq!(d.l2_owners[0].owner.as_deref(), elect(ip10, ["b", "c"]));
+    }
+
     proptest! {
         /// Across all nodes, every L2 IP with an eligible node is announced by exactly that
         /// node, whatever the mix of policies, readiness and endpoints.
@@ -1238,6 +1399,59 @@ mod tests {
             }
             // Deterministic: same input, same output.
             prop_assert_eq!(desired_announcements(&idx, "n0"), desired_announcements(&idx, "n0"));
+        }
+
+        /// With any mix of carrier (and missing reports), every node elects the same owner of
+        /// each L2 IP, that owner has carrier on the advertised interface (or sent no report),
+        /// and exactly it announces.
+        #[test]
+        fn owners_agree_and_have_carrier(
+            carrier in proptest::collection::vec(proptest::option::of(any::<bool>()), 4),
+            last_octets in proptest::collection::btree_set(0u8..=255, 1..20),
+        ) {
+            let names = ["n0", "n1", "n2", "n3"];
+            let mut idx = ClusterIndex::new(config());
+            for n in names {
+                idx.upsert_node(node(n, &[], true));
+            }
+            idx.set_node_links(
+                names
+                    .iter()
+                    .zip(&carrier)
+                    .filter_map(|(n, c)| c.map(|c| (n.to_string(), links(&[("eth1", c)]))))
+                    .collect(),
+            );
+            let ips: Vec<String> = last_octets.iter().map(|o| format!("10.200.0.{o}")).collect();
+            let ip_refs: Vec<&str> = ips.iter().map(String::as_str).collect();
+            upsert_served(&mut idx, service("web", "s", &ip_refs, TrafficPolicy::Cluster));
+            let with_carrier: Vec<&str> = names
+                .iter()
+                .zip(&carrier)
+                .filter(|(_, c)| **c != Some(false))
+                .map(|(n, _)| *n)
+                .collect();
+            let views: Vec<Desired> = names.iter().map(|n| desired_announcements(&idx, n)).collect();
+            let mut count = BTreeMap::<IpAddr, usize>::new();
+            for (me, d) in names.iter().zip(&views) {
+                prop_assert_eq!(&d.l2_owners, &views[0].l2_owners);
+                for o in &d.l2_owners {
+                    let expected = elect(o.ip, with_carrier.iter().copied()).map(str::to_string);
+                    prop_assert_eq!(&o.owner, &expected);
+                }
+                for a in &d.layer2 {
+                    prop_assert!(with_carrier.contains(me));
+                    *count.entry(a.ip).or_default() += 1;
+                }
+                // A node without carrier says so for every address, one with it never.
+                let expect_blocked = if with_carrier.contains(me) { 0 } else { ips.len() };
+                prop_assert_eq!(d.l2_no_carrier.len(), expect_blocked);
+            }
+            if with_carrier.is_empty() {
+                prop_assert!(count.is_empty());
+            } else {
+                prop_assert_eq!(count.len(), ips.len());
+                prop_assert!(count.values().all(|c| *c == 1));
+            }
         }
     }
 }

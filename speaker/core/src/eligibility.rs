@@ -20,7 +20,11 @@
 //!    Cluster` it has an endpoint that can serve somewhere (MetalLB bgp_controller.go
 //!    hasHealthyEndpoint, layer2_controller.go activeEndpointExists); with `Local` one on this
 //!    node (MetalLB nodesWithEndpoint). An endpoint can serve when it is ready, or terminating
-//!    but still serving (MetalLB internal/k8s/epslices EndpointCanServe).
+//!    but still serving (MetalLB internal/k8s/epslices EndpointCanServe);
+//! 8. layer 2 only: one of the interfaces the advertisement selects on the node (its
+//!    `interfaces`, or every interface the automatic choice uses) has carrier, as the node's
+//!    speaker reports through the membership ([`crate::layer2::carrier`]): a node alive over
+//!    a management network but cut off from the service LAN would black-hole the address.
 //!
 //! Several Services may share one IP. Their policies should agree (the controller only lets
 //! Services with the same policy share), but when they do not, the IP is treated per IP as the
@@ -30,6 +34,7 @@
 //! lesser harm.
 
 use crate::index::{ClusterIndex, NodeInfo, ServiceInfo};
+use crate::layer2::carrier::{NoCarrier, carrier_check};
 use ferrolb_api::annotations::EXCLUDE_FROM_LB_LABEL;
 use ferrolb_api::service::TrafficPolicy;
 use ferrolb_config::selector::{Selector, any_matches};
@@ -55,6 +60,8 @@ pub enum Ineligible {
     /// No Service the advertisement applies to can be served: `Cluster` without an endpoint
     /// that can serve anywhere, `Local` without one on the node.
     NoServingEndpoint,
+    /// Layer 2: none of the interfaces the advertisement selects on the node has carrier.
+    NoCarrier,
 }
 
 /// The pool containing `ip`. Validated pools do not overlap, so there is at most one; should
@@ -192,6 +199,51 @@ pub fn check_node(
     Ok(())
 }
 
+/// Check 8, layer 2 only: the node has carrier on an interface the advertisement selects.
+pub fn l2_carrier(
+    index: &ClusterIndex,
+    node: &str,
+    adv: &L2Advertisement,
+) -> Result<(), NoCarrier> {
+    carrier_check(index.node_links(node), &adv.interfaces)
+}
+
+/// All eight checks for one node against one layer 2 advertisement.
+pub fn check_l2_node(
+    index: &ClusterIndex,
+    node: &str,
+    adv: &L2Advertisement,
+    services: &[&ServiceInfo],
+) -> Result<(), Ineligible> {
+    check_node(index, node, &adv.node_selectors, services)?;
+    l2_carrier(index, node, adv).map_err(|_| Ineligible::NoCarrier)
+}
+
+/// Why `node` does not announce in layer 2 for lack of carrier: the reasons of the
+/// advertisements applying to `ip` under which it passes every other check, when carrier is
+/// all it lacks under each of them. Empty when it may announce, or fails for another reason.
+pub fn l2_carrier_blocks(
+    index: &ClusterIndex,
+    ip: IpAddr,
+    node: &str,
+    services: &[&ServiceInfo],
+) -> Vec<NoCarrier> {
+    let applying = l2_advertisements_applying(index, ip, services);
+    let mut blocks = Vec::new();
+    for (a, svcs) in &applying {
+        if check_node(index, node, &a.node_selectors, svcs).is_err() {
+            continue;
+        }
+        match l2_carrier(index, node, a) {
+            Ok(()) => return Vec::new(),
+            Err(e) => blocks.push(e),
+        }
+    }
+    blocks.sort();
+    blocks.dedup();
+    blocks
+}
+
 /// Layer 2 advertisements of `ip`'s pool under which `node` may announce it. Empty when the IP
 /// is in no pool, no advertisement applies to its Services, or the node fails a check for each.
 pub fn l2_advertisements_of_node<'a>(
@@ -202,7 +254,7 @@ pub fn l2_advertisements_of_node<'a>(
 ) -> Vec<&'a L2Advertisement> {
     l2_advertisements_applying(index, ip, services)
         .into_iter()
-        .filter(|(a, svcs)| check_node(index, node, &a.node_selectors, svcs).is_ok())
+        .filter(|(a, svcs)| check_l2_node(index, node, a, svcs).is_ok())
         .map(|(a, _)| a)
         .collect()
 }
@@ -224,7 +276,7 @@ pub fn l2_eligible_nodes<'a>(
         .filter(|n| {
             applying
                 .iter()
-                .any(|(a, svcs)| check_node(index, n, &a.node_selectors, svcs).is_ok())
+                .any(|(a, svcs)| check_l2_node(index, n, a, svcs).is_ok())
         })
         .collect()
 }

@@ -5,6 +5,7 @@
 //! whole index. Keeping only reduced forms means the decisions can be tested with small
 //! hand-written values and never depend on fields we do not look at.
 
+use crate::layer2::carrier::LinkReport;
 use crate::pool_lookup::PoolLookup;
 use ferrolb_api::annotations::{ALLOW_SHARED_IP, lookup};
 use ferrolb_api::service::{ClassPolicy, ServiceKey, TrafficPolicy, handles, ingress_ips};
@@ -82,6 +83,9 @@ pub struct ClusterIndex {
     slices: BTreeMap<(String, String), EndpointSliceInfo>,
     nodes: BTreeMap<String, NodeInfo>,
     members_alive: Option<BTreeSet<String>>,
+    /// Each node's announcing interfaces with their carrier, as its speaker reported them
+    /// through the membership; a node without an entry counts as having carrier.
+    links: BTreeMap<String, Vec<LinkReport>>,
     ignore_exclude_lb: bool,
     /// The pool of an address in `config`, by binary search.
     pools: PoolLookup,
@@ -190,6 +194,16 @@ impl ClusterIndex {
     /// is disabled (liveness is then the Node `Ready` condition alone).
     pub fn set_members_alive(&mut self, members: Option<BTreeSet<String>>) {
         self.members_alive = members;
+    }
+
+    /// Sets the nodes' reports of their announcing interfaces ([`crate::layer2::carrier`]).
+    pub fn set_node_links(&mut self, links: BTreeMap<String, Vec<LinkReport>>) {
+        self.links = links;
+    }
+
+    /// `node`'s report of its announcing interfaces, if it sent one.
+    pub fn node_links(&self, node: &str) -> Option<&[LinkReport]> {
+        self.links.get(node).map(Vec::as_slice)
     }
 
     /// Whether nodes labelled `node.kubernetes.io/exclude-from-external-load-balancers` may

@@ -3,10 +3,11 @@
 //!
 //! [`InterfaceWatcher`] subscribes to the kernel's link and address notifications
 //! (`RTNLGRP_LINK`, `RTNLGRP_IPV4_IFADDR`, `RTNLGRP_IPV6_IFADDR`) *before* it dumps the current
-//! state, and re-dumps the whole table after every burst of notifications. Re-dumping instead of
-//! patching the table from individual messages is the level-triggered choice: a lost or
-//! reordered notification (netlink multicast can drop under load, `ENOBUFS`) can never leave a
-//! stale entry, and a table of a few dozen links costs microseconds to read.
+//! state, and re-dumps the whole table after every burst of notifications (and at once on a
+//! link notification, so a lost carrier reaches the layer 2 election without the debounce).
+//! Re-dumping instead of patching the table from individual messages is the level-triggered
+//! choice: a lost or reordered notification (netlink multicast can drop under load, `ENOBUFS`)
+//! can never leave a stale entry, and a table of a few dozen links costs microseconds to read.
 //!
 //! Interface choice ([`choose_interfaces`]) is a pure function: an `L2Advertisement` that names
 //! interfaces gets exactly those that exist and can announce; otherwise every interface that
@@ -20,10 +21,13 @@
 //! network may not expect (MetalLB internal/layer2/announcer.go updateInterfaces skips
 //! interfaces with a `master` and with the NOARP flag).
 
+use ferrolb_speaker_core::layer2::carrier::LinkReport;
 use ferrolb_speaker_core::layer2::frames::MacAddr;
 use futures::{StreamExt, TryStreamExt};
+use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::address::{AddressAttribute, AddressHeaderFlags, AddressMessage};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkInfo, LinkLayerType, LinkMessage};
+use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
 use rtnetlink::{Handle, MulticastGroup};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv6Addr};
@@ -76,6 +80,14 @@ pub struct Link {
     /// Administratively up (`IFF_UP`). Carrier is not required: a link that loses carrier and
     /// gets it back must not lose its announcements in between.
     pub up: bool,
+    /// Carrier, and the link operationally up (`IFF_LOWER_UP` and `IFF_RUNNING`): the link can
+    /// pass frames. `IFF_LOWER_UP` alone turns on as soon as the driver sees carrier, while the
+    /// kernel activates the link's queue (until then every frame sent through it is dropped)
+    /// only a little later, when it also sets the operational state behind `IFF_RUNNING`; a node
+    /// that took its addresses back in between would have its answers dropped. Announcing does
+    /// not require carrier, but it is reported to the other speakers, whose election passes over
+    /// a node without carrier on the interfaces an advertisement selects (`link_reports`).
+    pub carrier: bool,
     /// `IFF_LOOPBACK`.
     pub loopback: bool,
     /// Whether the link layer is Ethernet (`ARPHRD_ETHER`); ARP and NDP as we speak them need it.
@@ -197,12 +209,32 @@ pub fn choose_interfaces<'a>(
     out
 }
 
+/// What this speaker reports to the others about its interfaces: every announceable link (the
+/// exclusion patterns aside, since an advertisement naming an interface ignores them) with its
+/// carrier and whether the automatic choice uses it, sorted by name.
+pub fn link_reports(table: &InterfaceTable, exclude_patterns: &[String]) -> Vec<LinkReport> {
+    let mut out: Vec<LinkReport> = table
+        .links
+        .values()
+        .filter(|l| l.announceable())
+        .map(|l| LinkReport {
+            name: l.name.clone(),
+            carrier: l.carrier,
+            automatic: !excluded(&l.name, exclude_patterns),
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 fn link_from_message(msg: &LinkMessage) -> Link {
     let mut link = Link {
         index: msg.header.index,
         name: String::new(),
         mac: None,
         up: msg.header.flags.contains(LinkFlags::Up),
+        carrier: msg.header.flags.contains(LinkFlags::LowerUp)
+            && msg.header.flags.contains(LinkFlags::Running),
         loopback: msg.header.flags.contains(LinkFlags::Loopback),
         noarp: msg.header.flags.contains(LinkFlags::Noarp),
         master: None,
@@ -272,6 +304,33 @@ pub async fn dump(handle: &Handle) -> Result<InterfaceTable, InterfaceError> {
     Ok(table)
 }
 
+/// Whether a notification is about a link (not an address).
+fn is_link_change(message: &NetlinkMessage<RouteNetlinkMessage>) -> bool {
+    matches!(
+        message.payload,
+        NetlinkPayload::InnerMessage(
+            RouteNetlinkMessage::NewLink(_) | RouteNetlinkMessage::DelLink(_)
+        )
+    )
+}
+
+/// Hands a freshly read table to the subscribers when it differs from the last one.
+fn publish(tx: &watch::Sender<InterfaceTable>, dumped: Result<InterfaceTable, InterfaceError>) {
+    match dumped {
+        Ok(table) => {
+            tx.send_if_modified(|old| {
+                let changed = *old != table;
+                if changed {
+                    tracing::debug!(links = table.links.len(), "interfaces changed");
+                    *old = table;
+                }
+                changed
+            });
+        }
+        Err(error) => tracing::warn!(%error, "re-reading interfaces failed"),
+    }
+}
+
 /// A running subscription to link and address changes. Dropping it stops the background task.
 pub struct InterfaceWatcher {
     rx: watch::Receiver<InterfaceTable>,
@@ -293,7 +352,13 @@ impl InterfaceWatcher {
         let initial = dump(&handle).await?;
         let (tx, rx) = watch::channel(initial);
         let task = tokio::spawn(async move {
-            while messages.next().await.is_some() {
+            while let Some((first, _)) = messages.next().await {
+                // A link change may be a lost carrier, which the layer 2 election waits for
+                // (a node without carrier leaves it): read the table at once as well, not
+                // only after the burst.
+                if is_link_change(&first) {
+                    publish(&tx, dump(&handle).await);
+                }
                 // Drain the rest of the burst, then read the whole truth once.
                 let deadline = tokio::time::sleep(DEBOUNCE);
                 tokio::pin!(deadline);
@@ -303,19 +368,7 @@ impl InterfaceWatcher {
                         more = messages.next() => if more.is_none() { return },
                     }
                 }
-                match dump(&handle).await {
-                    Ok(table) => {
-                        tx.send_if_modified(|old| {
-                            let changed = *old != table;
-                            if changed {
-                                tracing::debug!(links = table.links.len(), "interfaces changed");
-                                *old = table;
-                            }
-                            changed
-                        });
-                    }
-                    Err(error) => tracing::warn!(%error, "re-reading interfaces failed"),
-                }
+                publish(&tx, dump(&handle).await);
             }
             tracing::warn!("rtnetlink notification stream ended");
         });
@@ -352,6 +405,7 @@ pub(crate) fn test_link(index: u32, name: &str) -> Link {
         name: name.into(),
         mac: Some(MacAddr([2, 0, 0, 0, 0, index as u8])),
         up: true,
+        carrier: true,
         loopback: false,
         ethernet: true,
         kind: None,
@@ -482,6 +536,28 @@ mod tests {
             .map(|s| s.to_string())
             .collect();
         assert_eq!(names(choose_interfaces(&t, &want, &ex)), ["bond0"]);
+    }
+
+    #[test]
+    fn reports_list_announceable_links_with_carrier_and_automatic_choice() {
+        let mut eth0 = link(1, "eth0");
+        eth0.carrier = false;
+        let mut down = link(2, "eth9");
+        down.up = false;
+        let t = table(vec![eth0, down, link(3, "cni0"), link(4, "mgmt0")]);
+        let reports = link_reports(&t, &default_exclude_patterns());
+        let got: Vec<(&str, bool, bool)> = reports
+            .iter()
+            .map(|r| (r.name.as_str(), r.carrier, r.automatic))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("cni0", true, false),
+                ("eth0", false, true),
+                ("mgmt0", true, true)
+            ]
+        );
     }
 
     #[test]

@@ -75,6 +75,17 @@
 //! none on a node that announces nothing in layer 2. Slower timers can be configured for noisy
 //! networks (`ferrolb-speaker run --gossip-probe-period … --gossip-suspect-timeout …`).
 //!
+//! # Carrier reports
+//!
+//! The heartbeat channel also carries each speaker's report of the interfaces it can announce
+//! on and their carrier ([`Message::Links`], [`Membership::set_links`]): sent to every member
+//! when it changes, to all again when a member joins, and every second; kept per node when it
+//! comes from that node's own gossip address and is newer (boot stamp, sequence number); and
+//! published with ours as [`Membership::links`]. The layer 2 election passes over a node
+//! without carrier on the interfaces an advertisement selects
+//! (`ferrolb_speaker_core::layer2::carrier`), so the membership may run over another network
+//! than the announcements. Speakers of earlier versions drop the message as an unknown type.
+//!
 //! # Network partitions
 //!
 //! When the speakers are split into groups that cannot reach each other, each side declares
@@ -89,9 +100,10 @@
 
 use bytes::Bytes;
 use ferrolb_api::status::{Member as ViewMember, MembershipView};
+use ferrolb_speaker_core::layer2::carrier::LinkReport;
 use ferrolb_speaker_core::membership::auth::{self, AuthError, Authenticator, Channel};
 use ferrolb_speaker_core::membership::heartbeat::{
-    self, HeartbeatTimers, Message, Outbox, Watchdog,
+    self, HeartbeatTimers, LinksReport, Message, Outbox, Watchdog,
 };
 use ferrolb_speaker_core::membership::restart_hold::RestartHolds;
 use foca::{AccumulatingRuntime, Foca, Identity, OwnedNotification, PostcardCodec, State, Timer};
@@ -344,6 +356,8 @@ pub struct Membership {
     seeds: watch::Sender<Vec<SocketAddr>>,
     watched: watch::Sender<BTreeSet<String>>,
     reclaims: watch::Receiver<u64>,
+    own_links: watch::Sender<Option<Vec<LinkReport>>>,
+    links: watch::Receiver<BTreeMap<String, Vec<LinkReport>>>,
     commands: tokio::sync::mpsc::Sender<Command>,
     counters: Arc<MembershipCounters>,
     /// Dropping it stops the gossip thread (its receiver resolves).
@@ -393,6 +407,8 @@ impl Membership {
         let (seeds, seeds_rx) = watch::channel(config.seeds.clone());
         let (watched, watched_rx) = watch::channel(BTreeSet::new());
         let (reclaims_tx, reclaims) = watch::channel(0u64);
+        let (own_links, own_links_rx) = watch::channel(None);
+        let (links_tx, links) = watch::channel(BTreeMap::new());
         let watchdog = config
             .heartbeat
             .clone()
@@ -442,6 +458,12 @@ impl Membership {
                 reclaims: reclaims_tx,
                 member_addrs: BTreeSet::new(),
                 holds: RestartHolds::new(),
+                boot: bump,
+                own_links: own_links_rx,
+                own_links_open: true,
+                links_seq: 0,
+                peer_links: BTreeMap::new(),
+                links_tx,
             };
             let _ = started_tx.send(Ok(()));
             rt.block_on(worker.run(commands_rx, stop_rx));
@@ -466,6 +488,8 @@ impl Membership {
             seeds,
             watched,
             reclaims,
+            own_links,
+            links,
             commands,
             counters,
             _stop: stop,
@@ -504,6 +528,25 @@ impl Membership {
             *old = nodes;
             changed
         });
+    }
+
+    /// Replaces this node's report of the interfaces it can announce on, sent to every member
+    /// at once when it changes and every [`heartbeat::LINKS_REFRESH`]. Nothing is sent before
+    /// the first report (the others would take "no interfaces" for "no carrier").
+    pub fn set_links(&self, links: Vec<LinkReport>) {
+        self.own_links.send_if_modified(|old| {
+            let changed = old.as_ref() != Some(&links);
+            if changed {
+                *old = Some(links);
+            }
+            changed
+        });
+    }
+
+    /// Every node's latest report of its announcing interfaces (ours included, once set), by
+    /// node name; nodes whose speakers sent none are absent.
+    pub fn links(&self) -> watch::Receiver<BTreeMap<String, Vec<LinkReport>>> {
+        self.links.clone()
     }
 
     /// Changes each time a successor gives our addresses back after a revoked presumption:
@@ -569,6 +612,17 @@ struct Worker {
     member_addrs: BTreeSet<SocketAddr>,
     /// Speakers restarting in place, counted alive until they rejoin or their hold ends.
     holds: RestartHolds,
+    /// This process's boot stamp, carried by its links reports.
+    boot: u64,
+    /// This node's links report, from [`Membership::set_links`].
+    own_links: watch::Receiver<Option<Vec<LinkReport>>>,
+    /// Whether [`Membership`] (the sender of `own_links`) is still there.
+    own_links_open: bool,
+    /// Sequence number of this process's links reports.
+    links_seq: u32,
+    /// The latest links report of every other node.
+    peer_links: BTreeMap<String, LinksReport>,
+    links_tx: watch::Sender<BTreeMap<String, Vec<LinkReport>>>,
 }
 
 impl Worker {
@@ -580,6 +634,8 @@ impl Worker {
         let mut buf = vec![0u8; 65_536];
         let mut seed_tick = tokio::time::interval(self.seed_period);
         seed_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut links_tick = tokio::time::interval(heartbeat::LINKS_REFRESH);
+        links_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let next_timer = self.timers.keys().next().map(|(at, _)| *at);
             let next_heartbeat = self
@@ -635,6 +691,21 @@ impl Worker {
                     Ok(())
                 }
                 _ = seed_tick.tick() => self.announce_to_seeds(),
+                changed = self.own_links.changed(), if self.own_links_open => {
+                    if changed.is_ok() {
+                        // Carrier changed here: the others' elections wait for this news.
+                        self.links_seq = self.links_seq.wrapping_add(1);
+                        self.send_links().await;
+                        self.publish_links();
+                    } else {
+                        self.own_links_open = false;
+                    }
+                    Ok(())
+                }
+                _ = links_tick.tick() => {
+                    self.send_links().await;
+                    Ok(())
+                }
                 changed = self.seeds.changed() => {
                     if changed.is_ok() {
                         self.announce_to_seeds()
@@ -760,6 +831,10 @@ impl Worker {
                 return;
             }
         };
+        if let Message::Links(report) = message {
+            self.links_datagram(from, report);
+            return;
+        }
         if let Message::Restarting(node, hold_ms) = &message {
             let hold = Duration::from_millis(u64::from(*hold_ms));
             tracing::info!(%node, hold_ms, "a speaker restarts in place: holding its addresses");
@@ -772,6 +847,71 @@ impl Worker {
         let mut out = Outbox::new();
         let effects = watchdog.on_message(from, message, std::time::Instant::now(), &mut out);
         self.heartbeat_effects(effects, out).await;
+    }
+
+    /// A member's links report: kept when it is that member's own (sent from its gossip
+    /// address) and newer than the one kept.
+    fn links_datagram(&mut self, from: SocketAddr, report: LinksReport) {
+        let sender_is_node = self
+            .foca
+            .iter_members()
+            .any(|m| m.id().addr == from && m.id().node == report.node);
+        if !sender_is_node {
+            self.counters
+                .protocol_errors
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%from, node = %report.node, "dropped a links report sent for another node");
+            return;
+        }
+        let newer = self
+            .peer_links
+            .get(&report.node)
+            .is_none_or(|old| report.supersedes(old));
+        if newer {
+            self.peer_links.insert(report.node.clone(), report);
+            self.publish_links();
+        }
+    }
+
+    /// Sends this node's links report to every member (nothing before the first report).
+    async fn send_links(&mut self) {
+        let Some(links) = self.own_links.borrow().clone() else {
+            return;
+        };
+        let report = LinksReport {
+            node: self.foca.identity().node.clone(),
+            boot: self.boot,
+            seq: self.links_seq,
+            links,
+        };
+        let datagram = self
+            .auth
+            .seal_on(Channel::Heartbeat, &Message::Links(report).encode());
+        for to in &self.member_addrs {
+            match self.socket.send_to(&datagram, to).await {
+                Ok(_) => {
+                    self.counters.datagrams_sent.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(error) => tracing::debug!(%error, %to, "links report send failed"),
+            }
+        }
+    }
+
+    /// Publishes every node's links report, ours included.
+    fn publish_links(&self) {
+        let mut all: BTreeMap<String, Vec<LinkReport>> = self
+            .peer_links
+            .iter()
+            .map(|(node, r)| (node.clone(), r.links.clone()))
+            .collect();
+        if let Some(own) = self.own_links.borrow().clone() {
+            all.insert(self.foca.identity().node.clone(), own);
+        }
+        self.links_tx.send_if_modified(|old| {
+            let changed = *old != all;
+            *old = all;
+            changed
+        });
     }
 
     /// The watchdog's timers; `scheduled` is the deadline the thread slept until (`None` when
@@ -928,6 +1068,7 @@ impl Worker {
         // A speaker presumed down that joins with a new identity (or takes over its address
         // with one) has restarted: it will claim its addresses at once, so the successor must
         // let go now, not at its next beat.
+        let anyone_joined = !joined.is_empty();
         for node in &joined {
             if self.holds.rejoined(node) {
                 tracing::info!(%node, "a speaker restarting in place is back");
@@ -950,6 +1091,10 @@ impl Worker {
             self.heartbeat_tick(None).await;
             self.update_watched().await;
             self.publish();
+        }
+        // A member that just joined (a new speaker, a restart) learns our carrier at once.
+        if anyone_joined {
+            self.send_links().await;
         }
         // A member we just saw go down (or come back) is the news layer 2 failover waits for
         // on every other speaker, the new owner among them: spread it now rather than at the

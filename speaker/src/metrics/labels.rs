@@ -58,3 +58,10 @@ pub struct NotificationLabels {
     /// Error subcode, e.g. `2` for Administrative Shutdown.
     pub subcode: String,
 }
+
+/// Label of per-interface metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InterfaceLabels {
+    /// Interface name.
+    pub interface: String,
+}

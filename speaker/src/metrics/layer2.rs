@@ -1,10 +1,12 @@
 //! Metrics of the layer 2 announcer and its elections.
 
 use super::deltas::CounterDeltas;
-use super::labels::FamilyLabels;
+use super::labels::{FamilyLabels, InterfaceLabels};
 use crate::layer2::announcer::L2CounterValues;
+use ferrolb_speaker_core::layer2::carrier::LinkReport;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
 
@@ -41,10 +43,24 @@ pub struct Layer2Metrics {
     pub handovers_timed_out: Counter,
     /// Seconds this node answered for addresses after losing them to a live node (summed).
     pub handover_answering_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    /// 1 when an interface this node can announce on has carrier, 0 when it has none.
+    pub interface_carrier: Family<InterfaceLabels, Gauge>,
     deltas: CounterDeltas<(), L2Counter>,
 }
 
 impl Layer2Metrics {
+    /// Sets the carrier gauge to this node's report; interfaces no longer in it go.
+    pub(crate) fn observe_carrier(&self, report: &[LinkReport]) {
+        self.interface_carrier.clear();
+        for l in report {
+            self.interface_carrier
+                .get_or_create(&InterfaceLabels {
+                    interface: l.name.clone(),
+                })
+                .set(i64::from(l.carrier));
+        }
+    }
+
     pub(crate) fn register(r: &mut Registry) -> Self {
         let m = Self::default();
         r.register(
@@ -86,6 +102,11 @@ impl Layer2Metrics {
             "l2_handover_answering_seconds",
             "Time this node kept answering for addresses after losing them to a live node, summed over hand-overs (divide by the hand-over count for the mean both-answering window)",
             m.handover_answering_seconds.clone(),
+        );
+        r.register(
+            "l2_interface_carrier",
+            "1 when an interface this node can announce on in layer 2 has carrier, 0 when it has none (a node without carrier on the interfaces an L2Advertisement selects is not eligible for its addresses)",
+            m.interface_carrier.clone(),
         );
         m
     }

@@ -1,6 +1,6 @@
-//! Events, published beside the loop: `nodeAssigned` (a takeover of many addresses must not
-//! wait for one API write per Service before the next pass) and `VRFNotFound` on a BGPPeer
-//! whose VRF device is missing on this node.
+//! Events, published beside the loop: `nodeAssigned` and `NoCarrier` on Services (a takeover
+//! of many addresses must not wait for one API write per Service before the next pass) and
+//! `VRFNotFound` on a BGPPeer whose VRF device is missing on this node.
 
 use crate::stores::SpeakerStores;
 use ferrolb_speaker_core::pass::NodeAssigned;
@@ -13,10 +13,12 @@ use tokio::sync::mpsc;
 const EVENT_QUEUE: usize = 1024;
 
 /// One event to publish.
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Pending {
     /// This node took over a layer 2 address.
     Assigned(NodeAssigned),
+    /// This node, the address's owner, stopped announcing it for lack of carrier: `why`.
+    NoCarrier(NodeAssigned, String),
     /// The VRF of a BGPPeer (`namespace/name`) does not exist on this node.
     VrfMissing { peer: String, vrf: String },
 }
@@ -88,6 +90,25 @@ fn event(
                         assigned.ip
                     )),
                     action: "Announce".to_string(),
+                    secondary: None,
+                },
+            ))
+        }
+        Pending::NoCarrier(assigned, why) => {
+            let (ns, name) = assigned.service.split_once('/')?;
+            let obj = stores.service(ns, name)?;
+            let reference: ObjectReference = obj.object_ref(&());
+            Some((
+                reference,
+                Event {
+                    type_: EventType::Warning,
+                    reason: ferrolb_api::events::NO_CARRIER.to_string(),
+                    note: Some(format!(
+                        "node {node} stops announcing {} in layer 2: {why}; another node takes it \
+                         over",
+                        assigned.ip
+                    )),
+                    action: "Withdraw".to_string(),
                     secondary: None,
                 },
             ))

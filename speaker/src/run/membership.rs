@@ -4,9 +4,10 @@
 use super::MembershipOptions;
 use crate::membership::{Membership, MembershipConfig};
 use ferrolb_api::status::MembershipView;
+use ferrolb_speaker_core::layer2::carrier::LinkReport;
 use ferrolb_speaker_core::pass::{Settling, internal_ips};
 use k8s_openapi::api::core::v1::Node;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -53,15 +54,26 @@ pub(crate) struct MembershipDriver {
     /// Alive set and reclaim counter of the running membership, or of nothing (never change).
     pub(crate) alive: watch::Receiver<BTreeSet<String>>,
     pub(crate) reclaims: watch::Receiver<u64>,
+    /// Every node's links report, from the running membership (or of nothing).
+    pub(crate) links: watch::Receiver<LinksByNode>,
     no_alive: watch::Receiver<BTreeSet<String>>,
     no_reclaims: watch::Receiver<u64>,
-    _idle: (watch::Sender<BTreeSet<String>>, watch::Sender<u64>),
+    no_links: watch::Receiver<LinksByNode>,
+    _idle: (
+        watch::Sender<BTreeSet<String>>,
+        watch::Sender<u64>,
+        watch::Sender<LinksByNode>,
+    ),
 }
+
+/// Links reports by node name.
+pub(crate) type LinksByNode = BTreeMap<String, Vec<LinkReport>>;
 
 impl MembershipDriver {
     pub(crate) fn new(options: MembershipOptions, node: &str, namespace: &str) -> Self {
         let (alive_tx, no_alive) = watch::channel(BTreeSet::new());
         let (reclaims_tx, no_reclaims) = watch::channel(0u64);
+        let (links_tx, no_links) = watch::channel(BTreeMap::new());
         Self {
             options,
             node: node.to_string(),
@@ -70,9 +82,11 @@ impl MembershipDriver {
             warned_no_key: false,
             alive: no_alive.clone(),
             reclaims: no_reclaims.clone(),
+            links: no_links.clone(),
             no_alive,
             no_reclaims,
-            _idle: (alive_tx, reclaims_tx),
+            no_links,
+            _idle: (alive_tx, reclaims_tx, links_tx),
         }
     }
 
@@ -148,6 +162,7 @@ impl MembershipDriver {
             Ok(m) => {
                 self.alive = m.alive();
                 self.reclaims = m.reclaims();
+                self.links = m.links();
                 self.running = Some(Running {
                     membership: m,
                     key,
@@ -167,6 +182,14 @@ impl MembershipDriver {
         self.running
             .as_ref()
             .map(|_| self.alive.borrow_and_update().clone())
+    }
+
+    /// Every node's links report for a pass (`None` without a running membership: the others
+    /// could not learn this node's carrier, so nobody's counts).
+    pub(crate) fn links_now(&mut self) -> Option<LinksByNode> {
+        self.running
+            .as_ref()
+            .map(|_| self.links.borrow_and_update().clone())
     }
 
     /// The settle gate's input for a pass.
@@ -203,6 +226,7 @@ impl MembershipDriver {
         }
         self.alive = self.no_alive.clone();
         self.reclaims = self.no_reclaims.clone();
+        self.links = self.no_links.clone();
     }
 
     /// Leaves the membership (announcing it to the others), if one runs.
@@ -212,6 +236,7 @@ impl MembershipDriver {
         }
         self.alive = self.no_alive.clone();
         self.reclaims = self.no_reclaims.clone();
+        self.links = self.no_links.clone();
     }
 }
 

@@ -1,6 +1,7 @@
 //! The speaker process: caches, the membership driver, the level-triggered loop (a pure pass
 //! from the whole view to a plan, then the executors), events and the HTTP API.
 
+mod carrier;
 mod events;
 mod membership;
 mod shared;
@@ -122,6 +123,8 @@ enum Input {
     Alive(bool),
     /// Another speaker answered for one of our addresses.
     Reclaim(bool),
+    /// This node's interfaces changed, or another speaker reported its carrier.
+    Links,
     /// The periodic status refresh.
     Tick,
     /// Asked to stop.
@@ -225,6 +228,9 @@ async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> a
         bgp_since: BTreeMap::new(),
         vrf_missing: std::collections::BTreeSet::new(),
         settle_at: None,
+        local_links: announcer.interfaces(),
+        last_local_links: None,
+        last_no_carrier: BTreeMap::new(),
         opts,
         shared,
         stores,
@@ -239,6 +245,7 @@ async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> a
             Input::Settle => speaker.process_settle().await,
             Input::Alive(changed) => speaker.process_alive(changed).await,
             Input::Reclaim(reclaimed) => speaker.process_reclaim(reclaimed),
+            Input::Links => speaker.process_links().await,
             Input::Tick => speaker.process_tick().await,
             Input::Stop => break,
         }
@@ -288,10 +295,15 @@ async fn next_input(
     tick: &mut tokio::time::Interval,
 ) -> Input {
     let settle_at = speaker.settle_at;
-    let (alive, reclaims) = match speaker.membership.as_mut().filter(|d| d.is_running()) {
-        Some(d) => (Some(&mut d.alive), Some(&mut d.reclaims)),
-        None => (None, None),
+    let (alive, reclaims, links) = match speaker.membership.as_mut().filter(|d| d.is_running()) {
+        Some(d) => (
+            Some(&mut d.alive),
+            Some(&mut d.reclaims),
+            Some(&mut d.links),
+        ),
+        None => (None, None, None),
     };
+    let local_links = &mut speaker.local_links;
     tokio::select! {
         _ = changes.changed() => Input::Changes {
             more_pending: changes.has_changed().unwrap_or(false),
@@ -299,6 +311,9 @@ async fn next_input(
         _ = sleep_until(settle_at), if settle_at.is_some() => Input::Settle,
         changed = changed_or_pending(alive) => Input::Alive(changed),
         reclaimed = changed_or_pending(reclaims) => Input::Reclaim(reclaimed),
+        // A closed channel (the membership went away) is answered by the Alive branch.
+        true = changed_or_pending(links) => Input::Links,
+        true = changed_or_pending(Some(local_links)) => Input::Links,
         _ = tick.tick() => Input::Tick,
         _ = stop.as_mut() => Input::Stop,
     }

@@ -5,7 +5,8 @@ use crate::http::StatusSource;
 use crate::layer2::announcer::Announcer;
 use crate::metrics::Metrics;
 use ferrolb_api::status::{
-    Announcement, BgpPeerStatus, MembershipView, NotAnnouncedAddress, SpeakerStatus,
+    Announcement, BgpPeerStatus, InterfaceCarrier, MembershipView, NoCarrierAddress,
+    NotAnnouncedAddress, SpeakerStatus,
 };
 use ferrolb_runtime::ConfigTracker;
 use ferrolb_runtime::http::Health;
@@ -24,6 +25,10 @@ pub(crate) struct State {
     pub(crate) bgp_announcements: Vec<Announcement>,
     /// Addresses no node announces, with the reason (the same on every speaker).
     pub(crate) not_announced: Vec<NotAnnouncedAddress>,
+    /// This node's announcing interfaces with their carrier.
+    pub(crate) interfaces: Vec<InterfaceCarrier>,
+    /// Layer 2 addresses this node does not announce for lack of carrier.
+    pub(crate) no_carrier: Vec<NoCarrierAddress>,
 }
 
 /// State shared by the loop and the HTTP API.
@@ -100,6 +105,8 @@ impl StatusSource for Shared {
                 .map(|a| a.kernel_responder_interfaces())
                 .unwrap_or_default(),
             not_announced: st.not_announced.clone(),
+            interfaces: st.interfaces.clone(),
+            no_carrier: st.no_carrier.clone(),
         }
     }
 }

@@ -2,12 +2,15 @@
 //! plans to the announcer, the BGP manager, the status writers and the event queue.
 
 use super::RunOptions;
+use super::carrier;
 use super::events::{EventQueue, Pending};
 use super::membership::MembershipDriver;
 use super::shared::Shared;
 use crate::bgp::manager::PeerManager;
 use crate::bgp::restart_marker_file;
+use crate::layer2::InterfaceTable;
 use crate::layer2::announcer::{Announcer, DesiredIp, rfc3339};
+use crate::layer2::interfaces::link_reports;
 use crate::status_objects::Writers;
 use crate::stores::SpeakerStores;
 use ferrolb_api::status::{Announcement, AnnouncementMode, NotAnnouncedAddress};
@@ -17,6 +20,7 @@ use ferrolb_speaker_core::bgp::departure::{Departure, departure};
 use ferrolb_speaker_core::bgp::fsm::StopCause;
 use ferrolb_speaker_core::bgp::restart_marker::RestartMarker;
 use ferrolb_speaker_core::desired::Desired;
+use ferrolb_speaker_core::layer2::carrier::LinkReport;
 use ferrolb_speaker_core::layer2::stop::{L2Stop, l2_stop};
 use ferrolb_speaker_core::pass::{Announce, Plan, View, pass};
 use std::collections::{BTreeMap, BTreeSet};
@@ -64,6 +68,12 @@ pub(crate) struct Speaker {
     pub(crate) vrf_missing: BTreeSet<String>,
     /// When to pass again because the last one waited for the membership to settle.
     pub(crate) settle_at: Option<Instant>,
+    /// This node's interfaces, carrier included (the announcer's table).
+    pub(crate) local_links: tokio::sync::watch::Receiver<InterfaceTable>,
+    /// This node's links report as of the last pass.
+    pub(crate) last_local_links: Option<Vec<LinkReport>>,
+    /// Layer 2 addresses kept from this node by carrier as of the last pass, with why.
+    pub(crate) last_no_carrier: BTreeMap<IpAddr, String>,
 }
 
 impl Speaker {
@@ -86,6 +96,12 @@ impl Speaker {
         if changed {
             self.shared.metrics.membership.changes.inc();
         }
+        self.pass_and_apply().await;
+    }
+
+    /// This node's interfaces changed, or another speaker reported its carrier: a node that
+    /// lost carrier is replaced in this pass, so it never waits.
+    pub(crate) async fn process_links(&mut self) {
         self.pass_and_apply().await;
     }
 
@@ -244,6 +260,28 @@ impl Speaker {
             driver.follow(key, &self.stores.nodes()).await;
         }
         let alive = self.membership.as_mut().and_then(|d| d.alive_now());
+        let local_links = link_reports(
+            &self.local_links.borrow_and_update(),
+            &self.opts.exclude_interfaces,
+        );
+        if self.last_local_links.as_ref() != Some(&local_links) {
+            carrier::log_carrier_changes(self.last_local_links.as_deref(), &local_links);
+            self.shared.metrics.layer2.observe_carrier(&local_links);
+            self.shared.state().interfaces = carrier::interfaces_status(&local_links);
+            self.last_local_links = Some(local_links.clone());
+        }
+        if let Some(m) = self.membership.as_ref().and_then(|d| d.membership()) {
+            m.set_links(local_links.clone());
+        }
+        // This node's own report counts at once; the others' as the membership has them.
+        let links = self
+            .membership
+            .as_mut()
+            .and_then(|d| d.links_now())
+            .map(|mut all| {
+                all.insert(self.opts.node_name.clone(), local_links);
+                all
+            });
         let config = {
             let mut st = self.shared.state();
             if let ConfigUpdate::Rejected {
@@ -291,6 +329,7 @@ impl Speaker {
             ignore_exclude_lb: self.opts.ignore_exclude_lb,
             settling: self.membership.as_ref().and_then(|d| d.settling()),
             owners: &self.owners,
+            links: links.as_ref(),
         };
         let plan = pass(&view, alive.as_ref(), config.as_ref());
         if let Some(d) = self.membership.as_mut() {
@@ -362,6 +401,16 @@ impl Speaker {
                 message: n.reason.message().to_string(),
             })
             .collect();
+        let lost_to_carrier = carrier::owned_lost_to_carrier(
+            &self.owners,
+            &self.opts.node_name,
+            &self.last_no_carrier,
+            &desired.l2_no_carrier,
+        );
+        self.last_no_carrier =
+            carrier::log_no_carrier_changes(&self.last_no_carrier, &desired.l2_no_carrier);
+        self.events.send(lost_to_carrier).await;
+        self.shared.state().no_carrier = carrier::no_carrier_status(&desired.l2_no_carrier);
         if let Some(changes) = owner_changes {
             self.shared
                 .metrics

@@ -39,6 +39,7 @@
 //! [`Watchdog`] holds the whole protocol as a state machine over explicit instants; the
 //! membership's thread feeds it datagrams and timers (`ferrolb_speaker::membership::Membership`).
 
+use crate::layer2::carrier::LinkReport;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -119,7 +120,46 @@ pub enum Message {
     /// milliseconds", from a departing speaker to every member (see
     /// [`super::restart_hold`]).
     Restarting(String, u32),
+    /// "These are the interfaces this node can announce on, with their carrier", from every
+    /// speaker to every member, on change and every [`LINKS_REFRESH`] (see
+    /// [`crate::layer2::carrier`]): node, boot stamp, a sequence number that grows with every
+    /// report of that process, and the links. Speakers of a version without this message drop
+    /// it as an unknown type, and their peers count them as having carrier.
+    Links(LinksReport),
 }
+
+/// The payload of [`Message::Links`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinksReport {
+    /// Sending node.
+    pub node: String,
+    /// The sender's boot stamp (as in [`Message::Beat`]).
+    pub boot: u64,
+    /// Grows with every report of one process: a reordered older report is ignored.
+    pub seq: u32,
+    /// The interfaces the sender can announce on.
+    pub links: Vec<LinkReport>,
+}
+
+impl LinksReport {
+    /// Whether this report replaces `older` (the last one kept from the same node): another
+    /// process (its boot stamp differs: comparing stamps would trust the clock across a
+    /// restart, and a clock set back would then freeze the old report), or a later report of
+    /// the same one. A report of a dead process arriving after its successor's stands at most
+    /// until the successor's next refresh ([`LINKS_REFRESH`]).
+    pub fn supersedes(&self, older: &LinksReport) -> bool {
+        self.boot != older.boot || self.seq > older.seq
+    }
+}
+
+/// How often a speaker repeats its [`Message::Links`] report when nothing changed: a member
+/// that joined meanwhile, or a lost datagram, is caught up within this.
+pub const LINKS_REFRESH: Duration = Duration::from_secs(1);
+/// Most links one report carries: interface names are at most 15 bytes, so the report stays
+/// well inside one datagram.
+pub const MAX_LINKS: usize = 48;
+const LINK_CARRIER: u8 = 1;
+const LINK_AUTOMATIC: u8 = 2;
 
 /// Why a heartbeat payload was rejected.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -133,12 +173,18 @@ pub enum DecodeError {
     /// The node name is empty, too long or not UTF-8.
     #[error("heartbeat message with an invalid node name")]
     BadName,
+    /// A links report is cut short, has too many links or an invalid interface name.
+    #[error("malformed links report")]
+    BadLinks,
 }
 
 const BEAT: u8 = 1;
 const WATCH: u8 = 2;
 const RECLAIM: u8 = 3;
 const RESTARTING: u8 = 4;
+const LINKS: u8 = 5;
+/// Longest interface name (`IFNAMSIZ` - 1).
+const MAX_IFNAME: usize = 15;
 /// Longest Kubernetes node name (a DNS subdomain).
 const MAX_NAME: usize = 253;
 
@@ -146,12 +192,20 @@ impl Message {
     /// Wire form: one type byte, for a beat the boot stamp (8 bytes, big-endian), for a
     /// restart the hold in milliseconds (4 bytes, big-endian), then the sender's node name in
     /// UTF-8.
+    ///
+    /// A links report: type byte, boot stamp (8 bytes), sequence number (4 bytes), name length
+    /// (1 byte), name, link count (1 byte), then per link a flags byte (1: carrier, 2: used by
+    /// the automatic choice), the interface name's length (1 byte) and the name.
     pub fn encode(&self) -> Vec<u8> {
+        if let Message::Links(report) = self {
+            return encode_links(report);
+        }
         let (kind, node, extra) = match self {
             Message::Beat(n, boot) => (BEAT, n, boot.to_be_bytes().to_vec()),
             Message::Watch(n) => (WATCH, n, Vec::new()),
             Message::Reclaim(n) => (RECLAIM, n, Vec::new()),
             Message::Restarting(n, hold_ms) => (RESTARTING, n, hold_ms.to_be_bytes().to_vec()),
+            Message::Links(r) => (LINKS, &r.node, Vec::new()),
         };
         let mut out = Vec::with_capacity(9 + node.len());
         out.push(kind);
@@ -163,6 +217,9 @@ impl Message {
     /// Parses [`Message::encode`]'s form.
     pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
         let (&kind, rest) = bytes.split_first().ok_or(DecodeError::Empty)?;
+        if kind == LINKS {
+            return decode_links(rest).map(Message::Links);
+        }
         let (boot, name) = match kind {
             BEAT => {
                 let (stamp, name) = rest.split_at_checked(8).ok_or(DecodeError::BadName)?;
@@ -193,6 +250,90 @@ impl Message {
             other => Err(DecodeError::UnknownType(other)),
         }
     }
+}
+
+fn encode_links(report: &LinksReport) -> Vec<u8> {
+    let mut out = vec![LINKS];
+    out.extend_from_slice(&report.boot.to_be_bytes());
+    out.extend_from_slice(&report.seq.to_be_bytes());
+    let name = report.node.as_bytes();
+    let name = name.get(..MAX_NAME).unwrap_or(name);
+    out.push(u8::try_from(name.len()).unwrap_or(u8::MAX));
+    out.extend_from_slice(name);
+    let links: Vec<&LinkReport> = report
+        .links
+        .iter()
+        .filter(|l| !l.name.is_empty() && l.name.len() <= MAX_IFNAME)
+        .take(MAX_LINKS)
+        .collect();
+    out.push(u8::try_from(links.len()).unwrap_or(u8::MAX));
+    for l in links {
+        let mut flags = 0;
+        if l.carrier {
+            flags |= LINK_CARRIER;
+        }
+        if l.automatic {
+            flags |= LINK_AUTOMATIC;
+        }
+        out.push(flags);
+        out.push(u8::try_from(l.name.len()).unwrap_or(u8::MAX));
+        out.extend_from_slice(l.name.as_bytes());
+    }
+    out
+}
+
+/// Takes `n` bytes off the front of `rest`.
+fn take<'a>(rest: &mut &'a [u8], n: usize) -> Result<&'a [u8], DecodeError> {
+    let (head, tail) = rest.split_at_checked(n).ok_or(DecodeError::BadLinks)?;
+    *rest = tail;
+    Ok(head)
+}
+
+fn take_u8(rest: &mut &[u8]) -> Result<u8, DecodeError> {
+    take(rest, 1).map(|b| b.first().copied().unwrap_or_default())
+}
+
+fn decode_links(mut rest: &[u8]) -> Result<LinksReport, DecodeError> {
+    let boot: [u8; 8] = take(&mut rest, 8)?
+        .try_into()
+        .map_err(|_| DecodeError::BadLinks)?;
+    let seq: [u8; 4] = take(&mut rest, 4)?
+        .try_into()
+        .map_err(|_| DecodeError::BadLinks)?;
+    let name_len = usize::from(take_u8(&mut rest)?);
+    if name_len == 0 || name_len > MAX_NAME {
+        return Err(DecodeError::BadName);
+    }
+    let node = std::str::from_utf8(take(&mut rest, name_len)?)
+        .map_err(|_| DecodeError::BadName)?
+        .to_string();
+    let count = usize::from(take_u8(&mut rest)?);
+    if count > MAX_LINKS {
+        return Err(DecodeError::BadLinks);
+    }
+    let mut links = Vec::with_capacity(count);
+    for _ in 0..count {
+        let flags = take_u8(&mut rest)?;
+        let len = usize::from(take_u8(&mut rest)?);
+        if len == 0 || len > MAX_IFNAME {
+            return Err(DecodeError::BadLinks);
+        }
+        let name = std::str::from_utf8(take(&mut rest, len)?).map_err(|_| DecodeError::BadLinks)?;
+        links.push(LinkReport {
+            name: name.to_string(),
+            carrier: flags & LINK_CARRIER != 0,
+            automatic: flags & LINK_AUTOMATIC != 0,
+        });
+    }
+    if !rest.is_empty() {
+        return Err(DecodeError::BadLinks);
+    }
+    Ok(LinksReport {
+        node,
+        boot: u64::from_be_bytes(boot),
+        seq: u32::from_be_bytes(seq),
+        links,
+    })
 }
 
 /// What a step of the [`Watchdog`] asks of its caller besides sending datagrams.
@@ -412,6 +553,8 @@ impl Watchdog {
                     effects.alive_changed = true;
                 }
             }
+            // Carrier reports are the membership's, not the watchdog's.
+            Message::Links(_) => {}
         }
         effects
     }
@@ -642,6 +785,104 @@ mod tests {
 
     fn presumed(w: &Watchdog) -> Vec<&str> {
         w.presumed_down().collect()
+    }
+
+    fn links_report(node: &str, seq: u32, links: &[(&str, bool, bool)]) -> LinksReport {
+        LinksReport {
+            node: node.into(),
+            boot: OWNER_BOOT,
+            seq,
+            links: links
+                .iter()
+                .map(|(name, carrier, automatic)| LinkReport {
+                    name: (*name).into(),
+                    carrier: *carrier,
+                    automatic: *automatic,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn links_reports_round_trip_with_a_fixed_layout() {
+        let report = links_report("n", 7, &[("eth0", false, true), ("cni0", true, false)]);
+        let bytes = Message::Links(report.clone()).encode();
+        assert_eq!(
+            bytes,
+            [
+                &[5u8, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 7, 1, b'n', 2][..],
+                &[2, 4][..],
+                b"eth0",
+                &[1, 4][..],
+                b"cni0",
+            ]
+            .concat()
+        );
+        assert_eq!(Message::decode(&bytes), Ok(Message::Links(report)));
+        let empty = links_report("node-1", 0, &[]);
+        assert_eq!(
+            Message::decode(&Message::Links(empty.clone()).encode()),
+            Ok(Message::Links(empty))
+        );
+    }
+
+    #[test]
+    fn malformed_links_reports_are_rejected() {
+        let good = Message::Links(links_report("n", 1, &[("eth0", true, true)])).encode();
+        // Every truncation fails, and so does a trailing byte.
+        for cut in 1..good.len() {
+            assert!(Message::decode(&good[..cut]).is_err(), "cut at {cut}");
+        }
+        assert_eq!(
+            Message::decode(&[&good[..], &[0][..]].concat()),
+            Err(DecodeError::BadLinks)
+        );
+        // An empty node name, an empty or over-long interface name, too many links.
+        let mut no_name = good.clone();
+        no_name[13] = 0;
+        assert!(Message::decode(&no_name).is_err());
+        let mut long_if = good[..16].to_vec();
+        long_if.extend_from_slice(&[1, 16]);
+        long_if.extend_from_slice(&[b'e'; 16]);
+        assert_eq!(Message::decode(&long_if), Err(DecodeError::BadLinks));
+        let mut many = good[..15].to_vec();
+        many.push(u8::try_from(MAX_LINKS + 1).unwrap_or(u8::MAX));
+        assert_eq!(Message::decode(&many), Err(DecodeError::BadLinks));
+        // A sender with more links than fit sends the first MAX_LINKS.
+        let names: Vec<String> = (0..60).map(|i| format!("eth{i}")).collect();
+        let big = LinksReport {
+            links: names
+                .iter()
+                .map(|n| LinkReport {
+                    name: n.clone(),
+                    carrier: true,
+                    automatic: true,
+                })
+                .collect(),
+            ..links_report("n", 1, &[])
+        };
+        match Message::decode(&Message::Links(big).encode()) {
+            Ok(Message::Links(r)) => assert_eq!(r.links.len(), MAX_LINKS),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_links_report_supersedes_older_ones_of_the_node() {
+        let old = links_report("n", 3, &[]);
+        let next = links_report("n", 4, &[]);
+        assert!(next.supersedes(&old));
+        assert!(!old.supersedes(&next));
+        assert!(!old.supersedes(&old));
+        // Another process (a restart) wins whatever its sequence number, even with a smaller
+        // boot stamp (the clock was set back).
+        for boot in [OWNER_BOOT + 1, OWNER_BOOT - 1] {
+            let restarted = LinksReport {
+                boot,
+                ..links_report("n", 0, &[])
+            };
+            assert!(restarted.supersedes(&next));
+        }
     }
 
     #[test]
@@ -1036,6 +1277,31 @@ mod tests {
         w.set_watched(BTreeMap::from([(ME.into(), addr(2))]), t0, &mut out);
         assert!(out.is_empty());
         assert_eq!(w.watched().count(), 0);
+    }
+
+    proptest! {
+        /// Links reports survive encoding; arbitrary bytes never panic the decoder.
+        #[test]
+        fn links_reports_round_trip(
+            node in "[a-z0-9.-]{1,60}",
+            boot in any::<u64>(),
+            seq in any::<u32>(),
+            links in proptest::collection::vec(("[a-z0-9]{1,15}", any::<bool>(), any::<bool>()), 0..10),
+            noise in proptest::collection::vec(any::<u8>(), 0..80),
+        ) {
+            let report = LinksReport {
+                node,
+                boot,
+                seq,
+                links: links
+                    .into_iter()
+                    .map(|(name, carrier, automatic)| LinkReport { name, carrier, automatic })
+                    .collect(),
+            };
+            let m = Message::Links(report);
+            prop_assert_eq!(Message::decode(&m.encode()), Ok(m));
+            let _ = Message::decode(&[&[LINKS][..], &noise[..]].concat());
+        }
     }
 
     proptest! {

@@ -16,6 +16,7 @@ pub use settle::{MEMBERSHIP_SETTLE, Settling, membership_settled};
 use crate::desired::{Desired, Modes, desired_announcements_in};
 use crate::eligibility::peers_for_node;
 use crate::index::{ClusterIndex, endpoint_slice_from_k8s, node_from_k8s, service_from_k8s};
+use crate::layer2::carrier::LinkReport;
 use ferrolb_api::service::ClassPolicy;
 use ferrolb_config::{BfdProfile, Config, Peer};
 use k8s_openapi::api::core::v1::{Node, Service};
@@ -48,6 +49,10 @@ pub struct View<'a> {
     pub settling: Option<Settling>,
     /// The owner of each layer 2 address as of the last settled pass.
     pub owners: &'a BTreeMap<IpAddr, Option<String>>,
+    /// Each node's announcing interfaces with their carrier, as the speakers reported them
+    /// through the membership (this node's own included); `None` when membership is off,
+    /// since the others could not know this node's carrier and would elect differently.
+    pub links: Option<&'a BTreeMap<String, Vec<LinkReport>>>,
 }
 
 /// What the executor does after a pass.
@@ -113,6 +118,9 @@ pub fn pass(
     let announce = last_valid.map(|config| {
         let mut index = index_of(view, config.clone());
         index.set_members_alive(alive.cloned());
+        if let Some(links) = view.links {
+            index.set_node_links(links.clone());
+        }
         // With BGP off no session is opened at all.
         let peers: Vec<Peer> = index
             .node(view.node)

@@ -127,6 +127,7 @@ impl Cluster {
             ignore_exclude_lb: false,
             settling,
             owners: &self.owners,
+            links: None,
         }
     }
 }
@@ -385,4 +386,46 @@ fn with_bgp_turned_off_no_peer_is_planned() {
     };
     let plan = pass(&view, None, Some(&config));
     assert!(plan.announce.expect("configuration").peers.is_empty());
+}
+
+/// The links reports of the view reach the election: a node whose only interface has no
+/// carrier owns nothing and says why; without reports (membership off) it is eligible.
+#[test]
+fn links_reports_take_a_node_without_carrier_out_of_the_election() {
+    use crate::layer2::carrier::LinkReport;
+    let cluster = Cluster::three_nodes();
+    let config = config();
+    let alive = all(&["a", "b", "c"]);
+    let report = |carrier| {
+        vec![LinkReport {
+            name: "eth0".into(),
+            carrier,
+            automatic: true,
+        }]
+    };
+    let links: BTreeMap<String, Vec<LinkReport>> = BTreeMap::from([
+        ("a".to_string(), report(false)),
+        ("b".to_string(), report(true)),
+        ("c".to_string(), report(true)),
+    ]);
+    let mut view = cluster.view("a", Some(fresh(50)));
+    let without = pass(&view, Some(&alive), Some(&config))
+        .announce
+        .expect("configuration");
+    assert!(
+        !without.desired.layer2.is_empty(),
+        "a owns some of the 8 addresses"
+    );
+    view.links = Some(&links);
+    let with = pass(&view, Some(&alive), Some(&config))
+        .announce
+        .expect("configuration");
+    assert!(with.desired.layer2.is_empty());
+    assert_eq!(with.desired.l2_no_carrier.len(), 8);
+    assert!(
+        with.desired
+            .l2_owners
+            .iter()
+            .all(|o| matches!(o.owner.as_deref(), Some("b" | "c")))
+    );
 }

@@ -52,7 +52,7 @@ pub struct Announcer {
     wake: Arc<Notify>,
     counters: Arc<L2Counters>,
     tasks: Vec<JoinHandle<()>>,
-    _watcher: InterfaceWatcher,
+    watcher: InterfaceWatcher,
     handover_dir: Option<PathBuf>,
     /// Pins a previous process of this node left, removed once this one answers itself.
     predecessor: Mutex<Vec<PathBuf>>,
@@ -133,7 +133,7 @@ impl Announcer {
             wake,
             counters,
             tasks: vec![follow, timers, observe],
-            _watcher: watcher,
+            watcher,
             handover_dir: config.handover_dir,
             predecessor: Mutex::new(predecessor),
         })
@@ -231,6 +231,11 @@ impl Announcer {
         core.poll(now);
         drop(core);
         self.wake.notify_one();
+    }
+
+    /// The node's interfaces, updated on every change (carrier included).
+    pub fn interfaces(&self) -> tokio::sync::watch::Receiver<crate::layer2::InterfaceTable> {
+        self.watcher.subscribe()
     }
 
     /// The announcements in force, for `/api/v1/status`.

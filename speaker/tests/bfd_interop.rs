@@ -58,6 +58,7 @@ fn profile(ms: u64, mult: u8) -> BfdProfile {
         echo_mode: false,
         passive_mode: false,
         minimum_ttl: 254,
+        strict_mode: false,
     }
 }
 
@@ -478,6 +479,121 @@ fn fifty_ms_times_three_holds_while_every_core_is_busy() {
     );
     assert!(!bird_saw_down, "BIRD saw the session leave Up under load");
     assert!(received >= 75, "only {received} packets in 5 s");
+    m.shutdown();
+    drop(lab);
+}
+
+/// Sets IPv4 forwarding of namespace `ns` (every interface).
+fn set_forwarding(ns: &Netns, on: bool) {
+    let v = if on { "1" } else { "0" };
+    ns.exec_ok(["sysctl", "-qw", &format!("net.ipv4.conf.all.forwarding={v}")])
+        .expect("sysctl forwarding");
+}
+
+/// Echo mode against FRR's bfdd with echo mode on: both ends loop each other's echo packets
+/// back through IP forwarding, our echo function runs (status `echoActive`, packets come
+/// back), and FRR shows the echo intervals. When the router stops forwarding, our echo
+/// packets stop coming back while control packets still flow: the session goes Down with
+/// diagnostic 2 (Echo Function Failed) within the echo detection time (3 × 50 ms), long
+/// before the control detection time (3 × 300 ms) — then comes back once forwarding is on.
+#[test]
+fn frr_echo_mode_runs_and_detects_a_forwarding_failure() {
+    if !can_run("frr_echo_mode_runs_and_detects_a_forwarding_failure", true) {
+        return;
+    }
+    let mut lab = RouterLab::new("echo");
+    set_forwarding(&lab.them, true);
+    set_forwarding(&lab.us, true);
+    let conf = format!(
+        "log file {}\n!\nbfd\n peer {OUR_V4} local-address {THEIR_V4} interface rtr0\n  \
+         receive-interval 300\n  transmit-interval 300\n  detect-multiplier 3\n  echo-mode\n  \
+         echo transmit-interval 50\n  echo receive-interval 50\n !\n!\n",
+        lab.path("frr/bfdd.log")
+    );
+    lab.frr_conf(&conf);
+    // zebra tells bfdd about interfaces: FRR's forwarding-plane echo needs the interface to
+    // learn our MAC address.
+    lab.start_frr_daemon("zebra", &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    let bfdctl = lab.path("frr/bfdd.sock");
+    lab.start_frr_daemon("bfdd", &["--bfdctl", &bfdctl]);
+    let m = start_manager_in(&lab.us);
+    let mut echo_profile = profile(300, 3);
+    echo_profile.echo_mode = true;
+    echo_profile.echo_interval = Duration::from_millis(50);
+    let mut peers = BTreeMap::new();
+    peers.insert("ns/frr4".to_string(), peer(THEIR_V4, OUR_V4, echo_profile));
+    assert_eq!(m.apply(peers), vec![]);
+    let rx = m.subscribe("ns/frr4").expect("session");
+    let took = wait_until("session with FRR Up", Duration::from_secs(15), || {
+        state(&rx) == BfdState::Up
+    });
+    eprintln!("FRR session Up after {took:?}");
+    let active = (0..200).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        m.status()["ns/frr4"].echo_active
+    });
+    assert!(
+        active,
+        "our echo function is not active: {:?}\nFRR:\n{}\nus: {}",
+        m.status(),
+        lab.vtysh("show bfd peers"),
+        lab.us.exec(["ip", "neigh"]).map(|o| o.stdout).unwrap_or_default()
+    );
+    let counters = m.counters()["ns/frr4"].clone();
+    let before = counters.echo_packets_received.load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(1000));
+    let back = counters.echo_packets_received.load(Ordering::Relaxed) - before;
+    let sent = counters.echo_packets_sent.load(Ordering::Relaxed);
+    eprintln!("echo packets: {sent} sent, {back} came back in the last second");
+    // 50 ms with up to 25 % jitter: 20-27 a second.
+    assert!(back >= 15, "only {back} echo packets came back in a second");
+    // FRR loops ours back and runs its own echo through us (we advertise 50 ms since this
+    // namespace forwards).
+    let frr_echo = wait_until("FRR's own echo active", Duration::from_secs(10), || {
+        lab.vtysh("show bfd peers counters")
+            .lines()
+            .find(|l| l.contains("Echo packet (output)"))
+            .and_then(|l| l.split(':').nth(1))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .is_some_and(|n| n > 10)
+    });
+    eprintln!("FRR sends echo packets through us (after {frr_echo:?})");
+    let out = lab.vtysh("show bfd peers");
+    eprintln!("{out}");
+    assert!(out.contains("Status: up"), "{out}");
+    assert!(out.contains("Echo receive interval: 50ms"), "{out}");
+    eprintln!("{}", lab.vtysh("show bfd peers counters"));
+    assert_eq!(m.status()["ns/frr4"].state, "Up");
+
+    // The router stops forwarding: its control plane still answers, echo packets die there.
+    let start = Instant::now();
+    set_forwarding(&lab.them, false);
+    let took = wait_until("our session Down by echo", Duration::from_secs(2), || {
+        state(&rx) == BfdState::Down
+    });
+    eprintln!(
+        "session Down {took:?} after the router stopped forwarding (echo detection 150 ms, \
+         control 900 ms)"
+    );
+    assert!(
+        took < Duration::from_millis(600),
+        "detected in {took:?}: not by echo"
+    );
+    let out = lab.vtysh("show bfd peers");
+    eprintln!("{out}");
+    assert!(
+        out.contains("Remote diagnostics: echo function failed"),
+        "FRR should see our diagnostic 2:\n{out}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(5));
+
+    // Forwarding back: the session comes Up again with echo.
+    set_forwarding(&lab.them, true);
+    wait_until("Up again with echo", Duration::from_secs(20), || {
+        state(&rx) == BfdState::Up && m.status()["ns/frr4"].echo_active
+    });
+    eprintln!("Up again with echo:\n{}", lab.vtysh("show bfd peers"));
     m.shutdown();
     drop(lab);
 }

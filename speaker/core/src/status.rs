@@ -237,6 +237,8 @@ mod tests {
             bfd: bfd.map(|s| BfdSessionStatus {
                 state: s.into(),
                 detection_time_ms: 150,
+                echo_active: false,
+                strict_mode: false,
             }),
         };
         let s = bgp_session_states(

@@ -5,6 +5,7 @@
 //! inputs (even of objects that have errors) so one mistake does not cascade into others.
 
 mod advertisements;
+mod bfd_echo;
 mod bfd;
 mod communities;
 mod local_pref;
@@ -183,6 +184,13 @@ impl Config {
         let bgp_advertisements =
             advertisements::build_bgp(&mut ctx, &refs, &inputs.bgp_advertisements);
         local_pref::check(&mut ctx, &pools, &bgp_advertisements);
+        bfd_echo::check(
+            &mut ctx,
+            &pools,
+            &peers,
+            &bfd_profiles,
+            &bgp_advertisements,
+        );
         let config = ctx.errors.is_empty().then(|| Config {
             pools,
             l2_advertisements,

@@ -55,6 +55,7 @@ fn cfg(port: u16, peer_as: PeerAsn) -> SessionConfig {
         next_hop_v6: None,
         next_hop_v4: None,
         bfd: false,
+        bfd_strict: false,
     }
 }
 
@@ -118,6 +119,7 @@ impl FakePeer {
             ipv4: true,
             ipv6: true,
             graceful_restart: None,
+            bfd_strict: false,
         });
         self.send(Message::Open(open)).await;
         self.send(Message::KeepAlive).await;
@@ -226,6 +228,7 @@ async fn wrong_peer_as_gets_bad_peer_as_and_retries() {
         ipv4: true,
         ipv6: false,
         graceful_restart: None,
+        bfd_strict: false,
     });
     peer.send(Message::Open(open)).await;
     let Message::Notification(n) = peer.recv().await.message else {
@@ -311,6 +314,7 @@ fn negotiated(ebgp: bool) -> Negotiated {
         route_refresh: true,
         graceful_restart: false,
         graceful_notification: false,
+        bfd_strict: false,
     }
 }
 

@@ -124,6 +124,8 @@ pub fn bgp_session_states(
                     .bfd
                     .as_ref()
                     .map_or_else(|| "N/A".to_string(), |b| b.state.clone()),
+                bfd_echo_active: s.bfd.as_ref().is_some_and(|b| b.echo_active),
+                bfd_strict_mode: s.bfd.as_ref().is_some_and(|b| b.strict_mode),
             };
             let peer_name = s.name.rsplit('/').next().unwrap_or(&s.name).to_string();
             (
@@ -272,6 +274,15 @@ mod tests {
             ),
             ("fd00:200::1", "Active", "Down")
         );
+        assert!(!r6.bfd_echo_active && !r6.bfd_strict_mode);
+        let mut echo = session("ferrolb-system/e", "10.200.0.1:179", "OpenSent", Some("Up"));
+        if let Some(b) = echo.bfd.as_mut() {
+            b.echo_active = true;
+            b.strict_mode = true;
+        }
+        let s = bgp_session_states("node1", &[echo]);
+        let (e, _) = &s[&object_name("session", "node1", "ferrolb-system/e")];
+        assert!(e.bfd_echo_active && e.bfd_strict_mode);
     }
 
     #[test]

@@ -486,8 +486,12 @@ fn fifty_ms_times_three_holds_while_every_core_is_busy() {
 /// Sets IPv4 forwarding of namespace `ns` (every interface).
 fn set_forwarding(ns: &Netns, on: bool) {
     let v = if on { "1" } else { "0" };
-    ns.exec_ok(["sysctl", "-qw", &format!("net.ipv4.conf.all.forwarding={v}")])
-        .expect("sysctl forwarding");
+    ns.exec_ok([
+        "sysctl",
+        "-qw",
+        &format!("net.ipv4.conf.all.forwarding={v}"),
+    ])
+    .expect("sysctl forwarding");
 }
 
 /// Echo mode against FRR's bfdd with echo mode on: both ends loop each other's echo packets
@@ -538,7 +542,10 @@ fn frr_echo_mode_runs_and_detects_a_forwarding_failure() {
         "our echo function is not active: {:?}\nFRR:\n{}\nus: {}",
         m.status(),
         lab.vtysh("show bfd peers"),
-        lab.us.exec(["ip", "neigh"]).map(|o| o.stdout).unwrap_or_default()
+        lab.us
+            .exec(["ip", "neigh"])
+            .map(|o| o.stdout)
+            .unwrap_or_default()
     );
     let counters = m.counters()["ns/frr4"].clone();
     let before = counters.echo_packets_received.load(Ordering::Relaxed);

@@ -5,8 +5,8 @@
 //! inputs (even of objects that have errors) so one mistake does not cascade into others.
 
 mod advertisements;
-mod bfd_echo;
 mod bfd;
+mod bfd_echo;
 mod communities;
 mod local_pref;
 pub(crate) mod peers;
@@ -184,13 +184,7 @@ impl Config {
         let bgp_advertisements =
             advertisements::build_bgp(&mut ctx, &refs, &inputs.bgp_advertisements);
         local_pref::check(&mut ctx, &pools, &bgp_advertisements);
-        bfd_echo::check(
-            &mut ctx,
-            &pools,
-            &peers,
-            &bfd_profiles,
-            &bgp_advertisements,
-        );
+        bfd_echo::check(&mut ctx, &pools, &peers, &bfd_profiles, &bgp_advertisements);
         let config = ctx.errors.is_empty().then(|| Config {
             pools,
             l2_advertisements,

@@ -42,7 +42,12 @@ const fn bpf(code: u32, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
 /// instruction.
 pub(crate) const ECHO_FILTER: [libc::sock_filter; 13] = [
     // 0: A = pkt_type; outgoing (our own sends, and what this node forwards) -> drop
-    bpf(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, SKF_PKTTYPE),
+    bpf(
+        libc::BPF_LD | libc::BPF_W | libc::BPF_ABS,
+        0,
+        0,
+        SKF_PKTTYPE,
+    ),
     bpf(
         libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
         10,
@@ -88,7 +93,11 @@ impl EchoSocket {
     /// Opens the socket (needs CAP_NET_RAW) with its filter; non-blocking.
     pub(crate) fn open() -> io::Result<EchoSocket> {
         let proto = libc::c_int::from(ETH_P_IP.to_be());
-        let fd = socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_NONBLOCK, proto)?;
+        let fd = socket(
+            libc::AF_PACKET,
+            libc::SOCK_DGRAM | libc::SOCK_NONBLOCK,
+            proto,
+        )?;
         attach_filter(&fd, &ECHO_FILTER)?;
         // SAFETY: an `OwnedFd` is a valid open descriptor that returns the same raw fd for as
         // long as it lives, and the `AsyncFd` owns it until it is dropped.

@@ -71,7 +71,8 @@ pub(crate) fn forwards_ipv4(device: &str) -> bool {
 mod tests {
     use super::*;
 
-    const TABLE: &str = "IP address       HW type     Flags       HW address            Mask     Device
+    const TABLE: &str =
+        "IP address       HW type     Flags       HW address            Mask     Device
 10.200.0.1       0x1         0x2         02:aa:bb:cc:dd:01     *        eth0
 10.200.0.2       0x1         0x0         00:00:00:00:00:00     *        eth0
 10.200.0.3       0x1         0x6         02:aa:bb:cc:dd:03     *        veth-x
@@ -94,7 +95,10 @@ mod tests {
         assert_eq!(find(TABLE, Ipv4Addr::new(10, 200, 0, 4)), None);
         assert_eq!(find("", Ipv4Addr::new(10, 200, 0, 1)), None);
         assert_eq!(
-            find("h\n10.200.0.1 0x1 0x2 zz:aa:bb:cc:dd:01 * eth0\n", Ipv4Addr::new(10, 200, 0, 1)),
+            find(
+                "h\n10.200.0.1 0x1 0x2 zz:aa:bb:cc:dd:01 * eth0\n",
+                Ipv4Addr::new(10, 200, 0, 1)
+            ),
             None
         );
     }

@@ -799,10 +799,7 @@ impl Runtime {
     fn drain_echo(&mut self) {
         let mut buf = std::mem::take(&mut self.buf);
         let now = Instant::now();
-        loop {
-            let Some(socket) = &self.echo_socket else {
-                break;
-            };
+        while let Some(socket) = &self.echo_socket {
             let n = match socket.recv(buf.as_mut_slice()) {
                 Ok(n) => n.min(buf.len()),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -824,13 +821,18 @@ impl Runtime {
                 continue;
             };
             // Ours: sent from and to our own address of this session.
-            if es.path.is_none_or(|path| d.src != path.local || d.dst != path.local) {
+            if es
+                .path
+                .is_none_or(|path| d.src != path.local || d.dst != path.local)
+            {
                 continue;
             }
             if es.echo.receive(&p, now)
                 && let Some(h) = &s.handle
             {
-                h.counters.echo_packets_received.fetch_add(1, Ordering::Relaxed);
+                h.counters
+                    .echo_packets_received
+                    .fetch_add(1, Ordering::Relaxed);
             }
         }
         self.buf = buf;

@@ -179,7 +179,8 @@ impl Echo {
         if self.tx_interval.is_none() {
             // Starting: send at once; the first packet has a whole detection time to return.
             self.next_tx = Some(now);
-            self.deadline = Some(now + interval.saturating_mul(u32::from(input.remote_detect_mult)));
+            self.deadline =
+                Some(now + interval.saturating_mul(u32::from(input.remote_detect_mult)));
         } else if let (Some(old), Some(next)) = (self.tx_interval, self.next_tx)
             && interval < old
         {

@@ -50,7 +50,12 @@ fn run_bpf(program: &[libc::sock_filter], packet: &[u8], pkttype: u8) -> u32 {
 const ME: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 11);
 
 fn returned(ttl: u8) -> Vec<u8> {
-    let mut d = build_ipv4(ME, ME, 1, &[1, 16, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]);
+    let mut d = build_ipv4(
+        ME,
+        ME,
+        1,
+        &[1, 16, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1],
+    );
     d[8] = ttl;
     d
 }

@@ -108,7 +108,10 @@ fn returning_packets_hold_off_failure_and_silence_fails() {
     // Detection 150 ms from the start.
     assert!(!e.on_timer(now + ms(149)));
     assert!(e.receive(&p, now + ms(100)));
-    assert!(!e.on_timer(now + ms(249)), "restarted by the returned packet");
+    assert!(
+        !e.on_timer(now + ms(249)),
+        "restarted by the returned packet"
+    );
     assert!(e.on_timer(now + ms(250)), "150 ms of silence");
     assert!(!e.active());
     // Stays off while the session is still Up, resumes after it has been Down.

@@ -18,13 +18,18 @@ fn built_datagram_parses_back_with_valid_checksums() {
 #[test]
 fn known_header_checksum() {
     // Header fields fixed: the checksum is the RFC 1071 sum computed independently.
-    let d = build_ipv4(Ipv4Addr::new(192, 168, 0, 1), Ipv4Addr::new(192, 168, 0, 199), 0, &[]);
+    let d = build_ipv4(
+        Ipv4Addr::new(192, 168, 0, 1),
+        Ipv4Addr::new(192, 168, 0, 199),
+        0,
+        &[],
+    );
     // 4500 001c 0000 4000 ff11 ---- c0a8 0001 c0a8 00c7, tos c0 -> 45c0
     let expected = fold(sum16(
         0,
         &[
-            0x45, 0xc0, 0x00, 0x1c, 0x00, 0x00, 0x40, 0x00, 0xff, 0x11, 0x00, 0x00, 192, 168, 0,
-            1, 192, 168, 0, 199,
+            0x45, 0xc0, 0x00, 0x1c, 0x00, 0x00, 0x40, 0x00, 0xff, 0x11, 0x00, 0x00, 192, 168, 0, 1,
+            192, 168, 0, 199,
         ],
     ));
     assert_eq!(u16::from_be_bytes([d[10], d[11]]), expected);

@@ -1105,8 +1105,15 @@ fn strict_mode_hold_ends_with_the_hold_timer_or_a_failure() {
         sent_notification(&a),
         Some(&Notification::hold_timer_expired())
     );
-    let (f, _) = step(&cfg, &held, Event::NotifMsg(Notification::hold_timer_expired()));
-    assert_eq!((f.state, f.bfd_hold, f.negotiated), (State::Idle, None, None));
+    let (f, _) = step(
+        &cfg,
+        &held,
+        Event::NotifMsg(Notification::hold_timer_expired()),
+    );
+    assert_eq!(
+        (f.state, f.bfd_hold, f.negotiated),
+        (State::Idle, None, None)
+    );
     // A second OPEN while held is an FSM error.
     let (f, a) = step(&cfg, &held, Event::BgpOpen(open()));
     assert_eq!(f.state, State::Idle);

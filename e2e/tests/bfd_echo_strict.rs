@@ -3,8 +3,8 @@
 //! - Echo: the BGP example's peer names a BFDProfile with `echoMode`; the speakers send echo
 //!   packets to themselves through the router, whose forwarding returns them, and the router
 //!   (echo mode on too) sends its own through the nodes (which forward IPv4 here, as
-//!   Kubernetes nodes do). When the router stops forwarding, control packets still flow but
-//!   echo packets die: the speakers' sessions go Down with diagnostic 2 (Echo Function
+//!   Kubernetes nodes do). When the router stops forwarding the nodes' echo packets, control
+//!   packets still flow but echo packets die: the speakers' sessions go Down with diagnostic 2 (Echo Function
 //!   Failed) within the echo detection time, well before the control detection time.
 //! - Strict mode: the profile's `strictMode` holds each BGP session before Established
 //!   until its BFD session is Up. FRR 8.4 (Debian 12) does not implement
@@ -122,14 +122,6 @@ fn vtysh(c: &Cluster, cmd: &str) -> String {
         .unwrap_or_default()
 }
 
-fn set_router_forwarding(c: &Cluster, on: bool) {
-    c.lab
-        .router()
-        .ns()
-        .sysctl("net.ipv4.conf.all.forwarding", if on { "1" } else { "0" })
-        .expect("router forwarding");
-}
-
 fn echo_mode_up_and_failure_detected_through_echo(router: RouterKind) {
     let c = Cluster::start(ClusterOptions {
         router_bfd: Some(BfdTimers::new(300, 3).echo(50)),
@@ -180,9 +172,16 @@ fn echo_mode_up_and_failure_detected_through_echo(router: RouterKind) {
         router_next_hops(&c, ip)
     });
 
-    // The router stops forwarding: its bfdd still answers, echo packets die there.
+    // The router stops forwarding the nodes' echo packets (nftables in its namespace): its
+    // bfdd still answers and its own echo still loops through the nodes; ours die there.
+    let nft = |args: &str| {
+        let argv: Vec<&str> = std::iter::once("nft").chain(args.split(' ')).collect();
+        c.lab.router().ns().exec_ok(argv).expect("nft");
+    };
+    nft("add table inet flb_echo");
+    nft("add chain inet flb_echo forwarded { type filter hook forward priority 0 ; }");
+    nft("add rule inet flb_echo forwarded udp dport 3785 drop");
     let start = Instant::now();
-    set_router_forwarding(&c, false);
     for i in ALL {
         eventually(
             &format!("router sees node{i}'s BFD session Down"),
@@ -191,7 +190,7 @@ fn echo_mode_up_and_failure_detected_through_echo(router: RouterKind) {
         );
     }
     let took = start.elapsed();
-    println!("router forwarding off -> all 3 BFD sessions Down after {took:?}");
+    println!("router drops the nodes' echo -> all 3 BFD sessions Down after {took:?}");
     for i in ALL {
         let diag = frr_bfd_field(&c, node_addr(&c, i), "remote-diagnostic");
         assert_eq!(
@@ -213,7 +212,7 @@ fn echo_mode_up_and_failure_detected_through_echo(router: RouterKind) {
         router_next_hops(&c, ip)
     });
 
-    set_router_forwarding(&c, true);
+    nft("delete table inet flb_echo");
     wait_established(&c, &ALL, Duration::from_secs(30));
     for i in ALL {
         eventually(

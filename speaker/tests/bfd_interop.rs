@@ -496,10 +496,11 @@ fn set_forwarding(ns: &Netns, on: bool) {
 
 /// Echo mode against FRR's bfdd with echo mode on: both ends loop each other's echo packets
 /// back through IP forwarding, our echo function runs (status `echoActive`, packets come
-/// back), and FRR shows the echo intervals. When the router stops forwarding, our echo
-/// packets stop coming back while control packets still flow: the session goes Down with
-/// diagnostic 2 (Echo Function Failed) within the echo detection time (3 × 50 ms), long
-/// before the control detection time (3 × 300 ms) — then comes back once forwarding is on.
+/// back), and FRR shows the echo intervals. When the router stops forwarding our echo
+/// packets (nftables in its namespace), they stop coming back while control packets still
+/// flow: the session goes Down with diagnostic 2 (Echo Function Failed) within the echo
+/// detection time (3 × 50 ms), long before the control detection time (3 × 300 ms) — then
+/// comes back once they pass again.
 #[test]
 fn frr_echo_mode_runs_and_detects_a_forwarding_failure() {
     if !can_run("frr_echo_mode_runs_and_detects_a_forwarding_failure", true) {
@@ -584,30 +585,38 @@ fn frr_echo_mode_runs_and_detects_a_forwarding_failure() {
     eprintln!("{}", lab.vtysh("show bfd peers counters"));
     assert_eq!(m.status()["ns/frr4"].state, "Up");
 
-    // The router stops forwarding: its control plane still answers, echo packets die there.
+    // The router stops forwarding our echo packets (and nothing else): its control plane
+    // still answers, FRR's own echo still loops through us, ours die in the router.
+    let nft = |args: &str| {
+        let argv: Vec<&str> = std::iter::once("nft").chain(args.split(' ')).collect();
+        lab.them.exec_ok(argv).expect("nft");
+    };
+    nft("add table inet flb_echo");
+    nft("add chain inet flb_echo forwarded { type filter hook forward priority 0 ; }");
+    nft(&format!(
+        "add rule inet flb_echo forwarded ip saddr {OUR_V4} udp dport 3785 drop"
+    ));
     let start = Instant::now();
-    set_forwarding(&lab.them, false);
     let took = wait_until("our session Down by echo", Duration::from_secs(2), || {
         state(&rx) == BfdState::Down
     });
     eprintln!(
-        "session Down {took:?} after the router stopped forwarding (echo detection 150 ms, \
-         control 900 ms)"
+        "session Down {took:?} after the router stopped forwarding our echo packets (echo \
+         detection 150 ms, control 900 ms)"
     );
     assert!(
         took < Duration::from_millis(600),
         "detected in {took:?}: not by echo"
     );
-    let out = lab.vtysh("show bfd peers");
-    eprintln!("{out}");
-    assert!(
-        out.contains("Remote diagnostics: echo function failed"),
-        "FRR should see our diagnostic 2:\n{out}"
-    );
+    wait_until("FRR sees our diagnostic 2", Duration::from_secs(2), || {
+        lab.vtysh("show bfd peers")
+            .contains("Remote diagnostics: echo function failed")
+    });
+    eprintln!("{}", lab.vtysh("show bfd peers"));
     assert!(start.elapsed() < Duration::from_secs(5));
 
     // Forwarding back: the session comes Up again with echo.
-    set_forwarding(&lab.them, true);
+    nft("delete table inet flb_echo");
     wait_until("Up again with echo", Duration::from_secs(20), || {
         state(&rx) == BfdState::Up && m.status()["ns/frr4"].echo_active
     });

@@ -182,15 +182,29 @@ fn echo_mode_up_and_failure_detected_through_echo(router: RouterKind) {
     nft("add chain inet flb_echo forwarded { type filter hook forward priority 0 ; }");
     nft("add rule inet flb_echo forwarded udp dport 3785 drop");
     let start = Instant::now();
-    for i in ALL {
-        eventually(
-            &format!("router sees node{i}'s BFD session Down"),
-            Duration::from_secs(5),
-            || (!c.router_bfd_up(node_addr(&c, i))).then_some(()),
-        );
+    // One `show bfd peers json` per poll: when each node's session went Down on the router.
+    let mut down_after: Vec<Option<Duration>> = vec![None; ALL.len()];
+    while down_after.iter().any(Option::is_none) && start.elapsed() < Duration::from_secs(5) {
+        let peers: serde_json::Value =
+            serde_json::from_str(&vtysh(&c, "show bfd peers json")).unwrap_or_default();
+        for (slot, i) in down_after.iter_mut().zip(ALL) {
+            let addr = node_addr(&c, i).to_string();
+            let down = peers.as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|p| p["peer"] == addr.as_str() && p["status"] == "down")
+            });
+            if down && slot.is_none() {
+                *slot = Some(start.elapsed());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
-    let took = start.elapsed();
-    println!("router drops the nodes' echo -> all 3 BFD sessions Down after {took:?}");
+    println!("router drops the nodes' echo -> BFD sessions Down after {down_after:?}");
+    let took = down_after
+        .iter()
+        .map(|d| d.expect("every node's session went Down within 5 s"))
+        .max()
+        .unwrap_or_default();
     for i in ALL {
         let diag = frr_bfd_field(&c, node_addr(&c, i), "remote-diagnostic");
         assert_eq!(

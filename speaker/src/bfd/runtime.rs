@@ -542,8 +542,9 @@ enum Event {
 /// The thread's state.
 struct Runtime {
     receivers: Vec<Receiver>,
-    /// The echo packet socket; `None` when it cannot be opened (no CAP_NET_RAW): sessions
-    /// then run without echo.
+    /// The echo packet socket, open while some session wants echo (it sees every incoming
+    /// IPv4 packet through its filter, so nodes without echo do not pay for it); `None` when
+    /// it cannot be opened (no CAP_NET_RAW): sessions then run without echo.
     echo_socket: Option<EchoSocket>,
     /// By local discriminator.
     sessions: HashMap<u32, Live>,
@@ -555,16 +556,9 @@ struct Runtime {
 
 impl Runtime {
     fn new(receivers: Vec<Receiver>) -> Runtime {
-        let echo_socket = match EchoSocket::open() {
-            Ok(s) => Some(s),
-            Err(e) => {
-                warn!(error = %e, "cannot open the BFD echo packet socket; echo mode is unavailable");
-                None
-            }
-        };
         Runtime {
             receivers,
-            echo_socket,
+            echo_socket: None,
             sessions: HashMap::new(),
             keys: HashMap::new(),
             rng: rand_foca::make_rng(),
@@ -650,11 +644,26 @@ impl Runtime {
         self.sessions.retain(|_, s| !s.finished(now));
     }
 
+    /// Opens the echo socket when a desired session wants echo, closes it when none does.
+    fn want_echo_socket(&mut self, wanted: bool) {
+        match (wanted, self.echo_socket.is_some()) {
+            (true, false) => match EchoSocket::open() {
+                Ok(s) => self.echo_socket = Some(s),
+                // Retried with the next apply; the sessions run without echo meanwhile.
+                Err(e) => warn!(error = %e,
+                    "cannot open the BFD echo packet socket; sessions run without echo"),
+            },
+            (false, true) => self.echo_socket = None,
+            _ => {}
+        }
+    }
+
     fn apply(
         &mut self,
         desired: BTreeMap<String, (SessionSpec, Arc<SessionHandle>)>,
         now: Instant,
     ) {
+        self.want_echo_socket(desired.values().any(|(spec, _)| spec.echo.is_some()));
         let gone: Vec<String> = self
             .keys
             .keys()

@@ -15,7 +15,7 @@
 //!   configured neighbor, not the accepted connection, so it reads Active), and the session
 //!   reaches Established only once BFD packets pass again and BFD comes Up.
 //!
-//! Needs root (CI runs it as root) and FRR (scripts/install-test-deps.sh).
+//! Needs root (CI runs it as root), FRR and nftables (scripts/install-test-deps.sh).
 
 mod common;
 
@@ -31,6 +31,7 @@ const FRR_TOOLS: &[&str] = &[
     "/usr/lib/frr/bgpd",
     "/usr/lib/frr/zebra",
     "/usr/lib/frr/bfdd",
+    "nft",
 ];
 
 /// Control packets every 300 ms × 3 (detection 900 ms), echo every 50 ms (detection 150 ms).

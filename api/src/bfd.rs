@@ -54,7 +54,10 @@ pub struct BFDProfileSpec {
     /// Interval, in milliseconds, of echo packets. Range 10–60000. Default: 50.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub echo_interval: Option<u32>,
-    /// Enable BFD echo mode. Default: false.
+    /// Enable BFD echo mode (RFC 5880 §6.4): besides control packets, this node sends echo
+    /// packets addressed to itself through the peer, whose forwarding loops them back, and
+    /// loops the peer's back when it forwards IPv4. IPv4 single-hop sessions only. Default:
+    /// false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub echo_mode: Option<bool>,
     /// Wait for the peer to start the session instead of sending first. Default: false.
@@ -64,4 +67,9 @@ pub struct BFDProfileSpec {
     /// Default: 254.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minimum_ttl: Option<u32>,
+    /// BFD strict mode (draft-ietf-idr-bgp-bfd-strict-mode), a ferrolb extension: BGP
+    /// sessions using this profile announce the BFD Strict-Mode capability (code 74) and are
+    /// not established until their BFD session is Up. Default: false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict_mode: Option<bool>,
 }

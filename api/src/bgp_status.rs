@@ -100,6 +100,12 @@ pub struct BGPSessionStateStatus {
     /// BFD state (AdminDown, Down, Init, Up), or `N/A` without a BFD profile.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub bfd_status: String,
+    /// The BFD Echo function runs (profile `echoMode`; ferrolb only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bfd_echo_active: bool,
+    /// BFD strict mode: the BGP session waits for BFD Up (profile `strictMode`; ferrolb only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bfd_strict_mode: bool,
 }
 
 #[cfg(test)]
@@ -131,6 +137,20 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&s).expect("json"),
             serde_json::json!({"node": "n1", "peer": "10.200.0.1", "bgpStatus": "Established", "bfdStatus": "N/A"})
+        );
+        let echo = BGPSessionStateStatus {
+            bfd_status: "Up".into(),
+            bfd_echo_active: true,
+            bfd_strict_mode: true,
+            ..s.clone()
+        };
+        assert_eq!(
+            serde_json::to_value(&echo).expect("json")["bfdEchoActive"],
+            serde_json::json!(true)
+        );
+        assert_eq!(
+            serde_json::to_value(&echo).expect("json")["bfdStrictMode"],
+            serde_json::json!(true)
         );
         let s = ServiceBGPStatusStatus {
             node: "n1".into(),

@@ -169,6 +169,14 @@ pub struct BfdSessionStatus {
     pub state: String,
     /// Detection time in force, in milliseconds.
     pub detection_time_ms: u64,
+    /// The Echo function runs: our echo packets loop through the peer and come back
+    /// (profile `echoMode`, the peer asks for echo packets, and its address is resolved).
+    #[serde(default)]
+    pub echo_active: bool,
+    /// The profile's `strictMode`: the BGP session waits for this BFD session to be Up
+    /// before it is established.
+    #[serde(default)]
+    pub strict_mode: bool,
 }
 
 /// State of one BGP session of this node.

@@ -403,4 +403,7 @@ pub struct BfdProfile {
     pub passive_mode: bool,
     /// Minimum TTL accepted on multihop sessions (default 254).
     pub minimum_ttl: u8,
+    /// BFD strict mode: BGP sessions with this profile wait for BFD Up before Established
+    /// and announce the BFD Strict-Mode capability.
+    pub strict_mode: bool,
 }

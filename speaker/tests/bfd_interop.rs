@@ -58,6 +58,7 @@ fn profile(ms: u64, mult: u8) -> BfdProfile {
         echo_mode: false,
         passive_mode: false,
         minimum_ttl: 254,
+        strict_mode: false,
     }
 }
 

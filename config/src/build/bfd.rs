@@ -1,5 +1,4 @@
-//! BFDProfiles: timer and TTL ranges (MetalLB's `bfdProfileFromCR`), defaults, and the
-//! settings ferrolb's BFD cannot honour yet.
+//! BFDProfiles: timer and TTL ranges (MetalLB's `bfdProfileFromCR`) and defaults.
 
 use super::{Ctx, Obj, kinds};
 use crate::model::BfdProfile;
@@ -96,15 +95,6 @@ fn build_one(ctx: &mut Ctx, obj: &Obj<'_>, spec: &ferrolb_api::BFDProfileSpec) -
         (1, 254),
         "",
     );
-    if spec.echo_mode == Some(true) {
-        // Running without echo would silently detect failures later than asked.
-        ctx.error(
-            obj,
-            "spec.echoMode",
-            "ferrolb's BFD has no echo mode yet; remove echoMode (or set it to false) to run \
-             BFD with control packets only, whose timers set the detection time",
-        );
-    }
     BfdProfile {
         namespace: obj.namespace.to_string(),
         name: obj.name.to_string(),
@@ -116,6 +106,7 @@ fn build_one(ctx: &mut Ctx, obj: &Obj<'_>, spec: &ferrolb_api::BFDProfileSpec) -
         echo_mode: spec.echo_mode.unwrap_or(false),
         passive_mode: spec.passive_mode.unwrap_or(false),
         minimum_ttl: u8::try_from(ttl).unwrap_or(u8::MAX),
+        strict_mode: spec.strict_mode.unwrap_or(false),
     }
 }
 
@@ -158,33 +149,38 @@ mod tests {
         );
     }
 
-    /// Echo mode is not implemented: a profile asking for it is rejected rather than run
-    /// without it (MetalLB accepts it: TestParse "Session with ipv4 and bfd echo mode").
+    /// Echo mode and strict mode are accepted (MetalLB: TestParse "Session with ipv4 and bfd
+    /// echo mode"); the echo interval keeps MetalLB's 10-60000 ms bounds.
     #[test]
-    fn echo_mode_is_rejected_until_implemented() {
-        let inputs = Inputs {
+    fn echo_and_strict_mode_are_accepted_echo_interval_is_bounded() {
+        let config = Config::build(&Inputs {
             bfd_profiles: vec![profile(BFDProfileSpec {
                 echo_mode: Some(true),
+                echo_interval: Some(100),
+                strict_mode: Some(true),
+                ..Default::default()
+            })],
+            ..Default::default()
+        })
+        .expect("valid");
+        let p = &config.bfd_profiles["fast"];
+        assert!(p.echo_mode && p.strict_mode);
+        assert_eq!(p.echo_interval, Duration::from_millis(100));
+        let too_slow = Inputs {
+            bfd_profiles: vec![profile(BFDProfileSpec {
+                echo_mode: Some(true),
+                echo_interval: Some(60_001),
                 ..Default::default()
             })],
             ..Default::default()
         };
         assert_eq!(
-            lines(&inputs),
+            lines(&too_slow),
             vec![
-                "BFDProfile ferrolb-system/fast: spec.echoMode: ferrolb's BFD has no echo mode yet; \
-                 remove echoMode (or set it to false) to run BFD with control packets only, whose \
-                 timers set the detection time"
+                "BFDProfile ferrolb-system/fast: spec.echoInterval: 60001 ms is out of range; \
+                 accepted: 10 to 60000 ms (default 50 ms)"
             ]
         );
-        let off = Inputs {
-            bfd_profiles: vec![profile(BFDProfileSpec {
-                echo_mode: Some(false),
-                ..Default::default()
-            })],
-            ..Default::default()
-        };
-        assert!(Config::build(&off).is_ok());
     }
 
     #[test]
@@ -199,5 +195,6 @@ mod tests {
         assert_eq!(p.detect_multiplier, 3);
         assert_eq!(p.minimum_ttl, 254);
         assert_eq!(p.echo_interval, Duration::from_millis(50));
+        assert!(!p.echo_mode && !p.strict_mode);
     }
 }

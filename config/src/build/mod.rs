@@ -6,6 +6,7 @@
 
 mod advertisements;
 mod bfd;
+mod bfd_echo;
 mod communities;
 mod local_pref;
 pub(crate) mod peers;
@@ -183,6 +184,7 @@ impl Config {
         let bgp_advertisements =
             advertisements::build_bgp(&mut ctx, &refs, &inputs.bgp_advertisements);
         local_pref::check(&mut ctx, &pools, &bgp_advertisements);
+        bfd_echo::check(&mut ctx, &pools, &peers, &bfd_profiles, &bgp_advertisements);
         let config = ctx.errors.is_empty().then(|| Config {
             pools,
             l2_advertisements,

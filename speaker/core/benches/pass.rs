@@ -10,8 +10,8 @@ use ferrolb_config::manifests::Manifests;
 use ferrolb_speaker_core::desired::Modes;
 use ferrolb_speaker_core::pass::{View, pass};
 use k8s_openapi::api::core::v1::{
-    LoadBalancerIngress, LoadBalancerStatus, Node, NodeAddress, NodeCondition, NodeStatus,
-    Service, ServiceSpec, ServiceStatus,
+    LoadBalancerIngress, LoadBalancerStatus, Node, NodeAddress, NodeCondition, NodeStatus, Service,
+    ServiceSpec, ServiceStatus,
 };
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -64,7 +64,12 @@ fn node_name(i: usize) -> String {
 }
 
 fn node(i: usize) -> Arc<Node> {
-    let ip = Ipv4Addr::new(10, 200, 200, u8::try_from(i + 1).expect("at most 253 nodes"));
+    let ip = Ipv4Addr::new(
+        10,
+        200,
+        200,
+        u8::try_from(i + 1).expect("at most 253 nodes"),
+    );
     Arc::new(Node {
         metadata: ObjectMeta {
             name: Some(node_name(i)),
@@ -90,7 +95,9 @@ fn node(i: usize) -> Arc<Node> {
 fn service(i: usize) -> Arc<Service> {
     let n = u32::try_from(i).expect("small");
     let ip: IpAddr = if i.is_multiple_of(2) {
-        IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 200, 0, 0)) + n / 2))
+        IpAddr::V4(Ipv4Addr::from(
+            u32::from(Ipv4Addr::new(10, 200, 0, 0)) + n / 2,
+        ))
     } else {
         IpAddr::V6(Ipv6Addr::from(
             u128::from("fd00:200:0:1::".parse::<Ipv6Addr>().expect("v6")) + u128::from(n),
@@ -177,7 +184,11 @@ fn bench(c: &mut Criterion) {
         announce.desired.bgp.len(),
         announce.desired.not_announced.len()
     );
-    assert_eq!(announce.desired.bgp.len(), SERVICES / 2, "every BGP Service");
+    assert_eq!(
+        announce.desired.bgp.len(),
+        SERVICES / 2,
+        "every BGP Service"
+    );
     assert!(announce.desired.not_announced.is_empty());
     let mut group = c.benchmark_group("speaker_pass");
     group.sample_size(10);

@@ -134,6 +134,8 @@ pub fn bgp_session_states(
                     ),
                     _ => String::new(),
                 },
+                bfd_echo_active: s.bfd.as_ref().is_some_and(|b| b.echo_active),
+                bfd_strict_mode: s.bfd.as_ref().is_some_and(|b| b.strict_mode),
             };
             let peer_name = s.name.rsplit('/').next().unwrap_or(&s.name).to_string();
             (
@@ -247,6 +249,8 @@ mod tests {
             bfd: bfd.map(|s| BfdSessionStatus {
                 state: s.into(),
                 detection_time_ms: 150,
+                echo_active: false,
+                strict_mode: false,
             }),
             local_asn: 64512,
             ..Default::default()
@@ -284,6 +288,15 @@ mod tests {
         );
         assert_eq!((r6.vrf.as_str(), r6.local_asn), ("", Some(64512)));
         assert_eq!(r6.message, "");
+        assert!(!r6.bfd_echo_active && !r6.bfd_strict_mode);
+        let mut echo = session("ferrolb-system/e", "10.200.0.1:179", "OpenSent", Some("Up"));
+        if let Some(b) = echo.bfd.as_mut() {
+            b.echo_active = true;
+            b.strict_mode = true;
+        }
+        let s = bgp_session_states("node1", &[echo]);
+        let (e, _) = &s[&object_name("session", "node1", "ferrolb-system/e")];
+        assert!(e.bfd_echo_active && e.bfd_strict_mode);
     }
 
     /// A session in a VRF reports it; when the VRF device is missing on the node, the message

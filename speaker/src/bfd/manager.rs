@@ -32,17 +32,20 @@ pub struct BfdPeer {
 /// [`BfdManager::apply`], and logged).
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum BfdProblem {
-    /// Echo mode requested. Decision: the session runs without echo (asynchronous mode still
-    /// detects failures, within the profile's detection time) rather than not at all.
+    /// Echo mode requested for a session echo cannot run on (IPv6, or multihop where RFC
+    /// 5883 §3 rules echo out). Decision: the session runs without echo (asynchronous mode
+    /// still detects failures, within the profile's detection time) rather than not at all.
     #[error(
-        "BFDProfile {profile}: spec.echoMode is not supported by ferrolb's BFD; the session \
-         for BGPPeer {peer} runs without echo"
+        "BFDProfile {profile}: spec.echoMode applies to single-hop IPv4 sessions only; the \
+         session for BGPPeer {peer} ({reason}) runs without echo"
     )]
-    EchoNotSupported {
+    EchoNotApplicable {
         /// `namespace/name` of the BFDProfile.
         profile: String,
         /// `namespace/name` of the BGPPeer.
         peer: String,
+        /// Why: `IPv6 peer` or `ebgpMultiHop`.
+        reason: &'static str,
     },
     /// Source and peer address of different families: no session.
     #[error(
@@ -149,12 +152,14 @@ impl BfdManager {
     pub fn status(&self) -> BTreeMap<String, BfdSessionStatus> {
         self.lock()
             .iter()
-            .map(|(k, (_, h))| {
+            .map(|(k, (p, h))| {
                 (
                     k.clone(),
                     BfdSessionStatus {
                         state: h.state.borrow().to_string(),
                         detection_time_ms: h.detection_ms.load(Ordering::Relaxed),
+                        echo_active: h.echo_active.load(Ordering::Relaxed),
+                        strict_mode: p.profile.strict_mode,
                     },
                 )
             })
@@ -211,12 +216,25 @@ fn spec_for(key: &str, peer: &BfdPeer, problems: &mut Vec<BfdProblem>) -> Option
         });
         return None;
     }
-    if peer.profile.echo_mode {
-        problems.push(BfdProblem::EchoNotSupported {
-            profile,
-            peer: key.to_string(),
-        });
-    }
+    let echo_blocker = if peer.multihop {
+        Some("ebgpMultiHop")
+    } else if peer.peer.is_ipv6() {
+        Some("IPv6 peer")
+    } else {
+        None
+    };
+    let echo = match (peer.profile.echo_mode, echo_blocker) {
+        (false, _) => None,
+        (true, None) => Some(peer.profile.echo_interval),
+        (true, Some(reason)) => {
+            problems.push(BfdProblem::EchoNotApplicable {
+                profile,
+                peer: key.to_string(),
+                reason,
+            });
+            None
+        }
+    };
     Some(SessionSpec {
         peer: peer.peer,
         local: peer.local,
@@ -228,6 +246,7 @@ fn spec_for(key: &str, peer: &BfdPeer, problems: &mut Vec<BfdProblem>) -> Option
         },
         passive: peer.profile.passive_mode,
         minimum_ttl: peer.profile.minimum_ttl,
+        echo,
     })
 }
 

@@ -9,15 +9,18 @@
 //! runtime, so busy Kubernetes or BGP work on the speaker's main runtime cannot delay a
 //! packet: 50 ms × 3 sessions must hold on a loaded two-core node.
 //!
-//! Not implemented: Demand mode (we never ask for it; a remote's is honoured), the Echo
-//! function and authentication. A BFDProfile with `echoMode: true` makes
-//! [`BfdManager::apply`] return [`BfdProblem::EchoNotSupported`] and the session runs
-//! without echo (we advertise Required Min Echo RX 0, so the peer sends none): asynchronous
-//! mode still detects failures within the profile's detection time, and refusing the session
-//! would leave the BGP peer without any fast detection. Authenticated packets are discarded
-//! (RFC 5880 §6.8.6, no authentication configured).
+//! - `echo_socket` and `neighbor`: the Echo function's packet socket and the peer's
+//!   link-layer address (a profile with `echoMode`, IPv4 single hop; see `echo_socket` for
+//!   why echo packets need a packet socket).
+//!
+//! Not implemented: Demand mode (we never ask for it; a remote's is honoured), echo over IPv6
+//! or multihop (RFC 5883 §3: no echo over multiple hops; such a session runs without echo and
+//! [`BfdManager::apply`] reports [`BfdProblem::EchoNotApplicable`]) and authentication.
+//! Authenticated packets are discarded (RFC 5880 §6.8.6, no authentication configured).
 
+mod echo_socket;
 pub(crate) mod manager;
+mod neighbor;
 mod runtime;
 
 pub use ferrolb_speaker_core::bfd::BfdState;

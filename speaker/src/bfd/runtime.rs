@@ -6,6 +6,10 @@
 //! a thread starts in the network namespace of the thread that spawned it, so they live in the
 //! caller's namespace.
 
+use super::echo_socket::EchoSocket;
+use super::neighbor;
+use ferrolb_speaker_core::bfd::echo::{Echo, EchoInputs, EchoPacket};
+use ferrolb_speaker_core::bfd::echo_frame;
 use ferrolb_speaker_core::bfd::fsm::{Session, Timers, Transition};
 use ferrolb_speaker_core::bfd::packet::{BfdState, ControlPacket};
 use nix::sys::socket::{
@@ -19,7 +23,7 @@ use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
@@ -35,6 +39,10 @@ pub struct BfdCounters {
     pub packets_received: AtomicU64,
     /// State changes.
     pub state_changes: AtomicU64,
+    /// Echo packets sent (through the peer, to ourselves).
+    pub echo_packets_sent: AtomicU64,
+    /// Our echo packets that came back.
+    pub echo_packets_received: AtomicU64,
 }
 
 /// Single-hop destination port (RFC 5881 §4).
@@ -50,6 +58,8 @@ const TTL: u32 = 255;
 const TOS_CS6: u32 = 0xc0;
 /// AdminDown packets sent for a removed session before it is forgotten.
 const ADMIN_DOWN_PACKETS: u32 = 3;
+/// How often an unresolved echo path (the peer's link-layer address) is looked up again.
+const ECHO_LOOKUP_RETRY: Duration = Duration::from_secs(1);
 /// Upper bound for sending those (they go at the ≥ 1 s AdminDown rate).
 const REMOVED_LINGER: Duration = Duration::from_secs(3);
 /// How long [`Command::Shutdown`] keeps sending AdminDown before the thread ends: the first
@@ -63,6 +73,8 @@ pub(crate) struct SessionHandle {
     pub state: watch::Sender<BfdState>,
     /// Detection time in force, milliseconds (0 until the remote is heard).
     pub detection_ms: AtomicU64,
+    /// The Echo function is running.
+    pub echo_active: AtomicBool,
     /// Counters for metrics.
     pub counters: Arc<BfdCounters>,
 }
@@ -72,6 +84,7 @@ impl SessionHandle {
         SessionHandle {
             state: watch::Sender::new(BfdState::Down),
             detection_ms: AtomicU64::new(0),
+            echo_active: AtomicBool::new(false),
             counters: Arc::default(),
         }
     }
@@ -86,6 +99,8 @@ pub(crate) struct SessionSpec {
     pub timers: Timers,
     pub passive: bool,
     pub minimum_ttl: u8,
+    /// Echo interval when the profile asks for echo mode (IPv4 single hop only).
+    pub echo: Option<Duration>,
 }
 
 impl SessionSpec {
@@ -268,8 +283,29 @@ struct Live {
     socket: StdUdpSocket,
     /// `None` once removed: it only sends its AdminDown packets.
     handle: Option<Arc<SessionHandle>>,
+    /// The Echo function, when the profile asks for it.
+    echo: Option<EchoState>,
+    /// Our address as the peer's control packets are addressed (the echo packets' source and
+    /// destination when no source address is configured).
+    local_seen: Option<IpAddr>,
     /// Set when removed: AdminDown packets sent so far and when to give up.
     linger: Option<(u32, Instant)>,
+}
+
+/// The Echo function of one session and where its packets go.
+struct EchoState {
+    echo: Echo,
+    path: Option<EchoPath>,
+    /// Earliest next lookup of an unresolved path.
+    next_lookup: Instant,
+}
+
+/// Where echo packets go: from and to our address, out of `ifindex`, to the peer's `mac`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct EchoPath {
+    local: Ipv4Addr,
+    ifindex: u32,
+    mac: [u8; 6],
 }
 
 impl Live {
@@ -335,6 +371,119 @@ impl Live {
         }
     }
 
+    /// Resolves the echo path once the peer has been heard (the ARP entry exists because
+    /// we send it control packets), and sets the Required Min Echo RX we advertise: our
+    /// `echoInterval` when this node forwards IPv4 on that interface (the peer's echo
+    /// packets, addressed to itself, come back through our forwarding), else zero.
+    fn resolve_echo_path(&mut self, now: Instant) {
+        let Some(es) = &mut self.echo else {
+            return;
+        };
+        if es.path.is_some() || now < es.next_lookup || self.fsm.remote_discr() == 0 {
+            return;
+        }
+        es.next_lookup = now + ECHO_LOOKUP_RETRY;
+        let IpAddr::V4(peer) = self.spec.peer else {
+            return;
+        };
+        let local = match self.spec.local.or(self.local_seen) {
+            Some(IpAddr::V4(l)) => l,
+            _ => return,
+        };
+        let Some(n) = neighbor::lookup(peer) else {
+            debug!(peer = %self.spec.peer, "echo: peer's link-layer address not resolved yet");
+            return;
+        };
+        let ifindex = match nix::net::if_::if_nametoindex(n.device.as_str()) {
+            Ok(i) => i,
+            Err(e) => {
+                debug!(peer = %self.spec.peer, device = %n.device, error = %e, "echo: no such interface");
+                return;
+            }
+        };
+        let forwards = neighbor::forwards_ipv4(&n.device);
+        let interval = self.spec.echo.unwrap_or_default();
+        self.fsm
+            .set_required_min_echo_rx(if forwards { interval } else { Duration::ZERO });
+        if !forwards {
+            warn!(
+                peer = %self.spec.peer, device = %n.device,
+                "echo: this node does not forward IPv4 on the interface, so the peer's echo \
+                 packets could not be looped back; the peer is asked for none (our own echo \
+                 packets still run)"
+            );
+        }
+        info!(peer = %self.spec.peer, %local, device = %n.device, forwards, "echo path resolved");
+        es.path = Some(EchoPath {
+            local,
+            ifindex,
+            mac: n.mac,
+        });
+    }
+
+    /// Runs the Echo function: start/stop from the session's state, detection, sending.
+    fn run_echo(&mut self, now: Instant, socket: Option<&EchoSocket>, rng: &mut StdRng) {
+        self.resolve_echo_path(now);
+        let Some(es) = &mut self.echo else {
+            return;
+        };
+        let inputs = EchoInputs {
+            session_up: self.fsm.state() == BfdState::Up,
+            remote_min_echo_rx: self.fsm.remote_min_echo_rx(),
+            remote_detect_mult: self.fsm.remote_detect_mult(),
+            path_ready: es.path.is_some() && socket.is_some(),
+        };
+        let was_active = es.echo.active();
+        let active = es.echo.update(inputs, now);
+        if es.echo.on_timer(now) {
+            warn!(peer = %self.spec.peer, key = %self.key, "echo packets stopped coming back");
+            // The path may have changed (new MAC): look it up again after the failure.
+            es.path = None;
+            if let Some(t) = self.fsm.echo_failed(now) {
+                self.publish(t);
+            }
+            self.set_echo_active(false);
+            return;
+        }
+        if active != was_active {
+            info!(peer = %self.spec.peer, key = %self.key, active,
+                interval = ?es.echo.tx_interval(), "echo function {}", if active { "started" } else { "stopped" });
+            if let Some(h) = &self.handle {
+                h.echo_active.store(active, Ordering::Relaxed);
+            }
+        }
+        let (Some(path), Some(socket)) = (es.path, socket) else {
+            return;
+        };
+        while let Some(p) = es.echo.poll_transmit(now, rng.random::<f64>()) {
+            let datagram =
+                echo_frame::build_ipv4(path.local, path.local, p.sequence as u16, &p.encode());
+            match socket.send(path.ifindex, path.mac, &datagram) {
+                Ok(()) => {
+                    if let Some(h) = &self.handle {
+                        h.counters.echo_packets_sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Err(e) => debug!(peer = %self.spec.peer, error = %e, "echo send failed"),
+            }
+        }
+    }
+
+    fn set_echo_active(&self, active: bool) {
+        if let Some(h) = &self.handle {
+            h.echo_active.store(active, Ordering::Relaxed);
+        }
+    }
+
+    fn next_echo_deadline(&self) -> Option<Instant> {
+        let es = self.echo.as_ref()?;
+        let lookup = (es.path.is_none() && self.fsm.remote_discr() != 0).then_some(es.next_lookup);
+        match (es.echo.next_deadline(), lookup) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// A removed session is forgotten after its AdminDown packets, or at once when the
     /// remote never heard of us.
     fn finished(&self, now: Instant) -> bool {
@@ -386,12 +535,17 @@ fn transmit_socket(spec: &SessionSpec, rng: &mut StdRng) -> io::Result<StdUdpSoc
 enum Event {
     Command(Option<Command>),
     Readable(usize),
+    EchoReadable,
     Timer,
 }
 
 /// The thread's state.
 struct Runtime {
     receivers: Vec<Receiver>,
+    /// The echo packet socket, open while some session wants echo (it sees every incoming
+    /// IPv4 packet through its filter, so nodes without echo do not pay for it); `None` when
+    /// it cannot be opened (no CAP_NET_RAW): sessions then run without echo.
+    echo_socket: Option<EchoSocket>,
     /// By local discriminator.
     sessions: HashMap<u32, Live>,
     /// Active (not removed) sessions by key.
@@ -404,6 +558,7 @@ impl Runtime {
     fn new(receivers: Vec<Receiver>) -> Runtime {
         Runtime {
             receivers,
+            echo_socket: None,
             sessions: HashMap::new(),
             keys: HashMap::new(),
             rng: rand_foca::make_rng(),
@@ -427,10 +582,17 @@ impl Runtime {
                         futures::future::select_all(readable).await.1
                     }
                 };
+                let echo_readable = async {
+                    match &self.echo_socket {
+                        Some(s) => s.readable().await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     biased;
                     cmd = commands.recv() => Event::Command(cmd),
                     index = any_readable => Event::Readable(index),
+                    _ = echo_readable => Event::EchoReadable,
                     () = sleep_until(deadline) => Event::Timer,
                 }
             };
@@ -445,6 +607,7 @@ impl Runtime {
                 // The manager was dropped without shutdown: stop at once, like a crash.
                 Event::Command(None) => return,
                 Event::Readable(index) => self.drain(index),
+                Event::EchoReadable => self.drain_echo(),
                 Event::Timer => {}
             }
             self.tick(Instant::now());
@@ -454,9 +617,17 @@ impl Runtime {
     fn next_deadline(&self, now: Instant) -> Option<Instant> {
         self.sessions
             .values()
-            .filter_map(|s| match s.linger {
-                Some((_, until)) => Some(s.fsm.next_deadline(now).map_or(until, |d| d.min(until))),
-                None => s.fsm.next_deadline(now),
+            .filter_map(|s| {
+                let fsm = match s.linger {
+                    Some((_, until)) => {
+                        Some(s.fsm.next_deadline(now).map_or(until, |d| d.min(until)))
+                    }
+                    None => s.fsm.next_deadline(now),
+                };
+                match (fsm, s.next_echo_deadline()) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
             })
             .min()
     }
@@ -467,9 +638,24 @@ impl Runtime {
             if let Some(t) = s.fsm.on_timer(now) {
                 s.publish(t);
             }
+            s.run_echo(now, self.echo_socket.as_ref(), &mut self.rng);
             s.transmit(now, &mut self.rng);
         }
         self.sessions.retain(|_, s| !s.finished(now));
+    }
+
+    /// Opens the echo socket when a desired session wants echo, closes it when none does.
+    fn want_echo_socket(&mut self, wanted: bool) {
+        match (wanted, self.echo_socket.is_some()) {
+            (true, false) => match EchoSocket::open() {
+                Ok(s) => self.echo_socket = Some(s),
+                // Retried with the next apply; the sessions run without echo meanwhile.
+                Err(e) => warn!(error = %e,
+                    "cannot open the BFD echo packet socket; sessions run without echo"),
+            },
+            (false, true) => self.echo_socket = None,
+            _ => {}
+        }
     }
 
     fn apply(
@@ -477,6 +663,7 @@ impl Runtime {
         desired: BTreeMap<String, (SessionSpec, Arc<SessionHandle>)>,
         now: Instant,
     ) {
+        self.want_echo_socket(desired.values().any(|(spec, _)| spec.echo.is_some()));
         let gone: Vec<String> = self
             .keys
             .keys()
@@ -492,6 +679,19 @@ impl Runtime {
                     if s.spec != spec {
                         info!(key, peer = %spec.peer, "BFD timers changed");
                         s.fsm.set_config(spec.timers, spec.passive, now);
+                        match (spec.echo, &mut s.echo) {
+                            (Some(i), Some(es)) => {
+                                es.echo.set_interval(i);
+                                // Re-read forwarding and re-advertise with the new interval.
+                                es.path = None;
+                            }
+                            (Some(i), None) => s.echo = Some(new_echo(s.fsm.local_discr(), i, now)),
+                            (None, _) => {
+                                s.echo = None;
+                                s.fsm.set_required_min_echo_rx(Duration::ZERO);
+                                s.set_echo_active(false);
+                            }
+                        }
                         s.spec = spec;
                     }
                     s.handle = Some(handle);
@@ -525,7 +725,9 @@ impl Runtime {
             changed
         });
         handle.detection_ms.store(0, Ordering::Relaxed);
+        handle.echo_active.store(false, Ordering::Relaxed);
         let fsm = Session::new(discr, spec.timers, spec.passive, now);
+        let echo = spec.echo.map(|i| new_echo(discr, i, now));
         self.keys.insert(key.clone(), discr);
         self.sessions.insert(
             discr,
@@ -536,6 +738,8 @@ impl Runtime {
                 socket,
                 handle: Some(handle),
                 linger: None,
+                echo,
+                local_seen: None,
             },
         );
     }
@@ -552,6 +756,8 @@ impl Runtime {
         if let Some(t) = s.fsm.admin_down(now) {
             s.publish(t);
         }
+        s.set_echo_active(false);
+        s.echo = None;
         s.handle = None;
         s.linger = Some((0, now + REMOVED_LINGER));
     }
@@ -592,6 +798,50 @@ impl Runtime {
                     warn!(error = %e, "BFD receive failed");
                     break;
                 }
+            }
+        }
+        self.buf = buf;
+    }
+
+    /// Reads every queued echo packet: ours that came back restart their session's echo
+    /// detection timer.
+    fn drain_echo(&mut self) {
+        let mut buf = std::mem::take(&mut self.buf);
+        let now = Instant::now();
+        while let Some(socket) = &self.echo_socket {
+            let n = match socket.recv(buf.as_mut_slice()) {
+                Ok(n) => n.min(buf.len()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    warn!(error = %e, "BFD echo receive failed");
+                    break;
+                }
+            };
+            let Some(d) = echo_frame::parse_ipv4(&buf[..n]) else {
+                continue;
+            };
+            let Ok(p) = EchoPacket::decode(d.payload) else {
+                continue;
+            };
+            let Some(s) = self.sessions.get_mut(&p.my_discr) else {
+                continue;
+            };
+            let Some(es) = &mut s.echo else {
+                continue;
+            };
+            // Ours: sent from and to our own address of this session.
+            if es
+                .path
+                .is_none_or(|path| d.src != path.local || d.dst != path.local)
+            {
+                continue;
+            }
+            if es.echo.receive(&p, now)
+                && let Some(h) = &s.handle
+            {
+                h.counters
+                    .echo_packets_received
+                    .fetch_add(1, Ordering::Relaxed);
             }
         }
         self.buf = buf;
@@ -639,6 +889,9 @@ impl Runtime {
         if let Some(h) = &s.handle {
             h.counters.packets_received.fetch_add(1, Ordering::Relaxed);
         }
+        if d.destination.is_some() {
+            s.local_seen = d.destination;
+        }
         if let Some(t) = s.fsm.receive(&p, now) {
             s.publish(t);
         } else {
@@ -654,5 +907,13 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
         None => std::future::pending().await,
+    }
+}
+
+fn new_echo(discr: u32, interval: Duration, now: Instant) -> EchoState {
+    EchoState {
+        echo: Echo::new(discr, interval),
+        path: None,
+        next_lookup: now,
     }
 }

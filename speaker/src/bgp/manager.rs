@@ -157,6 +157,7 @@ pub fn session_config(
         next_hop_v4: node.v4.filter(|_| peer.vrf.is_none()),
         // Set by the manager, which knows the configuration's profiles.
         bfd: false,
+        bfd_strict: false,
     })
 }
 
@@ -255,6 +256,9 @@ impl PeerManager {
                         reason: e.to_string(),
                     });
                     c.bfd = false;
+                    // Without BFD there is nothing to wait for: strict mode would keep the
+                    // session down for good.
+                    c.bfd_strict = false;
                 }
             }
         }
@@ -275,10 +279,12 @@ impl PeerManager {
         for peer in peers {
             match session_config(peer, passwords, self.node) {
                 Ok(mut c) => {
-                    c.bfd = peer
+                    let profile = peer
                         .bfd_profile
                         .as_ref()
-                        .is_some_and(|name| self.bfd_profiles.contains_key(name));
+                        .and_then(|name| self.bfd_profiles.get(name));
+                    c.bfd = profile.is_some();
+                    c.bfd_strict = profile.is_some_and(|p| p.strict_mode);
                     wanted.insert(peer.name.clone(), c);
                 }
                 Err(e) => {

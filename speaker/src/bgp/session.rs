@@ -100,6 +100,9 @@ pub struct SessionConfig {
     /// Up to Down the session is torn down with Cease / BFD Down. Turning it on or off
     /// reconnects; profile timers change under a running session.
     pub bfd: bool,
+    /// BFD strict mode (the profile's `strictMode`, with `bfd`): announce the BFD
+    /// Strict-Mode capability and hold the session in OpenSent until BFD is Up.
+    pub bfd_strict: bool,
 }
 
 impl std::fmt::Debug for SessionConfig {
@@ -125,6 +128,7 @@ impl std::fmt::Debug for SessionConfig {
             .field("next_hop_v6", &self.next_hop_v6)
             .field("next_hop_v4", &self.next_hop_v4)
             .field("bfd", &self.bfd)
+            .field("bfd_strict", &self.bfd_strict)
             .finish()
     }
 }
@@ -177,6 +181,7 @@ impl SessionConfig {
             ipv6,
             connect_retry: self.connect_time,
             graceful_restart: self.graceful_restart,
+            bfd_strict: self.bfd && self.bfd_strict,
         }
     }
 
@@ -193,6 +198,7 @@ impl SessionConfig {
                 restart_time: self.graceful_restart_time,
                 restarting,
             }),
+            bfd_strict: self.bfd && self.bfd_strict,
         }
     }
 }
@@ -560,6 +566,9 @@ impl Runner {
 
     async fn run(mut self, mut stop_rx: mpsc::Receiver<StopCause>) {
         info!(peer = %self.cfg.name, address = %self.cfg.peer_address, "BGP session starting");
+        if self.bfd_up {
+            self.handle(Event::BfdUp).await;
+        }
         self.handle(Event::ManualStart).await;
         loop {
             let next_timer = self.timers.next();
@@ -610,14 +619,20 @@ impl Runner {
                         // The BFD session was removed; the manager reconnects us without it.
                         self.bfd = None;
                     }
-                    Some(BfdState::Up) => self.bfd_up = true,
+                    Some(BfdState::Up) => {
+                        self.bfd_up = true;
+                        self.handle(Event::BfdUp).await;
+                    }
                     Some(BfdState::Down) if self.bfd_up => {
                         self.bfd_up = false;
                         warn!(peer = %self.cfg.name, "BFD session down; tearing the BGP session down");
                         self.with_shared(|s| s.last_error = Some("BFD session down".into()));
                         self.handle(Event::BfdDown).await;
                     }
-                    Some(_) => self.bfd_up = false,
+                    Some(_) => {
+                        self.bfd_up = false;
+                        self.handle(Event::BfdNotUp).await;
+                    }
                 },
                 changed = self.table_rx.changed(), if established => {
                     if changed.is_err() {
@@ -805,6 +820,20 @@ impl Runner {
             Action::ResendAll => {
                 self.sent.clear();
                 self.sync_table(false).await
+            }
+            Action::WaitingForBfd => {
+                let peer_strict = self.fsm.negotiated.as_ref().is_some_and(|n| n.bfd_strict);
+                info!(peer = %self.cfg.name, peer_announced_strict_mode = peer_strict,
+                    "BFD strict mode: OPEN received, holding the session in OpenSent (no \
+                     KEEPALIVE) until the BFD session is Up");
+                self.with_shared(|s| {
+                    s.last_error = Some(
+                        "BFD strict mode: waiting for the BFD session to be Up before \
+                         establishing"
+                            .into(),
+                    )
+                });
+                None
             }
             Action::Down(reason) => {
                 if self.negotiated.is_some() {

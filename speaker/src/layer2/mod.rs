@@ -22,7 +22,7 @@ pub(crate) mod interfaces;
 pub mod kernel_responder;
 pub(crate) mod ndp;
 mod responder_program;
-mod sys;
+pub(crate) mod sys;
 
 pub use announcer::{
     ANNOUNCE_SCHEDULE, Announcer, AnnouncerConfig, DesiredIp, L2CounterValues, L2Error, L2Responder,

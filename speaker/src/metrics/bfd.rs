@@ -18,6 +18,8 @@ enum BfdCounter {
     PacketsSent,
     PacketsReceived,
     StateChanges,
+    EchoPacketsSent,
+    EchoPacketsReceived,
 }
 
 /// BFD metrics.
@@ -31,6 +33,12 @@ pub struct BfdMetrics {
     pub packets_received: Family<PeerLabels, Counter>,
     /// BFD session state changes.
     pub state_changes: Family<PeerLabels, Counter>,
+    /// 1 while the session's Echo function runs.
+    pub echo_active: Family<PeerLabels, Gauge>,
+    /// Echo packets sent (to ourselves, through the peer).
+    pub echo_packets_sent: Family<PeerLabels, Counter>,
+    /// Our echo packets that came back.
+    pub echo_packets_received: Family<PeerLabels, Counter>,
     deltas: CounterDeltas<String, BfdCounter>,
 }
 
@@ -57,6 +65,21 @@ impl BfdMetrics {
             "BFD session state changes",
             m.state_changes.clone(),
         );
+        r.register(
+            "bfd_echo_active",
+            "1 while the BFD Echo function runs for the peer's session",
+            m.echo_active.clone(),
+        );
+        r.register(
+            "bfd_echo_packets_sent",
+            "BFD echo packets sent (addressed to this node, looped back by the peer)",
+            m.echo_packets_sent.clone(),
+        );
+        r.register(
+            "bfd_echo_packets_received",
+            "BFD echo packets of this node that came back through the peer",
+            m.echo_packets_received.clone(),
+        );
         m
     }
 
@@ -69,6 +92,11 @@ impl BfdMetrics {
                         peer: p.name.clone(),
                     })
                     .set(i64::from(bfd.state == "Up"));
+                self.echo_active
+                    .get_or_create(&PeerLabels {
+                        peer: p.name.clone(),
+                    })
+                    .set(i64::from(bfd.echo_active));
             }
         }
     }
@@ -83,6 +111,14 @@ impl BfdMetrics {
                     c.packets_received.load(Relaxed),
                 ),
                 (BfdCounter::StateChanges, c.state_changes.load(Relaxed)),
+                (
+                    BfdCounter::EchoPacketsSent,
+                    c.echo_packets_sent.load(Relaxed),
+                ),
+                (
+                    BfdCounter::EchoPacketsReceived,
+                    c.echo_packets_received.load(Relaxed),
+                ),
             ]);
             let labels = PeerLabels { peer: peer.clone() };
             for (counter, grown) in self.deltas.advance(peer.clone(), values) {
@@ -90,6 +126,8 @@ impl BfdMetrics {
                     BfdCounter::PacketsSent => &self.packets_sent,
                     BfdCounter::PacketsReceived => &self.packets_received,
                     BfdCounter::StateChanges => &self.state_changes,
+                    BfdCounter::EchoPacketsSent => &self.echo_packets_sent,
+                    BfdCounter::EchoPacketsReceived => &self.echo_packets_received,
                 }
                 .get_or_create(&labels)
                 .inc_by(grown);

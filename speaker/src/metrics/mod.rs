@@ -154,6 +154,7 @@ mod tests {
             &m.bgp.session_up,
             &m.bgp.prefixes_advertised,
             &m.bfd.session_up,
+            &m.bfd.echo_active,
         ] {
             f.get_or_create(&peer).set(0);
         }
@@ -166,6 +167,8 @@ mod tests {
             &m.bfd.packets_sent,
             &m.bfd.packets_received,
             &m.bfd.state_changes,
+            &m.bfd.echo_packets_sent,
+            &m.bfd.echo_packets_received,
         ] {
             f.get_or_create(&peer).inc_by(0);
         }
@@ -193,6 +196,9 @@ mod tests {
             "bfd_packets_sent",
             "bfd_packets_received",
             "bfd_state_changes",
+            "bfd_echo_active",
+            "bfd_echo_packets_sent",
+            "bfd_echo_packets_received",
         ] {
             assert!(
                 text.contains(&format!("# HELP ferrolb_speaker_{name} ")),

@@ -69,6 +69,11 @@ impl FrrConfig {
                     if b.passive {
                         let _ = writeln!(w, "  passive-mode");
                     }
+                    if let Some(ms) = b.echo_ms {
+                        let _ = writeln!(w, "  echo-mode");
+                        let _ = writeln!(w, "  echo transmit-interval {ms}");
+                        let _ = writeln!(w, "  echo receive-interval {ms}");
+                    }
                     let _ = writeln!(w, " !");
                 }
             }

@@ -45,6 +45,9 @@ pub struct BfdTimers {
     pub multiplier: u8,
     /// Wait for the peer to send first.
     pub passive: bool,
+    /// FRR only: echo mode with this echo interval, ms (`echo-mode`, `echo transmit-interval`,
+    /// `echo receive-interval`); BIRD has no echo function.
+    pub echo_ms: Option<u32>,
 }
 
 impl BfdTimers {
@@ -55,6 +58,15 @@ impl BfdTimers {
             transmit_ms: ms,
             multiplier,
             passive: false,
+            echo_ms: None,
+        }
+    }
+
+    /// The same with FRR's echo mode at `ms`.
+    pub fn echo(self, ms: u32) -> Self {
+        BfdTimers {
+            echo_ms: Some(ms),
+            ..self
         }
     }
 }

@@ -79,6 +79,11 @@ pub struct Session {
     remote_desired_min_tx: Duration,
     remote_detect_mult: u8,
     remote_demand: bool,
+    /// The remote's Required Min Echo RX Interval (zero: it loops back no echo packets).
+    remote_min_echo_rx: Duration,
+    /// bfd.RequiredMinEchoRxInterval we advertise: non-zero while we loop the remote's echo
+    /// packets back (echo mode on and this node forwards IPv4).
+    required_min_echo_rx: Duration,
     /// Advertised (tx, rx) when the Poll Sequence in progress started.
     poll: Option<(Duration, Duration)>,
     /// Parameters changed during a Poll Sequence: start another one after its Final (a new
@@ -112,6 +117,8 @@ impl Session {
             remote_desired_min_tx: Duration::ZERO,
             remote_detect_mult: 0,
             remote_demand: false,
+            remote_min_echo_rx: Duration::ZERO,
+            required_min_echo_rx: Duration::ZERO,
             poll: None,
             poll_pending: false,
             final_pending: false,
@@ -144,6 +151,30 @@ impl Session {
     /// bfd.RemoteSessionState.
     pub fn remote_state(&self) -> BfdState {
         self.remote_state
+    }
+
+    /// The remote's last Required Min Echo RX Interval (zero when it wants no echo packets,
+    /// and after a detection timeout).
+    pub fn remote_min_echo_rx(&self) -> Duration {
+        self.remote_min_echo_rx
+    }
+
+    /// The remote's last Detect Mult (0 until heard, and after a detection timeout).
+    pub fn remote_detect_mult(&self) -> u8 {
+        self.remote_detect_mult
+    }
+
+    /// Sets the Required Min Echo RX Interval we advertise (zero: send us no echo packets).
+    /// It goes out with the next packet; RFC 5880 §6.8.9 needs no Poll Sequence for it.
+    pub fn set_required_min_echo_rx(&mut self, interval: Duration) {
+        self.required_min_echo_rx = interval;
+    }
+
+    /// The Echo function detected a failure (RFC 5880 §6.8.5: echo detection time passed
+    /// while Up): the session goes Down with diagnostic 2, Echo Function Failed.
+    pub fn echo_failed(&mut self, now: Instant) -> Option<Transition> {
+        (self.state == BfdState::Up)
+            .then(|| self.set_state(BfdState::Down, Some(Diagnostic::EchoFunctionFailed), now))
     }
 
     /// Whether a Poll Sequence is in progress.
@@ -315,6 +346,7 @@ impl Session {
         self.remote_min_rx = Duration::from_micros(u64::from(p.required_min_rx_us));
         self.remote_desired_min_tx = Duration::from_micros(u64::from(p.desired_min_tx_us));
         self.remote_detect_mult = p.detect_mult;
+        self.remote_min_echo_rx = Duration::from_micros(u64::from(p.required_min_echo_rx_us));
         if p.final_ && self.poll.is_some() {
             self.finish_poll(now);
         }
@@ -371,6 +403,7 @@ impl Session {
         self.remote_min_rx = INITIAL_REMOTE_MIN_RX;
         self.remote_detect_mult = 0;
         self.remote_desired_min_tx = Duration::ZERO;
+        self.remote_min_echo_rx = Duration::ZERO;
         matches!(self.state, BfdState::Init | BfdState::Up).then(|| {
             self.set_state(
                 BfdState::Down,
@@ -437,8 +470,8 @@ impl Session {
             your_discr: self.remote_discr,
             desired_min_tx_us: micros(self.desired_min_tx),
             required_min_rx_us: micros(self.required_min_rx),
-            // Echo is not implemented: 0 tells the remote not to send echo packets (§6.8.9).
-            required_min_echo_rx_us: 0,
+            // 0 tells the remote not to send echo packets (§6.8.9).
+            required_min_echo_rx_us: micros(self.required_min_echo_rx),
         }
     }
 }

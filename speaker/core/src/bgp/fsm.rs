@@ -21,6 +21,15 @@
 //!   30 s, reset on Established) and an attempt gives up after [`CONNECT_TIMEOUT`].
 //! - A timer event for a timer the current state does not run is ignored: a timer may fire
 //!   just as the session task is cancelling it, and that race must not reset the session.
+//! - BFD strict mode (draft-ietf-idr-bgp-bfd-strict-mode, [`FsmConfig::bfd_strict`]): on
+//!   the peer's OPEN while BFD is not Up, the machine stays in OpenSent without sending its
+//!   KEEPALIVE (the draft's OpenSentBfdUpPending; a KEEPALIVE from the peer meanwhile is the
+//!   draft's OpenSentConfirmedBfdUpPending) until [`Event::BfdUp`]. The draft enters these
+//!   sub-states only when both ends announced the BFD Strict-Mode capability; we hold also
+//!   when the peer did not announce it (as IOS-XR's `bfd strict-mode` and FRR's `neighbor ..
+//!   bfd strict` do): the user asked that this session never carry traffic on a path BFD has
+//!   not confirmed, and most routers (FRR before 10.4, BIRD, GoBGP) do not implement the
+//!   draft. Whether the peer announced it is reported ([`Negotiated::bfd_strict`]).
 
 use crate::bgp::codec::notification::{code, subcode};
 use crate::bgp::codec::{AS_TRANS, Notification, PeerOpen};
@@ -128,6 +137,11 @@ pub enum Event {
     /// The BFD session protecting this peer went from Up to Down (RFC 5882 §4.3): tear the
     /// session down at once with Cease / BFD Down (6/10) and retry later.
     BfdDown,
+    /// The BFD session protecting this peer is Up (releases a strict-mode hold).
+    BfdUp,
+    /// The BFD session left Up without failing (the peer took it AdminDown, or it was
+    /// removed): no teardown (RFC 5882 §3.2), but strict mode holds the next session again.
+    BfdNotUp,
     /// ConnectRetry timer fired.
     ConnectRetryTimerExpires,
     /// Hold timer fired.
@@ -179,6 +193,8 @@ pub enum Action {
     ResendAll,
     /// The session left Established or failed to get there; the reason, for status and logs.
     Down(String),
+    /// Strict mode holds the session in OpenSent until BFD is Up (for status and logs).
+    WaitingForBfd,
 }
 
 /// Static parameters of the machine, from the peer configuration.
@@ -204,6 +220,9 @@ pub struct FsmConfig {
     pub connect_retry: Option<Duration>,
     /// We announce graceful restart (with the N bit) in our OPEN.
     pub graceful_restart: bool,
+    /// BFD strict mode: announce the BFD Strict-Mode capability and do not leave OpenSent
+    /// (no KEEPALIVE) until the BFD session is Up.
+    pub bfd_strict: bool,
 }
 
 impl FsmConfig {
@@ -246,6 +265,8 @@ pub struct Negotiated {
     /// Both ends set the N bit (RFC 8538): NOTIFICATIONs other than Hard Reset keep the routes
     /// too, and Hard Reset is how to make the router drop them.
     pub graceful_notification: bool,
+    /// Both ends announced the BFD Strict-Mode capability (the draft's BfdStrictNegotiated).
+    pub bfd_strict: bool,
 }
 
 /// The machine's state and the bookkeeping the transitions need.
@@ -257,8 +278,13 @@ pub struct Fsm {
     pub admin_up: bool,
     /// Consecutive failed attempts since the last Established (drives the backoff).
     pub failures: u32,
-    /// Negotiated parameters, from OpenConfirm on.
+    /// Negotiated parameters, from OpenConfirm on (and while a strict-mode hold waits).
     pub negotiated: Option<Negotiated>,
+    /// The protecting BFD session is Up, as last reported by BFD events.
+    pub bfd_up: bool,
+    /// Strict mode holds the session in OpenSent until BFD is Up; `Some(true)` once the
+    /// peer's KEEPALIVE arrived meanwhile (so BFD Up goes straight to Established).
+    pub bfd_hold: Option<bool>,
 }
 
 impl Default for Fsm {
@@ -362,6 +388,7 @@ pub fn negotiate(cfg: &FsmConfig, open: &PeerOpen) -> Result<Negotiated, Notific
         graceful_notification: cfg.graceful_restart
             && open.graceful_restart
             && open.graceful_notification,
+        bfd_strict: cfg.bfd_strict && open.bfd_strict,
     })
 }
 
@@ -373,6 +400,8 @@ impl Fsm {
             admin_up: false,
             failures: 0,
             negotiated: None,
+            bfd_up: false,
+            bfd_hold: None,
         }
     }
 }
@@ -399,6 +428,7 @@ fn fail(
     actions.push(Action::Down(reason));
     fsm.failures = fsm.failures.saturating_add(1);
     fsm.negotiated = None;
+    fsm.bfd_hold = None;
     fsm.state = State::Idle;
     if fsm.admin_up {
         actions.push(Action::StartTimer(
@@ -431,6 +461,7 @@ fn stop(mut fsm: Fsm, cease: Option<Notification>) -> (Fsm, Vec<Action>) {
     fsm.admin_up = false;
     fsm.failures = 0;
     fsm.negotiated = None;
+    fsm.bfd_hold = None;
     fsm.state = State::Idle;
     (fsm, actions)
 }
@@ -468,7 +499,12 @@ fn unexpected(cfg: &FsmConfig, fsm: Fsm, what: &str) -> (Fsm, Vec<Action>) {
 pub fn step(cfg: &FsmConfig, fsm: &Fsm, event: Event) -> (Fsm, Vec<Action>) {
     use Event as E;
     use State as S;
-    let fsm = fsm.clone();
+    let mut fsm = fsm.clone();
+    match event {
+        E::BfdUp => fsm.bfd_up = true,
+        E::BfdDown | E::BfdNotUp => fsm.bfd_up = false,
+        _ => {}
+    }
     match (fsm.state, event) {
         // ---- administrative events, any state
         (S::Idle, E::ManualStart) => {
@@ -492,6 +528,20 @@ pub fn step(cfg: &FsmConfig, fsm: &Fsm, event: Event) -> (Fsm, Vec<Action>) {
             Some(Notification::cease_bfd_down()),
             "BFD session down".into(),
         ),
+        // Strict mode: BFD is Up, the held session goes on (draft §8.5: send the KEEPALIVE;
+        // to Established at once if the peer's KEEPALIVE came meanwhile).
+        (S::OpenSent, E::BfdUp) if fsm.bfd_hold.is_some() => {
+            let keepalive_seen = fsm.bfd_hold.take() == Some(true);
+            let (fsm, mut actions) = open_confirm(fsm);
+            if keepalive_seen {
+                let (fsm, more) = established(fsm);
+                actions.extend(more);
+                (fsm, actions)
+            } else {
+                (fsm, actions)
+            }
+        }
+        (_, E::BfdUp | E::BfdNotUp) => (fsm, Vec::new()),
 
         // ---- Idle: only the automatic restart timer matters
         (S::Idle, E::ConnectRetryTimerExpires) if fsm.admin_up => start_connect(cfg, fsm),
@@ -558,19 +608,25 @@ pub fn step(cfg: &FsmConfig, fsm: &Fsm, event: Event) -> (Fsm, Vec<Action>) {
         }
 
         // ---- OpenSent: waiting for the peer's OPEN
+        (S::OpenSent, E::BgpOpen(_)) if fsm.bfd_hold.is_some() => {
+            unexpected(cfg, fsm, "second OPEN")
+        }
         (S::OpenSent, E::BgpOpen(open)) => match negotiate(cfg, &open) {
-            Ok(n) => {
-                let mut fsm = fsm;
-                let mut actions = vec![Action::SendKeepalive];
+            Ok(n) if cfg.bfd_strict && !fsm.bfd_up => {
+                // Held: no KEEPALIVE until BFD is Up. The hold timer keeps bounding the wait
+                // (the negotiated hold time; with 0, the OPEN hold timer already running).
+                let mut actions = Vec::new();
                 if n.hold_time > 0 {
-                    actions.push(Action::StartTimer(Timer::Keepalive, secs(n.keepalive_time)));
                     actions.push(Action::StartTimer(Timer::Hold, secs(n.hold_time)));
-                } else {
-                    actions.push(Action::StopTimer(Timer::Hold));
                 }
+                actions.push(Action::WaitingForBfd);
                 fsm.negotiated = Some(n);
-                fsm.state = S::OpenConfirm;
+                fsm.bfd_hold = Some(false);
                 (fsm, actions)
+            }
+            Ok(n) => {
+                fsm.negotiated = Some(n);
+                open_confirm(fsm)
             }
             Err(notification) => {
                 let reason = format!("rejected OPEN: {notification}");
@@ -594,6 +650,13 @@ pub fn step(cfg: &FsmConfig, fsm: &Fsm, event: Event) -> (Fsm, Vec<Action>) {
             )
         }
         (S::OpenSent, E::ConnectRetryTimerExpires | E::KeepaliveTimerExpires) => (fsm, Vec::new()),
+        // Strict-mode hold: the peer (in OpenConfirm) sends KEEPALIVEs; remember it and keep
+        // the hold timer fed (draft §8.5.6, OpenSentConfirmedBfdUpPending).
+        (S::OpenSent, E::KeepAliveMsg) if fsm.bfd_hold.is_some() => {
+            fsm.bfd_hold = Some(true);
+            let actions = hold_restart(&fsm);
+            (fsm, actions)
+        }
 
         // ---- events common to OpenSent, OpenConfirm, Established
         (S::OpenSent | S::OpenConfirm | S::Established, E::HoldTimerExpires) => fail(
@@ -620,16 +683,7 @@ pub fn step(cfg: &FsmConfig, fsm: &Fsm, event: Event) -> (Fsm, Vec<Action>) {
         (S::OpenSent, other) => unexpected(cfg, fsm, &event_name(&other)),
 
         // ---- OpenConfirm: waiting for the first KEEPALIVE
-        (S::OpenConfirm, E::KeepAliveMsg) => {
-            let mut fsm = fsm;
-            fsm.state = S::Established;
-            fsm.failures = 0;
-            let mut actions = hold_restart(&fsm);
-            if let Some(n) = fsm.negotiated.clone() {
-                actions.push(Action::Established(n));
-            }
-            (fsm, actions)
-        }
+        (S::OpenConfirm, E::KeepAliveMsg) => established(fsm),
         (S::OpenConfirm, E::KeepaliveTimerExpires) => {
             let actions = keepalive(&fsm);
             (fsm, actions)
@@ -658,6 +712,31 @@ pub fn step(cfg: &FsmConfig, fsm: &Fsm, event: Event) -> (Fsm, Vec<Action>) {
         (S::Established, E::ConnectRetryTimerExpires) => (fsm, Vec::new()),
         (S::Established, other) => unexpected(cfg, fsm, &event_name(&other)),
     }
+}
+
+/// OPENs exchanged (negotiated set): our KEEPALIVE, the timers, OpenConfirm.
+fn open_confirm(mut fsm: Fsm) -> (Fsm, Vec<Action>) {
+    let mut actions = vec![Action::SendKeepalive];
+    match &fsm.negotiated {
+        Some(n) if n.hold_time > 0 => {
+            actions.push(Action::StartTimer(Timer::Keepalive, secs(n.keepalive_time)));
+            actions.push(Action::StartTimer(Timer::Hold, secs(n.hold_time)));
+        }
+        _ => actions.push(Action::StopTimer(Timer::Hold)),
+    }
+    fsm.state = State::OpenConfirm;
+    (fsm, actions)
+}
+
+/// The peer's first KEEPALIVE after ours: Established.
+fn established(mut fsm: Fsm) -> (Fsm, Vec<Action>) {
+    fsm.state = State::Established;
+    fsm.failures = 0;
+    let mut actions = hold_restart(&fsm);
+    if let Some(n) = fsm.negotiated.clone() {
+        actions.push(Action::Established(n));
+    }
+    (fsm, actions)
 }
 
 fn keepalive(fsm: &Fsm) -> Vec<Action> {

@@ -12,6 +12,7 @@ fn profile() -> BfdProfile {
         echo_mode: false,
         passive_mode: true,
         minimum_ttl: 254,
+        strict_mode: false,
     }
 }
 
@@ -46,28 +47,55 @@ fn profile_becomes_session_spec() {
             },
             passive: true,
             minimum_ttl: 254,
+            echo: None,
         })
     );
 }
 
 #[test]
-fn echo_mode_is_reported_and_the_session_runs_without_it() {
-    let mut p = peer("fd00:200:0:42::1", None);
+fn echo_mode_runs_on_ipv4_single_hop_and_is_reported_elsewhere() {
+    let mut p = peer("10.200.42.1", None);
+    p.multihop = false;
     p.profile.echo_mode = true;
     let mut problems = Vec::new();
-    assert!(spec_for("ns/p", &p, &mut problems).is_some());
+    let spec = spec_for("ns/p", &p, &mut problems).expect("session");
+    assert_eq!(spec.echo, Some(Duration::from_millis(50)));
+    assert_eq!(problems, vec![]);
+
+    let mut v6 = peer("fd00:200:0:42::1", None);
+    v6.multihop = false;
+    v6.profile.echo_mode = true;
+    let spec = spec_for("ns/p", &v6, &mut problems).expect("session without echo");
+    assert_eq!(spec.echo, None);
     assert_eq!(
         problems,
-        vec![BfdProblem::EchoNotSupported {
+        vec![BfdProblem::EchoNotApplicable {
             profile: "ferrolb-system/fast".into(),
-            peer: "ns/p".into()
+            peer: "ns/p".into(),
+            reason: "IPv6 peer",
         }]
     );
     assert_eq!(
         problems[0].to_string(),
-        "BFDProfile ferrolb-system/fast: spec.echoMode is not supported by ferrolb's BFD; the \
-         session for BGPPeer ns/p runs without echo"
+        "BFDProfile ferrolb-system/fast: spec.echoMode applies to single-hop IPv4 sessions \
+         only; the session for BGPPeer ns/p (IPv6 peer) runs without echo"
     );
+
+    let mut problems = Vec::new();
+    let mut multihop = peer("10.200.42.1", None);
+    multihop.profile.echo_mode = true;
+    multihop.multihop = true;
+    assert_eq!(
+        spec_for("ns/m", &multihop, &mut problems).map(|s| s.echo),
+        Some(None)
+    );
+    assert!(matches!(
+        problems.as_slice(),
+        [BfdProblem::EchoNotApplicable {
+            reason: "ebgpMultiHop",
+            ..
+        }]
+    ));
 }
 
 #[test]

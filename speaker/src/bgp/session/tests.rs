@@ -58,6 +58,7 @@ fn cfg(port: u16, peer_as: PeerAsn) -> SessionConfig {
         next_hop_v6: None,
         next_hop_v4: None,
         bfd: false,
+        bfd_strict: false,
     }
 }
 
@@ -127,6 +128,7 @@ impl FakePeer {
             ipv4: true,
             ipv6: true,
             graceful_restart: None,
+            bfd_strict: false,
         });
         self.send(Message::Open(open)).await;
         self.send(Message::KeepAlive).await;
@@ -235,6 +237,7 @@ async fn wrong_peer_as_gets_bad_peer_as_and_retries() {
         ipv4: true,
         ipv6: false,
         graceful_restart: None,
+        bfd_strict: false,
     });
     peer.send(Message::Open(open)).await;
     let Message::Notification(n) = peer.recv().await.message else {
@@ -320,6 +323,7 @@ fn negotiated(ebgp: bool) -> Negotiated {
         route_refresh: true,
         graceful_restart: false,
         graceful_notification: false,
+        bfd_strict: false,
     }
 }
 
@@ -648,4 +652,50 @@ async fn a_leaving_node_withdraws_then_hard_resets() {
         )]
     );
     stopper.await.expect("stopped");
+}
+
+/// Strict mode over a real connection: the OPEN carries capability 74; after the peer's OPEN
+/// and KEEPALIVE no KEEPALIVE comes back while BFD is Down (the session stays OpenSent and
+/// says why); BFD Up releases it at once, straight to Established.
+#[tokio::test]
+async fn strict_mode_withholds_the_keepalive_until_bfd_is_up() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let mut c = cfg(port, PeerAsn::Fixed(64513));
+    c.bfd = true;
+    c.bfd_strict = true;
+    let (bfd_tx, bfd_rx) = watch::channel(BfdState::Down);
+    let h = SessionHandle::spawn_with_bfd(c, AdjRibOut::new(), Some(bfd_rx));
+    let mut peer = FakePeer::accept(&listener).await;
+    let Message::Open(ours) = peer.recv().await.message else {
+        panic!("expected OPEN first")
+    };
+    assert!(PeerOpen::from_open(&ours).bfd_strict, "capability 74 sent");
+    let open = build_open(&OpenConfig {
+        asn: 64513,
+        hold_time: 9,
+        router_id: Ipv4Addr::new(10, 200, 0, 2),
+        ipv4: true,
+        ipv6: true,
+        graceful_restart: None,
+        bfd_strict: false,
+    });
+    peer.send(Message::Open(open)).await;
+    peer.send(Message::KeepAlive).await;
+    // Nothing comes back while BFD is Down.
+    let quiet = tokio::time::timeout(Duration::from_millis(500), peer.framed.next()).await;
+    assert!(quiet.is_err(), "no KEEPALIVE while BFD is down: {quiet:?}");
+    assert_eq!(h.state(), State::OpenSent);
+    assert!(
+        h.status()
+            .last_error
+            .is_some_and(|e| e.contains("strict mode")),
+        "{:?}",
+        h.status()
+    );
+    // BFD Up: our KEEPALIVE, and Established (the peer's KEEPALIVE came already).
+    bfd_tx.send_replace(BfdState::Up);
+    assert_eq!(peer.recv().await.message, Message::KeepAlive);
+    wait_state(&h, State::Established).await;
+    h.stop(StopCause::Shutdown, Duration::from_secs(1)).await;
 }

@@ -420,3 +420,35 @@ fn final_is_sent_even_when_the_remote_wants_no_periodic_packets() {
         "only detection left"
     );
 }
+
+#[test]
+fn required_min_echo_rx_is_advertised_and_the_remotes_is_remembered() {
+    let t0 = Instant::now();
+    let mut s = up_session(t0);
+    let p = s.poll_transmit(t0 + ms(100), 0.0).expect("periodic");
+    assert_eq!(p.required_min_echo_rx_us, 0, "no echo unless asked");
+    s.set_required_min_echo_rx(ms(50));
+    let p = s.poll_transmit(t0 + ms(200), 0.0).expect("periodic");
+    assert_eq!(p.required_min_echo_rx_us, 50_000);
+    let mut r = remote(BfdState::Up, 50, 50, 3);
+    r.required_min_echo_rx_us = 70_000;
+    s.receive(&r, t0 + ms(210));
+    assert_eq!(s.remote_min_echo_rx(), ms(70));
+    assert_eq!(s.remote_detect_mult(), 3);
+    // A detection timeout forgets it.
+    s.on_timer(t0 + ms(10_000));
+    assert_eq!(s.remote_min_echo_rx(), Duration::ZERO);
+}
+
+#[test]
+fn echo_failure_takes_an_up_session_down_with_diag_2() {
+    let t0 = Instant::now();
+    let mut s = up_session(t0);
+    let t = s.echo_failed(t0).expect("transition");
+    assert_eq!((t.from, t.to), (BfdState::Up, BfdState::Down));
+    assert_eq!(t.diag, Diagnostic::EchoFunctionFailed);
+    let p = s.poll_transmit(t0 + ms(2000), 0.0).expect("Down packet");
+    assert_eq!(p.state, BfdState::Down);
+    assert_eq!(p.diag, Diagnostic::EchoFunctionFailed);
+    assert_eq!(s.echo_failed(t0), None, "only from Up");
+}

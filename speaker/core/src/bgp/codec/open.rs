@@ -1,9 +1,9 @@
 //! OPEN (RFC 4271 §4.2): the one we send, with our capabilities (multiprotocol, route refresh,
-//! 4-octet AS, graceful restart), and a peer's read into plain fields.
+//! 4-octet AS, graceful restart, BFD strict mode), and a peer's read into plain fields.
 
 use netgauze_bgp_pkt::capabilities::{
     BgpCapability, FourOctetAsCapability, GracefulRestartAddressFamily, GracefulRestartCapability,
-    MultiProtocolExtensionsCapability,
+    MultiProtocolExtensionsCapability, UnrecognizedCapability,
 };
 use netgauze_bgp_pkt::open::{BgpOpenMessage, BgpOpenMessageParameter};
 use netgauze_iana::address_family::AddressType;
@@ -11,6 +11,11 @@ use std::net::Ipv4Addr;
 
 /// AS_TRANS (RFC 6793): put in the 2-octet "My AS" field when our AS does not fit.
 pub const AS_TRANS: u16 = 23456;
+
+/// The BFD Strict-Mode capability (draft-ietf-idr-bgp-bfd-strict-mode §5, IANA "BGP
+/// Capability Codes" 74), length 0. netgauze does not know it, so it travels as an
+/// unrecognized capability.
+pub const BFD_STRICT_MODE_CAPABILITY: u8 = 74;
 
 /// What we put in our OPEN.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,6 +32,8 @@ pub struct OpenConfig {
     pub ipv6: bool,
     /// Announce graceful restart (RFC 4724, with RFC 8538's notification support).
     pub graceful_restart: Option<GracefulRestart>,
+    /// Announce the BFD Strict-Mode capability (draft §6: MUST when strict mode is on).
+    pub bfd_strict: bool,
 }
 
 /// What our graceful restart capability says.
@@ -82,6 +89,12 @@ pub fn build_open(c: &OpenConfig) -> BgpOpenMessage {
             ),
         ));
     }
+    if c.bfd_strict {
+        caps.push(BgpCapability::Unrecognized(UnrecognizedCapability::new(
+            BFD_STRICT_MODE_CAPABILITY,
+            Vec::new(),
+        )));
+    }
     BgpOpenMessage::new(
         my_as,
         c.hold_time,
@@ -120,6 +133,8 @@ pub struct PeerOpen {
     pub graceful_notification: bool,
     /// Set the Restart State (R) bit: it has just restarted.
     pub restarting: bool,
+    /// Announced the BFD Strict-Mode capability.
+    pub bfd_strict: bool,
 }
 
 impl PeerOpen {
@@ -139,6 +154,7 @@ impl PeerOpen {
             graceful_restart: false,
             graceful_notification: false,
             restarting: false,
+            bfd_strict: false,
         };
         for cap in open.capabilities() {
             match cap {
@@ -161,6 +177,9 @@ impl PeerOpen {
                     p.graceful_restart = true;
                     p.graceful_notification = gr.graceful_notification();
                     p.restarting = gr.restart();
+                }
+                BgpCapability::Unrecognized(u) if *u.code() == BFD_STRICT_MODE_CAPABILITY => {
+                    p.bfd_strict = true;
                 }
                 _ => {}
             }

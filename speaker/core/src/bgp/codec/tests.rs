@@ -468,11 +468,37 @@ fn open_uses_as_trans_for_large_as() {
         ipv4: true,
         ipv6: false,
         graceful_restart: None,
+        bfd_strict: false,
     });
     assert_eq!(o.my_as(), AS_TRANS);
     let p = PeerOpen::from_open(&o);
     assert_eq!(p.asn, 4_200_000_099);
     assert!(p.mp_ipv4 && !p.mp_ipv6 && !p.graceful_restart && p.route_refresh);
+}
+
+/// The BFD Strict-Mode capability (draft-ietf-idr-bgp-bfd-strict-mode §5): code 74, length
+/// 0, present only when strict mode is on, and read back from a peer's OPEN.
+#[test]
+fn bfd_strict_mode_capability_is_code_74_with_no_value() {
+    let cfg = |bfd_strict: bool| OpenConfig {
+        asn: 64512,
+        hold_time: 90,
+        router_id: Ipv4Addr::new(10, 200, 0, 11),
+        ipv4: true,
+        ipv6: false,
+        graceful_restart: None,
+        bfd_strict,
+    };
+    let on = encode(Message::Open(build_open(&cfg(true)))).expect("encode");
+    let off = encode(Message::Open(build_open(&cfg(false)))).expect("encode");
+    // The capability TLV is the last one: the message ends with 4a 00.
+    assert!(to_hex(&on).ends_with("4a00"), "{}", to_hex(&on));
+    assert_eq!(on.len(), off.len() + 2);
+    assert!(!to_hex(&off).ends_with("4a00"), "{}", to_hex(&off));
+    let p = open_of(&decode_one(&on, false).expect("decode").expect("complete"));
+    assert!(p.bfd_strict);
+    let p = open_of(&decode_one(&off, false).expect("decode").expect("complete"));
+    assert!(!p.bfd_strict);
 }
 
 /// The graceful restart capability's bytes (RFC 4724 §3, RFC 8538 §2): code 64, length 10, flags R (0x8)
@@ -489,6 +515,7 @@ fn graceful_restart_capability_carries_r_n_f_and_the_restart_time() {
             restart_time: 300,
             restarting,
         }),
+        bfd_strict: false,
     };
     // 300 = 0x12c.
     let restarting_cap = "400a".to_string() + "c12c" + "00010180" + "00020180";
@@ -629,9 +656,10 @@ proptest! {
         ipv4 in any::<bool>(),
         ipv6 in any::<bool>(),
         gr in proptest::option::of((1u16..=MAX_RESTART_TIME, any::<bool>())),
+        bfd_strict in any::<bool>(),
     ) {
         let graceful_restart = gr.map(|(restart_time, restarting)| GracefulRestart { restart_time, restarting });
-        let cfg = OpenConfig { asn, hold_time: hold, router_id: Ipv4Addr::from(id), ipv4, ipv6, graceful_restart };
+        let cfg = OpenConfig { asn, hold_time: hold, router_id: Ipv4Addr::from(id), ipv4, ipv6, graceful_restart, bfd_strict };
         let bytes = encode(Message::Open(build_open(&cfg))).expect("encode");
         let d = decode_one(&bytes, false).expect("decode").expect("complete");
         let p = open_of(&d);
@@ -642,6 +670,7 @@ proptest! {
         prop_assert_eq!((p.mp_ipv4, p.mp_ipv6, p.graceful_restart), (ipv4, ipv6, gr.is_some()));
         prop_assert_eq!(p.graceful_notification, gr.is_some());
         prop_assert_eq!(p.restarting, gr.is_some_and(|(_, r)| r));
+        prop_assert_eq!(p.bfd_strict, bfd_strict);
         prop_assert!(p.four_octet_as && p.route_refresh);
     }
 

@@ -12,6 +12,7 @@ fn cfg() -> FsmConfig {
         ipv6: true,
         connect_retry: None,
         graceful_restart: false,
+        bfd_strict: false,
     }
 }
 
@@ -38,6 +39,7 @@ fn open() -> PeerOpen {
         graceful_restart: false,
         graceful_notification: false,
         restarting: false,
+        bfd_strict: false,
     }
 }
 
@@ -1015,4 +1017,116 @@ fn restart_before_established_sends_nothing_gracefully() {
         sent_notification(&a),
         Some(&Notification::cease_admin_shutdown())
     );
+}
+
+// ---- BFD strict mode (draft-ietf-idr-bgp-bfd-strict-mode)
+
+fn strict() -> FsmConfig {
+    FsmConfig {
+        bfd_strict: true,
+        ..cfg()
+    }
+}
+
+fn open_sent() -> Fsm {
+    let mut f = Fsm::new();
+    f.state = State::OpenSent;
+    f.admin_up = true;
+    f
+}
+
+#[test]
+fn strict_mode_holds_in_open_sent_without_keepalive_until_bfd_is_up() {
+    let cfg = strict();
+    let (f, a) = step(&cfg, &open_sent(), Event::BgpOpen(open()));
+    assert_eq!(f.state, State::OpenSent);
+    assert_eq!(f.bfd_hold, Some(false));
+    assert!(!a.contains(&Action::SendKeepalive), "{a:?}");
+    assert!(a.contains(&Action::WaitingForBfd), "{a:?}");
+    // The negotiated hold time (9 s) bounds the wait.
+    assert!(a.contains(&Action::StartTimer(Timer::Hold, Duration::from_secs(9))));
+    // The keepalive timer is not running; its stale expiry sends nothing.
+    let (f2, a2) = step(&cfg, &f, Event::KeepaliveTimerExpires);
+    assert_eq!((f2.state, a2), (State::OpenSent, vec![]));
+    // BFD Up: our KEEPALIVE, timers, OpenConfirm; the peer's KEEPALIVE then establishes.
+    let (f, a) = step(&cfg, &f, Event::BfdUp);
+    assert_eq!(f.state, State::OpenConfirm);
+    assert_eq!(f.bfd_hold, None);
+    assert_eq!(a.first(), Some(&Action::SendKeepalive));
+    let (f, a) = step(&cfg, &f, Event::KeepAliveMsg);
+    assert_eq!(f.state, State::Established);
+    assert!(a.iter().any(|a| matches!(a, Action::Established(_))));
+}
+
+#[test]
+fn strict_mode_peer_keepalive_while_held_goes_straight_to_established_on_bfd_up() {
+    let cfg = strict();
+    let (f, _) = step(&cfg, &open_sent(), Event::BgpOpen(open()));
+    let (f, a) = step(&cfg, &f, Event::KeepAliveMsg);
+    assert_eq!((f.state, f.bfd_hold), (State::OpenSent, Some(true)));
+    assert_eq!(
+        a,
+        vec![Action::StartTimer(Timer::Hold, Duration::from_secs(9))]
+    );
+    let (f, a) = step(&cfg, &f, Event::BfdUp);
+    assert_eq!(f.state, State::Established);
+    assert_eq!(a.first(), Some(&Action::SendKeepalive));
+    assert!(a.iter().any(|a| matches!(a, Action::Established(_))));
+}
+
+#[test]
+fn strict_mode_with_bfd_already_up_is_the_ordinary_exchange() {
+    let cfg = strict();
+    let (f, _) = step(&cfg, &open_sent(), Event::BfdUp);
+    assert!(f.bfd_up);
+    let (f, a) = step(&cfg, &f, Event::BgpOpen(open()));
+    assert_eq!(f.state, State::OpenConfirm);
+    assert_eq!(a.first(), Some(&Action::SendKeepalive));
+    // BFD leaving Up without failing (AdminDown) closes the gate for the next session only.
+    let (f, a) = step(&cfg, &f, Event::BfdNotUp);
+    assert_eq!((f.state, a), (State::OpenConfirm, vec![]));
+    assert!(!f.bfd_up);
+}
+
+#[test]
+fn without_strict_mode_bfd_state_does_not_gate() {
+    let (f, a) = step(&cfg(), &open_sent(), Event::BgpOpen(open()));
+    assert_eq!(f.state, State::OpenConfirm);
+    assert_eq!(a.first(), Some(&Action::SendKeepalive));
+}
+
+#[test]
+fn strict_mode_hold_ends_with_the_hold_timer_or_a_failure() {
+    let cfg = strict();
+    let (held, _) = step(&cfg, &open_sent(), Event::BgpOpen(open()));
+    let (f, a) = step(&cfg, &held, Event::HoldTimerExpires);
+    assert_eq!((f.state, f.bfd_hold), (State::Idle, None));
+    assert_eq!(
+        sent_notification(&a),
+        Some(&Notification::hold_timer_expired())
+    );
+    let (f, _) = step(
+        &cfg,
+        &held,
+        Event::NotifMsg(Notification::hold_timer_expired()),
+    );
+    assert_eq!(
+        (f.state, f.bfd_hold, f.negotiated),
+        (State::Idle, None, None)
+    );
+    // A second OPEN while held is an FSM error.
+    let (f, a) = step(&cfg, &held, Event::BgpOpen(open()));
+    assert_eq!(f.state, State::Idle);
+    assert!(sent_notification(&a).is_some());
+}
+
+#[test]
+fn strict_capability_is_negotiated_only_when_both_announce_it() {
+    let peer = PeerOpen {
+        bfd_strict: true,
+        ..open()
+    };
+    assert!(negotiate(&strict(), &peer).expect("valid").bfd_strict);
+    assert!(!negotiate(&strict(), &open()).expect("valid").bfd_strict);
+    assert!(!negotiate(&cfg(), &peer).expect("valid").bfd_strict);
 }

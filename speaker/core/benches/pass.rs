@@ -21,7 +21,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
-const SERVICES: usize = 50_000;
+/// Services in the view (`FERROLB_BENCH_SERVICES` overrides it, to see how a pass scales).
+fn services() -> usize {
+    std::env::var("FERROLB_BENCH_SERVICES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50_000)
+}
 const ENDPOINTS_PER_SERVICE: usize = 4;
 const NODES: usize = 100;
 
@@ -157,8 +163,9 @@ fn slice(i: usize) -> Arc<EndpointSlice> {
 fn bench(c: &mut Criterion) {
     let config = config();
     let nodes: Vec<Arc<Node>> = (0..NODES).map(node).collect();
-    let services: Vec<Arc<Service>> = (0..SERVICES).map(service).collect();
-    let slices: Vec<Arc<EndpointSlice>> = (0..SERVICES).map(slice).collect();
+    let count = services();
+    let services: Vec<Arc<Service>> = (0..count).map(service).collect();
+    let slices: Vec<Arc<EndpointSlice>> = (0..count).map(slice).collect();
     let alive: BTreeSet<String> = (0..NODES).map(node_name).collect();
     let owners = BTreeMap::new();
     let me = node_name(0);
@@ -174,26 +181,25 @@ fn bench(c: &mut Criterion) {
         owners: &owners,
         links: None,
     };
+    let first = std::time::Instant::now();
     let plan = pass(&view, Some(&alive), Some(&config));
+    let first = first.elapsed();
     let announce = plan.announce.as_ref().expect("a configuration");
     println!(
-        "speaker pass: {SERVICES} Services, {} endpoints, {NODES} nodes: this node answers for {} \
-         layer 2 addresses, advertises {} BGP prefixes, {} addresses unannounced",
-        SERVICES * ENDPOINTS_PER_SERVICE,
+        "speaker pass: {count} Services, {} endpoints, {NODES} nodes: this node answers for {} \
+         layer 2 addresses, advertises {} BGP prefixes, {} addresses unannounced; first pass \
+         {first:?}",
+        count * ENDPOINTS_PER_SERVICE,
         announce.desired.layer2.len(),
         announce.desired.bgp.len(),
         announce.desired.not_announced.len()
     );
-    assert_eq!(
-        announce.desired.bgp.len(),
-        SERVICES / 2,
-        "every BGP Service"
-    );
+    assert_eq!(announce.desired.bgp.len(), count / 2, "every BGP Service");
     assert!(announce.desired.not_announced.is_empty());
     let mut group = c.benchmark_group("speaker_pass");
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(20));
-    group.bench_function("50k_services_200k_endpoints_100_nodes", |b| {
+    group.bench_function(format!("{count}_services_{NODES}_nodes"), |b| {
         b.iter(|| black_box(pass(black_box(&view), Some(&alive), Some(&config))))
     });
     group.finish();

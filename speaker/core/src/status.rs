@@ -104,7 +104,8 @@ pub fn bgp_service_statuses(
 /// The `BGPSessionState` objects of `node`: one per session, with the peer's address (without
 /// the port), the VRF, the AS presented to the peer, the FSM state, the BFD state (`N/A`
 /// without BFD, as MetalLB says) and, when the session's VRF is missing on the node, a message
-/// naming both.
+/// naming both. An unnumbered session shows its interface and the neighbour discovered on it
+/// (`fe80::1%eth1`), or says that none is.
 pub fn bgp_session_states(
     node: &str,
     sessions: &[BgpPeerStatus],
@@ -112,11 +113,14 @@ pub fn bgp_session_states(
     sessions
         .iter()
         .map(|s| {
-            let peer = s
-                .address
-                .parse::<std::net::SocketAddr>()
-                .map(|a| a.ip().to_string())
-                .unwrap_or_else(|_| s.address.clone());
+            let peer = match &s.interface {
+                Some(_) => s.neighbour.clone().unwrap_or_default(),
+                None => s
+                    .address
+                    .parse::<std::net::SocketAddr>()
+                    .map(|a| a.ip().to_string())
+                    .unwrap_or_else(|_| s.address.clone()),
+            };
             let status = BGPSessionStateStatus {
                 node: node.to_string(),
                 peer,
@@ -127,10 +131,16 @@ pub fn bgp_session_states(
                     .bfd
                     .as_ref()
                     .map_or_else(|| "N/A".to_string(), |b| b.state.clone()),
-                message: match (&s.vrf, s.vrf_missing) {
-                    (Some(vrf), true) => format!(
+                interface: s.interface.clone().unwrap_or_default(),
+                message: match (&s.vrf, s.vrf_missing, &s.interface, &s.neighbour) {
+                    (Some(vrf), true, _, _) => format!(
                         "VRF {vrf} does not exist on node {node}; the session stays down until a \
                          VRF device of that name is created"
+                    ),
+                    (_, _, Some(interface), None) => format!(
+                        "no neighbour discovered on {interface}: no Router Advertisement and no \
+                         answer to an all-nodes ping came from a router's link-local address \
+                         on it; the session stays down until one does"
                     ),
                     _ => String::new(),
                 },
@@ -284,6 +294,49 @@ mod tests {
         );
         assert_eq!((r6.vrf.as_str(), r6.local_asn), ("", Some(64512)));
         assert_eq!(r6.message, "");
+    }
+
+    /// An unnumbered session shows its interface and the discovered neighbour with its scope,
+    /// or that no neighbour is discovered.
+    #[test]
+    fn unnumbered_sessions_show_the_interface_and_the_neighbour() {
+        let session = |name: &str, neighbour: Option<&str>| BgpPeerStatus {
+            name: name.into(),
+            address: neighbour.map_or("eth1".into(), |n| format!("[{n}]:179")),
+            state: "Active".into(),
+            local_asn: 64512,
+            interface: Some("eth1".into()),
+            neighbour: neighbour.map(str::to_string),
+            ..Default::default()
+        };
+        let s = bgp_session_states(
+            "node1",
+            &[
+                session("ns/found", Some("fe80::a8c1:abff:fe00:1%eth1")),
+                session("ns/waiting", None),
+            ],
+        );
+        let found = &s[&object_name("session", "node1", "ns/found")].0;
+        assert_eq!(
+            (
+                found.peer.as_str(),
+                found.interface.as_str(),
+                found.message.as_str()
+            ),
+            ("fe80::a8c1:abff:fe00:1%eth1", "eth1", "")
+        );
+        let waiting = &s[&object_name("session", "node1", "ns/waiting")].0;
+        assert_eq!(
+            (waiting.peer.as_str(), waiting.interface.as_str()),
+            ("", "eth1")
+        );
+        assert!(
+            waiting
+                .message
+                .starts_with("no neighbour discovered on eth1: no Router Advertisement"),
+            "{}",
+            waiting.message
+        );
     }
 
     /// A session in a VRF reports it; when the VRF device is missing on the node, the message

@@ -1,11 +1,12 @@
 //! Finding an unnumbered peer: on the BGPPeer's interface, a Router Solicitation to
-//! ff02::2 and an echo request to ff02::1, then whatever answers, for a second per round,
+//! ff02::2, an echo request to ff02::1 and a Router Advertisement with lifetime 0 (which tells
+//! FRR our address, see the core module), then whatever answers, for a second per round,
 //! until the pure [`choose`] names the router or the time is up. A raw ICMPv6 socket bound to
 //! the interface (CAP_NET_RAW, which the speaker has); it lives for one discovery only.
 
 use ferrolb_speaker_core::bgp::neighbour::{
     ALL_NODES, ALL_ROUTERS, Discovery, Observation, choose, classify, echo_request,
-    router_solicitation,
+    router_advertisement, router_solicitation,
 };
 use nix::sys::socket::SockaddrIn6;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -98,6 +99,9 @@ fn discover_blocking(interface: &str, timeout: Duration) -> Result<Neighbour, Di
             .map_err(io)?;
         socket
             .send_to(&echo_request(echo_id, seq), &to(ALL_NODES))
+            .map_err(io)?;
+        socket
+            .send_to(&router_advertisement(), &to(ALL_NODES))
             .map_err(io)?;
         let round_end = (Instant::now() + ROUND).min(deadline);
         let mut heard = Vec::new();

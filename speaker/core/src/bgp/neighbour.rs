@@ -99,6 +99,15 @@ pub fn router_solicitation() -> [u8; 8] {
     [ICMPV6_ROUTER_SOLICITATION, 0, 0, 0, 0, 0, 0, 0]
 }
 
+/// A Router Advertisement that announces nothing (RFC 4861 §4.2): router lifetime 0, so no
+/// host takes us for a default router, no options. Its only purpose is to tell the router our
+/// link-local address.
+pub fn router_advertisement() -> [u8; 16] {
+    let mut m = [0u8; 16];
+    m[0] = ICMPV6_ROUTER_ADVERTISEMENT;
+    m
+}
+
 /// An Echo Request with identifier `id` and sequence number `seq` (RFC 4443 §4.1).
 pub fn echo_request(id: u16, seq: u16) -> [u8; 8] {
     let [i0, i1] = id.to_be_bytes();
@@ -161,6 +170,11 @@ mod tests {
             "a request is not an answer"
         );
         assert_eq!(classify(&router_solicitation(), 7), None);
+        // Our own advertisement reads as one (it is filtered by source, see `choose`).
+        assert_eq!(
+            classify(&router_advertisement(), 7),
+            Some(Heard::RouterAdvertisement)
+        );
         assert_eq!(classify(&[], 7), None);
     }
 
@@ -215,6 +229,12 @@ mod tests {
     fn probes_are_well_formed() {
         assert_eq!(router_solicitation(), [133, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(echo_request(0x1234, 2), [128, 0, 0, 0, 0x12, 0x34, 0, 2]);
+        let ra = router_advertisement();
+        assert_eq!(
+            (ra[0], &ra[6..8]),
+            (134, &[0u8, 0][..]),
+            "router lifetime 0"
+        );
     }
 
     #[test]

@@ -11,8 +11,6 @@ pub const SECRET: &str = "ferrolb's configuration does not read Secrets: a speak
                           later needs no configuration change";
 pub const ECHO: &str = "ferrolb's BFD has no echo mode yet: a BFDProfile with echoMode: true is \
                         rejected, naming the field, instead of running without echo";
-pub const INTERFACE: &str = "ferrolb has no unnumbered BGP yet: a BGPPeer with interface set is \
-                             rejected, naming the field";
 
 const PEER_42: &str = "{myASN: 42, peerASN: 42, peerAddress: 1.2.3.4}";
 
@@ -1102,8 +1100,7 @@ fn selector_cases() -> Vec<Case> {
                 "peer1",
                 "{myASN: 42, dynamicASN: internal, interface: net0}",
             )],
-        )
-        .differs(INTERFACE),
+        ),
         case(
             T,
             "unnumbered peer without address without interface nok",

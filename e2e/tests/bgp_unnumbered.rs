@@ -8,7 +8,10 @@
 //! the speaker discovers the router's link-local address, the session is Established at both
 //! ends with the extended next hop capability, FRR's RIB holds the Service's IPv4 /32 with the
 //! node's link-local IPv6 next hop, the router's kernel routes it `via inet6 fe80::…`, and the
-//! client behind the router reaches the Service over the link.
+//! client behind the router reaches the Service over the link. Then both ends get a global
+//! IPv6 address on the link and the router resets the session: IPv4 and IPv6 routes carry the
+//! node's global address and its link-local one (32 octets), and an IPv6 Service is reached
+//! too.
 
 mod common;
 
@@ -23,6 +26,9 @@ use std::time::Duration;
 const ROUTER_LINK: &str = "unr1";
 /// The node's end of the link, named in the BGPPeer.
 const NODE_LINK: &str = "unn1";
+/// Global addresses given to the link's ends in the second part.
+const ROUTER_GLOBAL: &str = "fd00:200:77::1/64";
+const NODE_GLOBAL: &str = "fd00:200:77::11/64";
 /// The BGPPeer's name and its `namespace/name` in the speaker's status.
 const PEER_NAME: &str = "unnumbered";
 const PEER_FULL: &str = "ferrolb-system/unnumbered";
@@ -131,7 +137,8 @@ fn peer_yaml() -> String {
          namespace: ferrolb-system\nspec:\n  myASN: {NODE_ASN}\n  peerASN: {ROUTER_ASN}\n  \
          interface: {NODE_LINK}\n  holdTime: 9s\n  connectTime: 2s\n---\n\
          apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata:\n  name: bgp-pool\n  \
-         namespace: ferrolb-system\nspec:\n  addresses:\n    - 10.200.100.0/24\n---\n\
+         namespace: ferrolb-system\nspec:\n  addresses:\n    - 10.200.100.0/24\n    - \
+         fd00:200:0:101::/120\n---\n\
          apiVersion: ferrolb.io/v1beta1\nkind: BGPAdvertisement\nmetadata:\n  name: \
          unnumbered-routes\n  namespace: ferrolb-system\nspec:\n  ipAddressPools:\n    - \
          bgp-pool\n  peers:\n    - {PEER_NAME}\n"
@@ -163,6 +170,19 @@ fn session_state(c: &Cluster) -> Option<ferrolb_api::BGPSessionStateStatus> {
         .into_iter()
         .filter_map(|o| o.status)
         .find(|s| s.node == node)
+}
+
+/// An IPv6-only Service `name` from the pool's IPv6 range; returns its address.
+fn service_v6(c: &Cluster, name: &str) -> IpAddr {
+    let mut svc = lb_service(name, &[]);
+    if let Some(spec) = svc.spec.as_mut() {
+        spec.ip_families = Some(vec!["IPv6".into()]);
+        spec.ip_family_policy = Some("SingleStack".into());
+    }
+    create_service(c, &svc);
+    let ip = wait_ips(c, name, 1, Duration::from_secs(20))[0];
+    assert!(ip.is_ipv6(), "{ip}");
+    ip
 }
 
 fn frr_established(frr: &Frr) -> bool {
@@ -311,6 +331,69 @@ fn unnumbered_against_frr(_router: RouterKind) {
     println!("ip route get {ip} (router): {got}");
     assert!(got.contains(ROUTER_LINK), "{got}");
     assert!(matches!(ip, IpAddr::V4(_)));
+
+    // A global address on the link: after a reset, both next hops, in both families.
+    ip_in(
+        &router_ns,
+        &[
+            "-6",
+            "addr",
+            "add",
+            ROUTER_GLOBAL,
+            "dev",
+            ROUTER_LINK,
+            "nodad",
+        ],
+    )
+    .expect("router global address");
+    ip_in(
+        &node_ns,
+        &["-6", "addr", "add", NODE_GLOBAL, "dev", NODE_LINK, "nodad"],
+    )
+    .expect("node global address");
+    let node_global = NODE_GLOBAL.split('/').next().expect("address");
+    frr.vtysh(&format!("clear bgp {ROUTER_LINK}"))
+        .expect("reset the session");
+    let ip6 = service_v6(&c, "web6");
+    let (rib4, rib6) = eventually(
+        "both families with the global and the link-local next hop",
+        Duration::from_secs(40),
+        || {
+            let rib4 = frr
+                .vtysh(&format!("show bgp ipv4 unicast {pfx} json"))
+                .ok()?;
+            let rib6 = frr
+                .vtysh(&format!("show bgp ipv6 unicast {} json", prefix(ip6)))
+                .ok()?;
+            [&rib4, &rib6]
+                .iter()
+                .all(|t| t.contains(node_global) && t.contains(&node_ll))
+                .then_some((rib4, rib6))
+        },
+    );
+    for (what, pfx) in [("ipv4", pfx.clone()), ("ipv6", prefix(ip6))] {
+        let text = frr
+            .vtysh(&format!("show bgp {what} unicast {pfx}"))
+            .expect("vtysh");
+        println!("FRR show bgp {what} unicast {pfx} (global + link-local):\n{text}");
+    }
+    assert!(rib4.contains("\"link-local\""), "{rib4}");
+    assert!(rib6.contains("\"link-local\""), "{rib6}");
+    println!(
+        "ip route show {pfx} (router): {}\nip -6 route show {} (router): {}",
+        kernel_route(&c, ip),
+        prefix(ip6),
+        kernel_route(&c, ip6)
+    );
+    for target in [ip, ip6] {
+        let answer = eventually(
+            &format!("the upstream client reaches {target} over the link"),
+            Duration::from_secs(20),
+            || curl_upstream(&c, target),
+        );
+        println!("curl {target} port 80 from the upstream client: {answer}");
+        assert!(answer.starts_with(c.lab.node(1).name()), "{answer}");
+    }
     drop(frr);
     drop(link);
 }

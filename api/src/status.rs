@@ -215,6 +215,9 @@ pub struct BgpPeerStatus {
     /// (`fe80::1%eth1`); unset while none is discovered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub neighbour: Option<String>,
+    /// Why the last discovery on `interface` found no neighbour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub neighbour_error: Option<String>,
 }
 
 /// `/api/v1/status` of a speaker.

@@ -137,11 +137,15 @@ pub fn bgp_session_states(
                         "VRF {vrf} does not exist on node {node}; the session stays down until a \
                          VRF device of that name is created"
                     ),
-                    (_, _, Some(interface), None) => format!(
-                        "no neighbour discovered on {interface}: no Router Advertisement and no \
-                         answer to an all-nodes ping came from a router's link-local address \
-                         on it; the session stays down until one does"
-                    ),
+                    // The last discovery's error says why; other errors are the speaker's
+                    // lastError.
+                    (_, _, Some(interface), None) => match &s.neighbour_error {
+                        Some(e) => e.clone(),
+                        None => format!(
+                            "no neighbour discovered on {interface} yet: the router's link-local \
+                             address is looked for before each connection attempt"
+                        ),
+                    },
                     _ => String::new(),
                 },
             };
@@ -300,20 +304,27 @@ mod tests {
     /// or that no neighbour is discovered.
     #[test]
     fn unnumbered_sessions_show_the_interface_and_the_neighbour() {
-        let session = |name: &str, neighbour: Option<&str>| BgpPeerStatus {
+        let session = |name: &str, neighbour: Option<&str>, error: Option<&str>| BgpPeerStatus {
             name: name.into(),
             address: neighbour.map_or("eth1".into(), |n| format!("[{n}]:179")),
             state: "Active".into(),
             local_asn: 64512,
             interface: Some("eth1".into()),
             neighbour: neighbour.map(str::to_string),
+            neighbour_error: error.map(str::to_string),
             ..Default::default()
         };
+        let missing = "no neighbour discovered on eth1: the interface does not exist on this node";
         let s = bgp_session_states(
             "node1",
             &[
-                session("ns/found", Some("fe80::a8c1:abff:fe00:1%eth1")),
-                session("ns/waiting", None),
+                session("ns/found", Some("fe80::a8c1:abff:fe00:1%eth1"), None),
+                session("ns/waiting", None, Some(missing)),
+                session("ns/new", None, None),
+                BgpPeerStatus {
+                    last_error: Some("connect to [fe80::1%2]:179: refused".into()),
+                    ..session("ns/refused", None, None)
+                },
             ],
         );
         let found = &s[&object_name("session", "node1", "ns/found")].0;
@@ -327,16 +338,19 @@ mod tests {
         );
         let waiting = &s[&object_name("session", "node1", "ns/waiting")].0;
         assert_eq!(
-            (waiting.peer.as_str(), waiting.interface.as_str()),
-            ("", "eth1")
+            (
+                waiting.peer.as_str(),
+                waiting.interface.as_str(),
+                waiting.message.as_str()
+            ),
+            ("", "eth1", missing)
         );
-        assert!(
-            waiting
-                .message
-                .starts_with("no neighbour discovered on eth1: no Router Advertisement"),
-            "{}",
-            waiting.message
-        );
+        let generic = "no neighbour discovered on eth1 yet: the router's link-local address is \
+                       looked for before each connection attempt";
+        for name in ["ns/new", "ns/refused"] {
+            let st = &s[&object_name("session", "node1", name)].0;
+            assert_eq!(st.message, generic, "{name}");
+        }
     }
 
     /// A session in a VRF reports it; when the VRF device is missing on the node, the message

@@ -28,14 +28,15 @@ pub struct Neighbour {
     pub ifindex: u32,
 }
 
-/// Why no neighbour was found.
+/// Why no neighbour was found; each says "no neighbour discovered on IFACE" first, which the
+/// session's status shows as it is.
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoveryError {
     /// The interface does not exist on this node.
-    #[error("interface {0} does not exist on this node")]
+    #[error("no neighbour discovered on {0}: the interface does not exist on this node")]
     NoInterface(String),
     /// The probe socket could not be opened or used.
-    #[error("neighbour discovery on {0}: {1}")]
+    #[error("no neighbour discovered on {0}: probing failed: {1}")]
     Socket(String, #[source] std::io::Error),
     /// Nothing answered.
     #[error(
@@ -45,7 +46,8 @@ pub enum DiscoveryError {
     NotFound(String, Duration),
     /// Several addresses answered alike.
     #[error(
-        "more than one neighbour on {0} ({1:?}): unnumbered peering needs a point-to-point link"
+        "no neighbour discovered on {0}: more than one answered ({1:?}); unnumbered peering \
+         needs a point-to-point link"
     )]
     Ambiguous(String, Vec<Ipv6Addr>),
 }

@@ -289,6 +289,8 @@ struct Shared {
     /// Unnumbered: the router's link-local address found on the interface by the last
     /// discovery; `None` while none is.
     neighbour: Option<Ipv6Addr>,
+    /// Why the last discovery found none.
+    neighbour_error: Option<String>,
 }
 
 /// The manager's handle on a running session.
@@ -438,6 +440,7 @@ impl SessionHandle {
                 .interface
                 .as_ref()
                 .and_then(|i| shared.neighbour.map(|n| format!("{n}%{i}"))),
+            neighbour_error: shared.neighbour_error,
         }
     }
 
@@ -788,7 +791,11 @@ impl Runner {
                         // Discovered before every connection: the router may have been
                         // replaced, and with it its link-local address.
                         let found = neighbour::discover(interface, options.timeout).await;
-                        lock(&shared).neighbour = found.as_ref().ok().map(|n| n.address);
+                        {
+                            let mut s = lock(&shared);
+                            s.neighbour = found.as_ref().ok().map(|n| n.address);
+                            s.neighbour_error = found.as_ref().err().map(ToString::to_string);
+                        }
                         let n = found?;
                         debug!(peer = %cfg.name, neighbour = %n.address, %interface, "neighbour discovered");
                         options.peer =

@@ -101,6 +101,7 @@ pub enum DynamicAsn {
     category = "ferrolb",
     doc = "BGPPeer is a BGP router that speakers on the selected nodes open sessions to.",
     printcolumn(name = "Address", type_ = "string", json_path = ".spec.peerAddress"),
+    printcolumn(name = "Interface", type_ = "string", json_path = ".spec.interface"),
     printcolumn(name = "ASN", type_ = "integer", json_path = ".spec.peerASN"),
     printcolumn(name = "My ASN", type_ = "integer", json_path = ".spec.myASN"),
     printcolumn(name = "BFD Profile", type_ = "string", json_path = ".spec.bfdProfile"),
@@ -132,8 +133,18 @@ pub struct BGPPeerSpec {
         skip_serializing_if = "Option::is_none"
     )]
     pub dynamic_asn: Option<DynamicAsn>,
-    /// The peer's IPv4 or IPv6 address. Required.
+    /// The peer's IPv4 or IPv6 address. Exactly one of `peerAddress` and `interface` is set.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub peer_address: String,
+    /// Unnumbered peering (MetalLB's `interface`, FRR's `neighbor IFACE interface`): the name
+    /// of the node's interface on a point-to-point link to the router. The speaker discovers
+    /// the router's IPv6 link-local address on it (its Router Advertisements, or the answer to
+    /// an all-nodes ping), opens the session to that address with the interface's scope, and
+    /// offers both families: IPv4 routes travel with an IPv6 next hop (RFC 8950 extended next
+    /// hop). Exactly one of `peerAddress` and `interface` is set; not with `sourceAddress`,
+    /// `ebgpMultiHop` or `bfdProfile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
     /// Local address the session is opened from. Default: chosen by the kernel's routing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_address: Option<String>,

@@ -80,9 +80,14 @@ pub struct BGPSessionStateStatus {
     /// The node whose session this is.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub node: String,
-    /// The peer's address.
+    /// The peer's address; for an unnumbered session, the link-local address discovered on
+    /// its interface, with the interface as scope (`fe80::1%eth1`), empty while none is.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub peer: String,
+    /// The node's interface an unnumbered session runs over (the BGPPeer's `interface`);
+    /// empty for sessions to a configured address (ferrolb only).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub interface: String,
     /// The VRF the session is opened in (the BGPPeer's `vrf`); empty for the default VRF.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub vrf: String,

@@ -216,6 +216,16 @@ pub struct BgpPeerStatus {
     /// The VRF device does not exist on this node, so the session stays down.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub vrf_missing: bool,
+    /// The node's interface of an unnumbered session (`interface`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// The router's link-local address discovered on `interface`, with the interface as scope
+    /// (`fe80::1%eth1`); unset while none is discovered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub neighbour: Option<String>,
+    /// Why the last discovery on `interface` found no neighbour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub neighbour_error: Option<String>,
 }
 
 /// `/api/v1/status` of a speaker.

@@ -18,7 +18,7 @@ pub use build::{BuildReport, MAX_REPORTED_OVERLAPS};
 pub use error::{ConfigError, Severity};
 pub use model::{
     AddressRange, BfdProfile, BgpAdvertisement, CommunityValue, IpFamily, L2Advertisement,
-    NodePreference, Peer, PeerAsn, PeerPassword, Pool,
+    NodePreference, Peer, PeerAddress, PeerAsn, PeerPassword, Pool,
 };
 pub use selector::Selector;
 

@@ -287,6 +287,43 @@ pub enum PeerPassword {
     },
 }
 
+/// Where a BGP peer is.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PeerAddress {
+    /// A configured address (`peerAddress`).
+    Ip(IpAddr),
+    /// Unnumbered (`interface`): the router's IPv6 link-local address, discovered on this
+    /// interface of the node.
+    Interface(String),
+}
+
+impl PeerAddress {
+    /// The configured address, if the peer has one.
+    pub fn ip(&self) -> Option<IpAddr> {
+        match self {
+            PeerAddress::Ip(ip) => Some(*ip),
+            PeerAddress::Interface(_) => None,
+        }
+    }
+
+    /// The interface of an unnumbered peer.
+    pub fn interface(&self) -> Option<&str> {
+        match self {
+            PeerAddress::Ip(_) => None,
+            PeerAddress::Interface(name) => Some(name),
+        }
+    }
+}
+
+impl std::fmt::Display for PeerAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PeerAddress::Ip(ip) => write!(f, "{ip}"),
+            PeerAddress::Interface(name) => write!(f, "interface {name}"),
+        }
+    }
+}
+
 /// A BGP peer with defaults applied.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Peer {
@@ -298,8 +335,8 @@ pub struct Peer {
     pub my_asn: u32,
     /// The peer's AS.
     pub peer_asn: PeerAsn,
-    /// The peer's address.
-    pub address: IpAddr,
+    /// Where the peer is: its address, or the interface it is discovered on (unnumbered).
+    pub address: PeerAddress,
     /// Local address to connect from.
     pub source_address: Option<IpAddr>,
     /// The peer's TCP port (default 179).
@@ -351,7 +388,7 @@ impl Peer {
             name: name.into(),
             my_asn,
             peer_asn,
-            address,
+            address: PeerAddress::Ip(address),
             source_address: None,
             port: crate::build::peers::DEFAULT_PORT,
             hold_time: crate::build::peers::DEFAULT_HOLD,

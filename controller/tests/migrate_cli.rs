@@ -140,13 +140,14 @@ fn without_output_the_objects_go_to_stdout_and_the_report_to_stderr() {
 }
 
 #[test]
-fn a_field_ferrolb_cannot_honour_fails_and_is_kept_in_the_output() {
+fn an_object_ferrolb_rejects_fails_and_is_kept_in_the_output() {
     let dir = TempDir::new("interface");
     let input = dir.0.join("peer.yaml");
     std::fs::write(
         &input,
         "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: tor, namespace: \
-         metallb-system}\nspec: {myASN: 64512, peerASN: 64500, interface: eth0}\n",
+         metallb-system}\nspec: {myASN: 64512, peerASN: 64500, peerAddress: 10.0.0.1, \
+         interface: eth0}\n",
     )
     .expect("write input");
     let out = controller(&["migrate".as_ref(), "-f".as_ref(), input.as_os_str()]);
@@ -155,9 +156,25 @@ fn a_field_ferrolb_cannot_honour_fails_and_is_kept_in_the_output() {
     assert!(
         report.lines().any(|l| l.starts_with("error: ")
             && l.contains(
-                "(BGPPeer metallb-system/tor): spec.interface: ferrolb has no unnumbered BGP"
+                "BGPPeer metallb-system/tor: spec.interface: is set together with peerAddress"
             )),
         "{report}"
     );
+    assert!(text(&out.stdout).contains("interface: eth0"));
+}
+
+/// MetalLB's unnumbered peers move over as written.
+#[test]
+fn an_unnumbered_peer_moves_over() {
+    let dir = TempDir::new("unnumbered");
+    let input = dir.0.join("peer.yaml");
+    std::fs::write(
+        &input,
+        "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: tor, namespace: \
+         metallb-system}\nspec: {myASN: 64512, peerASN: 64500, interface: eth0}\n",
+    )
+    .expect("write input");
+    let out = controller(&["migrate".as_ref(), "-f".as_ref(), input.as_os_str()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("interface: eth0"));
 }

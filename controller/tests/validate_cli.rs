@@ -58,7 +58,7 @@ fn deploy_examples_are_valid() {
     assert!(
         text.starts_with(
             "ok: 3 pools (IPv4: 552 addresses, IPv6: 296 addresses), 1 L2 advertisements, 2 BGP \
-             advertisements, 1 BGP peers, 1 BFD profiles"
+             advertisements, 2 BGP peers, 1 BFD profiles"
         ),
         "{text}"
     );

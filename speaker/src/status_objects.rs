@@ -254,7 +254,11 @@ impl<K: StatusKind> Writer<K> {
                     let labels = want.get(&name).map(|(_, l)| l.clone()).unwrap_or_default();
                     self.create(&name, status, labels, owner).await?;
                 }
-                Change::Update(name, status) => self.write_status(&name, status).await?,
+                Change::Update(name, status) => {
+                    let before = existing.get(&name).cloned().flatten();
+                    self.write_status_over(&name, status, before.as_ref())
+                        .await?
+                }
                 Change::Delete(name) => {
                     match self.api.delete(&name, &DeleteParams::default()).await {
                         Ok(_) => {}
@@ -302,7 +306,27 @@ impl<K: StatusKind> Writer<K> {
     }
 
     async fn write_status(&self, name: &str, status: K::Report) -> Result<(), SyncError> {
-        let patch = serde_json::json!({ "status": status });
+        self.write_status_over(name, status, None).await
+    }
+
+    /// Writes `status` over `before`: a merge patch leaves a field the new status omits (an
+    /// empty message, say) as it was, so such fields are sent as null, which removes them.
+    async fn write_status_over(
+        &self,
+        name: &str,
+        status: K::Report,
+        before: Option<&K::Report>,
+    ) -> Result<(), SyncError> {
+        let mut new = serde_json::to_value(&status).unwrap_or(serde_json::Value::Null);
+        if let (Some(old), serde_json::Value::Object(fields)) =
+            (before.and_then(|b| serde_json::to_value(b).ok()), &mut new)
+            && let serde_json::Value::Object(old) = old
+        {
+            for key in old.keys() {
+                fields.entry(key.clone()).or_insert(serde_json::Value::Null);
+            }
+        }
+        let patch = serde_json::json!({ "status": new });
         self.api
             .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await

@@ -5,7 +5,7 @@
 use super::{Ctx, Obj, kinds, known_list, selectors};
 use crate::Inputs;
 use crate::duration;
-use crate::model::{IpFamily, Peer, PeerAsn, PeerPassword};
+use crate::model::{IpFamily, Peer, PeerAddress, PeerAsn, PeerPassword};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
@@ -110,13 +110,8 @@ fn build_one(
         (None, Some(ferrolb_api::DynamicAsn::Internal)) => Some(PeerAsn::Internal),
         (None, Some(ferrolb_api::DynamicAsn::External)) => Some(PeerAsn::External),
     };
-    let address = parse_ip(
-        ctx,
-        obj,
-        "spec.peerAddress",
-        &spec.peer_address,
-        "the peer's address",
-    );
+    let peer_address = peer_address(ctx, obj, spec);
+    let address = peer_address.as_ref().and_then(PeerAddress::ip);
     let source_address = spec.source_address.as_deref().and_then(|s| {
         let src = parse_ip(
             ctx,
@@ -193,7 +188,7 @@ fn build_one(
         name: obj.name.to_string(),
         my_asn: spec.my_asn,
         peer_asn: peer_asn?,
-        address: address?,
+        address: peer_address?,
         source_address,
         port: spec.peer_port.unwrap_or(DEFAULT_PORT),
         hold_time,
@@ -259,16 +254,113 @@ fn local_asn(ctx: &mut Ctx, obj: &Obj<'_>, spec: &ferrolb_api::BGPPeerSpec) -> O
 /// Longest Linux interface name (IFNAMSIZ 16 with its terminating NUL).
 const MAX_IFNAME: usize = 15;
 
-/// `vrf`: the name of a Linux VRF device. Empty means the default VRF (MetalLB's zero value).
-fn vrf(ctx: &mut Ctx, obj: &Obj<'_>, spec: &ferrolb_api::BGPPeerSpec) -> Option<String> {
-    let name = spec.vrf.as_deref().filter(|v| !v.is_empty())?;
-    let valid = name.len() <= MAX_IFNAME
+/// Whether `name` can name a Linux network device (what `dev_valid_name` accepts).
+fn is_interface_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_IFNAME
         && name != "."
         && name != ".."
         && !name
             .chars()
-            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control());
-    if !valid {
+            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
+}
+
+/// `peerAddress` or `interface`: exactly one (MetalLB's peerFromCR refuses both and neither).
+/// An unnumbered peer is one hop away over its link and reached from the interface's
+/// link-local address, so `ebgpMultiHop` and `sourceAddress` contradict it; BFD needs an
+/// address known in advance, which an unnumbered peer does not have.
+fn peer_address(
+    ctx: &mut Ctx,
+    obj: &Obj<'_>,
+    spec: &ferrolb_api::BGPPeerSpec,
+) -> Option<PeerAddress> {
+    let interface = spec.interface.as_deref().filter(|i| !i.is_empty());
+    let Some(name) = interface else {
+        if spec.peer_address.is_empty() {
+            ctx.error(
+                obj,
+                "spec.peerAddress",
+                "neither peerAddress nor interface is set; set exactly one: peerAddress for the \
+                 router's address, or interface for unnumbered peering over a point-to-point link",
+            );
+            return None;
+        }
+        return parse_ip(
+            ctx,
+            obj,
+            "spec.peerAddress",
+            &spec.peer_address,
+            "the peer's address",
+        )
+        .map(PeerAddress::Ip);
+    };
+    let mut ok = true;
+    if !spec.peer_address.is_empty() {
+        ctx.error(
+            obj,
+            "spec.interface",
+            format!(
+                "is set together with peerAddress {}; set exactly one: peerAddress for the \
+                 router's address, or interface for unnumbered peering (the router's link-local \
+                 address is discovered on it)",
+                spec.peer_address
+            ),
+        );
+        ok = false;
+    }
+    if !is_interface_name(name) {
+        ctx.error(
+            obj,
+            "spec.interface",
+            format!(
+                "{name:?} is not a Linux interface name; expected the name of the node's \
+                 interface towards the router: at most {MAX_IFNAME} characters, without '/', ':' \
+                 or spaces"
+            ),
+        );
+        ok = false;
+    }
+    if spec.ebgp_multi_hop {
+        ctx.error(
+            obj,
+            "spec.ebgpMultiHop",
+            format!(
+                "is set on an unnumbered session (interface {name}); the router is on the other \
+                 end of the link, one hop away: remove ebgpMultiHop"
+            ),
+        );
+        ok = false;
+    }
+    if let Some(src) = &spec.source_address {
+        ctx.error(
+            obj,
+            "spec.sourceAddress",
+            format!(
+                "{src} is set on an unnumbered session (interface {name}); the session is opened \
+                 from the interface's IPv6 link-local address: remove sourceAddress"
+            ),
+        );
+        ok = false;
+    }
+    if spec.bfd_profile.is_some() {
+        ctx.error(
+            obj,
+            "spec.bfdProfile",
+            format!(
+                "is set on an unnumbered session (interface {name}); ferrolb runs BFD to \
+                 configured addresses only, and this peer's is discovered: remove bfdProfile, or \
+                 use peerAddress"
+            ),
+        );
+        ok = false;
+    }
+    ok.then(|| PeerAddress::Interface(name.to_string()))
+}
+
+/// `vrf`: the name of a Linux VRF device. Empty means the default VRF (MetalLB's zero value).
+fn vrf(ctx: &mut Ctx, obj: &Obj<'_>, spec: &ferrolb_api::BGPPeerSpec) -> Option<String> {
+    let name = spec.vrf.as_deref().filter(|v| !v.is_empty())?;
+    if !is_interface_name(name) {
         ctx.error(
             obj,
             "spec.vrf",
@@ -534,9 +626,13 @@ fn check_clashes(ctx: &mut Ctx, peers: &[(Obj<'_>, Option<Peer>)]) {
                 && a.vrf == b.vrf
                 && selectors::lists_may_overlap(&a.node_selectors, &b.node_selectors)
             {
+                let field = match b.address {
+                    PeerAddress::Ip(_) => "spec.peerAddress",
+                    PeerAddress::Interface(_) => "spec.interface",
+                };
                 ctx.error(
                     obj_b,
-                    "spec.peerAddress",
+                    field,
                     format!(
                         "{} port {} is also the address of {}, and both may apply to the \
                          same node (their nodeSelectors are not provably disjoint); a node can \
@@ -1050,6 +1146,132 @@ mod tests {
             })
             .len(),
             1
+        );
+    }
+
+    /// MetalLB api/v1beta2 BGPPeerSpec Interface: unnumbered peering, exclusive with
+    /// peerAddress; an unnumbered peer is one hop away and reached from the link-local address.
+    #[test]
+    fn interface_peers_exclude_peer_address_and_what_contradicts_them() {
+        let unnumbered = |edit: fn(&mut ferrolb_api::BGPPeerSpec)| {
+            let mut p = peer("r", "");
+            p.spec.interface = Some("eth1".into());
+            edit(&mut p.spec);
+            p
+        };
+        let config = Config::build(&Inputs {
+            peers: vec![unnumbered(|_| {})],
+            ..Default::default()
+        })
+        .expect("valid");
+        assert_eq!(
+            config.peers["r"].address,
+            crate::PeerAddress::Interface("eth1".into())
+        );
+        let errors = |p: ferrolb_api::BGPPeer| {
+            lines(&Inputs {
+                peers: vec![p],
+                ..Default::default()
+            })
+        };
+        assert_eq!(
+            errors(unnumbered(|s| s.peer_address = "10.0.0.1".into())),
+            vec![format!(
+                "{P}spec.interface: is set together with peerAddress 10.0.0.1; set exactly one: \
+                 peerAddress for the router's address, or interface for unnumbered peering (the \
+                 router's link-local address is discovered on it)"
+            )]
+        );
+        assert_eq!(
+            one(|s| s.peer_address = String::new()),
+            vec![format!(
+                "{P}spec.peerAddress: neither peerAddress nor interface is set; set exactly one: \
+                 peerAddress for the router's address, or interface for unnumbered peering over \
+                 a point-to-point link"
+            )]
+        );
+        // MetalLB's zero value: no interface.
+        let mut zero = peer("r", "10.0.0.1");
+        zero.spec.interface = Some(String::new());
+        assert!(
+            Config::build(&Inputs {
+                peers: vec![zero],
+                ..Default::default()
+            })
+            .is_ok()
+        );
+        assert_eq!(
+            errors(unnumbered(|s| s.interface = Some("eth1:0".into()))),
+            vec![format!(
+                "{P}spec.interface: \"eth1:0\" is not a Linux interface name; expected the name of \
+                 the node's interface towards the router: at most 15 characters, without '/', ':' \
+                 or spaces"
+            )]
+        );
+        assert_eq!(
+            errors(unnumbered(|s| s.ebgp_multi_hop = true)),
+            vec![format!(
+                "{P}spec.ebgpMultiHop: is set on an unnumbered session (interface eth1); the \
+                 router is on the other end of the link, one hop away: remove ebgpMultiHop"
+            )]
+        );
+        assert_eq!(
+            errors(unnumbered(|s| s.source_address = Some("10.0.0.2".into()))),
+            vec![format!(
+                "{P}spec.sourceAddress: 10.0.0.2 is set on an unnumbered session (interface \
+                 eth1); the session is opened from the interface's IPv6 link-local address: \
+                 remove sourceAddress"
+            )]
+        );
+        let mut with_bfd = unnumbered(|s| s.bfd_profile = Some("fast".into()));
+        with_bfd.spec.bfd_profile = Some("fast".into());
+        let bfd_errors: Vec<String> = Config::build(&Inputs {
+            peers: vec![with_bfd],
+            bfd_profiles: vec![ferrolb_api::BFDProfile {
+                metadata: meta("fast"),
+                spec: Default::default(),
+            }],
+            ..Default::default()
+        })
+        .expect_err("BFD on an unnumbered session")
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        assert_eq!(
+            bfd_errors,
+            vec![format!(
+                "{P}spec.bfdProfile: is set on an unnumbered session (interface eth1); ferrolb \
+                 runs BFD to configured addresses only, and this peer's is discovered: remove \
+                 bfdProfile, or use peerAddress"
+            )]
+        );
+    }
+
+    #[test]
+    fn two_unnumbered_peers_on_one_interface_clash() {
+        let mut a = peer("a", "");
+        a.spec.interface = Some("eth1".into());
+        let mut b = peer("b", "");
+        b.spec.interface = Some("eth1".into());
+        let l = lines(&Inputs {
+            peers: vec![a.clone(), b.clone()],
+            ..Default::default()
+        });
+        assert_eq!(l.len(), 1, "{l:?}");
+        assert!(
+            l[0].starts_with(
+                "BGPPeer ferrolb-system/b: spec.interface: interface eth1 port 179 is also the \
+                 address of BGPPeer ferrolb-system/a"
+            ),
+            "{l:?}"
+        );
+        b.spec.interface = Some("eth2".into());
+        assert!(
+            Config::build(&Inputs {
+                peers: vec![a, b],
+                ..Default::default()
+            })
+            .is_ok()
         );
     }
 

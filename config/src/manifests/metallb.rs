@@ -17,13 +17,7 @@ struct Unsupported {
 
 /// Fields of MetalLB's kinds (api/v1beta1, api/v1beta2) that ferrolb does not implement. One
 /// that ferrolb's schema gains is read like any other field.
-const UNSUPPORTED: [Unsupported; 4] = [
-    Unsupported {
-        kind: "BGPPeer",
-        field: "interface",
-        why: "ferrolb has no unnumbered BGP (peering over an interface) yet; set peerAddress to \
-              the router's address instead",
-    },
+const UNSUPPORTED: [Unsupported; 3] = [
     Unsupported {
         kind: "L2Advertisement",
         field: "preferredNodeSelectors",
@@ -107,7 +101,7 @@ pub fn translate(kind: &str, _api_version: &str, spec: &Value) -> Translation {
 
 /// BGPPeer fields whose zero value MetalLB reads as "not set" (Go's `omitempty`), while
 /// ferrolb.io would read the zero as written (`localASN: 0` is an error there).
-const UNSET_WHEN_ZERO: [&str; 2] = ["localASN", "vrf"];
+const UNSET_WHEN_ZERO: [&str; 4] = ["localASN", "vrf", "interface", "peerAddress"];
 
 /// `dualStackAddressFamily` means the same in both groups and is carried over as written.
 /// `disableMP` is deprecated in MetalLB and "has no effect since it's the default behavior
@@ -135,20 +129,21 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// MetalLB api/v1beta2 BGPPeerSpec: `interface` (unnumbered) is not implemented; `vrf` and
-    /// `localASN` are carried over, their zero values (unset in MetalLB) dropped.
+    /// MetalLB api/v1beta2 BGPPeerSpec: `interface` (unnumbered), `vrf` and `localASN` are
+    /// carried over, their zero values (unset in MetalLB) dropped.
     #[test]
-    fn fields_ferrolb_cannot_honour_are_errors_naming_them() {
+    fn bgppeer_fields_are_carried_over_and_zero_values_dropped() {
         let t = translate(
             "BGPPeer",
             "metallb.io/v1beta2",
-            &json!({"myASN": 1, "peerASN": 2, "peerAddress": "10.0.0.1", "vrf": "red",
+            &json!({"myASN": 1, "peerASN": 2, "vrf": "red", "peerAddress": "",
                     "interface": "eth0", "localASN": 65410}),
         );
-        let fields: Vec<&str> = t.errors.iter().map(|(f, _)| f.as_str()).collect();
-        assert_eq!(fields, vec!["spec.interface"]);
+        assert!(t.errors.is_empty(), "{:?}", t.errors);
         assert_eq!(t.spec["vrf"], json!("red"));
+        assert_eq!(t.spec["interface"], json!("eth0"));
         assert_eq!(t.spec["localASN"], json!(65410));
+        assert_eq!(t.spec.get("peerAddress"), None);
         let t = translate(
             "BGPPeer",
             "metallb.io/v1beta2",

@@ -302,11 +302,19 @@ mod tests {
         assert!(!m.ok);
         assert!(
             m.lines.iter().any(|l| l.contains(
-                "(BGPPeer metallb-system/r): spec.interface: ferrolb has no unnumbered BGP"
+                "BGPPeer metallb-system/r: spec.interface: is set together with peerAddress"
             )),
             "{:#?}",
             m.lines
         );
         assert!(m.yaml.contains("interface: eth0"), "{}", m.yaml);
+    }
+
+    /// MetalLB's unnumbered peers (`interface`) move over as written.
+    #[test]
+    fn unnumbered_peers_are_carried_over() {
+        let m = run(&PEER.replace("peerAddress: 10.0.0.1}", "interface: eth1}"));
+        assert!(m.ok, "{:#?}", m.lines);
+        assert!(m.yaml.contains("interface: eth1"), "{}", m.yaml);
     }
 }

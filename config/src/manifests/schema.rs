@@ -238,11 +238,10 @@ mod tests {
                 "spec.nodeSelectors[0].matchLabels.a: expected a string, got number 1; quote it: \"1\"",
                 "spec.peerAdress: unknown field; did you mean \"peerAddress\"? accepted: bfdProfile, \
                  connectTime, disableMP, dualStackAddressFamily, dynamicASN, ebgpMultiHop, \
-                 enableGracefulRestart, gracefulRestartTime, holdTime, keepaliveTime, localASN, \
+                 enableGracefulRestart, gracefulRestartTime, holdTime, interface, keepaliveTime, localASN, \
                  myASN, nodeSelectors, password, passwordSecret, peerASN, peerAddress, peerPort, \
                  routerID, sourceAddress, vrf",
                 "spec.peerPort: 70000 is not accepted; expected a whole number from 0 to 65535",
-                "spec.peerAddress: is required but missing",
             ]
         );
     }

@@ -65,7 +65,7 @@ fn wrong_types_and_unknown_fields_name_file_document_and_object() {
             "test.yaml:5: document 2 (BGPPeer ns/router): spec.holdtime: unknown field; did you mean \
              \"holdTime\"? accepted: bfdProfile, connectTime, disableMP, dualStackAddressFamily, \
              dynamicASN, ebgpMultiHop, enableGracefulRestart, gracefulRestartTime, holdTime, \
-             keepaliveTime, localASN, myASN, nodeSelectors, password, passwordSecret, peerASN, \
+             interface, keepaliveTime, localASN, myASN, nodeSelectors, password, passwordSecret, peerASN, \
              peerAddress, peerPort, routerID, sourceAddress, vrf",
             "test.yaml:5: document 2 (BGPPeer ns/router): spec.myASN: expected a whole number, got \
              string \"many\"",
@@ -142,21 +142,19 @@ fn misspelled_kinds_of_our_groups_are_errors() {
     );
 }
 
-/// MetalLB's BGPPeer fields ferrolb cannot honour are errors naming them, not "unknown
-/// field"; their zero values mean "unset" as in MetalLB's Go types.
+/// MetalLB's unnumbered peers are read as ferrolb.io's; their zero values mean "unset" as in
+/// MetalLB's Go types.
 #[test]
-fn metallb_fields_ferrolb_cannot_honour_are_named() {
+fn metallb_unnumbered_peers_are_read() {
     let m = read(
         "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: r, namespace: ns}\n\
-         spec: {myASN: 1, peerASN: 2, peerAddress: 10.0.0.1, vrf: '', localASN: 0, \
-         interface: eth0}\n",
+         spec: {myASN: 1, peerASN: 2, peerAddress: '', vrf: '', localASN: 0, interface: eth0}\n",
     );
+    assert_eq!(errors(&m), Vec::<String>::new());
+    let spec = &m.inputs.peers[0].spec;
     assert_eq!(
-        errors(&m),
-        vec![
-            "test.yaml:1: document 1 (BGPPeer ns/r): spec.interface: ferrolb has no unnumbered BGP \
-             (peering over an interface) yet; set peerAddress to the router's address instead"
-        ]
+        (spec.interface.as_deref(), spec.peer_address.as_str()),
+        (Some("eth0"), "")
     );
 }
 

@@ -3,7 +3,6 @@
 
 use crate::cases::Verdict::{Invalid, Valid};
 use crate::cases::*;
-use crate::parse_cases::INTERFACE;
 
 const NATIVE: &str = "TestValidate";
 const FRR: &str = "TestValidateFRR";
@@ -135,7 +134,8 @@ fn native_cases() -> Vec<Case> {
                 "peer1",
                 "{myASN: 64512, peerASN: 64500, interface: eth0}",
             )],
-        ),
+        )
+        .differs(FRR_FEATURE),
         case(
             NATIVE,
             "localASN",
@@ -302,8 +302,7 @@ fn frr_cases() -> Vec<Case> {
             "two peers with interface set different",
             Valid,
             &[unnumbered("p1", "eth0"), unnumbered("p2", "eth1")],
-        )
-        .differs(INTERFACE),
+        ),
         case(
             FRR,
             "two peers with interface set same",

@@ -104,7 +104,8 @@ pub fn bgp_service_statuses(
 /// The `BGPSessionState` objects of `node`: one per session, with the peer's address (without
 /// the port), the VRF, the AS presented to the peer, the FSM state, the BFD state (`N/A`
 /// without BFD, as MetalLB says) and, when the session's VRF is missing on the node, a message
-/// naming both.
+/// naming both. An unnumbered session shows its interface and the neighbour discovered on it
+/// (`fe80::1%eth1`), or says that none is.
 pub fn bgp_session_states(
     node: &str,
     sessions: &[BgpPeerStatus],
@@ -112,11 +113,14 @@ pub fn bgp_session_states(
     sessions
         .iter()
         .map(|s| {
-            let peer = s
-                .address
-                .parse::<std::net::SocketAddr>()
-                .map(|a| a.ip().to_string())
-                .unwrap_or_else(|_| s.address.clone());
+            let peer = match &s.interface {
+                Some(_) => s.neighbour.clone().unwrap_or_default(),
+                None => s
+                    .address
+                    .parse::<std::net::SocketAddr>()
+                    .map(|a| a.ip().to_string())
+                    .unwrap_or_else(|_| s.address.clone()),
+            };
             let status = BGPSessionStateStatus {
                 node: node.to_string(),
                 peer,
@@ -127,11 +131,21 @@ pub fn bgp_session_states(
                     .bfd
                     .as_ref()
                     .map_or_else(|| "N/A".to_string(), |b| b.state.clone()),
-                message: match (&s.vrf, s.vrf_missing) {
-                    (Some(vrf), true) => format!(
+                interface: s.interface.clone().unwrap_or_default(),
+                message: match (&s.vrf, s.vrf_missing, &s.interface, &s.neighbour) {
+                    (Some(vrf), true, _, _) => format!(
                         "VRF {vrf} does not exist on node {node}; the session stays down until a \
                          VRF device of that name is created"
                     ),
+                    // The last discovery's error says why; other errors are the speaker's
+                    // lastError.
+                    (_, _, Some(interface), None) => match &s.neighbour_error {
+                        Some(e) => e.clone(),
+                        None => format!(
+                            "no neighbour discovered on {interface} yet: the router's link-local \
+                             address is looked for before each connection attempt"
+                        ),
+                    },
                     _ => String::new(),
                 },
                 bfd_echo_active: s.bfd.as_ref().is_some_and(|b| b.echo_active),
@@ -297,6 +311,59 @@ mod tests {
         let s = bgp_session_states("node1", &[echo]);
         let (e, _) = &s[&object_name("session", "node1", "ferrolb-system/e")];
         assert!(e.bfd_echo_active && e.bfd_strict_mode);
+    }
+
+    /// An unnumbered session shows its interface and the discovered neighbour with its scope,
+    /// or that no neighbour is discovered.
+    #[test]
+    fn unnumbered_sessions_show_the_interface_and_the_neighbour() {
+        let session = |name: &str, neighbour: Option<&str>, error: Option<&str>| BgpPeerStatus {
+            name: name.into(),
+            address: neighbour.map_or("eth1".into(), |n| format!("[{n}]:179")),
+            state: "Active".into(),
+            local_asn: 64512,
+            interface: Some("eth1".into()),
+            neighbour: neighbour.map(str::to_string),
+            neighbour_error: error.map(str::to_string),
+            ..Default::default()
+        };
+        let missing = "no neighbour discovered on eth1: the interface does not exist on this node";
+        let s = bgp_session_states(
+            "node1",
+            &[
+                session("ns/found", Some("fe80::a8c1:abff:fe00:1%eth1"), None),
+                session("ns/waiting", None, Some(missing)),
+                session("ns/new", None, None),
+                BgpPeerStatus {
+                    last_error: Some("connect to [fe80::1%2]:179: refused".into()),
+                    ..session("ns/refused", None, None)
+                },
+            ],
+        );
+        let found = &s[&object_name("session", "node1", "ns/found")].0;
+        assert_eq!(
+            (
+                found.peer.as_str(),
+                found.interface.as_str(),
+                found.message.as_str()
+            ),
+            ("fe80::a8c1:abff:fe00:1%eth1", "eth1", "")
+        );
+        let waiting = &s[&object_name("session", "node1", "ns/waiting")].0;
+        assert_eq!(
+            (
+                waiting.peer.as_str(),
+                waiting.interface.as_str(),
+                waiting.message.as_str()
+            ),
+            ("", "eth1", missing)
+        );
+        let generic = "no neighbour discovered on eth1 yet: the router's link-local address is \
+                       looked for before each connection attempt";
+        for name in ["ns/new", "ns/refused"] {
+            let st = &s[&object_name("session", "node1", name)].0;
+            assert_eq!(st.message, generic, "{name}");
+        }
     }
 
     /// A session in a VRF reports it; when the VRF device is missing on the node, the message

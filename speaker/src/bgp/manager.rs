@@ -133,7 +133,12 @@ pub fn session_config(
         name: full,
         local_as: presented_as(peer.my_asn, peer.local_asn),
         peer_as: peer.peer_asn,
-        peer_address: peer.address,
+        // An unnumbered peer's address is discovered by its session.
+        peer_address: peer
+            .address
+            .ip()
+            .unwrap_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)),
+        interface: peer.address.interface().map(str::to_string),
         port: peer.port,
         source_address: peer.source_address,
         router_id,
@@ -227,7 +232,8 @@ impl PeerManager {
                 Some((
                     p.name.clone(),
                     BfdPeer {
-                        peer: p.address,
+                        // Config validation keeps BFD off unnumbered peers.
+                        peer: p.address.ip()?,
                         local: p.source_address,
                         multihop: p.ebgp_multihop,
                         profile: profile.clone(),

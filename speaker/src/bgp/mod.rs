@@ -5,12 +5,14 @@
 //! - `framing`: the core codec as a `tokio_util` codec.
 //! - `session`: one tokio task per peer; timers, Adj-RIB-Out diffs.
 //! - `socket`: the session's TCP connection (TTL, source address, TCP MD5).
+//! - `neighbour`: an unnumbered peer's link-local address, discovered on its interface.
 //! - [`manager`]: starts/stops/reconfigures sessions from config and desired state.
 //! - [`restart_marker_file`]: the restart marker a speaker restarting in place leaves for the
 //!   next process.
 
 pub(crate) mod framing;
 pub mod manager;
+pub(crate) mod neighbour;
 pub mod restart_marker_file;
 pub(crate) mod session;
 pub(crate) mod socket;

@@ -19,6 +19,7 @@
 
 use crate::bfd::BfdState;
 use crate::bgp::framing::BgpFrameCodec;
+use crate::bgp::neighbour;
 use crate::bgp::socket::{ConnectError, ConnectOptions, connect};
 use ferrolb_api::status::BgpPeerStatus;
 use ferrolb_config::PeerAsn;
@@ -29,15 +30,17 @@ use ferrolb_speaker_core::bgp::codec::{
     CodecError, GracefulRestart, Message, Notification, OpenConfig, PeerOpen, UpdateContext,
     build_announcements, build_open, build_withdrawals, end_of_rib,
 };
+use ferrolb_speaker_core::bgp::codec::{accepts_ipv4_with_ipv6_next_hop, offer_extended_next_hop};
 use ferrolb_speaker_core::bgp::fsm::{
     self, Action, Event, Fsm, FsmConfig, Negotiated, State, StopCause, Timer,
 };
-use ferrolb_speaker_core::bgp::session_params::offered_families;
+use ferrolb_speaker_core::bgp::neighbour::next_hops as unnumbered_next_hops;
+use ferrolb_speaker_core::bgp::session_params::{offered_families, unnumbered_families};
 use futures::{SinkExt, StreamExt};
 use ipnet::IpNet;
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -62,8 +65,11 @@ pub struct SessionConfig {
     pub local_as: u32,
     /// The peer's AS.
     pub peer_as: PeerAsn,
-    /// The peer's address.
+    /// The peer's address; `::` for an unnumbered peer, whose address is discovered on
+    /// `interface` before each connection.
     pub peer_address: IpAddr,
+    /// Unnumbered peering: the node's interface the router is discovered on (`interface`).
+    pub interface: Option<String>,
     /// The peer's port.
     pub port: u16,
     /// Local address to connect from.
@@ -112,6 +118,7 @@ impl std::fmt::Debug for SessionConfig {
             .field("local_as", &self.local_as)
             .field("peer_as", &self.peer_as)
             .field("peer_address", &self.peer_address)
+            .field("interface", &self.interface)
             .field("port", &self.port)
             .field("source_address", &self.source_address)
             .field("router_id", &self.router_id)
@@ -165,7 +172,10 @@ impl SessionConfig {
 
     /// Families we offer in OPEN (IPv4, IPv6).
     pub fn families(&self) -> (bool, bool) {
-        let f = offered_families(self.peer_address, self.dual_stack, self.disable_mp);
+        let f = match &self.interface {
+            Some(_) => unnumbered_families(),
+            None => offered_families(self.peer_address, self.dual_stack, self.disable_mp),
+        };
         (f.ipv4, f.ipv6)
     }
 
@@ -282,6 +292,11 @@ struct Shared {
     graceful_restart: bool,
     /// The last connect failed because the VRF device does not exist.
     vrf_missing: bool,
+    /// Unnumbered: the router's link-local address found on the interface by the last
+    /// discovery; `None` while none is.
+    neighbour: Option<Ipv6Addr>,
+    /// Why the last discovery found none.
+    neighbour_error: Option<String>,
 }
 
 /// The manager's handle on a running session.
@@ -342,6 +357,7 @@ impl SessionHandle {
             state_tx,
             advertised_tx,
             restarting,
+            peer_extended_next_hop: false,
             shared: shared.clone(),
             counters: counters.clone(),
             bfd_up: bfd.as_ref().is_some_and(|rx| *rx.borrow() == BfdState::Up),
@@ -403,7 +419,13 @@ impl SessionHandle {
         let state = self.state();
         BgpPeerStatus {
             name: self.config.name.clone(),
-            address: SocketAddr::new(self.config.peer_address, self.config.port).to_string(),
+            address: match (&self.config.interface, shared.neighbour) {
+                (Some(i), Some(n)) => format!("[{n}%{i}]:{}", self.config.port),
+                (Some(i), None) => i.clone(),
+                (None, _) => {
+                    SocketAddr::new(self.config.peer_address, self.config.port).to_string()
+                }
+            },
             state: state.name().to_string(),
             uptime_seconds: match (state, shared.established_at) {
                 (State::Established, Some(t)) => Some(t.elapsed().as_secs()),
@@ -418,6 +440,13 @@ impl SessionHandle {
             local_asn: self.config.local_as,
             vrf: self.config.vrf.clone(),
             vrf_missing: shared.vrf_missing,
+            interface: self.config.interface.clone(),
+            neighbour: self
+                .config
+                .interface
+                .as_ref()
+                .and_then(|i| shared.neighbour.map(|n| format!("{n}%{i}"))),
+            neighbour_error: shared.neighbour_error,
         }
     }
 
@@ -508,6 +537,8 @@ struct Runner {
     advertised_tx: watch::Sender<usize>,
     /// This process restarted in place: announce the Restart State bit until Established.
     restarting: bool,
+    /// The peer's OPEN offered IPv4 unicast with IPv6 next hops (RFC 8950).
+    peer_extended_next_hop: bool,
     shared: Arc<Mutex<Shared>>,
     counters: Arc<SessionCounters>,
     /// State of the protecting BFD session, if any.
@@ -593,6 +624,9 @@ impl Runner {
                         Err(e) => {
                             debug!(peer = %self.cfg.name, error = %e, "connect failed");
                             let vrf_missing = matches!(e, ConnectError::NoDevice(..));
+                            if matches!(e, ConnectError::Neighbour(_)) {
+                                info!(peer = %self.cfg.name, error = %e, "no neighbour yet");
+                            }
                             self.with_shared(|s| {
                                 s.last_error = Some(e.to_string());
                                 s.vrf_missing = vrf_missing;
@@ -684,7 +718,10 @@ impl Runner {
                         "malformed attributes in UPDATE treated as withdraw");
                 }
                 match d.message {
-                    Message::Open(o) => Event::BgpOpen(PeerOpen::from_open(&o)),
+                    Message::Open(o) => {
+                        self.peer_extended_next_hop = accepts_ipv4_with_ipv6_next_hop(&o);
+                        Event::BgpOpen(PeerOpen::from_open(&o))
+                    }
                     Message::KeepAlive => Event::KeepAliveMsg,
                     Message::Update(_) => {
                         bump(&self.counters.updates_received);
@@ -762,9 +799,25 @@ impl Runner {
             Action::Connect => {
                 bump(&self.counters.connect_attempts);
                 let cfg = self.cfg.clone();
-                self.connecting = Some(Box::pin(
-                    async move { connect(&cfg.connect_options()).await },
-                ));
+                let shared = self.shared.clone();
+                self.connecting = Some(Box::pin(async move {
+                    let mut options = cfg.connect_options();
+                    if let Some(interface) = &cfg.interface {
+                        // Discovered before every connection: the router may have been
+                        // replaced, and with it its link-local address.
+                        let found = neighbour::discover(interface, options.timeout).await;
+                        {
+                            let mut s = lock(&shared);
+                            s.neighbour = found.as_ref().ok().map(|n| n.address);
+                            s.neighbour_error = found.as_ref().err().map(ToString::to_string);
+                        }
+                        let n = found?;
+                        debug!(peer = %cfg.name, neighbour = %n.address, %interface, "neighbour discovered");
+                        options.peer =
+                            SocketAddr::V6(SocketAddrV6::new(n.address, cfg.port, 0, n.ifindex));
+                    }
+                    connect(&options).await
+                }));
                 None
             }
             Action::DropTcp => {
@@ -775,7 +828,12 @@ impl Runner {
                 None
             }
             Action::SendOpen => {
-                let open = build_open(&self.cfg.open_config(self.restarting));
+                let mut open = build_open(&self.cfg.open_config(self.restarting));
+                if self.cfg.interface.is_some() {
+                    // No IPv4 address on the link: IPv4 routes need an IPv6 next hop.
+                    open = offer_extended_next_hop(&open);
+                }
+                self.peer_extended_next_hop = false;
                 self.send(Message::Open(open)).await
             }
             Action::SendKeepalive => self.send(Message::KeepAlive).await,
@@ -802,11 +860,20 @@ impl Runner {
                 self.restarting = false;
                 let graceful_restart = n.graceful_restart;
                 bump(&self.counters.established_transitions);
+                let extended_next_hop = self.peer_extended_next_hop;
                 self.update_ctx = self.framed.as_ref().and_then(|f| {
-                    f.get_ref()
-                        .local_addr()
-                        .ok()
-                        .map(|local| update_context(&self.cfg, &n, local.ip()))
+                    f.get_ref().local_addr().ok().map(|local| {
+                        match (&self.cfg.interface, local.ip()) {
+                            (Some(interface), IpAddr::V6(link_local)) => unnumbered_update_context(
+                                &self.cfg,
+                                &n,
+                                link_local,
+                                &neighbour::interface_addresses(interface),
+                                extended_next_hop,
+                            ),
+                            _ => update_context(&self.cfg, &n, local.ip()),
+                        }
+                    })
                 });
                 self.negotiated = Some(n);
                 self.sent.clear();
@@ -959,6 +1026,32 @@ pub fn update_context(cfg: &SessionConfig, n: &Negotiated, local: IpAddr) -> Upd
         next_hop_v4,
         next_hop_v6,
         next_hop_v6_link_local,
+        ipv4_via_ipv6: false,
+    }
+}
+
+/// Next hops of an unnumbered session opened from `link_local` on an interface with
+/// `interface_addresses`: IPv6 routes, and IPv4 routes when the peer accepts IPv6 next hops
+/// for them (`extended_next_hop`), carry the interface's global address (if any) and the
+/// link-local one; without extended next hop IPv4 routes fall back to the session's IPv4 next
+/// hop (`next_hop_v4`, else the router ID), which the router may not reach.
+pub fn unnumbered_update_context(
+    cfg: &SessionConfig,
+    n: &Negotiated,
+    link_local: Ipv6Addr,
+    interface_addresses: &[Ipv6Addr],
+    extended_next_hop: bool,
+) -> UpdateContext {
+    let (next_hop_v6, next_hop_v6_link_local) =
+        unnumbered_next_hops(link_local, interface_addresses);
+    UpdateContext {
+        local_as: cfg.local_as,
+        ebgp: n.ebgp,
+        four_octet_as: n.four_octet_as,
+        next_hop_v4: Some(cfg.next_hop_v4.unwrap_or(cfg.router_id)),
+        next_hop_v6: Some(next_hop_v6),
+        next_hop_v6_link_local,
+        ipv4_via_ipv6: extended_next_hop,
     }
 }
 

@@ -32,6 +32,9 @@ pub enum ConnectError {
     /// The connect failed.
     #[error("connect to {0}: {1}")]
     Connect(SocketAddr, #[source] std::io::Error),
+    /// An unnumbered peer's address could not be discovered on its interface.
+    #[error("{0}")]
+    Neighbour(#[from] crate::bgp::neighbour::DiscoveryError),
 }
 
 /// How to open one session's connection.

@@ -11,10 +11,13 @@
 //!   announces the Restart State bit within the restart time.
 //! - [`session_params`]: what a BGPPeer's fields make of one session: the AS in our OPEN
 //!   (`localASN`) and the address families offered (`dualStackAddressFamily`, `disableMP`).
+//! - [`neighbour`]: unnumbered peering: the router's link-local address among what answered
+//!   on the interface, and the IPv6 next hops that name this node.
 
 pub mod codec;
 pub mod departure;
 pub mod fsm;
+pub mod neighbour;
 pub mod restart_marker;
 pub mod route;
 pub mod session_params;

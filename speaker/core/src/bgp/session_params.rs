@@ -38,6 +38,16 @@ pub fn offered_families(peer: IpAddr, dual_stack: bool, disable_mp: bool) -> Fam
     }
 }
 
+/// The families of an unnumbered session (`interface`): both, as FRR's `neighbor IFACE
+/// interface` offers them. Its only address is IPv6 link-local, so its IPv4 routes travel
+/// with an IPv6 next hop (RFC 8950), which the session offers too.
+pub fn unnumbered_families() -> Families {
+    Families {
+        ipv4: true,
+        ipv6: true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

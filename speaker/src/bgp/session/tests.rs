@@ -41,6 +41,7 @@ fn cfg(port: u16, peer_as: PeerAsn) -> SessionConfig {
         local_as: 64512,
         peer_as,
         peer_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        interface: None,
         port,
         source_address: None,
         router_id: Ipv4Addr::new(10, 200, 0, 1),
@@ -364,6 +365,33 @@ fn next_hops_follow_the_session_address() {
         "fd00:200::1".parse().ok(),
         "the session's own address"
     );
+}
+
+/// An unnumbered session: both families offered; IPv4 routes carry the IPv6 next hops once
+/// the peer accepted them (RFC 8950), the interface's global address beside the link-local
+/// one when it has one.
+#[test]
+fn unnumbered_sessions_offer_both_families_and_ipv6_next_hops() {
+    let mut c = cfg(179, PeerAsn::External);
+    c.peer_address = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+    c.interface = Some("eth1".into());
+    assert_eq!(c.families(), (true, true));
+    let ll: Ipv6Addr = "fe80::1".parse().expect("ip");
+    let only_ll = unnumbered_update_context(&c, &negotiated(true), ll, &[ll], true);
+    assert!(only_ll.ipv4_via_ipv6);
+    assert_eq!(
+        (only_ll.next_hop_v6, only_ll.next_hop_v6_link_local),
+        (Some(ll), None)
+    );
+    let global: Ipv6Addr = "fd00:200:9::1".parse().expect("ip");
+    let both = unnumbered_update_context(&c, &negotiated(true), ll, &[ll, global], true);
+    assert_eq!(
+        (both.next_hop_v6, both.next_hop_v6_link_local),
+        (Some(global), Some(ll))
+    );
+    let refused = unnumbered_update_context(&c, &negotiated(true), ll, &[ll], false);
+    assert!(!refused.ipv4_via_ipv6);
+    assert_eq!(refused.next_hop_v4, Some(c.router_id));
 }
 
 proptest::proptest! {

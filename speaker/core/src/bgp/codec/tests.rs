@@ -140,6 +140,7 @@ fn our_v4_update_is_byte_identical_to_birds() {
         next_hop_v4: Some(Ipv4Addr::new(10, 200, 50, 1)),
         next_hop_v6: None,
         next_hop_v6_link_local: None,
+        ipv4_via_ipv6: false,
     };
     let attrs = RouteAttributes {
         local_pref: Some(300), // eBGP: must not be sent
@@ -163,6 +164,7 @@ fn our_v6_update_is_byte_identical_to_birds() {
         next_hop_v4: None,
         next_hop_v6: Some("fd00:200:50::1".parse().expect("ip")),
         next_hop_v6_link_local: Some("fe80::a06d:3eff:fee9:2a01".parse().expect("ip")),
+        ipv4_via_ipv6: false,
     };
     let attrs = RouteAttributes {
         local_pref: None,
@@ -594,6 +596,7 @@ fn batching_splits_large_tables_under_4096() {
         next_hop_v4: Some(Ipv4Addr::new(10, 200, 0, 1)),
         next_hop_v6: Some("fd00:200::1".parse().expect("ip")),
         next_hop_v6_link_local: None,
+        ipv4_via_ipv6: false,
     };
     let prefixes: Vec<IpNet> = (0..3000u32)
         .map(|i| IpNet::V4(Ipv4Net::new(Ipv4Addr::from(0x0a00_0000 + i), 32).expect("net")))
@@ -694,6 +697,7 @@ proptest! {
             next_hop_v4: Some(Ipv4Addr::from(nh4)),
             next_hop_v6: Some(Ipv6Addr::from(nh6)),
             next_hop_v6_link_local: ll.map(|l| Ipv6Addr::from((0xfe80u128 << 112) | u128::from(l))),
+            ipv4_via_ipv6: false,
         };
         // What the session hands over: communities sorted and unique, like desired.rs does.
         communities.sort();

@@ -33,6 +33,9 @@ pub struct UpdateContext {
     pub next_hop_v6: Option<Ipv6Addr>,
     /// Link-local IPv6 next hop (sent too when the session runs over link-local).
     pub next_hop_v6_link_local: Option<Ipv6Addr>,
+    /// Extended next hop negotiated (RFC 8950): IPv4 prefixes go in MP_REACH_NLRI with the
+    /// IPv6 next hops (`next_hop_v6` and `next_hop_v6_link_local`) instead of NEXT_HOP.
+    pub ipv4_via_ipv6: bool,
 }
 
 /// Errors building UPDATEs.
@@ -176,7 +179,8 @@ fn chunk_by_size(items: &[IpNet], budget: usize) -> Vec<&[IpNet]> {
 }
 
 /// Builds the UPDATEs announcing `prefixes` with identical attributes: IPv4 in the classic
-/// NLRI field with NEXT_HOP, IPv6 in MP_REACH_NLRI; as many prefixes per message as fit.
+/// NLRI field with NEXT_HOP (or, with extended next hop, in MP_REACH_NLRI with the IPv6 next
+/// hops), IPv6 in MP_REACH_NLRI; as many prefixes per message as fit.
 pub fn build_announcements(
     ctx: &UpdateContext,
     attrs: &RouteAttributes,
@@ -195,7 +199,28 @@ pub fn build_announcements(
     let (base, base_size) = common_attributes(ctx, attrs);
     let mut out = Vec::new();
     let budget_base = MAX_MESSAGE_LEN - 23 - base_size;
-    if !v4.is_empty() {
+    if !v4.is_empty() && ctx.ipv4_via_ipv6 {
+        let nh = ctx.next_hop_v6.ok_or(BuildError::NoNextHop("IPv6"))?;
+        let nlri = v4
+            .iter()
+            .map(|p| match p {
+                IpNet::V4(n) => v4_nlri(*n),
+                IpNet::V6(_) => unreachable!("filtered to IPv4"),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        out.extend(mp_reach_updates(
+            ctx,
+            &base,
+            budget_base,
+            &v4,
+            |chunk| MpReach::Ipv4Unicast {
+                next_hop: IpAddr::V6(nh),
+                next_hop_local: ctx.next_hop_v6_link_local,
+                nlri: chunk.into(),
+            },
+            nlri,
+        ));
+    } else if !v4.is_empty() {
         let nh = ctx.next_hop_v4.ok_or(BuildError::NoNextHop("IPv4"))?;
         let mut pa = base.clone();
         // Attributes go in type-code order (ORIGIN, AS_PATH, NEXT_HOP, …) like BIRD and FRR
@@ -222,41 +247,67 @@ pub fn build_announcements(
     }
     if !v6.is_empty() {
         let nh = ctx.next_hop_v6.ok_or(BuildError::NoNextHop("IPv6"))?;
-        // MP_REACH header: flags, type, 2-octet length, AFI, SAFI, NH len, NH, reserved.
-        let overhead = 4
-            + 3
-            + 1
-            + if ctx.next_hop_v6_link_local.is_some() {
-                32
-            } else {
-                16
-            }
-            + 1;
-        for chunk in chunk_by_size(&v6, budget_base.saturating_sub(overhead)) {
-            let nlri = chunk
-                .iter()
-                .map(|p| match p {
-                    IpNet::V6(n) => v6_nlri(*n),
-                    IpNet::V4(_) => unreachable!("filtered to IPv6"),
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut pa = Vec::with_capacity(base.len() + 1);
-            // RFC 4760 suggests MP_REACH_NLRI first; BIRD and FRR both send it first.
-            pa.push(attr(
-                true,
-                false,
-                true,
-                PathAttributeValue::MpReach(MpReach::Ipv6Unicast {
-                    next_hop_global: nh,
-                    next_hop_local: ctx.next_hop_v6_link_local,
-                    nlri: nlri.into(),
-                }),
-            ));
-            pa.extend(base.iter().cloned());
-            out.push(BgpUpdateMessage::new(vec![], pa, vec![]));
-        }
+        let nlri = v6
+            .iter()
+            .map(|p| match p {
+                IpNet::V6(n) => v6_nlri(*n),
+                IpNet::V4(_) => unreachable!("filtered to IPv6"),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        out.extend(mp_reach_updates(
+            ctx,
+            &base,
+            budget_base,
+            &v6,
+            |chunk| MpReach::Ipv6Unicast {
+                next_hop_global: nh,
+                next_hop_local: ctx.next_hop_v6_link_local,
+                nlri: chunk.into(),
+            },
+            nlri,
+        ));
     }
     Ok(out)
+}
+
+/// UPDATEs carrying `prefixes` (already turned into `nlri`, one per prefix) in MP_REACH_NLRI
+/// with the IPv6 next hops, as many per message as fit; `reach` builds the attribute of one
+/// message's share.
+fn mp_reach_updates<N: Clone>(
+    ctx: &UpdateContext,
+    base: &[PathAttribute],
+    budget_base: usize,
+    prefixes: &[IpNet],
+    reach: impl Fn(Vec<N>) -> MpReach,
+    nlri: Vec<N>,
+) -> Vec<BgpUpdateMessage> {
+    // MP_REACH header: flags, type, 2-octet length, AFI, SAFI, NH len, NH, reserved.
+    let overhead = 4
+        + 3
+        + 1
+        + if ctx.next_hop_v6_link_local.is_some() {
+            32
+        } else {
+            16
+        }
+        + 1;
+    let mut out = Vec::new();
+    let mut start = 0;
+    for chunk in chunk_by_size(prefixes, budget_base.saturating_sub(overhead)) {
+        let share = nlri[start..start + chunk.len()].to_vec();
+        start += chunk.len();
+        let mut pa = Vec::with_capacity(base.len() + 1);
+        // RFC 4760 suggests MP_REACH_NLRI first; BIRD and FRR both send it first.
+        pa.push(attr(
+            true,
+            false,
+            true,
+            PathAttributeValue::MpReach(reach(share)),
+        ));
+        pa.extend(base.iter().cloned());
+        out.push(BgpUpdateMessage::new(vec![], pa, vec![]));
+    }
+    out
 }
 
 /// Builds the UPDATEs withdrawing `prefixes` (IPv4 in Withdrawn Routes, IPv6 in

@@ -54,6 +54,23 @@ fn netem(c: &Cluster, n: usize, loss: u32, on: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether this kernel has `tc netem` (`sch_netem`): tried on node 1's loopback. `Err` says
+/// why not; netem faults are then reported as not available, not injected.
+pub fn netem_available(c: &Cluster) -> Result<(), String> {
+    let ns = c.lab.node(1).ns();
+    let add = [
+        "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms",
+    ];
+    match ns.exec(add) {
+        Ok(out) if out.success() => {
+            let _ = ns.exec(["tc", "qdisc", "del", "dev", "lo", "root"]);
+            Ok(())
+        }
+        Ok(out) => Err(out.stderr.trim().to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn link(c: &Cluster, n: usize, up: bool) -> anyhow::Result<()> {
     let port = switch_port(c, n)?;
     c.lab

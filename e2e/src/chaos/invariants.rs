@@ -25,6 +25,11 @@ pub const TAKEOVER_BOUND: Duration = Duration::from_secs(1);
 /// Invariant 3: after a node rejoins (link up, speaker resumed) the membership merges and one
 /// of the two claimants stops answering within this time.
 pub const PARTITION_HEAL: Duration = Duration::from_secs(3);
+/// Invariant 4: how long a speaker may act on what it knew before it was cut off from the API
+/// server (its link down, or the API server away): its watches retry with doubling waits of
+/// at most 5 s ± 25 % (`runtime/src/watch_backoff.rs`), then list again. An endpoint change
+/// made meanwhile reaches it this long after the cut ends, at the latest.
+pub const WATCH_CATCH_UP: Duration = Duration::from_millis(7500);
 /// Invariant 4: a node back from a fault (a restarted speaker, a link up) is a next hop again
 /// within this time: the speaker starts, reads its configuration, connects, and BIRD (which
 /// waits 1-5 s after a session error) accepts the session.
@@ -442,6 +447,25 @@ fn endpoints_at(
         .cloned()
 }
 
+/// When an endpoint change made at `at` must have reached node `node`'s speaker: within
+/// [`ENDPOINT_BOUND`], unless the speaker was cut off from the API server then (its link
+/// down, or the API server just back): then within [`WATCH_CATCH_UP`] of the cut's end.
+fn endpoint_news_by(faults: &[FaultRecord], node: usize, at: Duration) -> Duration {
+    let mut by = at + ENDPOINT_BOUND;
+    for f in faults {
+        let cuts_node = match f.kind {
+            FaultKind::LinkDown => f.target == node,
+            FaultKind::ApiServerRestart => true,
+            _ => false,
+        };
+        // Cut off at `at`, or back so recently that its watch may still be waiting.
+        if cuts_node && f.start <= at && at <= f.end + WATCH_CATCH_UP {
+            by = by.max(f.end + WATCH_CATCH_UP);
+        }
+    }
+    by
+}
+
 /// Invariant 4: the router's next hops for each BGP address are the eligible nodes — a node
 /// that stops being eligible is gone within [`REMOVAL_BOUND`] (endpoint changes:
 /// [`ENDPOINT_BOUND`]), and an eligible node is there unless it is recovering from a fault.
@@ -486,12 +510,12 @@ pub fn check_next_hops(
                 if present && !eligible {
                     // How long it has been ineligible: since the fault, or since the
                     // endpoint change that moved it away.
-                    let (since, bound) = match (out_since, &eps) {
-                        (Some(s), _) => (s, REMOVAL_BOUND),
-                        (None, Some((at, _))) => (*at, ENDPOINT_BOUND),
-                        (None, None) => (t, REMOVAL_BOUND),
+                    let (since, due) = match (out_since, &eps) {
+                        (Some(s), _) => (s, s + REMOVAL_BOUND),
+                        (None, Some((at, _))) => (*at, endpoint_news_by(input.faults, node, *at)),
+                        (None, None) => (t, t),
                     };
-                    if t > since + bound {
+                    if t > due {
                         let key = format!("{ip} extra node{node}");
                         ep.hold(&key, t, || {
                             format!("router routes {ip} ({name}) via node{node}, not eligible for {} ms", ms(t - since))
@@ -508,7 +532,7 @@ pub fn check_next_hops(
                     });
                     let moved = eps
                         .as_ref()
-                        .is_some_and(|(at, _)| t <= *at + ENDPOINT_BOUND);
+                        .is_some_and(|(at, _)| t <= endpoint_news_by(input.faults, node, *at));
                     if !recovering && !moved {
                         let key = format!("{ip} missing node{node}");
                         ep.hold(&key, t, || {
@@ -852,6 +876,21 @@ mod tests {
         let v = check_next_hops(&input(&services, &[], &obs), &names);
         assert_eq!(v.len(), 2, "{v:?}");
         assert_eq!(v.iter().filter(|v| v.at_ms == 4000).count(), 2);
+        // A node cut off from the API server when the endpoints moved learns of it once its
+        // watch is back: node1's link was down from 0.5 s to 1.5 s.
+        let faults = [fault(FaultKind::LinkDown, 1, 500, 1500)];
+        let obs = Observations {
+            router: vec![hops(0, &[1]), hops(4000, &[1, 2]), hops(9500, &[1, 2])],
+            endpoints: BTreeMap::from([(
+                "b".to_string(),
+                vec![(s(0), BTreeSet::from([1])), (s(1000), BTreeSet::from([2]))],
+            )]),
+            ..Observations::default()
+        };
+        let v = check_next_hops(&input(&services, &faults, &obs), &names);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].at_ms, 9500);
+        assert!(v[0].detail.contains("via node1"), "{v:?}");
     }
 
     fn probes(fails: std::ops::Range<u64>) -> ProbeSeries {

@@ -114,6 +114,16 @@ fn run_deployed(
         })
         .collect();
     wait_router(c, &bgp_addresses, &node_addrs, nodes)?;
+    let netem = faults::netem_available(c);
+    if let Err(why) = &netem {
+        let n = plan
+            .iter()
+            .filter(|f| f.kind == schedule::FaultKind::Netem)
+            .count();
+        report.not_available.push(format!(
+            "netem: this kernel has no tc netem ({why}); {n} netem faults of the schedule not injected"
+        ));
+    }
     let (clients, arp) = start_observers(c, services, &initial)?;
 
     let t0 = Instant::now();
@@ -158,6 +168,8 @@ fn run_deployed(
                     errors.push(format!("{e:#}"));
                 }
                 records.push(faults::record(f, start, t0.elapsed(), detail));
+            } else if f.kind == schedule::FaultKind::Netem && netem.is_err() {
+                continue;
             } else {
                 let start = t0.elapsed();
                 match faults::inject(c, f, start, &mut changes) {

@@ -25,6 +25,8 @@ pub struct ChaosReport {
     pub service_samples: usize,
     pub router_samples: usize,
     pub violations: Vec<Violation>,
+    /// Fault kinds this machine cannot inject, and why.
+    pub not_available: Vec<String>,
     pub faults: Vec<FaultRecord>,
     pub outages: Vec<Outage>,
 }
@@ -47,6 +49,7 @@ impl ChaosReport {
             service_samples: 0,
             router_samples: 0,
             violations: Vec::new(),
+            not_available: Vec::new(),
             faults: Vec::new(),
             outages: Vec::new(),
         }
@@ -93,6 +96,9 @@ impl fmt::Display for ChaosReport {
         if let Some(ms) = self.longest_unavailability_ms.get("unattributed") {
             writeln!(f, "  unattributed outage: longest {ms} ms")?;
         }
+        for n in &self.not_available {
+            writeln!(f, "  not available: {n}")?;
+        }
         writeln!(
             f,
             "longest window with two MACs answering ARP: {} ms",
@@ -107,6 +113,18 @@ impl fmt::Display for ChaosReport {
             self.service_samples,
             self.router_samples
         )?;
+        writeln!(f, "fault log:")?;
+        for r in &self.faults {
+            writeln!(
+                f,
+                "  {:>6.1}-{:<6.1} s  #{:<3} {:<18} {}",
+                r.start.as_secs_f64(),
+                r.end.as_secs_f64(),
+                r.id,
+                r.kind.name(),
+                r.detail
+            )?;
+        }
         if self.violations.is_empty() {
             writeln!(f, "invariant violations: none")?;
         } else {

@@ -207,6 +207,9 @@ fn read_admin_token(path: &std::path::Path) -> anyhow::Result<String> {
     Ok(token.to_string())
 }
 
+/// Requests answered with 500 after SIGUSR2.
+const INJECTED_500S: u64 = 20;
+
 async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
     let admin_token = args
         .admin_token_file
@@ -226,10 +229,29 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
     // The address and kubeconfig on stdout, for scripts that start us with port 0.
     println!("listening on {}", server.url());
     println!("kubeconfig {}", server.kubeconfig_path().display());
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r?,
-        _ = term.recv() => {}
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    // Fault injection from outside the process (the chaos run): SIGUSR1 ends every open
+    // watch, SIGUSR2 answers the next API requests with 500.
+    let mut drop_watches = signal(SignalKind::user_defined1())?;
+    let mut fail_requests = signal(SignalKind::user_defined2())?;
+    loop {
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => { r?; break; }
+            _ = term.recv() => break,
+            _ = drop_watches.recv() => {
+                tracing::info!("SIGUSR1: dropping every open watch");
+                server.faults().drop_watches();
+            }
+            _ = fail_requests.recv() => {
+                tracing::info!(n = INJECTED_500S, "SIGUSR2: answering the next requests with 500");
+                server.faults().fail_next(
+                    INJECTED_500S,
+                    ferrolb_e2e::apiserver::Fault::InternalError,
+                    ferrolb_e2e::apiserver::FaultScope::All,
+                );
+            }
+        }
     }
     server.shutdown().await;
     Ok(())

@@ -9,6 +9,7 @@ use super::lab::{
 use super::schedule::{FaultKind, ScheduledFault, endpoint_nodes};
 use crate::cluster::Cluster;
 use anyhow::{Context, anyhow};
+use nix::sys::signal::Signal;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -126,6 +127,21 @@ pub fn inject(
         FaultKind::ApiServerRestart => {
             c.stop_apiserver()?;
             Ok("API server stopped".into())
+        }
+        FaultKind::DroppedWatches | FaultKind::Injected500s => {
+            let (sig, what) = if f.kind == FaultKind::DroppedWatches {
+                (Signal::SIGUSR1, "API server dropped every open watch")
+            } else {
+                (
+                    Signal::SIGUSR2,
+                    "API server answers the next 20 requests with 500",
+                )
+            };
+            let p = c
+                .apiserver()
+                .ok_or_else(|| anyhow!("the API server is not running"))?;
+            p.signal(sig).map_err(|e| anyhow!("{e}"))?;
+            Ok(what.into())
         }
         FaultKind::RouterRestart => {
             c.restart_bird()?;

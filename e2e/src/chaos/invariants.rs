@@ -267,12 +267,22 @@ fn covered(intervals: &[(Duration, Duration)], t: Duration) -> bool {
     intervals.iter().any(|&(a, b)| a <= t && t <= b)
 }
 
+/// Invariant 1: how long after dropped watches or injected 500s Services may still wait for
+/// an address (the components retry with waits of at most 5 s).
+pub const API_FAULT_RECOVERY: Duration = Duration::from_secs(6);
+
 /// Intervals in which a control-plane fault excuses a Service without an address.
 fn control_plane_excuses(faults: &[FaultRecord]) -> Vec<(Duration, Duration)> {
     faults
         .iter()
         .filter(|f| f.kind.is_control_plane())
-        .map(|f| (f.start, f.end + CONTROL_PLANE_RECOVERY))
+        .map(|f| {
+            let recovery = match f.kind {
+                FaultKind::DroppedWatches | FaultKind::Injected500s => API_FAULT_RECOVERY,
+                _ => CONTROL_PLANE_RECOVERY,
+            };
+            (f.start, f.end + recovery)
+        })
         .collect()
 }
 
@@ -449,13 +459,16 @@ fn endpoints_at(
 
 /// When an endpoint change made at `at` must have reached node `node`'s speaker: within
 /// [`ENDPOINT_BOUND`], unless the speaker was cut off from the API server then (its link
-/// down, or the API server just back): then within [`WATCH_CATCH_UP`] of the cut's end.
+/// down, the API server just back, its watches just dropped or answered with 500): then
+/// within [`WATCH_CATCH_UP`] of the cut's end.
 fn endpoint_news_by(faults: &[FaultRecord], node: usize, at: Duration) -> Duration {
     let mut by = at + ENDPOINT_BOUND;
     for f in faults {
         let cuts_node = match f.kind {
             FaultKind::LinkDown => f.target == node,
-            FaultKind::ApiServerRestart => true,
+            FaultKind::ApiServerRestart | FaultKind::DroppedWatches | FaultKind::Injected500s => {
+                true
+            }
             _ => false,
         };
         // Cut off at `at`, or back so recently that its watch may still be waiting.

@@ -25,6 +25,10 @@ pub enum FaultKind {
     ControllerKill,
     /// The API server stopped (keeping its state) and started again at the repair.
     ApiServerRestart,
+    /// The API server ends every open watch (SIGUSR1).
+    DroppedWatches,
+    /// The API server answers the next 20 requests with 500 (SIGUSR2).
+    Injected500s,
     /// The router (BIRD) killed and started again at once.
     RouterRestart,
     /// A Service created in the churn pool, and the oldest churn Service deleted.
@@ -36,13 +40,15 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 10] = [
+    pub const ALL: [FaultKind; 12] = [
         FaultKind::SpeakerKill,
         FaultKind::SpeakerStop,
         FaultKind::LinkDown,
         FaultKind::Netem,
         FaultKind::ControllerKill,
         FaultKind::ApiServerRestart,
+        FaultKind::DroppedWatches,
+        FaultKind::Injected500s,
         FaultKind::RouterRestart,
         FaultKind::ServiceChurn,
         FaultKind::EndpointMove,
@@ -58,6 +64,8 @@ impl FaultKind {
             FaultKind::Netem => "netem",
             FaultKind::ControllerKill => "controller-kill",
             FaultKind::ApiServerRestart => "apiserver-restart",
+            FaultKind::DroppedWatches => "dropped-watches",
+            FaultKind::Injected500s => "injected-500s",
             FaultKind::RouterRestart => "router-restart",
             FaultKind::ServiceChurn => "service-churn",
             FaultKind::EndpointMove => "endpoint-move",
@@ -101,6 +109,7 @@ impl FaultKind {
             FaultKind::Netem | FaultKind::ServiceChurn | FaultKind::EndpointMove => 2,
             FaultKind::ControllerKill | FaultKind::PoolChurn => 2,
             FaultKind::ApiServerRestart | FaultKind::RouterRestart => 1,
+            FaultKind::DroppedWatches | FaultKind::Injected500s => 1,
         }
     }
 }
@@ -171,9 +180,11 @@ pub fn schedule(spec: ScheduleSpec) -> Vec<ScheduledFault> {
             pick -= k.weight();
         }
         let hold = match kind {
-            FaultKind::RouterRestart | FaultKind::ServiceChurn | FaultKind::EndpointMove => {
-                Duration::ZERO
-            }
+            FaultKind::RouterRestart
+            | FaultKind::ServiceChurn
+            | FaultKind::EndpointMove
+            | FaultKind::DroppedWatches
+            | FaultKind::Injected500s => Duration::ZERO,
             FaultKind::PoolChurn => Duration::ZERO,
             FaultKind::ApiServerRestart => Duration::from_millis(rng.random_range(1000..4000)),
             _ => Duration::from_millis(rng.random_range(1000..6000)),
@@ -184,9 +195,14 @@ pub fn schedule(spec: ScheduleSpec) -> Vec<ScheduledFault> {
             .iter()
             .filter(|f| f.overlaps(at, end.max(at + Duration::from_millis(1))))
             .collect();
+        // Objects are not written while the API server is down or answering 500s (the
+        // 20 injected ones are spent well within a second by the components and observers).
         let apiserver_down = overlapping
             .iter()
-            .any(|f| f.kind == FaultKind::ApiServerRestart);
+            .any(|f| f.kind == FaultKind::ApiServerRestart)
+            || out
+                .iter()
+                .any(|f| f.kind == FaultKind::Injected500s && at < f.at + Duration::from_secs(2));
         let admissible = match kind {
             k if k.is_node_fault() => {
                 let busy: Vec<usize> = overlapping

@@ -120,18 +120,25 @@ impl FaultRecord {
         }
     }
 
-    /// Intervals in which clients of `plane` may fail because of this fault.
-    fn excused_outage(&self, plane: Plane) -> Vec<(Duration, Duration)> {
-        let Some(bound) = self.outage_bound(plane) else {
+    /// Intervals in which clients of `target` may fail because of this fault.
+    fn excused_outage(&self, target: &ProbeSeries) -> Vec<(Duration, Duration)> {
+        let Some(bound) = self.outage_bound(target.plane) else {
             return Vec::new();
         };
         if self.kind == FaultKind::Netem {
             // Loss and delay act for the whole fault.
             return vec![(self.start, self.end + bound)];
         }
+        // A Local BGP Service may have its endpoints on the faulted node alone: its clients
+        // then wait until that node is a next hop again.
+        let after_repair = if target.local && self.kind.takes_node_out() {
+            NODE_RECOVERY
+        } else {
+            bound
+        };
         vec![
             (self.start, self.start + bound),
-            (self.end, self.end + bound),
+            (self.end, self.end + after_repair),
         ]
     }
 }
@@ -192,6 +199,8 @@ pub struct ProbeSample {
 pub struct ProbeSeries {
     pub label: String,
     pub plane: Plane,
+    /// A Service with `externalTrafficPolicy: Local`.
+    pub local: bool,
     pub samples: Vec<ProbeSample>,
 }
 
@@ -583,7 +592,7 @@ pub fn check_reachability(input: &CheckInput<'_>) -> (Vec<Violation>, Vec<Outage
             .faults
             .iter()
             .flat_map(|f| {
-                f.excused_outage(series.plane)
+                f.excused_outage(series)
                     .into_iter()
                     .map(move |(a, b)| (a, b, f.kind, f.start))
             })
@@ -910,6 +919,7 @@ mod tests {
         ProbeSeries {
             label: "lan -> l2".into(),
             plane: Plane::L2,
+            local: false,
             samples: (0..100)
                 .map(|i| ProbeSample {
                     at: s(i * 100),

@@ -48,6 +48,7 @@ pub struct ChaosOptions {
 struct Client {
     label: String,
     plane: Plane,
+    local: bool,
     prober: HttpProber,
 }
 
@@ -213,6 +214,7 @@ fn run_deployed(
         obs.probes.push(ProbeSeries {
             label: client.label.clone(),
             plane: client.plane,
+            local: client.local,
             samples: client.prober.samples(t0),
         });
     }
@@ -337,6 +339,7 @@ fn start_observers(
             clients.push(Client {
                 label: format!("{from} -> {} {ip}", s.name),
                 plane: s.plane,
+                local: s.local,
                 prober: HttpProber::start(ns, SocketAddr::new(*ip, 80))?,
             });
         }

@@ -18,6 +18,9 @@ pub const ASSIGN_BOUND: Duration = Duration::from_secs(2);
 /// Invariant 4: a node that stopped being eligible leaves the router's next hops within this
 /// time (BFD detects in 300 ms; the rest is slack for the router and the observer).
 pub const REMOVAL_BOUND: Duration = Duration::from_secs(1);
+/// Invariant 4: what the observation itself may add to a removal: a router sample is the
+/// time `birdc` was started, every 100 ms, on a loaded machine.
+pub const OBSERVATION_SLACK: Duration = Duration::from_millis(200);
 /// Invariant 4: an endpoint change reaches the router within this time.
 pub const ENDPOINT_BOUND: Duration = Duration::from_secs(2);
 /// Invariant 3: two MACs may answer for an address this long after a takeover.
@@ -533,7 +536,7 @@ pub fn check_next_hops(
                     // How long it has been ineligible: since the fault, or since the
                     // endpoint change that moved it away.
                     let (since, due) = match (out_since, &eps) {
-                        (Some(s), _) => (s, s + REMOVAL_BOUND),
+                        (Some(s), _) => (s, s + REMOVAL_BOUND + OBSERVATION_SLACK),
                         (None, Some((at, _))) => (*at, endpoint_news_by(input.faults, node, *at)),
                         (None, None) => (t, t),
                     };

@@ -24,10 +24,12 @@ pub enum FaultKind {
     /// SIGKILL of a controller replica; started again at the repair.
     ControllerKill,
     /// The API server stopped (keeping its state) and started again at the repair.
+    #[serde(rename = "apiserver-restart")]
     ApiServerRestart,
     /// The API server ends every open watch (SIGUSR1).
     DroppedWatches,
     /// The API server answers the next 20 requests with 500 (SIGUSR2).
+    #[serde(rename = "injected-500s")]
     Injected500s,
     /// The router (BIRD) killed and started again at once.
     RouterRestart,
@@ -364,6 +366,14 @@ mod tests {
         kinds.sort();
         kinds.dedup();
         assert_eq!(kinds, FaultKind::ALL.to_vec());
+    }
+
+    #[test]
+    fn json_names_are_the_report_names() {
+        for k in FaultKind::ALL {
+            let json = serde_json::to_value(k).expect("json");
+            assert_eq!(json, k.name(), "{k:?}");
+        }
     }
 
     #[test]

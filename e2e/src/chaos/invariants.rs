@@ -472,21 +472,25 @@ fn endpoints_at(
 /// When an endpoint change made at `at` must have reached node `node`'s speaker: within
 /// [`ENDPOINT_BOUND`], unless the speaker was cut off from the API server then (its link
 /// down, the API server just back, its watches just dropped or answered with 500): then
-/// within [`WATCH_CATCH_UP`] of the cut's end.
+/// within [`WATCH_CATCH_UP`] of the cut's end. Cuts that follow one another before the
+/// watches are back chain: each can cost the watches one more wait.
 fn endpoint_news_by(faults: &[FaultRecord], node: usize, at: Duration) -> Duration {
-    let mut by = at + ENDPOINT_BOUND;
-    for f in faults {
-        let cuts_node = match f.kind {
+    let mut cuts: Vec<(Duration, Duration)> = faults
+        .iter()
+        .filter(|f| match f.kind {
             FaultKind::LinkDown => f.target == node,
             FaultKind::ApiServerRestart | FaultKind::DroppedWatches | FaultKind::Injected500s => {
                 true
             }
             _ => false,
-        };
-        // Cut off at `at`, or back so recently that its watch may still be waiting.
-        if cuts_node && f.start <= at && at <= f.end + WATCH_CATCH_UP {
-            by = by.max(f.end + WATCH_CATCH_UP);
-        }
+        })
+        .map(|f| (f.start, f.end + WATCH_CATCH_UP))
+        .collect();
+    cuts = merge(cuts);
+    let mut by = at + ENDPOINT_BOUND;
+    // Cut off at `at`, or back so recently that its watch may still be waiting.
+    if let Some(&(_, end)) = cuts.iter().find(|&&(a, b)| a <= at && at <= b) {
+        by = by.max(end);
     }
     by
 }

@@ -44,6 +44,27 @@ enum Command {
     /// table of Services, addresses, announcing nodes and client reachability, a failover
     /// demo, a summary; then tear everything down. Needs root.
     Lab(ferrolb_e2e::labcmd::LabArgs),
+    /// Chaos: ferrolb on N nodes (layer 2 and BGP Services, BIRD with BFD) under a seeded
+    /// schedule of overlapping faults, invariants checked every 100 ms from outside; prints
+    /// faults by kind, the longest unavailability per kind and every violation with the seed
+    /// to replay it. Exits 1 on a violation. Needs root.
+    Chaos(ChaosArgs),
+}
+
+#[derive(clap::Args)]
+struct ChaosArgs {
+    /// Seconds of faults (a settle period follows).
+    #[arg(long, default_value_t = 60)]
+    duration: u64,
+    /// Seed of the fault schedule: the same seed replays the same faults.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Nodes (at least 3).
+    #[arg(long, default_value_t = 5)]
+    nodes: u8,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -186,6 +207,9 @@ fn read_admin_token(path: &std::path::Path) -> anyhow::Result<String> {
     Ok(token.to_string())
 }
 
+/// Requests answered with 500 after SIGUSR2.
+const INJECTED_500S: u64 = 20;
+
 async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
     let admin_token = args
         .admin_token_file
@@ -205,10 +229,29 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
     // The address and kubeconfig on stdout, for scripts that start us with port 0.
     println!("listening on {}", server.url());
     println!("kubeconfig {}", server.kubeconfig_path().display());
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r?,
-        _ = term.recv() => {}
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    // Fault injection from outside the process (the chaos run): SIGUSR1 ends every open
+    // watch, SIGUSR2 answers the next API requests with 500.
+    let mut drop_watches = signal(SignalKind::user_defined1())?;
+    let mut fail_requests = signal(SignalKind::user_defined2())?;
+    loop {
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => { r?; break; }
+            _ = term.recv() => break,
+            _ = drop_watches.recv() => {
+                tracing::info!("SIGUSR1: dropping every open watch");
+                server.faults().drop_watches();
+            }
+            _ = fail_requests.recv() => {
+                tracing::info!(n = INJECTED_500S, "SIGUSR2: answering the next requests with 500");
+                server.faults().fail_next(
+                    INJECTED_500S,
+                    ferrolb_e2e::apiserver::Fault::InternalError,
+                    ferrolb_e2e::apiserver::FaultScope::All,
+                );
+            }
+        }
     }
     server.shutdown().await;
     Ok(())
@@ -225,6 +268,21 @@ async fn main() -> anyhow::Result<()> {
                 tokio::task::spawn_blocking(move || ferrolb_e2e::labcmd::run(&args)).await??;
             if code != 0 {
                 std::process::exit(code);
+            }
+            Ok(())
+        }
+        Command::Chaos(args) => {
+            use ferrolb_e2e::chaos::{ChaosOptions, run};
+            let opts = ChaosOptions {
+                duration: std::time::Duration::from_secs(args.duration),
+                seed: args.seed,
+                nodes: args.nodes,
+            };
+            // The lab's runtimes block on their own futures: keep them off this runtime.
+            let report = tokio::task::spawn_blocking(move || run(&opts)).await??;
+            print_report(&report, args.json)?;
+            if !report.violations.is_empty() {
+                std::process::exit(1);
             }
             Ok(())
         }

@@ -5,7 +5,7 @@
 //! node) while its speaker stays alive over the management network; the address must move to
 //! a node whose interface is up, within about a takeover time, and come back make-before-break
 //! when carrier returns. A LAN client sends an ARP request for the address every 10 ms and
-//! records who answers (`common::arp_probe`). Five carrier cycles; each asserts the move within
+//! records who answers (`ferrolb_e2e::arp_probe`). Five carrier cycles; each asserts the move within
 //! [`MOVE_BOUND`] (the figures are printed), that the old owner never answers while down, that
 //! the other speakers keep it alive in the membership, its status (`interfaces`, `noCarrier`),
 //! no request unanswered from carrier's return to the end of the hand-over window, and only
@@ -14,8 +14,8 @@
 
 mod common;
 
-use common::arp_probe::{ArpProber, Probe, ProbeRun};
 use common::*;
+use ferrolb_e2e::arp_probe::{ArpProber, Probe, ProbeRun};
 use ferrolb_e2e::cluster::{Cluster, ClusterOptions};
 use ferrolb_e2e::lab::{self, Network};
 use ferrolb_speaker_core::layer2::handover::HANDOVER_WINDOW;

@@ -1,6 +1,6 @@
 //! Layer 2 without a gap: make-before-break for planned moves and the hand-over of a speaker
 //! restarting in place, measured from a LAN client that sends an ARP request for the address
-//! every 10 ms and records who answers (`common::arp_probe`). Needs root (CI runs it as root).
+//! every 10 ms and records who answers (`ferrolb_e2e::arp_probe`). Needs root (CI runs it as root).
 //!
 //! - a failback (the owner's speaker crashed; its restart takes the address back from the
 //!   interim owner): no request unanswered, one MAC change, the both-answering window printed;
@@ -10,8 +10,8 @@
 
 mod common;
 
-use common::arp_probe::{ArpProber, ProbeRun};
 use common::*;
+use ferrolb_e2e::arp_probe::{ArpProber, ProbeRun};
 use ferrolb_e2e::bench::rollout::bpffs::Bpffs;
 use ferrolb_e2e::cluster::{Cluster, ClusterOptions};
 use ferrolb_e2e::lab;

@@ -1,7 +1,6 @@
 //! Helpers shared by the end-to-end tests that deploy ferrolb on the lab.
 #![allow(dead_code)]
 
-pub mod arp_probe;
 pub mod bgp;
 
 use ferrolb_e2e::cluster::Cluster;

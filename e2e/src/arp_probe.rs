@@ -1,4 +1,4 @@
-//! An ARP prober for layer 2 hand-over tests: from a lab namespace, one ARP request for the
+//! An ARP prober for layer 2 hand-over tests and the chaos run: from a lab namespace, one ARP request for the
 //! address every interval on one `AF_PACKET` socket, recording every reply (who answered, when)
 //! and every gratuitous ARP for the address seen meanwhile. Finer than arping (one process per
 //! request) and it is its own capture: every ARP frame of the interface passes through it.
@@ -147,10 +147,11 @@ impl ArpProber {
         target: Ipv4Addr,
         interval: Duration,
     ) -> std::io::Result<ArpProber> {
-        assert!(
-            ferrolb_e2e::lab::topology::is_lab_addr(target.into()),
-            "{target} is not a lab address"
-        );
+        if !crate::lab::topology::is_lab_addr(target.into()) {
+            return Err(std::io::Error::other(format!(
+                "{target} is not a lab address"
+            )));
+        }
         let mac = parse_mac(mac).ok_or_else(|| std::io::Error::other("bad MAC"))?;
         let iface = std::ffi::CString::new(iface).map_err(std::io::Error::other)?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -167,13 +168,20 @@ impl ArpProber {
         })
     }
 
-    /// Stops probing; what was seen.
-    pub fn stop(mut self) -> ProbeRun {
+    /// Stops probing; what was seen. Panics if the prober failed (for tests).
+    pub fn stop(self) -> ProbeRun {
+        match self.finish() {
+            Ok(run) => run,
+            Err(e) => panic!("ARP prober failed: {e}"),
+        }
+    }
+
+    /// Stops probing; what was seen, or why probing failed.
+    pub fn finish(mut self) -> std::io::Result<ProbeRun> {
         self.stop.store(true, Ordering::Relaxed);
         match self.thread.take().map(JoinHandle::join) {
-            Some(Ok(Ok(run))) => run,
-            Some(Ok(Err(e))) => panic!("ARP prober failed: {e}"),
-            _ => panic!("ARP prober thread panicked"),
+            Some(Ok(result)) => result,
+            _ => Err(std::io::Error::other("ARP prober thread panicked")),
         }
     }
 }

@@ -46,6 +46,7 @@ impl Drop for Bpffs {
             .arg("-l")
             .arg(&self.dir)
             .status();
-        let _ = std::fs::remove_dir(&self.dir);
+        // A speaker still stopping may have created its directory after the unmount.
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -35,13 +35,15 @@ pub fn probe_figures(samples: &[Sample], from: Instant, to: Instant) -> ProbeFig
         match (&s.node, last_ok) {
             (None, _) => failed_since = true,
             (Some(node), prev) => {
-                if let Some(p) = prev {
-                    if failed_since {
-                        longest = longest.max(s.at - p.at);
-                    }
-                    if p.node.as_deref() != Some(node.as_str()) {
-                        figures.node_changes += 1;
-                    }
+                // Failures before the window's first success count from the window's start.
+                let since = prev.map_or(from, |p| p.at);
+                if failed_since {
+                    longest = longest.max(s.at - since);
+                }
+                if let Some(p) = prev
+                    && p.node.as_deref() != Some(node.as_str())
+                {
+                    figures.node_changes += 1;
                 }
                 last_ok = Some(s);
                 failed_since = false;
@@ -86,6 +88,19 @@ mod tests {
         assert_eq!(f.node_changes, 1);
         assert!(
             (f.longest_gap_ms - 30.0).abs() < 1e-6,
+            "{}",
+            f.longest_gap_ms
+        );
+    }
+
+    #[test]
+    fn failures_before_the_first_success_count_from_the_window_start() {
+        let t0 = Instant::now();
+        let s = samples(t0, &[None, Some("b"), Some("b")]);
+        let f = probe_figures(&s, t0, t0 + Duration::from_millis(20));
+        assert_eq!(f.failed, 1);
+        assert!(
+            (f.longest_gap_ms - 10.0).abs() < 1e-6,
             "{}",
             f.longest_gap_ms
         );

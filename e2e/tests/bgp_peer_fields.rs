@@ -637,8 +637,13 @@ fn vrf_sessions(router: RouterKind) {
             "router's VRF session with node{i}:\n{}",
             router_session_shown(&c, &name, addr)
         );
+        // The speaker writes its BGPSessionState after the session came up, not with it.
         let node = c.lab.node(i).name().to_string();
-        let st = session_state(&c, "router-red", &node).expect("BGPSessionState");
+        let st = eventually(
+            &format!("node{i}'s BGPSessionState of router-red shows the session Established"),
+            Duration::from_secs(20),
+            || session_state(&c, "router-red", &node).filter(|s| s.bgp_status == "Established"),
+        );
         assert_eq!((st.vrf.as_str(), st.message.as_str()), (VRF, ""));
     }
     {

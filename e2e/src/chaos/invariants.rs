@@ -13,6 +13,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::Duration;
 
+/// A probe that takes longer has failed (the observers' timeout). A probe is judged by when
+/// it was sent, so a fault that begins up to this long after a probe was sent can still fail
+/// it: the excused windows start this much before the fault.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Invariant 1: an eligible Service has an address within this time.
 pub const ASSIGN_BOUND: Duration = Duration::from_secs(2);
 /// Invariant 4: a node that stopped being eligible leaves the router's next hops within this
@@ -130,7 +134,7 @@ impl FaultRecord {
         };
         if self.kind == FaultKind::Netem {
             // Loss and delay act for the whole fault.
-            return vec![(self.start, self.end + bound)];
+            return vec![(self.start.saturating_sub(PROBE_TIMEOUT), self.end + bound)];
         }
         // A Local BGP Service may have its endpoints on the faulted node alone: its clients
         // then wait until that node is a next hop again.
@@ -140,7 +144,7 @@ impl FaultRecord {
             bound
         };
         vec![
-            (self.start, self.start + bound),
+            (self.start.saturating_sub(PROBE_TIMEOUT), self.start + bound),
             (self.end, self.end + after_repair),
         ]
     }
@@ -961,6 +965,23 @@ mod tests {
         let faults = [fault(FaultKind::SpeakerKill, 1, 1900, 1950)];
         let (v, _) = check_reachability(&input(&[], &faults, &obs));
         assert_eq!(v.len(), 1);
+    }
+
+    #[test]
+    fn a_probe_in_flight_when_a_fault_begins_is_excused() {
+        // Sent at 2.0 s, failed: the fault began 300 ms later, within the probe's timeout.
+        let obs = Observations {
+            probes: vec![probes(20..21)],
+            ..Observations::default()
+        };
+        let faults = [fault(FaultKind::LinkDown, 1, 2300, 4000)];
+        let (v, outages) = check_reachability(&input(&[], &faults, &obs));
+        assert!(v.is_empty(), "{v:?}");
+        assert_eq!(outages[0].fault, Some(FaultKind::LinkDown));
+        // A probe sent longer than its timeout before the fault began is not.
+        let faults = [fault(FaultKind::LinkDown, 1, 3200, 4000)];
+        let (v, _) = check_reachability(&input(&[], &faults, &obs));
+        assert_eq!(v.len(), 1, "{v:?}");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! from the API server, the router's table read from BIRD. ARP replies are recorded by
 //! [`crate::arp_probe`]. None of them asks a ferrolb component about itself.
 
-use super::invariants::{ProbeSample, RouterSample, ServiceSample};
+use super::invariants::{PROBE_TIMEOUT, ProbeSample, RouterSample, ServiceSample};
 use crate::cluster::{Cluster, ns_runtime};
 use crate::fixtures::ingress_ips;
 use anyhow::bail;
@@ -16,9 +16,6 @@ use std::time::{Duration, Instant};
 
 /// Every observer samples this often.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
-/// A probe that takes longer has failed. Generous: a client on a loaded machine must not
-/// fail because the machine is slow, only because the address does not work.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// HTTP GET probes to one target every [`SAMPLE_EVERY`], from a lab namespace.
 pub struct HttpProber {

@@ -51,12 +51,16 @@
 //! The heartbeats' trade-off: a speaker whose membership thread cannot beat for 20 ms
 //! (a stopped or starved process) has its addresses taken over by their successors until it
 //! beats again; the kernel responder's lease (15 ms, `layer2/announcer.rs`) makes such a
-//! node go quiet before that, so the address does not answer from two MACs. Three measures
+//! node go quiet before that, so the address does not answer from two MACs. Four measures
 //! keep a busy node from looking dead: the thread runs at nice −10
 //! (`thread_priority.rs`); before any timer fires it handles every datagram already
-//! queued on its socket; and a timer that fires more than one interval late (the whole host
+//! queued on its socket; a timer that fires more than one interval late (the whole host
 //! stalled, the owners' beats late with it) gives the owners one more interval instead of
-//! presuming — its own time off the CPU is not read as the others' silence. The metrics
+//! presuming — its own time off the CPU is not read as the others' silence; and when
+//! several owners fall silent within one interval of each other, the heartbeats presume none
+//! of them and leave the verdict to the gossip (a hiccup on this side is far likelier than
+//! two hosts dying in the same milliseconds; a real double failure then takes the gossip's
+//! 0.25 s). The metrics
 //! `ferrolb_speaker_heartbeat_presumed_down_total` and `…_revoked_total` count these events;
 //! on nodes where they are frequent, raise `--heartbeat-interval` / `--heartbeat-misses`.
 //!

@@ -34,7 +34,9 @@
 //! 160 ms by default) for a minute, so a speaker on a host that stalls now and then is not moved back
 //! and forth in a burst; a restart or a longer outage does not. A speaker only presumes down a
 //! member the gossip still sees alive and that has beaten since it was last presumed down; a peer
-//! that never beats (heartbeats disabled, an older version) is never presumed down.
+//! that never beats (heartbeats disabled, an older version) is never presumed down. Owners that
+//! fall silent together (within one interval of each other) are not presumed down at all: that
+//! is the signature of a hiccup on the watching side, and the gossip judges it instead.
 //!
 //! [`Watchdog`] holds the whole protocol as a state machine over explicit instants; the
 //! membership's thread feeds it datagrams and timers (`ferrolb_speaker::membership::Membership`).
@@ -411,6 +413,8 @@ pub struct Watchdog {
     backoff: BTreeMap<String, Backoff>,
     next_beat: Option<Instant>,
     next_subscribe: Option<Instant>,
+    /// Whether the last tick found several owners silent together (logged once an episode).
+    silent_together: bool,
 }
 
 impl Watchdog {
@@ -427,6 +431,7 @@ impl Watchdog {
             backoff: BTreeMap::new(),
             next_beat: None,
             next_subscribe: None,
+            silent_together: false,
         }
     }
 
@@ -640,12 +645,12 @@ impl Watchdog {
             self.next_subscribe = None;
         }
         self.backoff.retain(|_, b| b.until > now);
-        let stalled = late > self.timers.interval;
         let thresholds: BTreeMap<String, Duration> = self
             .watched
             .keys()
             .map(|n| (n.clone(), self.dead_after_for(n, now)))
             .collect();
+        let stalled = late > self.timers.interval || self.silent_together(now, &thresholds);
         for (node, w) in &mut self.watched {
             let dead_after = thresholds
                 .get(node)
@@ -710,6 +715,44 @@ impl Watchdog {
         }
         self.reschedule_requests(now);
         effects
+    }
+
+    /// Whether two or more watched owners fell silent together: one past its threshold and
+    /// another within one interval of its own. Owners on different hosts rarely die in the
+    /// same few milliseconds; beats missing from several at once far more often mean this host
+    /// or its network path hiccupped (CPU starvation, a burst of loss). Presuming them all
+    /// down would move every address they own here and back again, so the heartbeats leave
+    /// such silences to the gossip, which judges them with probes through other members (a
+    /// real double failure is then taken over in the gossip's time, about 0.25 s).
+    fn silent_together(&mut self, now: Instant, thresholds: &BTreeMap<String, Duration>) -> bool {
+        let interval = self.timers.interval;
+        let mut overdue = 0usize;
+        let mut lagging = 0usize;
+        for (node, w) in &self.watched {
+            if !w.armed {
+                continue;
+            }
+            let dead_after = thresholds
+                .get(node)
+                .copied()
+                .unwrap_or_else(|| self.timers.dead_after());
+            let silence = now.saturating_duration_since(w.last_beat);
+            if silence >= dead_after {
+                overdue += 1;
+            }
+            if silence + interval >= dead_after {
+                lagging += 1;
+            }
+        }
+        let together = overdue >= 1 && lagging >= 2;
+        if together && !self.silent_together {
+            tracing::info!(
+                owners = lagging,
+                "several owners' heartbeats stopped at once: leaving the verdict to the gossip"
+            );
+        }
+        self.silent_together = together;
+        together
     }
 
     /// When [`Watchdog::tick`] has something to do next, if ever.
@@ -1102,6 +1145,51 @@ mod tests {
             &mut out,
         );
         assert!(presumes(&mut w, last + ms(20)));
+    }
+
+    #[test]
+    fn owners_silent_together_are_left_to_the_gossip() {
+        const OTHER: &str = "other";
+        let t0 = Instant::now();
+        let mut w = Watchdog::new(ME, 2, HeartbeatTimers::default());
+        let mut out = Outbox::new();
+        w.set_watched(
+            BTreeMap::from([(OWNER.into(), addr(1)), (OTHER.into(), addr(3))]),
+            t0,
+            &mut out,
+        );
+        let everyone = alive(&[OWNER, OTHER, ME]);
+        let beat_from = |w: &mut Watchdog, node: &str, port: u16, at: Instant| {
+            w.on_message(
+                addr(port),
+                Message::Beat(node.into(), OWNER_BOOT),
+                at,
+                &mut Outbox::new(),
+            );
+        };
+        beat_from(&mut w, OWNER, 1, t0);
+        beat_from(&mut w, OTHER, 3, t0 + ms(2));
+        // Both silent: the first is past 20 ms while the second is 2 ms behind it.
+        for at in [21, 26, 31, 36, 41] {
+            let e = w.tick(t0 + ms(at), Duration::ZERO, &everyone, &mut out);
+            assert!(!e.presumed, "presumed at {at} ms: {:?}", presumed(&w));
+        }
+        // The other one beats again; the owner stays silent: it alone is presumed down.
+        beat_from(&mut w, OTHER, 3, t0 + ms(42));
+        let mut presumed_at = None;
+        for at in (46..=70).step_by(5) {
+            if w.tick(t0 + ms(at), Duration::ZERO, &everyone, &mut out)
+                .presumed
+            {
+                presumed_at = Some(at);
+                break;
+            }
+        }
+        assert_eq!(presumed(&w), vec![OWNER], "presumed at {presumed_at:?}");
+        // A single owner falling silent is presumed down at its threshold, as before.
+        let mut single = armed(t0);
+        assert!(!presumes(&mut single, t0 + ms(19)));
+        assert!(presumes(&mut single, t0 + ms(20)));
     }
 
     #[test]

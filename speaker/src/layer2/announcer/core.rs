@@ -30,6 +30,23 @@ pub const ANNOUNCE_SCHEDULE: [Duration; 4] = [
     Duration::from_secs(5),
 ];
 
+/// When announcements are sent again after a successor that presumed this node down hands
+/// its addresses back (a reclaim), relative to the request.
+///
+/// The successor's own gratuitous announcement may reach the clients a few milliseconds after
+/// ours: its pass acting on the presumption can still be running when the presumption is
+/// revoked. Caches would then point at the successor until our next frame; the 50 ms and
+/// 200 ms repeats bound that to tens of milliseconds instead of the gain schedule's 500 ms.
+/// The rest is [`ANNOUNCE_SCHEDULE`].
+pub const RECLAIM_SCHEDULE: [Duration; 6] = [
+    Duration::ZERO,
+    Duration::from_millis(50),
+    Duration::from_millis(200),
+    Duration::from_millis(500),
+    Duration::from_secs(2),
+    Duration::from_secs(5),
+];
+
 /// How long after a failed socket operation the announcer tries again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
@@ -561,13 +578,13 @@ impl<B: L2Backend> AnnouncerCore<B> {
         .min()
     }
 
-    /// Schedules the gratuitous announcements of every IP in force again, as for a gain: a
+    /// Schedules the gratuitous announcements of every IP in force again, on [`RECLAIM_SCHEDULE`]: a
     /// successor that answered for us while presuming us down hands the IPs back
     /// ([`ferrolb_speaker_core::membership::heartbeat`]), and caches must point back here.
     pub fn reannounce(&mut self, now: Instant) {
         for (name, (_, ips)) in &self.applied {
             for ip in ips.iter().filter(|ip| !self.handing_over.contains_key(ip)) {
-                for offset in ANNOUNCE_SCHEDULE {
+                for offset in RECLAIM_SCHEDULE {
                     self.pending.insert((now + offset, name.clone(), *ip));
                 }
             }
@@ -815,7 +832,7 @@ mod tests {
         while let Some(t) = at {
             at = c.poll(t);
         }
-        assert_eq!(c.backend().sent.len() - before, 2 * ANNOUNCE_SCHEDULE.len());
+        assert_eq!(c.backend().sent.len() - before, 2 * RECLAIM_SCHEDULE.len());
         // Nothing owned and nothing to take over: nothing kept ready.
         c.set_desired(Vec::new(), t1, SystemTime::now());
         assert!(ready(&c).is_empty());

@@ -222,7 +222,7 @@ impl Announcer {
         }
     }
 
-    /// Announces every IP in force again now and on [`ANNOUNCE_SCHEDULE`](super::ANNOUNCE_SCHEDULE)
+    /// Announces every IP in force again now and on [`RECLAIM_SCHEDULE`](super::core::RECLAIM_SCHEDULE)
     /// (`AnnouncerCore::reannounce`).
     pub fn reannounce(&self) {
         let mut core = self.core();

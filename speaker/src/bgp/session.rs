@@ -362,6 +362,7 @@ impl SessionHandle {
             counters: counters.clone(),
             bfd_up: bfd.as_ref().is_some_and(|rx| *rx.borrow() == BfdState::Up),
             bfd,
+            held_for_bfd: None,
         };
         let task = tokio::spawn(runner.run(stop_rx));
         SessionHandle {
@@ -546,6 +547,25 @@ struct Runner {
     /// Whether BFD has been Up since we last looked: only an Up → Down change is a failure
     /// (a session that never came up, or one the peer took AdminDown, is not, RFC 5882 §3.2).
     bfd_up: bool,
+    /// Established with BFD configured but not Up yet: the table is held until BFD is Up or
+    /// this deadline passes ([`BFD_ARM_WAIT`]).
+    held_for_bfd: Option<Instant>,
+}
+
+/// How long an Established session with a BFD profile holds its routes for the BFD session to
+/// come Up. A route advertised before BFD is Up is protected by the hold time alone: a node
+/// that fails in that window (a speaker that just restarted) stays a next hop for seconds
+/// instead of the BFD detection time. A BFD session leaves Down within one slow transmit
+/// interval (1 s, RFC 5880 §6.8.3) of both ends running; past this wait the routes go out
+/// anyway, so a router without BFD still gets them.
+pub const BFD_ARM_WAIT: Duration = Duration::from_secs(5);
+
+/// Sleeps until `at`; pending forever without a deadline.
+async fn deadline(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// How long a write may block before the connection is considered dead.
@@ -604,6 +624,7 @@ impl Runner {
         loop {
             let next_timer = self.timers.next();
             let established = self.fsm.state == State::Established;
+            let held = self.held_for_bfd;
             tokio::select! {
                 biased;
                 cause = stop_rx.recv() => {
@@ -656,6 +677,10 @@ impl Runner {
                     Some(BfdState::Up) => {
                         self.bfd_up = true;
                         self.handle(Event::BfdUp).await;
+                        if self.held_for_bfd.take().is_some() {
+                            info!(peer = %self.cfg.name, "BFD is Up: advertising the table");
+                            self.release_table().await;
+                        }
                     }
                     Some(BfdState::Down) if self.bfd_up => {
                         self.bfd_up = false;
@@ -668,7 +693,14 @@ impl Runner {
                         self.handle(Event::BfdNotUp).await;
                     }
                 },
-                changed = self.table_rx.changed(), if established => {
+                () = deadline(held), if held.is_some() => {
+                    self.held_for_bfd = None;
+                    warn!(peer = %self.cfg.name, wait_s = BFD_ARM_WAIT.as_secs(),
+                        "BFD did not come Up: advertising the table without it (failures are \
+                         detected by the hold time until it does)");
+                    self.release_table().await;
+                }
+                changed = self.table_rx.changed(), if established && held.is_none() => {
                     if changed.is_err() {
                         // The manager dropped the handle without stopping: stop cleanly.
                         self.handle(Event::ManualStop(StopCause::Deconfigured)).await;
@@ -882,8 +914,15 @@ impl Runner {
                     s.last_error = None;
                     s.graceful_restart = graceful_restart;
                 });
+                if self.bfd.is_some() && !self.bfd_up {
+                    info!(peer = %self.cfg.name, wait_s = BFD_ARM_WAIT.as_secs(),
+                        "Established before BFD is Up: holding the table until it is");
+                    self.held_for_bfd = Some(Instant::now() + BFD_ARM_WAIT);
+                    return None;
+                }
                 self.sync_table(true).await
             }
+            Action::ResendAll if self.held_for_bfd.is_some() => None,
             Action::ResendAll => {
                 self.sent.clear();
                 self.sync_table(false).await
@@ -910,6 +949,7 @@ impl Runner {
                 }
                 self.negotiated = None;
                 self.update_ctx = None;
+                self.held_for_bfd = None;
                 self.sent.clear();
                 self.advertised_tx.send_replace(0);
                 self.with_shared(|s| {
@@ -922,6 +962,14 @@ impl Runner {
                 });
                 None
             }
+        }
+    }
+
+    /// Sends the table held for BFD, with the End-of-RIB markers that follow an initial table;
+    /// an error tears the session down as any failed send does.
+    async fn release_table(&mut self) {
+        if let Some(ev) = self.sync_table(true).await {
+            self.handle(ev).await;
         }
     }
 

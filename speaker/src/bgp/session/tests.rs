@@ -727,3 +727,58 @@ async fn strict_mode_withholds_the_keepalive_until_bfd_is_up() {
     wait_state(&h, State::Established).await;
     h.stop(StopCause::Shutdown, Duration::from_secs(1)).await;
 }
+
+/// A table for one IPv4 route.
+fn one_route() -> AdjRibOut {
+    let mut t = AdjRibOut::new();
+    t.insert(net("10.200.100.1/32"), attrs(1));
+    t
+}
+
+/// With a BFD profile, an Established session holds its routes until BFD is Up: a route out
+/// before BFD is armed would outlive a node failure by the hold time.
+#[tokio::test]
+async fn routes_wait_for_bfd_to_be_up() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let mut c = cfg(port, PeerAsn::Fixed(64513));
+    c.bfd = true;
+    let (bfd_tx, bfd_rx) = watch::channel(BfdState::Down);
+    let h = SessionHandle::spawn_with_bfd(c, one_route(), Some(bfd_rx));
+    let mut peer = FakePeer::accept(&listener).await;
+    peer.handshake(64513).await;
+    wait_state(&h, State::Established).await;
+    let quiet = tokio::time::timeout(Duration::from_millis(700), peer.recv_update()).await;
+    assert!(quiet.is_err(), "an UPDATE before BFD is Up: {quiet:?}");
+    assert_eq!(h.status().prefixes_advertised, 0);
+    bfd_tx.send_replace(BfdState::Up);
+    let u = peer.recv_update().await;
+    assert_eq!(u.announced, vec![net("10.200.100.1/32")]);
+    h.stop(StopCause::Shutdown, Duration::from_secs(1)).await;
+}
+
+/// BFD that never comes Up (a router without it) delays the routes by [`BFD_ARM_WAIT`], not
+/// forever.
+#[tokio::test]
+async fn routes_go_out_after_the_bfd_wait_without_bfd() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let mut c = cfg(port, PeerAsn::Fixed(64513));
+    c.bfd = true;
+    let (_bfd_tx, bfd_rx) = watch::channel(BfdState::Down);
+    let h = SessionHandle::spawn_with_bfd(c, one_route(), Some(bfd_rx));
+    let mut peer = FakePeer::accept(&listener).await;
+    peer.handshake(64513).await;
+    wait_state(&h, State::Established).await;
+    let established = std::time::Instant::now();
+    let u = tokio::time::timeout(BFD_ARM_WAIT + Duration::from_secs(3), peer.recv_update())
+        .await
+        .expect("routes after the wait");
+    assert_eq!(u.announced, vec![net("10.200.100.1/32")]);
+    let waited = established.elapsed();
+    assert!(
+        waited + Duration::from_millis(100) >= BFD_ARM_WAIT,
+        "routes after {waited:?}, before the wait ended"
+    );
+    h.stop(StopCause::Shutdown, Duration::from_secs(1)).await;
+}

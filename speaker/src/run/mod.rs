@@ -231,6 +231,7 @@ async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> a
         local_links: announcer.interfaces(),
         last_local_links: None,
         last_no_carrier: BTreeMap::new(),
+        incremental: Default::default(),
         opts,
         shared,
         stores,

@@ -224,7 +224,7 @@ async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> a
             .clone()
             .map(|m| MembershipDriver::new(m, &opts.node_name, &opts.namespace)),
         bgp: restarted_peer_manager(&opts),
-        owners: BTreeMap::new(),
+        owners: Default::default(),
         bgp_since: BTreeMap::new(),
         vrf_missing: std::collections::BTreeSet::new(),
         settle_at: None,

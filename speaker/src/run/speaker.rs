@@ -60,7 +60,7 @@ pub(crate) struct Speaker {
     pub(crate) membership: Option<MembershipDriver>,
     pub(crate) bgp: PeerManager,
     /// The owner of each layer 2 address as of the last settled pass.
-    pub(crate) owners: BTreeMap<IpAddr, Option<String>>,
+    pub(crate) owners: Arc<BTreeMap<IpAddr, Option<String>>>,
     /// Since when each address is advertised over BGP.
     pub(crate) bgp_since: BTreeMap<IpAddr, String>,
     /// BGPPeers (`namespace/name`) whose VRF was missing at the last tick, so that each

@@ -10,8 +10,9 @@
 //! Nodes, the alive set, the links, this node's name, the modes, `--ignore-exclude-lb` —
 //! decides every IP again when it changes; a changed class policy starts from nothing.
 
+use super::owners::compare_owner;
 use super::tracked::Tracked;
-use super::{Plan, View, plan};
+use super::{OwnerChanges, Plan, View, announce, owner_changes, plan};
 use crate::desired::{BgpAnnouncement, BgpRoutes, Desired, IpDecision, Modes, assemble, decide_ip};
 use crate::index::{
     ClusterIndex, NodeInfo, ServiceInfo, endpoint_slice_from_k8s, node_from_k8s, service_from_k8s,
@@ -27,7 +28,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 /// What every IP's decision reads besides its own Services.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 struct Global {
     node: String,
     modes: Modes,
@@ -58,7 +59,17 @@ pub struct IncrementalPass {
     /// The IPs routed under each prefix.
     prefix_ips: BTreeMap<IpNet, BTreeSet<IpAddr>>,
     desired: Arc<Desired>,
+    /// The layer 2 owners of the last owner changes handed out; `None` when the next ones
+    /// must be computed from all owners.
+    owners_out: Option<Arc<Owners>>,
+    /// IPs decided again since `owners_out` was made.
+    owners_dirty: BTreeSet<IpAddr>,
+    /// The owners handed out before `owners_out`, to be reused once the executor has let go
+    /// of them, and the IPs in which they differ from `owners_out`.
+    owners_spare: Option<(Arc<Owners>, BTreeSet<IpAddr>)>,
 }
+
+type Owners = BTreeMap<IpAddr, Option<String>>;
 
 impl IncrementalPass {
     /// An incremental pass that has seen nothing yet.
@@ -83,31 +94,91 @@ impl IncrementalPass {
         let dirty = self.follow_objects(view);
         let Some(config) = last_valid else {
             self.global = None;
-            return plan(view, alive, || None::<(&ClusterIndex, Arc<Desired>)>);
+            return plan(view, alive, |_| None);
         };
-        let global = Global {
-            node: view.node.to_string(),
-            modes: view.modes,
-            ignore_exclude_lb: view.ignore_exclude_lb,
-            config: config.clone(),
-            nodes: view
-                .nodes
-                .iter()
-                .filter_map(|n| node_from_k8s(n))
-                .map(|n| (n.name.clone(), n))
-                .collect(),
-            alive: alive.cloned(),
-            links: view.links.cloned().unwrap_or_default(),
-        };
-        if self.global.as_ref() == Some(&global) {
+        let nodes: BTreeMap<String, NodeInfo> = view
+            .nodes
+            .iter()
+            .filter_map(|n| node_from_k8s(n))
+            .map(|n| (n.name.clone(), n))
+            .collect();
+        let empty = BTreeMap::new();
+        let links = view.links.unwrap_or(&empty);
+        // Compared before anything is copied: most passes change no global input.
+        let unchanged = self.global.as_ref().is_some_and(|g| {
+            g.node == view.node
+                && g.modes == view.modes
+                && g.ignore_exclude_lb == view.ignore_exclude_lb
+                && g.config == *config
+                && g.nodes == nodes
+                && g.alive.as_ref() == alive
+                && g.links == *links
+        });
+        if unchanged {
             for ip in dirty {
                 self.decide_again(ip);
             }
         } else {
-            self.decide_all(global);
+            self.decide_all(Global {
+                node: view.node.to_string(),
+                modes: view.modes,
+                ignore_exclude_lb: view.ignore_exclude_lb,
+                config: config.clone(),
+                nodes,
+                alive: alive.cloned(),
+                links: links.clone(),
+            });
         }
-        let desired = self.desired.clone();
-        plan(view, alive, || Some((&self.index, desired)))
+        plan(view, alive, |settled| {
+            let owner_changes = settled.then(|| self.owner_changes(view));
+            Some(announce(
+                view,
+                &self.index,
+                self.desired.clone(),
+                owner_changes,
+            ))
+        })
+    }
+
+    /// [`owner_changes`] against the view's owners. When those are the owners this pass
+    /// handed out last, only the IPs decided again since are compared and changed, in a map
+    /// the executor no longer holds where there is one.
+    fn owner_changes(&mut self, view: &View<'_>) -> OwnerChanges {
+        let dirty = std::mem::take(&mut self.owners_dirty);
+        let spare = self.owners_spare.take();
+        let last = match self.owners_out.take() {
+            Some(last) if std::ptr::eq(view.owners, &*last) => last,
+            _ => {
+                let changes = owner_changes(&self.desired.l2_owners, view.owners, view.node);
+                self.owners_out = Some(changes.owners.clone());
+                return changes;
+            }
+        };
+        let (mut next, behind) = spare.unwrap_or_else(|| (last.clone(), BTreeSet::new()));
+        let map = Arc::make_mut(&mut next);
+        for ip in &behind {
+            match last.get(ip) {
+                Some(owner) => map.insert(*ip, owner.clone()),
+                None => map.remove(ip),
+            };
+        }
+        let mut changes = OwnerChanges::default();
+        let owners = &self.desired.l2_owners;
+        for ip in &dirty {
+            match owners.binary_search_by(|o| o.ip.cmp(ip)) {
+                Ok(i) => {
+                    compare_owner(&owners[i], last.get(ip), view.node, &mut changes);
+                    map.insert(*ip, owners[i].owner.clone());
+                }
+                Err(_) => {
+                    map.remove(ip);
+                }
+            }
+        }
+        changes.owners = next.clone();
+        self.owners_out = Some(next);
+        self.owners_spare = Some((last, dirty));
+        changes
     }
 
     /// Applies the view's changed Services and slices to the index; returns the IPs whose
@@ -222,6 +293,7 @@ impl IncrementalPass {
         }
         self.desired = Arc::new(assemble(self.decisions.values().cloned()));
         self.global = Some(global);
+        self.owners_out = None;
     }
 
     /// Decides `ip` again and puts the difference into the desired announcements.
@@ -237,6 +309,7 @@ impl IncrementalPass {
         };
         let old = old.unwrap_or_default();
         let new = new.unwrap_or_default();
+        self.owners_dirty.insert(ip);
 
         let desired = Arc::make_mut(&mut self.desired);
         put(&mut desired.layer2, ip, |a| a.ip, new.layer2);

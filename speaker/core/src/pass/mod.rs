@@ -116,7 +116,7 @@ pub fn pass(
     alive: Option<&BTreeSet<String>>,
     last_valid: Option<&Config>,
 ) -> Plan {
-    plan(view, alive, || {
+    plan(view, alive, |settled| {
         last_valid.map(|config| {
             let mut index = index_of(view, config.clone());
             index.set_members_alive(alive.cloned());
@@ -124,43 +124,48 @@ pub fn pass(
                 index.set_node_links(links.clone());
             }
             let desired = desired_announcements_in(&index, view.node, view.modes);
-            (index, Arc::new(desired))
+            let owner_changes =
+                settled.then(|| owner_changes(&desired.l2_owners, view.owners, view.node));
+            announce(view, &index, Arc::new(desired), owner_changes)
         })
     })
 }
 
-/// The plan of a pass whose index and desired announcements `decide` gives (`None` without a
-/// valid configuration).
-fn plan<I: std::borrow::Borrow<ClusterIndex>>(
+/// The plan of a pass whose announcing half `announce` gives (`None` without a valid
+/// configuration) from whether the membership has settled.
+fn plan(
     view: &View<'_>,
     alive: Option<&BTreeSet<String>>,
-    decide: impl FnOnce() -> Option<(I, Arc<Desired>)>,
+    announce: impl FnOnce(bool) -> Option<Announce>,
 ) -> Plan {
     let expected = expected_members(view.nodes);
     let empty = BTreeSet::new();
     let settled = membership_settled(view.settling.as_ref(), alive.unwrap_or(&empty), &expected);
-    let announce = decide().map(|(index, desired)| {
-        let index = index.borrow();
-        // With BGP off no session is opened at all.
-        let peers: Vec<Peer> = index
-            .node(view.node)
-            .filter(|_| view.modes.bgp)
-            .map(|n| peers_for_node(index.config(), n).cloned().collect())
-            .unwrap_or_default();
-        let bfd_profiles = index.config().bfd_profiles.clone();
-        let owner_changes =
-            settled.then(|| owner_changes(&desired.l2_owners, view.owners, view.node));
-        Announce {
-            desired,
-            peers,
-            bfd_profiles,
-            owner_changes,
-        }
-    });
     Plan {
         settled,
         node_addresses: node_addresses(view.nodes, view.node),
-        announce,
+        announce: announce(settled),
+    }
+}
+
+/// The announcing half of a plan from its index, desired announcements and owner changes.
+fn announce(
+    view: &View<'_>,
+    index: &ClusterIndex,
+    desired: Arc<Desired>,
+    owner_changes: Option<OwnerChanges>,
+) -> Announce {
+    // With BGP off no session is opened at all.
+    let peers: Vec<Peer> = index
+        .node(view.node)
+        .filter(|_| view.modes.bgp)
+        .map(|n| peers_for_node(index.config(), n).cloned().collect())
+        .unwrap_or_default();
+    Announce {
+        desired,
+        peers,
+        bfd_profiles: index.config().bfd_profiles.clone(),
+        owner_changes,
     }
 }
 

@@ -162,6 +162,10 @@ enum Change {
         bgp: bool,
     },
     Me(usize),
+    /// A fresh membership (not settled until every Ready node is alive), or none.
+    Membership(bool),
+    /// The executor starts over from no owners.
+    ForgetOwners,
 }
 
 fn service_specs() -> impl Strategy<Value = ServiceSpecs> {
@@ -229,6 +233,8 @@ fn change() -> impl Strategy<Value = Change> {
         1 => (prop::bool::weighted(0.8), prop::bool::weighted(0.8))
             .prop_map(|(layer2, bgp)| Change::Modes { layer2, bgp }),
         1 => (0..NODES.len()).prop_map(Change::Me),
+        1 => any::<bool>().prop_map(Change::Membership),
+        1 => Just(Change::ForgetOwners),
     ]
 }
 
@@ -361,7 +367,8 @@ struct World {
     links: Option<BTreeMap<String, Vec<LinkReport>>>,
     class_policy: ClassPolicy,
     modes: Modes,
-    owners: BTreeMap<IpAddr, Option<String>>,
+    owners: Arc<BTreeMap<IpAddr, Option<String>>>,
+    settling: Option<crate::pass::Settling>,
 }
 
 impl World {
@@ -378,7 +385,8 @@ impl World {
             links: None,
             class_policy: ClassPolicy::OursOrUnset,
             modes: Modes::ALL,
-            owners: BTreeMap::new(),
+            owners: Arc::default(),
+            settling: None,
         }
     }
 
@@ -455,6 +463,13 @@ impl World {
                 };
             }
             Change::Me(i) => self.me = *i,
+            Change::Membership(fresh) => {
+                self.settling = fresh.then_some(crate::pass::Settling {
+                    latched: false,
+                    elapsed: std::time::Duration::ZERO,
+                });
+            }
+            Change::ForgetOwners => self.owners = Arc::default(),
         }
     }
 
@@ -467,7 +482,7 @@ impl World {
             class_policy: self.class_policy,
             modes: self.modes,
             ignore_exclude_lb: false,
-            settling: None,
+            settling: self.settling,
             owners: &self.owners,
             links: self.links.as_ref(),
         }
@@ -503,7 +518,7 @@ proptest! {
             let kept = incremental.pass(&view, world.alive.as_ref(), world.config.as_ref());
             prop_assert_eq!(&kept, &full, "step {} ({:?})", step, change);
             // The next pass compares owners with this one's, as the executor does.
-            if let Some(changes) = full.announce.and_then(|a| a.owner_changes) {
+            if let Some(changes) = kept.announce.and_then(|a| a.owner_changes) {
                 world.owners = changes.owners;
             }
         }

@@ -50,6 +50,7 @@ fn main() {
     let seconds = env_or("FERROLB_CHURN_SECONDS", 20).max(1);
     let cluster = Cluster::new(count);
     let mut slices = cluster.slices.clone();
+    let (objects_rss, _) = rss_kib();
 
     // The reference: full passes over the same view.
     let reference_passes = 3;
@@ -59,6 +60,7 @@ fn main() {
         black_box(pass(&view, Some(&cluster.alive), Some(&cluster.config)));
     }
     let full = started.elapsed() / reference_passes;
+    let (_, full_hwm) = rss_kib();
 
     let mut incremental = IncrementalPass::new();
     let started = Instant::now();
@@ -166,5 +168,8 @@ fn main() {
          {lists_cost:.2?} (in every change above, as the executor does it)",
         desired.l2_owners.len()
     );
-    println!("  VmRSS {rss} KiB, VmHWM {hwm} KiB (objects, index and plan of {count} Services)");
+    println!(
+        "  VmRSS {rss} KiB, VmHWM {hwm} KiB at the end (objects, kept index and plan); the \
+         objects alone {objects_rss} KiB; VmHWM after the full passes {full_hwm} KiB"
+    );
 }

@@ -28,6 +28,7 @@ use crate::index::{ClusterIndex, ServiceInfo};
 use crate::layer2::carrier::NoCarrier;
 use ferrolb_config::{BgpAdvertisement, CommunityValue, L2Advertisement};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
@@ -268,7 +269,12 @@ pub(crate) fn assemble(decisions: impl IntoIterator<Item = IpDecision>) -> Desir
         desired.l2_owners.extend(d.l2_owner);
         desired.not_announced.extend(d.not_announced);
         for (prefix, routes) in d.bgp {
-            bgp.entry(prefix).or_default().merge(&routes);
+            match bgp.entry(prefix) {
+                Entry::Vacant(e) => {
+                    e.insert(routes);
+                }
+                Entry::Occupied(mut e) => e.get_mut().merge(&routes),
+            }
         }
     }
     desired.bgp = bgp

@@ -1,188 +1,28 @@
-//! One full speaker pass at cluster scale: 50,000 LoadBalancer Services (half layer 2 from an
-//! IPv4 pool, half BGP from an IPv6 pool), 200,000 endpoints (four per Service, one slice
-//! each) on 100 nodes, every member alive. The pass is what each speaker computes on every
-//! change it sees (level-triggered): this is its cost per change at that size. The index
-//! built from the objects and the election over it are both inside the measured pass.
+//! The speaker pass at cluster scale (see `fixtures`): 50,000 Services, 200,000 endpoints, 100
+//! nodes (`FERROLB_BENCH_SERVICES` overrides the Services, to see how a pass scales).
+//!
+//! - `speaker_pass/full_*`: the whole pass from the objects, as every pass was before the
+//!   pass kept its state: the reference. `speaker_pass/index_*` and `speaker_pass/desired_*`
+//!   are its two halves (converting the objects into the index; deciding every IP).
+//! - `speaker_pass/incremental_one_endpoint_change_*`: [`IncrementalPass`] kept over the same
+//!   view, one EndpointSlice changed (its endpoints moved to other nodes) before each pass;
+//!   the copies of the object lists the executor takes from its stores are inside.
+
+mod fixtures;
 
 use criterion::{Criterion, criterion_group};
-use ferrolb_config::Config;
-use ferrolb_config::manifests::Manifests;
-use ferrolb_speaker_core::desired::Modes;
-use ferrolb_speaker_core::pass::{View, pass};
-use k8s_openapi::api::core::v1::{
-    LoadBalancerIngress, LoadBalancerStatus, Node, NodeAddress, NodeCondition, NodeStatus, Service,
-    ServiceSpec, ServiceStatus,
-};
-use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointSlice};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use std::collections::{BTreeMap, BTreeSet};
+use ferrolb_speaker_core::desired::{Modes, desired_announcements_in};
+use ferrolb_speaker_core::pass::{IncrementalPass, index_of, pass};
+use fixtures::{Cluster, ENDPOINTS_PER_SERVICE, NODES, rss_kib, services, slice};
 use std::hint::black_box;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::Arc;
-use std::time::Duration;
-
-/// Services in the view (`FERROLB_BENCH_SERVICES` overrides it, to see how a pass scales).
-fn services() -> usize {
-    std::env::var("FERROLB_BENCH_SERVICES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(50_000)
-}
-const ENDPOINTS_PER_SERVICE: usize = 4;
-const NODES: usize = 100;
-
-const CONFIG: &str = "\
-apiVersion: ferrolb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: lan, namespace: ferrolb-system}
-spec: {addresses: [10.200.0.0/17]}
----
-apiVersion: ferrolb.io/v1beta1
-kind: L2Advertisement
-metadata: {name: lan, namespace: ferrolb-system}
-spec: {ipAddressPools: [lan]}
----
-apiVersion: ferrolb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: routed, namespace: ferrolb-system}
-spec: {addresses: ['fd00:200:0:1::/64']}
----
-apiVersion: ferrolb.io/v1beta1
-kind: BGPAdvertisement
-metadata: {name: routed, namespace: ferrolb-system}
-spec: {ipAddressPools: [routed]}
----
-apiVersion: ferrolb.io/v1beta1
-kind: BGPPeer
-metadata: {name: tor, namespace: ferrolb-system}
-spec: {myASN: 64512, peerASN: 64500, peerAddress: 10.200.200.254}
-";
-
-fn config() -> Config {
-    let mut m = Manifests::default();
-    m.add("bench-config.yaml", CONFIG);
-    assert!(m.errors.is_empty(), "{:?}", m.errors);
-    Config::build(&m.inputs).expect("valid configuration")
-}
-
-fn node_name(i: usize) -> String {
-    format!("node-{i}")
-}
-
-fn node(i: usize) -> Arc<Node> {
-    let ip = Ipv4Addr::new(
-        10,
-        200,
-        200,
-        u8::try_from(i + 1).expect("at most 253 nodes"),
-    );
-    Arc::new(Node {
-        metadata: ObjectMeta {
-            name: Some(node_name(i)),
-            ..ObjectMeta::default()
-        },
-        status: Some(NodeStatus {
-            addresses: Some(vec![NodeAddress {
-                type_: "InternalIP".into(),
-                address: ip.to_string(),
-            }]),
-            conditions: Some(vec![NodeCondition {
-                type_: "Ready".into(),
-                status: "True".into(),
-                ..NodeCondition::default()
-            }]),
-            ..NodeStatus::default()
-        }),
-        ..Node::default()
-    })
-}
-
-/// Service `i`: even ones from the layer 2 pool, odd ones from the BGP pool.
-fn service(i: usize) -> Arc<Service> {
-    let n = u32::try_from(i).expect("small");
-    let ip: IpAddr = if i.is_multiple_of(2) {
-        IpAddr::V4(Ipv4Addr::from(
-            u32::from(Ipv4Addr::new(10, 200, 0, 0)) + n / 2,
-        ))
-    } else {
-        IpAddr::V6(Ipv6Addr::from(
-            u128::from("fd00:200:0:1::".parse::<Ipv6Addr>().expect("v6")) + u128::from(n),
-        ))
-    };
-    Arc::new(Service {
-        metadata: ObjectMeta {
-            namespace: Some("default".into()),
-            name: Some(format!("svc-{i}")),
-            ..ObjectMeta::default()
-        },
-        spec: Some(ServiceSpec {
-            type_: Some("LoadBalancer".into()),
-            ..ServiceSpec::default()
-        }),
-        status: Some(ServiceStatus {
-            load_balancer: Some(LoadBalancerStatus {
-                ingress: Some(vec![LoadBalancerIngress {
-                    ip: Some(ip.to_string()),
-                    ..LoadBalancerIngress::default()
-                }]),
-            }),
-            ..ServiceStatus::default()
-        }),
-    })
-}
-
-fn slice(i: usize) -> Arc<EndpointSlice> {
-    let endpoints = (0..ENDPOINTS_PER_SERVICE)
-        .map(|e| Endpoint {
-            addresses: vec![format!("10.244.{}.{}", e, i % 250 + 1)],
-            node_name: Some(node_name((i + e * 7) % NODES)),
-            conditions: Some(EndpointConditions {
-                ready: Some(true),
-                serving: Some(true),
-                terminating: Some(false),
-            }),
-            ..Endpoint::default()
-        })
-        .collect();
-    Arc::new(EndpointSlice {
-        metadata: ObjectMeta {
-            namespace: Some("default".into()),
-            name: Some(format!("svc-{i}-slice")),
-            labels: Some(BTreeMap::from([(
-                "kubernetes.io/service-name".to_string(),
-                format!("svc-{i}"),
-            )])),
-            ..ObjectMeta::default()
-        },
-        address_type: "IPv4".into(),
-        endpoints,
-        ..EndpointSlice::default()
-    })
-}
+use std::time::{Duration, Instant};
 
 fn bench(c: &mut Criterion) {
-    let config = config();
-    let nodes: Vec<Arc<Node>> = (0..NODES).map(node).collect();
     let count = services();
-    let services: Vec<Arc<Service>> = (0..count).map(service).collect();
-    let slices: Vec<Arc<EndpointSlice>> = (0..count).map(slice).collect();
-    let alive: BTreeSet<String> = (0..NODES).map(node_name).collect();
-    let owners = BTreeMap::new();
-    let me = node_name(0);
-    let view = View {
-        node: &me,
-        services: &services,
-        slices: &slices,
-        nodes: &nodes,
-        class_policy: Default::default(),
-        modes: Modes::ALL,
-        ignore_exclude_lb: false,
-        settling: None,
-        owners: &owners,
-        links: None,
-    };
-    let first = std::time::Instant::now();
-    let plan = pass(&view, Some(&alive), Some(&config));
+    let cluster = Cluster::new(count);
+    let view = cluster.view(&cluster.services, &cluster.slices);
+    let first = Instant::now();
+    let plan = pass(&view, Some(&cluster.alive), Some(&cluster.config));
     let first = first.elapsed();
     let announce = plan.announce.as_ref().expect("a configuration");
     println!(
@@ -196,13 +36,80 @@ fn bench(c: &mut Criterion) {
     );
     assert_eq!(announce.desired.bgp.len(), count / 2, "every BGP Service");
     assert!(announce.desired.not_announced.is_empty());
+
     let mut group = c.benchmark_group("speaker_pass");
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(20));
-    group.bench_function(format!("{count}_services_{NODES}_nodes"), |b| {
-        b.iter(|| black_box(pass(black_box(&view), Some(&alive), Some(&config))))
+    let size = format!("{count}_services_{NODES}_nodes");
+    group.bench_function(format!("full_{size}"), |b| {
+        b.iter(|| {
+            black_box(pass(
+                black_box(&view),
+                Some(&cluster.alive),
+                Some(&cluster.config),
+            ))
+        })
+    });
+    group.bench_function(format!("index_{size}"), |b| {
+        b.iter(|| black_box(index_of(black_box(&view), cluster.config.clone())))
+    });
+    let mut index = index_of(&view, cluster.config.clone());
+    index.set_members_alive(Some(cluster.alive.clone()));
+    group.bench_function(format!("desired_{size}"), |b| {
+        b.iter(|| {
+            black_box(desired_announcements_in(
+                black_box(&index),
+                &cluster.me,
+                Modes::ALL,
+            ))
+        })
+    });
+    drop(index);
+
+    let mut incremental = IncrementalPass::new();
+    let mut slices = cluster.slices.clone();
+    let primed = incremental.pass(
+        &cluster.view(&cluster.services, &slices),
+        Some(&cluster.alive),
+        Some(&cluster.config),
+    );
+    assert_eq!(
+        primed, plan,
+        "the incremental pass plans what the full one does"
+    );
+    let (rss, hwm) = rss_kib();
+    println!("speaker pass: VmRSS {rss} KiB, VmHWM {hwm} KiB after the first passes");
+    // The owners of the last settled pass, kept as the executor keeps them.
+    let mut owners = primed
+        .announce
+        .and_then(|a| a.owner_changes)
+        .map(|c| c.owners)
+        .unwrap_or_default();
+    let mut changed = 0usize;
+    group.sample_size(100);
+    group.measurement_time(Duration::from_secs(10));
+    group.bench_function(format!("incremental_one_endpoint_change_{size}"), |b| {
+        b.iter(|| {
+            // A different Service each time, its endpoints moved on by one node.
+            changed += 1;
+            let i = changed.wrapping_mul(7919) % count;
+            slices[i] = slice(i, changed);
+            // The executor copies its stores' lists for every pass.
+            let (svcs, slcs) = (cluster.services.clone(), slices.clone());
+            let view = cluster.view_with_owners(&svcs, &slcs, &owners);
+            let plan = incremental.pass(&view, Some(&cluster.alive), Some(&cluster.config));
+            if let Some(changes) = plan.announce.and_then(|a| a.owner_changes) {
+                owners = changes.owners;
+            }
+        })
     });
     group.finish();
+    let view = cluster.view_with_owners(&cluster.services, &slices, &owners);
+    assert_eq!(
+        incremental.pass(&view, Some(&cluster.alive), Some(&cluster.config)),
+        pass(&view, Some(&cluster.alive), Some(&cluster.config)),
+        "after {changed} changes the incremental pass still plans what the full one does"
+    );
 }
 
 criterion_group!(benches, bench);

@@ -28,6 +28,7 @@ use crate::index::{ClusterIndex, ServiceInfo};
 use crate::layer2::carrier::NoCarrier;
 use ferrolb_config::{BgpAdvertisement, CommunityValue, L2Advertisement};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
@@ -227,69 +228,109 @@ pub fn desired_announcements(index: &ClusterIndex, my_node: &str) -> Desired {
 /// [`desired_announcements`] with only the given modes running: an address advertised only in
 /// a mode that is off is reported as [`NotAnnouncedReason::ModeDisabled`].
 pub fn desired_announcements_in(index: &ClusterIndex, my_node: &str, modes: Modes) -> Desired {
-    let config = index.config();
+    assemble(
+        services_by_ip(index)
+            .into_iter()
+            .map(|(ip, services)| decide_ip(index, my_node, modes, ip, &services)),
+    )
+}
+
+/// What one IP contributes to a [`Desired`]. An IP's decisions read the configuration, the
+/// nodes, the membership and the links, but of the Services only those using it (with their
+/// endpoints): a [`Desired`] is its IPs' decisions merged, which lets a pass that knows which
+/// Services changed decide again for their IPs only ([`crate::pass::IncrementalPass`]).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct IpDecision {
+    /// This node's layer 2 announcement of the IP.
+    pub(crate) layer2: Option<L2Announcement>,
+    /// The IP as this node's standby.
+    pub(crate) l2_standby: Option<L2Announcement>,
+    /// The owner this node would replace.
+    pub(crate) l2_successor_of: Option<String>,
+    /// Why carrier keeps the IP from this node.
+    pub(crate) l2_no_carrier: Option<L2NoCarrier>,
+    /// The IP's layer 2 owner, when layer 2 decided on it.
+    pub(crate) l2_owner: Option<L2Owner>,
+    /// Why no mode announces the IP.
+    pub(crate) not_announced: Option<NotAnnounced>,
+    /// This node's routes for the IP, by prefix.
+    pub(crate) bgp: BTreeMap<IpNet, BgpRoutes>,
+}
+
+/// Merges the decisions of IPs in ascending order into what this node announces.
+pub(crate) fn assemble(decisions: impl IntoIterator<Item = IpDecision>) -> Desired {
     let mut desired = Desired::default();
-    let mut bgp: BTreeMap<IpNet, BgpAcc> = BTreeMap::new();
-
-    for (ip, services) in services_by_ip(index) {
-        let names = service_names(&services);
-        let Some(pool) = index.pool_for(ip) else {
-            desired.not_announced.push(NotAnnounced {
-                ip,
-                services: names,
-                reason: NotAnnouncedReason::NoPool,
-            });
-            continue;
-        };
-
-        let l2_advertised = l2_advertisements_for(config, &pool.name).next().is_some();
-        let l2 = if !l2_advertised {
-            Some(NotAnnouncedReason::NoAdvertisement)
-        } else if !modes.layer2 {
-            Some(NotAnnouncedReason::ModeDisabled)
-        } else {
-            layer2_for_ip(index, my_node, ip, &services, &names, &mut desired)
-        };
-
-        let bgp_advertised = bgp_advertisements_for(config, &pool.name).next().is_some();
-        let bgp_reason = if !bgp_advertised {
-            Some(NotAnnouncedReason::NoAdvertisement)
-        } else if !modes.bgp {
-            Some(NotAnnouncedReason::ModeDisabled)
-        } else {
-            bgp_for_ip(index, my_node, ip, &services, &mut bgp)
-        };
-
-        // Announced in one mode (by this node or, in BGP, possibly by others): nothing to say.
-        if let (Some(l2), Some(b)) = (l2, bgp_reason) {
-            desired.not_announced.push(NotAnnounced {
-                ip,
-                services: names,
-                reason: l2.max(b),
-            });
+    let mut bgp: BTreeMap<IpNet, BgpRoutes> = BTreeMap::new();
+    for d in decisions {
+        desired.layer2.extend(d.layer2);
+        desired.l2_standby.extend(d.l2_standby);
+        desired.l2_successor_of.extend(d.l2_successor_of);
+        desired.l2_no_carrier.extend(d.l2_no_carrier);
+        desired.l2_owners.extend(d.l2_owner);
+        desired.not_announced.extend(d.not_announced);
+        for (prefix, routes) in d.bgp {
+            match bgp.entry(prefix) {
+                Entry::Vacant(e) => {
+                    e.insert(routes);
+                }
+                Entry::Occupied(mut e) => e.get_mut().merge(&routes),
+            }
         }
     }
-
     desired.bgp = bgp
         .into_iter()
-        .map(|(prefix, acc)| BgpAnnouncement {
-            prefix,
-            ips: acc.ips.into_iter().collect(),
-            services: acc.services.into_iter().collect(),
-            peers: acc
-                .peers
-                .into_iter()
-                .map(|(name, a)| {
-                    let attrs = RouteAttributes {
-                        local_pref: a.local_pref,
-                        communities: a.communities.into_iter().collect(),
-                    };
-                    (name, attrs)
-                })
-                .collect(),
-        })
+        .map(|(prefix, routes)| routes.announcement(prefix))
         .collect();
     desired
+}
+
+/// Decides one IP of our Services; `services` are the Services using it, sorted by key.
+pub(crate) fn decide_ip(
+    index: &ClusterIndex,
+    my_node: &str,
+    modes: Modes,
+    ip: IpAddr,
+    services: &[&ServiceInfo],
+) -> IpDecision {
+    let config = index.config();
+    let mut decision = IpDecision::default();
+    let names = service_names(services);
+    let Some(pool) = index.pool_for(ip) else {
+        decision.not_announced = Some(NotAnnounced {
+            ip,
+            services: names,
+            reason: NotAnnouncedReason::NoPool,
+        });
+        return decision;
+    };
+
+    let l2_advertised = l2_advertisements_for(config, &pool.name).next().is_some();
+    let l2 = if !l2_advertised {
+        Some(NotAnnouncedReason::NoAdvertisement)
+    } else if !modes.layer2 {
+        Some(NotAnnouncedReason::ModeDisabled)
+    } else {
+        layer2_for_ip(index, my_node, ip, services, &names, &mut decision)
+    };
+
+    let bgp_advertised = bgp_advertisements_for(config, &pool.name).next().is_some();
+    let bgp_reason = if !bgp_advertised {
+        Some(NotAnnouncedReason::NoAdvertisement)
+    } else if !modes.bgp {
+        Some(NotAnnouncedReason::ModeDisabled)
+    } else {
+        bgp_for_ip(index, my_node, ip, services, &mut decision.bgp)
+    };
+
+    // Announced in one mode (by this node or, in BGP, possibly by others): nothing to say.
+    if let (Some(l2), Some(b)) = (l2, bgp_reason) {
+        decision.not_announced = Some(NotAnnounced {
+            ip,
+            services: names,
+            reason: l2.max(b),
+        });
+    }
+    decision
 }
 
 /// The layer 2 decision for one IP: records its owner (and this node's announcement or
@@ -300,7 +341,7 @@ fn layer2_for_ip(
     ip: IpAddr,
     services: &[&ServiceInfo],
     names: &[String],
-    desired: &mut Desired,
+    decision: &mut IpDecision,
 ) -> Option<NotAnnouncedReason> {
     let applying = l2_advertisements_applying(index, ip, services);
     let blocked = if applying.is_empty() {
@@ -334,9 +375,9 @@ fn layer2_for_ip(
         && o != my_node
         && elect_preferred(ip, candidates.iter().copied().filter(|(n, _)| *n != o)) == Some(my_node)
     {
-        desired.l2_successor_of.insert(o.to_string());
+        decision.l2_successor_of = Some(o.to_string());
         let mine = l2_advertisements_of_node(index, ip, my_node, services);
-        desired.l2_standby.push(L2Announcement {
+        decision.l2_standby = Some(L2Announcement {
             ip,
             services: names.to_vec(),
             interfaces: l2_interfaces(&mine),
@@ -344,7 +385,7 @@ fn layer2_for_ip(
     }
     if owner.as_deref() == Some(my_node) {
         let mine = l2_advertisements_of_node(index, ip, my_node, services);
-        desired.layer2.push(L2Announcement {
+        decision.layer2 = Some(L2Announcement {
             ip,
             services: names.to_vec(),
             interfaces: l2_interfaces(&mine),
@@ -356,7 +397,7 @@ fn layer2_for_ip(
     {
         let reasons = l2_carrier_blocks(index, ip, my_node, services);
         if !reasons.is_empty() {
-            desired.l2_no_carrier.push(L2NoCarrier {
+            decision.l2_no_carrier = Some(L2NoCarrier {
                 ip,
                 services: names.to_vec(),
                 reasons,
@@ -364,7 +405,7 @@ fn layer2_for_ip(
         }
     }
     let no_owner = owner.is_none();
-    desired.l2_owners.push(L2Owner {
+    decision.l2_owner = Some(L2Owner {
         ip,
         services: names.to_vec(),
         owner,
@@ -380,7 +421,7 @@ fn bgp_for_ip(
     my_node: &str,
     ip: IpAddr,
     services: &[&ServiceInfo],
-    bgp: &mut BTreeMap<IpNet, BgpAcc>,
+    bgp: &mut BTreeMap<IpNet, BgpRoutes>,
 ) -> Option<NotAnnouncedReason> {
     let applying = bgp_advertisements_applying(index, ip, services);
     if applying.is_empty() {
@@ -410,14 +451,49 @@ fn bgp_for_ip(
     None
 }
 
-#[derive(Default)]
-struct BgpAcc {
+/// Routes to one prefix, from one IP or merged from several.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct BgpRoutes {
     ips: BTreeSet<IpAddr>,
     services: BTreeSet<String>,
     peers: BTreeMap<String, AttrAcc>,
 }
 
-#[derive(Default)]
+impl BgpRoutes {
+    /// Adds `other`'s IPs, Services and peers. Unions and the highest LOCAL_PREF: the order in
+    /// which routes are merged never matters.
+    pub(crate) fn merge(&mut self, other: &BgpRoutes) {
+        self.ips.extend(other.ips.iter().copied());
+        self.services.extend(other.services.iter().cloned());
+        for (name, attrs) in &other.peers {
+            let acc = self.peers.entry(name.clone()).or_default();
+            acc.local_pref = acc.local_pref.max(attrs.local_pref);
+            acc.communities.extend(attrs.communities.iter().copied());
+        }
+    }
+
+    /// The announcement of `prefix` these routes make.
+    pub(crate) fn announcement(self, prefix: IpNet) -> BgpAnnouncement {
+        BgpAnnouncement {
+            prefix,
+            ips: self.ips.into_iter().collect(),
+            services: self.services.into_iter().collect(),
+            peers: self
+                .peers
+                .into_iter()
+                .map(|(name, a)| {
+                    let attrs = RouteAttributes {
+                        local_pref: a.local_pref,
+                        communities: a.communities.into_iter().collect(),
+                    };
+                    (name, attrs)
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
 struct AttrAcc {
     local_pref: Option<u32>,
     communities: BTreeSet<CommunityValue>,

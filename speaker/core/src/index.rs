@@ -127,6 +127,11 @@ impl ClusterIndex {
         self.services.insert(service.key.clone(), service);
     }
 
+    /// Forgets a Service; returns what the index held for it.
+    pub fn remove_service(&mut self, key: &ServiceKey) -> Option<ServiceInfo> {
+        self.services.remove(key)
+    }
+
     /// Every Service, sorted by key.
     pub fn services(&self) -> impl Iterator<Item = &ServiceInfo> {
         self.services.values()
@@ -150,6 +155,11 @@ impl ClusterIndex {
             .entry(slice.namespace.clone())
             .or_default()
             .insert(slice.name.clone(), slice);
+    }
+
+    /// One EndpointSlice.
+    pub fn endpoint_slice(&self, namespace: &str, name: &str) -> Option<&EndpointSliceInfo> {
+        self.slices.get(namespace)?.get(name)
     }
 
     /// Forgets an EndpointSlice.
@@ -210,6 +220,14 @@ impl ClusterIndex {
     /// Adds or replaces a Node.
     pub fn upsert_node(&mut self, node: NodeInfo) {
         self.nodes.insert(node.name.clone(), node);
+    }
+
+    /// Replaces every Node (a later one of the same name replaces an earlier one).
+    pub fn replace_nodes(&mut self, nodes: impl IntoIterator<Item = NodeInfo>) {
+        self.nodes.clear();
+        for node in nodes {
+            self.upsert_node(node);
+        }
     }
 
     /// Every Node, sorted by name.

@@ -22,7 +22,7 @@ use ferrolb_speaker_core::bgp::restart_marker::RestartMarker;
 use ferrolb_speaker_core::desired::Desired;
 use ferrolb_speaker_core::layer2::carrier::LinkReport;
 use ferrolb_speaker_core::layer2::stop::{L2Stop, l2_stop};
-use ferrolb_speaker_core::pass::{Announce, Plan, View, pass};
+use ferrolb_speaker_core::pass::{Announce, IncrementalPass, Plan, View};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -60,7 +60,7 @@ pub(crate) struct Speaker {
     pub(crate) membership: Option<MembershipDriver>,
     pub(crate) bgp: PeerManager,
     /// The owner of each layer 2 address as of the last settled pass.
-    pub(crate) owners: BTreeMap<IpAddr, Option<String>>,
+    pub(crate) owners: Arc<BTreeMap<IpAddr, Option<String>>>,
     /// Since when each address is advertised over BGP.
     pub(crate) bgp_since: BTreeMap<IpAddr, String>,
     /// BGPPeers (`namespace/name`) whose VRF was missing at the last tick, so that each
@@ -74,6 +74,8 @@ pub(crate) struct Speaker {
     pub(crate) last_local_links: Option<Vec<LinkReport>>,
     /// Layer 2 addresses kept from this node by carrier as of the last pass, with why.
     pub(crate) last_no_carrier: BTreeMap<IpAddr, String>,
+    /// The pass, kept between passes so that each costs what changed.
+    pub(crate) incremental: IncrementalPass,
 }
 
 impl Speaker {
@@ -331,7 +333,9 @@ impl Speaker {
             owners: &self.owners,
             links: links.as_ref(),
         };
-        let plan = pass(&view, alive.as_ref(), config.as_ref());
+        let plan = self
+            .incremental
+            .pass(&view, alive.as_ref(), config.as_ref());
         if let Some(d) = self.membership.as_mut() {
             d.latch(plan.settled);
         }

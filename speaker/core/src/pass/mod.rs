@@ -5,10 +5,13 @@
 //! The pass decides; `ferrolb-speaker` (its `run` module) hands the [`Plan`] to the layer 2
 //! announcer, the BGP manager, the status writers and the event queue.
 
+mod incremental;
 mod nodes;
 mod owners;
 mod settle;
+mod tracked;
 
+pub use incremental::IncrementalPass;
 pub use nodes::{NodeAddresses, expected_members, internal_ips, node_addresses};
 pub use owners::{NodeAssigned, OwnerChanges, owner_changes};
 pub use settle::{MEMBERSHIP_SETTLE, Settling, membership_settled};
@@ -72,8 +75,9 @@ pub struct Plan {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Announce {
     /// Layer 2 and BGP announcements of this node, owners, standby and the addresses no node
-    /// announces.
-    pub desired: Desired,
+    /// announces. Shared: [`IncrementalPass`] keeps it between passes and changes only the
+    /// entries of what changed, so handing it over must not copy the whole of it.
+    pub desired: Arc<Desired>,
     /// The BGP peers this node opens sessions to (none with BGP turned off).
     pub peers: Vec<Peer>,
     /// The configuration's BFD profiles, by name.
@@ -112,36 +116,56 @@ pub fn pass(
     alive: Option<&BTreeSet<String>>,
     last_valid: Option<&Config>,
 ) -> Plan {
+    plan(view, alive, |settled| {
+        last_valid.map(|config| {
+            let mut index = index_of(view, config.clone());
+            index.set_members_alive(alive.cloned());
+            if let Some(links) = view.links {
+                index.set_node_links(links.clone());
+            }
+            let desired = desired_announcements_in(&index, view.node, view.modes);
+            let owner_changes =
+                settled.then(|| owner_changes(&desired.l2_owners, view.owners, view.node));
+            announce(view, &index, Arc::new(desired), owner_changes)
+        })
+    })
+}
+
+/// The plan of a pass whose announcing half `announce` gives (`None` without a valid
+/// configuration) from whether the membership has settled.
+fn plan(
+    view: &View<'_>,
+    alive: Option<&BTreeSet<String>>,
+    announce: impl FnOnce(bool) -> Option<Announce>,
+) -> Plan {
     let expected = expected_members(view.nodes);
     let empty = BTreeSet::new();
     let settled = membership_settled(view.settling.as_ref(), alive.unwrap_or(&empty), &expected);
-    let announce = last_valid.map(|config| {
-        let mut index = index_of(view, config.clone());
-        index.set_members_alive(alive.cloned());
-        if let Some(links) = view.links {
-            index.set_node_links(links.clone());
-        }
-        // With BGP off no session is opened at all.
-        let peers: Vec<Peer> = index
-            .node(view.node)
-            .filter(|_| view.modes.bgp)
-            .map(|n| peers_for_node(index.config(), n).cloned().collect())
-            .unwrap_or_default();
-        let bfd_profiles = index.config().bfd_profiles.clone();
-        let desired = desired_announcements_in(&index, view.node, view.modes);
-        let owner_changes =
-            settled.then(|| owner_changes(&desired.l2_owners, view.owners, view.node));
-        Announce {
-            desired,
-            peers,
-            bfd_profiles,
-            owner_changes,
-        }
-    });
     Plan {
         settled,
         node_addresses: node_addresses(view.nodes, view.node),
-        announce,
+        announce: announce(settled),
+    }
+}
+
+/// The announcing half of a plan from its index, desired announcements and owner changes.
+fn announce(
+    view: &View<'_>,
+    index: &ClusterIndex,
+    desired: Arc<Desired>,
+    owner_changes: Option<OwnerChanges>,
+) -> Announce {
+    // With BGP off no session is opened at all.
+    let peers: Vec<Peer> = index
+        .node(view.node)
+        .filter(|_| view.modes.bgp)
+        .map(|n| peers_for_node(index.config(), n).cloned().collect())
+        .unwrap_or_default();
+    Announce {
+        desired,
+        peers,
+        bfd_profiles: index.config().bfd_profiles.clone(),
+        owner_changes,
     }
 }
 

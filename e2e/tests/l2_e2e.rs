@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use ferrolb_e2e::arp_probe::ArpProber;
 use ferrolb_e2e::bench::prober::{Prober, measure};
 use ferrolb_e2e::cluster::{Cluster, ClusterOptions};
 use ferrolb_e2e::lab;
@@ -273,7 +274,11 @@ fn metric(c: &Cluster, node: usize, name: &str) -> Option<f64> {
 
 /// A stopped speaker (SIGSTOP: its process exists, so its kernel responder stays attached)
 /// goes quiet once its lease runs out, before the others elect a new owner: afterwards only
-/// the new owner answers ARP.
+/// the new owner answers ARP. Resumed, it rejoins the membership, is elected again and
+/// announces the address, so a client whose cache points at the interim owner comes back
+/// to it (nothing changed in its own view while it was frozen, so only the rejoin can tell it
+/// to announce; without it the client keeps using the interim owner, which stops answering
+/// when its hand-over window ends).
 #[test]
 fn a_stopped_speaker_goes_quiet() {
     if !lab::tools_or_skip("l2_e2e", &["arping"]) {
@@ -293,7 +298,22 @@ fn a_stopped_speaker_goes_quiet() {
         "{:?} after stopping node {owner}'s speaker: ARP answered by {answerers:?}",
         stopped_at.elapsed()
     );
+    // Long enough for the gossip to declare it down, and the client's cache on the new owner.
+    std::thread::sleep(Duration::from_secs(1));
+    let served = curl_echo(&c, ip);
+    let client = c.lab.lan_client();
+    let client_mac = client.ns().mac(client.iface()).expect("client mac");
+    let prober = ArpProber::start(
+        client.ns().path(),
+        client.iface(),
+        &client_mac.to_lowercase(),
+        client.v4(),
+        v4(ip),
+        Duration::from_millis(50),
+    )
+    .expect("ARP prober");
     speaker.resume().expect("SIGCONT");
+    let resumed_at = Instant::now();
     let new_owner = new_owner.expect("another node announces while the owner is stopped");
     assert_ne!(new_owner, owner);
     assert_eq!(
@@ -301,6 +321,52 @@ fn a_stopped_speaker_goes_quiet() {
         vec![node_mac(&c, new_owner)],
         "only the new owner answers (node {owner} is {})",
         node_mac(&c, owner)
+    );
+    assert!(
+        served
+            .as_deref()
+            .is_some_and(|s| s.starts_with(c.lab.node(new_owner).name())),
+        "served by the interim owner node{new_owner}: {served:?}"
+    );
+    eventually(
+        &format!("node{owner} alone announces {ip} again"),
+        Duration::from_secs(10),
+        || (c.announcing_nodes(ip) == [owner]).then_some(()),
+    );
+    // Nothing changed in the resumed speaker's own view: only its rejoin makes it announce.
+    std::thread::sleep(Duration::from_secs(1));
+    let run = prober.stop();
+    let owner_mac = node_mac(&c, owner);
+    let announced_after = run
+        .gratuitous
+        .iter()
+        .filter(|(at, mac)| *mac == owner_mac && *at >= resumed_at)
+        .map(|(at, _)| *at - resumed_at)
+        .min();
+    println!("node{owner}'s first gratuitous ARP {announced_after:?} after SIGCONT");
+    assert!(
+        announced_after.is_some(),
+        "the resumed owner node{owner} sent no gratuitous ARP within 1 s of SIGCONT: {:?}",
+        run.gratuitous
+    );
+    eventually(
+        "the client's cache points at the resumed owner again",
+        Duration::from_secs(5),
+        || {
+            let out = client
+                .ns()
+                .exec(["ip", "neigh", "show", &ip.to_string()])
+                .ok()?;
+            out.stdout.to_lowercase().contains(&owner_mac).then_some(())
+        },
+    );
+    println!(
+        "{:?} after SIGCONT the client's cache points at node{owner} again",
+        resumed_at.elapsed()
+    );
+    assert!(
+        curl_echo(&c, ip).is_some_and(|s| s.starts_with(c.lab.node(owner).name())),
+        "served by node{owner} again"
     );
 }
 

@@ -553,8 +553,9 @@ impl Membership {
         self.links.clone()
     }
 
-    /// Changes each time a successor gives our addresses back after a revoked presumption:
-    /// announce them again so caches point back here.
+    /// Changes each time a successor gives our addresses back after a revoked presumption, and
+    /// each time this speaker rejoins after being declared down: announce them again so caches
+    /// point back here.
     pub fn reclaims(&self) -> watch::Receiver<u64> {
         self.reclaims.clone()
     }
@@ -1064,6 +1065,12 @@ impl Worker {
                 }
                 OwnedNotification::Rejoin(id) => {
                     tracing::info!(bump = id.bump, "rejoined the cluster with a new identity");
+                    // Declared down meanwhile (frozen, cut off): the others took this node's
+                    // layer 2 addresses over and clients' caches point at them. Nothing changed
+                    // in this node's own view, so nothing would announce the addresses again;
+                    // the successors hand them back make-before-break and wait for exactly
+                    // that announcement. Announce as after a reclaim.
+                    self.reclaims.send_modify(|n| *n = n.wrapping_add(1));
                 }
                 other => tracing::debug!(notification = ?other, "membership"),
             }

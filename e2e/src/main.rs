@@ -29,6 +29,12 @@ enum Command {
     /// Benchmark BGP propagation: N IPv4 /32 prefixes to BIRD from ferrolb's peer manager and
     /// from gobgpd, same lab; prints both, the ratio and peak RSS.
     BenchBgp(BenchBgpArgs),
+    /// Benchmark the speakers' membership at scale: N foca instances (1,000 by default) in one
+    /// process on an in-memory network with a simulated clock, ferrolb's gossip timers and
+    /// memberlist's LAN defaults side by side, at 0 % and 1 % datagram loss: time to detect a
+    /// dead member, false "down" verdicts, bytes per second per member; plus the heartbeat
+    /// channel's cost. No root, no network.
+    BenchMembership(BenchMembershipArgs),
     /// Benchmark failure detection in BGP mode: the router's withdraw time after a node
     /// fails, with BFD 50 ms x 3, BFD 300 ms x 3 and without BFD (hold time), side by side.
     BenchBfd(BenchBfdArgs),
@@ -101,6 +107,36 @@ struct BenchBgpArgs {
     /// Give up waiting for a table after this many seconds.
     #[arg(long, default_value_t = 120)]
     timeout: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct BenchMembershipArgs {
+    /// Members.
+    #[arg(long, default_value_t = 1000)]
+    members: usize,
+    /// Simulated minutes of the phase without kills (false downs, traffic).
+    #[arg(long, default_value_t = 10.0)]
+    minutes: f64,
+    /// Members killed one at a time after that phase.
+    #[arg(long, default_value_t = 20)]
+    kills: usize,
+    /// Datagram loss rates in percent, comma separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [0.0, 1.0])]
+    loss: Vec<f64>,
+    /// Seed of every random choice (loss, latency, foca's own choices).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Configurations: `ferrolb` (the speaker's defaults), `memberlist` (memberlist's
+    /// DefaultLANConfig as a foca configuration), comma separated.
+    #[arg(long, value_delimiter = ',', default_values_t = ["ferrolb".to_string(), "memberlist".to_string()])]
+    profiles: Vec<String>,
+    /// Also run the speaker with other gossip timers: PROBE_MS/RTT_MS/SUSPECT_MS
+    /// (e.g. 100/40/300); repeatable.
+    #[arg(long)]
+    timers: Vec<String>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -302,6 +338,12 @@ async fn main() -> anyhow::Result<()> {
             let report = tokio::task::spawn_blocking(move || run(&opts)).await??;
             print_report(&report, args.json)
         }
+        Command::BenchMembership(args) => {
+            let json = args.json;
+            // Minutes of CPU: off the async runtime.
+            let report = tokio::task::spawn_blocking(move || membership_bench(&args)).await??;
+            print_report(&report, json)
+        }
         Command::BenchBfd(args) => {
             use ferrolb_e2e::bench::bfd::{BfdBench, run};
             use ferrolb_e2e::cluster::RouterKind;
@@ -354,6 +396,58 @@ async fn main() -> anyhow::Result<()> {
             print_report(&report, args.json)
         }
     }
+}
+
+/// Runs `ferrolb-e2e bench-membership`.
+fn membership_bench(
+    args: &BenchMembershipArgs,
+) -> anyhow::Result<ferrolb_e2e::bench::membership::Report> {
+    use ferrolb_e2e::bench::membership::{MembershipBench, profile, run};
+    use ferrolb_speaker::membership::GossipTimers;
+    use std::time::Duration;
+    let mut profiles = Vec::new();
+    for name in &args.profiles {
+        profiles.push(match name.as_str() {
+            "ferrolb" => profile::ferrolb("ferrolb", &GossipTimers::default())?,
+            "memberlist" => profile::memberlist_lan(args.members)?,
+            other => anyhow::bail!("--profiles {other}: ferrolb or memberlist"),
+        });
+    }
+    for spec in &args.timers {
+        let parts: Vec<u64> = spec
+            .split('/')
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow::anyhow!("--timers {spec}: {e}"))?;
+        let [probe, rtt, suspect] = parts[..] else {
+            anyhow::bail!("--timers {spec}: PROBE_MS/RTT_MS/SUSPECT_MS");
+        };
+        let timers = GossipTimers {
+            probe_period: Duration::from_millis(probe),
+            probe_rtt: Duration::from_millis(rtt),
+            suspect_to_down: Duration::from_millis(suspect),
+            ..GossipTimers::default()
+        };
+        profiles.push(profile::ferrolb(&format!("ferrolb {spec}"), &timers)?);
+    }
+    if args.members < 2 || !args.minutes.is_finite() || args.minutes <= 0.0 {
+        anyhow::bail!("--members must be at least 2 and --minutes positive");
+    }
+    if let Some(bad) = args.loss.iter().find(|l| !(0.0..100.0).contains(*l)) {
+        anyhow::bail!("--loss {bad}: a percentage in [0, 100)");
+    }
+    let bench = MembershipBench {
+        members: args.members,
+        steady: Duration::from_secs_f64(args.minutes * 60.0),
+        kills: args.kills,
+        losses: args.loss.iter().map(|l| l / 100.0).collect(),
+        latency: (Duration::from_micros(100), Duration::from_millis(1)),
+        warm_up: Duration::from_secs(20),
+        seed: args.seed,
+        profiles,
+        seed_period: GossipTimers::default().seed_announce_period,
+    };
+    Ok(run(&bench))
 }
 
 /// Prints a benchmark report as text or, with `json`, as pretty JSON.

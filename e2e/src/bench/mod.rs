@@ -4,6 +4,7 @@ pub mod bfd;
 pub mod bgp;
 pub mod controller;
 pub mod failover;
+pub mod membership;
 pub mod prober;
 pub mod rollout;
 pub mod stats;

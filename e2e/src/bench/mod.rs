@@ -7,3 +7,4 @@ pub mod failover;
 pub mod prober;
 pub mod rollout;
 pub mod stats;
+pub mod watch_cost;

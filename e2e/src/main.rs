@@ -22,6 +22,10 @@ enum Command {
     /// Benchmark the controller: N Services created at once against the in-memory API server;
     /// prints create-to-status p50/p99, total time and the controller's peak RSS.
     BenchController(BenchControllerArgs),
+    /// Benchmark what the API server sends to speakers: N speakers' own watches, then one
+    /// change of each kind; prints watch events and bytes per change, in total and per
+    /// speaker, beside the Lease-per-Service design's writes (computed).
+    BenchWatchCost(BenchWatchCostArgs),
     /// Benchmark layer 2 failover (ferrolb vs keepalived VRRPv3, same lab, same probe), the
     /// speaker's ARP reply latency (in-kernel responder and userspace socket) vs the kernel's,
     /// the in-kernel responder's cost per packet, and peak RSS with 1,000 addresses.
@@ -195,6 +199,25 @@ struct BenchControllerArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 120)]
     timeout: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct BenchWatchCostArgs {
+    /// Cluster sizes (speakers = nodes), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "10,100,300")]
+    nodes: Vec<usize>,
+    /// LoadBalancer Services (and as many ClusterIP ones), each with an EndpointSlice.
+    #[arg(long, default_value_t = 100)]
+    services: usize,
+    /// Endpoints per EndpointSlice.
+    #[arg(long, default_value_t = 10)]
+    endpoints: usize,
+    /// Service counts for the computed Lease-per-Service figures, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1000,50000")]
+    lease_services: Vec<usize>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -391,6 +414,17 @@ async fn main() -> anyhow::Result<()> {
                     .controller
                     .unwrap_or_else(|| sibling_binary("ferrolb-controller")),
                 timeout: std::time::Duration::from_secs(args.timeout),
+            };
+            let report = run(&opts).await?;
+            print_report(&report, args.json)
+        }
+        Command::BenchWatchCost(args) => {
+            use ferrolb_e2e::bench::watch_cost::{WatchCostBench, run};
+            let opts = WatchCostBench {
+                nodes: args.nodes,
+                services: args.services,
+                endpoints_per_slice: args.endpoints,
+                lease_services: args.lease_services,
             };
             let report = run(&opts).await?;
             print_report(&report, args.json)

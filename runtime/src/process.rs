@@ -32,9 +32,27 @@ pub struct Wiring<S> {
     /// Resolves when the component is asked to stop.
     pub stop: StopSignal,
     changes_tx: watch::Sender<u64>,
+    /// The other end of `stop` when nothing outside holds it (a detached wiring): kept so
+    /// that `stop` never fires.
+    _stop_tx: Option<oneshot::Sender<()>>,
 }
 
 impl<S> Wiring<S> {
+    /// A wiring with no HTTP API and no main loop around it: for tools that open a component's
+    /// watches alone (e.g. to measure what they cost the API server). Dropping it stops them.
+    pub fn detached(shared: Arc<S>) -> Self {
+        let (changes_tx, changes) = watch::channel(0u64);
+        let (stop_tx, stop) = oneshot::channel();
+        Wiring {
+            shared,
+            tasks: JoinSet::new(),
+            changes,
+            stop,
+            changes_tx,
+            _stop_tx: Some(stop_tx),
+        }
+    }
+
     /// A cache of `api`'s objects whose every change wakes the loop (see [`spawn_store`]).
     pub fn store<K>(&mut self, api: Api<K>) -> Store<K>
     where
@@ -102,6 +120,7 @@ where
                 changes,
                 stop: stop_rx,
                 changes_tx,
+                _stop_tx: None,
             })
             .await
         });

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource};
+use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
 use std::hash::Hash;
@@ -63,7 +63,13 @@ fn spawn_watch<K>(
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Eq + Hash + Clone + Send + Sync,
 {
-    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+    // managedFields are bookkeeping of the API server's field ownership that neither binary
+    // reads, and a cache would keep them for every object (≈ 21 MiB of the controller's peak
+    // with 50,000 Services, docs/benchmarks.md).
+    let pruned = watcher(api, watcher::Config::default()).modify(|obj| {
+        obj.managed_fields_mut().clear();
+    });
+    let stream = reflector::reflector(writer, pruned)
         .backoff(crate::watch_backoff::watch_backoff())
         // Deletions count too (a deleted Service or pool must start a pass at once);
         // `applied_objects` would drop them.

@@ -14,5 +14,5 @@ pub mod membership;
 pub(crate) mod metrics;
 pub mod run;
 pub(crate) mod status_objects;
-pub(crate) mod stores;
+pub mod stores;
 pub(crate) mod thread_priority;

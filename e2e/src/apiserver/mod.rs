@@ -112,6 +112,7 @@ pub mod time;
 pub mod tls;
 mod validation;
 mod watch;
+pub mod watch_stats;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -126,6 +127,7 @@ pub use faults::{Fault, FaultScope, Faults};
 pub use kubeconfig::kubeconfig_text;
 pub use shared::Shared;
 pub use store::Snapshot;
+pub use watch_stats::WatchTotals;
 
 /// Errors starting or stopping a server.
 #[derive(Debug, thiserror::Error)]
@@ -452,6 +454,12 @@ impl ApiServerHandle {
     /// Fault injection controls.
     pub fn faults(&self) -> &Faults {
         &self.shared.faults
+    }
+
+    /// What watches have been sent so far, by `group/resource` (since this server, or its
+    /// last restart, started).
+    pub fn watch_totals(&self) -> std::collections::BTreeMap<String, WatchTotals> {
+        self.shared.watch_stats.totals()
     }
 
     /// Forget the watch history (like an etcd compaction): watches resuming from an older

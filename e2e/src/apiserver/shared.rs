@@ -15,6 +15,8 @@ pub struct Shared {
     pub(super) tls: tls::TlsIdentity,
     /// Where authorization decisions are recorded (`--audit-log`).
     pub(super) audit: Option<audit::AuditLog>,
+    /// What watches have sent, by resource.
+    pub(super) watch_stats: super::watch_stats::WatchStats,
 }
 
 impl Shared {
@@ -71,6 +73,7 @@ impl Shared {
             },
             tls,
             audit,
+            watch_stats: Default::default(),
         })
     }
 }

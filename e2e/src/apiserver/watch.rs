@@ -23,6 +23,7 @@ use super::error::ApiError;
 use super::resources::ResourceType;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::store::{Event, EventType, WatchFrom};
+use super::watch_stats::WatchCounter;
 use super::{Shared, convert, table};
 
 pub struct WatchParams {
@@ -88,6 +89,34 @@ impl Encoder {
     }
 }
 
+/// A watch's response stream, counting what it is handed.
+struct Lines {
+    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    counter: Arc<WatchCounter>,
+}
+
+impl Lines {
+    /// Sends an object event line; false when the client is gone.
+    async fn event(&self, line: Bytes) -> bool {
+        let len = line.len();
+        let sent = self.tx.send(Ok(line)).await.is_ok();
+        if sent {
+            self.counter.event(len);
+        }
+        sent
+    }
+
+    /// Sends a BOOKMARK line; false when the client is gone.
+    async fn bookmark(&self, line: Bytes) -> bool {
+        let len = line.len();
+        let sent = self.tx.send(Ok(line)).await.is_ok();
+        if sent {
+            self.counter.bookmark(len);
+        }
+        sent
+    }
+}
+
 /// Serves one watch request.
 pub async fn serve(
     shared: Arc<Shared>,
@@ -114,8 +143,12 @@ pub async fn serve(
     };
     shared.faults.note_watch();
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(256);
+    let counter = shared
+        .watch_stats
+        .open(format!("{}/{}", display_group(&gr.group), gr.resource));
     let bookmark_every = shared.bookmark_interval.max(Duration::from_millis(10));
     tokio::spawn(async move {
+        let tx = Lines { tx, counter };
         let mut enc = Encoder {
             table: p.table.clone(),
             first: true,
@@ -127,24 +160,20 @@ pub async fn serve(
             if !matches(&obj) {
                 continue;
             }
-            if tx
-                .send(Ok(enc.line("ADDED", &obj, &rt, None)))
-                .await
-                .is_err()
-            {
+            if !tx.event(enc.line("ADDED", &obj, &rt, None)).await {
                 return;
             }
         }
         if p.send_initial_events {
             let bm = json!({"kind": rt.kind, "apiVersion": rt.api_version(),
                 "metadata": {"resourceVersion": sub.rv.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}});
-            if tx.send(Ok(line("BOOKMARK", &bm))).await.is_err() {
+            if !tx.bookmark(line("BOOKMARK", &bm)).await {
                 return;
             }
         }
         for ev in &sub.backlog {
             if let Some(l) = event_line(ev, &matches, &mut enc, &rt)
-                && tx.send(Ok(l)).await.is_err()
+                && !tx.event(l).await
             {
                 return;
             }
@@ -163,7 +192,7 @@ pub async fn serve(
                             continue;
                         }
                         if let Some(l) = event_line(&ev, &matches, &mut enc, &rt)
-                            && tx.send(Ok(l)).await.is_err()
+                            && !tx.event(l).await
                         {
                             return;
                         }
@@ -175,11 +204,11 @@ pub async fn serve(
                 _ = &mut deadline => return,
                 _ = tick.tick(), if p.bookmarks => {
                     let bm = json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": {"resourceVersion": last_rv.to_string()}});
-                    if tx.send(Ok(line("BOOKMARK", &bm))).await.is_err() {
+                    if !tx.bookmark(line("BOOKMARK", &bm)).await {
                         return;
                     }
                 }
-                _ = tx.closed() => return,
+                _ = tx.tx.closed() => return,
             }
         }
     });
@@ -191,6 +220,11 @@ pub async fn serve(
         Body::from_stream(stream),
     )
         .into_response()
+}
+
+/// `core` for the core group's empty name, so every resource reads `group/resource`.
+fn display_group(group: &str) -> &str {
+    if group.is_empty() { "core" } else { group }
 }
 
 fn event_line(

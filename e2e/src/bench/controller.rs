@@ -116,7 +116,8 @@ pub async fn run(opts: &ControllerBench) -> anyhow::Result<ControllerBenchReport
         "bench",
         ferrolb_api::IPAddressPoolSpec {
             // Data only: these addresses are written into statuses, never used on a network.
-            addresses: vec!["10.200.128.0/17".into()],
+            // 65,536 of them, so 50,000 Services all get one.
+            addresses: vec!["10.200.0.0/16".into()],
             auto_assign: true,
             ..Default::default()
         },

@@ -8,3 +8,4 @@ pub mod membership;
 pub mod prober;
 pub mod rollout;
 pub mod stats;
+pub mod watch_cost;

@@ -33,7 +33,7 @@ pub const TAKEOVER_BOUND: Duration = Duration::from_secs(1);
 /// of the two claimants stops answering within this time.
 pub const PARTITION_HEAL: Duration = Duration::from_secs(3);
 /// Invariant 4: how long a speaker may act on what it knew before it was cut off from the API
-/// server (its link down, or the API server away): its watches retry with doubling waits of
+/// server (its link down, its process frozen, or the API server away): its watches retry with doubling waits of
 /// at most 5 s ± 25 % (`runtime/src/watch_backoff.rs`), then list again. An endpoint change
 /// made meanwhile reaches it this long after the cut ends, at the latest.
 pub const WATCH_CATCH_UP: Duration = Duration::from_millis(7500);
@@ -482,7 +482,9 @@ fn endpoint_news_by(faults: &[FaultRecord], node: usize, at: Duration) -> Durati
     let mut cuts: Vec<(Duration, Duration)> = faults
         .iter()
         .filter(|f| match f.kind {
-            FaultKind::LinkDown => f.target == node,
+            // A frozen speaker reads no watch either; after SIGCONT its watches resume from
+            // where their back-off stood, as after its link comes back.
+            FaultKind::LinkDown | FaultKind::SpeakerStop => f.target == node,
             FaultKind::ApiServerRestart | FaultKind::DroppedWatches | FaultKind::Injected500s => {
                 true
             }
@@ -982,6 +984,17 @@ mod tests {
         let faults = [fault(FaultKind::LinkDown, 1, 3200, 4000)];
         let (v, _) = check_reachability(&input(&[], &faults, &obs));
         assert_eq!(v.len(), 1, "{v:?}");
+    }
+
+    #[test]
+    fn a_frozen_speaker_catches_up_on_endpoint_news_after_it_resumes() {
+        // Endpoints left node 4 at 10 s while its speaker was frozen (9–12 s): it may route
+        // on what it knew until WATCH_CATCH_UP after SIGCONT, not just ENDPOINT_BOUND.
+        let at = s(10_000);
+        let frozen = [fault(FaultKind::SpeakerStop, 4, 9_000, 12_000)];
+        assert_eq!(endpoint_news_by(&frozen, 4, at), s(12_000) + WATCH_CATCH_UP);
+        // Another node's freeze does not excuse it.
+        assert_eq!(endpoint_news_by(&frozen, 3, at), at + ENDPOINT_BOUND);
     }
 
     #[test]

@@ -22,7 +22,9 @@ const L2_EXAMPLE: &str = include_str!("../../deploy/examples/l2.yaml");
 const PROBE_EVERY: Duration = Duration::from_millis(10);
 const EXCLUDE: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
 
-fn cluster(extra: &[&str]) -> (Cluster, Bpffs) {
+/// The bpffs comes first: bindings of one `let` drop in reverse order, so the lab (and its
+/// speakers, which may still create their pin directories while stopping) goes before it.
+fn cluster(extra: &[&str]) -> (Bpffs, Cluster) {
     let bpffs = Bpffs::mount().expect("bpffs");
     let mut speaker_args = vec![
         "--l2-handover-dir".to_string(),
@@ -34,7 +36,7 @@ fn cluster(extra: &[&str]) -> (Cluster, Bpffs) {
         ..ClusterOptions::default()
     })
     .expect("cluster");
-    (c, bpffs)
+    (bpffs, c)
 }
 
 /// The L2 example plus one IPv4 Service; its address and owner (1-based).
@@ -117,7 +119,7 @@ fn failback_after_a_restart_is_gapless() {
     if !lab::tools_or_skip("l2_hitless", &["mount", "umount"]) {
         return;
     }
-    let (mut c, _bpffs) = cluster(&[]);
+    let (_bpffs, mut c) = cluster(&[]);
     let (ip, owner) = one_service(&c, "failback");
     // A crash: the address fails over (that gap is a failover's, not this test's concern).
     let speaker = c.speaker(owner).expect("speaker");
@@ -179,7 +181,7 @@ fn a_restart_in_place_keeps_answering_from_the_same_mac() {
         );
         return;
     }
-    let (mut c, bpffs) = cluster(&[]);
+    let (bpffs, mut c) = cluster(&[]);
     let (ip, owner) = one_service(&c, "restart");
     let mac = node_mac(&c, owner);
     std::thread::sleep(Duration::from_secs(1));
@@ -282,7 +284,7 @@ fn a_drain_hands_over_without_a_gap() {
     if !lab::tools_or_skip("l2_hitless", &["mount", "umount"]) {
         return;
     }
-    let (c, _bpffs) = cluster(&[]);
+    let (_bpffs, c) = cluster(&[]);
     let (ip, owner) = one_service(&c, "drain");
     std::thread::sleep(Duration::from_secs(1));
     let p = prober(&c, ip);
@@ -323,7 +325,7 @@ fn without_hitless_operations_the_address_moves_at_sigterm() {
     if !lab::tools_or_skip("l2_hitless", &["mount", "umount"]) {
         return;
     }
-    let (mut c, bpffs) = cluster(&["--hitless-operations=false"]);
+    let (bpffs, mut c) = cluster(&["--hitless-operations=false"]);
     let (ip, owner) = one_service(&c, "metallb-like");
     std::thread::sleep(Duration::from_secs(1));
     let p = prober(&c, ip);

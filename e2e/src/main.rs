@@ -30,7 +30,7 @@ enum Command {
     /// speaker's ARP reply latency (in-kernel responder and userspace socket) vs the kernel's,
     /// the in-kernel responder's cost per packet, and peak RSS with 1,000 addresses.
     BenchFailover(BenchFailoverArgs),
-    /// Benchmark BGP propagation: N IPv4 /32 prefixes to BIRD from ferrolb's peer manager and
+    /// Benchmark BGP propagation: N IPv4 prefixes to BIRD from ferrolb's peer manager and
     /// from gobgpd, same lab; prints both, the ratio and peak RSS.
     BenchBgp(BenchBgpArgs),
     /// Benchmark the speakers' membership at scale: N foca instances (1,000 by default) in one
@@ -102,7 +102,7 @@ struct BenchRolloutArgs {
 
 #[derive(clap::Args)]
 struct BenchBgpArgs {
-    /// Prefixes to advertise (10.200.64.0/18: at most 16,384).
+    /// Prefixes to advertise (inside 10.200.0.0/16: at most 114,685).
     #[arg(long, default_value_t = 10_000)]
     prefixes: usize,
     /// Skip gobgpd.

@@ -5,6 +5,7 @@
 //! metrics, start, stop and log. That part lives here, once:
 //!
 //! - [`store`]: reflector-backed caches that bump a change counter, and the configuration CRDs;
+//!   [`change_log`]: which objects of a cache changed since a reader last asked;
 //! - [`groups`]: which API groups the configuration is read from (`ferrolb.io`, MetalLB's
 //!   `metallb.io`), `--config-groups` and `--metallb-namespace`;
 //! - [`config`]: the rule "an invalid configuration is reported, the last valid one stays in
@@ -21,6 +22,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod change_log;
 pub mod config;
 pub mod config_state;
 pub mod groups;

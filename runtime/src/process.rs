@@ -1,9 +1,10 @@
 //! Starting and stopping a component: the handle a binary's `start` returns, what its main
 //! loop starts with, and the signals that end the process.
 
+use crate::change_log::ChangeLog;
 use crate::groups::ResolvedGroups;
 use crate::http::HttpApi;
-use crate::store::{ConfigNamespaces, ConfigStores, spawn_store};
+use crate::store::{ConfigNamespaces, ConfigStores, spawn_logged_store, spawn_store};
 use kube::runtime::reflector::Store;
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
@@ -60,6 +61,16 @@ impl<S> Wiring<S> {
         K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
     {
         spawn_store(api, self.changes_tx.clone(), &mut self.tasks)
+    }
+
+    /// [`Wiring::store`] with a log of which objects each change touched (see
+    /// [`spawn_logged_store`]), for a loop that keeps its own list of a large cache.
+    pub fn logged_store<K>(&mut self, api: Api<K>) -> (Store<K>, ChangeLog<K>)
+    where
+        K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+        K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
+    {
+        spawn_logged_store(api, self.changes_tx.clone(), &mut self.tasks)
     }
 
     /// Caches of the configuration CRDs of `groups`, each group's in its namespace (`None`:

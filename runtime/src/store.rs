@@ -1,6 +1,8 @@
-//! Reflector-backed caches. Every applied or deleted object bumps a counter on a `watch`
-//! channel, so a binary's loop can recompute level-triggered from the whole current view.
+//! Reflector-backed caches. Every applied or deleted object, and the end of every (re)list,
+//! bumps a counter on a `watch` channel, so a binary's loop can recompute level-triggered from
+//! the whole current view.
 
+use crate::change_log::ChangeLog;
 use crate::groups::{ConfigGroup, ResolvedGroups};
 use ferrolb_api::{
     BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
@@ -20,22 +22,43 @@ use tokio::task::JoinSet;
 
 pub use kube::runtime::reflector::store::WriterDropped;
 
-/// Starts a reflector for `K` on `api` in `tasks`; every applied or deleted object bumps
-/// `changes`.
+/// Starts a reflector for `K` on `api` in `tasks`; every applied or deleted object, and the
+/// end of every (re)list, bumps `changes`.
 pub fn spawn_store<K>(api: Api<K>, changes: watch::Sender<u64>, tasks: &mut JoinSet<()>) -> Store<K>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
 {
     let (reader, writer) = reflector::store();
+    let kind = K::kind(&Default::default()).to_string();
+    spawn_watch(api, writer, kind, changes, |_| {}, tasks);
+    reader
+}
+
+/// [`spawn_store`] with a [`ChangeLog`] of what each change touched, recorded before the
+/// change bumps `changes`.
+pub fn spawn_logged_store<K>(
+    api: Api<K>,
+    changes: watch::Sender<u64>,
+    tasks: &mut JoinSet<()>,
+) -> (Store<K>, ChangeLog<K>)
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
+{
+    let (reader, writer) = reflector::store();
+    let kind = K::kind(&Default::default()).to_string();
+    let log = ChangeLog::new();
+    let recorder = log.clone();
     spawn_watch(
         api,
         writer,
-        K::kind(&Default::default()).to_string(),
+        kind,
         changes,
+        move |e| recorder.record(e),
         tasks,
     );
-    reader
+    (reader, log)
 }
 
 /// [`spawn_store`] for objects whose type is known only at run time (MetalLB's kinds, read as
@@ -49,7 +72,7 @@ pub fn spawn_dynamic_store(
     let writer = reflector::store::Writer::new(ar.clone());
     let reader = writer.as_reader();
     let kind = ar.kind.clone();
-    spawn_watch(api, writer, kind, changes, tasks);
+    spawn_watch(api, writer, kind, changes, |_| {}, tasks);
     reader
 }
 
@@ -58,6 +81,7 @@ fn spawn_watch<K>(
     writer: reflector::store::Writer<K>,
     kind: String,
     changes: watch::Sender<u64>,
+    mut on_event: impl FnMut(&watcher::Event<K>) + Send + 'static,
     tasks: &mut JoinSet<()>,
 ) where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
@@ -69,16 +93,28 @@ fn spawn_watch<K>(
     let pruned = watcher(api, watcher::Config::default()).modify(|obj| {
         obj.managed_fields_mut().clear();
     });
-    let stream = reflector::reflector(writer, pruned)
-        .backoff(crate::watch_backoff::watch_backoff())
-        // Deletions count too (a deleted Service or pool must start a pass at once);
-        // `applied_objects` would drop them.
-        .touched_objects();
+    let stream =
+        reflector::reflector(writer, pruned).backoff(crate::watch_backoff::watch_backoff());
     tasks.spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(item) = stream.next().await {
             match item {
-                Ok(_) => changes.send_modify(|n| *n = n.wrapping_add(1)),
+                Ok(event) => {
+                    on_event(&event);
+                    // Deletions count (a deleted Service or pool must start a pass at once).
+                    // A relist's objects reach the cache only at its end, which replaces the
+                    // cache as a whole: that end counts, and can be the only news of objects
+                    // deleted while the watch was down.
+                    let touched = matches!(
+                        event,
+                        watcher::Event::Apply(_)
+                            | watcher::Event::Delete(_)
+                            | watcher::Event::InitDone
+                    );
+                    if touched {
+                        changes.send_modify(|n| *n = n.wrapping_add(1));
+                    }
+                }
                 Err(e) => tracing::warn!(error = %e, kind = %kind, "watch error"),
             }
         }

@@ -1,15 +1,20 @@
 //! Reflector-backed caches of everything the speaker reads: Services, EndpointSlices, Nodes,
 //! our configuration CRDs and the Secrets of its own namespace (BGP passwords, the membership
 //! key). Every change bumps a counter on a `watch` channel; the speaker then passes over the
-//! whole current view (level-triggered).
+//! whole current view (level-triggered). The two large caches, Services and EndpointSlices,
+//! also log which objects changed, and the executor keeps its own [`Lists`] of them up to date
+//! by those alone.
 
 use ferrolb_config::{Config, ConfigError};
 use ferrolb_runtime::Wiring;
+use ferrolb_runtime::change_log::ChangeLog;
 use ferrolb_runtime::groups::{ConfigGroup, ResolvedGroups};
 use ferrolb_runtime::store::{ConfigNamespaces, ConfigStores, WriterDropped};
+use ferrolb_speaker_core::pass::Mirror;
 use k8s_openapi::api::core::v1::{Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::runtime::reflector::{self, Store};
+use kube::Resource;
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::{Api, Client};
 use std::collections::BTreeMap;
 
@@ -18,6 +23,10 @@ use std::collections::BTreeMap;
 pub struct SpeakerStores {
     services: Store<Service>,
     slices: Store<EndpointSlice>,
+    /// Which Services and EndpointSlices changed since [`SpeakerStores::refresh`] last read
+    /// them (one reader: the executor).
+    service_changes: ChangeLog<Service>,
+    slice_changes: ChangeLog<EndpointSlice>,
     nodes: Store<Node>,
     secrets: Store<Secret>,
     /// Secrets of MetalLB's namespace (its BGPPeers' password Secrets), when that group is read.
@@ -37,9 +46,13 @@ impl SpeakerStores {
         metallb_secrets_readable: bool,
         w: &mut Wiring<S>,
     ) -> Self {
+        let (services, service_changes) = w.logged_store(Api::all(client.clone()));
+        let (slices, slice_changes) = w.logged_store(Api::all(client.clone()));
         Self {
-            services: w.store(Api::all(client.clone())),
-            slices: w.store(Api::all(client.clone())),
+            services,
+            slices,
+            service_changes,
+            slice_changes,
             nodes: w.store(Api::all(client.clone())),
             secrets: w.store(Api::namespaced(client.clone(), namespace)),
             metallb_secrets: (groups.uses(ConfigGroup::Metallb)
@@ -78,14 +91,11 @@ impl SpeakerStores {
         self.config.build()
     }
 
-    /// Every Service now cached.
-    pub fn services(&self) -> Vec<std::sync::Arc<Service>> {
-        self.services.state()
-    }
-
-    /// Every EndpointSlice now cached.
-    pub fn slices(&self) -> Vec<std::sync::Arc<EndpointSlice>> {
-        self.slices.state()
+    /// Brings `lists` up to date with the Service and EndpointSlice caches, by the objects that
+    /// changed since the last call (the whole caches after a relist).
+    pub fn refresh(&self, lists: &mut Lists) {
+        refresh(&self.services, &self.service_changes, &mut lists.services);
+        refresh(&self.slices, &self.slice_changes, &mut lists.slices);
     }
 
     /// A Service object, for events.
@@ -126,6 +136,44 @@ impl SpeakerStores {
 }
 
 /// `data[key]` of every Secret in `store`, by Secret name.
+/// The executor's own lists of every Service and EndpointSlice (see [`Mirror`]).
+#[derive(Default)]
+pub struct Lists {
+    services: Mirror<ObjectRef<Service>, Service>,
+    slices: Mirror<ObjectRef<EndpointSlice>, EndpointSlice>,
+}
+
+impl Lists {
+    /// Every Service, as of the last [`SpeakerStores::refresh`].
+    pub fn services(&self) -> &[std::sync::Arc<Service>] {
+        self.services.objects()
+    }
+
+    /// Every EndpointSlice, as of the last [`SpeakerStores::refresh`].
+    pub fn slices(&self) -> &[std::sync::Arc<EndpointSlice>] {
+        self.slices.objects()
+    }
+}
+
+fn refresh<K>(store: &Store<K>, log: &ChangeLog<K>, list: &mut Mirror<ObjectRef<K>, K>)
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    let changes = log.take();
+    if changes.relisted {
+        list.reset(
+            store
+                .state()
+                .into_iter()
+                .map(|obj| (ObjectRef::from_obj(obj.as_ref()), obj)),
+        );
+    }
+    for key in changes.keys {
+        let now = store.get(&key);
+        list.set(key, now);
+    }
+}
+
 fn values_of(store: &Store<Secret>, key: &str) -> BTreeMap<String, Vec<u8>> {
     store
         .state()

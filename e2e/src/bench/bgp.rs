@@ -1,5 +1,9 @@
-//! BGP table propagation: N IPv4 /32 prefixes (10.200.64.0/18) sent to BIRD, by ferrolb's
-//! native speaker and, side by side in the same lab, by gobgpd.
+//! BGP table propagation: N IPv4 prefixes sent to BIRD, by ferrolb's native speaker and, side
+//! by side in the same lab, by gobgpd. The prefixes stay inside the lab's 10.200.0.0/16: the
+//! /32s of 10.200.64.0/18 first (16,384), then its shorter prefixes, then those of
+//! 10.200.128.0/17 and 10.200.32.0/19 — 114,685 in all, enough for 100,000 distinct routes.
+//! Nothing is installed in a kernel (BIRD does not export, gobgpd has no zebra), so the
+//! prefixes only ever travel inside BGP messages.
 //!
 //! Setup: a lab with two nodes and the router. BIRD runs in the router (no kernel export, so
 //! only BGP is measured) with a passive session for each node. Node 1 runs ferrolb's
@@ -24,6 +28,7 @@ use ferrolb_speaker::bgp::manager::{Passwords, PeerManager};
 use ferrolb_speaker_core::bgp::RouteAttributes;
 use ferrolb_speaker_core::bgp::fsm::StopCause;
 use ferrolb_speaker_core::desired::BgpAnnouncement;
+use ipnet::Ipv4Net;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -31,16 +36,22 @@ use std::time::{Duration, Instant};
 
 const ROUTER_ASN: u32 = 64500;
 const NODE_ASN: u32 = 64512;
-/// The prefixes live in 10.200.64.0/18.
-const BASE: Ipv4Addr = Ipv4Addr::new(10, 200, 64, 0);
-const MAX_PREFIXES: usize = 1 << 14;
+/// The blocks the prefixes are carved from, in order; each gives every prefix from /32 up to
+/// its own length, the longest first.
+const BLOCKS: [(Ipv4Addr, u8); 3] = [
+    (Ipv4Addr::new(10, 200, 64, 0), 18),
+    (Ipv4Addr::new(10, 200, 128, 0), 17),
+    (Ipv4Addr::new(10, 200, 32, 0), 19),
+];
+/// Every prefix of a /L block, /32 to /L: 2^(33-L) - 1.
+const MAX_PREFIXES: usize = (1 << 15) - 1 + (1 << 16) - 1 + (1 << 14) - 1;
 /// Community on every route (both senders), 64512:100.
 const COMMUNITY: u32 = (64512 << 16) | 100;
 
 /// Options.
 #[derive(Clone, Debug)]
 pub struct BgpBench {
-    /// Prefixes to send (at most 16,384).
+    /// Prefixes to send (at most 114,685).
     pub prefixes: usize,
     /// Also run gobgpd.
     pub gobgp: bool,
@@ -78,7 +89,7 @@ impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "BGP propagation of {} IPv4 /32 prefixes to BIRD",
+            "BGP propagation of {} IPv4 prefixes to BIRD",
             self.prefixes
         )?;
         writeln!(
@@ -119,8 +130,20 @@ fn lab_err(e: LabError) -> anyhow::Error {
     anyhow!("{e}")
 }
 
-fn prefix_addr(i: usize) -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(BASE) + i as u32)
+/// The `i`-th prefix (`i < MAX_PREFIXES`).
+fn prefix(i: usize) -> Ipv4Net {
+    let mut rest = i;
+    for (base, block_len) in BLOCKS {
+        for len in (block_len..=32).rev() {
+            let count = 1usize << (len - block_len);
+            if rest < count {
+                let addr = u32::from(base) + ((rest as u32) << (32 - len));
+                return Ipv4Net::new(Ipv4Addr::from(addr), len).expect("length <= 32");
+            }
+            rest -= count;
+        }
+    }
+    panic!("prefix {i} is beyond MAX_PREFIXES ({MAX_PREFIXES})")
 }
 
 /// Milliseconds of the day of a BIRD time `HH:MM:SS.mmm`.
@@ -203,8 +226,8 @@ fn peer(router: Ipv4Addr) -> Peer {
 fn table(n: usize) -> Vec<BgpAnnouncement> {
     (0..n)
         .map(|i| BgpAnnouncement {
-            prefix: ipnet::IpNet::V4(ipnet::Ipv4Net::new(prefix_addr(i), 32).expect("/32")),
-            ips: vec![IpAddr::V4(prefix_addr(i))],
+            prefix: ipnet::IpNet::V4(prefix(i)),
+            ips: vec![IpAddr::V4(prefix(i).network())],
             services: vec![format!("bench/svc-{i}")],
             peers: BTreeMap::from([(
                 "router".to_string(),
@@ -217,7 +240,7 @@ fn table(n: usize) -> Vec<BgpAnnouncement> {
         .collect()
 }
 
-/// An MRT TABLE_DUMP_V2 file (RFC 6396) with `n` /32 routes from one peer: ORIGIN IGP, empty
+/// An MRT TABLE_DUMP_V2 file (RFC 6396) with the first `n` prefixes from one peer: ORIGIN IGP, empty
 /// AS_PATH (locally originated), NEXT_HOP `nh`, COMMUNITIES 64512:100.
 fn mrt(n: usize, nh: Ipv4Addr) -> Vec<u8> {
     fn record(out: &mut Vec<u8>, subtype: u16, body: &[u8]) {
@@ -252,8 +275,9 @@ fn mrt(n: usize, nh: Ipv4Addr) -> Vec<u8> {
     for i in 0..n {
         let mut b = Vec::new();
         b.extend_from_slice(&(i as u32).to_be_bytes());
-        b.push(32);
-        b.extend_from_slice(&prefix_addr(i).octets());
+        let p = prefix(i);
+        b.push(p.prefix_len());
+        b.extend_from_slice(&p.network().octets()[..usize::from(p.prefix_len()).div_ceil(8)]);
         b.extend_from_slice(&1u16.to_be_bytes());
         b.extend_from_slice(&0u16.to_be_bytes()); // peer index
         b.extend_from_slice(&0u32.to_be_bytes()); // originated
@@ -269,7 +293,7 @@ pub fn run(opts: &BgpBench) -> anyhow::Result<Report> {
     let n = opts.prefixes;
     if n == 0 || n > MAX_PREFIXES {
         return Err(anyhow!(
-            "--prefixes must be 1..={MAX_PREFIXES} (10.200.64.0/18)"
+            "--prefixes must be 1..={MAX_PREFIXES} (inside 10.200.0.0/16)"
         ));
     }
     let lab = Lab::builder().nodes(2).build().map_err(lab_err)?;
@@ -371,14 +395,11 @@ pub fn run(opts: &BgpBench) -> anyhow::Result<Report> {
         }
         if last < n {
             let rib = g.rib(false).map_err(lab_err)?;
-            let have: std::collections::BTreeSet<String> = rib
+            let have: std::collections::BTreeSet<Ipv4Net> = rib
                 .split_whitespace()
-                .filter(|w| w.ends_with("/32"))
-                .map(str::to_string)
+                .filter_map(|w| w.parse().ok())
                 .collect();
-            let missing: Vec<usize> = (0..n)
-                .filter(|&i| !have.contains(&format!("{}/32", prefix_addr(i))))
-                .collect();
+            let missing: Vec<usize> = (0..n).filter(|&i| !have.contains(&prefix(i))).collect();
             eprintln!(
                 "gobgp mrt inject loaded {last} of {n}; adding {} with the CLI",
                 missing.len()
@@ -393,8 +414,8 @@ pub fn run(opts: &BgpBench) -> anyhow::Result<Report> {
                                 break;
                             };
                             let _ = g.gobgp(&format!(
-                                "global rib -a ipv4 add {}/32 nexthop {node2} community 64512:100",
-                                prefix_addr(i)
+                                "global rib -a ipv4 add {} nexthop {node2} community 64512:100",
+                                prefix(i)
                             ));
                         }
                     });
@@ -447,6 +468,7 @@ mod tests {
     #[test]
     fn mrt_has_one_record_per_prefix() {
         let m = mrt(3, Ipv4Addr::new(10, 200, 0, 12));
+        // The first prefixes are /32s: four prefix octets each.
         // 12-byte header + 21-byte peer index body; then 3 RIB records.
         let rib_len = 12 + 4 + 1 + 4 + 2 + 2 + 4 + 2 + (4 + 9 + 7 + 7);
         assert_eq!(m.len(), 12 + 21 + 3 * rib_len);
@@ -454,8 +476,28 @@ mod tests {
     }
 
     #[test]
-    fn prefixes_stay_in_the_lab() {
-        let net: ipnet::Ipv4Net = "10.200.64.0/18".parse().unwrap();
-        assert!(net.contains(&prefix_addr(0)) && net.contains(&prefix_addr(MAX_PREFIXES - 1)));
+    fn prefixes_are_distinct_and_stay_in_the_lab() {
+        let lab: Ipv4Net = "10.200.0.0/16".parse().unwrap();
+        let all: std::collections::BTreeSet<Ipv4Net> = (0..MAX_PREFIXES).map(prefix).collect();
+        assert_eq!(all.len(), MAX_PREFIXES);
+        assert!(
+            all.iter()
+                .all(|p| lab.contains(p) && p.network() == p.trunc().network())
+        );
+        // The first 16,384 are the /32s of 10.200.64.0/18, as the 10,000-prefix figures had.
+        assert_eq!(prefix(0), "10.200.64.0/32".parse().unwrap());
+        assert_eq!(prefix(16_383), "10.200.127.255/32".parse().unwrap());
+        assert_eq!(prefix(16_384), "10.200.64.0/31".parse().unwrap());
+        assert_eq!(prefix(MAX_PREFIXES - 1), "10.200.32.0/19".parse().unwrap());
+    }
+
+    #[test]
+    fn mrt_carries_short_prefixes_in_fewer_octets() {
+        let nh = Ipv4Addr::new(10, 200, 0, 12);
+        // Prefix 32,766 is 10.200.64.0/18: three octets in its RIB entry, one fewer than a /32.
+        assert_eq!(prefix(32_766), "10.200.64.0/18".parse().unwrap());
+        let one_more = mrt(32_767, nh).len() - mrt(32_766, nh).len();
+        let a_32 = mrt(2, nh).len() - mrt(1, nh).len();
+        assert_eq!(one_more + 1, a_32);
     }
 }

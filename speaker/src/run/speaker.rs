@@ -12,7 +12,7 @@ use crate::layer2::InterfaceTable;
 use crate::layer2::announcer::{Announcer, DesiredIp, rfc3339};
 use crate::layer2::interfaces::link_reports;
 use crate::status_objects::Writers;
-use crate::stores::SpeakerStores;
+use crate::stores::{Lists, SpeakerStores};
 use ferrolb_api::status::{Announcement, AnnouncementMode, NotAnnouncedAddress};
 use ferrolb_runtime::ConfigUpdate;
 use ferrolb_runtime::config_state::ConfigStateWriter;
@@ -76,6 +76,8 @@ pub(crate) struct Speaker {
     pub(crate) last_no_carrier: BTreeMap<IpAddr, String>,
     /// The pass, kept between passes so that each costs what changed.
     pub(crate) incremental: IncrementalPass,
+    /// Every Service and EndpointSlice, kept up to date by what changed.
+    pub(crate) lists: Lists,
 }
 
 impl Speaker {
@@ -316,15 +318,12 @@ impl Speaker {
             .metrics
             .membership
             .set_members(alive.as_ref().map_or(0, |a| a.len()));
-        let (services, slices, nodes) = (
-            self.stores.services(),
-            self.stores.slices(),
-            self.stores.nodes(),
-        );
+        self.stores.refresh(&mut self.lists);
+        let nodes = self.stores.nodes();
         let view = View {
             node: &self.opts.node_name,
-            services: &services,
-            slices: &slices,
+            services: self.lists.services(),
+            slices: self.lists.slices(),
             nodes: &nodes,
             class_policy: self.opts.class_policy,
             modes: self.opts.modes,

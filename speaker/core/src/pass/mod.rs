@@ -6,12 +6,14 @@
 //! announcer, the BGP manager, the status writers and the event queue.
 
 mod incremental;
+mod mirror;
 mod nodes;
 mod owners;
 mod settle;
 mod tracked;
 
 pub use incremental::IncrementalPass;
+pub use mirror::Mirror;
 pub use nodes::{NodeAddresses, expected_members, internal_ips, node_addresses};
 pub use owners::{NodeAssigned, OwnerChanges, owner_changes};
 pub use settle::{MEMBERSHIP_SETTLE, Settling, membership_settled};

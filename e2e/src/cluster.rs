@@ -1212,7 +1212,7 @@ impl Cluster {
 
 /// Spawns `fut` on `rt` and waits for it from the calling thread. The calling thread only
 /// waits: the future itself runs on the runtime's threads, inside their namespace.
-fn run_in<F>(rt: &tokio::runtime::Runtime, fut: F) -> anyhow::Result<F::Output>
+pub fn run_in<F>(rt: &tokio::runtime::Runtime, fut: F) -> anyhow::Result<F::Output>
 where
     F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,

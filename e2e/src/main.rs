@@ -30,6 +30,10 @@ enum Command {
     /// speaker's ARP reply latency (in-kernel responder and userspace socket) vs the kernel's,
     /// the in-kernel responder's cost per packet, and peak RSS with 1,000 addresses.
     BenchFailover(BenchFailoverArgs),
+    /// Benchmark the speaker process under endpoint churn at scale: a release speaker against the
+    /// in-memory API server holding 50,000 Services and 200,000 endpoints on 100 Nodes, its CPU
+    /// idle and under 100 EndpointSlice changes per second, and its RSS (root: a lab node).
+    BenchSpeakerChurn(BenchSpeakerChurnArgs),
     /// Benchmark BGP propagation: N IPv4 prefixes to BIRD from ferrolb's peer manager and
     /// from gobgpd, same lab; prints both, the ratio and peak RSS.
     BenchBgp(BenchBgpArgs),
@@ -95,6 +99,25 @@ struct BenchRolloutArgs {
     /// Skip the MetalLB-like mode.
     #[arg(long)]
     hitless_only: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct BenchSpeakerChurnArgs {
+    /// LoadBalancer Services, each with an EndpointSlice of four endpoints.
+    #[arg(long, default_value_t = 50_000)]
+    services: usize,
+    /// EndpointSlice changes per second.
+    #[arg(long, default_value_t = 100)]
+    rate: u32,
+    /// Seconds of the idle reference and of the churn, each.
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+    /// The speaker binary (default: beside this one).
+    #[arg(long)]
+    speaker: Option<std::path::PathBuf>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -390,6 +413,21 @@ async fn main() -> anyhow::Result<()> {
             let opts = RolloutBench {
                 outage: std::time::Duration::from_secs(args.outage),
                 hitless_only: args.hitless_only,
+            };
+            // The lab's runtimes block on their own futures: keep them off this runtime.
+            let report = tokio::task::spawn_blocking(move || run(&opts)).await??;
+            print_report(&report, args.json)
+        }
+        Command::BenchSpeakerChurn(args) => {
+            use ferrolb_e2e::bench::controller::sibling_binary;
+            use ferrolb_e2e::bench::speaker_churn::{SpeakerChurnBench, run};
+            let opts = SpeakerChurnBench {
+                services: args.services,
+                rate: args.rate,
+                window: std::time::Duration::from_secs(args.seconds),
+                speaker_bin: args
+                    .speaker
+                    .unwrap_or_else(|| sibling_binary("ferrolb-speaker")),
             };
             // The lab's runtimes block on their own futures: keep them off this runtime.
             let report = tokio::task::spawn_blocking(move || run(&opts)).await??;

@@ -395,10 +395,14 @@ impl Writers {
             .publish(no_labels(l2_statuses(&self.node, announcements)));
     }
 
-    /// What is advertised over BGP, and the sessions.
-    pub fn publish_bgp(&self, announcements: &[Announcement], sessions: &[BgpPeerStatus]) {
+    /// This node's ServiceBGPStatus objects: one per Service it advertises.
+    pub fn publish_bgp_services(&self, announcements: &[Announcement]) {
         self.bgp
             .publish(no_labels(bgp_service_statuses(&self.node, announcements)));
+    }
+
+    /// This node's BGPSessionState objects: one per session.
+    pub fn publish_bgp_sessions(&self, sessions: &[BgpPeerStatus]) {
         self.sessions.publish(
             bgp_session_states(&self.node, sessions)
                 .into_iter()

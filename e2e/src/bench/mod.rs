@@ -7,5 +7,6 @@ pub mod failover;
 pub mod membership;
 pub mod prober;
 pub mod rollout;
+pub mod speaker_churn;
 pub mod stats;
 pub mod watch_cost;

@@ -22,7 +22,9 @@ use ferrolb_speaker_core::bgp::restart_marker::RestartMarker;
 use ferrolb_speaker_core::desired::Desired;
 use ferrolb_speaker_core::layer2::carrier::LinkReport;
 use ferrolb_speaker_core::layer2::stop::{L2Stop, l2_stop};
-use ferrolb_speaker_core::pass::{Announce, IncrementalPass, Plan, View};
+use ferrolb_speaker_core::pass::{
+    Announce, DesiredChanges, IncrementalPass, NodeAddresses, Plan, View,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -78,6 +80,26 @@ pub(crate) struct Speaker {
     pub(crate) incremental: IncrementalPass,
     /// Every Service and EndpointSlice, kept up to date by what changed.
     pub(crate) lists: Lists,
+    /// The parts of the desired announcements changed since they were last handed on (all at
+    /// first); a part that did not change is not handed on again.
+    pub(crate) pending: DesiredChanges,
+    /// What the BGP manager was last given without an error: with the same inputs and an
+    /// unchanged table, it is not given them again.
+    pub(crate) bgp_applied: Option<BgpInputs>,
+    /// Bumped whenever the BGP announcements of the status API change, so the ServiceBGPStatus
+    /// objects are rebuilt only then.
+    pub(crate) bgp_announcements_version: u64,
+    /// The version the ServiceBGPStatus objects were last built from.
+    pub(crate) bgp_statuses_published: Option<u64>,
+}
+
+/// Everything but the table that the BGP manager's `apply` reads.
+#[derive(Debug, PartialEq)]
+pub(crate) struct BgpInputs {
+    peers: Vec<ferrolb_config::Peer>,
+    passwords: crate::bgp::manager::Passwords,
+    node_addresses: NodeAddresses,
+    bfd_profiles: BTreeMap<String, ferrolb_config::BfdProfile>,
 }
 
 impl Speaker {
@@ -128,8 +150,14 @@ impl Speaker {
         self.refresh_bgp_status();
         let missing = {
             let st = self.shared.state();
-            self.status_objects
-                .publish_bgp(&st.bgp_announcements, &st.bgp_peers);
+            // One ServiceBGPStatus per advertised Service: rebuilt when the announcements
+            // changed, not every second.
+            if self.bgp_statuses_published != Some(self.bgp_announcements_version) {
+                self.status_objects
+                    .publish_bgp_services(&st.bgp_announcements);
+                self.bgp_statuses_published = Some(self.bgp_announcements_version);
+            }
+            self.status_objects.publish_bgp_sessions(&st.bgp_peers);
             st.bgp_peers
                 .iter()
                 .filter(|p| p.vrf_missing)
@@ -335,6 +363,7 @@ impl Speaker {
         let plan = self
             .incremental
             .pass(&view, alive.as_ref(), config.as_ref());
+        self.pending.merge(self.incremental.take_changes());
         if let Some(d) = self.membership.as_mut() {
             d.latch(plan.settled);
         }
@@ -363,15 +392,18 @@ impl Speaker {
             // Heartbeats from the owners this node would replace: the fast path of failover.
             m.set_watched(desired.l2_successor_of.clone());
         }
+        let pending = self.pending;
         if settled {
             // Addresses this node loses go to their new owners make-before-break.
-            self.announcer.set_owners(
-                desired
-                    .l2_owners
-                    .iter()
-                    .map(|o| (o.ip, o.owner.clone()))
-                    .collect(),
-            );
+            if pending.l2_owners {
+                self.announcer.set_owners(
+                    desired
+                        .l2_owners
+                        .iter()
+                        .map(|o| (o.ip, o.owner.clone()))
+                        .collect(),
+                );
+            }
             // The interfaces of the addresses this node would take over are kept ready, so
             // the takeover itself only has to answer.
             self.announcer
@@ -385,25 +417,42 @@ impl Speaker {
             tracing::debug!("membership still settling; layer 2 announcements wait");
             self.settle_at = Some(Instant::now() + SETTLE_RETRY);
         }
-        self.bgp.set_bfd_profiles(bfd_profiles);
-        self.bgp.set_node_addresses(node_addresses);
-        self.apply_bgp(&peers, &desired).await;
-        self.record_bgp_announcements(&desired);
-        self.shared.metrics.announcements.observe(&desired);
-        self.shared
-            .metrics
-            .metallb
-            .observe_announced(&desired, &self.opts.node_name);
-        self.shared.state().not_announced = desired
-            .not_announced
-            .iter()
-            .map(|n| NotAnnouncedAddress {
-                ip: n.ip.to_string(),
-                services: n.services.clone(),
-                reason: n.reason.code().to_string(),
-                message: n.reason.message().to_string(),
-            })
-            .collect();
+        let inputs = BgpInputs {
+            peers,
+            passwords: self.stores.passwords(&self.opts.namespace),
+            node_addresses,
+            bfd_profiles,
+        };
+        if pending.bgp || self.bgp_applied.as_ref() != Some(&inputs) {
+            self.apply_bgp(inputs, &desired).await;
+        }
+        if pending.bgp {
+            self.record_bgp_announcements(&desired);
+        }
+        if pending.announced() {
+            self.shared.metrics.announcements.observe(&desired);
+            self.shared
+                .metrics
+                .metallb
+                .observe_announced(&desired, &self.opts.node_name);
+        }
+        if pending.not_announced {
+            self.shared.state().not_announced = desired
+                .not_announced
+                .iter()
+                .map(|n| NotAnnouncedAddress {
+                    ip: n.ip.to_string(),
+                    services: n.services.clone(),
+                    reason: n.reason.code().to_string(),
+                    message: n.reason.message().to_string(),
+                })
+                .collect();
+        }
+        // Owners reach the announcer only in a settled pass; the rest was handed on.
+        self.pending = DesiredChanges {
+            l2_owners: pending.l2_owners && !settled,
+            ..DesiredChanges::NONE
+        };
         let lost_to_carrier = carrier::owned_lost_to_carrier(
             &self.owners,
             &self.opts.node_name,
@@ -436,15 +485,18 @@ impl Speaker {
 
     /// Hands the BGP manager the peers of this node, their passwords and the whole desired
     /// table.
-    async fn apply_bgp(&mut self, peers: &[ferrolb_config::Peer], desired: &Desired) {
-        let passwords = self.stores.passwords(&self.opts.namespace);
+    async fn apply_bgp(&mut self, inputs: BgpInputs, desired: &Desired) {
+        self.bgp.set_bfd_profiles(inputs.bfd_profiles.clone());
+        self.bgp.set_node_addresses(inputs.node_addresses);
         let errors: Vec<String> = self
             .bgp
-            .apply(peers, &passwords, &desired.bgp)
+            .apply(&inputs.peers, &inputs.passwords, &desired.bgp)
             .await
             .iter()
             .map(ToString::to_string)
             .collect();
+        // A peer that could not be configured is tried again with the next pass.
+        self.bgp_applied = errors.is_empty().then_some(inputs);
         {
             let mut st = self.shared.state();
             if errors != st.bgp_errors {
@@ -482,6 +534,7 @@ impl Speaker {
         }
         self.bgp_since = next;
         self.shared.state().bgp_announcements = list;
+        self.bgp_announcements_version += 1;
     }
 
     /// Copies the sessions' states into the status API and the metrics.

@@ -10,6 +10,7 @@
 //! Nodes, the alive set, the links, this node's name, the modes, `--ignore-exclude-lb` —
 //! decides every IP again when it changes; a changed class policy starts from nothing.
 
+use super::changes::DesiredChanges;
 use super::owners::compare_owner;
 use super::tracked::Tracked;
 use super::{OwnerChanges, Plan, View, announce, owner_changes, plan};
@@ -67,6 +68,9 @@ pub struct IncrementalPass {
     /// The owners handed out before `owners_out`, to be reused once the executor has let go
     /// of them, and the IPs in which they differ from `owners_out`.
     owners_spare: Option<(Arc<Owners>, BTreeSet<IpAddr>)>,
+    /// The parts of `desired` changed since [`IncrementalPass::take_changes`] was last called
+    /// (all of them at first).
+    changed: DesiredChanges,
 }
 
 type Owners = BTreeMap<IpAddr, Option<String>>;
@@ -138,6 +142,13 @@ impl IncrementalPass {
                 owner_changes,
             ))
         })
+    }
+
+    /// The parts of the desired announcements that changed since the last call (all of them at
+    /// the first, and after a pass that decided everything again): what the plans handed out
+    /// since then differ in from the plans before.
+    pub fn take_changes(&mut self) -> DesiredChanges {
+        std::mem::replace(&mut self.changed, DesiredChanges::NONE)
     }
 
     /// [`owner_changes`] against the view's owners. When those are the owners this pass
@@ -294,6 +305,7 @@ impl IncrementalPass {
         self.desired = Arc::new(assemble(self.decisions.values().cloned()));
         self.global = Some(global);
         self.owners_out = None;
+        self.changed = DesiredChanges::ALL;
     }
 
     /// Decides `ip` again and puts the difference into the desired announcements.
@@ -312,13 +324,15 @@ impl IncrementalPass {
         self.owners_dirty.insert(ip);
 
         let desired = Arc::make_mut(&mut self.desired);
-        put(&mut desired.layer2, ip, |a| a.ip, new.layer2);
-        put(&mut desired.l2_standby, ip, |a| a.ip, new.l2_standby);
-        put(&mut desired.l2_no_carrier, ip, |a| a.ip, new.l2_no_carrier);
-        put(&mut desired.l2_owners, ip, |o| o.ip, new.l2_owner);
-        put(&mut desired.not_announced, ip, |n| n.ip, new.not_announced);
+        let changed = &mut self.changed;
+        changed.layer2 |= put(&mut desired.layer2, ip, |a| a.ip, new.layer2);
+        changed.l2_standby |= put(&mut desired.l2_standby, ip, |a| a.ip, new.l2_standby);
+        changed.l2_no_carrier |= put(&mut desired.l2_no_carrier, ip, |a| a.ip, new.l2_no_carrier);
+        changed.l2_owners |= put(&mut desired.l2_owners, ip, |o| o.ip, new.l2_owner);
+        changed.not_announced |= put(&mut desired.not_announced, ip, |n| n.ip, new.not_announced);
 
         if old.l2_successor_of != new.l2_successor_of {
+            changed.l2_successor_of = true;
             if let Some(owner) = old.l2_successor_of
                 && let Some(count) = self.successors.get_mut(&owner)
             {
@@ -352,7 +366,7 @@ impl IncrementalPass {
             if ips.is_empty() {
                 self.prefix_ips.remove(&prefix);
             }
-            put(
+            changed.bgp |= put(
                 &mut desired.bgp,
                 prefix,
                 |b: &BgpAnnouncement| b.prefix,
@@ -363,15 +377,28 @@ impl IncrementalPass {
 }
 
 /// Puts `entry` (or nothing) in the place of `at` in `list`, which is sorted by `key` with
-/// one entry per key at most.
-fn put<T, K: Ord + Copy>(list: &mut Vec<T>, at: K, key: impl Fn(&T) -> K, entry: Option<T>) {
+/// one entry per key at most; tells whether the list changed.
+fn put<T: PartialEq, K: Ord + Copy>(
+    list: &mut Vec<T>,
+    at: K,
+    key: impl Fn(&T) -> K,
+    entry: Option<T>,
+) -> bool {
     match (list.binary_search_by(|e| key(e).cmp(&at)), entry) {
-        (Ok(i), Some(e)) => list[i] = e,
+        (Ok(i), Some(e)) => {
+            let changed = list[i] != e;
+            list[i] = e;
+            changed
+        }
         (Ok(i), None) => {
             list.remove(i);
+            true
         }
-        (Err(i), Some(e)) => list.insert(i, e),
-        (Err(_), None) => {}
+        (Err(i), Some(e)) => {
+            list.insert(i, e);
+            true
+        }
+        (Err(_), None) => false,
     }
 }
 

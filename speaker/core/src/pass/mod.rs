@@ -5,6 +5,7 @@
 //! The pass decides; `ferrolb-speaker` (its `run` module) hands the [`Plan`] to the layer 2
 //! announcer, the BGP manager, the status writers and the event queue.
 
+mod changes;
 mod incremental;
 mod mirror;
 mod nodes;
@@ -12,6 +13,7 @@ mod owners;
 mod settle;
 mod tracked;
 
+pub use changes::DesiredChanges;
 pub use incremental::IncrementalPass;
 pub use mirror::Mirror;
 pub use nodes::{NodeAddresses, expected_members, internal_ips, node_addresses};

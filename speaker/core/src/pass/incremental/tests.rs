@@ -507,16 +507,32 @@ proptest! {
         }
         let mut incremental = IncrementalPass::new();
         let first = world.view();
-        prop_assert_eq!(
-            incremental.pass(&first, world.alive.as_ref(), world.config.as_ref()),
-            pass(&first, world.alive.as_ref(), world.config.as_ref())
-        );
+        let first_plan = incremental.pass(&first, world.alive.as_ref(), world.config.as_ref());
+        prop_assert_eq!(&first_plan, &pass(&first, world.alive.as_ref(), world.config.as_ref()));
+        prop_assert_eq!(incremental.take_changes(), DesiredChanges::ALL);
+        let mut last = first_plan.announce.map(|a| a.desired);
         for (step, change) in changes.iter().enumerate() {
             world.apply(change);
             let view = world.view();
             let full = pass(&view, world.alive.as_ref(), world.config.as_ref());
             let kept = incremental.pass(&view, world.alive.as_ref(), world.config.as_ref());
             prop_assert_eq!(&kept, &full, "step {} ({:?})", step, change);
+            // A part said unchanged is the last plan's: the executor skips handing it on.
+            let changed = incremental.take_changes();
+            let now = kept.announce.as_ref().map(|a| a.desired.clone());
+            if let (Some(before), Some(now)) = (&last, &now) {
+                let same = |flag: bool, equal: bool| flag || equal;
+                prop_assert!(same(changed.layer2, before.layer2 == now.layer2), "layer2, step {}", step);
+                prop_assert!(same(changed.l2_standby, before.l2_standby == now.l2_standby), "l2_standby, step {}", step);
+                prop_assert!(same(changed.l2_owners, before.l2_owners == now.l2_owners), "l2_owners, step {}", step);
+                prop_assert!(same(changed.l2_successor_of, before.l2_successor_of == now.l2_successor_of), "l2_successor_of, step {}", step);
+                prop_assert!(same(changed.l2_no_carrier, before.l2_no_carrier == now.l2_no_carrier), "l2_no_carrier, step {}", step);
+                prop_assert!(same(changed.bgp, before.bgp == now.bgp), "bgp, step {}", step);
+                prop_assert!(same(changed.not_announced, before.not_announced == now.not_announced), "not_announced, step {}", step);
+            }
+            if now.is_some() {
+                last = now;
+            }
             // The next pass compares owners with this one's, as the executor does.
             if let Some(changes) = kept.announce.and_then(|a| a.owner_changes) {
                 world.owners = changes.owners;
@@ -583,4 +599,30 @@ fn the_generated_world_reaches_shared_and_aggregated_announcements() {
         .find(|b| b.prefix.to_string() == "10.210.0.0/24")
         .expect("aggregated prefix");
     assert_eq!(agg.ips.len(), 2, "{agg:?}");
+
+    // Everything is new to the first pass; a pass over the same view changes nothing, and one
+    // after an endpoint left a node changes some parts only.
+    assert_eq!(incremental.take_changes(), DesiredChanges::ALL);
+    let owners = plan_owners(&incremental.pass(&view, None, world.config.as_ref()));
+    assert_eq!(incremental.take_changes(), DesiredChanges::NONE);
+    world.owners = owners;
+    world.apply(&Change::Slice(SliceSpecs {
+        ns: 0,
+        name: 0,
+        service: Some(0),
+        endpoints: vec![(Some(0), false)],
+    }));
+    let view = world.view();
+    incremental.pass(&view, None, world.config.as_ref());
+    let changed = incremental.take_changes();
+    assert_ne!(changed, DesiredChanges::NONE);
+    assert_ne!(changed, DesiredChanges::ALL);
+}
+
+fn plan_owners(plan: &Plan) -> Arc<BTreeMap<IpAddr, Option<String>>> {
+    plan.announce
+        .as_ref()
+        .and_then(|a| a.owner_changes.as_ref())
+        .map(|c| c.owners.clone())
+        .unwrap_or_default()
 }

@@ -142,18 +142,28 @@ impl InterfaceTable {
 /// character, everything else matches itself. Interface names are at most 15 bytes, so the
 /// simple backtracking matcher is plenty.
 pub fn glob_match(pattern: &str, name: &str) -> bool {
+    // Every pass matches each announced address's candidate interfaces against the patterns:
+    // ASCII (every interface name in practice) needs no copy.
+    if pattern.is_ascii() && name.is_ascii() {
+        return glob_match_units(pattern.as_bytes(), name.as_bytes(), b'*', b'?');
+    }
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
+    glob_match_units(&p, &n, '*', '?')
+}
+
+/// [`glob_match`] over characters (or bytes) with `star_unit` and `any` as its wildcards.
+fn glob_match_units<T: Copy + PartialEq>(p: &[T], n: &[T], star_unit: T, any: T) -> bool {
     let (mut pi, mut ni) = (0, 0);
     // Position of the last `*` in the pattern and the name position it matched up to.
     let mut star: Option<(usize, usize)> = None;
     while ni < n.len() {
         match p.get(pi) {
-            Some('*') => {
+            Some(c) if *c == star_unit => {
                 star = Some((pi, ni));
                 pi += 1;
             }
-            Some(c) if *c == '?' || *c == n[ni] => {
+            Some(c) if *c == any || *c == n[ni] => {
                 pi += 1;
                 ni += 1;
             }
@@ -167,7 +177,7 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
             },
         }
     }
-    p[pi..].iter().all(|c| *c == '*')
+    p[pi..].iter().all(|c| *c == star_unit)
 }
 
 /// Whether automatic choice excludes `name`.
@@ -436,6 +446,10 @@ mod tests {
         assert!(glob_match("veth*", "veth"));
         assert!(!glob_match("veth*", "eth0"));
         assert!(glob_match("kube-ipvs0", "kube-ipvs0"));
+        // `?` is one character, also where a character takes several bytes.
+        assert!(glob_match("br-?", "br-é"));
+        assert!(glob_match("é*0", "éth0"));
+        assert!(!glob_match("br-?", "br-éé"));
         assert!(!glob_match("kube-ipvs0", "kube-ipvs01"));
         assert!(glob_match("*", ""));
         assert!(glob_match("e?h*", "eth0"));

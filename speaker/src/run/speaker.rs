@@ -405,14 +405,17 @@ impl Speaker {
                 );
             }
             // The interfaces of the addresses this node would take over are kept ready, so
-            // the takeover itself only has to answer.
-            self.announcer
-                .set_desired_and_standby(desired.layer2.iter(), desired.l2_standby.iter());
+            // the takeover itself only has to answer. (The announcer follows the interfaces
+            // and retries failures by itself; the tick publishes its state every second.)
+            if pending.layer2 || pending.l2_standby {
+                self.announcer
+                    .set_desired_and_standby(desired.layer2.iter(), desired.l2_standby.iter());
+                self.status_objects
+                    .publish_layer2(&self.announcer.snapshot());
+            }
             // This process answers for its addresses now: a responder the previous process
             // left answering through the restart can go.
             self.announcer.release_predecessor();
-            self.status_objects
-                .publish_layer2(&self.announcer.snapshot());
         } else {
             tracing::debug!("membership still settling; layer 2 announcements wait");
             self.settle_at = Some(Instant::now() + SETTLE_RETRY);
@@ -448,8 +451,10 @@ impl Speaker {
                 })
                 .collect();
         }
-        // Owners reach the announcer only in a settled pass; the rest was handed on.
+        // Layer 2 reaches the announcer only in a settled pass; the rest was handed on.
         self.pending = DesiredChanges {
+            layer2: pending.layer2 && !settled,
+            l2_standby: pending.l2_standby && !settled,
             l2_owners: pending.l2_owners && !settled,
             ..DesiredChanges::NONE
         };

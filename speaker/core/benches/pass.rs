@@ -6,13 +6,13 @@
 //!   are its two halves (converting the objects into the index; deciding every IP).
 //! - `speaker_pass/incremental_one_endpoint_change_*`: [`IncrementalPass`] kept over the same
 //!   view, one EndpointSlice changed (its endpoints moved to other nodes) before each pass;
-//!   the copies of the object lists the executor takes from its stores are inside.
+//!   updating the executor's own object lists ([`Mirror`]) by that slice is inside.
 
 mod fixtures;
 
 use criterion::{Criterion, criterion_group};
 use ferrolb_speaker_core::desired::{Modes, desired_announcements_in};
-use ferrolb_speaker_core::pass::{IncrementalPass, index_of, pass};
+use ferrolb_speaker_core::pass::{IncrementalPass, Mirror, index_of, pass};
 use fixtures::{Cluster, ENDPOINTS_PER_SERVICE, NODES, rss_kib, services, slice};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -67,9 +67,13 @@ fn bench(c: &mut Criterion) {
     drop(index);
 
     let mut incremental = IncrementalPass::new();
-    let mut slices = cluster.slices.clone();
+    // The executor's lists, keyed by position in the fixture (a store's key in the speaker).
+    let mut service_list = Mirror::new();
+    service_list.reset(cluster.services.iter().cloned().enumerate());
+    let mut slice_list = Mirror::new();
+    slice_list.reset(cluster.slices.iter().cloned().enumerate());
     let primed = incremental.pass(
-        &cluster.view(&cluster.services, &slices),
+        &cluster.view(service_list.objects(), slice_list.objects()),
         Some(&cluster.alive),
         Some(&cluster.config),
     );
@@ -93,10 +97,9 @@ fn bench(c: &mut Criterion) {
             // A different Service each time, its endpoints moved on by one node.
             changed += 1;
             let i = changed.wrapping_mul(7919) % count;
-            slices[i] = slice(i, changed);
-            // The executor copies its stores' lists for every pass.
-            let (svcs, slcs) = (cluster.services.clone(), slices.clone());
-            let view = cluster.view_with_owners(&svcs, &slcs, &owners);
+            slice_list.set(i, Some(slice(i, changed)));
+            let view =
+                cluster.view_with_owners(service_list.objects(), slice_list.objects(), &owners);
             let plan = incremental.pass(&view, Some(&cluster.alive), Some(&cluster.config));
             if let Some(changes) = plan.announce.and_then(|a| a.owner_changes) {
                 owners = changes.owners;
@@ -104,7 +107,7 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.finish();
-    let view = cluster.view_with_owners(&cluster.services, &slices, &owners);
+    let view = cluster.view_with_owners(service_list.objects(), slice_list.objects(), &owners);
     assert_eq!(
         incremental.pass(&view, Some(&cluster.alive), Some(&cluster.config)),
         pass(&view, Some(&cluster.alive), Some(&cluster.config)),

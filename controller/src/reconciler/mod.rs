@@ -223,17 +223,22 @@ impl Core {
             return out;
         }
         let empty = Arc::default();
-        let mut ours: Vec<(&Service, Result<ServiceRequest, RequestError>)> = services
-            .iter()
-            .filter(|s| handles(s, ctx.class_policy) && s.metadata.deletion_timestamp.is_none())
-            .map(|s| {
-                let ns = s.metadata.namespace.as_deref().unwrap_or("default");
-                (
-                    &**s,
-                    to_request(s, namespace_labels.get(ns).unwrap_or(&empty)),
-                )
-            })
-            .collect();
+        // Sized up front: grown by doubling, the list of every Service's request was at its
+        // peak twice its size.
+        let mut ours: Vec<(&Service, Result<ServiceRequest, RequestError>)> =
+            Vec::with_capacity(services.len());
+        ours.extend(
+            services
+                .iter()
+                .filter(|s| handles(s, ctx.class_policy) && s.metadata.deletion_timestamp.is_none())
+                .map(|s| {
+                    let ns = s.metadata.namespace.as_deref().unwrap_or("default");
+                    (
+                        &**s,
+                        to_request(s, namespace_labels.get(ns).unwrap_or(&empty)),
+                    )
+                }),
+        );
         // Compared borrowed: a key built per comparison cost a tenth of a pass at 50,000
         // Services.
         ours.sort_by(|(a, _), (b, _)| name_of(a).cmp(&name_of(b)));

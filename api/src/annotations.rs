@@ -66,9 +66,21 @@ pub fn lookup<'a>(
     annotations: &'a BTreeMap<String, String>,
     name: &str,
 ) -> Option<(String, &'a str)> {
-    all_keys(name)
-        .into_iter()
-        .find_map(|k| annotations.get(&k).map(|v| (k, v.as_str())))
+    // The controller looks up several names for every Service on every pass: no key is built
+    // for a Service without annotations, and one buffer serves every prefix.
+    if annotations.is_empty() {
+        return None;
+    }
+    let mut key = String::with_capacity(32 + name.len());
+    for prefix in std::iter::once(PREFIX).chain(ALIAS_PREFIXES) {
+        key.clear();
+        key.push_str(prefix);
+        key.push_str(name);
+        if let Some(v) = annotations.get(key.as_str()) {
+            return Some((key, v.as_str()));
+        }
+    }
+    None
 }
 
 #[cfg(test)]

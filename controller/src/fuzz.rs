@@ -99,7 +99,7 @@ pub fn service_annotations(data: &[u8]) {
         spec: Some(spec),
         ..Service::default()
     };
-    let request = match to_request(&svc, &BTreeMap::new()) {
+    let request = match to_request(&svc, &Default::default()) {
         Ok(request) => request,
         Err(error) => {
             let message = error.to_string();

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod allocator;
+pub mod events;
 pub mod fuzz;
 pub mod http;
 pub mod leader;

@@ -2,10 +2,11 @@
 //! writes, and the HTTP API.
 
 use crate::allocator::ServiceKey;
+use crate::events::{EventPublisher, Reporter};
 use crate::http::StatusSource;
 use crate::leader::{self, LeaderConfig};
 use crate::metrics::Metrics;
-use crate::reconciler::{Core, Event, EventKind, PassContext, StatusWrite};
+use crate::reconciler::{Core, Event, PassContext, StatusWrite};
 use anyhow::Context;
 use ferrolb_api::IPAddressPool;
 use ferrolb_api::service::ClassPolicy;
@@ -20,9 +21,8 @@ use ferrolb_runtime::store::ConfigNamespaces;
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::api::core::v1::{ObjectReference, Service};
+use k8s_openapi::api::core::v1::Service;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::{Api, Client};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -145,7 +145,10 @@ pub async fn start(client: Client, opts: RunOptions) -> anyhow::Result<Handle> {
 
 async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> anyhow::Result<()> {
     let shared = w.shared.clone();
-    let services = w.store(Api::<Service>::all(client.clone()));
+    let services = w.pruned_store(
+        Api::<Service>::all(client.clone()),
+        crate::service::drop_unread,
+    );
     if let Some(name) = &opts.memberlist_secret {
         let what = format!(
             "ensuring the membership key Secret {}/{name} (the speakers' layer 2 failover \
@@ -213,19 +216,19 @@ async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> a
     }
     tracing::info!("caches synced");
 
-    let recorder = Recorders::new(
-        &client,
-        &Reporter {
+    let publisher = EventPublisher::new(
+        client.clone(),
+        Reporter {
             controller: "ferrolb-controller".into(),
-            instance: Some(opts.identity.clone()),
+            instance: opts.identity.clone(),
         },
     );
     // Events are published beside the passes, not within them: a pass that allocates for a
     // burst of Services would otherwise wait for one event per Service before the next pass
     // could write the statuses of the Services created meanwhile.
-    let (events, events_rx) = tokio::sync::mpsc::channel(EVENT_QUEUE);
+    let (events, events_rx) = tokio::sync::mpsc::unbounded_channel();
     w.tasks
-        .spawn(publish_events(recorder, shared.clone(), events_rx));
+        .spawn(publish_events(publisher, shared.clone(), events_rx));
     let mut again: Option<Duration> = None;
     let mut was_leader = false;
     loop {
@@ -307,60 +310,32 @@ async fn hand_leadership_over(api: &Api<Lease>, cfg: &LeaderConfig) {
     }
 }
 
-/// Event recorders, one per shard of the objects events are about.
-///
-/// kube's `Recorder` prunes its whole cache of recent events (kept to aggregate repeats into a
-/// series) on every publish: with one recorder, a burst of thousands of Services costs
-/// time quadratic in their number (a fifth of the controller's CPU at 5,000 Services). Every
-/// event about one object goes to the same shard, so repeats still aggregate exactly as before.
-struct Recorders(Vec<Recorder>);
+/// Events waiting to be published. Unbounded, so that a pass never waits for events: they
+/// are published at a lower concurrency than status writes (which users and speakers wait
+/// for) and catch up after a burst; the queue holds at most the few events each change of a
+/// Service or pool produces.
+type EventQueue = tokio::sync::mpsc::UnboundedReceiver<Event>;
 
-/// Enough that each cache stays small in a burst of thousands of Services.
-const RECORDER_SHARDS: usize = 64;
+/// Events published at once: a few, so that in a burst the API server serves status writes
+/// first.
+const EVENTS_IN_FLIGHT: usize = 4;
 
-impl Recorders {
-    fn new(client: &Client, reporter: &Reporter) -> Self {
-        Self(
-            (0..RECORDER_SHARDS)
-                .map(|_| Recorder::new(client.clone(), reporter.clone()))
-                .collect(),
-        )
-    }
-
-    fn for_object(&self, regarding: &ObjectReference) -> &Recorder {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (
-            &regarding.kind,
-            &regarding.namespace,
-            &regarding.name,
-            &regarding.uid,
-        )
-            .hash(&mut h);
-        // The modulo keeps the index below the number of shards, so the index is in range.
-        &self.0[(h.finish() % self.0.len() as u64) as usize]
-    }
-}
-
-/// Events waiting to be published; a pass that finds the queue full waits for room, so a
-/// burst cannot grow it without bound.
-const EVENT_QUEUE: usize = 8192;
-
-/// Publishes queued events, as many at once as other writes, while this replica leads.
-async fn publish_events(
-    recorder: Recorders,
-    shared: Arc<Shared>,
-    rx: tokio::sync::mpsc::Receiver<Event>,
-) {
+/// Publishes queued events while this replica leads.
+async fn publish_events(publisher: EventPublisher, shared: Arc<Shared>, rx: EventQueue) {
     let queue =
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|w| (w, rx)) });
     queue
-        .for_each_concurrent(WRITES_IN_FLIGHT, |w| {
-            let (recorder, shared) = (&recorder, &shared);
+        .for_each_concurrent(EVENTS_IN_FLIGHT, |ev| {
+            let (publisher, shared) = (&publisher, &shared);
             async move {
                 // Losing the lease stops writes at once, also for queued events.
-                if shared.leader.load(Ordering::Relaxed) {
-                    publish_event(recorder, w).await;
+                if !shared.leader.load(Ordering::Relaxed) {
+                    return;
+                }
+                // An event that cannot be recorded is logged, not retried: the state it
+                // describes is also in the status API and the logs.
+                if let Err(e) = publisher.publish(&ev).await {
+                    tracing::warn!(error = %e, "recording event failed");
                 }
             }
         })
@@ -385,7 +360,7 @@ fn write_priority(w: &StatusWrite) -> u8 {
 /// until the last status is written.
 async fn execute(
     client: &Client,
-    events: &tokio::sync::mpsc::Sender<Event>,
+    events: &tokio::sync::mpsc::UnboundedSender<Event>,
     shared: &Shared,
     mut writes: Vec<StatusWrite>,
     queued: Vec<Event>,
@@ -409,7 +384,7 @@ async fn execute(
         .await;
     // After this pass's statuses: they are what users and speakers wait for.
     for ev in queued {
-        if events.send(ev).await.is_err() {
+        if events.send(ev).is_err() {
             tracing::warn!("event publisher stopped; event dropped");
         }
     }
@@ -478,34 +453,5 @@ async fn execute_one(client: &Client, w: StatusWrite) -> Result<(), kube::Error>
                 Err(e) => Err(e),
             }
         }
-    }
-}
-
-/// Records one event.
-async fn publish_event(recorder: &Recorders, event: Event) {
-    let Event {
-        regarding,
-        kind,
-        reason,
-        note,
-    } = event;
-    let ev = KubeEvent {
-        type_: match kind {
-            EventKind::Normal => EventType::Normal,
-            EventKind::Warning => EventType::Warning,
-        },
-        reason: reason.to_string(),
-        note: Some(note),
-        action: reason.to_string(),
-        secondary: None,
-    };
-    // An event that cannot be recorded is logged, not retried: the state it describes is
-    // also in the status API and the logs.
-    if let Err(e) = recorder
-        .for_object(&regarding)
-        .publish(&ev, &regarding)
-        .await
-    {
-        tracing::warn!(error = %e, "recording event failed");
     }
 }

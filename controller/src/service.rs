@@ -6,19 +6,23 @@ use crate::allocator::{
 };
 use ferrolb_api::annotations;
 use ferrolb_api::service::ingress_ips;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Service, ServiceSpec};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::{Arc, LazyLock};
 
 /// Builds the allocator's request from a Service and its Namespace's labels. The error names
 /// the annotation or field that could not be read.
 pub fn to_request(
     svc: &Service,
-    namespace_labels: &BTreeMap<String, String>,
+    namespace_labels: &Arc<BTreeMap<String, String>>,
 ) -> Result<ServiceRequest, RequestError> {
     let namespace = svc.metadata.namespace.as_deref().unwrap_or("default");
     let name = svc.metadata.name.as_deref().unwrap_or_default();
-    let spec = svc.spec.clone().unwrap_or_default();
+    let default_spec = ServiceSpec::default();
+    // Borrowed: a copy of every Service's spec on every pass was a tenth of the controller's
+    // peak memory in a burst.
+    let spec = svc.spec.as_ref().unwrap_or(&default_spec);
     let empty = BTreeMap::new();
     let annotations = svc.metadata.annotations.as_ref().unwrap_or(&empty);
     let ann = AnnotationRequest::parse(annotations, spec.load_balancer_ip.as_deref())?;
@@ -45,6 +49,34 @@ pub fn to_request(
     Ok(req)
 }
 
+/// Drops from a cached Service the fields the controller never reads (cluster addresses,
+/// session affinity, port names and targets, conditions): the cache holds every Service of the
+/// cluster. What [`to_request`], the class and type checks, the events and the status writes
+/// read stays.
+pub fn drop_unread(svc: &mut Service) {
+    svc.metadata.owner_references = None;
+    svc.metadata.generate_name = None;
+    if let Some(spec) = &mut svc.spec {
+        spec.cluster_ip = None;
+        spec.cluster_ips = None;
+        spec.external_ips = None;
+        spec.external_name = None;
+        spec.internal_traffic_policy = None;
+        spec.load_balancer_source_ranges = None;
+        spec.session_affinity = None;
+        spec.session_affinity_config = None;
+        spec.traffic_distribution = None;
+        for p in spec.ports.iter_mut().flatten() {
+            p.name = None;
+            p.app_protocol = None;
+            p.target_port = None;
+        }
+    }
+    if let Some(status) = &mut svc.status {
+        status.conditions = None;
+    }
+}
+
 /// The merge patch for the status subresource: the ingress set to `ips` (each with
 /// `ipMode: VIP`) and the pool annotation under each spelling ferrolb writes (removed when
 /// `pool` is `None`). The annotation travels with the status as MetalLB sends it
@@ -66,11 +98,15 @@ pub fn status_patch(ips: &[IpAddr], pool: Option<&str>) -> serde_json::Value {
     })
 }
 
+/// The keys of the pool annotation, built once: every pass reads them for every Service.
+static POOL_KEYS: LazyLock<[String; 2]> =
+    LazyLock::new(|| annotations::written_keys(annotations::IP_ALLOCATED_FROM_POOL));
+
 /// The pool annotation of `svc` under each spelling ferrolb writes, in that order.
 pub fn pool_annotations(svc: &Service) -> [Option<&str>; 2] {
     let annotations = svc.metadata.annotations.as_ref();
-    annotations::written_keys(annotations::IP_ALLOCATED_FROM_POOL)
-        .map(|k| annotations.and_then(|a| a.get(&k)).map(String::as_str))
+    let [ours, metallb] = &*POOL_KEYS;
+    [ours, metallb].map(|k| annotations.and_then(|a| a.get(k)).map(String::as_str))
 }
 
 #[cfg(test)]
@@ -125,7 +161,7 @@ mod tests {
 
     #[test]
     fn request_reads_every_field() {
-        let r = to_request(&svc(None, "LoadBalancer"), &BTreeMap::new()).expect("valid");
+        let r = to_request(&svc(None, "LoadBalancer"), &Arc::default()).expect("valid");
         assert_eq!(r.key.to_string(), "apps/web");
         assert_eq!(r.ip_family_policy, IpFamilyPolicy::PreferDualStack);
         assert_eq!(

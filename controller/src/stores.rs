@@ -4,17 +4,21 @@
 use k8s_openapi::api::core::v1::Namespace;
 use kube::runtime::reflector::Store;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-/// Labels of every cached Namespace, by name.
+/// Labels of every cached Namespace, by name (shared with the requests of its Services).
 pub fn namespace_labels(
     namespaces: &Store<Namespace>,
-) -> BTreeMap<String, BTreeMap<String, String>> {
+) -> BTreeMap<String, Arc<BTreeMap<String, String>>> {
     namespaces
         .state()
         .iter()
         .filter_map(|ns| {
             let name = ns.metadata.name.clone()?;
-            Some((name, ns.metadata.labels.clone().unwrap_or_default()))
+            Some((
+                name,
+                Arc::new(ns.metadata.labels.clone().unwrap_or_default()),
+            ))
         })
         .collect()
 }

@@ -176,7 +176,7 @@ fn service(annotations: &[(&str, String)], load_balancer_ip: Option<&str>) -> Se
 }
 
 fn rejection(annotations: &[(&str, String)]) -> String {
-    let err: RequestError = to_request(&service(annotations, None), &BTreeMap::new())
+    let err: RequestError = to_request(&service(annotations, None), &Default::default())
         .expect_err("hostile annotation rejected");
     err.to_string()
 }
@@ -258,14 +258,14 @@ fn malformed_annotations_are_named_and_other_services_still_allocate() {
         ),
     ];
     for (annotations, spec_ip, want) in cases {
-        let err = to_request(&service(&annotations, spec_ip), &BTreeMap::new())
+        let err = to_request(&service(&annotations, spec_ip), &Default::default())
             .expect_err("malformed annotation rejected");
         assert_eq!(err.to_string(), want);
     }
     // An empty or blank sharing key is no key, as in MetalLB.
     let req = to_request(
         &service(&[("metallb.io/allow-shared-ip", " ".into())], None),
-        &BTreeMap::new(),
+        &Default::default(),
     )
     .expect("blank sharing key is no key");
     assert_eq!(req.sharing_key, None);
@@ -273,7 +273,7 @@ fn malformed_annotations_are_named_and_other_services_still_allocate() {
     let mut a = allocator(vec![pool("small", vec!["192.168.10.0/30".into()])]);
     let fine = to_request(
         &service(&[("metallb.io/address-pool", "small".into())], None),
-        &BTreeMap::new(),
+        &Default::default(),
     )
     .expect("well-formed");
     assert_eq!(a.allocate(&fine).ips, vec![ip("192.168.10.0")]);

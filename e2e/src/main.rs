@@ -219,6 +219,9 @@ struct BenchControllerArgs {
     /// The controller binary (default: next to this one).
     #[arg(long)]
     controller: Option<PathBuf>,
+    /// Creates in flight at once (each over the API server's HTTP API).
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 120)]
     timeout: u64,
@@ -451,6 +454,7 @@ async fn main() -> anyhow::Result<()> {
                 controller_bin: args
                     .controller
                     .unwrap_or_else(|| sibling_binary("ferrolb-controller")),
+                concurrency: args.concurrency.max(1),
                 timeout: std::time::Duration::from_secs(args.timeout),
             };
             let report = run(&opts).await?;

@@ -4,7 +4,9 @@
 use crate::change_log::ChangeLog;
 use crate::groups::ResolvedGroups;
 use crate::http::HttpApi;
-use crate::store::{ConfigNamespaces, ConfigStores, spawn_logged_store, spawn_store};
+use crate::store::{
+    ConfigNamespaces, ConfigStores, spawn_logged_store, spawn_pruned_store, spawn_store,
+};
 use kube::runtime::reflector::Store;
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
@@ -61,6 +63,15 @@ impl<S> Wiring<S> {
         K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
     {
         spawn_store(api, self.changes_tx.clone(), &mut self.tasks)
+    }
+
+    /// [`Wiring::store`] keeping each object as `prune` leaves it (see [`spawn_pruned_store`]).
+    pub fn pruned_store<K>(&mut self, api: Api<K>, prune: fn(&mut K)) -> Store<K>
+    where
+        K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+        K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
+    {
+        spawn_pruned_store(api, prune, self.changes_tx.clone(), &mut self.tasks)
     }
 
     /// [`Wiring::store`] with a log of which objects each change touched (see

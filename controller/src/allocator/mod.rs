@@ -248,6 +248,11 @@ impl Allocator {
         change.freed
     }
 
+    /// Every Service the table has an entry for, in no particular order.
+    pub fn services(&self) -> impl Iterator<Item = &ServiceKey> {
+        self.table.service_keys()
+    }
+
     /// Addresses recorded for a Service.
     pub fn ips_of(&self, key: &ServiceKey) -> &[IpAddr] {
         self.table.service(key).map_or(&[], |e| e.ips.as_slice())

@@ -88,6 +88,12 @@ impl Table {
         all
     }
 
+    /// Every Service with an entry, in no particular order (a caller that decides from
+    /// them sorts what it keeps).
+    pub fn service_keys(&self) -> impl Iterator<Item = &ServiceKey> {
+        self.services.keys().map(|k| k.as_ref())
+    }
+
     /// Every held address.
     pub fn holdings(&self) -> impl Iterator<Item = (&IpAddr, &Holding)> {
         self.holdings.iter()

@@ -93,7 +93,7 @@ fn namespace_and_service_selectors_restrict_pools() {
 
     assert_eq!(alloc(&mut a, &svc("team", "x")), vec![ip("10.0.1.0")]);
     let mut gold = svc("other", "x");
-    gold.namespace_labels = labels(&[("tier", "gold")]);
+    gold.namespace_labels = labels(&[("tier", "gold")]).into();
     assert_eq!(alloc(&mut a, &gold), vec![ip("10.0.2.0")]);
     let mut exposed = svc("other", "y");
     exposed.service_labels = labels(&[("expose", "yes")]);

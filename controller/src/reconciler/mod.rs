@@ -24,8 +24,9 @@ use ferrolb_api::status::{ControllerStatus, ServiceAllocation};
 use ferrolb_config::{Config, ConfigError};
 use ferrolb_runtime::{ConfigTracker, ConfigUpdate};
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Pool status is written at most this often per pool.
@@ -88,6 +89,14 @@ fn config_ref(kind: &str, namespace: &str, name: &str) -> ObjectReference {
         name: Some(name.into()),
         ..ObjectReference::default()
     }
+}
+
+/// (namespace, name) of a Service, borrowed; the order of [`ServiceKey`].
+fn name_of(svc: &Service) -> (&str, &str) {
+    (
+        svc.metadata.namespace.as_deref().unwrap_or("default"),
+        svc.metadata.name.as_deref().unwrap_or_default(),
+    )
 }
 
 fn key_of(svc: &Service) -> ServiceKey {
@@ -204,7 +213,7 @@ impl Core {
         &mut self,
         services: &[std::sync::Arc<Service>],
         built: Result<Config, Vec<ConfigError>>,
-        namespace_labels: &BTreeMap<String, BTreeMap<String, String>>,
+        namespace_labels: &BTreeMap<String, Arc<BTreeMap<String, String>>>,
         ctx: PassContext,
     ) -> PassOutcome {
         let mut out = PassOutcome::default();
@@ -213,19 +222,27 @@ impl Core {
         if !self.config.loaded() || !ctx.leader {
             return out;
         }
-        let empty = BTreeMap::new();
-        let mut ours: Vec<(&Service, Result<ServiceRequest, RequestError>)> = services
-            .iter()
-            .filter(|s| handles(s, ctx.class_policy) && s.metadata.deletion_timestamp.is_none())
-            .map(|s| {
-                let ns = s.metadata.namespace.as_deref().unwrap_or("default");
-                (
-                    &**s,
-                    to_request(s, namespace_labels.get(ns).unwrap_or(&empty)),
-                )
-            })
-            .collect();
-        ours.sort_by_key(|(s, _)| key_of(s));
+        let empty = Arc::default();
+        // Sized up front: grown by doubling, the list of every Service's request was at its
+        // peak twice its size.
+        let mut ours: Vec<(&Service, Result<ServiceRequest, RequestError>)> =
+            Vec::with_capacity(services.len());
+        ours.extend(
+            services
+                .iter()
+                .filter(|s| handles(s, ctx.class_policy) && s.metadata.deletion_timestamp.is_none())
+                .map(|s| {
+                    let ns = s.metadata.namespace.as_deref().unwrap_or("default");
+                    (
+                        &**s,
+                        to_request(s, namespace_labels.get(ns).unwrap_or(&empty)),
+                    )
+                }),
+        );
+        // Compared borrowed: a key built per comparison cost a tenth of a pass at 50,000
+        // Services.
+        ours.sort_by(|(a, _), (b, _)| name_of(a).cmp(&name_of(b)));
+        let keys: Vec<ServiceKey> = ours.iter().map(|(svc, _)| key_of(svc)).collect();
         if !self.restored {
             let conflicts = self
                 .allocator
@@ -239,20 +256,25 @@ impl Core {
         // before the others are reconciled: a Service waiting for an address then gets a freed
         // one in this same pass. Released after, it would need another pass that nothing may
         // start (the pool status write the release implies can be rate-limited away).
-        let seen: BTreeSet<ServiceKey> = ours.iter().map(|(svc, _)| key_of(svc)).collect();
-        let gone: Vec<ServiceKey> = self
+        let seen: HashSet<&ServiceKey> = keys.iter().collect();
+        let mut gone: Vec<ServiceKey> = self
             .allocator
-            .allocations()
-            .into_iter()
-            .map(|a| ServiceKey::new(a.namespace, a.name))
+            .services()
             .filter(|k| !seen.contains(k))
+            .cloned()
             .collect();
+        gone.sort();
+        let by_name: HashMap<(&str, &str), &Service> = if gone.is_empty() {
+            HashMap::new()
+        } else {
+            services.iter().map(|s| (name_of(s), &**s)).collect()
+        };
         let mut cleared: BTreeSet<ServiceKey> = BTreeSet::new();
         for key in gone {
             let freed = self.allocator.release(&key);
             self.failures.remove(&key);
             self.written.remove(&key);
-            let svc = services.iter().find(|s| key_of(s) == key);
+            let svc = by_name.get(&(key.namespace.as_str(), key.name.as_str()));
             if let Some(svc) = svc {
                 let still_lb =
                     svc.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer");
@@ -287,16 +309,15 @@ impl Core {
         // Service can be (the API server keeps loadBalancerClass to LoadBalancer Services).
         if matches!(ctx.class_policy, ClassPolicy::OursOrUnset) {
             for svc in services {
-                let key = key_of(svc);
                 let not_lb =
                     svc.spec.as_ref().and_then(|s| s.type_.as_deref()) != Some("LoadBalancer");
+                if !not_lb || svc.metadata.deletion_timestamp.is_some() {
+                    continue;
+                }
                 let stale = !ingress_ips(svc).is_empty()
                     || pool_annotations(svc).iter().any(Option::is_some);
-                if not_lb
-                    && stale
-                    && svc.metadata.deletion_timestamp.is_none()
-                    && !cleared.contains(&key)
-                {
+                let key = key_of(svc);
+                if stale && !cleared.contains(&key) {
                     out.status_writes.push(StatusWrite::Service {
                         key,
                         ips: Vec::new(),
@@ -312,7 +333,6 @@ impl Core {
         // every Service on such a change (controller/main.go SetBalancer,
         // SyncStateReprocessAll). Each further round needs a Service that got an address in
         // the one before, so there are at most as many rounds as Services.
-        let keys: Vec<ServiceKey> = ours.iter().map(|(svc, _)| key_of(svc)).collect();
         let mut outcomes: Vec<Option<Outcome>> = vec![None; ours.len()];
         let mut asking: Vec<usize> = (0..ours.len()).collect();
         loop {

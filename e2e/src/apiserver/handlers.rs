@@ -360,6 +360,37 @@ impl Ctx {
         r
     }
 
+    /// The response to a write: the stored object as [`Ctx::respond_obj`] renders it, with the
+    /// serialisation its watch event shares when the object is served as stored (one encoding
+    /// of each write for the writer and every watch).
+    fn respond_written(
+        &self,
+        code: StatusCode,
+        written: &super::store::Written,
+        warnings: &[String],
+    ) -> Response {
+        let shared = written.event.as_ref().filter(|ev| {
+            self.table_include().is_none()
+                && Arc::ptr_eq(&ev.object, &written.object)
+                && matches!(self.out(&written.object), Cow::Borrowed(_))
+        });
+        let Some(ev) = shared else {
+            return self.respond_obj(code, &written.object, warnings);
+        };
+        let mut r = (
+            code,
+            [(CONTENT_TYPE, "application/json")],
+            ev.encoded_object().clone(),
+        )
+            .into_response();
+        for w in warnings {
+            if let Ok(v) = HeaderValue::from_str(&format!("299 - {:?}", w)) {
+                r.headers_mut().append("Warning", v);
+            }
+        }
+        r
+    }
+
     fn get(&self) -> ApiResult<Response> {
         let store = self.shared.store.lock();
         let obj = store
@@ -535,7 +566,7 @@ impl Ctx {
                     fm.as_deref(),
                 )?))
             })?;
-        Ok(self.respond_obj(StatusCode::CREATED, &written.object, &warnings))
+        Ok(self.respond_written(StatusCode::CREATED, &written, &warnings))
     }
 
     fn update(&self, body: &[u8]) -> ApiResult<Response> {
@@ -588,7 +619,7 @@ impl Ctx {
         } else {
             StatusCode::OK
         };
-        Ok(self.respond_obj(code, &w.object, warnings))
+        Ok(self.respond_written(code, &w, warnings))
     }
 
     fn patch(&self, content_type: &str, body: &[u8]) -> ApiResult<Response> {

@@ -343,10 +343,9 @@ pub fn prepare_update(
     }
     // Immutable/system metadata comes from the stored object.
     {
-        let cur_meta = current
-            .get("metadata")
-            .cloned()
-            .unwrap_or_else(|| json!({}));
+        // Borrowed: only the fields below are copied (managedFields only when absent).
+        let empty = json!({});
+        let cur_meta = current.get("metadata").unwrap_or(&empty);
         let meta = meta_mut(&mut obj)?;
         for k in [
             "uid",

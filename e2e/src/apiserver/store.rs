@@ -97,6 +97,9 @@ pub enum Write {
 pub struct Written {
     pub object: Arc<Value>,
     pub created: bool,
+    /// The event the write recorded (none for a write that changed nothing): the response
+    /// reuses its serialisation, made once for the response and every watch.
+    pub event: Option<Arc<Event>>,
 }
 
 type Key = (String, String);
@@ -202,7 +205,7 @@ impl Inner {
         self.rv
     }
 
-    fn record(&mut self, ev: Event, tx: &broadcast::Sender<Arc<Event>>) {
+    fn record(&mut self, ev: Event, tx: &broadcast::Sender<Arc<Event>>) -> Arc<Event> {
         let ev = Arc::new(ev);
         self.history.push_back(ev.clone());
         while self.history.len() > self.history_limit {
@@ -212,7 +215,8 @@ impl Inner {
         }
         self.changes += 1;
         // No receivers is fine: nobody is watching.
-        let _ = tx.send(ev);
+        let _ = tx.send(ev.clone());
+        ev
     }
 
     fn refresh_types(&mut self) {
@@ -234,7 +238,7 @@ impl Inner {
         gr: &GroupResource,
         key: &Key,
         tx: &broadcast::Sender<Arc<Event>>,
-    ) -> Option<Arc<Value>> {
+    ) -> Option<(Arc<Value>, Arc<Event>)> {
         let removed = self.objects.get_mut(gr)?.remove(key)?;
         if *gr == core("services") {
             self.services.update(key, Some(&removed), None);
@@ -244,7 +248,7 @@ impl Inner {
         let mut obj = Arc::unwrap_or_clone(removed);
         set_rv(&mut obj, rv);
         let obj = Arc::new(obj);
-        self.record(
+        let event = self.record(
             Event::new(
                 rv,
                 gr.clone(),
@@ -255,7 +259,7 @@ impl Inner {
             ),
             tx,
         );
-        Some(obj)
+        Some((obj, event))
     }
 }
 
@@ -502,6 +506,7 @@ impl Store {
                     return Ok(Written {
                         object: cur.clone(),
                         created: false,
+                        event: None,
                     });
                 }
                 let rv = inner.next_rv();
@@ -516,7 +521,7 @@ impl Store {
                     .or_default()
                     .insert(key.clone(), obj.clone());
                 let created = current.is_none();
-                inner.record(
+                let event = inner.record(
                     Event::new(
                         rv,
                         gr.clone(),
@@ -534,10 +539,11 @@ impl Store {
                 Written {
                     object: obj,
                     created,
+                    event: Some(event),
                 }
             }
             Write::Remove => {
-                let Some(obj) = inner.remove_and_record(gr, &key, &self.tx) else {
+                let Some((obj, event)) = inner.remove_and_record(gr, &key, &self.tx) else {
                     return Err(ApiError::not_found(&gr.group, &gr.resource, name));
                 };
                 if is_crd {
@@ -571,6 +577,7 @@ impl Store {
                 Written {
                     object: obj,
                     created: false,
+                    event: Some(event),
                 }
             }
         };

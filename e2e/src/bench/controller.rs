@@ -23,6 +23,10 @@ pub struct ControllerBench {
     pub services: usize,
     /// Path of the `ferrolb-controller` binary.
     pub controller_bin: PathBuf,
+    /// Creates in flight at once: the bench's client shares the process (and the machine)
+    /// with the API server, so this is how hard the burst presses, not a property of the
+    /// controller.
+    pub concurrency: usize,
     /// Give up after this long.
     pub timeout: Duration,
 }
@@ -194,7 +198,7 @@ pub async fn run(opts: &ControllerBench) -> anyhow::Result<ControllerBenchReport
                 Ok::<(), kube::Error>(())
             }
         })
-        .buffer_unordered(64)
+        .buffer_unordered(opts.concurrency)
         .collect::<Vec<_>>()
         .await
         .into_iter()

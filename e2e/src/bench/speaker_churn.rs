@@ -100,29 +100,29 @@ fn lab_err(e: LabError) -> anyhow::Error {
     anyhow!("{e}")
 }
 
-fn config_manifest() -> String {
+/// A pool (assigned by hand: the Services come with their addresses) and the advertisement of
+/// `kind` that announces it.
+fn pool_and_advertisement(name: &str, cidr: &str, kind: &str) -> String {
     format!(
         "apiVersion: ferrolb.io/v1beta1
 kind: IPAddressPool
-metadata: {{name: lan, namespace: ferrolb-system}}
-spec: {{addresses: [{L2_BASE}/17], autoAssign: false}}
+metadata: {{name: {name}, namespace: ferrolb-system}}
+spec: {{addresses: ['{cidr}'], autoAssign: false}}
 ---
 apiVersion: ferrolb.io/v1beta1
-kind: L2Advertisement
-metadata: {{name: lan, namespace: ferrolb-system}}
-spec: {{ipAddressPools: [lan]}}
+kind: {kind}
+metadata: {{name: {name}, namespace: ferrolb-system}}
+spec: {{ipAddressPools: [{name}]}}
 ---
-apiVersion: ferrolb.io/v1beta1
-kind: IPAddressPool
-metadata: {{name: routed, namespace: ferrolb-system}}
-spec: {{addresses: ['{BGP_BASE}/64'], autoAssign: false}}
----
-apiVersion: ferrolb.io/v1beta1
-kind: BGPAdvertisement
-metadata: {{name: routed, namespace: ferrolb-system}}
-spec: {{ipAddressPools: [routed]}}
----
-apiVersion: ferrolb.io/v1beta1
+"
+    )
+}
+
+fn config_manifest() -> String {
+    let lan = pool_and_advertisement("lan", &format!("{L2_BASE}/17"), "L2Advertisement");
+    let routed = pool_and_advertisement("routed", &format!("{BGP_BASE}/64"), "BGPAdvertisement");
+    format!(
+        "{lan}{routed}apiVersion: ferrolb.io/v1beta1
 kind: BGPPeer
 metadata: {{name: tor, namespace: ferrolb-system}}
 spec: {{myASN: 64512, peerASN: 64500, peerAddress: 'fd00:200::1'}}
@@ -410,6 +410,16 @@ mod tests {
         let eps = endpoints(3, 5, "n1");
         assert_eq!(eps.as_array().unwrap().len(), ENDPOINTS_PER_SLICE);
         assert_eq!(eps[0]["nodeName"], "bench-node-8");
+    }
+
+    #[test]
+    fn the_configuration_is_valid() {
+        let mut m = ferrolb_config::manifests::Manifests::default();
+        m.add("bench.yaml", &config_manifest());
+        assert!(m.errors.is_empty(), "{:?}", m.errors);
+        let config = ferrolb_config::Config::build(&m.inputs).expect("valid configuration");
+        assert_eq!(config.pools.len(), 2);
+        assert_eq!(config.peers.len(), 1);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::layer2::carrier::LinkReport;
 use ferrolb_api::service::{ClassPolicy, ServiceKey};
 use ferrolb_config::Config;
 use ipnet::IpNet;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -48,6 +48,9 @@ pub struct IncrementalPass {
     class_policy: Option<ClassPolicy>,
     services: Tracked<Service>,
     slices: Tracked<EndpointSlice>,
+    /// The Node objects of the last pass: while none changed, the nodes decided under are
+    /// still the view's, and converting them again on every pass is skipped.
+    node_objects: Tracked<Node>,
     /// Services and slices from the deltas; the rest is set from [`Global`].
     index: ClusterIndex,
     /// Our Services by IP.
@@ -100,12 +103,20 @@ impl IncrementalPass {
             self.global = None;
             return plan(view, alive, |_| None);
         };
-        let nodes: BTreeMap<String, NodeInfo> = view
-            .nodes
-            .iter()
-            .filter_map(|n| node_from_k8s(n))
-            .map(|n| (n.name.clone(), n))
-            .collect();
+        let node_news = self.node_objects.advance(view.nodes);
+        let same_nodes = node_news.came.is_empty() && node_news.gone.is_empty();
+        let convert = || -> BTreeMap<String, NodeInfo> {
+            view.nodes
+                .iter()
+                .filter_map(|n| node_from_k8s(n))
+                .map(|n| (n.name.clone(), n))
+                .collect()
+        };
+        // `None`: the nodes the decisions held were made under.
+        let nodes = match &self.global {
+            Some(_) if same_nodes => None,
+            _ => Some(convert()),
+        };
         let empty = BTreeMap::new();
         let links = view.links.unwrap_or(&empty);
         // Compared before anything is copied: most passes change no global input.
@@ -114,7 +125,7 @@ impl IncrementalPass {
                 && g.modes == view.modes
                 && g.ignore_exclude_lb == view.ignore_exclude_lb
                 && g.config == *config
-                && g.nodes == nodes
+                && nodes.as_ref().is_none_or(|n| g.nodes == *n)
                 && g.alive.as_ref() == alive
                 && g.links == *links
         });
@@ -128,7 +139,9 @@ impl IncrementalPass {
                 modes: view.modes,
                 ignore_exclude_lb: view.ignore_exclude_lb,
                 config: config.clone(),
-                nodes,
+                nodes: nodes
+                    .or_else(|| self.global.as_ref().map(|g| g.nodes.clone()))
+                    .unwrap_or_else(convert),
                 alive: alive.cloned(),
                 links: links.clone(),
             });

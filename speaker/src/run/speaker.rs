@@ -427,8 +427,7 @@ impl Speaker {
             bfd_profiles,
         };
         // The sessions' status follows in `apply_bgp`, and every second on the tick (sessions
-        // move on by themselves); refreshing it on every pass costs 5 % of a core at 100
-        // changes/s with 25,000 prefixes (docs/benchmarks.md).
+        // move on by themselves).
         if pending.bgp || self.bgp_applied.as_ref() != Some(&inputs) {
             self.apply_bgp(inputs, &desired).await;
         }

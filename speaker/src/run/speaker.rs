@@ -86,11 +86,9 @@ pub(crate) struct Speaker {
     /// What the BGP manager was last given without an error: with the same inputs and an
     /// unchanged table, it is not given them again.
     pub(crate) bgp_applied: Option<BgpInputs>,
-    /// Bumped whenever the BGP announcements of the status API change, so the ServiceBGPStatus
-    /// objects are rebuilt only then.
-    pub(crate) bgp_announcements_version: u64,
-    /// The version the ServiceBGPStatus objects were last built from.
-    pub(crate) bgp_statuses_published: Option<u64>,
+    /// The BGP announcements of the status API changed since the ServiceBGPStatus objects were
+    /// last built from them: the tick rebuilds them only then.
+    pub(crate) bgp_statuses_stale: bool,
 }
 
 /// Everything but the table that the BGP manager's `apply` reads.
@@ -152,10 +150,9 @@ impl Speaker {
             let st = self.shared.state();
             // One ServiceBGPStatus per advertised Service: rebuilt when the announcements
             // changed, not every second.
-            if self.bgp_statuses_published != Some(self.bgp_announcements_version) {
+            if std::mem::take(&mut self.bgp_statuses_stale) {
                 self.status_objects
                     .publish_bgp_services(&st.bgp_announcements);
-                self.bgp_statuses_published = Some(self.bgp_announcements_version);
             }
             self.status_objects.publish_bgp_sessions(&st.bgp_peers);
             st.bgp_peers
@@ -541,7 +538,7 @@ impl Speaker {
         }
         self.bgp_since = next;
         self.shared.state().bgp_announcements = list;
-        self.bgp_announcements_version += 1;
+        self.bgp_statuses_stale = true;
     }
 
     /// Copies the sessions' states into the status API and the metrics.

@@ -164,6 +164,79 @@ fn speaker_failure_detected_by_bfd(router: RouterKind) {
     );
 }
 
+/// A speaker that restarts and freezes soon after: before it could announce anything, as
+/// its routes reach the router, or in between. Whatever it managed to send, the router must
+/// not route through it for longer than [`BFD_BOUND`] after the freeze: no route may go out
+/// before the router's BFD session is Up, since one sent earlier is protected by nothing but
+/// the 9 s hold time.
+fn speaker_frozen_right_after_restart_is_detected_by_bfd(router: RouterKind) {
+    let mut c = bfd_cluster(router);
+    wait_established(&c, &ALL, Duration::from_secs(30));
+    wait_bfd_up(&c, &ALL);
+    let ip = service(&c, "web", false);
+    wait_hops("router RIB", Duration::from_secs(10), &ALL, || {
+        router_next_hops(&c, ip)
+    });
+    // None: freeze as soon as the router's kernel has a route via node3.
+    let freezes = [
+        Some(Duration::from_millis(100)),
+        None,
+        Some(Duration::from_millis(300)),
+        Some(Duration::from_millis(600)),
+        None,
+    ];
+    for (round, after) in freezes.into_iter().enumerate() {
+        c.speaker(3).expect("speaker").kill().expect("SIGKILL");
+        c.drop_speaker(3);
+        wait_hops(
+            "router drops the killed node3",
+            Duration::from_secs(5),
+            &[1, 2],
+            || router_next_hops(&c, ip),
+        );
+        let started = Instant::now();
+        c.start_speaker(3).expect("restart node3's speaker");
+        match after {
+            Some(d) => std::thread::sleep(d.saturating_sub(started.elapsed())),
+            // The router's kernel table is the quickest view of what BIRD accepted.
+            None => {
+                while !kernel_next_hops(&c, ip).contains(&3) {
+                    assert!(
+                        started.elapsed() < Duration::from_secs(30),
+                        "node3 never came back after its restart"
+                    );
+                }
+            }
+        }
+        c.speaker(3).expect("speaker").pause().expect("SIGSTOP");
+        let frozen = Instant::now();
+        let frozen_after = frozen - started;
+        // Watch past the BFD bound: node3 may be there at first, never after it.
+        let mut last_seen = None;
+        while frozen.elapsed() < BFD_BOUND + Duration::from_secs(2) {
+            if router_next_hops(&c, ip).contains(&3) {
+                last_seen = Some(frozen.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        println!(
+            "{router:?} round {round}: node3 frozen {frozen_after:?} after its restart; last \
+             routed through {last_seen:?} after the freeze (BFD 50 ms x 3, hold time 9 s)"
+        );
+        c.speaker(3).expect("speaker").resume().expect("SIGCONT");
+        assert!(
+            last_seen.is_none_or(|t| t < BFD_BOUND),
+            "round {round}: node3 frozen {frozen_after:?} after its restart is still a next hop \
+             {last_seen:?} after the freeze"
+        );
+        wait_established(&c, &[3], Duration::from_secs(30));
+        wait_bfd_up(&c, &[3]);
+        wait_hops("node3 back", Duration::from_secs(10), &ALL, || {
+            router_next_hops(&c, ip)
+        });
+    }
+}
+
 /// A frozen router: every speaker's BFD detects it and tears its BGP session down with Cease
 /// / BFD Down well before the hold time; thawed, everything comes back.
 fn router_failure_detected_by_speakers(router: RouterKind) {
@@ -247,5 +320,16 @@ fn router_failure_detected_by_speakers_frr() {
         r,
         bfd_tools(r),
         router_failure_detected_by_speakers,
+    );
+}
+
+#[test]
+fn speaker_frozen_right_after_restart_is_detected_by_bfd_bird() {
+    let r = RouterKind::Bird;
+    with_router(
+        "speaker_frozen_right_after_restart_is_detected_by_bfd_bird",
+        r,
+        bfd_tools(r),
+        speaker_frozen_right_after_restart_is_detected_by_bfd,
     );
 }

@@ -193,7 +193,7 @@ impl Drop for ArpProber {
 }
 
 /// `CLOCK_REALTIME` now, as the kernel stamps received packets (`SO_TIMESTAMPNS`).
-fn realtime() -> std::io::Result<Duration> {
+pub(crate) fn realtime() -> std::io::Result<Duration> {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -211,9 +211,24 @@ fn timespec_duration(ts: &libc::timespec) -> std::io::Result<Duration> {
     Ok(Duration::new(secs, nanos))
 }
 
+/// Waits up to `ms` milliseconds for `fd` to have something to read; whether it has.
+pub(crate) fn wait_readable(fd: &OwnedFd, ms: i32) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let ready = unsafe { libc::poll(&mut pfd, 1, ms) };
+    ready > 0
+}
+
 /// Receives one frame into `buf` without blocking: its length and the kernel's receive
 /// timestamp (`CLOCK_REALTIME`); `None` when nothing is queued.
-fn recv_stamped(fd: &OwnedFd, buf: &mut [u8]) -> std::io::Result<Option<(usize, Duration)>> {
+pub(crate) fn recv_stamped(
+    fd: &OwnedFd,
+    buf: &mut [u8],
+) -> std::io::Result<Option<(usize, Duration)>> {
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
@@ -258,14 +273,9 @@ fn recv_stamped(fd: &OwnedFd, buf: &mut [u8]) -> std::io::Result<Option<(usize, 
     Ok(Some((n, stamp)))
 }
 
-fn run(
-    stop: &AtomicBool,
-    iface: &std::ffi::CStr,
-    mac: MacAddr,
-    me: Ipv4Addr,
-    target: Ipv4Addr,
-    interval: Duration,
-) -> std::io::Result<ProbeRun> {
+/// An `AF_PACKET` socket receiving every ARP frame of interface `iface` of the current
+/// network namespace, with the kernel's receive timestamps (`SO_TIMESTAMPNS`).
+pub(crate) fn open_arp_socket(iface: &std::ffi::CStr) -> std::io::Result<OwnedFd> {
     let proto = frames::ETHERTYPE_ARP.to_be();
     // SAFETY: plain socket(2); the descriptor is owned below.
     let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto)) };
@@ -309,6 +319,18 @@ fn run(
     if rc < 0 {
         return Err(std::io::Error::last_os_error());
     }
+    Ok(fd)
+}
+
+fn run(
+    stop: &AtomicBool,
+    iface: &std::ffi::CStr,
+    mac: MacAddr,
+    me: Ipv4Addr,
+    target: Ipv4Addr,
+    interval: Duration,
+) -> std::io::Result<ProbeRun> {
+    let fd = open_arp_socket(iface)?;
     let request = frames::arp_frame(
         MacAddr::BROADCAST,
         mac,
@@ -347,14 +369,7 @@ fn run(
             let now = Instant::now();
             let wait = deadline.saturating_duration_since(now);
             let wait_ms = i32::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
-            let mut pfd = libc::pollfd {
-                fd: fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd.
-            let ready = unsafe { libc::poll(&mut pfd, 1, wait_ms) };
-            if ready <= 0 {
+            if !wait_readable(&fd, wait_ms) {
                 if Instant::now() >= deadline {
                     break;
                 }

@@ -1,6 +1,7 @@
 //! ferrolb end-to-end test harness.
 
-// `deny`, not `forbid`: the ARP prober alone opens raw packet sockets through libc.
+// `deny`, not `forbid`: the ARP prober alone opens raw packet sockets through libc (the
+// gratuitous ARP capture uses its socket functions).
 #![deny(unsafe_code)]
 
 pub mod apiserver;
@@ -13,6 +14,7 @@ pub mod credentials;
 pub mod endpoints;
 pub mod fixtures;
 pub mod fuzz;
+pub mod garp_capture;
 pub mod image;
 pub use ferrolb_lab as lab;
 pub mod lab_tls;

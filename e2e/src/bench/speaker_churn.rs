@@ -11,12 +11,21 @@
 //! idle for the reference window and then while the bench changes EndpointSlices at the given
 //! rate (each change moves one slice's endpoints to other nodes, a merge patch through the
 //! API); its RSS and peak RSS; how long its first listing and first pass took.
+//!
+//! Change → announcement: one change in ten moves one of [`PROBES`] extra layer 2 Services
+//! (`externalTrafficPolicy: Local`, one endpoint) onto node 1 or away from it. Onto node 1 makes
+//! node 1 the only node that may announce it, and the speaker says so with a gratuitous ARP; a
+//! passive capture on the router's LAN interface sees it. The delay is from just before the
+//! patch is sent to the kernel's receive timestamp of the first gratuitous ARP: the API
+//! server, the watch, the speaker's pass and the announcement, all of it.
 
 use super::stats::{peak_rss_kib, rss_kib};
 use crate::apiserver::store::{Snapshot, SnapshotObject};
 use crate::apiserver::{ApiServer, ApiServerOptions};
+use crate::arp_probe::realtime;
 use crate::cluster::{apply_manifest, ns_runtime, register_node, run_in};
 use crate::fixtures::{ensure_namespace, install_crds};
+use crate::garp_capture::{GratuitousCapture, announcement_delays};
 use crate::lab::{Lab, LabError, ProcessSpec};
 use anyhow::{Context, anyhow};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -35,6 +44,10 @@ const ENDPOINTS_PER_SLICE: usize = 4;
 const SPEAKER_HTTP: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 17472);
 const L2_BASE: Ipv4Addr = Ipv4Addr::new(10, 200, 128, 0);
 const BGP_BASE: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x200, 0, 0x10, 0, 0, 0, 0);
+/// Services whose moves onto node 1 are timed to their announcement.
+const PROBES: usize = 20;
+/// Every this many changes, one is a probe's move.
+const PROBE_EVERY: usize = 10;
 
 /// Options.
 #[derive(Clone, Debug)]
@@ -61,11 +74,18 @@ pub struct Report {
     pub settled_s: f64,
     /// CPU share of one core, idle, %.
     pub idle_cpu_percent: f64,
-    /// Changes made and the rate achieved.
+    /// Changes made (probe moves included) and the rate achieved.
     pub changes: usize,
     pub achieved_rate: f64,
     /// CPU share of one core during the churn, %.
     pub churn_cpu_percent: f64,
+    /// Probe moves onto node 1, and how many of them were announced.
+    pub probe_moves: usize,
+    pub announced: usize,
+    /// Change → gratuitous ARP, ms.
+    pub announce_p50_ms: f64,
+    pub announce_p99_ms: f64,
+    pub announce_max_ms: f64,
     /// VmRSS and VmHWM of the speaker at the end, MiB.
     pub rss_mib: f64,
     pub peak_rss_mib: f64,
@@ -87,6 +107,15 @@ impl std::fmt::Display for Report {
             f,
             "  CPU idle (reference) {:.2} % of one core; under {} EndpointSlice changes ({:.1}/s) {:.2} % (target < 10 %)",
             self.idle_cpu_percent, self.changes, self.achieved_rate, self.churn_cpu_percent
+        )?;
+        writeln!(
+            f,
+            "  change -> announcement (gratuitous ARP seen on the LAN): {} of {} moves announced; p50 {:.1} ms, p99 {:.1} ms (target < 100 ms), max {:.1} ms",
+            self.announced,
+            self.probe_moves,
+            self.announce_p50_ms,
+            self.announce_p99_ms,
+            self.announce_max_ms
         )?;
         writeln!(
             f,
@@ -196,6 +225,69 @@ fn slice(i: usize, rv: u64, node1: &str) -> Value {
     })
 }
 
+/// The address of probe `k`: the first ones of the layer 2 pool after the Services'.
+fn probe_address(services: usize, k: usize) -> Ipv4Addr {
+    let n = u32::try_from(services.div_ceil(2) + k).unwrap_or(u32::MAX);
+    Ipv4Addr::from(u32::from(L2_BASE) + n)
+}
+
+/// Probe `k`: a layer 2 Service with `externalTrafficPolicy: Local`, its address in status.
+fn probe_service(k: usize, services: usize, rv: u64) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(&format!("probe-{k}"), rv),
+        "spec": {
+            "type": "LoadBalancer",
+            "ports": [{"port": 80, "protocol": "TCP"}],
+            "externalTrafficPolicy": "Local",
+        },
+        "status": {"loadBalancer": {"ingress": [{"ip": probe_address(services, k).to_string()}]}},
+    })
+}
+
+/// Probe `k`'s one endpoint, on `node`.
+fn probe_endpoints(k: usize, node: &str) -> Value {
+    json!([{
+        "addresses": [format!("10.200.8.{}", k + 1)],
+        "nodeName": node,
+        "conditions": {"ready": true, "serving": true, "terminating": false},
+    }])
+}
+
+/// Probe `k`'s slice, its endpoint away from node 1.
+fn probe_slice(k: usize, rv: u64) -> Value {
+    let mut meta = metadata(&format!("probe-{k}-slice"), rv);
+    meta["labels"] = json!({"kubernetes.io/service-name": format!("probe-{k}")});
+    json!({
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": meta,
+        "addressType": "IPv4",
+        "endpoints": probe_endpoints(k, &node_name(k + 1, "")),
+        "ports": [{"port": 80, "protocol": "TCP"}],
+    })
+}
+
+/// Change `n`'s probe move, if it is one: which probe, and whether onto node 1. Each probe
+/// stays on node 1 (and then away) for [`PROBES`] probe moves.
+fn probe_move(n: usize) -> Option<(usize, bool)> {
+    if !n.is_multiple_of(PROBE_EVERY) {
+        return None;
+    }
+    let j = n / PROBE_EVERY;
+    Some((j % PROBES, (j / PROBES).is_multiple_of(2)))
+}
+
+/// The value at quantile `q` of sorted `v`, ms.
+fn quantile_ms(v: &[Duration], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1;
+    v[i].as_secs_f64() * 1e3
+}
+
 /// utime + stime of `pid`, in clock ticks.
 fn cpu_ticks(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -237,8 +329,10 @@ async fn ready() -> bool {
 
 /// Runs the benchmark (blocking; call it off any tokio runtime).
 pub fn run(opts: &SpeakerChurnBench) -> anyhow::Result<Report> {
-    if opts.services == 0 || opts.services > 65_536 {
-        return Err(anyhow!("--services must be 1..=65536"));
+    // Half the Services and the probes take addresses of the layer 2 /17.
+    let most = 65_536 - 2 * PROBES;
+    if opts.services == 0 || opts.services > most {
+        return Err(anyhow!("--services must be 1..={most}"));
     }
     let lab = Lab::builder().nodes(1).build().map_err(lab_err)?;
     let node1 = lab.node(1).name().to_string();
@@ -274,6 +368,20 @@ pub fn run(opts: &SpeakerChurnBench) -> anyhow::Result<Report> {
             group: "discovery.k8s.io".into(),
             resource: "endpointslices".into(),
             object: slice(i, rv, &node1),
+        });
+    }
+    for k in 0..PROBES {
+        rv += 1;
+        snapshot.objects.push(SnapshotObject {
+            group: String::new(),
+            resource: "services".into(),
+            object: probe_service(k, opts.services, rv),
+        });
+        rv += 1;
+        snapshot.objects.push(SnapshotObject {
+            group: "discovery.k8s.io".into(),
+            resource: "endpointslices".into(),
+            object: probe_slice(k, rv),
         });
     }
     snapshot.resource_version = rv;
@@ -336,33 +444,61 @@ pub fn run(opts: &SpeakerChurnBench) -> anyhow::Result<Report> {
     let settled_s = started.elapsed().as_secs_f64() - ready_s;
     let idle = cpu_share(pid, opts.window)?;
 
+    let router = lab.router();
+    let probe_addresses = (0..PROBES)
+        .map(|k| probe_address(opts.services, k))
+        .collect();
+    let capture = GratuitousCapture::start(router.ns().path(), router.iface(), probe_addresses)
+        .context("the gratuitous ARP capture")?;
+
     let api: Api<EndpointSlice> = Api::namespaced(client, "default");
     let interval = Duration::from_secs(1) / opts.rate.max(1);
     let changes = (opts.window.as_secs_f64() * f64::from(opts.rate.max(1))) as usize;
     let before = cpu_ticks(pid).context("speaker CPU")?;
     let start = Instant::now();
     let (name, services) = (node1.clone(), opts.services);
-    run_in(&rt, async move {
+    let moves = run_in(&rt, async move {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        // (probe address, when the move onto node 1 was sent), CLOCK_REALTIME.
+        let mut moves = Vec::new();
         for n in 1..=changes {
             tick.tick().await;
-            let i = n.wrapping_mul(7919) % services;
-            let patch = json!({"endpoints": endpoints(i, n, &name)});
-            api.patch(
-                &format!("svc-{i}-slice"),
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
-            .await?;
+            let (slice, patch) = match probe_move(n) {
+                Some((k, onto)) => {
+                    let node = if onto {
+                        name.clone()
+                    } else {
+                        node_name(k + 1, &name)
+                    };
+                    if onto {
+                        moves.push((probe_address(services, k), realtime()?));
+                    }
+                    let patch = json!({"endpoints": probe_endpoints(k, &node)});
+                    (format!("probe-{k}-slice"), patch)
+                }
+                None => {
+                    let i = n.wrapping_mul(7919) % services;
+                    let patch = json!({"endpoints": endpoints(i, n, &name)});
+                    (format!("svc-{i}-slice"), patch)
+                }
+            };
+            api.patch(&slice, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
         }
-        Ok::<(), kube::Error>(())
+        Ok::<_, anyhow::Error>(moves)
     })??;
     let wall = start.elapsed();
     // The last changes' passes: let the speaker finish them inside the measured time.
     std::thread::sleep(Duration::from_millis(200));
     let used = cpu_ticks(pid).context("speaker CPU")? - before;
     let churn = used as f64 / ticks_per_second() / start.elapsed().as_secs_f64() * 100.0;
+    // The last move's announcement may still be on its way.
+    std::thread::sleep(Duration::from_millis(800));
+    let seen = capture.finish().context("the gratuitous ARP capture")?;
+    let delays = announcement_delays(&moves, &seen);
+    let mut announced: Vec<Duration> = delays.iter().flatten().copied().collect();
+    announced.sort();
 
     let report = Report {
         services: opts.services,
@@ -374,6 +510,11 @@ pub fn run(opts: &SpeakerChurnBench) -> anyhow::Result<Report> {
         changes,
         achieved_rate: changes as f64 / wall.as_secs_f64(),
         churn_cpu_percent: churn,
+        probe_moves: moves.len(),
+        announced: announced.len(),
+        announce_p50_ms: quantile_ms(&announced, 0.5),
+        announce_p99_ms: quantile_ms(&announced, 0.99),
+        announce_max_ms: announced.last().map_or(f64::NAN, |d| d.as_secs_f64() * 1e3),
         rss_mib: rss_kib(pid).map_or(f64::NAN, |k| k as f64 / 1024.0),
         peak_rss_mib: peak_rss_kib(pid).map_or(f64::NAN, |k| k as f64 / 1024.0),
     };
@@ -410,6 +551,40 @@ mod tests {
         let eps = endpoints(3, 5, "n1");
         assert_eq!(eps.as_array().unwrap().len(), ENDPOINTS_PER_SLICE);
         assert_eq!(eps[0]["nodeName"], "bench-node-8");
+    }
+
+    #[test]
+    fn probes_take_free_addresses_of_the_layer_2_pool_and_alternate() {
+        let pool: ipnet::Ipv4Net = format!("{L2_BASE}/17").parse().unwrap();
+        for services in [1, 2, 3, 50_000, 65_536 - 2 * PROBES] {
+            let last_service = (0..services).rev().find(|i| i % 2 == 0).unwrap();
+            let taken: IpAddr =
+                service(last_service, 1)["status"]["loadBalancer"]["ingress"][0]["ip"]
+                    .as_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+            for k in 0..PROBES {
+                let ip = probe_address(services, k);
+                assert!(
+                    pool.contains(&ip),
+                    "{ip} outside the pool ({services} Services)"
+                );
+                assert!(IpAddr::V4(ip) > taken, "{ip} taken ({services} Services)");
+            }
+        }
+        let moves: Vec<_> = (1..=2 * PROBES * PROBE_EVERY)
+            .filter_map(probe_move)
+            .collect();
+        assert_eq!(moves.len(), 2 * PROBES);
+        assert_eq!(moves[0], (1, true));
+        assert_eq!(moves.iter().filter(|(_, onto)| *onto).count(), PROBES);
+        // Each probe moves onto node 1 once and away once.
+        for k in 0..PROBES {
+            let mine: Vec<bool> = moves.iter().filter(|m| m.0 == k).map(|m| m.1).collect();
+            assert_eq!(mine.len(), 2, "probe {k}: {mine:?}");
+            assert_ne!(mine[0], mine[1], "probe {k}: {mine:?}");
+        }
     }
 
     #[test]

@@ -11,14 +11,21 @@ use super::deltas::CounterDeltas;
 use crate::layer2::announcer::L2CounterValues;
 use ferrolb_api::status::BgpPeerStatus;
 use ferrolb_runtime::metallb_metrics::ConfigGauges;
+use ferrolb_runtime::sync::lock;
 use ferrolb_speaker_core::desired::Desired;
+use ferrolb_speaker_core::pass::DesiredChanges;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::net::IpAddr;
+use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
+
+/// (address, `namespace/name` of a Service) pairs announced by one protocol.
+type AnnouncedPairs = HashSet<(IpAddr, String)>;
 
 /// Labels of `metallb_speaker_announced`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -60,6 +67,10 @@ pub struct MetallbMetrics {
     /// `metallb_k8s_client_config_{loaded,stale}_bool`.
     pub config: ConfigGauges,
     updates: CounterDeltas<String, ()>,
+    /// What `announced` holds, layer 2 and BGP: a pass replaces only the pairs of a protocol
+    /// whose announcements changed, and of those only the ones that differ. (Rebuilding the
+    /// whole family formatted and hashed 25,000 BGP addresses again on every layer 2 change.)
+    announced_pairs: Mutex<(AnnouncedPairs, AnnouncedPairs)>,
 }
 
 impl MetallbMetrics {
@@ -107,29 +118,55 @@ impl MetallbMetrics {
         m
     }
 
-    /// Sets `metallb_speaker_announced` from one pass (the addresses this node announces).
-    pub fn observe_announced(&self, desired: &Desired, node: &str) {
-        self.announced.clear();
-        let layer2 = desired
-            .layer2
-            .iter()
-            .map(|a| ("layer2", &a.ip, &a.services));
-        let bgp = desired
-            .bgp
-            .iter()
-            .flat_map(|b| b.ips.iter().map(move |ip| ("bgp", ip, &b.services)));
-        for (protocol, ip, services) in layer2.chain(bgp) {
-            for service in services {
-                self.announced
-                    .get_or_create(&AnnouncedLabels {
-                        service: service.clone(),
-                        protocol: protocol.into(),
-                        node: node.into(),
-                        ip: ip.to_string(),
-                    })
-                    .set(1);
-            }
+    /// Sets `metallb_speaker_announced` from one pass (the addresses this node announces),
+    /// for the protocols whose announcements `changed`.
+    pub fn observe_announced(&self, desired: &Desired, node: &str, changed: &DesiredChanges) {
+        let mut pairs = lock(&self.announced_pairs);
+        let (layer2, bgp) = &mut *pairs;
+        if changed.layer2 {
+            let now = desired
+                .layer2
+                .iter()
+                .flat_map(|a| a.services.iter().map(|s| (a.ip, s.clone())))
+                .collect();
+            self.replace_announced("layer2", layer2, now, node);
         }
+        if changed.bgp {
+            let now = desired
+                .bgp
+                .iter()
+                .flat_map(|b| {
+                    b.ips
+                        .iter()
+                        .flat_map(|ip| b.services.iter().map(|s| (*ip, s.clone())))
+                })
+                .collect();
+            self.replace_announced("bgp", bgp, now, node);
+        }
+    }
+
+    /// Removes the pairs of `last` not in `now` from `announced`, adds those of `now` not in
+    /// `last`, and keeps `now` as the last.
+    fn replace_announced(
+        &self,
+        protocol: &str,
+        last: &mut AnnouncedPairs,
+        now: AnnouncedPairs,
+        node: &str,
+    ) {
+        let labels = |(ip, service): &(IpAddr, String)| AnnouncedLabels {
+            service: service.clone(),
+            protocol: protocol.into(),
+            node: node.into(),
+            ip: ip.to_string(),
+        };
+        for gone in last.difference(&now) {
+            self.announced.remove(&labels(gone));
+        }
+        for new in now.difference(last) {
+            self.announced.get_or_create(&labels(new)).set(1);
+        }
+        *last = now;
     }
 
     /// Sets the per-session metrics from the sessions' status.

@@ -236,6 +236,7 @@ mod tests {
     fn metallb_names_and_labels_are_exported_beside_ours() {
         use ferrolb_api::status::BgpPeerStatus;
         use ferrolb_speaker_core::desired::{Desired, L2Announcement};
+        use ferrolb_speaker_core::pass::DesiredChanges;
         let m = Metrics::new();
         let desired = Desired {
             layer2: vec![L2Announcement {
@@ -245,7 +246,8 @@ mod tests {
             }],
             ..Desired::default()
         };
-        m.metallb.observe_announced(&desired, "node-a");
+        m.metallb
+            .observe_announced(&desired, "node-a", &DesiredChanges::ALL);
         let session = |updates_sent| BgpPeerStatus {
             name: "ferrolb-system/tor".into(),
             address: "[fd00:200::1]:179".into(),
@@ -269,7 +271,7 @@ mod tests {
         });
         m.metallb.observe_config(true, false);
         let text = m.encode();
-        for line in [
+        let lines = [
             r#"metallb_speaker_announced{service="default/web",protocol="layer2",node="node-a",ip="10.200.9.1"} 1"#,
             r#"metallb_bgp_session_up{peer="fd00:200::1:179"} 1"#,
             r#"metallb_bgp_updates_total{peer="fd00:200::1:179"} 6"#,
@@ -279,11 +281,39 @@ mod tests {
             "metallb_layer2_gratuitous_sent 1",
             "metallb_k8s_client_config_loaded_bool 1",
             "metallb_k8s_client_config_stale_bool 1",
-        ] {
+        ];
+        for line in lines {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }
-        // A Service no longer announced disappears from the gauge.
-        m.metallb.observe_announced(&Desired::default(), "node-a");
+        // Only the protocols said to have changed are looked at.
+        let bgp_only = DesiredChanges {
+            bgp: true,
+            ..DesiredChanges::NONE
+        };
+        m.metallb
+            .observe_announced(&Desired::default(), "node-a", &bgp_only);
+        assert!(m.encode().contains(lines[0]), "layer 2 kept");
+        // A Service no longer announced disappears from the gauge; one added appears.
+        let other = Desired {
+            layer2: vec![L2Announcement {
+                ip: "10.200.9.2".parse().expect("ip"),
+                services: vec!["default/db".into()],
+                interfaces: vec![],
+            }],
+            ..Desired::default()
+        };
+        m.metallb
+            .observe_announced(&other, "node-a", &DesiredChanges::ALL);
+        let text = m.encode();
+        assert!(!text.contains(lines[0]), "{text}");
+        assert!(
+            text.contains(
+                r#"metallb_speaker_announced{service="default/db",protocol="layer2",node="node-a",ip="10.200.9.2"} 1"#
+            ),
+            "{text}"
+        );
+        m.metallb
+            .observe_announced(&Desired::default(), "node-a", &DesiredChanges::ALL);
         assert!(!m.encode().contains("metallb_speaker_announced{"));
     }
 }

@@ -436,7 +436,7 @@ impl Speaker {
             self.shared
                 .metrics
                 .metallb
-                .observe_announced(&desired, &self.opts.node_name);
+                .observe_announced(&desired, &self.opts.node_name, &pending);
         }
         if pending.not_announced {
             self.shared.state().not_announced = desired

@@ -391,15 +391,11 @@ impl Speaker {
         }
         let pending = self.pending;
         if settled {
-            // Addresses this node loses go to their new owners make-before-break.
-            if pending.l2_owners {
-                self.announcer.set_owners(
-                    desired
-                        .l2_owners
-                        .iter()
-                        .map(|o| (o.ip, o.owner.clone()))
-                        .collect(),
-                );
+            // Addresses this node loses go to their new owners make-before-break. The map is
+            // the pass's own, shared: the announcer always holds the newest one, so the pass
+            // can update the one before in place.
+            if let Some(changes) = &owner_changes {
+                self.announcer.set_owners(changes.owners.clone());
             }
             // The interfaces of the addresses this node would take over are kept ready, so
             // the takeover itself only has to answer. (The announcer follows the interfaces

@@ -13,7 +13,9 @@
 use super::changes::DesiredChanges;
 use super::owners::compare_owner;
 use super::tracked::Tracked;
-use super::{OwnerChanges, Plan, View, announce, owner_changes, plan};
+use super::{
+    OwnerChanges, Plan, View, announce, expected_members, owner_changes, plan, plan_expecting,
+};
 use crate::desired::{BgpAnnouncement, BgpRoutes, Desired, IpDecision, Modes, assemble, decide_ip};
 use crate::index::{
     ClusterIndex, NodeInfo, ServiceInfo, endpoint_slice_from_k8s, node_from_k8s, service_from_k8s,
@@ -51,6 +53,8 @@ pub struct IncrementalPass {
     /// The Node objects of the last pass: while none changed, the nodes decided under are
     /// still the view's, and converting them again on every pass is skipped.
     node_objects: Tracked<Node>,
+    /// `expected_members` of those Node objects.
+    expected_members: BTreeSet<String>,
     /// Services and slices from the deltas; the rest is set from [`Global`].
     index: ClusterIndex,
     /// Our Services by IP.
@@ -105,6 +109,9 @@ impl IncrementalPass {
         };
         let node_news = self.node_objects.advance(view.nodes);
         let same_nodes = node_news.came.is_empty() && node_news.gone.is_empty();
+        if !same_nodes {
+            self.expected_members = expected_members(view.nodes);
+        }
         let convert = || -> BTreeMap<String, NodeInfo> {
             view.nodes
                 .iter()
@@ -146,7 +153,9 @@ impl IncrementalPass {
                 links: links.clone(),
             });
         }
-        plan(view, alive, |settled| {
+        // Out of `self` while the closure borrows it; put back below.
+        let expected = std::mem::take(&mut self.expected_members);
+        let plan = plan_expecting(&expected, view, alive, |settled| {
             let owner_changes = settled.then(|| self.owner_changes(view));
             Some(announce(
                 view,
@@ -154,7 +163,9 @@ impl IncrementalPass {
                 self.desired.clone(),
                 owner_changes,
             ))
-        })
+        });
+        self.expected_members = expected;
+        plan
     }
 
     /// The parts of the desired announcements that changed since the last call (all of them at

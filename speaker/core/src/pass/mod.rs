@@ -142,9 +142,19 @@ fn plan(
     alive: Option<&BTreeSet<String>>,
     announce: impl FnOnce(bool) -> Option<Announce>,
 ) -> Plan {
-    let expected = expected_members(view.nodes);
+    plan_expecting(&expected_members(view.nodes), view, alive, announce)
+}
+
+/// [`plan`], with the members a settled membership sees alive (`expected_members` of the
+/// view's nodes) already known.
+fn plan_expecting(
+    expected: &BTreeSet<String>,
+    view: &View<'_>,
+    alive: Option<&BTreeSet<String>>,
+    announce: impl FnOnce(bool) -> Option<Announce>,
+) -> Plan {
     let empty = BTreeSet::new();
-    let settled = membership_settled(view.settling.as_ref(), alive.unwrap_or(&empty), &expected);
+    let settled = membership_settled(view.settling.as_ref(), alive.unwrap_or(&empty), expected);
     Plan {
         settled,
         node_addresses: node_addresses(view.nodes, view.node),

@@ -225,7 +225,7 @@ pub struct AnnouncerCore<B> {
     /// The interfaces of the addresses being handed over, answered there until the end.
     handing_over: BTreeMap<IpAddr, Vec<String>>,
     /// The election's owner of every layer 2 address, for the hand-overs.
-    owners: Owners,
+    owners: Arc<Owners>,
     /// This node's name and whether lost addresses are handed over (`--hitless-operations`).
     hand_over: Option<String>,
 }
@@ -245,7 +245,7 @@ impl<B: L2Backend> AnnouncerCore<B> {
             counters,
             handovers: Handovers::new(),
             handing_over: BTreeMap::new(),
-            owners: Owners::new(),
+            owners: Arc::default(),
             hand_over: None,
         }
     }
@@ -258,8 +258,9 @@ impl<B: L2Backend> AnnouncerCore<B> {
     }
 
     /// Replaces the election's owner of every layer 2 address. Takes effect with the next
-    /// [`AnnouncerCore::set_desired`].
-    pub fn set_owners(&mut self, owners: Owners) {
+    /// [`AnnouncerCore::set_desired`]. Shared with the pass that decided it, which updates
+    /// its own copy in place once this one is let go.
+    pub fn set_owners(&mut self, owners: Arc<Owners>) {
         self.owners = owners;
     }
 
@@ -839,10 +840,12 @@ mod tests {
         assert!(c.backend().owned.is_empty());
     }
 
-    fn owners(list: &[(&str, Option<&str>)]) -> Owners {
-        list.iter()
-            .map(|(i, o)| (ip(i), o.map(str::to_string)))
-            .collect()
+    fn owners(list: &[(&str, Option<&str>)]) -> Arc<Owners> {
+        Arc::new(
+            list.iter()
+                .map(|(i, o)| (ip(i), o.map(str::to_string)))
+                .collect(),
+        )
     }
 
     #[test]

@@ -179,7 +179,7 @@ impl Announcer {
 
     /// Replaces the election's owner of every layer 2 address (for hand-overs of lost ones);
     /// takes effect with the next [`Announcer::set_desired`].
-    pub fn set_owners(&self, owners: ferrolb_speaker_core::layer2::handover::Owners) {
+    pub fn set_owners(&self, owners: Arc<ferrolb_speaker_core::layer2::handover::Owners>) {
         self.core().set_owners(owners);
     }
 

@@ -171,6 +171,27 @@ pub struct ConfigStores {
     groups: ResolvedGroups,
 }
 
+/// Which configuration objects there are and which version of each: equal fingerprints mean
+/// the same objects, so the same configuration. `None`: an object without a
+/// resourceVersion, which cannot be told apart from its next version.
+pub type ConfigFingerprint = Option<Vec<(String, String)>>;
+
+/// Adds the (uid, resourceVersion) of every object of `store` to `out`; `None` once one has
+/// no resourceVersion.
+fn add_versions<K>(store: &Store<K>, out: &mut ConfigFingerprint)
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + Hash + Clone,
+{
+    for o in store.state() {
+        let (Some(list), Some(rv)) = (out.as_mut(), o.meta().resource_version.as_ref()) else {
+            *out = None;
+            return;
+        };
+        list.push((o.meta().uid.clone().unwrap_or_default(), rv.clone()));
+    }
+}
+
 /// Caches of `ferrolb.io` objects.
 #[derive(Clone)]
 struct FerrolbStores {
@@ -344,6 +365,29 @@ impl ConfigStores {
         (inputs, errors)
     }
 
+    /// The objects as they are now, by identity and version (see [`ConfigFingerprint`]): a
+    /// caller that built the configuration under the same fingerprint need not build it again.
+    pub fn fingerprint(&self) -> ConfigFingerprint {
+        let mut out = Some(Vec::new());
+        if let Some(f) = &self.ferrolb {
+            add_versions(&f.pools, &mut out);
+            add_versions(&f.l2, &mut out);
+            add_versions(&f.bgp, &mut out);
+            add_versions(&f.peers, &mut out);
+            add_versions(&f.bfd, &mut out);
+            add_versions(&f.communities, &mut out);
+        }
+        if let Some(m) = &self.metallb {
+            for (_, store) in &m.kinds {
+                add_versions(store, &mut out);
+            }
+        }
+        if let Some(list) = out.as_mut() {
+            list.sort_unstable();
+        }
+        out
+    }
+
     /// Builds the configuration from the objects as they are now.
     pub fn build(&self) -> Result<Config, Vec<ConfigError>> {
         let (inputs, mut errors) = self.inputs();
@@ -365,4 +409,58 @@ fn store_api_version(kind: &str, groups: &ResolvedGroups) -> String {
         "v1beta1"
     };
     format!("{}/{version}", ferrolb_api::METALLB_GROUP)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::api::ObjectMeta;
+
+    fn pool(name: &str, uid: &str, rv: Option<&str>) -> IPAddressPool {
+        let mut p = IPAddressPool::new(name, Default::default());
+        p.metadata = ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some("ferrolb-system".into()),
+            uid: Some(uid.into()),
+            resource_version: rv.map(str::to_string),
+            ..ObjectMeta::default()
+        };
+        p
+    }
+
+    fn fingerprint_of(objects: &[IPAddressPool]) -> ConfigFingerprint {
+        let (store, mut writer) = reflector::store::<IPAddressPool>();
+        for o in objects {
+            writer.apply_watcher_event(&watcher::Event::Apply(o.clone()));
+        }
+        let mut out = Some(Vec::new());
+        add_versions(&store, &mut out);
+        if let Some(list) = out.as_mut() {
+            list.sort_unstable();
+        }
+        out
+    }
+
+    #[test]
+    fn a_fingerprint_changes_with_any_object_version_and_only_then() {
+        let a1 = pool("a", "u-a", Some("1"));
+        let b1 = pool("b", "u-b", Some("2"));
+        let base = fingerprint_of(&[a1.clone(), b1.clone()]);
+        assert!(base.is_some());
+        assert_eq!(base, fingerprint_of(&[b1.clone(), a1.clone()]), "order");
+        let a3 = pool("a", "u-a", Some("3"));
+        assert_ne!(base, fingerprint_of(&[a3, b1.clone()]), "a new version");
+        assert_ne!(
+            base,
+            fingerprint_of(std::slice::from_ref(&a1)),
+            "an object gone"
+        );
+        let a_again = pool("a", "u-a2", Some("1"));
+        assert_ne!(
+            base,
+            fingerprint_of(&[a_again, b1]),
+            "deleted and created again"
+        );
+        assert_eq!(fingerprint_of(&[pool("c", "u-c", None), a1]), None);
+    }
 }

@@ -245,6 +245,7 @@ async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> a
             leader: leading,
             now: Instant::now(),
         };
+        let started = Instant::now();
         let result = {
             let mut core = shared.core();
             core.pass(
@@ -260,6 +261,8 @@ async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> a
             config_state.publish(shared.core().config_status());
         }
         shared.ready.store(true, Ordering::Relaxed);
+        let computed = started.elapsed();
+        let (writes, events_queued) = (result.status_writes.len(), result.events.len());
         let failed = execute(
             &client,
             &events,
@@ -268,6 +271,13 @@ async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> a
             result.events,
         )
         .await;
+        tracing::debug!(
+            writes,
+            events = events_queued,
+            computed_ms = computed.as_millis() as u64,
+            written_ms = (started.elapsed() - computed).as_millis() as u64,
+            "pass"
+        );
         if failed {
             again = Some(again.map_or(Duration::from_millis(200), |d| {
                 (d * 2).min(Duration::from_secs(10))

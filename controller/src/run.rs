@@ -231,7 +231,8 @@ async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> a
         .spawn(publish_events(publisher, shared.clone(), events_rx));
     let mut again: Option<Duration> = None;
     let mut was_leader = false;
-    loop {
+    let mut writing: Option<tokio::task::JoinHandle<bool>> = None;
+    'passes: loop {
         let leading = *leader_rx.borrow_and_update();
         shared.leader.store(leading, Ordering::Relaxed);
         shared.metrics.leader.set(i64::from(leading));
@@ -245,6 +246,7 @@ async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> a
             leader: leading,
             now: Instant::now(),
         };
+        let started = Instant::now();
         let result = {
             let mut core = shared.core();
             core.pass(
@@ -260,35 +262,52 @@ async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> a
             config_state.publish(shared.core().config_status());
         }
         shared.ready.store(true, Ordering::Relaxed);
-        let failed = execute(
-            &client,
-            &events,
-            &shared,
+        let computed = started.elapsed();
+        // The previous pass's writes end before this pass's start, so the writes of one
+        // Service keep their order; this pass was computed while they were in flight (a
+        // pass records what it writes before writing it, so it does not repeat a write in
+        // flight). In a burst the computing of a pass at tens of thousands of Services
+        // then no longer adds to every Service's wait.
+        let previous_failed = match writing.take() {
+            Some(w) => w.await.unwrap_or(true),
+            None => false,
+        };
+        writing = Some(tokio::spawn(write_pass(
+            client.clone(),
+            events.clone(),
+            shared.clone(),
             result.status_writes,
             result.events,
-        )
-        .await;
-        if failed {
-            again = Some(again.map_or(Duration::from_millis(200), |d| {
-                (d * 2).min(Duration::from_secs(10))
-            }));
+            computed,
+        )));
+        again = if previous_failed {
+            Some(back_off(again))
         } else {
-            again = result.again_after;
-        }
-        let retry = async {
-            match again {
-                Some(d) => tokio::time::sleep(d).await,
-                None => std::future::pending().await,
-            }
+            result.again_after
         };
-        tokio::select! {
-            _ = w.changes.changed() => {}
-            _ = leader_rx.changed() => {}
-            _ = retry => {}
-            _ = &mut stop => break,
+        let retry = tokio::time::sleep(again.unwrap_or(NEVER));
+        let mut retry = std::pin::pin!(retry);
+        loop {
+            tokio::select! {
+                _ = w.changes.changed() => break,
+                _ = leader_rx.changed() => break,
+                _ = &mut retry => break,
+                failed = written(&mut writing), if writing.is_some() => {
+                    writing = None;
+                    if failed {
+                        let d = back_off(again);
+                        again = Some(d);
+                        retry.as_mut().reset(tokio::time::Instant::now() + d);
+                    }
+                }
+                _ = &mut stop => break 'passes,
+            }
         }
         // Let a burst of watch events land before recomputing.
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if let Some(w) = writing.take() {
+        let _ = w.await;
     }
     if let Some((task, api, cfg)) = election
         && was_leader
@@ -298,6 +317,47 @@ async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> a
     }
     tracing::info!("controller stopped");
     Ok(())
+}
+
+/// A retry that is not due.
+const NEVER: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// The wait before a pass retries failed writes: 200 ms, doubled on each failure, at most 10 s.
+fn back_off(again: Option<Duration>) -> Duration {
+    again.map_or(Duration::from_millis(200), |d| {
+        (d * 2).min(Duration::from_secs(10))
+    })
+}
+
+/// Whether the writes in flight failed, once they are done (never, if none are).
+async fn written(writing: &mut Option<tokio::task::JoinHandle<bool>>) -> bool {
+    match writing {
+        // A write task that panicked failed.
+        Some(w) => w.await.unwrap_or(true),
+        None => std::future::pending().await,
+    }
+}
+
+/// Executes one pass's writes and events; returns whether a write failed.
+async fn write_pass(
+    client: Client,
+    events: tokio::sync::mpsc::UnboundedSender<Event>,
+    shared: Arc<Shared>,
+    writes: Vec<StatusWrite>,
+    queued: Vec<Event>,
+    computed: Duration,
+) -> bool {
+    let started = Instant::now();
+    let (count, events_queued) = (writes.len(), queued.len());
+    let failed = execute(&client, &events, &shared, writes, queued).await;
+    tracing::debug!(
+        writes = count,
+        events = events_queued,
+        computed_ms = computed.as_millis() as u64,
+        written_ms = started.elapsed().as_millis() as u64,
+        "pass"
+    );
+    failed
 }
 
 /// A leader that stops releases its lease, so a standby takes over within one renew period.

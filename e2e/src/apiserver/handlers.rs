@@ -663,7 +663,35 @@ impl Ctx {
         }
         let strict_check = self.clone_for_validation();
         let srt = self.store_rt();
-        let decide = move |view: &super::store::Inner, cur: Option<&Value>| -> ApiResult<Write> {
+        // The patched object as it would be stored: the patch applied, validated, converted.
+        let patch_onto = |cur: &Value| -> ApiResult<Value> {
+            let mut target = convert::present(&rt, cur);
+            match ct.as_str() {
+                "application/merge-patch+json" => patch::merge_patch(&mut target, &patch_body)?,
+                "application/json-patch+json" => patch::json_patch(&mut target, &patch_body)?,
+                "application/strategic-merge-patch+json" => {
+                    patch::strategic_merge(&rt.kind, &mut target, &patch_body)?
+                }
+                _ => patch::apply(&rt.kind, &mut target, &applied)?,
+            }
+            strict_check.validate(&mut target)?;
+            Ok(convert::to_storage(&rt, target))
+        };
+        // Applied to the stored object before the store's lock is taken: under the lock only
+        // the write rules run, unless another write replaced the object meanwhile (then the
+        // patch is applied again, to that one). Every write waits for the lock; patching and
+        // validating under it made the writes of a burst queue behind each other.
+        let stored = self
+            .shared
+            .store
+            .lock()
+            .get_shared(&rt.group_resource(), &ns, &name)
+            .cloned();
+        let early = stored.map(|cur| {
+            let patched = patch_onto(&cur);
+            (cur, patched)
+        });
+        let decide = |view: &super::store::Inner, cur: Option<&Value>| -> ApiResult<Write> {
             let Some(cur) = cur else {
                 if is_apply && part == Part::Main {
                     // Server-side apply creates missing objects.
@@ -685,17 +713,10 @@ impl Ctx {
                 }
                 return Err(ApiError::not_found(&rt.group, &rt.plural, &name));
             };
-            let mut target = convert::present(&rt, cur);
-            match ct.as_str() {
-                "application/merge-patch+json" => patch::merge_patch(&mut target, &patch_body)?,
-                "application/json-patch+json" => patch::json_patch(&mut target, &patch_body)?,
-                "application/strategic-merge-patch+json" => {
-                    patch::strategic_merge(&rt.kind, &mut target, &patch_body)?
-                }
-                _ => patch::apply(&rt.kind, &mut target, &applied)?,
-            }
-            strict_check.validate(&mut target)?;
-            let target = convert::to_storage(&rt, target);
+            let target = match early {
+                Some((seen, patched)) if std::ptr::eq(&*seen, cur) => patched?,
+                _ => patch_onto(cur)?,
+            };
             let op = if is_apply { "Apply" } else { "Update" };
             let mut new = objects::prepare_update(view, &srt, cur, target, part, None)?;
             if let Some(m) = &fm {

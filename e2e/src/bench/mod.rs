@@ -1,5 +1,6 @@
 //! End-to-end benchmarks: they print figures, they do not pass or fail on wall time.
 
+pub mod addressed_service;
 pub mod bfd;
 pub mod bgp;
 pub mod controller;

@@ -185,16 +185,35 @@ fn service(i: usize, rv: u64) -> Value {
     } else {
         IpAddr::V6(Ipv6Addr::from(u128::from(BGP_BASE) + u128::from(n)))
     };
+    load_balancer(&format!("svc-{i}"), rv, "Cluster", ip)
+}
+
+/// A LoadBalancer Service `name` with `policy` and `ip` in its status.
+fn load_balancer(name: &str, rv: u64, policy: &str, ip: IpAddr) -> Value {
     json!({
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": metadata(&format!("svc-{i}"), rv),
+        "metadata": metadata(name, rv),
         "spec": {
             "type": "LoadBalancer",
             "ports": [{"port": 80, "protocol": "TCP"}],
-            "externalTrafficPolicy": "Cluster",
+            "externalTrafficPolicy": policy,
         },
         "status": {"loadBalancer": {"ingress": [{"ip": ip.to_string()}]}},
+    })
+}
+
+/// The EndpointSlice of Service `service`.
+fn slice_of(service: &str, rv: u64, endpoints: Value) -> Value {
+    let mut meta = metadata(&format!("{service}-slice"), rv);
+    meta["labels"] = json!({"kubernetes.io/service-name": service});
+    json!({
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": meta,
+        "addressType": "IPv4",
+        "endpoints": endpoints,
+        "ports": [{"port": 80, "protocol": "TCP"}],
     })
 }
 
@@ -213,16 +232,7 @@ fn endpoints(i: usize, shift: usize, node1: &str) -> Value {
 }
 
 fn slice(i: usize, rv: u64, node1: &str) -> Value {
-    let mut meta = metadata(&format!("svc-{i}-slice"), rv);
-    meta["labels"] = json!({"kubernetes.io/service-name": format!("svc-{i}")});
-    json!({
-        "apiVersion": "discovery.k8s.io/v1",
-        "kind": "EndpointSlice",
-        "metadata": meta,
-        "addressType": "IPv4",
-        "endpoints": endpoints(i, 0, node1),
-        "ports": [{"port": 80, "protocol": "TCP"}],
-    })
+    slice_of(&format!("svc-{i}"), rv, endpoints(i, 0, node1))
 }
 
 /// The address of probe `k`: the first ones of the layer 2 pool after the Services'.
@@ -233,17 +243,8 @@ fn probe_address(services: usize, k: usize) -> Ipv4Addr {
 
 /// Probe `k`: a layer 2 Service with `externalTrafficPolicy: Local`, its address in status.
 fn probe_service(k: usize, services: usize, rv: u64) -> Value {
-    json!({
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": metadata(&format!("probe-{k}"), rv),
-        "spec": {
-            "type": "LoadBalancer",
-            "ports": [{"port": 80, "protocol": "TCP"}],
-            "externalTrafficPolicy": "Local",
-        },
-        "status": {"loadBalancer": {"ingress": [{"ip": probe_address(services, k).to_string()}]}},
-    })
+    let ip = IpAddr::V4(probe_address(services, k));
+    load_balancer(&format!("probe-{k}"), rv, "Local", ip)
 }
 
 /// Probe `k`'s one endpoint, on `node`.
@@ -257,16 +258,8 @@ fn probe_endpoints(k: usize, node: &str) -> Value {
 
 /// Probe `k`'s slice, its endpoint away from node 1.
 fn probe_slice(k: usize, rv: u64) -> Value {
-    let mut meta = metadata(&format!("probe-{k}-slice"), rv);
-    meta["labels"] = json!({"kubernetes.io/service-name": format!("probe-{k}")});
-    json!({
-        "apiVersion": "discovery.k8s.io/v1",
-        "kind": "EndpointSlice",
-        "metadata": meta,
-        "addressType": "IPv4",
-        "endpoints": probe_endpoints(k, &node_name(k + 1, "")),
-        "ports": [{"port": 80, "protocol": "TCP"}],
-    })
+    let away = probe_endpoints(k, &node_name(k + 1, ""));
+    slice_of(&format!("probe-{k}"), rv, away)
 }
 
 /// Change `n`'s probe move, if it is one: which probe, and whether onto node 1. Each probe

@@ -19,7 +19,7 @@
 //! patch is sent to the kernel's receive timestamp of the first gratuitous ARP: the API
 //! server, the watch, the speaker's pass and the announcement, all of it.
 
-use super::stats::{peak_rss_kib, rss_kib};
+use super::stats::{peak_rss_kib, percentile, rss_kib};
 use crate::apiserver::store::{Snapshot, SnapshotObject};
 use crate::apiserver::{ApiServer, ApiServerOptions};
 use crate::arp_probe::realtime;
@@ -272,13 +272,9 @@ fn probe_move(n: usize) -> Option<(usize, bool)> {
     Some((j % PROBES, (j / PROBES).is_multiple_of(2)))
 }
 
-/// The value at quantile `q` of sorted `v`, ms.
-fn quantile_ms(v: &[Duration], q: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1;
-    v[i].as_secs_f64() * 1e3
+/// The `p`-th percentile of `v`, ms (NaN when empty).
+fn percentile_ms(v: &[Duration], p: f64) -> f64 {
+    percentile(v, p).map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
 }
 
 /// utime + stime of `pid`, in clock ticks.
@@ -490,8 +486,7 @@ pub fn run(opts: &SpeakerChurnBench) -> anyhow::Result<Report> {
     std::thread::sleep(Duration::from_millis(800));
     let seen = capture.finish().context("the gratuitous ARP capture")?;
     let delays = announcement_delays(&moves, &seen);
-    let mut announced: Vec<Duration> = delays.iter().flatten().copied().collect();
-    announced.sort();
+    let announced: Vec<Duration> = delays.iter().flatten().copied().collect();
 
     let report = Report {
         services: opts.services,
@@ -505,9 +500,9 @@ pub fn run(opts: &SpeakerChurnBench) -> anyhow::Result<Report> {
         churn_cpu_percent: churn,
         probe_moves: moves.len(),
         announced: announced.len(),
-        announce_p50_ms: quantile_ms(&announced, 0.5),
-        announce_p99_ms: quantile_ms(&announced, 0.99),
-        announce_max_ms: announced.last().map_or(f64::NAN, |d| d.as_secs_f64() * 1e3),
+        announce_p50_ms: percentile_ms(&announced, 50.0),
+        announce_p99_ms: percentile_ms(&announced, 99.0),
+        announce_max_ms: percentile_ms(&announced, 100.0),
         rss_mib: rss_kib(pid).map_or(f64::NAN, |k| k as f64 / 1024.0),
         peak_rss_mib: peak_rss_kib(pid).map_or(f64::NAN, |k| k as f64 / 1024.0),
     };

@@ -12,9 +12,7 @@ pub use outcome::{
     Event, EventKind, MetricDeltas, PassOutcome, PoolAddresses, ServiceFailure, StatusWrite,
 };
 
-use crate::allocator::{
-    Allocator, Outcome, ReleaseReason, RequestError, ServiceKey, ServiceRequest,
-};
+use crate::allocator::{Allocator, Outcome, ReleaseReason, ServiceKey, ServiceRequest};
 use crate::service::{pool_annotations, to_request};
 use ferrolb_api::IPAddressPoolStatus;
 use ferrolb_api::annotations::{ALIAS_PREFIXES, DEPRECATED_PREFIX, deprecated_keys};
@@ -67,6 +65,28 @@ struct Written {
     ips: Vec<IpAddr>,
     /// Pool annotation written.
     pool: Option<String>,
+}
+
+/// What settling one Service reported, held until the pass puts every Service's report in
+/// the order of their names.
+#[derive(Debug, Default)]
+struct Reported {
+    status_writes: Vec<StatusWrite>,
+    events: Vec<Event>,
+    /// Metric reasons of newly reported failures.
+    allocation_failures: Vec<&'static str>,
+}
+
+impl Reported {
+    /// Keeps the report of the `i`-th Service in `finished`, unless there is nothing in it.
+    fn keep(self, i: usize, finished: &mut Vec<(usize, Reported)>) {
+        let empty = self.status_writes.is_empty()
+            && self.events.is_empty()
+            && self.allocation_failures.is_empty();
+        if !empty {
+            finished.push((i, self));
+        }
+    }
 }
 
 fn service_ref(svc: &Service) -> ObjectReference {
@@ -223,30 +243,28 @@ impl Core {
             return out;
         }
         let empty = Arc::default();
-        // Sized up front: grown by doubling, the list of every Service's request was at its
-        // peak twice its size.
-        let mut ours: Vec<(&Service, Result<ServiceRequest, RequestError>)> =
-            Vec::with_capacity(services.len());
+        let labels_of = |s: &Service| {
+            let ns = s.metadata.namespace.as_deref().unwrap_or("default");
+            namespace_labels.get(ns).unwrap_or(&empty)
+        };
+        // Only the Services are listed, borrowed: each one's request is built when its turn
+        // comes and dropped once its outcome is reported. A request and an outcome held for
+        // every Service at once were a sixth of the controller's peak memory at 50,000
+        // Services.
+        let mut ours: Vec<&Service> = Vec::with_capacity(services.len());
         ours.extend(
             services
                 .iter()
                 .filter(|s| handles(s, ctx.class_policy) && s.metadata.deletion_timestamp.is_none())
-                .map(|s| {
-                    let ns = s.metadata.namespace.as_deref().unwrap_or("default");
-                    (
-                        &**s,
-                        to_request(s, namespace_labels.get(ns).unwrap_or(&empty)),
-                    )
-                }),
+                .map(|s| &**s),
         );
         // Compared borrowed: a key built per comparison cost a tenth of a pass at 50,000
         // Services.
-        ours.sort_by(|(a, _), (b, _)| name_of(a).cmp(&name_of(b)));
-        let keys: Vec<ServiceKey> = ours.iter().map(|(svc, _)| key_of(svc)).collect();
+        ours.sort_by(|a, b| name_of(a).cmp(&name_of(b)));
         if !self.restored {
             let conflicts = self
                 .allocator
-                .restore(ours.iter().filter_map(|(_, r)| r.as_ref().ok().cloned()));
+                .restore(ours.iter().filter_map(|s| to_request(s, labels_of(s)).ok()));
             for c in conflicts {
                 tracing::warn!(ip = %c.ip, service = %c.service, holder = %c.holder, why = %c.why, "two Services' statuses claim one address");
             }
@@ -256,13 +274,14 @@ impl Core {
         // before the others are reconciled: a Service waiting for an address then gets a freed
         // one in this same pass. Released after, it would need another pass that nothing may
         // start (the pool status write the release implies can be rate-limited away).
-        let seen: HashSet<&ServiceKey> = keys.iter().collect();
+        let seen: HashSet<(&str, &str)> = ours.iter().map(|s| name_of(s)).collect();
         let mut gone: Vec<ServiceKey> = self
             .allocator
             .services()
-            .filter(|k| !seen.contains(k))
+            .filter(|k| !seen.contains(&(k.namespace.as_str(), k.name.as_str())))
             .cloned()
             .collect();
+        drop(seen);
         gone.sort();
         let by_name: HashMap<(&str, &str), &Service> = if gone.is_empty() {
             HashMap::new()
@@ -333,27 +352,54 @@ impl Core {
         // every Service on such a change (controller/main.go SetBalancer,
         // SyncStateReprocessAll). Each further round needs a Service that got an address in
         // the one before, so there are at most as many rounds as Services.
-        let mut outcomes: Vec<Option<Outcome>> = vec![None; ours.len()];
-        let mut asking: Vec<usize> = (0..ours.len()).collect();
-        loop {
-            let mark = self.allocator.room_made();
-            let mut waiting = Vec::new();
-            for i in asking {
-                let (svc, req) = &ours[i];
-                let Ok(req) = req else { continue };
-                let outcome = self.allocate_one(svc, req, &keys[i], &mut out);
-                if outcome.error.is_some() {
-                    waiting.push(i);
+        // What finishing each Service reported, by its place in `ours`: reported in that order
+        // whichever round the Service was settled in.
+        let mut finished: Vec<(usize, Reported)> = Vec::new();
+        let mut mark = self.allocator.room_made();
+        let mut waiting: Vec<(usize, ServiceRequest, Outcome)> = Vec::new();
+        for (i, svc) in ours.iter().copied().enumerate() {
+            match to_request(svc, labels_of(svc)) {
+                Err(e) => {
+                    let mut reported = Reported::default();
+                    // Keep whatever the Service holds: a typo in an annotation must not take
+                    // its address away.
+                    let failure = ServiceFailure::Request(e);
+                    self.report_failure(svc, &key_of(svc), failure, &mut reported);
+                    reported.keep(i, &mut finished);
                 }
-                outcomes[i] = Some(outcome);
+                Ok(req) => {
+                    let outcome = self.allocate_one(svc, &req, &mut out);
+                    if outcome.error.is_some() {
+                        waiting.push((i, req, outcome));
+                    } else {
+                        self.finish_one(svc, &req, outcome).keep(i, &mut finished);
+                    }
+                }
             }
-            if waiting.is_empty() || self.allocator.room_made() == mark {
-                break;
-            }
-            asking = waiting;
         }
-        for (((svc, req), key), outcome) in ours.iter().zip(&keys).zip(outcomes) {
-            self.finish_one(svc, req, key, outcome, &mut out);
+        while !waiting.is_empty() && self.allocator.room_made() != mark {
+            mark = self.allocator.room_made();
+            for (i, req, _) in std::mem::take(&mut waiting) {
+                let outcome = self.allocate_one(ours[i], &req, &mut out);
+                if outcome.error.is_some() {
+                    waiting.push((i, req, outcome));
+                } else {
+                    self.finish_one(ours[i], &req, outcome)
+                        .keep(i, &mut finished);
+                }
+            }
+        }
+        for (i, req, outcome) in waiting {
+            self.finish_one(ours[i], &req, outcome)
+                .keep(i, &mut finished);
+        }
+        finished.sort_by_key(|(i, _)| *i);
+        for (_, reported) in finished {
+            out.status_writes.extend(reported.status_writes);
+            out.events.extend(reported.events);
+            out.metrics
+                .allocation_failures
+                .extend(reported.allocation_failures);
         }
         out.again_after = self.pool_status_writes(ctx.now, &mut out);
         out
@@ -364,9 +410,9 @@ impl Core {
         &mut self,
         svc: &Service,
         req: &ServiceRequest,
-        key: &ServiceKey,
         out: &mut PassOutcome,
     ) -> Outcome {
+        let key = &req.key;
         let started = Instant::now();
         let outcome = self.allocator.allocate(req);
         out.metrics
@@ -418,25 +464,9 @@ impl Core {
 
     /// Reports the final state of one Service after the pass's rounds: its failure, or the
     /// status (and pool annotation) to write.
-    fn finish_one(
-        &mut self,
-        svc: &Service,
-        req: &Result<ServiceRequest, RequestError>,
-        key: &ServiceKey,
-        outcome: Option<Outcome>,
-        out: &mut PassOutcome,
-    ) {
-        let (req, outcome) = match (req, outcome) {
-            (Ok(req), Some(outcome)) => (req, outcome),
-            (Err(e), _) => {
-                // Keep whatever the Service holds: a typo in an annotation must not take its
-                // address away.
-                self.report_failure(svc, key, ServiceFailure::Request(e.clone()), out);
-                return;
-            }
-            // Every readable Service is allocated in the first round.
-            (Ok(_), None) => return,
-        };
+    fn finish_one(&mut self, svc: &Service, req: &ServiceRequest, outcome: Outcome) -> Reported {
+        let mut reported = Reported::default();
+        let (key, out) = (&req.key, &mut reported);
         match &outcome.error {
             Some(e) => self.report_failure(svc, key, ServiceFailure::Allocation(e.clone()), out),
             None => {
@@ -482,6 +512,7 @@ impl Core {
                 },
             );
         }
+        reported
     }
 
     fn report_failure(
@@ -489,14 +520,12 @@ impl Core {
         svc: &Service,
         key: &ServiceKey,
         failure: ServiceFailure,
-        out: &mut PassOutcome,
+        out: &mut Reported,
     ) {
         if self.failures.get(key) == Some(&failure) {
             return;
         }
-        out.metrics
-            .allocation_failures
-            .push(failure.metric_reason());
+        out.allocation_failures.push(failure.metric_reason());
         tracing::warn!(service = %key, reason = %failure, "allocation failed");
         out.events.push(Event {
             regarding: service_ref(svc),

@@ -2,6 +2,7 @@
 //! in, the status writes, events and metric updates out.
 
 use super::*;
+use crate::allocator::RequestError;
 use ferrolb_api::{IPAddressPool, IPAddressPoolSpec};
 use ferrolb_config::Inputs;
 use k8s_openapi::api::core::v1::{

@@ -9,6 +9,8 @@ use k8s_openapi::api::core::v1::{
     LoadBalancerIngress, LoadBalancerStatus, ServiceSpec, ServiceStatus,
 };
 use kube::api::ObjectMeta;
+
+mod skipping;
 use std::sync::Arc;
 
 const NS: &str = "ferrolb-system";

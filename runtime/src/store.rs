@@ -17,6 +17,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
 use std::hash::Hash;
+use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -169,12 +170,22 @@ pub struct ConfigStores {
     ferrolb: Option<FerrolbStores>,
     metallb: Option<MetallbStores>,
     groups: ResolvedGroups,
+    /// The last configuration built, shared by the clones: [`ConfigStores::build`] serves it
+    /// again while the objects it was built from are unchanged (a speaker runs a pass for every
+    /// endpoint change; building every time was 6.5 % of its CPU under churn).
+    last_built: Arc<Mutex<Option<Built>>>,
+}
+
+/// A configuration (or why it is invalid) and the objects it was built from.
+struct Built {
+    from: Vec<(String, String)>,
+    result: Result<Config, Vec<ConfigError>>,
 }
 
 /// Which configuration objects there are and which version of each: equal fingerprints mean
 /// the same objects, so the same configuration. `None`: an object without a
 /// resourceVersion, which cannot be told apart from its next version.
-pub type ConfigFingerprint = Option<Vec<(String, String)>>;
+type ConfigFingerprint = Option<Vec<(String, String)>>;
 
 /// Adds the (uid, resourceVersion) of every object of `store` to `out`; `None` once one has
 /// no resourceVersion.
@@ -276,6 +287,7 @@ impl ConfigStores {
             ferrolb,
             metallb,
             groups: groups.clone(),
+            last_built: Arc::default(),
         }
     }
 
@@ -365,9 +377,8 @@ impl ConfigStores {
         (inputs, errors)
     }
 
-    /// The objects as they are now, by identity and version (see [`ConfigFingerprint`]): a
-    /// caller that built the configuration under the same fingerprint need not build it again.
-    pub fn fingerprint(&self) -> ConfigFingerprint {
+    /// The objects as they are now, by identity and version (see [`ConfigFingerprint`]).
+    fn fingerprint(&self) -> ConfigFingerprint {
         let mut out = Some(Vec::new());
         if let Some(f) = &self.ferrolb {
             add_versions(&f.pools, &mut out);
@@ -382,14 +393,28 @@ impl ConfigStores {
                 add_versions(store, &mut out);
             }
         }
-        if let Some(list) = out.as_mut() {
-            list.sort_unstable();
-        }
-        out
+        in_order(out)
     }
 
-    /// Builds the configuration from the objects as they are now.
+    /// The configuration as the objects are now (or why it is invalid): built again only when
+    /// an object was added, changed or deleted since the last build.
     pub fn build(&self) -> Result<Config, Vec<ConfigError>> {
+        let fingerprint = self.fingerprint();
+        let mut last = crate::sync::lock(&self.last_built);
+        if let (Some(from), Some(built)) = (&fingerprint, last.as_ref())
+            && built.from == *from
+        {
+            return built.result.clone();
+        }
+        let result = self.build_now();
+        *last = fingerprint.map(|from| Built {
+            from,
+            result: result.clone(),
+        });
+        result
+    }
+
+    fn build_now(&self) -> Result<Config, Vec<ConfigError>> {
         let (inputs, mut errors) = self.inputs();
         match Config::build(&inputs) {
             Ok(config) if errors.is_empty() => Ok(config),
@@ -400,6 +425,14 @@ impl ConfigStores {
             }
         }
     }
+}
+
+/// A fingerprint whose entries are in one order whatever order the caches listed them in.
+fn in_order(mut fingerprint: ConfigFingerprint) -> ConfigFingerprint {
+    if let Some(list) = fingerprint.as_mut() {
+        list.sort_unstable();
+    }
+    fingerprint
 }
 
 fn store_api_version(kind: &str, groups: &ResolvedGroups) -> String {
@@ -435,10 +468,7 @@ mod tests {
         }
         let mut out = Some(Vec::new());
         add_versions(&store, &mut out);
-        if let Some(list) = out.as_mut() {
-            list.sort_unstable();
-        }
-        out
+        in_order(out)
     }
 
     #[test]
@@ -462,5 +492,106 @@ mod tests {
             "deleted and created again"
         );
         assert_eq!(fingerprint_of(&[pool("c", "u-c", None), a1]), None);
+    }
+
+    /// Config stores of the ferrolb.io group whose pools are fed through the returned writer.
+    fn ferrolb_stores() -> (ConfigStores, reflector::store::Writer<IPAddressPool>) {
+        let (pools, writer) = reflector::store::<IPAddressPool>();
+        let stores = ConfigStores {
+            ferrolb: Some(FerrolbStores {
+                pools,
+                l2: reflector::store().0,
+                bgp: reflector::store().0,
+                peers: reflector::store().0,
+                bfd: reflector::store().0,
+                communities: reflector::store().0,
+            }),
+            metallb: None,
+            groups: ResolvedGroups {
+                groups: [crate::groups::ConfigGroup::Ferrolb].into(),
+                metallb_bgp_peer_version: "v1beta1",
+            },
+            last_built: Arc::default(),
+        };
+        (stores, writer)
+    }
+
+    fn with_addresses(mut p: IPAddressPool, addresses: &str) -> IPAddressPool {
+        p.spec.addresses = vec![addresses.into()];
+        p
+    }
+
+    /// Whether the built configuration has pool `name` and it holds `ip`.
+    fn holds(built: &Result<Config, Vec<ConfigError>>, name: &str, ip: &str) -> bool {
+        let ip = ip.parse().expect("test address");
+        built
+            .as_ref()
+            .is_ok_and(|c| c.pools.get(name).is_some_and(|p| p.contains(ip)))
+    }
+
+    #[test]
+    fn a_build_sees_every_change_of_an_object_and_serves_the_last_one_meanwhile() {
+        let (stores, mut pools) = ferrolb_stores();
+        let apply = |w: &mut reflector::store::Writer<IPAddressPool>, p: IPAddressPool| {
+            w.apply_watcher_event(&watcher::Event::Apply(p));
+        };
+        apply(
+            &mut pools,
+            with_addresses(pool("a", "u-a", Some("1")), "10.200.10.0/30"),
+        );
+        let first = stores.build();
+        assert!(holds(&first, "a", "10.200.10.1"), "{first:?}");
+        assert_eq!(stores.build(), first, "unchanged objects");
+        // A clone shares what was built.
+        assert_eq!(stores.clone().build(), first, "a clone");
+
+        apply(
+            &mut pools,
+            with_addresses(pool("a", "u-a", Some("2")), "10.200.11.0/30"),
+        );
+        let second = stores.build();
+        assert!(
+            holds(&second, "a", "10.200.11.1"),
+            "a new version: {second:?}"
+        );
+        assert!(
+            !holds(&second, "a", "10.200.10.1"),
+            "a new version: {second:?}"
+        );
+
+        // Without a resourceVersion an object's versions cannot be told apart: built each time.
+        apply(
+            &mut pools,
+            with_addresses(pool("b", "u-b", None), "10.200.12.0/30"),
+        );
+        assert!(holds(&stores.build(), "b", "10.200.12.1"));
+        apply(
+            &mut pools,
+            with_addresses(pool("b", "u-b", None), "10.200.13.0/30"),
+        );
+        assert!(
+            holds(&stores.build(), "b", "10.200.13.1"),
+            "a version without resourceVersion"
+        );
+
+        apply(
+            &mut pools,
+            with_addresses(pool("b", "u-b", Some("3")), "not an address"),
+        );
+        let invalid = stores.build();
+        assert!(invalid.is_err(), "{invalid:?}");
+        assert_eq!(stores.build(), invalid, "the same invalid objects");
+        apply(
+            &mut pools,
+            with_addresses(pool("b", "u-b", Some("4")), "10.200.14.0/30"),
+        );
+        assert!(holds(&stores.build(), "b", "10.200.14.1"), "valid again");
+
+        pools.apply_watcher_event(&watcher::Event::Delete(pool("b", "u-b", Some("4"))));
+        let gone = stores.build();
+        assert!(
+            gone.as_ref().is_ok_and(|c| !c.pools.contains_key("b")),
+            "{gone:?}"
+        );
     }
 }

@@ -9,7 +9,7 @@ use ferrolb_config::{Config, ConfigError};
 use ferrolb_runtime::Wiring;
 use ferrolb_runtime::change_log::ChangeLog;
 use ferrolb_runtime::groups::{ConfigGroup, ResolvedGroups};
-use ferrolb_runtime::store::{ConfigFingerprint, ConfigNamespaces, ConfigStores, WriterDropped};
+use ferrolb_runtime::store::{ConfigNamespaces, ConfigStores, WriterDropped};
 use ferrolb_speaker_core::pass::Mirror;
 use k8s_openapi::api::core::v1::{Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -85,16 +85,10 @@ impl SpeakerStores {
         self.config.wait_until_ready().await
     }
 
-    /// Builds the configuration from the CRDs as they are now (the caller keeps its last valid
-    /// configuration when this is an error).
+    /// The configuration from the CRDs as they are now, built again only when one changed (the
+    /// caller keeps its last valid configuration when this is an error).
     pub fn config(&self) -> Result<Config, Vec<ConfigError>> {
         self.config.build()
-    }
-
-    /// Which configuration objects there are, by identity and version: while it stays the
-    /// same, so does [`SpeakerStores::config`].
-    pub fn config_fingerprint(&self) -> ConfigFingerprint {
-        self.config.fingerprint()
     }
 
     /// Brings `lists` up to date with the Service and EndpointSlice caches, by the objects that

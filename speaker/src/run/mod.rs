@@ -232,7 +232,6 @@ async fn main_loop(client: Client, opts: RunOptions, mut w: Wiring<Shared>) -> a
         last_local_links: None,
         last_no_carrier: BTreeMap::new(),
         incremental: Default::default(),
-        config_built_from: None,
         lists: Default::default(),
         pending: Default::default(),
         bgp_applied: None,

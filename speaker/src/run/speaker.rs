@@ -16,7 +16,6 @@ use crate::stores::{Lists, SpeakerStores};
 use ferrolb_api::status::{Announcement, AnnouncementMode, NotAnnouncedAddress};
 use ferrolb_runtime::ConfigUpdate;
 use ferrolb_runtime::config_state::ConfigStateWriter;
-use ferrolb_runtime::store::ConfigFingerprint;
 use ferrolb_speaker_core::bgp::departure::{Departure, departure};
 use ferrolb_speaker_core::bgp::fsm::StopCause;
 use ferrolb_speaker_core::bgp::restart_marker::RestartMarker;
@@ -79,9 +78,6 @@ pub(crate) struct Speaker {
     pub(crate) last_no_carrier: BTreeMap<IpAddr, String>,
     /// The pass, kept between passes so that each costs what changed.
     pub(crate) incremental: IncrementalPass,
-    /// The configuration objects the configuration in force was last built from (`None`:
-    /// never built): it is built again only when they changed.
-    pub(crate) config_built_from: Option<ConfigFingerprint>,
     /// Every Service and EndpointSlice, kept up to date by what changed.
     pub(crate) lists: Lists,
     /// The parts of the desired announcements changed since they were last handed on (all at
@@ -317,20 +313,14 @@ impl Speaker {
             });
         let config = {
             let mut st = self.shared.state();
-            let fingerprint = self.stores.config_fingerprint();
-            let same_objects =
-                fingerprint.is_some() && self.config_built_from.as_ref() == Some(&fingerprint);
-            if !same_objects {
-                if let ConfigUpdate::Rejected {
-                    changed: true,
-                    errors,
-                } = st.config.update(self.stores.config())
-                {
-                    for e in errors {
-                        tracing::error!(error = %e, "configuration rejected; the last valid one stays in force");
-                    }
+            if let ConfigUpdate::Rejected {
+                changed: true,
+                errors,
+            } = st.config.update(self.stores.config())
+            {
+                for e in errors {
+                    tracing::error!(error = %e, "configuration rejected; the last valid one stays in force");
                 }
-                self.config_built_from = Some(fingerprint);
             }
             self.shared
                 .metrics

@@ -3,12 +3,13 @@
 
 use ferrolb_api::status::ConfigStatus;
 use ferrolb_config::{Config, ConfigError};
+use std::sync::Arc;
 
 /// Tracks the configuration in force and what the status API says about it.
 #[derive(Debug, Default)]
 pub struct ConfigTracker {
     status: ConfigStatus,
-    last_valid: Option<Config>,
+    last_valid: Option<Arc<Config>>,
     last_errors: Vec<ConfigError>,
 }
 
@@ -32,9 +33,20 @@ pub enum ConfigUpdate<'a> {
 }
 
 impl ConfigTracker {
-    /// Takes the result of building the configuration from the objects as they are now.
-    pub fn update(&mut self, built: Result<Config, Vec<ConfigError>>) -> ConfigUpdate<'_> {
+    /// Takes the result of building the configuration from the objects as they are now. The
+    /// same shared configuration as the one in force (a build served again while no object
+    /// changed) changes nothing.
+    pub fn update(&mut self, built: Result<Arc<Config>, Vec<ConfigError>>) -> ConfigUpdate<'_> {
         match built {
+            Ok(cfg)
+                if self.last_errors.is_empty()
+                    && self
+                        .last_valid
+                        .as_ref()
+                        .is_some_and(|last| Arc::ptr_eq(last, &cfg)) =>
+            {
+                ConfigUpdate::Valid { recovered: false }
+            }
             Ok(cfg) => {
                 self.status = ConfigStatus {
                     valid: true,
@@ -86,7 +98,12 @@ impl ConfigTracker {
 
     /// The configuration in force: the last valid one.
     pub fn in_force(&self) -> Option<&Config> {
-        self.last_valid.as_ref()
+        self.last_valid.as_deref()
+    }
+
+    /// The configuration in force, shared.
+    pub fn in_force_shared(&self) -> Option<Arc<Config>> {
+        self.last_valid.clone()
     }
 }
 
@@ -119,7 +136,7 @@ mod tests {
         assert!(!t.loaded() && !t.valid());
 
         assert_eq!(
-            t.update(Ok(Config::default())),
+            t.update(Ok(Arc::default())),
             ConfigUpdate::Valid { recovered: true }
         );
         assert!(t.loaded() && t.valid());
@@ -143,12 +160,38 @@ mod tests {
             ConfigUpdate::Rejected { changed: false, .. }
         ));
         assert_eq!(
-            t.update(Ok(Config::default())),
+            t.update(Ok(Arc::default())),
             ConfigUpdate::Valid { recovered: true }
         );
         assert_eq!(
-            t.update(Ok(Config::default())),
+            t.update(Ok(Arc::default())),
             ConfigUpdate::Valid { recovered: false }
         );
+    }
+
+    /// A build served again (the same `Arc`) is the configuration in force; after a rejection
+    /// it is news again.
+    #[test]
+    fn the_same_shared_configuration_again_changes_nothing_but_recovers_a_rejection() {
+        let mut t = ConfigTracker::default();
+        let mut with_warning = Config::default();
+        with_warning.warnings.push(error("deprecated"));
+        let built = Arc::new(with_warning);
+        assert_eq!(
+            t.update(Ok(built.clone())),
+            ConfigUpdate::Valid { recovered: false }
+        );
+        assert_eq!(t.status().warnings.len(), 1);
+        assert_eq!(
+            t.update(Ok(built.clone())),
+            ConfigUpdate::Valid { recovered: false }
+        );
+        assert!(t.valid() && t.status().warnings.len() == 1);
+        assert!(t.in_force_shared().is_some_and(|c| Arc::ptr_eq(&c, &built)));
+
+        t.update(Err(vec![error("bad")]));
+        assert!(!t.valid());
+        assert_eq!(t.update(Ok(built)), ConfigUpdate::Valid { recovered: true });
+        assert!(t.valid() && t.status().errors.is_empty());
     }
 }

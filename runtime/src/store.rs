@@ -179,7 +179,7 @@ pub struct ConfigStores {
 /// A configuration (or why it is invalid) and the objects it was built from.
 struct Built {
     from: Vec<(String, String)>,
-    result: Result<Config, Vec<ConfigError>>,
+    result: Result<Arc<Config>, Vec<ConfigError>>,
 }
 
 /// Which configuration objects there are and which version of each: equal fingerprints mean
@@ -397,8 +397,9 @@ impl ConfigStores {
     }
 
     /// The configuration as the objects are now (or why it is invalid): built again only when
-    /// an object was added, changed or deleted since the last build.
-    pub fn build(&self) -> Result<Config, Vec<ConfigError>> {
+    /// an object was added, changed or deleted since the last build, else the same shared
+    /// configuration as the last time.
+    pub fn build(&self) -> Result<Arc<Config>, Vec<ConfigError>> {
         let fingerprint = self.fingerprint();
         let mut last = crate::sync::lock(&self.last_built);
         if let (Some(from), Some(built)) = (&fingerprint, last.as_ref())
@@ -406,7 +407,7 @@ impl ConfigStores {
         {
             return built.result.clone();
         }
-        let result = self.build_now();
+        let result = self.build_now().map(Arc::new);
         *last = fingerprint.map(|from| Built {
             from,
             result: result.clone(),
@@ -522,7 +523,7 @@ mod tests {
     }
 
     /// Whether the built configuration has pool `name` and it holds `ip`.
-    fn holds(built: &Result<Config, Vec<ConfigError>>, name: &str, ip: &str) -> bool {
+    fn holds(built: &Result<Arc<Config>, Vec<ConfigError>>, name: &str, ip: &str) -> bool {
         let ip = ip.parse().expect("test address");
         built
             .as_ref()
@@ -541,9 +542,16 @@ mod tests {
         );
         let first = stores.build();
         assert!(holds(&first, "a", "10.200.10.1"), "{first:?}");
-        assert_eq!(stores.build(), first, "unchanged objects");
+        let same = |a: &Result<Arc<Config>, _>, b: &Result<Arc<Config>, _>| match (a, b) {
+            (Ok(a), Ok(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        assert!(
+            same(&stores.build(), &first),
+            "unchanged objects: not built again"
+        );
         // A clone shares what was built.
-        assert_eq!(stores.clone().build(), first, "a clone");
+        assert!(same(&stores.clone().build(), &first), "a clone");
 
         apply(
             &mut pools,

@@ -87,7 +87,7 @@ impl SpeakerStores {
 
     /// The configuration from the CRDs as they are now, built again only when one changed (the
     /// caller keeps its last valid configuration when this is an error).
-    pub fn config(&self) -> Result<Config, Vec<ConfigError>> {
+    pub fn config(&self) -> Result<std::sync::Arc<Config>, Vec<ConfigError>> {
         self.config.build()
     }
 

@@ -195,7 +195,7 @@ impl Core {
 
     fn load_config(
         &mut self,
-        built: Result<Config, Vec<ConfigError>>,
+        built: Result<Arc<Config>, Vec<ConfigError>>,
         ctx: &PassContext,
         out: &mut PassOutcome,
     ) {
@@ -251,7 +251,7 @@ impl Core {
     pub fn pass(
         &mut self,
         services: &[std::sync::Arc<Service>],
-        built: Result<Config, Vec<ConfigError>>,
+        built: Result<Arc<Config>, Vec<ConfigError>>,
         namespace_labels: &BTreeMap<String, Arc<BTreeMap<String, String>>>,
         ctx: PassContext,
     ) -> PassOutcome {

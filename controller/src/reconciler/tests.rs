@@ -209,7 +209,7 @@ fn run_pass(
     let services: Vec<Arc<Service>> = services.iter().cloned().map(Arc::new).collect();
     core.pass(
         &services,
-        Config::build(&inputs),
+        Config::build(&inputs).map(Arc::new),
         &BTreeMap::new(),
         PassContext {
             class_policy: ferrolb_api::service::ClassPolicy::OursOrUnset,
@@ -892,7 +892,12 @@ fn the_status_document_never_holds_a_bgp_password() {
         ],
         ..Inputs::default()
     };
-    core.pass(&services, Config::build(&valid), &BTreeMap::new(), ctx());
+    core.pass(
+        &services,
+        Config::build(&valid).map(Arc::new),
+        &BTreeMap::new(),
+        ctx(),
+    );
     // Then an invalid configuration whose error is about a password.
     let mut invalid = valid.clone();
     invalid.peers.push(bgp_peer(
@@ -900,7 +905,12 @@ fn the_status_document_never_holds_a_bgp_password() {
         "10.200.0.3",
         serde_json::json!({"password": REJECTED, "passwordSecret": {"name": "router-pw"}}),
     ));
-    core.pass(&services, Config::build(&invalid), &BTreeMap::new(), ctx());
+    core.pass(
+        &services,
+        Config::build(&invalid).map(Arc::new),
+        &BTreeMap::new(),
+        ctx(),
+    );
 
     let status = core.status("test", true, true);
     assert!(!status.config.valid && !status.config.errors.is_empty());

@@ -176,7 +176,10 @@ mod tests {
             ..Inputs::default()
         };
         let config = Config::build(&valid).expect("valid configuration");
-        shared.state().config.update(Ok(config.clone()));
+        shared
+            .state()
+            .config
+            .update(Ok(std::sync::Arc::new(config.clone())));
         // Then an invalid one whose error is about the password.
         let mut invalid = valid.clone();
         invalid.peers.push(bgp_peer(

@@ -337,7 +337,7 @@ impl Speaker {
                 .as_ref()
                 .map(|d| d.view())
                 .unwrap_or_default();
-            st.config.in_force().cloned()
+            st.config.in_force_shared()
         };
         self.shared
             .metrics
@@ -359,7 +359,7 @@ impl Speaker {
         };
         let plan = self
             .incremental
-            .pass(&view, alive.as_ref(), config.as_ref());
+            .pass(&view, alive.as_ref(), config.as_deref());
         self.pending.merge(self.incremental.take_changes());
         if let Some(d) = self.membership.as_mut() {
             d.latch(plan.settled);

@@ -161,7 +161,7 @@ fn pass_over(core: &mut Core, cluster: &Cluster, services: &[Arc<Service>]) -> P
     };
     core.pass(
         services,
-        Config::build(&inputs),
+        Config::build(&inputs).map(Arc::new),
         &cluster.labels(),
         PassContext {
             class_policy: ferrolb_api::service::ClassPolicy::OursOrUnset,

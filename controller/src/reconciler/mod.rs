@@ -84,24 +84,30 @@ struct Reported {
     settled: bool,
 }
 
-impl Reported {
-    /// Keeps the report of the `i`-th Service, `svc`, in `finished` unless there is nothing in
-    /// it, and the Service in `settled` if it is.
-    fn keep(
-        self,
-        i: usize,
-        svc: &Arc<Service>,
-        finished: &mut Vec<(usize, Reported)>,
-        settled: &mut NextSettled,
-    ) {
-        if self.settled {
-            settled.insert(svc);
+/// Where a pass's rounds stand.
+struct Rounds {
+    /// Services that got nothing yet, with their request and last outcome, by their place in
+    /// the list being decided.
+    waiting: Vec<(usize, ServiceRequest, Outcome)>,
+    /// What deciding each Service reported, by its place: put in that order at the end,
+    /// whichever round the Service was settled in.
+    finished: Vec<(usize, Reported)>,
+    /// Services with nothing left to do.
+    settled: NextSettled,
+}
+
+impl Rounds {
+    /// Keeps the report of the `i`-th Service, `svc`, unless there is nothing in it, and the
+    /// Service as settled if it is.
+    fn keep(&mut self, i: usize, svc: &Arc<Service>, reported: Reported) {
+        if reported.settled {
+            self.settled.insert(svc);
         }
-        let empty = self.status_writes.is_empty()
-            && self.events.is_empty()
-            && self.allocation_failures.is_empty();
+        let empty = reported.status_writes.is_empty()
+            && reported.events.is_empty()
+            && reported.allocation_failures.is_empty();
         if !empty {
-            finished.push((i, self));
+            self.finished.push((i, reported));
         }
     }
 }
@@ -361,16 +367,9 @@ impl Core {
                 }
             }
         }
-        // Every pass reaches a fixed point: a Service that got nothing is asked again as long
-        // as the previous round made room (an address freed, a holder's sharing fields
-        // changed, a shareable address taken), so a Service waiting for an address a holder
-        // gives up gets it in this pass whatever their names sort to. MetalLB re-processes
-        // every Service on such a change (controller/main.go SetBalancer,
-        // SyncStateReprocessAll). Each further round needs a Service that got an address in
-        // the one before, so there are at most as many rounds as Services.
-        // The rest are decided in the order of their names, whatever order the cache lists
-        // them in. Compared borrowed: a key built per comparison cost a tenth of a pass at
-        // 50,000 Services.
+        // The Services the last pass settled stay settled (`settled.rs`); the rest are decided
+        // in the order of their names, whatever order the cache lists them in. Compared
+        // borrowed: a key built per comparison cost a tenth of a pass at 50,000 Services.
         let mut next_settled = self.settled.start_pass(namespace_labels);
         let mut deciding: Vec<&Arc<Service>> = Vec::new();
         for svc in ours {
@@ -381,11 +380,19 @@ impl Core {
             }
         }
         deciding.sort_by(|a, b| name_of(a).cmp(&name_of(b)));
-        // What finishing each Service reported, by its place in `deciding`: reported in that
-        // order whichever round the Service was settled in.
-        let mut finished: Vec<(usize, Reported)> = Vec::new();
+        let mut rounds = Rounds {
+            waiting: Vec::new(),
+            finished: Vec::new(),
+            settled: next_settled,
+        };
+        // Every pass reaches a fixed point: a Service that got nothing is asked again as long
+        // as the previous round made room (an address freed, a holder's sharing fields
+        // changed, a shareable address taken), so a Service waiting for an address a holder
+        // gives up gets it in this pass whatever their names sort to. MetalLB re-processes
+        // every Service on such a change (controller/main.go SetBalancer,
+        // SyncStateReprocessAll). Each further round needs a Service that got an address in
+        // the one before, so there are at most as many rounds as Services.
         let mut mark = self.allocator.room_made();
-        let mut waiting: Vec<(usize, ServiceRequest, Outcome)> = Vec::new();
         for (i, svc) in deciding.iter().copied().enumerate() {
             match to_request(svc, labels_of(svc)) {
                 Err(e) => {
@@ -394,37 +401,23 @@ impl Core {
                     // its address away.
                     let failure = ServiceFailure::Request(e);
                     self.report_failure(svc, &key_of(svc), failure, &mut reported);
-                    reported.keep(i, svc, &mut finished, &mut next_settled);
+                    rounds.keep(i, svc, reported);
                 }
-                Ok(req) => {
-                    let outcome = self.allocate_one(svc, &req, &mut out);
-                    if outcome.error.is_some() {
-                        waiting.push((i, req, outcome));
-                    } else {
-                        let reported = self.finish_one(svc, &req, outcome);
-                        reported.keep(i, svc, &mut finished, &mut next_settled);
-                    }
-                }
+                Ok(req) => self.ask(i, svc, req, &mut rounds, &mut out),
             }
         }
-        while !waiting.is_empty() && self.allocator.room_made() != mark {
+        while !rounds.waiting.is_empty() && self.allocator.room_made() != mark {
             mark = self.allocator.room_made();
-            for (i, req, _) in std::mem::take(&mut waiting) {
-                let svc = deciding[i];
-                let outcome = self.allocate_one(svc, &req, &mut out);
-                if outcome.error.is_some() {
-                    waiting.push((i, req, outcome));
-                } else {
-                    let reported = self.finish_one(svc, &req, outcome);
-                    reported.keep(i, svc, &mut finished, &mut next_settled);
-                }
+            for (i, req, _) in std::mem::take(&mut rounds.waiting) {
+                self.ask(i, deciding[i], req, &mut rounds, &mut out);
             }
         }
-        for (i, req, outcome) in waiting {
+        for (i, req, outcome) in std::mem::take(&mut rounds.waiting) {
             let reported = self.finish_one(deciding[i], &req, outcome);
-            reported.keep(i, deciding[i], &mut finished, &mut next_settled);
+            rounds.keep(i, deciding[i], reported);
         }
-        self.settled.finish_pass(next_settled);
+        self.settled.finish_pass(rounds.settled);
+        let mut finished = rounds.finished;
         finished.sort_by_key(|(i, _)| *i);
         for (_, reported) in finished {
             out.status_writes.extend(reported.status_writes);
@@ -435,6 +428,25 @@ impl Core {
         }
         out.again_after = self.pool_status_writes(ctx.now, &mut out);
         out
+    }
+
+    /// Asks the allocator for the `i`-th Service: it waits for another round if it got
+    /// nothing, else its outcome is reported.
+    fn ask(
+        &mut self,
+        i: usize,
+        svc: &Arc<Service>,
+        req: ServiceRequest,
+        rounds: &mut Rounds,
+        out: &mut PassOutcome,
+    ) {
+        let outcome = self.allocate_one(svc, &req, out);
+        if outcome.error.is_some() {
+            rounds.waiting.push((i, req, outcome));
+        } else {
+            let reported = self.finish_one(svc, &req, outcome);
+            rounds.keep(i, svc, reported);
+        }
     }
 
     /// Allocates for one Service and records what changed hands as events.

@@ -40,26 +40,19 @@ impl<K> Tracked<K> {
     pub(super) fn advance(&mut self, now: &[Arc<K>]) -> Delta<K> {
         let mut before_only = Vec::new();
         let mut now_only = Vec::new();
-        for (i, obj) in now.iter().enumerate() {
-            match self.objects.get(i) {
-                Some(old) if Arc::ptr_eq(old, obj) => {}
-                Some(old) => {
-                    before_only.push(old.clone());
-                    now_only.push(obj.clone());
-                }
-                None => now_only.push(obj.clone()),
+        // One walk over both lists, which also brings the remembered view up to date: at
+        // 50,000 Services and 200,000 endpoints under churn, walking them was the largest part
+        // of a pass.
+        let common = self.objects.len().min(now.len());
+        for (slot, obj) in self.objects[..common].iter_mut().zip(&now[..common]) {
+            if !Arc::ptr_eq(slot, obj) {
+                before_only.push(std::mem::replace(slot, obj.clone()));
+                now_only.push(obj.clone());
             }
         }
-        before_only.extend(self.objects.iter().skip(now.len()).cloned());
-        if self.objects.len() == now.len() {
-            for (slot, obj) in self.objects.iter_mut().zip(now) {
-                if !Arc::ptr_eq(slot, obj) {
-                    *slot = obj.clone();
-                }
-            }
-        } else {
-            self.objects = now.to_vec();
-        }
+        before_only.extend(self.objects.drain(common..));
+        now_only.extend(now[common..].iter().cloned());
+        self.objects.extend(now[common..].iter().cloned());
         // An object can have moved to another position: it is in both lists then, and it did
         // not change.
         let addr = |o: &Arc<K>| Arc::as_ptr(o) as usize;

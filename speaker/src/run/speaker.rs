@@ -450,7 +450,6 @@ impl Speaker {
         self.pending = DesiredChanges {
             layer2: pending.layer2 && !settled,
             l2_standby: pending.l2_standby && !settled,
-            l2_owners: pending.l2_owners && !settled,
             ..DesiredChanges::NONE
         };
         let lost_to_carrier = carrier::owned_lost_to_carrier(

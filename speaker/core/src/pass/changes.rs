@@ -10,7 +10,6 @@
 pub struct DesiredChanges {
     pub layer2: bool,
     pub l2_standby: bool,
-    pub l2_owners: bool,
     pub l2_successor_of: bool,
     pub l2_no_carrier: bool,
     pub bgp: bool,
@@ -22,7 +21,6 @@ impl DesiredChanges {
     pub const ALL: Self = Self {
         layer2: true,
         l2_standby: true,
-        l2_owners: true,
         l2_successor_of: true,
         l2_no_carrier: true,
         bgp: true,
@@ -33,7 +31,6 @@ impl DesiredChanges {
     pub const NONE: Self = Self {
         layer2: false,
         l2_standby: false,
-        l2_owners: false,
         l2_successor_of: false,
         l2_no_carrier: false,
         bgp: false,
@@ -44,7 +41,6 @@ impl DesiredChanges {
     pub fn merge(&mut self, other: Self) {
         self.layer2 |= other.layer2;
         self.l2_standby |= other.l2_standby;
-        self.l2_owners |= other.l2_owners;
         self.l2_successor_of |= other.l2_successor_of;
         self.l2_no_carrier |= other.l2_no_carrier;
         self.bgp |= other.bgp;
@@ -77,10 +73,10 @@ mod tests {
             ..DesiredChanges::NONE
         });
         c.merge(DesiredChanges {
-            l2_owners: true,
+            l2_standby: true,
             ..DesiredChanges::NONE
         });
-        assert!(c.bgp && c.l2_owners && !c.layer2);
+        assert!(c.bgp && c.l2_standby && !c.layer2);
         assert!(c.announced());
         c.merge(DesiredChanges::ALL);
         assert_eq!(c, DesiredChanges::ALL);

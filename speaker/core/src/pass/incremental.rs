@@ -352,7 +352,8 @@ impl IncrementalPass {
         changed.layer2 |= put(&mut desired.layer2, ip, |a| a.ip, new.layer2);
         changed.l2_standby |= put(&mut desired.l2_standby, ip, |a| a.ip, new.l2_standby);
         changed.l2_no_carrier |= put(&mut desired.l2_no_carrier, ip, |a| a.ip, new.l2_no_carrier);
-        changed.l2_owners |= put(&mut desired.l2_owners, ip, |o| o.ip, new.l2_owner);
+        // Who owns what reaches the executor as owner changes (`owner_changes`), not as a part.
+        put(&mut desired.l2_owners, ip, |o| o.ip, new.l2_owner);
         changed.not_announced |= put(&mut desired.not_announced, ip, |n| n.ip, new.not_announced);
 
         if old.l2_successor_of != new.l2_successor_of {

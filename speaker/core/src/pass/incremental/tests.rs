@@ -524,7 +524,6 @@ proptest! {
                 let same = |flag: bool, equal: bool| flag || equal;
                 prop_assert!(same(changed.layer2, before.layer2 == now.layer2), "layer2, step {}", step);
                 prop_assert!(same(changed.l2_standby, before.l2_standby == now.l2_standby), "l2_standby, step {}", step);
-                prop_assert!(same(changed.l2_owners, before.l2_owners == now.l2_owners), "l2_owners, step {}", step);
                 prop_assert!(same(changed.l2_successor_of, before.l2_successor_of == now.l2_successor_of), "l2_successor_of, step {}", step);
                 prop_assert!(same(changed.l2_no_carrier, before.l2_no_carrier == now.l2_no_carrier), "l2_no_carrier, step {}", step);
                 prop_assert!(same(changed.bgp, before.bgp == now.bgp), "bgp, step {}", step);

@@ -11,7 +11,7 @@ use crate::cluster::Cluster;
 use anyhow::{Context, anyhow};
 use nix::sys::signal::Signal;
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Delay added by a netem fault, on both directions of the node's link.
 pub const NETEM_DELAY_MS: u32 = 20;
@@ -149,8 +149,8 @@ pub fn inject(
         }
         FaultKind::ServiceChurn => {
             let name = format!("churn-{}", f.id);
-            let mut facts = create_churn_service(c, &name)?;
-            facts.created = now;
+            let (mut facts, after) = past_injected_500s(|| create_churn_service(c, &name))?;
+            facts.created = now + after;
             changes.churn_services.push(facts);
             let live: Vec<usize> = changes
                 .churn_services
@@ -164,8 +164,8 @@ pub fn inject(
                 && let Some(&oldest) = live.first()
             {
                 let old = changes.churn_services[oldest].name.clone();
-                delete_service(c, &old)?;
-                changes.churn_services[oldest].deleted = Some(now);
+                let ((), after) = past_injected_500s(|| delete_service(c, &old))?;
+                changes.churn_services[oldest].deleted = Some(now + after);
                 detail.push_str(&format!(", deleted {old}"));
             }
             Ok(detail)
@@ -175,13 +175,13 @@ pub fn inject(
                 .into_iter()
                 .filter(|&x| x <= c.lab.nodes().len())
                 .collect();
-            set_endpoints(c, LOCAL_SERVICE, &nodes)?;
-            changes.endpoints.push((now, nodes.clone()));
+            let ((), after) = past_injected_500s(|| set_endpoints(c, LOCAL_SERVICE, &nodes))?;
+            changes.endpoints.push((now + after, nodes.clone()));
             Ok(format!("{LOCAL_SERVICE} endpoints on nodes {nodes:?}"))
         }
         FaultKind::PoolChurn => {
-            let present = churn_pool_step(c, n)?;
-            changes.churn_pool.push((now, present));
+            let (present, after) = past_injected_500s(|| churn_pool_step(c, n))?;
+            changes.churn_pool.push((now + after, present));
             Ok(match n {
                 0 => "churn-pool shrunk".into(),
                 1 => "churn-pool removed".into(),
@@ -189,6 +189,36 @@ pub fn inject(
             })
         }
     }
+}
+
+/// Runs one of the executor's own API writes again while the API server answers it with a 500:
+/// the injected 500s are a fault aimed at the components, and the executor's write, made
+/// meanwhile, must still happen. Returns the result and when, after the first try, the try
+/// that got through began: the change happened then, not when it was first tried. At most 40
+/// tries 50 ms apart (a fault answers 20 requests with 500, whoever makes them).
+fn past_injected_500s<T>(
+    mut write: impl FnMut() -> anyhow::Result<T>,
+) -> anyhow::Result<(T, Duration)> {
+    let first = Instant::now();
+    let mut tries = 1;
+    loop {
+        let began = first.elapsed();
+        match write() {
+            Ok(v) => return Ok((v, began)),
+            Err(e) if tries < 40 && answered_500(&e) => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether the API server answered with 500 (Internal Server Error).
+fn answered_500(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        matches!(cause.downcast_ref::<kube::Error>(), Some(kube::Error::Api(s)) if s.code == 500)
+    })
 }
 
 /// Repairs `f` (faults with a duration).
@@ -220,5 +250,46 @@ pub fn record(f: &ScheduledFault, start: Duration, end: Duration, detail: String
         start,
         end,
         detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answered(code: u16) -> anyhow::Error {
+        anyhow::Error::from(kube::Error::Api(
+            kube::core::Status::failure("injected fault: internal error", "InternalError")
+                .with_code(code)
+                .boxed(),
+        ))
+        .context("writing the EndpointSlice")
+    }
+
+    #[test]
+    fn a_write_answered_500_is_made_again_until_it_gets_through() {
+        let mut answers = vec![Ok(7), Err(answered(500)), Err(answered(500))];
+        let (v, began) = past_injected_500s(|| answers.pop().expect("a third try at most"))
+            .expect("the third try gets through");
+        assert_eq!(v, 7);
+        assert!(began >= Duration::from_millis(100), "{began:?}");
+        assert!(answers.is_empty());
+    }
+
+    #[test]
+    fn other_failures_are_not_tried_again_and_500s_not_forever() {
+        let mut tries = 0;
+        let r: anyhow::Result<((), Duration)> = past_injected_500s(|| {
+            tries += 1;
+            Err(answered(404))
+        });
+        assert!(r.is_err() && tries == 1);
+        let mut tries = 0;
+        let r: anyhow::Result<((), Duration)> = past_injected_500s(|| {
+            tries += 1;
+            Err(answered(500))
+        });
+        assert!(r.is_err());
+        assert_eq!(tries, 40);
     }
 }

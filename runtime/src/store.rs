@@ -112,8 +112,7 @@ fn spawn_watch<K>(
         obj.managed_fields_mut().clear();
         prune(obj);
     });
-    let stream =
-        reflector::reflector(writer, pruned).backoff(crate::watch_backoff::watch_backoff());
+    let stream = crate::watch_backoff::paced(reflector::reflector(writer, pruned));
     tasks.spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(item) = stream.next().await {

@@ -5,8 +5,16 @@
 //! waits. These waits are shorter — at most 5 s — with ±25 % jitter so that every node's
 //! speaker does not come back in the same instant, and they start over only after the watch
 //! has worked for a while, so a flapping API server still gets longer waits.
+//!
+//! One error is not a failure: `410 Gone` on a watch (its resourceVersion older than the
+//! server's history, as after an API server restart or an etcd compaction) is the server
+//! answering, and telling the watcher to list again. kube's `StreamBackoff` waits after it
+//! like after any error — by then the waits have doubled through the outage, so a speaker
+//! stayed blind up to 5 s more after the server was back. [`paced`] lists again at once.
 
+use futures::{Stream, StreamExt};
 use kube::runtime::utils::{Backoff, ResetTimerBackoff};
+use kube::runtime::watcher;
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
@@ -63,9 +71,56 @@ pub fn watch_backoff() -> ResetTimerBackoff<Doubling> {
     ResetTimerBackoff::new(Doubling::default(), RESET_AFTER)
 }
 
+/// `stream` (a watcher's, or a reflector's over one) with the waits of [`watch_backoff`]
+/// after its errors: an error is passed on at once and the wait comes before the next item
+/// is asked for. An event, or a `410 Gone` (see the module's comment), starts the waits over
+/// and costs none.
+pub fn paced<S, T>(stream: S) -> impl Stream<Item = Result<T, watcher::Error>> + Send
+where
+    S: Stream<Item = Result<T, watcher::Error>> + Send + 'static,
+    T: Send + 'static,
+{
+    paced_by(stream, watch_backoff())
+}
+
+fn paced_by<S, T, B>(stream: S, backoff: B) -> impl Stream<Item = Result<T, watcher::Error>> + Send
+where
+    S: Stream<Item = Result<T, watcher::Error>> + Send + 'static,
+    T: Send + 'static,
+    B: Backoff + 'static,
+{
+    struct Pace<S, B> {
+        stream: std::pin::Pin<Box<S>>,
+        backoff: B,
+        wait: Option<Duration>,
+    }
+    let start = Pace {
+        stream: Box::pin(stream),
+        backoff,
+        wait: None,
+    };
+    futures::stream::unfold(start, |mut pace| async move {
+        if let Some(wait) = pace.wait.take() {
+            tokio::time::sleep(wait).await;
+        }
+        let item = pace.stream.next().await?;
+        match &item {
+            Err(e) if !is_gone(e) => pace.wait = pace.backoff.next(),
+            _ => pace.backoff.reset(),
+        }
+        Some((item, pace))
+    })
+}
+
+/// A watch answered `410 Gone`: the watcher lists again next.
+fn is_gone(e: &watcher::Error) -> bool {
+    matches!(e, watcher::Error::WatchError(status) if status.code == 410)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kube::core::Status;
 
     #[test]
     fn waits_double_up_to_five_seconds_within_the_jitter() {
@@ -97,5 +152,76 @@ mod tests {
         assert_eq!(jittered(base, 0.0), Duration::from_secs(3));
         assert_eq!(jittered(base, 0.5), Duration::from_secs(4));
         assert!(jittered(base, 0.999_999) < Duration::from_secs(5));
+    }
+
+    /// A backoff of fixed 1 s waits that counts its resets.
+    struct Fixed {
+        resets: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    }
+    impl Iterator for Fixed {
+        type Item = Duration;
+        fn next(&mut self) -> Option<Duration> {
+            Some(Duration::from_secs(1))
+        }
+    }
+    impl Backoff for Fixed {
+        fn reset(&mut self) {
+            self.resets
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    fn status(code: u16) -> watcher::Error {
+        let mut s = Status::failure("test", "Test");
+        s.code = code;
+        watcher::Error::WatchError(Box::new(s))
+    }
+
+    /// How long after the start each item of `items` came out of [`paced_by`].
+    async fn arrivals(items: Vec<Result<u8, watcher::Error>>) -> (Vec<Duration>, usize) {
+        let resets = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let backoff = Fixed {
+            resets: resets.clone(),
+        };
+        let start = tokio::time::Instant::now();
+        let times = paced_by(futures::stream::iter(items), backoff)
+            .map(|_| start.elapsed())
+            .collect()
+            .await;
+        (times, resets.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_error_waits_before_the_next_item_not_before_itself() {
+        let (times, resets) = arrivals(vec![Err(status(500)), Ok(1), Ok(2)]).await;
+        assert_eq!(
+            times,
+            [
+                Duration::ZERO,
+                Duration::from_secs(1),
+                Duration::from_secs(1)
+            ]
+        );
+        assert_eq!(resets, 2, "every event starts the waits over");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_gone_watch_lists_again_at_once() {
+        let (times, resets) = arrivals(vec![Err(status(410)), Ok(1)]).await;
+        assert_eq!(times, [Duration::ZERO, Duration::ZERO]);
+        assert_eq!(resets, 2, "the 410 starts the waits over");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn errors_that_are_not_gone_each_wait() {
+        let (times, _) = arrivals(vec![Err(status(500)), Err(status(403)), Ok(1)]).await;
+        assert_eq!(
+            times,
+            [
+                Duration::ZERO,
+                Duration::from_secs(1),
+                Duration::from_secs(2)
+            ]
+        );
     }
 }

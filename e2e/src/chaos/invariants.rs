@@ -33,9 +33,10 @@ pub const TAKEOVER_BOUND: Duration = Duration::from_secs(1);
 /// of the two claimants stops answering within this time.
 pub const PARTITION_HEAL: Duration = Duration::from_secs(3);
 /// Invariant 4: how long a speaker may act on what it knew before it was cut off from the API
-/// server (its link down, its process frozen, or the API server away): its watches retry with doubling waits of
-/// at most 5 s ± 25 % (`runtime/src/watch_backoff.rs`), then list again. An endpoint change
-/// made meanwhile reaches it this long after the cut ends, at the latest.
+/// server (its link down, its process frozen, or the API server away): its watches retry with
+/// doubling waits of at most 5 s ± 25 % (`runtime/src/watch_backoff.rs`), then resume, or on
+/// `410 Gone` list again at once. An endpoint change made meanwhile reaches it this long after
+/// the cut ends, at the latest.
 pub const WATCH_CATCH_UP: Duration = Duration::from_millis(7500);
 /// Invariant 4: a node back from a fault (a restarted speaker, a link up) is a next hop again
 /// within this time: the speaker starts, reads its configuration, connects, and BIRD (which

@@ -6,10 +6,12 @@ use kube::runtime::reflector::Store;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// Labels of every cached Namespace, by name (shared with the requests of its Services).
-pub fn namespace_labels(
-    namespaces: &Store<Namespace>,
-) -> BTreeMap<String, Arc<BTreeMap<String, String>>> {
+/// Labels of every Namespace, by name, as a pass reads them (shared with the requests of its
+/// Services).
+pub type NamespaceLabels = BTreeMap<String, Arc<BTreeMap<String, String>>>;
+
+/// Labels of every cached Namespace.
+pub fn namespace_labels(namespaces: &Store<Namespace>) -> NamespaceLabels {
     namespaces
         .state()
         .iter()

@@ -45,7 +45,7 @@ use usage::UsageCounts;
 /// Address allocation state: the configuration in force and who holds what.
 #[derive(Clone, Debug, Default)]
 pub struct Allocator {
-    config: Config,
+    config: Arc<Config>,
     table: Table,
     usage: UsageCounts,
     room_made: u64,
@@ -55,7 +55,7 @@ impl Allocator {
     /// An empty allocator using `config`.
     pub fn new(config: Config) -> Self {
         Self {
-            config,
+            config: Arc::new(config),
             table: Table::default(),
             usage: UsageCounts::default(),
             room_made: 0,
@@ -67,10 +67,15 @@ impl Allocator {
         &self.config
     }
 
+    /// Whether `config` is the configuration in force: the same shared one, or an equal one.
+    pub fn runs_on(&self, config: &Arc<Config>) -> bool {
+        Arc::ptr_eq(&self.config, config) || *self.config == **config
+    }
+
     /// Switches to a new configuration. Allocations stay recorded — each is re-checked when its
     /// Service is next allocated — and usage counts are recomputed against the new pools.
-    pub fn set_config(&mut self, config: Config) {
-        self.config = config;
+    pub fn set_config(&mut self, config: impl Into<Arc<Config>>) {
+        self.config = config.into();
         self.usage = UsageCounts::recompute(&self.config, &self.table);
     }
 

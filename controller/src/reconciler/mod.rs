@@ -15,6 +15,7 @@ pub use outcome::{
 
 use crate::allocator::{Allocator, Outcome, ReleaseReason, ServiceKey, ServiceRequest};
 use crate::service::{pool_annotations, to_request};
+use crate::stores::NamespaceLabels;
 use ferrolb_api::IPAddressPoolStatus;
 use ferrolb_api::annotations::{ALIAS_PREFIXES, DEPRECATED_PREFIX, deprecated_keys};
 use ferrolb_api::events as reasons;
@@ -24,7 +25,7 @@ use ferrolb_config::{Config, ConfigError};
 use ferrolb_runtime::{ConfigTracker, ConfigUpdate};
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
 use settled::{NextSettled, Settled};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -210,11 +211,11 @@ impl Core {
                 if recovered {
                     tracing::info!("configuration is valid again");
                 }
-                if let Some(cfg) = self.config.in_force()
-                    && cfg != self.allocator.config()
+                if let Some(cfg) = self.config.in_force_shared()
+                    && !self.allocator.runs_on(&cfg)
                 {
                     tracing::info!(pools = cfg.pools.len(), "configuration loaded");
-                    self.allocator.set_config(cfg.clone());
+                    self.allocator.set_config(cfg);
                     self.settled.clear();
                 }
             }
@@ -258,7 +259,7 @@ impl Core {
         &mut self,
         services: &[std::sync::Arc<Service>],
         built: Result<Arc<Config>, Vec<ConfigError>>,
-        namespace_labels: &BTreeMap<String, Arc<BTreeMap<String, String>>>,
+        namespace_labels: &NamespaceLabels,
         ctx: PassContext,
     ) -> PassOutcome {
         let mut out = PassOutcome::default();

@@ -7,38 +7,21 @@
 //! same, deciding again gives the same outcome: keep what it has, write nothing. At 50,000
 //! Services that re-deciding was half of the controller's CPU in a burst of creations.
 
+use crate::stores::NamespaceLabels;
 use k8s_openapi::api::core::v1::Service;
-use std::collections::{BTreeMap, HashSet};
-use std::hash::{Hash, Hasher};
+use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Labels of every Namespace, by name, as a pass reads them.
-pub type NamespaceLabels = BTreeMap<String, Arc<BTreeMap<String, String>>>;
-
-/// One version of a Service, as the watch cache holds it: the cache replaces an object's `Arc`
-/// on every change, so the same allocation is the same version. Holding the `Arc` keeps the
-/// allocation from being reused by another object while it is compared.
-#[derive(Clone, Debug)]
-struct SameObject(Arc<Service>);
-
-impl PartialEq for SameObject {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-
-impl Eq for SameObject {}
-
-impl Hash for SameObject {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        Arc::as_ptr(&self.0).hash(state);
-    }
-}
+/// Versions of Services, as the watch cache holds them: the cache replaces an object's `Arc`
+/// on every change, so the same allocation is the same version. Each is found by its address
+/// and holds its `Arc`, which keeps the allocation from being reused by another object while
+/// it is recorded.
+type Versions = HashMap<usize, Arc<Service>>;
 
 /// The settled Services of the last pass and the Namespace labels they were decided with.
 #[derive(Debug, Default)]
 pub struct Settled {
-    objects: HashSet<SameObject>,
+    objects: Versions,
     labels: NamespaceLabels,
 }
 
@@ -55,12 +38,12 @@ impl Settled {
             self.objects.clear();
             self.labels = labels.clone();
         }
-        NextSettled(HashSet::with_capacity(self.objects.len()))
+        NextSettled(Versions::with_capacity(self.objects.len()))
     }
 
     /// Whether this version of the Service was settled by the last pass.
     pub fn contains(&self, svc: &Arc<Service>) -> bool {
-        self.objects.contains(&SameObject(svc.clone()))
+        self.objects.contains_key(&Arc::as_ptr(svc).addr())
     }
 
     /// Ends a pass: the Services it settled or skipped are the settled ones now; the versions it
@@ -72,12 +55,12 @@ impl Settled {
 
 /// The Services settled in the pass under way.
 #[derive(Debug)]
-pub struct NextSettled(HashSet<SameObject>);
+pub struct NextSettled(Versions);
 
 impl NextSettled {
     /// Records that this version of the Service needs nothing until an input changes.
     pub fn insert(&mut self, svc: &Arc<Service>) {
-        self.0.insert(SameObject(svc.clone()));
+        self.0.insert(Arc::as_ptr(svc).addr(), svc.clone());
     }
 }
 
@@ -85,6 +68,7 @@ impl NextSettled {
 mod tests {
     use super::*;
     use kube::api::ObjectMeta;
+    use std::collections::BTreeMap;
 
     fn svc(name: &str) -> Arc<Service> {
         Arc::new(Service {

@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::{
     LoadBalancerIngress, LoadBalancerStatus, ServiceSpec, ServiceStatus,
 };
 use kube::api::ObjectMeta;
+use std::collections::BTreeMap;
 
 mod skipping;
 use std::sync::Arc;

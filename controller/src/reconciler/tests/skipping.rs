@@ -3,10 +3,11 @@
 //! `Arc` for an unchanged Service (as the watch cache does), the other a new one each pass (so
 //! it never skips), and every pass must report the same.
 
-use super::settled::NamespaceLabels;
 use super::*;
+use crate::stores::NamespaceLabels;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use proptest::prelude::*;
+use std::collections::BTreeMap;
 
 /// A Service of the generated cluster, as the fields that matter to allocation.
 #[derive(Clone, Debug)]

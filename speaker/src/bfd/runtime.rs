@@ -897,7 +897,7 @@ impl Runtime {
         } else {
             s.update_detection();
         }
-        // A Final, or the first packet of a passive session, goes out at once.
+        // A Final, a new state, or the first packet of a passive session, goes out at once.
         s.transmit(now, &mut self.rng);
     }
 }

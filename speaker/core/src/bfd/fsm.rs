@@ -386,6 +386,9 @@ impl Session {
             self.next_tx = Some(now);
         }
         self.pull_in_next_tx(now);
+        if transition.is_some() {
+            self.send_state_at_once(now);
+        }
         transition
     }
 
@@ -404,13 +407,27 @@ impl Session {
         self.remote_detect_mult = 0;
         self.remote_desired_min_tx = Duration::ZERO;
         self.remote_min_echo_rx = Duration::ZERO;
-        matches!(self.state, BfdState::Init | BfdState::Up).then(|| {
+        let transition = matches!(self.state, BfdState::Init | BfdState::Up).then(|| {
             self.set_state(
                 BfdState::Down,
                 Some(Diagnostic::ControlDetectionTimeExpired),
                 now,
             )
-        })
+        });
+        if transition.is_some() {
+            self.send_state_at_once(now);
+        }
+        transition
+    }
+
+    /// A new state is told to the remote at once, not with the next periodic packet (as the
+    /// reference implementations do). Before Up the periodic packets are a second apart:
+    /// going Up on the remote's Init and waiting for the timer left the remote in Init — and
+    /// the routes of a BGP session that had come up meanwhile unprotected — for up to that
+    /// second; a speaker frozen then stayed the router's next hop until its hold time ran
+    /// out.
+    fn send_state_at_once(&mut self, now: Instant) {
+        self.next_tx = Some(now);
     }
 
     /// Takes the session administratively down (peer removed, speaker stopping). The next

@@ -147,8 +147,11 @@ fn detection_timeout_takes_up_and_init_down_with_diag_1() {
     );
     assert_eq!(s.remote_discr(), 0);
     assert_eq!(s.detection_time(), None);
-    // The packets after it say Down, diag 1, your discriminator 0, slow timers.
-    let p = s.poll_transmit(t0 + ms(2000), 0.0).expect("packet");
+    // The packets after it say Down, diag 1, your discriminator 0, slow timers; the first
+    // leaves at once.
+    let p = s
+        .poll_transmit(t0 + ms(150), 0.0)
+        .expect("the state change, at once");
     assert_eq!(
         (p.state, p.diag, p.your_discr, p.desired_min_tx_us),
         (
@@ -264,10 +267,15 @@ fn going_up_polls_for_the_fast_interval() {
     let t = s.receive(&remote(BfdState::Up, 1000, 50, 3), t0 + ms(10));
     assert_eq!(t.map(|t| t.to), Some(BfdState::Up));
     assert!(s.polling());
-    // Faster is applied at once: the next packet leaves 75 % of 50 ms after the last one.
-    let p = s.poll_transmit(t0 + ms(38), 0.0).expect("pulled-in packet");
+    // The new state leaves at once, asking for the faster interval.
+    let p = s
+        .poll_transmit(t0 + ms(10), 0.0)
+        .expect("the state change, at once");
+    assert_eq!(p.state, BfdState::Up);
     assert!(p.poll && !p.final_);
     assert_eq!(p.desired_min_tx_us, 50_000);
+    // Faster is applied at once: the next one is due 50 ms after it, not 1 s.
+    assert_eq!(s.poll_transmit(t0 + ms(59), 0.0), None);
     let mut fin = remote(BfdState::Up, 50, 50, 3);
     fin.final_ = true;
     s.receive(&fin, t0 + ms(40));

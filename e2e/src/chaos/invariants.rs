@@ -14,8 +14,9 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 /// A probe that takes longer has failed (the observers' timeout). A probe is judged by when
-/// it was sent, so a fault that begins up to this long after a probe was sent can still fail
-/// it: the excused windows start this much before the fault.
+/// it was sent, so a fault that begins or is repaired up to this long after a probe was sent
+/// can still fail it: the excused windows start this much before the injection and before
+/// the repair.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Invariant 1: an eligible Service has an address within this time.
 pub const ASSIGN_BOUND: Duration = Duration::from_secs(2);
@@ -144,9 +145,11 @@ impl FaultRecord {
         } else {
             bound
         };
+        // A repair moves addresses too (a node back takes its own again), breaking the
+        // connections in flight on the node that stood in.
         vec![
             (self.start.saturating_sub(PROBE_TIMEOUT), self.start + bound),
-            (self.end, self.end + after_repair),
+            (self.end.saturating_sub(PROBE_TIMEOUT), self.end + after_repair),
         ]
     }
 }
@@ -983,6 +986,24 @@ mod tests {
         assert_eq!(outages[0].fault, Some(FaultKind::LinkDown));
         // A probe sent longer than its timeout before the fault began is not.
         let faults = [fault(FaultKind::LinkDown, 1, 3200, 4000)];
+        let (v, _) = check_reachability(&input(&[], &faults, &obs));
+        assert_eq!(v.len(), 1, "{v:?}");
+    }
+
+    #[test]
+    fn a_probe_in_flight_when_a_fault_is_repaired_is_excused() {
+        // Sent at 6.0 s, failed: the frozen speaker resumed 1 ms later and took its address
+        // back from the node standing in (a run of seed 7 at t = 885.9 s).
+        let obs = Observations {
+            probes: vec![probes(60..61)],
+            ..Observations::default()
+        };
+        let faults = [fault(FaultKind::SpeakerStop, 1, 500, 6001)];
+        let (v, outages) = check_reachability(&input(&[], &faults, &obs));
+        assert!(v.is_empty(), "{v:?}");
+        assert_eq!(outages[0].fault, Some(FaultKind::SpeakerStop));
+        // Sent longer than its timeout before the repair, 3 s after the injection: not.
+        let faults = [fault(FaultKind::SpeakerStop, 1, 500, 7100)];
         let (v, _) = check_reachability(&input(&[], &faults, &obs));
         assert_eq!(v.len(), 1, "{v:?}");
     }

@@ -179,22 +179,37 @@ fn echo_mode_up_and_failure_detected_through_echo(router: RouterKind) {
         let argv: Vec<&str> = std::iter::once("nft").chain(args.split(' ')).collect();
         c.lab.router().ns().exec_ok(argv).expect("nft");
     };
+    // Each node's session's Down events on the router: the session comes back Up within a
+    // round trip of going Down (a new state is sent at once), too briefly to be seen in a
+    // sampled status, so the router's own count of them tells.
+    let down_events = || -> Vec<Option<u64>> {
+        let peers: serde_json::Value =
+            serde_json::from_str(&vtysh(&c, "show bfd peers counters json")).unwrap_or_default();
+        ALL.iter()
+            .map(|&i| {
+                let addr = node_addr(&c, i).to_string();
+                peers.as_array().and_then(|a| {
+                    a.iter()
+                        .find(|p| p["peer"] == addr.as_str())
+                        .and_then(|p| p["session-down"].as_u64())
+                })
+            })
+            .collect()
+    };
+    let before = down_events();
+    assert!(
+        before.iter().all(Option::is_some),
+        "the router counts every node's Down events: {before:?}\n{}",
+        vtysh(&c, "show bfd peers counters json")
+    );
     nft("add table inet flb_echo");
     nft("add chain inet flb_echo forwarded { type filter hook forward priority 0 ; }");
     nft("add rule inet flb_echo forwarded udp dport 3785 drop");
     let start = Instant::now();
-    // One `show bfd peers json` per poll: when each node's session went Down on the router.
     let mut down_after: Vec<Option<Duration>> = vec![None; ALL.len()];
     while down_after.iter().any(Option::is_none) && start.elapsed() < Duration::from_secs(5) {
-        let peers: serde_json::Value =
-            serde_json::from_str(&vtysh(&c, "show bfd peers json")).unwrap_or_default();
-        for (slot, i) in down_after.iter_mut().zip(ALL) {
-            let addr = node_addr(&c, i).to_string();
-            let down = peers.as_array().is_some_and(|a| {
-                a.iter()
-                    .any(|p| p["peer"] == addr.as_str() && p["status"] == "down")
-            });
-            if down && slot.is_none() {
+        for ((slot, now), then) in down_after.iter_mut().zip(down_events()).zip(&before) {
+            if slot.is_none() && now > *then {
                 *slot = Some(start.elapsed());
             }
         }

@@ -149,7 +149,10 @@ impl FaultRecord {
         // connections in flight on the node that stood in.
         vec![
             (self.start.saturating_sub(PROBE_TIMEOUT), self.start + bound),
-            (self.end.saturating_sub(PROBE_TIMEOUT), self.end + after_repair),
+            (
+                self.end.saturating_sub(PROBE_TIMEOUT),
+                self.end + after_repair,
+            ),
         ]
     }
 }

@@ -892,13 +892,15 @@ impl Runtime {
         if d.destination.is_some() {
             s.local_seen = d.destination;
         }
-        if let Some(t) = s.fsm.receive(&p, now) {
-            s.publish(t);
-        } else {
-            s.update_detection();
-        }
-        // A Final, a new state, or the first packet of a passive session, goes out at once.
+        let transition = s.fsm.receive(&p, now);
+        // A Final, a new state, or the first packet of a passive session, goes out at once —
+        // before the clients hear of a new state: a BGP session that our Up releases must not
+        // advertise before the router was told.
         s.transmit(now, &mut self.rng);
+        match transition {
+            Some(t) => s.publish(t),
+            None => s.update_detection(),
+        }
     }
 }
 

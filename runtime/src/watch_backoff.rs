@@ -3,8 +3,9 @@
 //! leaves a component blind for up to half a minute after an API server returns from an
 //! outage; the addresses keep being served meanwhile, but a Service created or changed then
 //! waits. These waits are shorter — at most 5 s — with ±25 % jitter so that every node's
-//! speaker does not come back in the same instant, and they start over only after the watch
-//! has worked for a while, so a flapping API server still gets longer waits.
+//! speaker does not come back in the same instant. They start over when the watch delivers
+//! an event (the server answered) or after 30 s without an error; a server that fails every
+//! request keeps the longest wait.
 //!
 //! One error is not a failure: `410 Gone` on a watch (its resourceVersion older than the
 //! server's history, as after an API server restart or an etcd compaction) is the server
@@ -22,7 +23,7 @@ use std::time::Duration;
 const FIRST: Duration = Duration::from_millis(250);
 /// The longest wait.
 const LONGEST: Duration = Duration::from_secs(5);
-/// How long a watch must work before the waits start over from [`FIRST`].
+/// A wait this long after the last one starts over from [`FIRST`].
 const RESET_AFTER: Duration = Duration::from_secs(30);
 
 /// Doubling waits from [`FIRST`] to [`LONGEST`], jittered.

@@ -421,11 +421,11 @@ impl Session {
     }
 
     /// A new state is told to the remote at once, not with the next periodic packet (as the
-    /// reference implementations do). Before Up the periodic packets are a second apart:
-    /// going Up on the remote's Init and waiting for the timer left the remote in Init — and
-    /// the routes of a BGP session that had come up meanwhile unprotected — for up to that
-    /// second; a speaker frozen then stayed the router's next hop until its hold time ran
-    /// out.
+    /// reference implementations do). Going Up on the remote's Init and waiting for the timer
+    /// (three quarters of the fast interval after our last packet: 75 ms at 100 ms) left the
+    /// remote in Init meanwhile, and the routes that our Up releases to the BGP sessions
+    /// unprotected by the remote's BFD: a speaker frozen then stayed the router's next hop
+    /// until the BGP hold time ran out.
     fn send_state_at_once(&mut self, now: Instant) {
         self.next_tx = Some(now);
     }

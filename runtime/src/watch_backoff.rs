@@ -173,9 +173,7 @@ mod tests {
     }
 
     fn status(code: u16) -> watcher::Error {
-        let mut s = Status::failure("test", "Test");
-        s.code = code;
-        watcher::Error::WatchError(Box::new(s))
+        watcher::Error::WatchError(Status::failure("test", "Test").with_code(code).boxed())
     }
 
     /// How long after the start each item of `items` came out of [`paced_by`].

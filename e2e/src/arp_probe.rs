@@ -8,6 +8,13 @@
 //! reply that reached the interface in time must not count as late or go to the wrong
 //! request. For the same reason a request is never sent before the previous one has had its
 //! whole interval: a late thread sends the next request late instead of two back to back.
+//!
+//! The kernel stamps with `CLOCK_REALTIME`, which NTP or a virtual machine's clock sync may
+//! step at any moment. Each stamp is therefore placed on the monotonic clock by its age, read
+//! against the realtime clock when the frame is taken from the socket ([`arrival`]): a step
+//! shifts only a frame that waited in the socket across it, where a pair of readings taken
+//! once at the start would shift every later reply by the whole step (a 50 ms step forward
+//! made every request after it look unanswered).
 
 use ferrolb_speaker_core::layer2::frames::{self, ArpOp, ArpPacket, MacAddr};
 use std::net::Ipv4Addr;
@@ -193,7 +200,7 @@ impl Drop for ArpProber {
 }
 
 /// `CLOCK_REALTIME` now, as the kernel stamps received packets (`SO_TIMESTAMPNS`).
-pub(crate) fn realtime() -> std::io::Result<Duration> {
+fn realtime() -> std::io::Result<Duration> {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -203,6 +210,15 @@ pub(crate) fn realtime() -> std::io::Result<Duration> {
         return Err(std::io::Error::last_os_error());
     }
     timespec_duration(&ts)
+}
+
+/// When a frame stamped `stamp` by the kernel (`CLOCK_REALTIME`) arrived, on the monotonic
+/// clock: now minus the frame's age by the realtime clock now. Never later than now, whichever
+/// way the realtime clock was stepped while the frame waited.
+pub(crate) fn arrival(stamp: Duration) -> std::io::Result<Instant> {
+    let (real, now) = (realtime()?, Instant::now());
+    let age = real.saturating_sub(stamp);
+    Ok(now.checked_sub(age).unwrap_or(now))
 }
 
 fn timespec_duration(ts: &libc::timespec) -> std::io::Result<Duration> {
@@ -347,10 +363,6 @@ fn run(
         ..ProbeRun::default()
     };
     let mut buf = [0u8; 256];
-    // Kernel stamps (realtime) are placed on the monotonic clock by their distance from this
-    // pair of readings: the two clocks only drift apart if the realtime clock is stepped.
-    let (base_real, base) = (realtime()?, Instant::now());
-    let monotonic = |stamp: Duration| base + stamp.saturating_sub(base_real);
     while !stop.load(Ordering::Relaxed) {
         let sent = Instant::now();
         // SAFETY: `request` is a valid buffer of the length passed.
@@ -381,7 +393,7 @@ fn run(
             let Some((eth, arp)) = buf.get(..n).and_then(frames::parse_arp_frame) else {
                 continue;
             };
-            let at = monotonic(stamp);
+            let at = arrival(stamp)?;
             if arp.sender_ip == target && arp.target_ip == target {
                 out.gratuitous.push((at, mac_text(arp.sender_mac)));
             } else if arp.op == ArpOp::Reply

@@ -2,10 +2,12 @@
 //! when it takes an address over, with the kernel's receive timestamp. It sends nothing, so
 //! it costs the speaker nothing (an ARP prober's requests would have to be answered).
 //!
-//! Times are `CLOCK_REALTIME`, as the kernel stamps packets: compare them with
-//! [`crate::arp_probe::realtime`] read when the change that caused the announcement was made.
+//! Times are on the monotonic clock ([`crate::arp_probe::arrival`] places the kernel's
+//! `CLOCK_REALTIME` stamps there): compare them with an [`Instant`] read when the change that
+//! caused the announcement was made. A step of the realtime clock between the two then does
+//! not count as delay.
 
-use crate::arp_probe::{open_arp_socket, recv_stamped, wait_readable};
+use crate::arp_probe::{arrival, open_arp_socket, recv_stamped, wait_readable};
 use ferrolb_speaker_core::layer2::frames;
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -13,13 +15,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long one wait for a frame lasts before the stop flag is looked at again.
 const POLL_WAIT_MS: i32 = 50;
 
-/// Gratuitous ARP seen: (address, when it arrived, `CLOCK_REALTIME`).
-pub type Seen = Vec<(Ipv4Addr, Duration)>;
+/// Gratuitous ARP seen: (address, when it arrived).
+pub type Seen = Vec<(Ipv4Addr, Instant)>;
 
 /// A running capture; [`GratuitousCapture::finish`] ends it.
 pub struct GratuitousCapture {
@@ -68,7 +70,7 @@ impl GratuitousCapture {
                         continue;
                     };
                     if arp.sender_ip == arp.target_ip && addresses.contains(&arp.sender_ip) {
-                        seen.push((arp.sender_ip, stamp));
+                        seen.push((arp.sender_ip, arrival(stamp)?));
                     }
                 }
             }
@@ -102,10 +104,10 @@ impl Drop for GratuitousCapture {
 
 /// For each change (address, when it was made), the time to the first gratuitous ARP for that
 /// address at or after it and before the next change of the same address; `None` when none
-/// came. Both times `CLOCK_REALTIME`.
+/// came.
 pub fn announcement_delays(
-    changes: &[(Ipv4Addr, Duration)],
-    seen: &[(Ipv4Addr, Duration)],
+    changes: &[(Ipv4Addr, Instant)],
+    seen: &[(Ipv4Addr, Instant)],
 ) -> Vec<Option<Duration>> {
     changes
         .iter()
@@ -131,7 +133,8 @@ mod tests {
     fn each_change_is_matched_with_its_own_first_announcement() {
         let a = Ipv4Addr::new(10, 200, 0, 1);
         let b = Ipv4Addr::new(10, 200, 0, 2);
-        let ms = Duration::from_millis;
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
         let changes = [(a, ms(100)), (b, ms(150)), (a, ms(300)), (b, ms(400))];
         let seen = [
             (a, ms(90)),  // before any change: an earlier announcement
@@ -142,7 +145,11 @@ mod tests {
         ];
         assert_eq!(
             announcement_delays(&changes, &seen),
-            vec![Some(ms(20)), Some(ms(20)), Some(ms(40)), None]
+            [20, 20, 40]
+                .map(|n| Some(Duration::from_millis(n)))
+                .into_iter()
+                .chain([None])
+                .collect::<Vec<_>>()
         );
     }
 }

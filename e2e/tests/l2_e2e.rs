@@ -514,6 +514,10 @@ fn parse_tcpdump_arp(text: &str) -> Vec<ArpLine> {
         .collect()
 }
 
+/// A LAN address no lab host has (1 is the router, 2 the control plane, 5 the client, nodes
+/// from 10): an ARP request for it marks a moment in a capture.
+const RESTART_MARKER: &str = "10.200.0.4";
+
 #[test]
 fn restarting_the_owner_never_shows_two_macs() {
     if !lab::tools_or_skip("l2_e2e", &["arping", "tcpdump"]) {
@@ -578,10 +582,22 @@ fn restarting_the_owner_never_shows_two_macs() {
         let o = c.announcing_nodes(ip);
         (o.len() == 1 && o[0] != owner).then_some(())
     });
-    let restart_at = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs_f64();
+    // A marker request in the capture: what follows it came after the restart. Capture order,
+    // not the capture's stamps against a clock reading here: the realtime clock may be stepped
+    // between the two (NTP, a virtual machine's clock sync) and misplace the restart.
+    client
+        .ns()
+        .exec([
+            "arping",
+            "-c",
+            "1",
+            "-w",
+            "0.05",
+            "-i",
+            client.iface(),
+            RESTART_MARKER,
+        ])
+        .expect("marker arping");
     c.start_speaker(owner).expect("restart speaker");
     let final_owner = eventually(
         "a single owner after the restart",
@@ -633,27 +649,34 @@ fn restarting_the_owner_never_shows_two_macs() {
     // Gratuitous ARP for the VIP (sender == target == VIP): once the final owner has announced
     // after the restart, nobody else may.
     let final_mac = node_mac(&c, final_owner);
-    let garps: Vec<&ArpLine> = lines
+    let restarted = lines
         .iter()
-        .filter(|l| l.sender == vip && l.target == vip)
+        .position(|l| !l.reply && l.target == RESTART_MARKER && l.sender == client_ip)
+        .expect("the restart marker in the capture");
+    let garps: Vec<(usize, &ArpLine)> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.sender == vip && l.target == vip)
         .collect();
     let reclaim = garps
         .iter()
-        .find(|l| l.t >= restart_at && l.src_mac == final_mac)
-        .map(|l| l.t);
+        .position(|(i, l)| *i > restarted && l.src_mac == final_mac);
     println!(
         "owner node{owner}, final owner node{final_owner}, {} arping rounds, {} gratuitous ARPs",
         rounds.len(),
         garps.len()
     );
-    if let Some(t) = reclaim {
-        let late: Vec<&&ArpLine> = garps
+    if let Some(r) = reclaim {
+        let took = garps[r].1.t;
+        let late: Vec<&ArpLine> = garps[r + 1..]
             .iter()
-            .filter(|l| l.t > t && l.src_mac != final_mac)
+            .map(|(_, l)| *l)
+            .filter(|l| l.src_mac != final_mac)
             .collect();
         assert!(
             late.is_empty(),
-            "gratuitous ARP for {vip} from a non-owner after node{final_owner} took it: {late:?}"
+            "gratuitous ARP for {vip} from a non-owner after node{final_owner} took it \
+             (its announcement stamped {took:.6}): {late:?}"
         );
     } else {
         // The final owner is the temporary one (election kept it there): its gratuitous ARPs

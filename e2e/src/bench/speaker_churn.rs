@@ -22,7 +22,6 @@
 use super::stats::{peak_rss_kib, percentile, rss_kib};
 use crate::apiserver::store::{Snapshot, SnapshotObject};
 use crate::apiserver::{ApiServer, ApiServerOptions};
-use crate::arp_probe::realtime;
 use crate::cluster::{apply_manifest, ns_runtime, register_node, run_in};
 use crate::fixtures::{ensure_namespace, install_crds};
 use crate::garp_capture::{GratuitousCapture, announcement_delays};
@@ -449,7 +448,7 @@ pub fn run(opts: &SpeakerChurnBench) -> anyhow::Result<Report> {
     let moves = run_in(&rt, async move {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        // (probe address, when the move onto node 1 was sent), CLOCK_REALTIME.
+        // (probe address, when the move onto node 1 was sent).
         let mut moves = Vec::new();
         for n in 1..=changes {
             tick.tick().await;
@@ -461,7 +460,7 @@ pub fn run(opts: &SpeakerChurnBench) -> anyhow::Result<Report> {
                         node_name(k + 1, &name)
                     };
                     if onto {
-                        moves.push((probe_address(services, k), realtime()?));
+                        moves.push((probe_address(services, k), Instant::now()));
                     }
                     let patch = json!({"endpoints": probe_endpoints(k, &node)});
                     (format!("probe-{k}-slice"), patch)

@@ -258,6 +258,17 @@ impl Allocator {
         self.table.service_keys()
     }
 
+    /// How many Services the table has an entry for.
+    pub fn service_count(&self) -> usize {
+        self.table.service_count()
+    }
+
+    /// Whether the table has an entry for the Service (every Service decided since its last
+    /// release has one, even one that got no address).
+    pub fn has_entry(&self, key: &ServiceKey) -> bool {
+        self.table.service(key).is_some()
+    }
+
     /// Addresses recorded for a Service.
     pub fn ips_of(&self, key: &ServiceKey) -> &[IpAddr] {
         self.table.service(key).map_or(&[], |e| e.ips.as_slice())

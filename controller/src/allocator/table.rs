@@ -80,6 +80,11 @@ impl Table {
         self.services.get(key)
     }
 
+    /// How many Services have an entry.
+    pub fn service_count(&self) -> usize {
+        self.services.len()
+    }
+
     /// Every Service entry, sorted by key.
     pub fn services(&self) -> Vec<(&ServiceKey, &ServiceEntry)> {
         let mut all: Vec<(&ServiceKey, &ServiceEntry)> =

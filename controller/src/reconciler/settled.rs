@@ -15,8 +15,9 @@ use std::sync::Arc;
 /// Versions of Services, as the watch cache holds them: the cache replaces an object's `Arc`
 /// on every change, so the same allocation is the same version. Each is found by its address
 /// and holds its `Arc`, which keeps the allocation from being reused by another object while
-/// it is recorded.
-type Versions = HashMap<usize, Arc<Service>>;
+/// it is recorded. Hashed with foldhash: every pass looks up and inserts every Service, and
+/// addresses chosen by the allocator give an attacker nothing to flood with.
+type Versions = HashMap<usize, Arc<Service>, foldhash::fast::RandomState>;
 
 /// The settled Services of the last pass and the Namespace labels they were decided with.
 #[derive(Debug, Default)]
@@ -38,7 +39,10 @@ impl Settled {
             self.objects.clear();
             self.labels = labels.clone();
         }
-        NextSettled(Versions::with_capacity(self.objects.len()))
+        NextSettled(Versions::with_capacity_and_hasher(
+            self.objects.len(),
+            foldhash::fast::RandomState::default(),
+        ))
     }
 
     /// Whether this version of the Service was settled by the last pass.

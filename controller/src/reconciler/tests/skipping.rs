@@ -310,3 +310,61 @@ fn settled_services_are_decided_again_only_when_an_input_changes() {
     core.reset_for_leadership();
     assert_eq!(pass(&mut core, &mut cluster).0, 3, "leadership taken again");
 }
+
+/// A pass finds the Services that are gone without looking up every name while the settled
+/// and deciding Services account for every allocation (`Core::gone`); once they do not, a
+/// deleted settled Service's address is freed in time for a new Service of the same pass.
+#[test]
+fn a_settled_service_deleted_frees_its_address_for_the_same_pass() {
+    let mut cluster = Cluster {
+        services: Vec::new(),
+        lan_size: 3,
+        team: 0,
+        note: 0,
+        version: 0,
+    };
+    let shape = Shape {
+        sharing_key: None,
+        port: 80,
+        local: false,
+        wants_wan: false,
+    };
+    for i in 0..3 {
+        let version = cluster.next_version();
+        cluster
+            .services
+            .push(Some(Arc::new(build(&format!("s{i}"), &shape, version))));
+    }
+    let mut core = Core::default();
+    let pass = |core: &mut Core, cluster: &mut Cluster| {
+        let services: Vec<Arc<Service>> = cluster.services.iter().flatten().cloned().collect();
+        let out = pass_over(core, cluster, &services);
+        cluster.land(&out.status_writes);
+        out
+    };
+    for _ in 0..3 {
+        pass(&mut core, &mut cluster);
+    }
+    let held = |cluster: &Cluster, i: usize| -> Vec<String> {
+        cluster.services[i]
+            .as_ref()
+            .map(|s| ingress_ips(s).iter().map(ToString::to_string).collect())
+            .unwrap_or_default()
+    };
+    let freed = held(&cluster, 1);
+    assert_eq!(freed.len(), 1, "s1 holds one of the three addresses");
+
+    // The pool is full: s3 gets an address only if s1's is released before s3 is decided.
+    cluster.services[1] = None;
+    let version = cluster.next_version();
+    cluster
+        .services
+        .push(Some(Arc::new(build("s3", &shape, version))));
+    let out = pass(&mut core, &mut cluster);
+    assert!(
+        out.metrics.allocation_failures.is_empty(),
+        "s3 waited: {:?}",
+        out.metrics.allocation_failures
+    );
+    assert_eq!(held(&cluster, 3), freed, "s3 got s1's address");
+}

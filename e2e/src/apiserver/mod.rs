@@ -468,6 +468,13 @@ impl ApiServerHandle {
         self.shared.store.compact();
     }
 
+    /// Every change the store commits from now on, in this process: for a harness that
+    /// observes the server without being one more watch it serves over HTTP. The receiver
+    /// lags (and says so) if it falls a few thousand changes behind.
+    pub fn changes(&self) -> tokio::sync::broadcast::Receiver<Arc<store::Event>> {
+        self.shared.store.changes()
+    }
+
     /// The current global resourceVersion.
     pub fn resource_version(&self) -> u64 {
         self.shared.store.current_rv()

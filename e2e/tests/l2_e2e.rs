@@ -514,6 +514,73 @@ fn parse_tcpdump_arp(text: &str) -> Vec<ArpLine> {
         .collect()
 }
 
+/// How far a speaker's log line and the capture's stamp of the frame it sent may be apart.
+const LOG_SLACK_S: f64 = 0.01;
+
+/// A heartbeat presumption that another node logged and revoked: while it stood, that node
+/// announced the owner's addresses.
+#[derive(Debug)]
+struct Presumption {
+    /// The presuming node's MAC.
+    mac: String,
+    /// When it presumed the owner down and when it revoked that, seconds since the epoch.
+    from: f64,
+    revoked: f64,
+}
+
+/// The revoked presumptions of node `owner` in the other speakers' logs.
+fn revoked_presumptions(c: &Cluster, owner: usize) -> Vec<Presumption> {
+    let owner_field = format!("node={} ", c.lab.node(owner).name());
+    let mut out = Vec::new();
+    for i in (1..=3).filter(|i| *i != owner) {
+        let Some(speaker) = c.speaker(i) else {
+            continue;
+        };
+        let mut from = None;
+        for line in strip_ansi(&speaker.log()).lines() {
+            if !line.contains(&owner_field) {
+                continue;
+            }
+            if line.contains("presuming the speaker down") {
+                from = log_time(line);
+            } else if line.contains("heartbeats resumed")
+                && let (Some(from), Some(revoked)) = (from.take(), log_time(line))
+            {
+                out.push(Presumption {
+                    mac: node_mac(c, i),
+                    from,
+                    revoked,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// A log line's leading RFC 3339 time, in seconds since the epoch.
+fn log_time(line: &str) -> Option<f64> {
+    let t: k8s_openapi::jiff::Timestamp = line.split_whitespace().next()?.parse().ok()?;
+    Some(t.as_nanosecond() as f64 / 1e9)
+}
+
+/// `text` without terminal colour sequences (ESC `[` … `m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(ch) = chars.next() {
+        if ch == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
 /// A LAN address no lab host has (1 is the router, 2 the control plane, 5 the client, nodes
 /// from 10): an ARP request for it marks a moment in a capture.
 const RESTART_MARKER: &str = "10.200.0.4";
@@ -668,11 +735,29 @@ fn restarting_the_owner_never_shows_two_macs() {
     );
     if let Some(r) = reclaim {
         let took = garps[r].1.t;
-        let late: Vec<&ArpLine> = garps[r + 1..]
+        // A node that presumed the owner down between two of its heartbeats (a stalled process
+        // on a loaded machine) announces until the beats resume and then hands the address
+        // back; the owner announces again. That is the heartbeat failover's own trade-off,
+        // said in both speakers' logs, not the restart's doing: such an announcement is
+        // excused only inside a presumption its node logged and revoked.
+        let presumptions = revoked_presumptions(&c, final_owner);
+        let (excused, late): (Vec<&ArpLine>, Vec<&ArpLine>) = garps[r + 1..]
             .iter()
             .map(|(_, l)| *l)
             .filter(|l| l.src_mac != final_mac)
-            .collect();
+            .partition(|l| {
+                presumptions.iter().any(|p| {
+                    p.mac == l.src_mac
+                        && l.t >= p.from - LOG_SLACK_S
+                        && l.t <= p.revoked + LOG_SLACK_S
+                })
+            });
+        if !excused.is_empty() {
+            println!(
+                "excused: {} gratuitous ARP sent inside revoked heartbeat presumptions {presumptions:?}",
+                excused.len()
+            );
+        }
         assert!(
             late.is_empty(),
             "gratuitous ARP for {vip} from a non-owner after node{final_owner} took it \
@@ -857,4 +942,15 @@ fn service_l2_status_follows_the_owner() {
     eventually("no ServiceL2Status left", Duration::from_secs(10), || {
         l2_statuses(&c, "reported")?.is_empty().then_some(())
     });
+}
+
+#[test]
+fn presumptions_are_read_from_coloured_log_lines() {
+    let line = "\u{1b}[2m2026-12-07T22:17:05.731369Z\u{1b}[0m \u{1b}[33m WARN\u{1b}[0m heartbeat: \
+                no heartbeat: presuming the speaker down node=lab-node3 silent_ms=21";
+    let plain = strip_ansi(line);
+    assert!(plain.starts_with("2026-12-07T22:17:05.731369Z  WARN heartbeat"));
+    let t = log_time(&plain).expect("a time");
+    assert!((t - 1_796_681_825.731_369).abs() < 1e-6, "{t}");
+    assert!(plain.contains("node=lab-node3 "));
 }

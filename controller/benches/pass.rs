@@ -9,7 +9,7 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use ferrolb_api::service::ClassPolicy;
 use ferrolb_api::{IPAddressPool, IPAddressPoolSpec};
 use ferrolb_config::{Config, Inputs};
-use ferrolb_controller::reconciler::{Core, PassContext, StatusWrite};
+use ferrolb_controller::reconciler::{Core, PassContext, PassOutcome, StatusWrite};
 use ferrolb_controller::service::status_patch;
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use kube::api::ObjectMeta;
@@ -61,9 +61,9 @@ fn config() -> Arc<Config> {
     Arc::new(Config::build(&inputs).expect("bench configuration"))
 }
 
-/// Runs a pass; how many Service statuses it writes.
-fn pass(core: &mut Core, services: &[Arc<Service>], config: &Arc<Config>) -> usize {
-    let out = core.pass(
+/// Runs a pass over `services` with `config`, as the leader.
+fn run(core: &mut Core, services: &[Arc<Service>], config: &Arc<Config>) -> PassOutcome {
+    core.pass(
         services,
         Ok(config.clone()),
         &BTreeMap::new(),
@@ -72,8 +72,13 @@ fn pass(core: &mut Core, services: &[Arc<Service>], config: &Arc<Config>) -> usi
             leader: true,
             now: Instant::now(),
         },
-    );
-    out.status_writes
+    )
+}
+
+/// Runs a pass; how many Service statuses it writes.
+fn pass(core: &mut Core, services: &[Arc<Service>], config: &Arc<Config>) -> usize {
+    run(core, services, config)
+        .status_writes
         .iter()
         .filter(|w| matches!(w, StatusWrite::Service { .. }))
         .count()
@@ -85,16 +90,7 @@ fn allocated(
     services: &[Arc<Service>],
     config: &Arc<Config>,
 ) -> Vec<Arc<Service>> {
-    let out = core.pass(
-        services,
-        Ok(config.clone()),
-        &BTreeMap::new(),
-        PassContext {
-            class_policy: ClassPolicy::OursOrUnset,
-            leader: true,
-            now: Instant::now(),
-        },
-    );
+    let out = run(core, services, config);
     let mut written: HashMap<String, Value> = HashMap::new();
     for w in out.status_writes {
         if let StatusWrite::Service { key, ips, pool } = w {

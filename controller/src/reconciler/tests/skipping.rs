@@ -249,34 +249,48 @@ proptest! {
     }
 }
 
-/// The skipping is not vacuous: an unchanged cluster is not decided again, and a change of the
-/// configuration or of a Namespace's labels decides every Service again.
-#[test]
-fn settled_services_are_decided_again_only_when_an_input_changes() {
+/// A Service with nothing but a port.
+const PLAIN: Shape = Shape {
+    sharing_key: None,
+    port: 80,
+    local: false,
+    wants_wan: false,
+};
+
+/// Three plain Services, `s0` to `s2`, and a `lan` pool of `lan_size` addresses.
+fn three_services(lan_size: u8) -> Cluster {
     let mut cluster = Cluster {
         services: Vec::new(),
-        lan_size: 4,
+        lan_size,
         team: 0,
         note: 0,
         version: 0,
     };
     for i in 0..3 {
-        let shape = Shape {
-            sharing_key: None,
-            port: 80,
-            local: false,
-            wants_wan: false,
-        };
         let version = cluster.next_version();
         cluster
             .services
-            .push(Some(Arc::new(build(&format!("s{i}"), &shape, version))));
+            .push(Some(Arc::new(build(&format!("s{i}"), &PLAIN, version))));
     }
+    cluster
+}
+
+/// A pass over the cluster as it is; its status writes land afterwards.
+fn pass_and_land(core: &mut Core, cluster: &mut Cluster) -> PassOutcome {
+    let services: Vec<Arc<Service>> = cluster.services.iter().flatten().cloned().collect();
+    let out = pass_over(core, cluster, &services);
+    cluster.land(&out.status_writes);
+    out
+}
+
+/// The skipping is not vacuous: an unchanged cluster is not decided again, and a change of the
+/// configuration or of a Namespace's labels decides every Service again.
+#[test]
+fn settled_services_are_decided_again_only_when_an_input_changes() {
+    let mut cluster = three_services(4);
     let mut core = Core::default();
     let pass = |core: &mut Core, cluster: &mut Cluster| {
-        let services: Vec<Arc<Service>> = cluster.services.iter().flatten().cloned().collect();
-        let out = pass_over(core, cluster, &services);
-        cluster.land(&out.status_writes);
+        let out = pass_and_land(core, cluster);
         (out.metrics.allocate_seconds.len(), out.status_writes.len())
     };
     // Allocated and written; then decided once more as the written versions arrive; then
@@ -316,34 +330,10 @@ fn settled_services_are_decided_again_only_when_an_input_changes() {
 /// deleted settled Service's address is freed in time for a new Service of the same pass.
 #[test]
 fn a_settled_service_deleted_frees_its_address_for_the_same_pass() {
-    let mut cluster = Cluster {
-        services: Vec::new(),
-        lan_size: 3,
-        team: 0,
-        note: 0,
-        version: 0,
-    };
-    let shape = Shape {
-        sharing_key: None,
-        port: 80,
-        local: false,
-        wants_wan: false,
-    };
-    for i in 0..3 {
-        let version = cluster.next_version();
-        cluster
-            .services
-            .push(Some(Arc::new(build(&format!("s{i}"), &shape, version))));
-    }
+    let mut cluster = three_services(3);
     let mut core = Core::default();
-    let pass = |core: &mut Core, cluster: &mut Cluster| {
-        let services: Vec<Arc<Service>> = cluster.services.iter().flatten().cloned().collect();
-        let out = pass_over(core, cluster, &services);
-        cluster.land(&out.status_writes);
-        out
-    };
     for _ in 0..3 {
-        pass(&mut core, &mut cluster);
+        pass_and_land(&mut core, &mut cluster);
     }
     let held = |cluster: &Cluster, i: usize| -> Vec<String> {
         cluster.services[i]
@@ -359,8 +349,8 @@ fn a_settled_service_deleted_frees_its_address_for_the_same_pass() {
     let version = cluster.next_version();
     cluster
         .services
-        .push(Some(Arc::new(build("s3", &shape, version))));
-    let out = pass(&mut core, &mut cluster);
+        .push(Some(Arc::new(build("s3", &PLAIN, version))));
+    let out = pass_and_land(&mut core, &mut cluster);
     assert!(
         out.metrics.allocation_failures.is_empty(),
         "s3 waited: {:?}",

@@ -594,12 +594,12 @@ impl Store {
         }
     }
 
-    /// Subscribe a watch. `Err` is the 410 the client must answer with a relist.
     /// Every change committed from now on.
     pub fn changes(&self) -> broadcast::Receiver<Arc<Event>> {
         self.tx.subscribe()
     }
 
+    /// Subscribe a watch. `Err` is the 410 the client must answer with a relist.
     pub fn subscribe(
         &self,
         gr: &GroupResource,
